@@ -1,0 +1,188 @@
+"""LinuxSyscalls: the real implementation of the Syscalls protocol, through ctypes and libc.
+
+How a call is made (trio's habit, see STYLE.md): libc is loaded with `use_errno=True`, every function
+gets explicit `argtypes`/`restype` so ctypes converts and checks arguments instead of guessing, every
+return value is checked, and on -1 the errno is read immediately and raised as a SyscallError that
+names the call and its arguments.
+
+Strings cross into the kernel as bytes in the filesystem encoding (os.fsencode), the same as the `os`
+module does, so a path that `os.stat` accepts is a path `mount` accepts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+from collections.abc import Callable
+
+from runtime.sys import consts
+from runtime.sys.caps import CapSets
+from runtime.sys.errors import SyscallError, named
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _fn(name: str, restype, *argtypes) -> Callable:
+    f = getattr(_libc, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+_c_str = ctypes.c_char_p
+_unshare = _fn("unshare", ctypes.c_int, ctypes.c_int)
+_setns = _fn("setns", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_sethostname = _fn("sethostname", ctypes.c_int, _c_str, ctypes.c_size_t)
+_mount = _fn("mount", ctypes.c_int, _c_str, _c_str, _c_str, ctypes.c_ulong, _c_str)
+_umount2 = _fn("umount2", ctypes.c_int, _c_str, ctypes.c_int)
+_prctl = _fn("prctl", ctypes.c_int,
+             ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+# syscall(2) is variadic: no argtypes, so each argument is passed as an explicit ctypes value.
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+class _CapHeader(ctypes.Structure):  # struct __user_cap_header_struct
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):  # struct __user_cap_data_struct; version 3 uses two of them
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CapDataPair = _CapData * 2
+_capget = _fn("capget", ctypes.c_int, ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData))
+_capset = _fn("capset", ctypes.c_int, ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData))
+
+
+def _enc(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def _check(ret: int, call: str, args: tuple[object, ...]) -> int:
+    """Raise SyscallError for a -1 return; retry is the caller's business (see _retry_eintr)."""
+    if ret == -1:
+        raise SyscallError(ctypes.get_errno(), call, args)
+    return ret
+
+
+def _retry_eintr(do: Callable[[], int], call: str, args: tuple[object, ...]) -> int:
+    while True:
+        try:
+            return _check(do(), call, args)
+        except SyscallError as e:
+            if e.errno != errno.EINTR:
+                raise
+
+
+class LinuxSyscalls:
+    """Syscalls on the running kernel. Stateless: one shared instance is fine."""
+
+    # --- namespaces ------------------------------------------------------------------------------
+    def unshare(self, flags: int) -> None:
+        _retry_eintr(lambda: _unshare(flags), "unshare", (named(consts.describe_flags(flags, "clone")),))
+
+    def setns(self, fd: int, nstype: int = 0) -> None:
+        _retry_eintr(lambda: _setns(fd, nstype), "setns",
+                     (fd, named(consts.describe_flags(nstype, "clone"))))
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        _check(_sethostname(raw, len(raw)), "sethostname", (name,))
+
+    # --- mounts ----------------------------------------------------------------------------------
+    def mount(self, source: str | None, target: str, fstype: str | None,
+              flags: int = 0, data: str | None = None) -> None:
+        args = (source, target, fstype, named(consts.describe_flags(flags, "mount")), data)
+        _retry_eintr(lambda: _mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)),
+                     "mount", args)
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        _retry_eintr(lambda: _umount2(_enc(target), flags), "umount2",
+                     (target, named(consts.describe_flags(flags, "umount"))))
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        nr = ctypes.c_long(consts.syscall_number("pivot_root"))
+        _check(_syscall(nr, _c_str(_enc(new_root)), _c_str(_enc(put_old))),
+               "pivot_root", (new_root, put_old))
+
+    # --- prctl -----------------------------------------------------------------------------------
+    def _prctl(self, option: int, arg2: int = 0, what: str = "") -> int:
+        return _check(_prctl(option, arg2, 0, 0, 0), "prctl", (named(what), arg2))
+
+    def set_pdeathsig(self, sig: int) -> None:
+        self._prctl(consts.PR_SET_PDEATHSIG, int(sig), "PR_SET_PDEATHSIG")
+
+    def get_pdeathsig(self) -> int:
+        out = ctypes.c_int(0)
+        _check(_prctl(consts.PR_GET_PDEATHSIG, ctypes.addressof(out), 0, 0, 0),
+               "prctl", (named("PR_GET_PDEATHSIG"),))
+        return out.value
+
+    def set_no_new_privs(self) -> None:
+        self._prctl(consts.PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
+
+    def get_no_new_privs(self) -> bool:
+        return bool(self._prctl(consts.PR_GET_NO_NEW_PRIVS, 0, "PR_GET_NO_NEW_PRIVS"))
+
+    def set_child_subreaper(self, on: bool) -> None:
+        self._prctl(consts.PR_SET_CHILD_SUBREAPER, int(on), "PR_SET_CHILD_SUBREAPER")
+
+    def get_child_subreaper(self) -> bool:
+        out = ctypes.c_int(0)
+        _check(_prctl(consts.PR_GET_CHILD_SUBREAPER, ctypes.addressof(out), 0, 0, 0),
+               "prctl", (named("PR_GET_CHILD_SUBREAPER"),))
+        return bool(out.value)
+
+    def set_dumpable(self, on: bool) -> None:
+        self._prctl(consts.PR_SET_DUMPABLE, int(on), "PR_SET_DUMPABLE")
+
+    def get_dumpable(self) -> bool:
+        return bool(self._prctl(consts.PR_GET_DUMPABLE, 0, "PR_GET_DUMPABLE"))
+
+    # --- capabilities ----------------------------------------------------------------------------
+    def capget(self, pid: int = 0) -> CapSets:
+        hdr = _CapHeader(consts._LINUX_CAPABILITY_VERSION_3, pid)
+        data = _CapDataPair()
+        _check(_capget(ctypes.byref(hdr), data), "capget", (pid,))
+        return CapSets(
+            effective=data[0].effective | data[1].effective << 32,
+            permitted=data[0].permitted | data[1].permitted << 32,
+            inheritable=data[0].inheritable | data[1].inheritable << 32,
+        )
+
+    def capset(self, caps: CapSets) -> None:
+        hdr = _CapHeader(consts._LINUX_CAPABILITY_VERSION_3, 0)
+        lo, hi = 0xFFFFFFFF, 32
+        data = _CapDataPair(
+            _CapData(caps.effective & lo, caps.permitted & lo, caps.inheritable & lo),
+            _CapData(caps.effective >> hi, caps.permitted >> hi, caps.inheritable >> hi),
+        )
+        _check(_capset(ctypes.byref(hdr), data), "capset", (str(caps),))
+
+    def capbset_read(self, cap: int) -> bool:
+        return bool(self._prctl(consts.PR_CAPBSET_READ, cap, "PR_CAPBSET_READ"))
+
+    def capbset_drop(self, cap: int) -> None:
+        self._prctl(consts.PR_CAPBSET_DROP, cap, "PR_CAPBSET_DROP")
+
+    def ambient_clear_all(self) -> None:
+        _check(_prctl(consts.PR_CAP_AMBIENT, consts.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
+               "prctl", (named("PR_CAP_AMBIENT"), named("PR_CAP_AMBIENT_CLEAR_ALL")))
+
+    # --- pidfds ----------------------------------------------------------------------------------
+    # The os and signal modules already wrap these two (Python >= 3.9); we only translate errors.
+    def pidfd_open(self, pid: int, flags: int = 0) -> int:
+        try:
+            return os.pidfd_open(pid, flags)
+        except OSError as e:
+            raise SyscallError(e.errno, "pidfd_open", (pid, flags)) from None
+
+    def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+        except OSError as e:
+            raise SyscallError(e.errno, "pidfd_send_signal", (pidfd, named(signal.Signals(sig).name))) from None

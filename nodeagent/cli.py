@@ -1,41 +1,28 @@
-"""The `nodeagent` command line.
+"""The `nodeagent` command line: a thin dispatcher over nodeagent/commands/.
 
-Each subcommand lives in its own module and is imported only when it runs, so `nodeagent doctor`
-does not pay for aiohttp or pyroute2 (≈140 ms and ≈110 ms of imports on these machines).
+Each subcommand lives in its own module and imports its heavy dependencies only when it runs, so
+`nodeagent doctor` does not pay for aiohttp or pyroute2 (≈140 ms and ≈110 ms of imports here).
+An AgentError from any command is printed as one line (exit status 2), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from nodeagent.errors import AgentError
 
-
-def _doctor(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from nodeagent.doctor import DoctorEnv, run_checks
-    from nodeagent.doctor.report import exit_status, to_json, to_table
-
-    findings = run_checks(DoctorEnv(state_dir=Path(args.state_dir)))
-    print(to_json(findings) if args.json else to_table(findings))
-    return exit_status(findings)
+# Modules under nodeagent.commands, in the order `nodeagent --help` lists them.
+COMMANDS = ["doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nodeagent",
-        description="A small, real Kubernetes node agent and control plane.")
+        prog="nodeagent", description="A small, real Kubernetes: node agent and control plane.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    doctor = sub.add_parser("doctor", help="check that this machine can be a node",
-                            description="Check kernel features, cgroups, networking and tools "
-                                        "that a node needs; exit 1 if a required one is missing.")
-    doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    doctor.add_argument("--state-dir", default="/var/lib/nodeagent",
-                        help="where images and containers will live (for the disk check)")
-    doctor.set_defaults(func=_doctor)
+    for name in COMMANDS:
+        importlib.import_module(f"nodeagent.commands.{name}").register(sub)
     return parser
 
 

@@ -1,0 +1,76 @@
+# Shared steps of scripts/setup.sh and scripts/test.sh. Sourced, not run.
+# Every step is idempotent and quick when there is nothing to do, so both commands can be re-run.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$REPO/.venv"
+BIN_DIR=${NODEAGENT_BIN_DIR:-/usr/local/bin}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "run this as root (e.g. sudo $0): it installs packages and, later, builds containers"
+}
+
+# The packages listed in the given files, alternatives resolved, comments dropped.
+read_packages() {
+    local file line alt chosen
+    for file in "$@"; do
+        while IFS= read -r line; do
+            line=${line%%#*}; line=$(echo "$line" | xargs)
+            [ -n "$line" ] || continue
+            chosen=""
+            for alt in ${line//|/ }; do
+                if apt-cache show "$alt" >/dev/null 2>&1 || dpkg-query -W "$alt" >/dev/null 2>&1; then
+                    chosen=$alt; break
+                fi
+            done
+            echo "${chosen:-${line%%|*}}"
+        done < "$file"
+    done | sort -u
+}
+
+apt_install() {
+    local missing=() p
+    # A fresh machine may have empty package lists: refresh them once before resolving alternatives.
+    if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+        apt-get update -qq
+    fi
+    for p in $(read_packages "$@"); do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The venv uses the distribution's python3 (not a pyenv or conda one), so the node's Python is the
+# one a fresh Debian/Ubuntu machine has.
+make_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        /usr/bin/python3 -m venv "$VENV"
+    fi
+}
+
+# pip install -e the project with the given extras; skipped when pyproject.toml has not changed.
+install_project() {
+    local extras=$1 stamp="$VENV/.installed${1:+-$1}"
+    local want; want=$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    say "installing nodeagent${extras:+[$extras]} into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$VENV/bin/python" -m pip install -q -e "$REPO${extras:+[$extras]}"
+    echo "$want" > "$stamp"
+}
+
+# Console scripts on PATH for every shell: symlinks in /usr/local/bin to the venv's entry points.
+link_scripts() {
+    local name
+    for name in nodeagent; do
+        ln -sfn "$VENV/bin/$name" "$BIN_DIR/$name"
+    done
+}

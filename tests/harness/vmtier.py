@@ -121,7 +121,7 @@ def main() -> int:
         "NODEAGENT_IN_VM=1 PYTHONDONTWRITEBYTECODE=1",
         f"NODEAGENT_STRICT={shlex.quote(os.environ.get('NODEAGENT_STRICT', '0'))}",
         shlex.quote(sys.executable), "-m pytest -m vm -p no:cacheprovider",
-        f"-o cache_dir={out}/cache --junitxml={out}/junit.xml",
+        f"--junitxml={out}/junit.xml",
         *map(shlex.quote, args.pytest_args),
         f"> {out}/log 2>&1; echo $? > {out}/rc",
     ])

@@ -65,6 +65,11 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=10)
 
 
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 @dataclass(frozen=True)
 class DoctorEnv:
     """Everything the checks look at. The defaults are this host; tests substitute fakes."""
@@ -76,6 +81,7 @@ class DoctorEnv:
     which: Callable[[str], str | None] = _which
     run: Callable[[list[str]], subprocess.CompletedProcess] = _run
     cgroup_probe: Callable[[CgroupLayout], dict[str, ControllerProbe]] = probe
+    free_bytes: Callable[[Path], int] = _free_bytes
 
 
 def check_python(env: DoctorEnv) -> list[Finding]:
@@ -221,8 +227,7 @@ def check_disk(env: DoctorEnv) -> list[Finding]:
     where = env.state_dir
     while not where.exists() and where != where.parent:
         where = where.parent
-    st = os.statvfs(where)
-    free = st.f_bavail * st.f_frsize
+    free = env.free_bytes(where)
     detail = f"{free / GIB:.1f} GiB free at {where} (for {env.state_dir}: images, containers)"
     data = {"free_bytes": free, "path": str(where)}
     if free < DISK_FAIL_BELOW:

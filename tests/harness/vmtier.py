@@ -114,11 +114,15 @@ def main() -> int:
     log(f"kernel {version}; KVM {'works' if kvm else 'does not run guests here: using TCG'} "
         f"(probe {time.monotonic() - t0:.1f} s)")
 
-    # /tmp is shared writable with the VM; everything else it sees read-only.
+    # /tmp is shared writable with the VM (over 9p); everything else it sees read-only. Only the
+    # results go there: 9p loses unlinked-but-open files, which pytest's output capture and
+    # tempfile use, so the tests' TMPDIR is a tmpfs inside the VM.
     out = Path(tempfile.mkdtemp(prefix="nodeagent-vmtier-", dir="/tmp"))
+    vm_tmp = "/run/nodeagent-vmtier-tmp"
     inner = " ".join([
+        f"mkdir -p {vm_tmp} && mount -t tmpfs -o size=1G tmpfs {vm_tmp} &&",
         f"cd {shlex.quote(str(REPO))} &&",
-        "NODEAGENT_IN_VM=1 PYTHONDONTWRITEBYTECODE=1",
+        f"TMPDIR={vm_tmp} NODEAGENT_IN_VM=1 PYTHONDONTWRITEBYTECODE=1",
         f"NODEAGENT_STRICT={shlex.quote(os.environ.get('NODEAGENT_STRICT', '0'))}",
         shlex.quote(sys.executable), "-m pytest -m vm -p no:cacheprovider",
         f"--junitxml={out}/junit.xml",

@@ -113,14 +113,17 @@ class LinuxSyscalls:
     def _prctl(self, option: int, arg2: int = 0, what: str = "") -> int:
         return _check(_prctl(option, arg2, 0, 0, 0), "prctl", (named(what), arg2))
 
+    def _prctl_get_int(self, option: int, what: str) -> int:
+        """The PR_GET_* options that answer through an int pointer rather than the return value."""
+        out = ctypes.c_int(0)
+        _check(_prctl(option, ctypes.addressof(out), 0, 0, 0), "prctl", (named(what),))
+        return out.value
+
     def set_pdeathsig(self, sig: int) -> None:
         self._prctl(consts.PR_SET_PDEATHSIG, int(sig), "PR_SET_PDEATHSIG")
 
     def get_pdeathsig(self) -> int:
-        out = ctypes.c_int(0)
-        _check(_prctl(consts.PR_GET_PDEATHSIG, ctypes.addressof(out), 0, 0, 0),
-               "prctl", (named("PR_GET_PDEATHSIG"),))
-        return out.value
+        return self._prctl_get_int(consts.PR_GET_PDEATHSIG, "PR_GET_PDEATHSIG")
 
     def set_no_new_privs(self) -> None:
         self._prctl(consts.PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
@@ -132,10 +135,7 @@ class LinuxSyscalls:
         self._prctl(consts.PR_SET_CHILD_SUBREAPER, int(on), "PR_SET_CHILD_SUBREAPER")
 
     def get_child_subreaper(self) -> bool:
-        out = ctypes.c_int(0)
-        _check(_prctl(consts.PR_GET_CHILD_SUBREAPER, ctypes.addressof(out), 0, 0, 0),
-               "prctl", (named("PR_GET_CHILD_SUBREAPER"),))
-        return bool(out.value)
+        return bool(self._prctl_get_int(consts.PR_GET_CHILD_SUBREAPER, "PR_GET_CHILD_SUBREAPER"))
 
     def set_dumpable(self, on: bool) -> None:
         self._prctl(consts.PR_SET_DUMPABLE, int(on), "PR_SET_DUMPABLE")

@@ -43,9 +43,15 @@ def drop_bounding(sys: Syscalls, caps: Capabilities) -> None:
 
 
 def set_capabilities(sys: Syscalls, caps: Capabilities) -> None:
+    """capset, then the ambient set. The kernel only lets a capability into the ambient set if it is
+    both permitted and inheritable; `runc spec` writes ambient caps with an empty inheritable set,
+    and runc skips those with a warning — so do we (they could never be raised)."""
+    from runtime.sys.consts import CAPABILITIES
+
     sys.capset(CapSets(effective=mask_of(caps.effective), permitted=mask_of(caps.permitted),
                        inheritable=mask_of(caps.inheritable)))
     sys.ambient_clear_all()
+    raisable = mask_of(caps.permitted) & mask_of(caps.inheritable)
     for name in caps.ambient:
-        from runtime.sys.consts import CAPABILITIES
-        sys.ambient_raise(CAPABILITIES[name])
+        if raisable >> CAPABILITIES[name] & 1:
+            sys.ambient_raise(CAPABILITIES[name])

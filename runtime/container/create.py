@@ -88,6 +88,17 @@ def check_spec(spec: ContainerSpec) -> None:
             raise SpecError(f"linux.namespaces[{ns.type}].path", f"{ns.path} does not exist")
 
 
+def device_rules(resources):
+    """The device cgroup rules a container gets: deny everything, then the spec's own rules, then
+    the devices every container needs (/dev/null, ptys, ... — runc appends the same list), so a
+    bundle cannot forget to close the door on the host's disks."""
+    import dataclasses
+
+    from runtime.spec.defaults import DEFAULT_DEVICE_RULES
+    return dataclasses.replace(resources, devices=DEFAULT_DEVICE_RULES[:1] + resources.devices
+                               + DEFAULT_DEVICE_RULES[1:])
+
+
 def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:
     from runtime.explain import Explainer
 
@@ -149,7 +160,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
         from runtime.cgroups.base import create_cgroup
         from runtime.cgroups.layout import detect
         cgroup = create_cgroup(detect(), spec.linux.cgroups_path, f"{opts.cgroup_parent}/{cid}",
-                               spec.linux.resources, explainer.shell if explainer else None)
+                               device_rules(spec.linux.resources), explainer.shell if explainer else None)
         undo.push(cgroup.destroy)
         undo.push(cgroup.kill_all)
         cgroup.explain = None  # later users of this object (supervisor, init) explain their own way

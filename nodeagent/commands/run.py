@@ -33,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
     p.add_argument("--hostname", help="hostname inside (default: the name)")
+    p.add_argument("-u", "--user", help="UID[:GID] to run as")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a capability (e.g. NET_ADMIN, or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a capability (e.g. NET_RAW, or ALL)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, no seccomp, no masked paths, all devices (dangerous)")
     p.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
     p.add_argument("--root", default="/run/nodeagent/runtime", help=argparse.SUPPRESS)
     p.add_argument("--storage", default="/var/lib/nodeagent/runtime", help=argparse.SUPPRESS)
@@ -62,7 +71,8 @@ def build_spec(args: argparse.Namespace, name: str):
             raise SpecError("--env", f"{e!r} is not K=V")
     spec = default_spec(tuple(command), os.path.join(args.storage, name, "rootfs"),
                         layers=(os.path.abspath(args.rootfs),), env=tuple(args.env),
-                        hostname=args.hostname or name, terminal=args.tty)
+                        hostname=args.hostname or name, terminal=args.tty, readonly=args.read_only)
+    spec = _confinement(args, spec)
     res = spec.linux.resources
     if args.memory:
         limit = parse_memory(args.memory, "--memory")
@@ -91,6 +101,39 @@ def build_spec(args: argparse.Namespace, name: str):
         namespaces = tuple(n for n in namespaces if n.type != "network")
     linux = dataclasses.replace(spec.linux, resources=res, namespaces=namespaces)
     return dataclasses.replace(spec, mounts=tuple(mounts), linux=linux)
+
+
+def _confinement(args: argparse.Namespace, spec):
+    """--cap-add/--cap-drop, --privileged, --user, --workdir."""
+    import dataclasses
+
+    from runtime.errors import SpecError
+    from runtime.spec.defaults import default_capabilities, privileged
+    from runtime.spec.model import User
+    from runtime.spec.runtime_default import runtime_default_seccomp
+
+    if args.privileged:
+        spec = privileged(spec)
+    elif args.cap_add or args.cap_drop:
+        try:
+            caps = default_capabilities(tuple(args.cap_add), tuple(args.cap_drop))
+        except ValueError as e:
+            raise SpecError("--cap-add/--cap-drop", str(e)) from None
+        # The seccomp profile follows the capabilities (CAP_SYS_ADMIN opens mount, unshare, ...).
+        linux = dataclasses.replace(spec.linux, seccomp=runtime_default_seccomp(caps.bounding))
+        spec = dataclasses.replace(spec, linux=linux,
+                                   process=dataclasses.replace(spec.process, capabilities=caps))
+    process = spec.process
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise SpecError("--user", f"{args.user!r}: give a numeric UID[:GID]")
+        process = dataclasses.replace(process, user=User(int(uid), int(gid or 0)))
+    if args.workdir:
+        if not args.workdir.startswith("/"):
+            raise SpecError("--workdir", f"{args.workdir!r} must be an absolute path")
+        process = dataclasses.replace(process, cwd=args.workdir)
+    return dataclasses.replace(spec, process=process)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -118,3 +118,26 @@ def default_spec(args: tuple[str, ...], rootfs: str, *, layers: tuple[str, ...] 
     )
     return ContainerSpec(process=process, root=Root(rootfs, readonly, layers), hostname=hostname,
                          mounts=default_mounts(), linux=linux)
+
+
+def privileged(spec: ContainerSpec) -> ContainerSpec:
+    """What `--privileged` means (as in Docker): every capability *we* hold in every set but
+    ambient, no seccomp filter, nothing masked or read-only under /proc, /sys writable, and every
+    device allowed by the device cgroup. Namespaces and the cgroup remain: it is still a container,
+    but its root can administer the machine. (A process can never grant capabilities it does not
+    have itself: on these machines the runtime lacks CAP_SYS_RESOURCE, so privileged ones do too.)"""
+    import dataclasses
+
+    from runtime.sys.caps import names_of
+
+    with open("/proc/self/status") as f:
+        ours = next(int(line.split()[1], 16) for line in f if line.startswith("CapPrm:"))
+    every = tuple(names_of(ours))
+    caps = Capabilities(bounding=every, effective=every, permitted=every, inheritable=every)
+    mounts = tuple(dataclasses.replace(m, options=tuple(o for o in m.options if o != "ro"))
+                   if m.destination in ("/sys", "/sys/fs/cgroup") else m for m in spec.mounts)
+    linux = dataclasses.replace(spec.linux, seccomp=None, masked_paths=(), readonly_paths=(),
+                                resources=dataclasses.replace(
+                                    spec.linux.resources, devices=(DeviceRule(True, "a", None, None, "rwm"),)))
+    return dataclasses.replace(spec, mounts=mounts, linux=linux,
+                               process=dataclasses.replace(spec.process, capabilities=caps))

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.vm
-
 LIMITS = ("--memory", "64Mi", "--cpus", "0.5", "--pids", "64")
 V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
@@ -20,6 +18,7 @@ def _cgroup_dirs(rt, name: str) -> dict[str, Path]:
     return {k: Path(v) for k, v in record["cgroup"]["dirs"].items()}
 
 
+@pytest.mark.vm
 def test_limits_are_in_the_cgroup_files_inside_and_outside(rt):
     name = rt.name()
     if V2:
@@ -52,6 +51,7 @@ def test_limits_are_in_the_cgroup_files_inside_and_outside(rt):
     assert not any(d.exists() for d in dirs.values())
 
 
+@pytest.mark.vm
 def test_a_fork_bomb_stops_at_the_pids_limit(rt):
     # busybox sh gives up (exit 2) when it cannot fork; it counts each sleep it did start.
     script = "i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); echo $i; done"
@@ -61,6 +61,7 @@ def test_a_fork_bomb_stops_at_the_pids_limit(rt):
     assert out.stdout.split()[-1] == "63"       # 63 sleeps + the shell = 64 tasks, and no more
 
 
+@pytest.mark.vm
 def test_allocating_200mib_under_64mib_is_oom_killed_and_reported(rt):
     name = rt.name()
     out = rt.run("--name", name, *LIMITS, str(rt.rootfs),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from contextlib import contextmanager
 
 from runtime.errors import StepError
@@ -28,10 +29,16 @@ from runtime.sys.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLO
 
 
 class Explainer:
-    """Prints to `fd` (None: prints nothing). `who` names the process ("create", "init", ...)."""
+    """Prints to `fd` (None: prints nothing). `who` names the process ("create", "init", ...).
+    Each step shows the milliseconds since the first Explainer of the creating process was made
+    (forked processes inherit the clock's origin), so the output is also a rough profile."""
+
+    origin: float | None = None
 
     def __init__(self, fd: int | None = None, who: str = "create"):
         self.fd, self.who = fd, who
+        if fd is not None and Explainer.origin is None:
+            Explainer.origin = time.monotonic()
 
     def __bool__(self) -> bool:
         return self.fd is not None
@@ -44,7 +51,9 @@ class Explainer:
                 self.fd = None  # the reader went away; explaining is never worth failing for
 
     def step(self, title: str) -> None:
-        self._out(f"[{self.who}] {title}")
+        if self.fd is not None:
+            ms = (time.monotonic() - (Explainer.origin or time.monotonic())) * 1000
+            self._out(f"[{self.who} {ms:6.1f} ms] {title}")
 
     def call(self, text: str, shell: str | None = None) -> None:
         self._out(f"    {text}" + (f"\n      $ {shell}" if shell else ""))

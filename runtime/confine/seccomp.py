@@ -28,7 +28,7 @@ def compile_profile(profile: Seccomp) -> bytes:
         arches = [lib.ARCHES[a] for a in profile.architectures]
         program = lib.compile_filter(lib.action(profile.default_action, profile.default_errno_ret),
                                      arches, rules)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError) as e:
         raise StepError("compile the seccomp profile", str(e)) from e
     _cache[profile] = program
     return program

@@ -49,6 +49,9 @@ class CriLog:
         lines = buf.split(b"\n")
         self._pending[stream] = lines.pop()
         for line in lines:
+            while len(line) > MAX_LINE:
+                self._emit(stream, line[:MAX_LINE], b"P")
+                line = line[MAX_LINE:]
             self._emit(stream, line, b"F")
         while len(self._pending[stream]) >= MAX_LINE:
             piece, self._pending[stream] = self._pending[stream][:MAX_LINE], self._pending[stream][MAX_LINE:]

@@ -139,7 +139,7 @@ def _confinement(args: argparse.Namespace, spec):
 def main(args: argparse.Namespace) -> int:
     import secrets
 
-    from runtime.container import CreateOptions
+    from runtime.container.create import CreateOptions
     from runtime.container.run import run
     from runtime.errors import ContainerError, StepError
 

@@ -7,8 +7,12 @@
     nodeagent runtime delete [--force] ID
     nodeagent runtime exec [-t] [-e K=V] [--cwd DIR] [-u UID[:GID]] ID CMD...
     nodeagent runtime list [-q] [--format table|json]
-    nodeagent runtime run [--bundle DIR] [-d] [--rm] ID       create + start (+ wait)
+    nodeagent runtime run [--bundle DIR] [-d] [--keep] ID     create + start (+ wait, delete)
     nodeagent runtime spec [--bundle DIR] [--rootfs DIR] [ARGS...]   write a default config.json
+    nodeagent runtime zygote [-d]                             serve creates from a warm process
+
+When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
+runtime imported already and forks a creator per request (runtime/process/zygote.py).
 
 The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
 each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
@@ -48,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         v.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
         if name == "run":
             v.add_argument("-d", "--detach", action="store_true", help="do not wait; log the output")
-            v.add_argument("--rm", action="store_true", help="delete the container when it exits")
+            v.add_argument("--keep", action="store_true",
+                           help="keep the stopped container (by default it is deleted, as runc does)")
     verb("start", "start a created container")
     verb("state", "print a container's state as JSON")
     v = verb("kill", "send a signal to a container's init")
@@ -65,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = verb("list", "list containers", id_arg=False)
     v.add_argument("-q", "--quiet", action="store_true", help="ids only")
     v.add_argument("--format", choices=("table", "json"), default="table")
+    v = verb("zygote", "serve create requests from a pre-imported process (faster starts)",
+             id_arg=False)
+    v.add_argument("-d", "--detach", action="store_true", help="run in the background")
     v = verb("spec", "write a default config.json (our defaults: 14 caps, RuntimeDefault seccomp)",
              id_arg=False)
     v.add_argument("-b", "--bundle", default=".")
@@ -86,23 +94,48 @@ def main(args: argparse.Namespace) -> int:
 def _create_or_run(args: argparse.Namespace) -> int:
     import os
 
-    from runtime.container import CreateOptions
-    from runtime.spec.bundle import load_bundle
+    from runtime.process import zygote
 
-    spec = load_bundle(args.bundle)
+    bundle = os.path.abspath(args.bundle)
     foreground = args.verb == "run" and not args.detach
-    stdio = "tty" if spec.process.terminal else ("inherit" if foreground else "log")
-    opts = CreateOptions(root=args.root, storage=args.storage, bundle=os.path.abspath(args.bundle),
-                         stdio=stdio, log_path=args.log, explain_fd=2 if args.explain else None)
-    if args.verb == "create":
-        from runtime.container import create
+    remove = args.verb == "run" and not args.keep and not args.detach
+    explain_fd = 2 if args.explain else None
+    conn = zygote.connect(args.root)
+    if conn is not None:
+        # A warm zygote creates it and hands back the supervisor channel; our stdio travels
+        # with the request so that a foreground container still writes to our terminal.
+        request = {"op": "create", "id": args.id, "bundle": bundle, "root": args.root,
+                   "storage": args.storage, "log": args.log, "remove_on_exit": remove,
+                   "foreground": foreground}
+        fds = [0, 1, 2] + ([explain_fd] if explain_fd is not None else [])
+        record, channel = zygote.request_create(conn, request, fds)
+    else:
+        from runtime.container.create import CreateOptions, create
+        from runtime.spec.bundle import load_bundle
+
+        spec = load_bundle(args.bundle)
+        stdio = "tty" if spec.process.terminal else ("inherit" if foreground else "log")
+        opts = CreateOptions(root=args.root, storage=args.storage, bundle=bundle, stdio=stdio,
+                             log_path=args.log, explain_fd=explain_fd, remove_on_exit=remove)
         created = create(args.id, spec, opts)
-        created.detach()
-        _pid_file(args.pid_file, created.state.pid)
+        record, channel = created.state.record, created.channel
+    if args.verb == "create":
+        channel.close()
+        _pid_file(args.pid_file, record["pid"])
         return 0
-    from runtime.container.run import run
-    return run(args.id, spec, opts, detach=args.detach, remove=args.rm,
-               on_created=lambda state: _pid_file(args.pid_file, state.pid))
+    from runtime.container.run import drive
+    return drive(channel, record, args.root, args.id, detach=args.detach, remove=remove,
+                 on_created=lambda pid: _pid_file(args.pid_file, pid))
+
+
+def _zygote(args) -> int:
+    from runtime.process import zygote
+
+    if args.detach:
+        print(zygote.start_detached(args.root))
+        return 0
+    zygote.serve(args.root)
+    return 0
 
 
 def _pid_file(path: str | None, pid: int) -> None:
@@ -116,7 +149,7 @@ def _pid_file(path: str | None, pid: int) -> None:
 
 
 def _start(args) -> int:
-    from runtime.container import start
+    from runtime.container.start import start
     start(args.root, args.id)
     return 0
 
@@ -124,25 +157,25 @@ def _start(args) -> int:
 def _state(args) -> int:
     import json
 
-    from runtime.container import state
-    print(json.dumps(state(args.root, args.id).to_oci(), indent=2))
+    from runtime.container.state import StateDir
+    print(json.dumps(StateDir(args.root, args.id).load().to_oci(), indent=2))
     return 0
 
 
 def _kill(args) -> int:
-    from runtime.container import kill
+    from runtime.container.kill import kill
     kill(args.root, args.id, args.signal, all_processes=args.all)
     return 0
 
 
 def _delete(args) -> int:
-    from runtime.container import delete
+    from runtime.container.delete import delete
     delete(args.root, args.id, force=args.force)
     return 0
 
 
 def _exec(args) -> int:
-    from runtime.container import exec_process
+    from runtime.container.exec import exec_process
     from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -160,7 +193,7 @@ def _exec(args) -> int:
 def _list(args) -> int:
     import json
 
-    from runtime.container import list_containers
+    from runtime.container.state import list_containers
     states = list_containers(args.root)
     if args.quiet:
         for s in states:
@@ -192,4 +225,5 @@ def _spec(args) -> int:
 
 
 _VERBS = {"create": _create_or_run, "run": _create_or_run, "start": _start, "state": _state,
-          "kill": _kill, "delete": _delete, "exec": _exec, "list": _list, "spec": _spec}
+          "kill": _kill, "delete": _delete, "exec": _exec, "list": _list, "spec": _spec,
+          "zygote": _zygote}

@@ -41,6 +41,7 @@ class CreateOptions:
     log_path: str | None = None            # CRI log; default <state dir>/container.log
     log_max_bytes: int = 10 << 20
     stdin_open: bool = True                # stdio "inherit": give the container our stdin too
+    remove_on_exit: bool = False           # the supervisor deletes the container when it exits
     cgroup_parent: str = "nodeagent"       # default cgroup: <our cgroup>/<parent>/<id>
     explain_fd: int | None = None
 
@@ -171,7 +172,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              cgroup=cgroup, seccomp_program=program, stdio=stdio,
                              log_path=None if stdio == "inherit" else log_path,
                              explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
-                             stdin_open=opts.stdin_open)
+                             stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
+                             storage_dir=storage)
         explainer.step("start the supervisor (double fork), which forks the container's init")
         channel, created = _spawn(plan)
         undo.push(channel.close)

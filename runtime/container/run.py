@@ -5,6 +5,9 @@ returned: it asks it to start the container and then blocks until the supervisor
 Signals the caller receives (^C, SIGTERM, ...) are passed on to the container's init, as runc
 does. If the caller is killed instead, nothing happens to the container: the supervisor carries on,
 records the exit, and `state` reports it later — the crash-proof property ARCHITECTURE.md asks for.
+
+`drive` is the part after creation. It imports nothing heavy, so a client that had a zygote
+create the container (runtime/process/zygote.py) can use it with only the channel in hand.
 """
 
 from __future__ import annotations
@@ -12,38 +15,50 @@ from __future__ import annotations
 import os
 import signal
 
-from runtime.container.create import CreateOptions, create
 from runtime.errors import ContainerError, StepError
-from runtime.process.channel import ChannelClosed
-from runtime.spec.model import ContainerSpec
+from runtime.process.channel import Channel, ChannelClosed
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def run(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions(), *,
-        detach: bool = False, remove: bool = False, on_created=None) -> int:
+def run(cid: str, spec, opts, *, detach: bool = False, remove: bool = False, on_created=None) -> int:
     """Exit code of the container (foreground), or 0 once it is running (detach).
-    `on_created(state)` is called between create and start (e.g. to write a pid file)."""
+    `on_created(pid)` is called between create and start (e.g. to write a pid file).
+    With `remove`, the supervisor deletes the container when it exits — even if we are gone."""
+    import dataclasses
+
+    from runtime.container.create import create
+
+    if remove and not detach:
+        opts = dataclasses.replace(opts, remove_on_exit=True)
     created = create(cid, spec, opts)
-    ch = created.channel
+    return drive(created.channel, created.state.record, opts.root, cid, detach=detach,
+                 remove=remove, on_created=on_created)
+
+
+def drive(ch: Channel, record: dict, root: str, cid: str, *, detach: bool = False,
+          remove: bool = False, on_created=None) -> int:
+    """Start a created container over its supervisor channel and, unless detached, wait."""
     attach = None
+    started = False
     try:
         if on_created is not None:
-            on_created(created.state)
-        if created.state.record.get("stdio") == "tty" and not detach:
-            attach = _attach(opts.root, cid)
+            on_created(record["pid"])
+        if record.get("stdio") == "tty" and not detach:
+            attach = _attach(root, cid)
         ch.send({"op": "start"})
         reply, _ = ch.recv()
+        started = True
         if "error" in reply:
-            raise StepError("start", reply["error"])
+            raise StepError("start", reply["error"])  # init exits; the supervisor records it
         if detach:
             return 0
-        pid = created.state.pid
+        pid = record["pid"]
         previous = {sig: signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
         try:
             if attach is not None:
                 from runtime.process.terminal import proxy
-                proxy(attach, lambda rows, cols: _resize(opts.root, cid, rows, cols))
+                proxy(attach, lambda rows, cols: _resize(root, cid, rows, cols))
             while True:
                 message, _ = ch.recv()
                 if "exited" in message:
@@ -57,10 +72,10 @@ def run(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions(), *,
         ch.close()
         if attach is not None:
             attach.close()
-        if remove and not detach:
+        if remove and not detach and not started:
             from runtime.container.delete import delete
             try:
-                delete(opts.root, cid, force=True)
+                delete(root, cid, force=True)  # never started: nobody else will remove it
             except ContainerError:
                 pass
 
@@ -73,10 +88,7 @@ def _forward(pid: int, sig: int) -> None:
 
 
 def _attach(root: str, cid: str):
-    from runtime.container.start import _connect
-    from runtime.container.state import StateDir
-
-    ch = _connect(StateDir(root, cid))
+    ch = Channel.connect(os.path.join(root, cid, "shim.sock"), timeout=5)
     ch.send({"op": "attach"})
     reply, _ = ch.recv()
     if "error" in reply:
@@ -85,12 +97,9 @@ def _attach(root: str, cid: str):
 
 
 def _resize(root: str, cid: str, rows: int, cols: int) -> None:
-    from runtime.container.start import _connect
-    from runtime.container.state import StateDir
-
     try:
-        ch = _connect(StateDir(root, cid))
-    except ContainerError:
+        ch = Channel.connect(os.path.join(root, cid, "shim.sock"), timeout=5)
+    except OSError:
         return
     try:
         ch.send({"op": "resize", "rows": rows, "cols": cols})

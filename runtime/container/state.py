@@ -175,3 +175,14 @@ def list_ids(root: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n for n in names if _ID.match(n) and os.path.isdir(os.path.join(root, n)))
+
+
+def list_containers(root: str) -> list[ContainerState]:
+    """The state of every container under `root` (a half-removed directory is skipped)."""
+    out = []
+    for cid in list_ids(root):
+        try:
+            out.append(StateDir(root, cid).load())
+        except Exception:  # noqa: BLE001
+            continue
+    return out

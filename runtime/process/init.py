@@ -57,6 +57,8 @@ class ContainerPlan:
     explain_fd: int | None = None
     log_max_bytes: int = 10 << 20
     stdin_open: bool = True             # "inherit": pass our stdin too (else /dev/null)
+    remove_on_exit: bool = False        # the supervisor deletes everything when init exits (--rm)
+    storage_dir: str | None = None      # overlay upper/work, removed with the container
 
 
 def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False) -> int:

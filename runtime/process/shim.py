@@ -418,6 +418,8 @@ class Supervisor:
             record["message"] = self.start_error
         write_atomic(os.path.join(self.plan.state_dir, "exit.json"), record)
         self.exit_record = record
+        if self.plan.remove_on_exit:
+            self._remove()
         for waiter in self.waiters + [self.creator]:
             self._send(waiter, {"exited": record})
         for pidfd, (pid, client) in list(self.execs.items()):
@@ -428,6 +430,23 @@ class Supervisor:
         except OSError:
             pass
         os._exit(0)
+
+    def _remove(self) -> None:
+        """--rm: delete the container ourselves, before telling anyone it exited (as `runc run`
+        has deleted it by the time it returns). Its processes are gone: the pid namespace died
+        with its init, or kill_all above ended the rest."""
+        import shutil
+
+        if self.plan.cgroup is not None:
+            try:
+                self.plan.cgroup.destroy()
+            except OSError:
+                pass  # left for `delete`, which reports it
+        if self.plan.storage_dir:
+            shutil.rmtree(self.plan.storage_dir, ignore_errors=True)
+        if self.listener is not None:
+            self.listener.close()
+        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
 
     def _drain_output(self) -> None:
         """Everything the container wrote before it died, up to EOF (all writers are gone now)."""

@@ -20,7 +20,8 @@ def test_create_start_delete_cycles_leave_nothing_behind(rt):
     out = run_child(f"""
         import glob, time
         from runtime.spec.defaults import default_spec
-        from runtime.container import create, CreateOptions, delete
+        from runtime.container.create import create, CreateOptions
+        from runtime.container.delete import delete
 
         def mounts():
             return len(open("/proc/self/mountinfo").read().splitlines())

@@ -32,7 +32,7 @@ def test_kill_9_of_the_starting_process_leaves_the_container_running_and_its_exi
     cid = rt.name()
     bundle = rt.bundle(["sh", "-c", "sleep 2; exit 7"])
     cli = subprocess.Popen([sys.executable, "-m", "nodeagent", "runtime", "--root", str(rt.root),
-                            "--storage", str(rt.storage), "run", "-b", str(bundle), cid],
+                            "--storage", str(rt.storage), "run", "--keep", "-b", str(bundle), cid],
                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(rt, cid, "running")
@@ -91,3 +91,46 @@ def test_output_goes_to_a_cri_log_file(rt):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", stamp)
     assert sorted((s, t, c) for _, s, t, c in parsed) == [
         ("stderr", "F", "oops"), ("stdout", "F", "hello"), ("stdout", "F", "no newline")]
+
+
+def test_rm_is_done_by_the_supervisor_even_if_the_caller_is_killed(rt):
+    cid = rt.name()
+    cli = subprocess.Popen([sys.executable, "-m", "nodeagent", "run", "--root", str(rt.root),
+                            "--storage", str(rt.storage), "--rm", "--name", cid, str(rt.rootfs),
+                            "sleep", "1"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(rt, cid, "running")
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(10)
+        deadline = time.monotonic() + 10
+        while (rt.root / cid).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert not (rt.root / cid).exists()
+    assert not (rt.storage / cid).exists()
+
+
+def test_a_zygote_creates_containers_for_the_cli(rt):
+    from runtime.process import zygote
+
+    pid = zygote.start_detached(str(rt.root))
+    try:
+        bundle = rt.bundle(["sh", "-c", "echo via zygote; grep CapEff /proc/self/status; exit 4"])
+        out = rt.runtime("run", "-b", str(bundle), rt.name())
+        assert (out.returncode, out.stdout.splitlines()[0]) == (4, "via zygote"), out.stderr
+        assert out.stdout.splitlines()[1].split()[-1] == "00000000a80425fb"
+        cid = rt.name()
+        assert rt.runtime("run", "-d", "-b", str(rt.bundle(["sleep", "30"])), cid).returncode == 0
+        record = _record(rt, cid)
+        # The supervisor was forked by a zygote worker (which has exited): not the CLI's child,
+        # and not the zygote's either.
+        ppid = int(open(f"/proc/{record['shim_pid']}/stat").read().rsplit(")", 1)[1].split()[1])
+        assert ppid != pid
+        out = rt.runtime("run", "-b", str(rt.bundle(["nosuch"])), rt.name())
+        assert out.returncode == 1 and "not found in $PATH" in out.stderr
+        assert rt.runtime("run", "-d", "-b", str(bundle), cid).stderr.strip().endswith(
+            f"container name '{cid}' is already in use")
+    finally:
+        os.kill(pid, signal.SIGTERM)   # the zygote this test started

@@ -22,8 +22,10 @@ is a fresh fork of the single-threaded supervisor, never a thread of the agent.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import signal
+import termios
 
 from runtime.errors import StepError
 from runtime.process.channel import Channel
@@ -76,9 +78,7 @@ def exec_in_container(sys, plan: ContainerPlan, init_pid: int, request: dict, fd
         with step(f"change directory to {process.cwd}"):
             os.chdir(process.cwd)
         with step("connect stdin, stdout and stderr"):
-            if process.terminal:
-                import fcntl
-                import termios
+            if process.terminal:  # (no lazy imports: the host's Python library is out of sight now)
                 master, slave = os.openpty()
                 os.setsid()
                 fcntl.ioctl(slave, termios.TIOCSCTTY, 0)

@@ -31,8 +31,10 @@ supervisor reads as "running". A failure sends {"error": ..., "step": ...} inste
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import termios
 from dataclasses import dataclass
 
 from runtime.errors import StepError
@@ -105,10 +107,8 @@ def _install_stdio(fds: tuple[int, int, int]) -> None:
 
 def _open_pty(sync: Channel) -> None:
     """A pty from the container's own devpts; the slave becomes the controlling terminal and
-    stdio, the master goes to the supervisor."""
-    import fcntl
-    import termios
-
+    stdio, the master goes to the supervisor. (fcntl and termios are imported at the top: after
+    pivot_root the host's Python library is out of reach, so nothing may be imported lazily.)"""
     master, slave = os.openpty()
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)

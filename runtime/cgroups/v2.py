@@ -21,8 +21,8 @@ Files we write, from the OCI resources (see runtime/spec/units.py for the unit c
 OOM kills are counted in memory.events ("oom_kill N"); `cgroup.kill` (Linux 5.14) SIGKILLs every
 process in the cgroup and its children in one write, with no race against forks.
 
-Device access (the allow-list in linux.resources.devices) is enforced in v2 by an eBPF program
-attached to the cgroup, not by files; this driver does not attach one yet (see the README).
+Device access (the allow-list in linux.resources.devices) has no file in v2: it is an eBPF program
+attached to the cgroup (devices.py), generated from the same rules v1 writes to devices.allow.
 """
 
 from __future__ import annotations
@@ -113,6 +113,14 @@ class V2Cgroup(Cgroup):
         if r.block_io is not None and r.block_io.weight is not None:
             from runtime.spec.units import blkio_to_io_weight
             self._write(d / "io.weight", f"default {blkio_to_io_weight(r.block_io.weight)}")
+        if r.devices:
+            from runtime.cgroups.base import CgroupError
+            from runtime.cgroups.devices import attach_device_filter
+            from runtime.sys import real
+            try:
+                attach_device_filter(real(), d, r.devices, self.explain)
+            except OSError as e:
+                raise CgroupError(f"attaching the device filter to {d}: {e}", str(d), None, e.errno) from e
 
     def oom_kills(self) -> int:
         try:

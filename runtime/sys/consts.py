@@ -150,6 +150,13 @@ CAPABILITIES: dict[str, int] = {
 }
 CAP_LAST_CAP = max(CAPABILITIES.values())
 
+# --- bpf(2) (<linux/bpf.h>): only what a cgroup device filter needs ------------------------------
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6          # attach type
+BPF_F_ALLOW_MULTI = 1 << 1
+
 # --- Resource limits (<asm-generic/resource.h>), by the names config.json uses ----------------------
 RLIMITS: dict[str, int] = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
@@ -164,8 +171,8 @@ RLIMITS: dict[str, int] = {
 # (x86_64 kept its historical table; arm64 uses the generic one).
 # close_range and openat2 are recent enough to have the same number everywhere.
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
-    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437},
-    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437},
+    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437, "bpf": 280},
 }
 
 

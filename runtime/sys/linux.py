@@ -63,6 +63,22 @@ class _OpenHow(ctypes.Structure):  # struct open_how, <linux/openat2.h>
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+class _BpfProgLoad(ctypes.Structure):  # union bpf_attr, the BPF_PROG_LOAD member (prefix)
+    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
+                ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
+                ("_rest", ctypes.c_uint8 * 64)]
+
+
+class _BpfProgAttach(ctypes.Structure):  # union bpf_attr, the BPF_PROG_ATTACH member
+    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
+                ("replace_bpf_fd", ctypes.c_uint32), ("_rest", ctypes.c_uint8 * 108)]
+
+
 class _SockFprog(ctypes.Structure):  # struct sock_fprog, <linux/filter.h>: a BPF program
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
@@ -245,6 +261,34 @@ class LinuxSyscalls:
 
     def get_seccomp(self) -> int:
         return self._prctl(consts.PR_GET_SECCOMP, 0, "PR_GET_SECCOMP")
+
+    # --- bpf ---------------------------------------------------------------------------------------
+    def bpf_load_device_filter(self, instructions: bytes) -> int:
+        insns = ctypes.create_string_buffer(instructions, len(instructions))
+        license_ = ctypes.create_string_buffer(b"Apache-2.0")
+        log = ctypes.create_string_buffer(16384)
+        attr = _BpfProgLoad(prog_type=consts.BPF_PROG_TYPE_CGROUP_DEVICE,
+                            insn_cnt=len(instructions) // 8, insns=ctypes.addressof(insns),
+                            license=ctypes.addressof(license_), log_level=1, log_size=len(log),
+                            log_buf=ctypes.addressof(log), prog_name=b"nodeagent_dev",
+                            expected_attach_type=consts.BPF_CGROUP_DEVICE)
+        nr = ctypes.c_long(consts.syscall_number("bpf"))
+        ret = _syscall(nr, ctypes.c_int(consts.BPF_PROG_LOAD), ctypes.byref(attr),
+                       ctypes.c_uint(ctypes.sizeof(attr)))
+        if ret == -1:
+            err = ctypes.get_errno()
+            verifier = log.value.decode(errors="replace").strip().splitlines()[-3:]
+            raise SyscallError(err, "bpf", (named("BPF_PROG_LOAD"), named("BPF_PROG_TYPE_CGROUP_DEVICE"),
+                                            f"<{len(instructions) // 8} instructions>", *verifier))
+        return ret
+
+    def bpf_attach_cgroup(self, cgroup_fd: int, program_fd: int, flags: int = 0) -> None:
+        attr = _BpfProgAttach(target_fd=cgroup_fd, attach_bpf_fd=program_fd,
+                              attach_type=consts.BPF_CGROUP_DEVICE, attach_flags=flags)
+        nr = ctypes.c_long(consts.syscall_number("bpf"))
+        _check(_syscall(nr, ctypes.c_int(consts.BPF_PROG_ATTACH), ctypes.byref(attr),
+                        ctypes.c_uint(ctypes.sizeof(attr))),
+               "bpf", (named("BPF_PROG_ATTACH"), cgroup_fd, program_fd, named("BPF_CGROUP_DEVICE")))
 
     # --- exec ------------------------------------------------------------------------------------
     def execve(self, path: str, argv: Sequence[str], env: Sequence[str]) -> None:

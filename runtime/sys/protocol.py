@@ -144,6 +144,15 @@ class Syscalls(Protocol):
     def get_seccomp(self) -> int:
         """PR_GET_SECCOMP: 0 (none), 1 (strict) or 2 (filter)."""
 
+    # --- bpf ---------------------------------------------------------------------------------------
+    def bpf_load_device_filter(self, instructions: bytes) -> int:
+        """bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program (packed struct bpf_insn, 8
+        bytes each). The kernel's verifier checks it; its log comes back in the error. Returns the
+        program's fd, which the caller owns."""
+
+    def bpf_attach_cgroup(self, cgroup_fd: int, program_fd: int, flags: int = 0) -> None:
+        """bpf(BPF_PROG_ATTACH) of a device program to the cgroup directory `cgroup_fd`."""
+
     # --- exec ------------------------------------------------------------------------------------
     def execve(self, path: str, argv: Sequence[str], env: Sequence[str]) -> None:
         """execve(2): replace this process with `path`. Returns only by raising. `env` is a list of

@@ -182,6 +182,13 @@ class RecordingSyscalls:
         self._record("get_seccomp")
         return int(self._state.get("seccomp", 0))  # type: ignore[arg-type]
 
+    def bpf_load_device_filter(self, instructions: bytes) -> int:
+        self._record("bpf_load_device_filter", instructions)
+        return next(self._fds)
+
+    def bpf_attach_cgroup(self, cgroup_fd: int, program_fd: int, flags: int = 0) -> None:
+        self._record("bpf_attach_cgroup", cgroup_fd, program_fd, flags)
+
     def execve(self, path: str, argv, env) -> None:
         """Recorded, then returns: code under test treats a returning execve as "the process is
         gone" and stops there, so a unit test sees everything up to the exec."""

@@ -104,6 +104,7 @@ class Supervisor:
             self._detach_stdio()  # the container has the caller's terminal now; we let go of it
         self.init_pid = pid
         self.init_pidfd = os.pidfd_open(pid)
+        self._move_into_cgroup(pid)
         try:
             message, fds = self.sync.recv()
             if message.get("pty"):
@@ -127,6 +128,26 @@ class Supervisor:
                                   "executable": message.get("executable")})
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _move_into_cgroup(self, pid: int) -> None:
+        """Write the init's pid into the container's cgroup while the init builds its root
+        filesystem (init.py says why in parallel), then tell it so."""
+        from runtime.explain import Explainer
+
+        reply = {"joined": True}
+        if self.plan.cgroup is not None:
+            explainer = Explainer(self.plan.explain_fd, "supervisor")
+            explainer.step(f"move the container's init (pid {pid}) into its cgroup")
+            self.plan.cgroup.explain = explainer.shell if explainer else None
+            try:
+                self.plan.cgroup.add_pid(pid)
+            except OSError as e:
+                reply = {"joined": False, "error": str(e)}
+            self.plan.cgroup.explain = None
+        try:
+            self.sync.send(reply)
+        except OSError:
+            pass  # init is already gone; its exit is handled below
 
     def _prepare_stdio(self) -> tuple[tuple[int, int, int], list[int]]:
         """The container's fds 0, 1, 2, and the fds only we keep (the pipes' read ends)."""

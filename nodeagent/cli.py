@@ -17,8 +17,29 @@ from nodeagent.errors import AgentError
 COMMANDS = ["doctor", "runtime", "run"]
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, given the terminal width up front: left to itself it imports shutil
+    to ask (and shutil loads the bz2 and lzma libraries) on every parser and argument created —
+    milliseconds on every CLI call, even when no help is printed."""
+
+    def __init__(self, prog, **kw):
+        import os
+
+        try:
+            kw.setdefault("width", os.get_terminal_size().columns - 2)
+        except OSError:
+            kw.setdefault("width", 78)
+        super().__init__(prog, **kw)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nodeagent", description="A small, real Kubernetes: node agent and control plane.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

@@ -22,7 +22,6 @@ overlay directories, no process.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 from runtime.container.state import (DEFAULT_ROOT, DEFAULT_STORAGE, ContainerState, StateDir,
@@ -132,7 +131,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             os.mkdir(state_dir.path, 0o700)
         except FileExistsError:
             raise ContainerExists(cid) from None
-        undo.push(shutil.rmtree, state_dir.path, True)
+        undo.push(_rmtree, state_dir.path)
         storage = os.path.join(opts.storage, cid) if spec.root.layers else None
         cgroup_path = spec.linux.cgroups_path or f"{opts.cgroup_parent}/{cid}"
         record = {"id": cid, "status": "creating", "bundle": opts.bundle, "storage": storage,
@@ -151,7 +150,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             explainer.step(f"make the overlay directories in {storage}")
             for sub in ("upper", "work", "rootfs"):
                 os.makedirs(os.path.join(storage, sub), mode=0o755)
-            undo.push(shutil.rmtree, storage, True)
+            undo.push(_rmtree, storage)
             plan_root = RootfsPlan(os.path.join(storage, "rootfs"), os.path.join(storage, "upper"),
                                    os.path.join(storage, "work"))
         else:
@@ -191,6 +190,14 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
     except BaseException:
         undo.run()
         raise
+
+
+def _rmtree(path: str) -> None:
+    from runtime.container.state import remove_tree
+    try:
+        remove_tree(path)
+    except OSError:
+        pass
 
 
 def _spawn(plan) -> tuple[Channel, dict]:

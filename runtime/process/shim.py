@@ -437,10 +437,11 @@ class Supervisor:
                   "finishedAt": finished}
         if self.start_error:
             record["message"] = self.start_error
-        write_atomic(os.path.join(self.plan.state_dir, "exit.json"), record)
         self.exit_record = record
         if self.plan.remove_on_exit:
-            self._remove()
+            self._remove()          # the record goes to the waiters only: there is no state left
+        else:
+            write_atomic(os.path.join(self.plan.state_dir, "exit.json"), record)
         for waiter in self.waiters + [self.creator]:
             self._send(waiter, {"exited": record})
         for pidfd, (pid, client) in list(self.execs.items()):
@@ -456,7 +457,7 @@ class Supervisor:
         """--rm: delete the container ourselves, before telling anyone it exited (as `runc run`
         has deleted it by the time it returns). Its processes are gone: the pid namespace died
         with its init, or kill_all above ended the rest."""
-        import shutil
+        from runtime.container.state import remove_tree
 
         if self.plan.cgroup is not None:
             try:
@@ -464,10 +465,16 @@ class Supervisor:
             except OSError:
                 pass  # left for `delete`, which reports it
         if self.plan.storage_dir:
-            shutil.rmtree(self.plan.storage_dir, ignore_errors=True)
+            try:
+                remove_tree(self.plan.storage_dir)
+            except OSError:
+                pass
         if self.listener is not None:
             self.listener.close()
-        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
+        try:
+            remove_tree(self.plan.state_dir)
+        except OSError:
+            pass
 
     def _drain_output(self) -> None:
         """Everything the container wrote before it died, up to EOF (all writers are gone now)."""

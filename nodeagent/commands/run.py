@@ -57,7 +57,7 @@ def build_spec(args: argparse.Namespace, name: str):
 
     from runtime.errors import SpecError
     from runtime.spec.defaults import default_spec
-    from runtime.spec.model import Cpu, Memory, Mount, Pids, Resources
+    from runtime.spec.model import Cpu, Memory, Mount, Pids
     from runtime.spec.units import millicores_to_quota, millicores_to_shares, parse_cpus, parse_memory
 
     if not os.path.isdir(args.rootfs):

@@ -100,8 +100,13 @@ def device_rules(resources):
 
 
 def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:
-    from runtime.explain import Explainer
-
+    """Create container `cid` from `spec` (see the module docstring for the steps). The caller
+    must be single-threaded: we fork. Returns the state and the channel to the supervisor."""
+    threads = _thread_count()
+    if threads != 1:
+        raise ContainerError(f"create forks the container's supervisor, so it must run in a "
+                             f"single-threaded process (this one has {threads} threads); from a "
+                             "threaded program, ask a zygote (runtime/process/zygote.py)")
     # Our own copy of the explain fd, above 2: the container's init replaces its fds 0-2.
     explain_fd = None
     if opts.explain_fd is not None:
@@ -190,6 +195,11 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
     except BaseException:
         undo.run()
         raise
+
+
+def _thread_count() -> int:
+    with open("/proc/self/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[17])  # field 20: num_threads
 
 
 def _rmtree(path: str) -> None:

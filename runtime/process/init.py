@@ -45,7 +45,7 @@ from runtime.errors import StepError
 from runtime.process.channel import Channel
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
-from runtime.sys.consts import CLONE_NEWCGROUP, NAMESPACE_FLAGS
+from runtime.sys.consts import CLONE_NEWCGROUP, MS_BIND, NAMESPACE_FLAGS
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,21 @@ def _install_stdio(fds: tuple[int, int, int]) -> None:
         os.close(fd)
 
 
-def _open_pty(sync: Channel) -> None:
+def _open_pty(sys, sync: Channel) -> None:
     """A pty from the container's own devpts; the slave becomes the controlling terminal and
     stdio, the master goes to the supervisor. (fcntl and termios are imported at the top: after
     pivot_root the host's Python library is out of reach, so nothing may be imported lazily.)"""
     master, slave = os.openpty()
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    # /dev/console is the terminal too (programs that write to the console reach the user), as
+    # runc does it: an empty file in our /dev tmpfs with the pty bound over it.
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    sys.mount(os.ttyname(slave), "/dev/console", None, MS_BIND)
     _install_stdio((slave, slave, slave))
     sync.send({"pty": True}, [master])
     os.close(master)
@@ -178,7 +186,7 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
                      step, cgroup_ready)
         with step("connect stdin, stdout and stderr"):
             if plan.stdio == "tty":
-                _open_pty(sync)
+                _open_pty(sys, sync)
             else:
                 _install_stdio(stdio_fds)
         with step("find the executable"):

@@ -23,8 +23,11 @@ attachment, which is what GC and `nodeagent net show` read.
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
+import json
 import re
+import threading
 
 from network import nft as N
 from network.changes import Change
@@ -48,14 +51,17 @@ def attachment(container_id: str, ifname: str) -> str:
     return f"{container_id}/{ifname}"
 
 
-def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
-        ) -> list[Change]:
+# The table's layout for (network, exemptions) that *this process* has written. Rewriting it costs
+# deletions (flushing a set or chain), and nf_tables makes every deletion wait for an RCU grace period
+# (~15 ms here); so once written, an ADD only adds its element — and if somebody removed the table
+# meanwhile, that add fails with ENOENT and we write the layout again.
+_layout_written: set[tuple[str, str]] = set()
+_layout_lock = threading.Lock()
+
+
+def _layout(network: str, keep: list) -> list[dict]:
     pods, nomasq, chain = names(network)
-    v4 = [ip for ip in pod_ips if ip.version == 4]
-    if not v4:
-        return []
-    keep = list(ipaddress.collapse_addresses([n for n in exempt if n.version == 4] + [MULTICAST]))
-    cmds = [
+    return [
         {"add": N.table(FAMILY, TABLE)},
         {"add": N.set_(FAMILY, TABLE, pods, "ipv4_addr")},
         {"add": N.set_(FAMILY, TABLE, nomasq, "ipv4_addr", ["interval"])},
@@ -67,10 +73,33 @@ def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str
             N.match(N.payload("ip", "saddr"), f"@{pods}"),
             N.match(N.payload("ip", "daddr"), f"@{nomasq}", "!="),
             {"masquerade": None}], comment=f"ipMasq for network {network}")},
-        {"add": N.elements(FAMILY, TABLE, pods, [
-            {"elem": {"val": str(ip), "comment": attachment(container_id, ifname)}} for ip in v4])},
     ]
-    nft.run(cmds, f"set up ipMasq for {', '.join(map(str, v4))}")
+
+
+def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
+        ) -> list[Change]:
+    pods, _, _ = names(network)
+    v4 = [ip for ip in pod_ips if ip.version == 4]
+    if not v4:
+        return []
+    keep = list(ipaddress.collapse_addresses([n for n in exempt if n.version == 4] + [MULTICAST]))
+    element = {"add": N.elements(FAMILY, TABLE, pods, [
+        {"elem": {"val": str(ip), "comment": attachment(container_id, ifname)}} for ip in v4])}
+    key = (network, hashlib.sha256(json.dumps([str(n) for n in keep]).encode()).hexdigest())
+    what = f"set up ipMasq for {', '.join(map(str, v4))}"
+    with _layout_lock:
+        done = key in _layout_written
+    if done:
+        try:
+            nft.run([element], what)
+        except NftError as e:
+            if e.errno != errno.ENOENT:  # ENOENT: the table is gone; write the layout again
+                raise
+            done = False
+    if not done:
+        nft.run(_layout(network, keep) + [element], what)
+        with _layout_lock:
+            _layout_written.add(key)
     shown = ", ".join(map(str, v4))
     return [Change("add", f"{shown} to nftables set {FAMILY} {TABLE} {pods}",
                    f"nft add element {FAMILY} {TABLE} {pods} {{ {shown} }}",
@@ -132,6 +161,8 @@ def delete_network(nft: N.Nft, network: str) -> list[Change]:
     if not others:
         cmds = [{"delete": N.table(FAMILY, TABLE)}]
     nft.run(cmds, f"remove ipMasq of network {network}")
+    with _layout_lock:
+        _layout_written.difference_update({k for k in _layout_written if k[0] == network})
     return [Change("delete", f"ipMasq rules of network {network}",
                    f"nft delete table {FAMILY} {TABLE}" if not others else
                    f"nft delete chain {FAMILY} {TABLE} {chain}; nft delete set ...")]

@@ -43,6 +43,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import ipaddress
+import threading
 from dataclasses import dataclass
 
 from cni import errors as E
@@ -158,6 +159,28 @@ def _base() -> list[dict]:
     ]
 
 
+# As in ipmasq.py: the shared layout is rewritten (which deletes, which waits for RCU) only the
+# first time this process needs it, or when the table turns out to be gone.
+_layout_written = False
+_layout_lock = threading.Lock()
+
+
+def _run_with_layout(nft: N.Nft, cmds: list[dict], what: str) -> None:
+    global _layout_written
+    with _layout_lock:
+        done = _layout_written
+    if done:
+        try:
+            nft.run(cmds, what)
+            return
+        except NftError as e:
+            if e.errno != errno.ENOENT:
+                raise
+    nft.run(_base() + cmds, what)
+    with _layout_lock:
+        _layout_written = True
+
+
 def _mapping_cmds(m: PortMapping, pod_ip, owner: str) -> list[dict]:
     chain = chain_name(owner, m, pod_ip)
     return [
@@ -205,7 +228,7 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
     if pod_ip is None:
         raise CNIError(E.INVALID_NETWORK_CONFIG, "prevResult has no IPv4 address for the pod")
     owner = attachment(args.container_id, args.ifname)
-    cmds = _base()
+    cmds = []
     for m in mappings:
         cmds += _mapping_cmds(m, pod_ip, owner)
     if args.config.get("snat", True):
@@ -213,7 +236,7 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             {"elem": {"val": {"concat": [str(pod_ip), str(pod_ip)]}, "comment": owner}}])})
     nft = ctx.nft()
     try:
-        nft.run(cmds, f"map host ports of {owner}")
+        _run_with_layout(nft, cmds, f"map host ports of {owner}")
     except NftError as e:
         if e.errno == errno.EEXIST:  # the whole batch was rolled back; say who holds the port
             elems = _elements_of(nft)

@@ -102,12 +102,14 @@ class SimNet:
 
     # --- traffic ---------------------------------------------------------------------------------
     def tcp_source_seen(self, server_ns: str, client_ns: str, connect_to: str, port: int,
-                        listen: str = "0.0.0.0") -> str:
-        """Connect from `client_ns` to connect_to:port; return the client address the server saw."""
+                        listen: str = "0.0.0.0", server_port: int | None = None) -> str:
+        """Connect from `client_ns` to connect_to:port (the server listens on `server_port`, default
+        the same: they differ behind a DNAT); return the client address the server saw."""
+        sport = server_port or port
         server = self.spawn(server_ns, f"""
             import socket, sys
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(({listen!r}, {port})); s.listen(1); s.settimeout(15)
+            s.bind(({listen!r}, {sport})); s.listen(1); s.settimeout(15)
             print("ready", flush=True)
             c, addr = s.accept(); c.sendall(b"hi"); c.close()
             print(addr[0], flush=True)
@@ -165,8 +167,10 @@ class Cluster(SimNet):
             self.nodes = [f"node{i}" for i in range(1, nodes + 1)]
             for i, node in enumerate(self.nodes, start=1):
                 self._host(node, f"{self.LAN}.{10 + i}", f"p{i}")
-                self.sh(node, "ip", "link", "add", "nat0", "type", "dummy")
+                # (no dummy driver in this kernel: a veth pair whose far end stays in the node)
+                self.sh(node, "ip", "link", "add", "nat0", "type", "veth", "peer", "name", "nat0-gw")
                 self.sh(node, "ip", "addr", "add", "10.0.2.15/24", "dev", "nat0")
+                self.sh(node, "ip", "link", "set", "nat0-gw", "up")
                 self.sh(node, "ip", "link", "set", "nat0", "up")
                 self.sh(node, "ip", "route", "add", "default", "via", "10.0.2.2", "dev", "nat0")
             self._host("outside", f"{self.LAN}.100", "pout")

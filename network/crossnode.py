@@ -117,3 +117,15 @@ def reconcile(ipr: IPRoute, mode: str, me: Node, nodes: list[Node], underlay: st
     if mode == "host-gw" and get_link(ipr, vxlan.DEVICE) is not None:
         changes += vxlan.delete_device(ipr)
     return changes
+
+
+def teardown(ipr: IPRoute) -> list[Change]:
+    """Remove every route we made to other nodes' pods, and the VXLAN device."""
+    from network import vxlan
+
+    changes: list[Change] = []
+    for have in list_routes(ipr, socket.AF_INET, proto=RTPROT_NODEAGENT):
+        changes += delete_route(ipr, have)
+    if get_link(ipr, vxlan.DEVICE) is not None:
+        changes += vxlan.delete_device(ipr)
+    return changes

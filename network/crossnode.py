@@ -104,10 +104,13 @@ def reconcile(ipr: IPRoute, mode: str, me: Node, nodes: list[Node], underlay: st
         wrong_device = dev is not None and have.oif != dev.index  # e.g. a host-gw route, now vxlan
         if w is None or have.gateway != w.via or wrong_device:
             changes += delete_route(ipr, have, names)
+    owner = {p.pod_cidr: p for p in peers}
     for r in want:
+        peer = owner[r.dst]
         try:
             changes += ensure_route(ipr, r.dst, r.via, dev, onlink=r.onlink, proto=RTPROT_NODEAGENT,
-                                    why=f"pods of the node at {r.via} ({mode})")
+                                    why=f"the pods of node {peer.name} ({peer.ip}) live in {r.dst}"
+                                        + (" (through the VXLAN tunnel)" if mode == "vxlan" else ""))
         except NetworkError as e:
             if mode == "host-gw" and e.errno == 101:  # ENETUNREACH: not on our L2 network
                 raise NetworkError(f"host-gw route {r.dst} via {r.via}",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -143,14 +144,14 @@ class SimNet:
                     stream.close()
         for name in list(self.ns):
             self.remove_ns(name)
-        for leftover in self.dir.iterdir() if self.dir.exists() else []:
-            subprocess.run(["umount", "-l", str(leftover)], check=False, capture_output=True)
-            if leftover.is_dir():
-                leftover.rmdir()
-            else:
-                leftover.unlink()
+        # anything else mounted under our dir (handles made by the code under test, a shared bind
+        # mount of a handle dir): deepest first
+        prefix = str(self.dir) + "/"
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for m in sorted({m for m in mounts if m.startswith(prefix)}, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False, capture_output=True)
         if self.dir.exists():
-            self.dir.rmdir()
+            shutil.rmtree(self.dir)
 
 
 class Cluster(SimNet):

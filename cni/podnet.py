@@ -8,8 +8,8 @@
 
 This is the whole interface the agent needs (the kubelet's network plugin interface is the same
 shape: SetUpPod / TearDownPod / GetPodNetworkStatus). Contract:
-  - setup: loopback up, then the configured network's chain (with the pod's hostPorts as the
-    portMappings capability). On failure everything it made is undone (a DEL, as containerd does)
+  - setup: the configured network's chain (with the pod's hostPorts as the portMappings
+    capability), then loopback up. On failure everything it made is undone (a DEL, as containerd does)
     and a CNIError says which plugin failed and why. Setting up an attachment that is already set up
     is refused (AlreadyAttached) without touching the existing one.
   - teardown: idempotent; succeeds when the netns is already gone, and frees the address then too.
@@ -26,6 +26,7 @@ pyroute2 import per pod. Any other plugin type is executed as the spec says.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 from dataclasses import dataclass, field
@@ -86,6 +87,66 @@ class _Op:
     """One setup/teardown: its own runner and its own list of changes (thread-confined)."""
 
     changes: list = field(default_factory=list)
+    access: object = None   # the operation's _SharedSockets, closed by _done()
+
+    def done(self) -> None:
+        if self.access is not None:
+            self.access.close()
+
+
+class _SharedSockets:
+    """NetnsAccess for one operation: the first plugin to enter a pod's namespace gets a socket from
+    the helper; the next ones (loopback, then bridge) get a dup of it instead of another fork. The
+    originals are closed when the operation ends. Owned by one operation, used by one thread."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self._fds: dict[str, int] = {}
+        self._prefetch: dict[str, tuple[threading.Thread, list]] = {}
+
+    def prefetch(self, netns_path: str) -> None:
+        """Ask the helper for the pod's socket now, in a thread, so the fork in the helper overlaps
+        with the node-side work (bridge, veth, IPAM) that comes before anybody needs the socket."""
+        box: list = []
+
+        def fetch():
+            try:
+                box.append(self.inner.netlink_socket(netns_path))
+            except BaseException as e:  # handed to whoever asks for the socket
+                box.append(e)
+
+        t = threading.Thread(target=fetch, name="netns-prefetch", daemon=True)
+        t.start()
+        self._prefetch[netns_path] = (t, box)
+
+    def netlink_socket(self, netns_path: str) -> int:
+        import os
+
+        if netns_path not in self._fds:
+            if netns_path in self._prefetch:
+                t, box = self._prefetch.pop(netns_path)
+                t.join()
+                if isinstance(box[0], BaseException):
+                    raise box[0]
+                self._fds[netns_path] = box[0]
+            else:
+                self._fds[netns_path] = self.inner.netlink_socket(netns_path)
+        return os.dup(self._fds[netns_path])
+
+    def create(self, path: str) -> None:
+        self.inner.create(path)
+
+    def close(self) -> None:
+        import os
+
+        for t, box in self._prefetch.values():  # fetched but never asked for: still ours to close
+            t.join()
+            if box and isinstance(box[0], int):
+                os.close(box[0])
+        self._prefetch = {}
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
 
 
 class PodNetwork:
@@ -107,7 +168,143 @@ class PodNetwork:
     def _runner(self, op: _Op):
         if not self.config.in_process:
             return ExecRunner()
-        access = self._access()
+        access = op.access = _SharedSockets(self._access())
+        return InProcessRunner(lambda runner: PluginContext(runner=runner, netns_access=lambda: access,
+                                                            changes=op.changes,
+                                                            nft_binary=self.config.nft_binary))
+
+    def network(self) -> NetworkConfigList:
+        return find_network(Path(self.config.conf_dir), self.config.network)
+
+    @contextlib.contextmanager
+    def _operation(self):
+        """One setup/teardown/...: its runner, its changes, its shared pod sockets (closed after)."""
+        op = _Op()
+        try:
+            yield op, self._runner(op)
+        finally:
+            op.done()
+
+    # --- the interface ---------------------------------------------------------------------------
+    def setup(self, netns: str, container_id: str, ifname: str = "eth0", port_mappings=(),
+              cni_args: tuple[tuple[str, str], ...] = ()) -> PodAttachment:
+        net = self.network()
+        caps = {"portMappings": [dict(m) for m in port_mappings]} if port_mappings else {}
+        rt = RuntimeConf(container_id, netns, ifname, tuple(cni_args), caps)
+        if self.executor.cache.read(net.name, rt) is not None:
+            raise AlreadyAttached(101, f"container {container_id} ({ifname}) is already attached to "
+                                       f"network {net.name!r}", "tear it down first")
+        lo_rt = RuntimeConf(container_id, netns, "lo")
+        with self._operation() as (op, runner):
+            if op.access is not None:
+                op.access.prefetch(netns)
+            try:
+                # the pod's own network first, then lo: the helper's fork for the pod's socket then
+                # overlaps the node-side work of the first plugin (the order of the two is ours to pick)
+                result = self.executor.add(net, rt, runner)
+                if self.config.loopback_type:
+                    self.executor.add(loopback_network(self.config.loopback_type), lo_rt, runner)
+            except BaseException:
+                self._undo(net, rt, lo_rt, runner)
+                raise
+            return PodAttachment(net.name, container_id, ifname, netns, result, tuple(op.changes))
+
+    def _undo(self, net, rt, lo_rt, runner) -> None:
+        pairs = [(net, rt)]
+        if self.config.loopback_type:
+            pairs.append((loopback_network(self.config.loopback_type), lo_rt))
+        for n, r in pairs:
+            try:
+                self.executor.delete(n, r, runner)
+            except CNIError:
+                pass  # best effort: the original error is the one to report
+
+    def teardown(self, netns: str, container_id: str, ifname: str = "eth0") -> list:
+        net, rt = self._attachment(netns, container_id, ifname)
+        with self._operation() as (op, runner):
+            self.executor.delete(net, rt, runner)
+            if self.config.loopback_type:
+                self.executor.delete(loopback_network(self.config.loopback_type),
+                                     RuntimeConf(container_id, netns, "lo"), runner)
+            return op.changes
+
+    def _attachment(self, netns: str, container_id: str, ifname: str) -> tuple[NetworkConfigList, RuntimeConf]:
+        """The config and runtime parameters an attachment was set up with (from the cache) — so a
+        changed conf dir never strands a pod — or, if nothing is cached, the conf dir's network."""
+        rt = RuntimeConf(container_id, netns, ifname)
+        current = None
+        try:
+            current = self.network()
+        except CNIError:
+            pass
+        entry = self.executor.cache.read(current.name, rt) if current else None
+        if entry is None:  # the conf dir changed (or is gone): look for it under any network name
+            entry = next((e for e in self.executor.cached_attachments()
+                          if e.container_id == container_id and e.ifname == ifname), None)
+        if entry is not None:
+            cached_rt = RuntimeConf(container_id, netns or entry.netns, ifname, entry.cni_args,
+                                    entry.capability_args)
+            if entry.config:
+                try:
+                    return parse_conflist(entry.config, f"cached config of {entry.path.name}"), cached_rt
+                except CNIError:
+                    pass
+            if current is not None:
+                return current, cached_rt
+        if current is None:
+            return self.network(), rt  # raises the conf dir's error
+        return current, rt
+
+    def check(self, netns: str, container_id: str, ifname: str = "eth0") -> None:
+        net, rt = self._attachment(netns, container_id, ifname)
+        with self._operation() as (_, runner):
+            self.executor.check(net, rt, runner)
+
+    def status(self) -> None:
+        with self._operation() as (_, runner):
+            self.executor.status(self.network(), runner)
+
+    def gc(self, valid: list[tuple[str, str]]) -> None:
+        """Remove every attachment (and plugin resource) not in `valid` [(container id, ifname)]."""
+        with self._operation() as (_, runner):
+            self.executor.gc(self.network(), valid, runner)
+            if self.config.loopback_type:
+                self.executor.gc(loopback_network(self.config.loopback_type),
+                                 [(c, "lo") for c, _ in valid], runner)
+
+    def close(self) -> None:
+        import os
+
+        for t, box in self._prefetch.values():  # fetched but never asked for: still ours to close
+            t.join()
+            if box and isinstance(box[0], int):
+                os.close(box[0])
+        self._prefetch = {}
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+
+class PodNetwork:
+    def __init__(self, config: PodNetworkConfig = PodNetworkConfig(), helper=None):
+        self.config = config
+        self.executor = CNIExecutor(config.bin_dirs, config.cache_dir)
+        self._helper = helper          # network.netns.NetnsHelper, shared by all operations
+        self._helper_lock = threading.Lock()
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _access(self):
+        from network.netns import HelperAccess, NetnsHelper
+
+        with self._helper_lock:
+            if self._helper is None:
+                self._helper = NetnsHelper()
+            return HelperAccess(self._helper)
+
+    def _runner(self, op: _Op):
+        if not self.config.in_process:
+            return ExecRunner()
+        access = op.access = _SharedSockets(self._access())
         return InProcessRunner(lambda runner: PluginContext(runner=runner, netns_access=lambda: access,
                                                             changes=op.changes,
                                                             nft_binary=self.config.nft_binary))

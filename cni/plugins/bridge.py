@@ -109,7 +109,8 @@ def _where(args: CmdArgs) -> str:
 # --- ADD -------------------------------------------------------------------------------------------
 
 def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
-    from network.links import attach_to_bridge, create_veth_into, delete_link, ensure_bridge, get_link, host_veth_name
+    from network.links import (attach_to_bridge, create_veth_into, delete_link, ensure_bridge, get_link,
+                               host_veth_name, stable_mac)
     from network.errors import NetworkError
     from network.rtnl import node_session
 
@@ -122,8 +123,12 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             nsfd = os.open(args.netns, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise CNIError(E.INTERNAL, f"failed to open netns {args.netns!r}", e.strerror or str(e)) from e
+        # MACs chosen here (stable per attachment, locally administered) rather than read back later
+        host_mac = stable_mac(f"host/{args.container_id}/{args.ifname}")
+        pod_mac = stable_mac(f"pod/{args.container_id}/{args.ifname}")
         try:
-            ctx.changes.extend(create_veth_into(node, host_name, args.ifname, nsfd, args.netns, conf.mtu))
+            ctx.changes.extend(create_veth_into(node, host_name, args.ifname, nsfd, args.netns, conf.mtu,
+                                                host_mac, pod_mac))
         except NetworkError as e:
             if e.errno == 17:
                 raise CNIError(INTERFACE_EXISTS, f"interface {args.ifname!r} (or its node end {host_name}) "
@@ -145,15 +150,18 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             if not ipam.ips:
                 raise CNIError(E.INTERNAL, f"IPAM plugin {conf.ipam_type} returned no IP configuration")
             routes = _routes(conf, ipam)
-            container = _configure_pod(args, ctx, conf, ipam, routes)
-            _configure_node(node, ctx, conf, ipam)
-            if conf.ip_masq:
+            masq = None
+            if conf.ip_masq:  # started now, the nft transaction runs while we configure the pod
                 masq_ips = [ip.address.ip for ip in ipam.ips]
                 exempt = [ip.address.network for ip in ipam.ips] + list(conf.non_masquerade)
-                ctx.changes.extend(ipmasq.add(ctx.nft(), conf.name, masq_ips, exempt,
-                                              args.container_id, args.ifname))
-            host = get_link(node, host_name) or host
-            br = get_link(node, index=br.index) or br
+                masq = ipmasq.begin_add(ctx.nft(), conf.name, masq_ips, exempt, args.container_id,
+                                        args.ifname)
+            try:
+                container = _configure_pod(args, ctx, conf, ipam, routes)
+                _configure_node(node, ctx, conf, ipam, br)
+            finally:
+                if masq is not None:  # always reaped, also when the pod configuration failed
+                    ctx.changes.extend(masq.finish())
         except BaseException:
             if masq_ips:
                 ipmasq.remove(ctx.nft(), conf.name, masq_ips)
@@ -197,19 +205,15 @@ def _configure_pod(args: CmdArgs, ctx: PluginContext, conf: BridgeConf, ipam: Re
             ctx.changes.extend(ensure_route(pod, r.dst, gw, link, where=where,
                                             why="the pod reaches everything beyond its subnet through "
                                                 "the node's bridge" if r.dst.prefixlen == 0 else ""))
-        link = get_link(pod, index=link.index) or link
     return Interface(link.name, link.mac, args.netns, mtu=link.mtu)
 
 
-def _configure_node(node, ctx: PluginContext, conf: BridgeConf, ipam: Result) -> None:
+def _configure_node(node, ctx: PluginContext, conf: BridgeConf, ipam: Result, br) -> None:
     from network.addrs import ensure_address
-    from network.links import get_link
     from network.sysctl import ensure_sysctl
 
     if not conf.is_gateway:
         return
-    br = get_link(node, conf.bridge)
-    assert br is not None
     for ip in ipam.ips:
         if ip.gateway is None:
             continue

@@ -76,35 +76,57 @@ def _layout(network: str, keep: list) -> list[dict]:
     ]
 
 
-def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
-        ) -> list[Change]:
+class PendingAdd:
+    """An ipMasq ADD in flight (see `begin_add`); `finish()` waits for it and returns the Changes."""
+
+    def __init__(self, nft: N.Nft, network: str, v4: list, keep: list, element: dict, key, pending):
+        self._nft, self._network, self._v4, self._keep = nft, network, v4, keep
+        self._element, self._key, self._pending = element, key, pending
+
+    def finish(self) -> list[Change]:
+        if not self._v4:
+            return []
+        pods, _, _ = names(self._network)
+        what = f"set up ipMasq for {', '.join(map(str, self._v4))}"
+        written = False
+        if self._pending is not None:
+            try:
+                self._pending.wait()
+                written = True
+            except NftError as e:
+                if e.errno != errno.ENOENT:  # ENOENT: the table is gone; write the layout again
+                    raise
+        if not written:
+            self._nft.run(_layout(self._network, self._keep) + [self._element], what)
+            with _layout_lock:
+                _layout_written.add(self._key)
+        shown = ", ".join(map(str, self._v4))
+        return [Change("add", f"{shown} to nftables set {FAMILY} {TABLE} {pods}",
+                       f"nft add element {FAMILY} {TABLE} {pods} {{ {shown} }}",
+                       f"traffic from the pod to anything but {', '.join(map(str, self._keep))} leaves "
+                       "with the node's address (masquerade)")]
+
+
+def begin_add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
+              ) -> PendingAdd:
+    """Start adding the pod's addresses to the masquerade set; the nft process runs while the caller
+    configures the pod. When this process has written the layout before, only the element is added;
+    otherwise (or if the table turns out to be gone) finish() writes the whole layout."""
     pods, _, _ = names(network)
     v4 = [ip for ip in pod_ips if ip.version == 4]
-    if not v4:
-        return []
     keep = list(ipaddress.collapse_addresses([n for n in exempt if n.version == 4] + [MULTICAST]))
     element = {"add": N.elements(FAMILY, TABLE, pods, [
         {"elem": {"val": str(ip), "comment": attachment(container_id, ifname)}} for ip in v4])}
     key = (network, hashlib.sha256(json.dumps([str(n) for n in keep]).encode()).hexdigest())
-    what = f"set up ipMasq for {', '.join(map(str, v4))}"
     with _layout_lock:
-        done = key in _layout_written
-    if done:
-        try:
-            nft.run([element], what)
-        except NftError as e:
-            if e.errno != errno.ENOENT:  # ENOENT: the table is gone; write the layout again
-                raise
-            done = False
-    if not done:
-        nft.run(_layout(network, keep) + [element], what)
-        with _layout_lock:
-            _layout_written.add(key)
-    shown = ", ".join(map(str, v4))
-    return [Change("add", f"{shown} to nftables set {FAMILY} {TABLE} {pods}",
-                   f"nft add element {FAMILY} {TABLE} {pods} {{ {shown} }}",
-                   f"traffic from the pod to anything but {', '.join(map(str, keep))} leaves with "
-                   "the node's address (masquerade)")]
+        known = key in _layout_written
+    pending = nft.start([element], f"add {', '.join(map(str, v4))} to ipMasq") if v4 and known else None
+    return PendingAdd(nft, network, v4, keep, element, key, pending)
+
+
+def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
+        ) -> list[Change]:
+    return begin_add(nft, network, pod_ips, exempt, container_id, ifname).finish()
 
 
 def remove(nft: N.Nft, network: str, pod_ips: list) -> list[Change]:

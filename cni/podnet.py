@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from cni.result import Result
 from cni.skel import PluginContext
 
 LOOPBACK_NETWORK = "cni-loopback"
+
 
 
 class AlreadyAttached(CNIError):
@@ -82,22 +84,10 @@ def loopback_network(plugin_type: str) -> NetworkConfigList:
                            "plugins": [{"type": plugin_type}]}, "(built in)")
 
 
-@dataclass
-class _Op:
-    """One setup/teardown: its own runner and its own list of changes (thread-confined)."""
-
-    changes: list = field(default_factory=list)
-    access: object = None   # the operation's _SharedSockets, closed by _done()
-
-    def done(self) -> None:
-        if self.access is not None:
-            self.access.close()
-
-
 class _SharedSockets:
     """NetnsAccess for one operation: the first plugin to enter a pod's namespace gets a socket from
-    the helper; the next ones (loopback, then bridge) get a dup of it instead of another fork. The
-    originals are closed when the operation ends. Owned by one operation, used by one thread."""
+    the helper; the next ones (bridge, then loopback) get a dup of it instead of another fork. The
+    originals are closed when the operation ends. Owned by one operation, used by its thread."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -120,8 +110,6 @@ class _SharedSockets:
         self._prefetch[netns_path] = (t, box)
 
     def netlink_socket(self, netns_path: str) -> int:
-        import os
-
         if netns_path not in self._fds:
             if netns_path in self._prefetch:
                 t, box = self._prefetch.pop(netns_path)
@@ -137,8 +125,6 @@ class _SharedSockets:
         self.inner.create(path)
 
     def close(self) -> None:
-        import os
-
         for t, box in self._prefetch.values():  # fetched but never asked for: still ours to close
             t.join()
             if box and isinstance(box[0], int):
@@ -147,6 +133,14 @@ class _SharedSockets:
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             os.close(fd)
+
+
+@dataclass
+class _Op:
+    """One setup/teardown/...: its list of changes and its shared pod sockets (thread-confined)."""
+
+    changes: list = field(default_factory=list)
+    access: _SharedSockets | None = None
 
 
 class PodNetwork:
@@ -165,25 +159,25 @@ class PodNetwork:
                 self._helper = NetnsHelper()
             return HelperAccess(self._helper)
 
-    def _runner(self, op: _Op):
+    @contextlib.contextmanager
+    def _operation(self):
+        """An operation's runner: in-process for our plugin types, with its own changes list and
+        its own shared pod sockets (closed when the operation ends); or plain exec."""
+        op = _Op()
         if not self.config.in_process:
-            return ExecRunner()
-        access = op.access = _SharedSockets(self._access())
-        return InProcessRunner(lambda runner: PluginContext(runner=runner, netns_access=lambda: access,
-                                                            changes=op.changes,
-                                                            nft_binary=self.config.nft_binary))
+            yield op, ExecRunner()
+            return
+        op.access = access = _SharedSockets(self._access())
+        runner = InProcessRunner(lambda r: PluginContext(runner=r, netns_access=lambda: access,
+                                                         changes=op.changes,
+                                                         nft_binary=self.config.nft_binary))
+        try:
+            yield op, runner
+        finally:
+            access.close()
 
     def network(self) -> NetworkConfigList:
         return find_network(Path(self.config.conf_dir), self.config.network)
-
-    @contextlib.contextmanager
-    def _operation(self):
-        """One setup/teardown/...: its runner, its changes, its shared pod sockets (closed after)."""
-        op = _Op()
-        try:
-            yield op, self._runner(op)
-        finally:
-            op.done()
 
     # --- the interface ---------------------------------------------------------------------------
     def setup(self, netns: str, container_id: str, ifname: str = "eth0", port_mappings=(),
@@ -273,129 +267,7 @@ class PodNetwork:
                                  [(c, "lo") for c, _ in valid], runner)
 
     def close(self) -> None:
-        import os
-
-        for t, box in self._prefetch.values():  # fetched but never asked for: still ours to close
-            t.join()
-            if box and isinstance(box[0], int):
-                os.close(box[0])
-        self._prefetch = {}
-        fds, self._fds = self._fds, {}
-        for fd in fds.values():
-            os.close(fd)
-
-
-class PodNetwork:
-    def __init__(self, config: PodNetworkConfig = PodNetworkConfig(), helper=None):
-        self.config = config
-        self.executor = CNIExecutor(config.bin_dirs, config.cache_dir)
-        self._helper = helper          # network.netns.NetnsHelper, shared by all operations
-        self._helper_lock = threading.Lock()
-
-    # --- plumbing --------------------------------------------------------------------------------
-    def _access(self):
-        from network.netns import HelperAccess, NetnsHelper
-
-        with self._helper_lock:
-            if self._helper is None:
-                self._helper = NetnsHelper()
-            return HelperAccess(self._helper)
-
-    def _runner(self, op: _Op):
-        if not self.config.in_process:
-            return ExecRunner()
-        access = op.access = _SharedSockets(self._access())
-        return InProcessRunner(lambda runner: PluginContext(runner=runner, netns_access=lambda: access,
-                                                            changes=op.changes,
-                                                            nft_binary=self.config.nft_binary))
-
-    def network(self) -> NetworkConfigList:
-        return find_network(Path(self.config.conf_dir), self.config.network)
-
-    # --- the interface ---------------------------------------------------------------------------
-    def setup(self, netns: str, container_id: str, ifname: str = "eth0", port_mappings=(),
-              cni_args: tuple[tuple[str, str], ...] = ()) -> PodAttachment:
-        net = self.network()
-        caps = {"portMappings": [dict(m) for m in port_mappings]} if port_mappings else {}
-        rt = RuntimeConf(container_id, netns, ifname, tuple(cni_args), caps)
-        if self.executor.cache.read(net.name, rt) is not None:
-            raise AlreadyAttached(101, f"container {container_id} ({ifname}) is already attached to "
-                                       f"network {net.name!r}", "tear it down first")
-        op = _Op()
-        runner = self._runner(op)
-        lo_rt = RuntimeConf(container_id, netns, "lo")
-        try:
-            if self.config.loopback_type:
-                self.executor.add(loopback_network(self.config.loopback_type), lo_rt, runner)
-            result = self.executor.add(net, rt, runner)
-        except BaseException:
-            self._undo(net, rt, lo_rt, runner)
-            raise
-        return PodAttachment(net.name, container_id, ifname, netns, result, tuple(op.changes))
-
-    def _undo(self, net, rt, lo_rt, runner) -> None:
-        pairs = [(net, rt)]
-        if self.config.loopback_type:
-            pairs.append((loopback_network(self.config.loopback_type), lo_rt))
-        for n, r in pairs:
-            try:
-                self.executor.delete(n, r, runner)
-            except CNIError:
-                pass  # best effort: the original error is the one to report
-
-    def teardown(self, netns: str, container_id: str, ifname: str = "eth0") -> list:
-        op = _Op()
-        runner = self._runner(op)
-        rt = RuntimeConf(container_id, netns, ifname)
-        net = self._config_for(rt)
-        cached = self.executor.cache.read(net.name, rt)
-        if cached is not None:
-            rt = RuntimeConf(container_id, netns or cached.netns, ifname, cached.cni_args,
-                             cached.capability_args)
-        self.executor.delete(net, rt, runner)
-        if self.config.loopback_type:
-            self.executor.delete(loopback_network(self.config.loopback_type),
-                                 RuntimeConf(container_id, netns, "lo"), runner)
-        return op.changes
-
-    def _config_for(self, rt: RuntimeConf) -> NetworkConfigList:
-        """The config the attachment was made with, if cached; else the conf dir's current one."""
-        current = None
-        try:
-            current = self.network()
-        except CNIError:
-            pass
-        for entry in self.executor.cached_attachments(current.name if current else None):
-            if entry.container_id == rt.container_id and entry.ifname == rt.ifname and entry.config:
-                try:
-                    return parse_conflist(entry.config, f"cached config of {entry.path.name}")
-                except CNIError:
-                    break
-        if current is None:
-            return self.network()  # raises the conf dir's error
-        return current
-
-    def check(self, netns: str, container_id: str, ifname: str = "eth0") -> None:
-        op = _Op()
-        rt = RuntimeConf(container_id, netns, ifname)
-        net = self._config_for(rt)
-        cached = self.executor.cache.read(net.name, rt)
-        if cached is not None:
-            rt = cached.runtime_conf()
-        self.executor.check(net, rt, self._runner(op))
-
-    def status(self) -> None:
-        self.executor.status(self.network(), self._runner(_Op()))
-
-    def gc(self, valid: list[tuple[str, str]]) -> None:
-        """Remove every attachment (and plugin resource) not in `valid` [(container id, ifname)]."""
-        runner = self._runner(_Op())
-        self.executor.gc(self.network(), valid, runner)
-        if self.config.loopback_type:
-            self.executor.gc(loopback_network(self.config.loopback_type),
-                             [(c, "lo") for c, _ in valid], runner)
-
-    def close(self) -> None:
+        """Stop the netns helper (the next operation starts a new one)."""
         with self._helper_lock:
             if self._helper is not None:
                 self._helper.close()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 from cni import errors as E
@@ -95,13 +96,6 @@ def ipam_exec(args: CmdArgs, ctx: PluginContext, ipam_type: str, command: str) -
     return ctx.runner.run(exe, ipam_type, env, args.stdin)
 
 
-def _ipam_del_quietly(args: CmdArgs, ctx: PluginContext, conf: BridgeConf) -> None:
-    try:
-        ipam_exec(args, ctx, conf.ipam_type, "DEL")
-    except CNIError:
-        pass
-
-
 def _where(args: CmdArgs) -> str:
     return f" in {args.netns}"
 
@@ -109,8 +103,8 @@ def _where(args: CmdArgs) -> str:
 # --- ADD -------------------------------------------------------------------------------------------
 
 def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
-    from network.links import (attach_to_bridge, create_veth_into, delete_link, ensure_bridge, get_link,
-                               host_veth_name, stable_mac)
+    from network.links import (attach_to_bridge, create_veth_into, ensure_bridge, get_link, host_veth_name,
+                               stable_mac)
     from network.errors import NetworkError
     from network.rtnl import node_session
 
@@ -163,17 +157,33 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
                 if masq is not None:  # always reaped, also when the pod configuration failed
                     ctx.changes.extend(masq.finish())
         except BaseException:
-            if masq_ips:
-                ipmasq.remove(ctx.nft(), conf.name, masq_ips)
-            if ipam_tried:  # the spec: a failed delegated ADD is followed by a delegated DEL too
-                _ipam_del_quietly(args, ctx, conf)
-            delete_link(node, host_name)
+            _undo_add(args, ctx, conf, node, host_name, masq_ips, ipam_tried)
             raise
     ifaces = (Interface(br.name, br.mac, mtu=br.mtu), Interface(host.name, host.mac, mtu=host.mtu),
               container)
     ips = tuple(IPConfig(ip.address, ip.gateway, 2) for ip in ipam.ips)
     dns = conf.dns if (conf.dns.nameservers or conf.dns.domain or conf.dns.search) else ipam.dns
     return Result(args.cni_version, ifaces, ips, routes, dns)
+
+
+def _undo_add(args: CmdArgs, ctx: PluginContext, conf: BridgeConf, node, host_name: str,
+              masq_ips: list, ipam_tried: bool) -> None:
+    """Undo a failed ADD in reverse order. A failure here must not hide the error that got us here,
+    so each step is best effort and only noted on stderr (the runtime will DEL again anyway)."""
+    from network.errors import NetworkError
+    from network.links import delete_link
+
+    steps = []
+    if masq_ips:
+        steps.append(("remove the ipMasq entry", lambda: ipmasq.remove(ctx.nft(), conf.name, masq_ips)))
+    if ipam_tried:  # the spec: a failed delegated ADD is followed by a delegated DEL too
+        steps.append(("release the address", lambda: ipam_exec(args, ctx, conf.ipam_type, "DEL")))
+    steps.append((f"delete {host_name}", lambda: delete_link(node, host_name)))
+    for what, step in steps:
+        try:
+            step()
+        except (CNIError, NetworkError, OSError) as e:
+            sys.stderr.write(f"nodeagent-bridge: while undoing a failed ADD, could not {what}: {e}\n")
 
 
 def _routes(conf: BridgeConf, ipam: Result) -> tuple[Route, ...]:

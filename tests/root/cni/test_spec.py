@@ -106,7 +106,8 @@ def test_second_add_for_the_same_attachment_fails_with_a_json_error_and_leaks_no
 from cni.cache import RuntimeConf
 first = pn.setup({pod!r}, "c1")
 net = pn.network()
-again = attempt(pn.executor.add, net, RuntimeConf("c1", {pod!r}, "eth0"), pn._runner(type("O", (), {{"changes": []}})()))
+with pn._operation() as (_, runner):   # the raw executor ADD, on the same path PodNetwork uses
+    again = attempt(pn.executor.add, net, RuntimeConf("c1", {pod!r}, "eth0"), runner)
 report({{"first": str(first.ip), "again": again}})
 """, in_process)
     assert out["again"]["ok"] is False and out["again"]["code"] == 101
@@ -196,3 +197,24 @@ report(None)
     rules = node.nft()
     assert "keep/eth0" in rules and "stale/eth0" not in rules and "8083" not in rules
     assert node.pod_addrs("pod2") == []                       # GC DELs the stale attachment too
+
+
+def test_twenty_pods_set_up_and_torn_down_concurrently_by_one_agent(node):
+    """The agent calls PodNetwork from worker threads: 20 at once must get 20 distinct, working
+    addresses (one netns helper, one IPAM lock, one bridge made once) and leave nothing behind."""
+    pods = [node.pod(f"p{i}") for i in range(20)]
+    out = node.agent(f"""
+from concurrent.futures import ThreadPoolExecutor
+pods = {pods!r}
+with ThreadPoolExecutor(20) as ex:
+    atts = list(ex.map(lambda i: pn.setup(pods[i], f"c{{i}}"), range(20)))
+ips = [str(a.ip) for a in atts]
+with ThreadPoolExecutor(20) as ex:
+    list(ex.map(lambda i: pn.teardown(pods[i], f"c{{i}}"), range(10)))
+report(ips)
+""")
+    assert len(set(out)) == 20 and all(ip.startswith("10.88.1.") for ip in out)
+    assert len(node.allocated()) == 10
+    for i in range(10, 20):                                   # the ones still up are really configured
+        assert node.pod_addrs(f"p{i}") == [out[i]]
+    assert len([link for link in node.node_links() if link["ifname"].startswith("veth")]) == 10

@@ -295,3 +295,28 @@ def setup_pod_network(netns_path: str, container_id: str, ifname: str = "eth0", 
 def teardown_pod_network(netns_path: str, container_id: str, ifname: str = "eth0",
                          config: PodNetworkConfig | None = None) -> list:
     return _shared(config).teardown(netns_path, container_id, ifname)
+
+
+def teardown_node(bridge: str = "cni0", nft_binary: str = "nft") -> list:
+    """Remove the node-wide pod network: our nftables tables, the bridge, the routes to other nodes
+    and the VXLAN device. For taking a node out of the cluster; pods should be torn down first (a
+    pod still attached loses its network). Returns the Changes."""
+    from cni.plugins import ipmasq, portmap
+    from network import nft as N
+    from network.changes import Change
+    from network.crossnode import teardown as crossnode_teardown
+    from network.links import delete_link
+    from network.rtnl import node_session
+
+    nft = N.Nft(nft_binary)
+    changes = []
+    for family, table in ((ipmasq.FAMILY, ipmasq.TABLE), (portmap.FAMILY, portmap.TABLE)):
+        if nft.list_table(family, table) is not None:
+            nft.run([{"delete": N.table(family, table)}], f"delete table {family} {table}")
+            changes.append(Change("delete", f"nftables table {family} {table}", f"nft delete table {family} {table}"))
+    ipmasq.forget_layouts()
+    portmap.forget_layout()
+    with node_session() as ipr:
+        changes += delete_link(ipr, bridge)
+        changes += crossnode_teardown(ipr)
+    return changes

@@ -59,6 +59,12 @@ _layout_written: set[tuple[str, str]] = set()
 _layout_lock = threading.Lock()
 
 
+def forget_layouts() -> None:
+    """The tables were removed (node teardown): the next ADD writes the layout again."""
+    with _layout_lock:
+        _layout_written.clear()
+
+
 def _layout(network: str, keep: list) -> list[dict]:
     pods, nomasq, chain = names(network)
     return [

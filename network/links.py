@@ -122,7 +122,9 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None) -> tuple[Link
     if not link.up:
         call(f"set {name} up", ipr.link, "set", index=link.index, state="up")
         changes.append(Change("set", f"bridge {name} up", f"ip link set {name} up"))
-    return get_link(ipr, index=link.index) or link, changes
+    if changes:  # read back what we changed; an untouched bridge is as we just read it
+        link = get_link(ipr, index=link.index) or link
+    return link, changes
 
 
 def create_veth_into(ipr: IPRoute, host_name: str, peer_name: str, netns_fd: int, netns_path: str,

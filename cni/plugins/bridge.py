@@ -240,12 +240,18 @@ def cmd_del(args: CmdArgs, ctx: PluginContext) -> None:
     from network.rtnl import node_session
 
     conf = parse_conf(args.config)
+    masq = None
     if conf.ip_masq:
         ips = _owned_ips(args, ctx)
-        if ips:
-            ctx.changes.extend(ipmasq.remove(ctx.nft(), conf.name, ips))
-    with node_session() as node:
-        ctx.changes.extend(delete_link(node, host_veth_name(args.container_id, args.ifname)))
+        if ips:  # the nft deletion waits for the kernel; the veth goes meanwhile
+            masq = ipmasq.begin_remove(ctx.nft(), conf.name, ips)
+    try:
+        with node_session() as node:
+            ctx.changes.extend(delete_link(node, host_veth_name(args.container_id, args.ifname)))
+    finally:
+        if masq is not None:
+            ctx.changes.extend(masq.finish())
+    # last: only now may the address go to another pod (whose masquerade entry we must not remove)
     ipam_exec(args, ctx, conf.ipam_type, "DEL")
 
 

@@ -135,6 +135,39 @@ def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str
     return begin_add(nft, network, pod_ips, exempt, container_id, ifname).finish()
 
 
+class PendingRemove:
+    """An ipMasq DEL in flight (see `begin_remove`)."""
+
+    def __init__(self, nft: N.Nft, network: str, ips: list[str], pending):
+        self._nft, self._network, self._ips, self._pending = nft, network, ips, pending
+
+    def finish(self) -> list[Change]:
+        if self._pending is None:
+            return []
+        try:
+            self._pending.wait()
+        except NftError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            # No table, set, or one of the elements (a second DEL): one by one, so that a missing
+            # element does not keep a present one (the whole batch was rolled back).
+            return remove(self._nft, self._network, [ipaddress.ip_address(ip) for ip in self._ips])
+        pods, _, _ = names(self._network)
+        shown = ", ".join(self._ips)
+        return [Change("remove", f"{shown} from nftables set {FAMILY} {TABLE} {pods}",
+                       f"nft delete element {FAMILY} {TABLE} {pods} {{ {shown} }}")]
+
+
+def begin_remove(nft: N.Nft, network: str, pod_ips: list) -> PendingRemove:
+    """Start removing the pod's addresses from the masquerade set. A deletion makes nf_tables wait
+    for an RCU grace period (~15 ms here), so the caller deletes the veth pair meanwhile."""
+    pods, _, _ = names(network)
+    v4 = [str(ip) for ip in pod_ips if ip.version == 4]
+    pending = nft.start([{"delete": N.elements(FAMILY, TABLE, pods, v4)}], f"remove {', '.join(v4)} "
+                        "from ipMasq") if v4 else None
+    return PendingRemove(nft, network, v4, pending)
+
+
 def remove(nft: N.Nft, network: str, pod_ips: list) -> list[Change]:
     pods, _, _ = names(network)
     v4 = [str(ip) for ip in pod_ips if ip.version == 4]

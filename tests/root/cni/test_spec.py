@@ -177,9 +177,9 @@ def test_check_passes_after_add_and_fails_when_the_pod_lost_its_address(node):
     pod = node.pod("pod1")
     out = node.agent(f"""
 pn.setup({pod!r}, "c1")
-report(attempt(pn.check, {pod!r}, "c1"))
+report([attempt(pn.check, {pod!r}, "c1"), attempt(pn.status)])
 """)
-    assert out["ok"] is True
+    assert out[0]["ok"] is True and out[1]["ok"] is True
     node.sim.sh("pod1", "ip", "addr", "flush", "dev", "eth0")
     out = node.agent(f"report(attempt(pn.check, {pod!r}, 'c1'))")
     assert out["ok"] is False and "10.88.1.2/24" in out["error"]

@@ -218,3 +218,28 @@ report(ips)
     for i in range(10, 20):                                   # the ones still up are really configured
         assert node.pod_addrs(f"p{i}") == [out[i]]
     assert len([link for link in node.node_links() if link["ifname"].startswith("veth")]) == 10
+
+
+def test_host_ports_per_host_ip_and_a_taken_port_is_refused_not_shadowed(node):
+    node.sim.sh("node", "ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer")
+    node.sim.sh("node", "ip", "link", "set", "uplink-peer", "up")
+    for addr in ("192.168.77.1/24", "192.168.77.2/24"):
+        node.sim.sh("node", "ip", "addr", "add", addr, "dev", "uplink")
+    node.sim.sh("node", "ip", "link", "set", "uplink", "up")
+    pods = [node.pod(f"p{i}") for i in range(4)]
+    out = node.agent(f"""
+pods = {pods!r}
+m = lambda ip="": [{{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ip}}]
+report([attempt(lambda: str(pn.setup(pods[0], "one", port_mappings=m("192.168.77.1")).ip.ip)),
+        attempt(lambda: str(pn.setup(pods[1], "two", port_mappings=m("192.168.77.2")).ip.ip)),
+        attempt(lambda: str(pn.setup(pods[2], "any", port_mappings=m()).ip.ip)),
+        attempt(lambda: str(pn.setup(pods[3], "late", port_mappings=m()).ip.ip))])
+""")
+    one, two, any_, late = out
+    assert one["ok"] and two["ok"] and any_["ok"]
+    assert late["ok"] is False and late["code"] == 100
+    assert "8080/tcp is already in use" in late["error"] and "any/eth0" in late["error"]
+    assert node.pod_addrs("p3") == [] and len(node.allocated()) == 3     # the refused pod holds nothing
+    assert node.sim.tcp_source_seen("p0", "node", "192.168.77.1", 8080, server_port=80)
+    assert node.sim.tcp_source_seen("p1", "node", "192.168.77.2", 8080, server_port=80)
+    assert node.sim.tcp_source_seen("p2", "node", "10.88.1.1", 8080, server_port=80)   # any other address

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from cni.cache import RuntimeConf
 from cni.config import NetworkConfigList, find_network, parse_conflist
-from cni.errors import CNIError
+from cni.errors import INTERFACE_EXISTS, CNIError
 from cni.executor import DEFAULT_CACHE_DIR, CNIExecutor
 from cni.invoke import ExecRunner, InProcessRunner
 from cni.result import Result
@@ -186,7 +186,7 @@ class PodNetwork:
         caps = {"portMappings": [dict(m) for m in port_mappings]} if port_mappings else {}
         rt = RuntimeConf(container_id, netns, ifname, tuple(cni_args), caps)
         if self.executor.cache.read(net.name, rt) is not None:
-            raise AlreadyAttached(101, f"container {container_id} ({ifname}) is already attached to "
+            raise AlreadyAttached(INTERFACE_EXISTS, f"container {container_id} ({ifname}) is already attached to "
                                        f"network {net.name!r}", "tear it down first")
         lo_rt = RuntimeConf(container_id, netns, "lo")
         with self._operation() as (op, runner):

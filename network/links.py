@@ -2,9 +2,9 @@
 
 The pod's wire, in three steps (what `ip` would do):
 
-    ip link add na0 type bridge                               # once per node: the pods' switch
+    ip link add cni0 type bridge                              # once per node: the pods' switch
     ip link add vethXXXX type veth peer name eth0 netns POD   # a cable with one end in the pod
-    ip link set vethXXXX master na0 up                        # plug the node's end into the switch
+    ip link set vethXXXX master cni0 up                       # plug the node's end into the switch
 
 A veth pair is two devices joined back to back: a frame sent into one comes out of the other. Made
 with its peer *directly inside* the pod's namespace (IFLA_NET_NS_FD on the peer), the pod end never

@@ -40,7 +40,6 @@ from cni.result import DNS, Interface, IPConfig, Result, Route
 from cni.skel import CmdArgs, Plugin, PluginContext
 from cni.skel import main as skel_main
 
-INTERFACE_EXISTS = 101
 DEFAULT_BRIDGE = "cni0"
 _UNSUPPORTED = ("vlan", "vlanTrunk", "macspoofchk", "enabledad", "promiscMode",
                 "disableContainerInterface", "portIsolation")
@@ -125,7 +124,7 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
                                                 host_mac, pod_mac))
         except NetworkError as e:
             if e.errno == 17:
-                raise CNIError(INTERFACE_EXISTS, f"interface {args.ifname!r} (or its node end {host_name}) "
+                raise CNIError(E.INTERFACE_EXISTS, f"interface {args.ifname!r} (or its node end {host_name}) "
                                                  f"already exists for container {args.container_id}",
                                "a second ADD for the same container and interface needs a DEL first") from e
             raise

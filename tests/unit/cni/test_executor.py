@@ -212,7 +212,8 @@ def test_in_process_runner_gives_the_same_answers_as_exec(tmp_path, monkeypatch)
     assert errors[0] == errors[1]
     for cid in ("a", "b"):
         ex.delete(n, RuntimeConf(cid, "/run/netns/x"), inproc)
-    assert sorted(os.listdir(tmp_path / "ipam" / "ipamnet")) == ["last_reserved_ip.0", "lock"]
+    assert sorted(os.listdir(tmp_path / "ipam" / "ipamnet")) == [".attachments", "last_reserved_ip.0", "lock"]
+    assert os.listdir(tmp_path / "ipam" / "ipamnet" / ".attachments") == []
 
 
 def test_only_an_executable_that_is_really_ours_runs_in_process(tmp_path, monkeypatch):

@@ -65,12 +65,16 @@ class Reference:
     def with_digest(self, digest: str) -> "Reference":
         return Reference(self.registry, self.repository, self.tag, digest)
 
+    @property
+    def familiar_name(self) -> str:
+        """Docker's short name: `busybox` for docker.io/library/busybox."""
+        if self.registry == DOCKER_HUB:
+            return self.repository.removeprefix("library/")
+        return self.name
+
     def familiar(self) -> str:
         """Docker's short form: `busybox:1.36` for docker.io/library/busybox:1.36."""
-        name = self.name
-        if self.registry == DOCKER_HUB:
-            name = self.repository.removeprefix("library/")
-        return name + self._suffix()
+        return self.familiar_name + self._suffix()
 
     def _suffix(self) -> str:
         return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")

@@ -85,6 +85,7 @@ class OciLayout:
         (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
         self.refs: list[dict] = []
         self.diff_ids: dict[str, str] = {}   # blob digest → diff_id
+        self.layers_of: dict[str, list[str]] = {}   # manifest digest → layer blob digests
 
     def blob(self, data: bytes, media_type: str) -> Desc:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -111,6 +112,7 @@ class OciLayout:
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg_desc.json(),
                     "layers": [d.json() for d in layer_descs]}
         desc = self.blob(json.dumps(manifest).encode(), OCI_MANIFEST)
+        self.layers_of[desc.digest] = [d.digest for d in layer_descs]
         if tag:
             self._tag(desc, tag)
         return desc
@@ -140,7 +142,9 @@ class TestImages:
     multi: Desc          # index: arm64, amd64 (this one is `two`'s layers + marker), attestation
     multi_amd64: Desc
     big: Desc            # busybox + an incompressible layer, for resume tests
-    diff_ids: dict
+    diff_ids: dict       # layer blob digest → diff_id
+    two_layers: tuple    # blob digests of `two`'s layers
+    big_layers: tuple
 
 
 def build_test_images(root: Path, *, big_size: int = 6 << 20) -> TestImages:
@@ -157,7 +161,8 @@ def build_test_images(root: Path, *, big_size: int = 6 << 20) -> TestImages:
                          "vnd.docker.reference.digest": amd.digest}),
                        (amd, {"os": "linux", "architecture": "amd64"}, None)], tag="multi")
     big = lay.image([base, random_layer(big_size)], compression="gzip", tag="big")
-    return TestImages(root, two, zstd, multi, amd, big, dict(lay.diff_ids))
+    return TestImages(root, two, zstd, multi, amd, big, dict(lay.diff_ids),
+                      tuple(lay.layers_of[two.digest]), tuple(lay.layers_of[big.digest]))
 
 
 def chmod_tree_readable(path: Path) -> None:

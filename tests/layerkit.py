@@ -47,6 +47,10 @@ def chardev(name, major, minor, **kw):
     return _info(name, tarfile.CHRTYPE, devmajor=major, devminor=minor, **kw), None
 
 
+def blockdev(name, major, minor, **kw):
+    return _info(name, tarfile.BLKTYPE, devmajor=major, devminor=minor, **kw), None
+
+
 def fifo(name, **kw):
     return _info(name, tarfile.FIFOTYPE, **kw), None
 
@@ -77,3 +81,37 @@ def zstd_bytes(data: bytes) -> bytes:
     import zstandard
 
     return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+# --- the hostile-layer suite ---------------------------------------------------------------------------
+# Each case tries to write to (or through) `outside`, a directory next to the layer holding a canary.
+HOSTILE = {
+    "dotdot": lambda o: [file_("../outside/canary", b"pwned")],
+    "dotdot-deep": lambda o: [dir_("a"), file_("a/../../outside/canary", b"pwned")],
+    "absolute": lambda o: [file_(f"{o}/canary", b"pwned")],
+    "symlink-dir-traversal": lambda o: [symlink("lib", str(o)), file_("lib/canary", b"pwned")],
+    "symlink-relative-traversal": lambda o: [symlink("up", ".."), file_("up/outside/canary", b"pwned")],
+    "symlink-chain": lambda o: [dir_("a"), symlink("a/b", "../.."), file_("a/b/outside/canary", b"x")],
+    "symlink-then-dir": lambda o: [symlink("d", str(o)), dir_("d/sub")],
+    "hardlink-out-dotdot": lambda o: [hardlink("h", "../outside/canary")],
+    "hardlink-out-absolute": lambda o: [hardlink("h", f"{o}/canary")],
+    "hardlink-through-symlink": lambda o: [symlink("s", str(o)), hardlink("h", "s/canary")],
+    "hardlink-missing-target": lambda o: [hardlink("h", "nope")],
+    "symlink-named-dot": lambda o: [symlink(".", str(o)), file_("canary", b"pwned")],
+    "symlink-named-dot-in-dir": lambda o: [dir_("a"), symlink("a/.", str(o))],
+    "bare-whiteout": lambda o: [file_(".wh.", b"")],
+    "whiteout-dotdot": lambda o: [file_("a/.wh...", b"")],
+    "whiteout-through-symlink": lambda o: [symlink("s", str(o)), whiteout("s/canary")],
+    "opaque-through-symlink": lambda o: [symlink("s", str(o)), opaque("s")],
+    "overlay-xattr-forgery": lambda o: [file_("f", b"", xattrs={"trusted.overlay.redirect": b"/x"})],
+    "file-under-a-file": lambda o: [file_("f", b"x"), file_("f/g", b"y")],
+}
+
+
+def canary_intact(outside) -> None:
+    """`outside` still holds exactly the canary file, unchanged, and nothing appeared beside it."""
+    import os
+
+    assert sorted(os.listdir(outside)) == ["canary"]
+    assert (outside / "canary").read_bytes() == b"canary"
+    assert not (outside.parent / "canary").exists()

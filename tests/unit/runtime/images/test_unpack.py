@@ -15,8 +15,8 @@ import pytest
 
 from runtime.images.errors import DigestMismatch, LayerTooLarge, UnsafeLayer
 from runtime.images.unpack import split_entry, unpack_layer
-from tests.layerkit import (dir_, file_, gzip_bytes, hardlink, opaque, symlink, tar_bytes,
-                            whiteout, zstd_bytes)
+from tests.layerkit import (HOSTILE, canary_intact, dir_, file_, gzip_bytes, hardlink, symlink,
+                            tar_bytes, zstd_bytes)
 
 
 def _unpack(tmp_path, entries, *, compress=None, **kw):
@@ -89,30 +89,7 @@ def test_entry_names(name, ok):
         assert split_entry(name, "L") == ok
 
 
-# --- the hostile-layer suite -------------------------------------------------------------------------
-# Each case tries to write to (or through) `outside`, a directory next to the layer holding a canary.
-HOSTILE = {
-    "dotdot": lambda o: [file_("../outside/canary", b"pwned")],
-    "dotdot-deep": lambda o: [dir_("a"), file_("a/../../outside/canary", b"pwned")],
-    "absolute": lambda o: [file_(f"{o}/canary", b"pwned")],
-    "symlink-dir-traversal": lambda o: [symlink("lib", str(o)), file_("lib/canary", b"pwned")],
-    "symlink-relative-traversal": lambda o: [symlink("up", ".."), file_("up/outside/canary", b"pwned")],
-    "symlink-chain": lambda o: [dir_("a"), symlink("a/b", "../.."), file_("a/b/outside/canary", b"x")],
-    "symlink-then-dir": lambda o: [symlink("d", str(o)), dir_("d/sub")],
-    "hardlink-out-dotdot": lambda o: [hardlink("h", "../outside/canary")],
-    "hardlink-out-absolute": lambda o: [hardlink("h", f"{o}/canary")],
-    "hardlink-through-symlink": lambda o: [symlink("s", str(o)), hardlink("h", "s/canary")],
-    "hardlink-missing-target": lambda o: [hardlink("h", "nope")],
-    "symlink-named-dot": lambda o: [symlink(".", str(o)), file_("canary", b"pwned")],
-    "symlink-named-dot-in-dir": lambda o: [dir_("a"), symlink("a/.", str(o))],
-    "bare-whiteout": lambda o: [file_(".wh.", b"")],
-    "whiteout-dotdot": lambda o: [file_("a/.wh...", b"")],
-    "whiteout-through-symlink": lambda o: [symlink("s", str(o)), whiteout("s/canary")],
-    "opaque-through-symlink": lambda o: [symlink("s", str(o)), opaque("s")],
-    "overlay-xattr-forgery": lambda o: [file_("f", b"", xattrs={"trusted.overlay.redirect": b"/x"})],
-    "file-under-a-file": lambda o: [file_("f", b"x"), file_("f/g", b"y")],
-}
-
+# --- the hostile-layer suite (cases in tests/layerkit.py; as root in tests/root/images) -------
 
 @pytest.fixture
 def outside(tmp_path):
@@ -122,18 +99,12 @@ def outside(tmp_path):
     return o
 
 
-def _canary_intact(outside):
-    assert sorted(os.listdir(outside)) == ["canary"]
-    assert (outside / "canary").read_bytes() == b"canary"
-    assert not (outside.parent / "canary").exists()
-
-
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_layers_are_refused_and_nothing_escapes(tmp_path, outside, case):
     with pytest.raises(UnsafeLayer) as exc:
         _unpack(tmp_path, HOSTILE[case](outside))
     assert "refusing entry" in str(exc.value)
-    _canary_intact(outside)
+    canary_intact(outside)
     assert not (tmp_path / "layer").exists()    # the half-written layer is gone too
 
 
@@ -146,7 +117,7 @@ def test_gzip_bomb_stops_at_the_cap(tmp_path, outside):
     with pytest.raises(LayerTooLarge, match="decompression bomb"):
         unpack_layer(blob, tmp_path / "layer", layer="L", owners=False, max_bytes=8 << 20)
     assert not (tmp_path / "layer").exists()
-    _canary_intact(outside)
+    canary_intact(outside)
 
 
 def test_too_many_entries(tmp_path):

@@ -80,7 +80,7 @@ class ProgressView:
         self.state[ev.layer] = (ev.phase, ev.done, ev.total)
         if self.tty:
             now = time.monotonic()
-            if ev.phase != "downloading" or now - self.last_draw > 0.1:
+            if old is None or old[0] != ev.phase or now - self.last_draw > 0.1:
                 self.last_draw = now
                 self._draw()
         elif old is None or old[0] != ev.phase:

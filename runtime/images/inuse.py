@@ -44,9 +44,7 @@ def layers_in_use(store, proc: Path = Path("/proc")) -> set[str]:
     layers_dir = str(store.layers)
     seen_ns: set[str] = set()
     found: set[str] = set()
-    for pid in os.listdir(proc):
-        if not pid.isdigit():
-            continue
+    for pid in sorted((p for p in os.listdir(proc) if p.isdigit()), key=int):
         try:
             ns = os.readlink(proc / pid / "ns" / "mnt")
             if ns in seen_ns:

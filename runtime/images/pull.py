@@ -24,7 +24,7 @@ from typing import Callable
 
 from runtime.images.auth import Keychain
 from runtime.images.digest import hex_of
-from runtime.images.errors import ManifestError
+from runtime.images.errors import ManifestError, StoreError
 from runtime.images.manifest import (Descriptor, Index, Manifest, Platform, check_layers_match,
                                      parse_config, parse_manifest_or_index)
 from runtime.images.reference import Reference, parse_reference
@@ -161,3 +161,26 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
 async def pull(store: ImageStore, reference: str, **kw) -> ImageRecord:
     """Convenience: Puller(store, **kw).pull(reference)."""
     return await Puller(store, **kw).pull(reference)
+
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+async def ensure_image(store: ImageStore, reference: str | Reference, *, policy: str = "IfNotPresent",
+                       **kw) -> ImageRecord:
+    """The agent's entry point, with Kubernetes' imagePullPolicy semantics:
+    Always        ask the registry every time (cheap when nothing changed: only the manifest is
+                  fetched, layers already here are not downloaded again);
+    IfNotPresent  use the stored image if there is one, else pull;
+    Never         use the stored image or fail (StoreError, which the agent reports as
+                  ErrImageNeverPull)."""
+    if policy not in PULL_POLICIES:
+        raise ValueError(f"imagePullPolicy {policy!r}: want one of {', '.join(PULL_POLICIES)}")
+    ref = parse_reference(reference) if isinstance(reference, str) else reference
+    if policy != "Always":
+        try:
+            return await run_blocking(store.get, ref)
+        except StoreError:
+            if policy == "Never":
+                raise
+    return await Puller(store, **kw).pull(ref)

@@ -23,7 +23,7 @@ from runtime.images.pull import Puller
 from runtime.images.reference import parse_reference
 from runtime.images.registry import RegistryClient, RegistryConfig
 from tests.imagekit import OciLayout, marker_layer
-from tests.registryfix import BlobStorage, FrontDoor
+from tests.registryfix import BlobStorage, FrontDoor, free_port
 
 REPO = "test/busybox"
 
@@ -216,3 +216,34 @@ def test_gc_keeps_shared_layers_and_frees_the_rest(registry, store):
     assert report.layers == 1 and report.freed_bytes >= 6 << 20
     assert all(d.is_dir() for d in two.lowerdirs) and not big.lowerdirs[1].exists()
     assert store.get(f"{registry.host}/{REPO}:two") == two
+
+
+# --- mirrors and pull policies --------------------------------------------------------------------
+def test_mirror_is_tried_first_and_a_broken_mirror_falls_back(registry, servers, store):
+    mirror = servers(FrontDoor(upstream=registry.host))
+    cfg = RegistryConfig(insecure=frozenset({registry.host}),
+                         mirrors={registry.host: (f"http://{mirror.host}",)})
+    rec, puller = _pull(store, f"{registry.host}/{REPO}:two", config=cfg)
+    hosts = {url.split("/")[2] for m, url in puller.client.requests if m == "GET"}
+    assert hosts == {mirror.host}                      # everything came from the mirror
+    dead = f"127.0.0.1:{free_port()}"
+    cfg = RegistryConfig(insecure=frozenset({registry.host}), mirrors={registry.host: (f"http://{dead}",)})
+    rec2, puller = _pull(store, f"{registry.host}/{REPO}:zstd", config=cfg)
+    hosts = [url.split("/")[2] for m, url in puller.client.requests if m == "GET"]
+    assert hosts[0] == dead and registry.host in hosts  # tried the mirror, then the registry
+
+
+def test_pull_policies(registry, store):
+    from runtime.images.errors import StoreError
+    from runtime.images.pull import ensure_image
+
+    ref = f"{registry.host}/{REPO}:two"
+    cfg = RegistryConfig(insecure=frozenset({registry.host}))
+    with pytest.raises(StoreError, match="not in the store"):
+        asyncio.run(ensure_image(store, ref, policy="Never", config=cfg))
+    rec = asyncio.run(ensure_image(store, ref, policy="IfNotPresent", config=cfg))
+    assert asyncio.run(ensure_image(store, ref, policy="Never")) == rec
+    # IfNotPresent with the image present must not touch the registry: no config given, no http.
+    assert asyncio.run(ensure_image(store, ref, policy="IfNotPresent")) == rec
+    assert asyncio.run(ensure_image(store, ref, policy="Always", config=cfg)).manifest_digest == \
+        rec.manifest_digest

@@ -25,3 +25,11 @@ imported only by `registry`, zstandard only when a zstd layer is read.
 May import: the standard library, aiohttp (registry only), zstandard. Like all of runtime: never
 nodeagent, network, cni, apiclient, controlplane.
 """
+
+from runtime.images.errors import ImageError
+from runtime.images.manifest import ImageConfig, Platform
+from runtime.images.reference import Reference, parse_reference
+from runtime.images.store import ImageRecord, ImageStore
+
+__all__ = ["ImageConfig", "ImageError", "ImageRecord", "ImageStore", "Platform", "Reference",
+           "parse_reference"]

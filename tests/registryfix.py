@@ -257,6 +257,7 @@ class FrontDoor:
     upstream: str
     redirect_to: BlobStorage | None = None
     throttle: dict = field(default_factory=dict)
+    basic_auth: tuple | None = None   # (user, password): answer 401 Basic like an htpasswd registry
     port: int = 0
     requests: list = field(default_factory=list)
 
@@ -269,12 +270,18 @@ class FrontDoor:
         self.requests.append({"method": request.method, "path": "/v2/" + path,
                               "range": request.headers.get("Range"),
                               "authorization": bool(request.headers.get("Authorization"))})
+        if self.basic_auth:
+            want = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            if request.headers.get("Authorization") != want:
+                return web.json_response(
+                    {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                    status=401, headers={"WWW-Authenticate": 'Basic realm="basic-realm"'})
         if self.redirect_to and "/blobs/sha256:" in path and request.method == "GET":
             digest = path.rsplit("/", 1)[1]
             return web.Response(status=307, headers={
                 "Location": f"{self.redirect_to.url}/blobs/{digest}?X-Signature={secrets.token_hex(8)}"})
         fwd = {k: v for k, v in request.headers.items()
-               if k in ("Authorization", "Accept", "Range", "User-Agent")}
+               if k in ("Accept", "Range", "User-Agent") or (k == "Authorization" and not self.basic_auth)}
         async with self.session.request(request.method, f"http://{self.upstream}/v2/{path}",
                                         headers=fwd, allow_redirects=False) as up:
             resp = web.StreamResponse(status=up.status, headers={

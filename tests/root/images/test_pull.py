@@ -247,3 +247,16 @@ def test_pull_policies(registry, store):
     assert asyncio.run(ensure_image(store, ref, policy="IfNotPresent")) == rec
     assert asyncio.run(ensure_image(store, ref, policy="Always", config=cfg)).manifest_digest == \
         rec.manifest_digest
+
+
+def test_basic_auth_registry(registry, servers, store):
+    front = servers(FrontDoor(upstream=registry.host, basic_auth=("bob", "s3cret")))
+    ref = f"{front.host}/{REPO}:two"
+    with pytest.raises(AuthError, match="wants a username and password|no credentials"):
+        _pull(store, ref, front.host)
+    with pytest.raises(AuthError, match="for user 'bob'"):
+        _pull(store, ref, front.host, keychain=Keychain([(front.host, Credentials("bob", "wrong"))]))
+    rec, puller = _pull(store, ref, front.host,
+                        keychain=Keychain([(front.host, Credentials("bob", "s3cret"))]))
+    assert rec.name == ref
+    assert all(r["authorization"] for r in front.requests[-3:])   # sent up front once known

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import platform as _platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from runtime.images.digest import check_digest
 from runtime.images.errors import ManifestError
@@ -266,14 +266,3 @@ def check_layers_match(manifest: Manifest, config: ImageConfig) -> None:
     if len(manifest.layers) != len(config.diff_ids):
         raise ManifestError(f"manifest has {len(manifest.layers)} layers but the config lists "
                             f"{len(config.diff_ids)} diff_ids")
-
-
-@dataclass(frozen=True)
-class ResolvedImage:
-    """The outcome of resolving a reference: which manifest, and the index it came from (if any)."""
-
-    manifest_digest: str
-    manifest: Manifest
-    index_digest: str | None = None
-    platform: Platform | None = None
-    extra: dict = field(default_factory=dict, compare=False)

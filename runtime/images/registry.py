@@ -30,6 +30,7 @@ worker thread.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import os
@@ -96,7 +97,8 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._basic: set[str] = set()          # hosts that asked for Basic auth
         self._challenges: dict[str, Challenge] = {}
-        self.requests: list[tuple[str, str]] = []   # (method, url) log, for tests and --debug
+        # (method, url) of recent requests, for tests and debugging; bounded for a long-lived agent.
+        self.requests: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
 
     # --- endpoints -------------------------------------------------------------------------------
     def endpoints(self, ref: Reference) -> list[Endpoint]:

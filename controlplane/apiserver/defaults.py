@@ -60,7 +60,9 @@ def _container(c: dict, host_network: bool) -> None:
         _probe(c.get(probe))
 
 
-def pod_spec(spec: dict) -> None:
+def pod_spec(spec: dict, admission: bool = False) -> None:
+    """SetDefaults_PodSpec; with admission=True (pods themselves, not templates) also what the
+    ServiceAccount, Priority and DefaultTolerationSeconds admission plugins add."""
     if not isinstance(spec, dict):
         return
     _set(spec, "restartPolicy", "Always")
@@ -69,10 +71,6 @@ def pod_spec(spec: dict) -> None:
     _set(spec, "schedulerName", "default-scheduler")
     _set(spec, "securityContext", {})
     _set(spec, "enableServiceLinks", True)
-    _set(spec, "serviceAccountName", "default")  # the ServiceAccount admission plugin
-    _set(spec, "serviceAccount", spec["serviceAccountName"])  # deprecated alias, still filled
-    _set(spec, "priority", 0)
-    _set(spec, "preemptionPolicy", "PreemptLowerPriority")
     host_net = bool(spec.get("hostNetwork"))
     for key in ("containers", "initContainers"):
         for c in spec.get(key) or []:
@@ -85,6 +83,12 @@ def pod_spec(spec: dict) -> None:
                 _set(v[src], "defaultMode", 420)
         if isinstance(v.get("hostPath"), dict):
             _set(v["hostPath"], "type", "")
+    if not admission:
+        return
+    _set(spec, "serviceAccountName", "default")  # the ServiceAccount admission plugin
+    _set(spec, "serviceAccount", spec["serviceAccountName"])  # deprecated alias, still filled
+    _set(spec, "priority", 0)  # the Priority admission plugin
+    _set(spec, "preemptionPolicy", "PreemptLowerPriority")
     # DefaultTolerationSeconds admission: evict 5 minutes after the node goes away.
     tolerations = spec.setdefault("tolerations", []) if spec.get("tolerations") is None \
         else spec["tolerations"]
@@ -102,7 +106,7 @@ def _template(spec: dict) -> None:
 
 
 def pod(obj: dict) -> None:
-    pod_spec(obj.get("spec"))
+    pod_spec(obj.get("spec"), admission=True)
 
 
 def deployment(obj: dict) -> None:

@@ -122,6 +122,9 @@ class Handlers:
         try:
             if ctype in ("application/yaml", "application/x-yaml"):
                 return yaml.safe_load(raw)
+            if ctype == "application/vnd.kubernetes.protobuf":
+                from controlplane.apiserver import protobuf  # only kubectl's typed clients send it
+                return protobuf.decode(raw)
             if ctype in (JSON, "application/json-patch+json", "application/merge-patch+json",
                          "application/strategic-merge-patch+json", "application/octet-stream", ""):
                 return json.loads(raw)

@@ -100,3 +100,27 @@ def test_unauthenticated_requests_get_401(server):
     except urllib.error.HTTPError as e:
         assert e.code == 401
         assert json.loads(e.read())["reason"] == "Unauthorized"
+
+
+def test_typed_client_commands_send_protobuf_and_work(kubectl):
+    # `kubectl create deployment/configmap/secret/service` encode their bodies as protobuf.
+    assert "deployment.apps/web created" in kubectl("create", "deployment", "web", "--image=nginx:1.25",
+                                                    "--replicas=3")
+    d = json.loads(kubectl("get", "deploy", "web", "-o", "json"))
+    assert d["spec"]["replicas"] == 3 and d["metadata"]["generation"] == 1
+    assert d["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": "25%"}
+    assert "paused" not in d["spec"]  # Go's omitempty zeros do not leak out of protobuf
+    assert "scaled" in kubectl("scale", "deploy", "web", "--replicas=0")
+    d = json.loads(kubectl("get", "deploy", "web", "-o", "json"))
+    assert d["spec"]["replicas"] == 0 and d["metadata"]["generation"] == 2
+    wide = kubectl("get", "deploy", "-o", "wide")
+    assert wide.splitlines()[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE",
+                                            "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert "0/0" in wide and "app=web" in wide
+    kubectl("create", "configmap", "cfg", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "sec", "--from-literal=p=q")
+    assert json.loads(kubectl("get", "secret", "sec", "-o", "json"))["data"] == {"p": "cQ=="}
+    kubectl("create", "service", "clusterip", "websvc", "--tcp=80:8080")
+    svc = json.loads(kubectl("get", "svc", "websvc", "-o", "json"))
+    assert svc["spec"]["clusterIP"].startswith("10.") and svc["spec"]["ports"][0]["targetPort"] == 8080
+    kubectl("delete", "deploy/web", "cm/cfg", "secret/sec", "svc/websvc")

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the certificate and the `kubernetes` service's endpoints")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
                    help="CIDR that Service ClusterIPs are allocated from")
+    p.add_argument("--default-watch-cache-size", type=int, default=10000,
+                   help="events kept in memory for watches to resume from; older resourceVersions "
+                        "get 410 Gone")
     p.add_argument("--insecure-http", action="store_true",
                    help="serve plain HTTP without authentication (tests and debugging only)")
     p.set_defaults(func=run)
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     host, port = _listen(args.listen)
     cfg = ServerConfig(Path(args.data_dir), host, port, args.advertise_address,
-                       tls=not args.insecure_http, service_cidr=args.service_cluster_ip_range)
+                       tls=not args.insecure_http, service_cidr=args.service_cluster_ip_range,
+                       watch_window=args.default_watch_cache_size)
     server = APIServer(cfg)
     try:
         server.prepare_pki()

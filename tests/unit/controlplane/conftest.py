@@ -61,12 +61,12 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(data_dir: Path, port: int | None = None) -> Server:
+def start_server(data_dir: Path, port: int | None = None, *extra: str) -> Server:
     port = port or free_port()
     log = data_dir.parent / f"{data_dir.name}-{port}.log"
     out = open(log, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "nodeagent", "server", "--data-dir", str(data_dir),
-                             "--listen", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT,
+                             "--listen", f"127.0.0.1:{port}", *extra], stdout=out, stderr=subprocess.STDOUT,
                             cwd=REPO)
     out.close()
     srv = Server(proc, data_dir, port, log)
@@ -128,3 +128,18 @@ class Kubectl:
 @pytest.fixture(scope="module")
 def kubectl(server, tmp_path_factory):
     return Kubectl(server, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start extra servers (own data dirs, or a given one to restart); all stopped at the end."""
+    started: list[Server] = []
+
+    def start(data_dir: Path | None = None, port: int | None = None, *extra: str) -> Server:
+        srv = start_server(data_dir or tmp_path / f"data{len(started)}", port, *extra)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()

@@ -67,6 +67,10 @@ PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
 PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
+PR_GET_KEEPCAPS = 7
+PR_SET_KEEPCAPS = 8  # keep the permitted set across setuid() away from 0 (cleared again by execve)
+PR_GET_SECCOMP = 21
+PR_SET_SECCOMP = 22
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -78,6 +82,25 @@ PR_CAP_AMBIENT_IS_SET = 1
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_LOWER = 3
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# --- seccomp (<linux/seccomp.h>) -----------------------------------------------------------------
+SECCOMP_MODE_DISABLED = 0
+SECCOMP_MODE_STRICT = 1
+SECCOMP_MODE_FILTER = 2  # a BPF program decides each syscall; /proc/<pid>/status shows "Seccomp: 2"
+
+# --- openat2(2) resolve flags (<linux/openat2.h>) -------------------------------------------------
+# How a path is walked. RESOLVE_IN_ROOT makes the directory fd act as "/" for the walk: ".." and
+# absolute symlinks cannot climb out of it, which is exactly what resolving a path *inside a
+# container's root filesystem* from the host needs (an image may contain hostile symlinks).
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02  # refuse /proc/<pid>/fd/N-style "magic" links
+RESOLVE_NO_SYMLINKS = 0x04    # refuse every symlink (ELOOP): for paths that must be what they say
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# --- close_range(2) flags (<linux/close_range.h>) -----------------------------------------------
+CLOSE_RANGE_UNSHARE = 1 << 1
+CLOSE_RANGE_CLOEXEC = 1 << 2  # mark instead of close: the fds vanish at execve, not before
 
 # --- Capabilities (<linux/capability.h>) ---------------------------------------------------------
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522  # 64-bit sets, passed as two 32-bit halves
@@ -127,12 +150,29 @@ CAPABILITIES: dict[str, int] = {
 }
 CAP_LAST_CAP = max(CAPABILITIES.values())
 
+# --- bpf(2) (<linux/bpf.h>): only what a cgroup device filter needs ------------------------------
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6          # attach type
+BPF_F_ALLOW_MULTI = 1 << 1
+
+# --- Resource limits (<asm-generic/resource.h>), by the names config.json uses ----------------------
+RLIMITS: dict[str, int] = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
 # --- Syscall numbers for calls glibc has no wrapper for --------------------------------------------
-# pivot_root has no glibc wrapper; it is reached through syscall(2). Numbers differ per architecture
+# pivot_root, openat2 and close_range have no glibc wrapper in Debian 12's glibc; they are reached
+# through syscall(2). Numbers differ per architecture
 # (x86_64 kept its historical table; arm64 uses the generic one).
+# close_range and openat2 are recent enough to have the same number everywhere.
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
-    "x86_64": {"pivot_root": 155},
-    "aarch64": {"pivot_root": 41},
+    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437, "bpf": 280},
 }
 
 
@@ -151,6 +191,8 @@ _FLAG_TABLES: dict[str, dict[str, int]] = {
     "mount": {k: v for k, v in globals().items() if k.startswith("MS_")},
     "umount": {"MNT_FORCE": MNT_FORCE, "MNT_DETACH": MNT_DETACH, "MNT_EXPIRE": MNT_EXPIRE,
                "UMOUNT_NOFOLLOW": UMOUNT_NOFOLLOW},
+    "resolve": {k: v for k, v in globals().items() if k.startswith("RESOLVE_")},
+    "close_range": {"CLOSE_RANGE_UNSHARE": CLOSE_RANGE_UNSHARE, "CLOSE_RANGE_CLOEXEC": CLOSE_RANGE_CLOEXEC},
 }
 
 

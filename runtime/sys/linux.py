@@ -14,8 +14,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from runtime.sys import consts
 from runtime.sys.caps import CapSets
@@ -58,6 +59,30 @@ _capget = _fn("capget", ctypes.c_int, ctypes.POINTER(_CapHeader), ctypes.POINTER
 _capset = _fn("capset", ctypes.c_int, ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData))
 
 
+class _OpenHow(ctypes.Structure):  # struct open_how, <linux/openat2.h>
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+class _BpfProgLoad(ctypes.Structure):  # union bpf_attr, the BPF_PROG_LOAD member (prefix)
+    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
+                ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
+                ("_rest", ctypes.c_uint8 * 64)]
+
+
+class _BpfProgAttach(ctypes.Structure):  # union bpf_attr, the BPF_PROG_ATTACH member
+    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
+                ("replace_bpf_fd", ctypes.c_uint32), ("_rest", ctypes.c_uint8 * 108)]
+
+
+class _SockFprog(ctypes.Structure):  # struct sock_fprog, <linux/filter.h>: a BPF program
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
 def _enc(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
 
@@ -76,6 +101,13 @@ def _retry_eintr(do: Callable[[], int], call: str, args: tuple[object, ...]) -> 
         except SyscallError as e:
             if e.errno != errno.EINTR:
                 raise
+
+
+def _os_call(fn: Callable, call: str, *args: object) -> None:
+    try:
+        fn(*args)
+    except OSError as e:
+        raise SyscallError(e.errno, call, args) from None
 
 
 class LinuxSyscalls:
@@ -172,6 +204,99 @@ class LinuxSyscalls:
     def ambient_clear_all(self) -> None:
         _check(_prctl(consts.PR_CAP_AMBIENT, consts.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
                "prctl", (named("PR_CAP_AMBIENT"), named("PR_CAP_AMBIENT_CLEAR_ALL")))
+
+    def set_keepcaps(self, on: bool) -> None:
+        self._prctl(consts.PR_SET_KEEPCAPS, int(on), "PR_SET_KEEPCAPS")
+
+    def ambient_raise(self, cap: int) -> None:
+        _check(_prctl(consts.PR_CAP_AMBIENT, consts.PR_CAP_AMBIENT_RAISE, cap, 0, 0),
+               "prctl", (named("PR_CAP_AMBIENT"), named("PR_CAP_AMBIENT_RAISE"), cap))
+
+    # --- files -----------------------------------------------------------------------------------
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int = 0, mode: int = 0) -> int:
+        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        nr = ctypes.c_long(consts.syscall_number("openat2"))
+        args = (dirfd, path, flags, named(consts.describe_flags(resolve, "resolve")))
+        return _retry_eintr(lambda: _syscall(nr, ctypes.c_int(dirfd), _c_str(_enc(path)),
+                                             ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
+                            "openat2", args)
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        try:
+            os.mknod(path, mode, device)
+        except OSError as e:
+            raise SyscallError(e.errno, "mknod", (path, oct(mode), f"{os.major(device)}:{os.minor(device)}")) from None
+
+    def close_range(self, first: int, last: int, flags: int = 0) -> None:
+        nr = ctypes.c_long(consts.syscall_number("close_range"))
+        _check(_syscall(nr, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)),
+               "close_range", (first, last, named(consts.describe_flags(flags, "close_range"))))
+
+    # --- identity and limits ---------------------------------------------------------------------
+    # The os and resource modules wrap these; we only give their errors the SyscallError shape.
+    def setgroups(self, gids: Sequence[int]) -> None:
+        _os_call(os.setgroups, "setgroups", list(gids))
+
+    def setresgid(self, rgid: int, egid: int, sgid: int) -> None:
+        _os_call(os.setresgid, "setresgid", rgid, egid, sgid)
+
+    def setresuid(self, ruid: int, euid: int, suid: int) -> None:
+        _os_call(os.setresuid, "setresuid", ruid, euid, suid)
+
+    def setrlimit(self, resource_: int, soft: int, hard: int) -> None:
+        try:
+            resource.setrlimit(resource_, (soft, hard))
+        except (OSError, ValueError) as e:
+            err = e.errno if isinstance(e, OSError) and e.errno else errno.EINVAL
+            raise SyscallError(err, "setrlimit", (resource_, soft, hard)) from None
+
+    # --- seccomp ---------------------------------------------------------------------------------
+    def seccomp_set_filter(self, program: bytes) -> None:
+        if len(program) % 8:
+            raise SyscallError(errno.EINVAL, "prctl", (named("PR_SET_SECCOMP"), "program not 8-byte aligned"))
+        buf = ctypes.create_string_buffer(program, len(program))
+        prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+        _check(_prctl(consts.PR_SET_SECCOMP, consts.SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
+               "prctl", (named("PR_SET_SECCOMP"), named("SECCOMP_MODE_FILTER"), f"<{len(program) // 8} instructions>"))
+
+    def get_seccomp(self) -> int:
+        return self._prctl(consts.PR_GET_SECCOMP, 0, "PR_GET_SECCOMP")
+
+    # --- bpf ---------------------------------------------------------------------------------------
+    def bpf_load_device_filter(self, instructions: bytes) -> int:
+        insns = ctypes.create_string_buffer(instructions, len(instructions))
+        license_ = ctypes.create_string_buffer(b"Apache-2.0")
+        log = ctypes.create_string_buffer(16384)
+        attr = _BpfProgLoad(prog_type=consts.BPF_PROG_TYPE_CGROUP_DEVICE,
+                            insn_cnt=len(instructions) // 8, insns=ctypes.addressof(insns),
+                            license=ctypes.addressof(license_), log_level=1, log_size=len(log),
+                            log_buf=ctypes.addressof(log), prog_name=b"nodeagent_dev",
+                            expected_attach_type=consts.BPF_CGROUP_DEVICE)
+        nr = ctypes.c_long(consts.syscall_number("bpf"))
+        ret = _syscall(nr, ctypes.c_int(consts.BPF_PROG_LOAD), ctypes.byref(attr),
+                       ctypes.c_uint(ctypes.sizeof(attr)))
+        if ret == -1:
+            err = ctypes.get_errno()
+            verifier = log.value.decode(errors="replace").strip().splitlines()[-3:]
+            raise SyscallError(err, "bpf", (named("BPF_PROG_LOAD"), named("BPF_PROG_TYPE_CGROUP_DEVICE"),
+                                            f"<{len(instructions) // 8} instructions>", *verifier))
+        return ret
+
+    def bpf_attach_cgroup(self, cgroup_fd: int, program_fd: int, flags: int = 0) -> None:
+        attr = _BpfProgAttach(target_fd=cgroup_fd, attach_bpf_fd=program_fd,
+                              attach_type=consts.BPF_CGROUP_DEVICE, attach_flags=flags)
+        nr = ctypes.c_long(consts.syscall_number("bpf"))
+        _check(_syscall(nr, ctypes.c_int(consts.BPF_PROG_ATTACH), ctypes.byref(attr),
+                        ctypes.c_uint(ctypes.sizeof(attr))),
+               "bpf", (named("BPF_PROG_ATTACH"), cgroup_fd, program_fd, named("BPF_CGROUP_DEVICE")))
+
+    # --- exec ------------------------------------------------------------------------------------
+    def execve(self, path: str, argv: Sequence[str], env: Sequence[str]) -> None:
+        environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        try:
+            os.execve(path, list(argv), environ)
+        except OSError as e:
+            raise SyscallError(e.errno, "execve", (path, list(argv))) from None
 
     # --- pidfds ----------------------------------------------------------------------------------
     # The os and signal modules already wrap these two (Python >= 3.9); we only translate errors.

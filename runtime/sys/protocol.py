@@ -17,6 +17,7 @@ process. Call them only in a fresh single-threaded child, never in the agent its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from runtime.sys.caps import CapSets
@@ -101,3 +102,58 @@ class Syscalls(Protocol):
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
         """pidfd_send_signal(2): signal exactly the process the pidfd refers to."""
+
+    # --- files -----------------------------------------------------------------------------------
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int = 0, mode: int = 0) -> int:
+        """openat2(2): open `path` relative to `dirfd` with RESOLVE_* rules for the walk.
+        With RESOLVE_IN_ROOT, `dirfd` is "/" for the walk: the way to open a path inside a
+        container's root filesystem without following its symlinks out of it. The caller owns the fd."""
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        """mknod(2): make a device node (mode includes S_IFCHR/S_IFBLK; device = os.makedev(ma, mi))."""
+
+    def close_range(self, first: int, last: int, flags: int = 0) -> None:
+        """close_range(2): close (or, with CLOSE_RANGE_CLOEXEC, mark close-on-exec) fds first..last."""
+
+    # --- identity and limits ---------------------------------------------------------------------
+    def setgroups(self, gids: Sequence[int]) -> None:
+        """setgroups(2): the supplementary groups (needs CAP_SETGID)."""
+
+    def setresgid(self, rgid: int, egid: int, sgid: int) -> None:
+        """setresgid(2)."""
+
+    def setresuid(self, ruid: int, euid: int, suid: int) -> None:
+        """setresuid(2). Leaving uid 0 clears the permitted and effective capabilities unless
+        PR_SET_KEEPCAPS is set (set_keepcaps) — the effective set is cleared either way."""
+
+    def set_keepcaps(self, on: bool) -> None:
+        """PR_SET_KEEPCAPS."""
+
+    def ambient_raise(self, cap: int) -> None:
+        """PR_CAP_AMBIENT_RAISE: add `cap` to the ambient set (it must be permitted and inheritable)."""
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        """setrlimit(2) for RLIMIT_* number `resource`; -1 (RLIM_INFINITY) means unlimited."""
+
+    # --- seccomp ---------------------------------------------------------------------------------
+    def seccomp_set_filter(self, program: bytes) -> None:
+        """PR_SET_SECCOMP with SECCOMP_MODE_FILTER: install the classic-BPF `program` (a packed array
+        of struct sock_filter, 8 bytes each) for this thread and every later child. Needs
+        no_new_privs or CAP_SYS_ADMIN. There is no way to remove a filter again."""
+
+    def get_seccomp(self) -> int:
+        """PR_GET_SECCOMP: 0 (none), 1 (strict) or 2 (filter)."""
+
+    # --- bpf ---------------------------------------------------------------------------------------
+    def bpf_load_device_filter(self, instructions: bytes) -> int:
+        """bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program (packed struct bpf_insn, 8
+        bytes each). The kernel's verifier checks it; its log comes back in the error. Returns the
+        program's fd, which the caller owns."""
+
+    def bpf_attach_cgroup(self, cgroup_fd: int, program_fd: int, flags: int = 0) -> None:
+        """bpf(BPF_PROG_ATTACH) of a device program to the cgroup directory `cgroup_fd`."""
+
+    # --- exec ------------------------------------------------------------------------------------
+    def execve(self, path: str, argv: Sequence[str], env: Sequence[str]) -> None:
+        """execve(2): replace this process with `path`. Returns only by raising. `env` is a list of
+        "KEY=VALUE" strings, as in the OCI spec."""

@@ -146,6 +146,54 @@ class RecordingSyscalls:
     def ambient_clear_all(self) -> None:
         self._record("ambient_clear_all")
 
+    def set_keepcaps(self, on: bool) -> None:
+        self._record("set_keepcaps", on)
+
+    def ambient_raise(self, cap: int) -> None:
+        self._record("ambient_raise", cap)
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int = 0, mode: int = 0) -> int:
+        self._record("openat2", dirfd, path, flags, resolve, mode)
+        return next(self._fds)
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        self._record("mknod", path, mode, device)
+
+    def close_range(self, first: int, last: int, flags: int = 0) -> None:
+        self._record("close_range", first, last, flags)
+
+    def setgroups(self, gids) -> None:
+        self._record("setgroups", tuple(gids))
+
+    def setresgid(self, rgid: int, egid: int, sgid: int) -> None:
+        self._record("setresgid", rgid, egid, sgid)
+
+    def setresuid(self, ruid: int, euid: int, suid: int) -> None:
+        self._record("setresuid", ruid, euid, suid)
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        self._record("setrlimit", resource, soft, hard)
+
+    def seccomp_set_filter(self, program: bytes) -> None:
+        self._record("seccomp_set_filter", program)
+        self._state["seccomp"] = 2
+
+    def get_seccomp(self) -> int:
+        self._record("get_seccomp")
+        return int(self._state.get("seccomp", 0))  # type: ignore[arg-type]
+
+    def bpf_load_device_filter(self, instructions: bytes) -> int:
+        self._record("bpf_load_device_filter", instructions)
+        return next(self._fds)
+
+    def bpf_attach_cgroup(self, cgroup_fd: int, program_fd: int, flags: int = 0) -> None:
+        self._record("bpf_attach_cgroup", cgroup_fd, program_fd, flags)
+
+    def execve(self, path: str, argv, env) -> None:
+        """Recorded, then returns: code under test treats a returning execve as "the process is
+        gone" and stops there, so a unit test sees everything up to the exec."""
+        self._record("execve", path, tuple(argv), tuple(env))
+
     def pidfd_open(self, pid: int, flags: int = 0) -> int:
         self._record("pidfd_open", pid, flags)
         return next(self._fds)

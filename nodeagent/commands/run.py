@@ -1,0 +1,161 @@
+"""`nodeagent run`: run a command in a new container, docker-run style, from a root filesystem.
+
+    nodeagent run [--rm] [-d] [-i] [-t] [--name NAME] [--memory 64Mi] [--cpus 0.5] [--pids 64]
+                  [--net none|host] [--env K=V]... [--volume SRC:DST[:ro]]... [--explain]
+                  ROOTFS_DIR CMD...
+
+The directory is used as the (read-only) lower layer of an overlay: the container's writes go to
+its own upper directory and disappear with it, the directory itself is never changed. The exit
+status is the container's; 125 means the container could not be created, as with docker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+CREATE_FAILED = 125
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a command in a new container (docker-run style)",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--rm", action="store_true", help="delete the container when it exits")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the name")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin connected")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    p.add_argument("--name", help="container name (default: a random one)")
+    p.add_argument("--memory", help="memory limit, e.g. 64Mi, 1Gi")
+    p.add_argument("--cpus", help="CPU limit, e.g. 0.5 or 500m")
+    p.add_argument("--pids", type=int, help="maximum number of processes")
+    p.add_argument("--net", choices=("none", "host"), default="none",
+                   help="none: a network namespace with only lo (default); host: the host's")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
+    p.add_argument("--hostname", help="hostname inside (default: the name)")
+    p.add_argument("-u", "--user", help="UID[:GID] to run as")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a capability (e.g. NET_ADMIN, or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a capability (e.g. NET_RAW, or ALL)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, no seccomp, no masked paths, all devices (dangerous)")
+    p.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
+    p.add_argument("--root", default="/run/nodeagent/runtime", help=argparse.SUPPRESS)
+    p.add_argument("--storage", default="/var/lib/nodeagent/runtime", help=argparse.SUPPRESS)
+    p.add_argument("rootfs", metavar="ROOTFS_DIR")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    p.set_defaults(func=main)
+
+
+def build_spec(args: argparse.Namespace, name: str):
+    """The container spec the flags describe (defaults from runtime.spec.defaults)."""
+    import dataclasses
+    import os
+
+    from runtime.errors import SpecError
+    from runtime.spec.defaults import default_spec
+    from runtime.spec.model import Cpu, Memory, Mount, Pids, Resources
+    from runtime.spec.units import millicores_to_quota, millicores_to_shares, parse_cpus, parse_memory
+
+    if not os.path.isdir(args.rootfs):
+        raise SpecError("ROOTFS_DIR", f"{args.rootfs}: no such directory (images are not supported "
+                        "yet: give a root filesystem directory)")
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise SpecError("CMD", "give the command to run in the container")
+    for e in args.env:
+        if "=" not in e:
+            raise SpecError("--env", f"{e!r} is not K=V")
+    spec = default_spec(tuple(command), os.path.join(args.storage, name, "rootfs"),
+                        layers=(os.path.abspath(args.rootfs),), env=tuple(args.env),
+                        hostname=args.hostname or name, terminal=args.tty, readonly=args.read_only)
+    spec = _confinement(args, spec)
+    res = spec.linux.resources
+    if args.memory:
+        limit = parse_memory(args.memory, "--memory")
+        res = dataclasses.replace(res, memory=Memory(limit=limit, swap=limit))  # no swap, as k8s
+    if args.cpus:
+        milli = parse_cpus(args.cpus, "--cpus")
+        res = dataclasses.replace(res, cpu=Cpu(shares=millicores_to_shares(milli),
+                                               quota=millicores_to_quota(milli), period=100_000))
+    if args.pids is not None:
+        if args.pids < 1:
+            raise SpecError("--pids", "must be at least 1")
+        res = dataclasses.replace(res, pids=Pids(args.pids))
+    mounts = list(spec.mounts)
+    for v in args.volume:
+        parts = v.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")) \
+                or not parts[1].startswith("/"):
+            raise SpecError("--volume", f"{v!r}: want SRC:DST or SRC:DST:ro with an absolute DST")
+        src = os.path.abspath(parts[0])
+        if not os.path.exists(src):
+            raise SpecError("--volume", f"{src} does not exist")
+        options = ("rbind", "rprivate") + (("ro",) if parts[2:] == ["ro"] else ())
+        mounts.append(Mount(parts[1], "bind", src, options))
+    namespaces = spec.linux.namespaces
+    if args.net == "host":
+        namespaces = tuple(n for n in namespaces if n.type != "network")
+    linux = dataclasses.replace(spec.linux, resources=res, namespaces=namespaces)
+    return dataclasses.replace(spec, mounts=tuple(mounts), linux=linux)
+
+
+def _confinement(args: argparse.Namespace, spec):
+    """--cap-add/--cap-drop, --privileged, --user, --workdir."""
+    import dataclasses
+
+    from runtime.errors import SpecError
+    from runtime.spec.defaults import default_capabilities, privileged
+    from runtime.spec.model import User
+    from runtime.spec.runtime_default import runtime_default_seccomp
+
+    if args.privileged:
+        spec = privileged(spec)
+    elif args.cap_add or args.cap_drop:
+        try:
+            caps = default_capabilities(tuple(args.cap_add), tuple(args.cap_drop))
+        except ValueError as e:
+            raise SpecError("--cap-add/--cap-drop", str(e)) from None
+        # The seccomp profile follows the capabilities (CAP_SYS_ADMIN opens mount, unshare, ...).
+        linux = dataclasses.replace(spec.linux, seccomp=runtime_default_seccomp(caps.bounding))
+        spec = dataclasses.replace(spec, linux=linux,
+                                   process=dataclasses.replace(spec.process, capabilities=caps))
+    process = spec.process
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise SpecError("--user", f"{args.user!r}: give a numeric UID[:GID]")
+        process = dataclasses.replace(process, user=User(int(uid), int(gid or 0)))
+    if args.workdir:
+        if not args.workdir.startswith("/"):
+            raise SpecError("--workdir", f"{args.workdir!r} must be an absolute path")
+        process = dataclasses.replace(process, cwd=args.workdir)
+    return dataclasses.replace(spec, process=process)
+
+
+def main(args: argparse.Namespace) -> int:
+    import secrets
+
+    from runtime.container.create import CreateOptions
+    from runtime.container.run import run
+    from runtime.errors import ContainerError, StepError
+
+    name = args.name or f"na-{secrets.token_hex(4)}"
+    try:
+        spec = build_spec(args, name)
+        stdio = "tty" if args.tty and not args.detach else ("log" if args.detach else "inherit")
+        opts = CreateOptions(root=args.root, storage=args.storage, stdio=stdio,
+                             stdin_open=args.interactive, explain_fd=2 if args.explain else None)
+        code = run(name, spec, opts, detach=args.detach, remove=args.rm)
+    except StepError as e:
+        print(f"nodeagent run: {e}", file=sys.stderr)
+        return 127 if e.step == "find the executable" else CREATE_FAILED
+    except ContainerError as e:
+        print(f"nodeagent run: {e}", file=sys.stderr)
+        return CREATE_FAILED
+    if args.detach:
+        print(name)
+    return code

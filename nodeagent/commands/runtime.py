@@ -1,0 +1,229 @@
+"""`nodeagent runtime`: the container runtime on its own, driven like runc, over OCI bundles.
+
+    nodeagent runtime [--root DIR] create --bundle DIR ID     → created (waiting to be started)
+    nodeagent runtime start ID                                → running
+    nodeagent runtime state ID                                → OCI state JSON (+ exit details)
+    nodeagent runtime kill [--all] ID [SIGNAL]
+    nodeagent runtime delete [--force] ID
+    nodeagent runtime exec [-t] [-e K=V] [--cwd DIR] [-u UID[:GID]] ID CMD...
+    nodeagent runtime list [-q] [--format table|json]
+    nodeagent runtime run [--bundle DIR] [-d] [--keep] ID     create + start (+ wait, delete)
+    nodeagent runtime spec [--bundle DIR] [--rootfs DIR] [ARGS...]   write a default config.json
+    nodeagent runtime zygote [-d]                             serve creates from a warm process
+
+When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
+runtime imported already and forks a creator per request (runtime/process/zygote.py).
+
+The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
+each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
+Exit status: 0, or the container's own for `run` in the foreground and for `exec`; 1 with one
+line on stderr when something is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_ROOT = "/run/nodeagent/runtime"
+DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runtime", help="the container runtime, runc-style, over OCI bundles",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default=DEFAULT_ROOT, help=f"state directory (default {DEFAULT_ROOT})")
+    p.add_argument("--storage", default=DEFAULT_STORAGE,
+                   help=f"overlay upper/work directories (default {DEFAULT_STORAGE})")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, help_: str, id_arg: bool = True) -> argparse.ArgumentParser:
+        v = verbs.add_parser(name, help=help_)
+        if id_arg:
+            v.add_argument("id", metavar="ID")
+        return v
+
+    for name, help_ in (("create", "create a container from a bundle (it waits for start)"),
+                        ("run", "create and start a container, and wait for it unless -d")):
+        v = verb(name, help_)
+        v.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
+        v.add_argument("--log", help="CRI log file for stdout/stderr (default: in the state dir)")
+        v.add_argument("--pid-file", help="write the container's pid here")
+        v.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
+        if name == "run":
+            v.add_argument("-d", "--detach", action="store_true", help="do not wait; log the output")
+            v.add_argument("--keep", action="store_true",
+                           help="keep the stopped container (by default it is deleted, as runc does)")
+    verb("start", "start a created container")
+    verb("state", "print a container's state as JSON")
+    v = verb("kill", "send a signal to a container's init")
+    v.add_argument("signal", nargs="?", default="TERM")
+    v.add_argument("-a", "--all", action="store_true", help="signal every process in the container")
+    v = verb("delete", "delete a container")
+    v.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
+    v = verb("exec", "run a command in a running container")
+    v.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    v.add_argument("--cwd", help="working directory inside the container")
+    v.add_argument("-u", "--user", help="UID[:GID]")
+    v.add_argument("command", nargs=argparse.REMAINDER)
+    v = verb("list", "list containers", id_arg=False)
+    v.add_argument("-q", "--quiet", action="store_true", help="ids only")
+    v.add_argument("--format", choices=("table", "json"), default="table")
+    v = verb("zygote", "serve create requests from a pre-imported process (faster starts)",
+             id_arg=False)
+    v.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    v = verb("spec", "write a default config.json (our defaults: 14 caps, RuntimeDefault seccomp)",
+             id_arg=False)
+    v.add_argument("-b", "--bundle", default=".")
+    v.add_argument("--rootfs", default="rootfs", help="root filesystem, relative to the bundle")
+    v.add_argument("args", nargs="*", default=["sh"])
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from runtime.errors import ContainerError
+
+    try:
+        return _VERBS[args.verb](args)
+    except ContainerError as e:
+        print(f"nodeagent runtime {args.verb}: {e}", file=sys.stderr)
+        return 1
+
+
+def _create_or_run(args: argparse.Namespace) -> int:
+    import os
+
+    from runtime.process import zygote
+
+    bundle = os.path.abspath(args.bundle)
+    foreground = args.verb == "run" and not args.detach
+    remove = args.verb == "run" and not args.keep and not args.detach
+    explain_fd = 2 if args.explain else None
+    conn = zygote.connect(args.root)
+    if conn is not None:
+        # A warm zygote creates it and hands back the supervisor channel; our stdio travels
+        # with the request so that a foreground container still writes to our terminal.
+        request = {"op": "create", "id": args.id, "bundle": bundle, "root": args.root,
+                   "storage": args.storage, "log": args.log, "remove_on_exit": remove,
+                   "foreground": foreground}
+        fds = [0, 1, 2] + ([explain_fd] if explain_fd is not None else [])
+        record, channel = zygote.request_create(conn, request, fds)
+    else:
+        from runtime.container.create import CreateOptions, create
+        from runtime.spec.bundle import load_bundle
+
+        spec = load_bundle(args.bundle)
+        stdio = "tty" if spec.process.terminal else ("inherit" if foreground else "log")
+        opts = CreateOptions(root=args.root, storage=args.storage, bundle=bundle, stdio=stdio,
+                             log_path=args.log, explain_fd=explain_fd, remove_on_exit=remove)
+        created = create(args.id, spec, opts)
+        record, channel = created.state.record, created.channel
+    if args.verb == "create":
+        channel.close()
+        _pid_file(args.pid_file, record["pid"])
+        return 0
+    from runtime.container.run import drive
+    return drive(channel, record, args.root, args.id, detach=args.detach, remove=remove,
+                 on_created=lambda pid: _pid_file(args.pid_file, pid))
+
+
+def _zygote(args) -> int:
+    from runtime.process import zygote
+
+    if args.detach:
+        print(zygote.start_detached(args.root))
+        return 0
+    zygote.serve(args.root)
+    return 0
+
+
+def _pid_file(path: str | None, pid: int) -> None:
+    """Write the pid whole or not at all (rename), as runc's --pid-file does."""
+    if path:
+        import os
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+
+
+def _start(args) -> int:
+    from runtime.container.start import start
+    start(args.root, args.id)
+    return 0
+
+
+def _state(args) -> int:
+    import json
+
+    from runtime.container.state import StateDir
+    print(json.dumps(StateDir(args.root, args.id).load().to_oci(), indent=2))
+    return 0
+
+
+def _kill(args) -> int:
+    from runtime.container.kill import kill
+    kill(args.root, args.id, args.signal, all_processes=args.all)
+    return 0
+
+
+def _delete(args) -> int:
+    from runtime.container.delete import delete
+    delete(args.root, args.id, force=args.force)
+    return 0
+
+
+def _exec(args) -> int:
+    from runtime.container.exec import exec_process
+    from runtime.errors import ContainerError
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    uid = gid = None
+    if args.user:
+        u, _, g = args.user.partition(":")
+        try:
+            uid, gid = int(u), int(g) if g else None
+        except ValueError:
+            raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
+    return exec_process(args.root, args.id, command, env=args.env, cwd=args.cwd, uid=uid, gid=gid,
+                        tty=args.tty)
+
+
+def _list(args) -> int:
+    import json
+
+    from runtime.container.state import list_containers
+    states = list_containers(args.root)
+    if args.quiet:
+        for s in states:
+            print(s.id)
+    elif args.format == "json":
+        print(json.dumps([s.to_oci() for s in states], indent=2))
+    else:
+        print(f"{'ID':<24} {'PID':>7}  {'STATUS':<9} {'CREATED':<32} BUNDLE")
+        for s in states:
+            pid = s.pid if s.status in ("created", "running") else 0
+            print(f"{s.id:<24} {pid:>7}  {s.status:<9} {s.created:<32} {s.bundle}")
+    return 0
+
+
+def _spec(args) -> int:
+    import os
+
+    from runtime.errors import ContainerError
+    from runtime.spec.bundle import write_bundle
+    from runtime.spec.defaults import default_spec
+
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise ContainerError(f"{path} already exists")
+    spec = default_spec(tuple(args.args), os.path.join(os.path.abspath(args.bundle), args.rootfs),
+                        hostname="container")
+    print(write_bundle(spec, args.bundle))
+    return 0
+
+
+_VERBS = {"create": _create_or_run, "run": _create_or_run, "start": _start, "state": _state,
+          "kill": _kill, "delete": _delete, "exec": _exec, "list": _list, "spec": _spec,
+          "zygote": _zygote}

@@ -1,0 +1,197 @@
+"""The cgroup v1 driver, for v1 and hybrid hosts (like the course machines).
+
+In v1 every controller (or group of co-mounted controllers) is its own tree, so a container's
+"cgroup" is one directory per hierarchy — <memory>/…/nodeagent/<id>, <pids>/nodeagent/<id>, ... —
+each below *our own* cgroup in that hierarchy (on these machines our memory cgroup is
+/process_api/<session>, the others are "/"). The process joins every one of them.
+
+Files we write, from the OCI resources:
+
+    memory.limit_in_bytes          memory.limit
+    memory.memsw.limit_in_bytes    memory.swap (memory + swap, the v1 meaning OCI kept)
+    memory.soft_limit_in_bytes     memory.reservation
+    cpu.cfs_period_us, cpu.cfs_quota_us    the CFS bandwidth limit (-1 = none)
+    cpu.shares                     cpu.shares
+    pids.max                       pids.limit
+    devices.deny / devices.allow   the device allow-list ("a" denies everything first)
+    blkio.weight                   blockIO.weight (only with the CFQ/BFQ I/O schedulers)
+
+The memory and cpu knobs go through cgroupspy's typed controllers (MemoryController.limit_in_bytes,
+CpuController.cfs_quota_us, ...); the controllers cgroupspy does not model are written directly.
+
+OOM kills are counted in memory.oom_control ("oom_kill N", Linux 4.13+). To kill everything at once,
+v1 has no cgroup.kill: we freeze the freezer cgroup (so nothing can fork while we look), SIGKILL
+every pid in it, and thaw it so the kills are delivered. On a hybrid host the container also gets
+a (controller-less) cgroup in the v2 tree; there, cgroup.kill works and is used instead, and the
+container's /sys/fs/cgroup/unified shows its own cgroup rather than the host's whole tree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from runtime.cgroups.base import Cgroup, CgroupError, relative_path
+from runtime.cgroups.layout import CgroupLayout, Hierarchy
+
+# Controllers a container joins. cpuset is left out: a new cpuset cgroup starts with no CPUs and no
+# memory nodes and would have to be filled in from its parent first; containers do not ask for it.
+JOIN = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio")
+
+
+class V1Cgroup(Cgroup):
+    version = 1
+
+    def __init__(self, dirs: dict[str, Path], explain=None, mounts: list | None = None):
+        super().__init__(dirs, explain)
+        # (subdir under /sys/fs/cgroup, fstype, mount data) for the container's view; see create().
+        self._mounts = mounts or []
+
+    @classmethod
+    def create(cls, layout: CgroupLayout, cgroups_path, default_path, resources, explain=None) -> "V1Cgroup":
+        hierarchies: dict[str, Hierarchy] = {}
+        for controller in JOIN:
+            h = layout.v1.get(controller)
+            if h is not None:
+                hierarchies.setdefault(h.mountpoint.name, h)
+        for controller, needed in (("memory", resources.memory), ("cpu", resources.cpu),
+                                   ("pids", resources.pids)):
+            if needed is not None and controller not in layout.v1:
+                raise CgroupError(f"cgroup controller {controller} is not available on this host "
+                                  "(no v1 hierarchy for it; see `nodeagent doctor`)")
+        dirs: dict[str, Path] = {}
+        mounts = []
+        for name, h in hierarchies.items():
+            rel = relative_path(h.own_path, cgroups_path, default_path)
+            dirs[name] = h.own_dir / rel
+            mounts.append((name, "cgroup", ",".join(h.controllers)))
+        if layout.unified is not None:  # hybrid: a cgroup in the v2 tree too, for cgroup.kill
+            rel = relative_path(layout.unified.own_path, cgroups_path, default_path)
+            dirs["unified"] = layout.unified.own_dir / rel
+            mounts.append(("unified", "cgroup2", ""))
+        cg = cls(dirs, explain, mounts)
+        made: list[Path] = []
+        try:
+            for d in dirs.values():
+                for parent in reversed(d.parents):
+                    if not parent.exists() and cg._mkdir(parent):
+                        made.append(parent)
+                if not cg._mkdir(d):
+                    raise CgroupError(f"cgroup {d} already exists (left over from a container "
+                                      "that was not deleted?)", str(d))
+                made.append(d)
+            cg._apply(resources)
+        except BaseException:
+            for d in reversed(made):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            raise
+        return cg
+
+    def to_state(self) -> dict:
+        return super().to_state() | {"mounts": self._mounts}
+
+    # --- limits --------------------------------------------------------------------------------------
+    def _typed(self, hierarchy: str, attr: str, filename: str, value: int) -> None:
+        """Write through cgroupspy's typed controller for `hierarchy` ("memory" or "cpu").
+        A cgroupspy Controller needs only its node's full path, so we hand it the directory."""
+        from cgroupspy.controllers import CpuController, MemoryController
+
+        d = self.dirs[hierarchy]
+        if self.explain:
+            self.explain(f"echo {value} > {d / filename}")
+        controller = {"memory": MemoryController, "cpu": CpuController}[hierarchy](_DirNode(d))
+        try:
+            setattr(controller, attr, value)
+        except OSError as e:
+            from runtime.cgroups.base import write_error
+            raise write_error(d / filename, str(value), e) from e
+
+    def _apply(self, r) -> None:
+        if r.memory is not None and "memory" in self.dirs:
+            m = r.memory
+            if m.limit is not None:
+                self._typed("memory", "limit_in_bytes", "memory.limit_in_bytes", m.limit)
+            if m.swap is not None and (self.dirs["memory"] / "memory.memsw.limit_in_bytes").exists():
+                self._typed("memory", "memsw_limit_in_bytes", "memory.memsw.limit_in_bytes", m.swap)
+            if m.reservation is not None:
+                self._typed("memory", "soft_limit_in_bytes", "memory.soft_limit_in_bytes", m.reservation)
+        if r.cpu is not None and "cpu" in self.dirs:
+            c = r.cpu
+            if c.period is not None:
+                self._typed("cpu", "cfs_period_us", "cpu.cfs_period_us", c.period)
+            if c.quota is not None:
+                self._typed("cpu", "cfs_quota_us", "cpu.cfs_quota_us", c.quota)
+            if c.shares is not None:
+                self._typed("cpu", "shares", "cpu.shares", c.shares)
+        if r.pids is not None:
+            self._write(self.dirs["pids"] / "pids.max", "max" if r.pids.limit <= 0 else str(r.pids.limit))
+        if r.devices and "devices" in self.dirs:
+            d = self.dirs["devices"]
+            for rule in r.devices:
+                entry = (f"{rule.type} {'*' if rule.major is None else rule.major}:"
+                         f"{'*' if rule.minor is None else rule.minor} {rule.access}")
+                if rule.type == "a":
+                    entry = "a"
+                self._write(d / ("devices.allow" if rule.allow else "devices.deny"), entry)
+        if r.block_io is not None and r.block_io.weight is not None:
+            path = self.dirs.get("blkio", Path("/nonexistent")) / "blkio.weight"
+            if not path.exists():
+                raise CgroupError("blockIO.weight: blkio.weight is not available on this host "
+                                  "(it needs the CFQ or BFQ I/O scheduler)", str(path))
+            self._write(path, str(r.block_io.weight))
+
+    # --- events and teardown --------------------------------------------------------------------------
+    def oom_kills(self) -> int:
+        d = self.dirs.get("memory")
+        if d is None:
+            return 0
+        try:
+            for line in self._read(d / "memory.oom_control").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except FileNotFoundError:
+            pass
+        return 0
+
+    def kill_all(self) -> None:
+        if "unified" in self.dirs and (self.dirs["unified"] / "cgroup.kill").exists():
+            self._write(self.dirs["unified"] / "cgroup.kill", "1")
+            return
+        freezer = self.dirs.get("freezer")
+        if freezer is None:
+            from runtime.cgroups.v2 import _kill_until_empty
+            _kill_until_empty(self)
+            return
+        self._write(freezer / "freezer.state", "FROZEN")
+        deadline = time.monotonic() + 5
+        while self._read(freezer / "freezer.state").strip() != "FROZEN":
+            if time.monotonic() > deadline:
+                raise CgroupError(f"{freezer} did not freeze within 5 s", str(freezer))
+            time.sleep(0.002)
+        try:
+            for pid in self.procs():
+                try:
+                    os.kill(pid, signal.SIGKILL)  # queued now, delivered when thawed
+                except ProcessLookupError:
+                    pass
+        finally:
+            self._write(freezer / "freezer.state", "THAWED")
+
+    def container_mounts(self) -> list[tuple[str, str, str]]:
+        return [(fstype, name, data) for name, fstype, data in self._mounts]
+
+
+class _DirNode:
+    """The one thing cgroupspy's Controller needs from a node: its full path (as bytes)."""
+
+    def __init__(self, d: Path):
+        self.full_path = os.fsencode(d)
+
+    def __repr__(self):
+        return f"<cgroup {self.full_path.decode()}>"

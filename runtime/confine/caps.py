@@ -1,0 +1,57 @@
+"""Capabilities: which of root's ~41 powers the container's process keeps.
+
+A thread has five capability sets (capabilities(7)):
+
+    bounding     the ceiling: nothing outside it can ever be gained again, not even by execve of a
+                 setuid-root or file-capability program. Dropped with PR_CAPBSET_DROP.
+    permitted    what the thread may use (raise into effective).
+    effective    what the kernel checks right now.
+    inheritable  what may pass through execve to programs carrying file inheritable capabilities.
+    ambient      what passes through execve of *ordinary* programs (for non-root users).
+
+Order matters, because each step needs a capability the next one may remove: drop from the
+bounding set first (needs CAP_SETPCAP), then switch user (needs CAP_SETUID/SETGID; identity.py),
+then set effective/permitted/inheritable with capset(2), then the ambient set (whose members
+must be permitted and inheritable).
+
+The inheritable set stays empty unless the spec asks: CVE-2022-24769 was runtimes putting the
+default set into "inheritable", so a program with file inheritable capabilities gained them
+inside the container.
+"""
+
+from __future__ import annotations
+
+from runtime.spec.model import Capabilities
+from runtime.sys import CapSets, Syscalls
+from runtime.sys.caps import mask_of
+from runtime.sys.consts import CAP_LAST_CAP
+
+
+def _kernel_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return CAP_LAST_CAP
+
+
+def drop_bounding(sys: Syscalls, caps: Capabilities) -> None:
+    keep = mask_of(caps.bounding)
+    for cap in range(min(_kernel_last_cap(), 63) + 1):
+        if not keep >> cap & 1 and sys.capbset_read(cap):
+            sys.capbset_drop(cap)
+
+
+def set_capabilities(sys: Syscalls, caps: Capabilities) -> None:
+    """capset, then the ambient set. The kernel only lets a capability into the ambient set if it is
+    both permitted and inheritable; `runc spec` writes ambient caps with an empty inheritable set,
+    and runc skips those with a warning — so do we (they could never be raised)."""
+    from runtime.sys.consts import CAPABILITIES
+
+    sys.capset(CapSets(effective=mask_of(caps.effective), permitted=mask_of(caps.permitted),
+                       inheritable=mask_of(caps.inheritable)))
+    sys.ambient_clear_all()
+    raisable = mask_of(caps.permitted) & mask_of(caps.inheritable)
+    for name in caps.ambient:
+        if raisable >> CAPABILITIES[name] & 1:
+            sys.ambient_raise(CAPABILITIES[name])

@@ -1,0 +1,219 @@
+"""create: from a spec to a container in the OCI "created" state — or to nothing at all.
+
+Runs in the caller's process (the CLI, or a helper of the agent), which must be single-threaded:
+it forks the supervisor, which then runs Python code (see shim.py for why that is safe only here).
+
+The steps, in order; each one registers how to undo itself before the next begins, so that a
+failure anywhere — including inside the container's init, reported back through the supervisor
+with the name of the step that failed — leaves nothing behind: no state directory, no cgroup, no
+overlay directories, no process.
+
+    1. check the spec against what this host and runtime can do (before touching anything)
+    2. the state directory <root>/<id> (mkdir is the lock: a second create of the same id fails)
+       and state.json saying "creating", with the paths we are about to use
+    3. compile the seccomp profile (libseccomp, in this process, once)
+    4. overlay upper/work directories, if the root is made of layers
+    5. the cgroup, with every limit written — before any process is in it
+    6. the supervisor, which forks the container's init, which builds the container and reports
+       "ready" (or the step that failed)
+    7. state.json, complete: pids and their start times, the cgroup, the rootfs
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+from runtime.container.state import (DEFAULT_ROOT, DEFAULT_STORAGE, ContainerState, StateDir,
+                                     process_start_time, write_atomic)
+from runtime.errors import ContainerError, ContainerExists, SpecError, StepError
+from runtime.process.channel import Channel, ChannelClosed
+from runtime.spec.model import ContainerSpec
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    root: str = DEFAULT_ROOT               # state directories
+    storage: str = DEFAULT_STORAGE         # overlay upper/work directories
+    bundle: str = ""                       # recorded in the state, as runc does
+    stdio: str | None = None               # "inherit" | "log" | "tty"; None: tty if the spec asks
+    log_path: str | None = None            # CRI log; default <state dir>/container.log
+    log_max_bytes: int = 10 << 20
+    stdin_open: bool = True                # stdio "inherit": give the container our stdin too
+    remove_on_exit: bool = False           # the supervisor deletes the container when it exits
+    cgroup_parent: str = "nodeagent"       # default cgroup: <our cgroup>/<parent>/<id>
+    explain_fd: int | None = None
+
+
+@dataclass
+class Created:
+    state: ContainerState
+    channel: Channel                       # to the supervisor; close it to detach
+
+    def detach(self) -> None:
+        self.channel.close()
+
+
+class _Undo:
+    """Undo actions, run newest first; a failing undo never hides the original error."""
+
+    def __init__(self):
+        self.actions: list = []
+
+    def push(self, fn, *args) -> None:
+        self.actions.append((fn, args))
+
+    def run(self) -> None:
+        for fn, args in reversed(self.actions):
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - best effort; the caller reports the first failure
+                pass
+        self.actions.clear()
+
+
+def check_spec(spec: ContainerSpec) -> None:
+    """What we refuse before making anything (bundle.py already checked the JSON itself)."""
+    from runtime.rootfs.masks import check_sysctls
+
+    mnt = spec.linux.namespace("mount")
+    if mnt is None or mnt.path is not None:
+        raise SpecError("linux.namespaces", "a new mount namespace is required (the container's "
+                        "root filesystem is built in it)")
+    net, ipc = spec.linux.namespace("network"), spec.linux.namespace("ipc")
+    check_sysctls(spec.linux.sysctl, net is not None and net.path is None,
+                  ipc is not None and ipc.path is None)
+    for ns in spec.linux.namespaces:
+        if ns.path is not None and not os.path.exists(ns.path):
+            raise SpecError(f"linux.namespaces[{ns.type}].path", f"{ns.path} does not exist")
+
+
+def device_rules(resources):
+    """The device cgroup rules a container gets: deny everything, then the spec's own rules, then
+    the devices every container needs (/dev/null, ptys, ... — runc appends the same list), so a
+    bundle cannot forget to close the door on the host's disks."""
+    import dataclasses
+
+    from runtime.spec.defaults import DEFAULT_DEVICE_RULES
+    return dataclasses.replace(resources, devices=DEFAULT_DEVICE_RULES[:1] + resources.devices
+                               + DEFAULT_DEVICE_RULES[1:])
+
+
+def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:
+    from runtime.explain import Explainer
+
+    # Our own copy of the explain fd, above 2: the container's init replaces its fds 0-2.
+    explain_fd = None
+    if opts.explain_fd is not None:
+        import fcntl
+        explain_fd = fcntl.fcntl(opts.explain_fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    try:
+        return _create(cid, spec, opts, explain_fd)
+    finally:
+        if explain_fd is not None:
+            os.close(explain_fd)
+
+
+def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int | None) -> Created:
+    from runtime.explain import Explainer
+
+    explainer = Explainer(explain_fd, "create")
+    state_dir = StateDir(opts.root, cid)
+    check_spec(spec)
+    stdio = opts.stdio or ("tty" if spec.process.terminal else "log")
+    if stdio not in ("inherit", "log", "tty"):
+        raise SpecError("stdio", f"must be inherit, log or tty, not {stdio!r}")
+    undo = _Undo()
+    try:
+        explainer.step(f"make the state directory {state_dir.path}")
+        os.makedirs(opts.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(state_dir.path, 0o700)
+        except FileExistsError:
+            raise ContainerExists(cid) from None
+        undo.push(shutil.rmtree, state_dir.path, True)
+        storage = os.path.join(opts.storage, cid) if spec.root.layers else None
+        cgroup_path = spec.linux.cgroups_path or f"{opts.cgroup_parent}/{cid}"
+        record = {"id": cid, "status": "creating", "bundle": opts.bundle, "storage": storage,
+                  "cgroupsPath": cgroup_path, "creator": os.getpid(),
+                  "creator_start": process_start_time(os.getpid())}
+        write_atomic(state_dir.file("state.json"), record)
+
+        program = None
+        if spec.linux.seccomp is not None:
+            explainer.step("compile the seccomp profile to BPF (libseccomp)")
+            from runtime.confine.seccomp import compile_profile
+            program = compile_profile(spec.linux.seccomp)
+
+        from runtime.rootfs import RootfsPlan
+        if storage is not None:
+            explainer.step(f"make the overlay directories in {storage}")
+            for sub in ("upper", "work", "rootfs"):
+                os.makedirs(os.path.join(storage, sub), mode=0o755)
+            undo.push(shutil.rmtree, storage, True)
+            plan_root = RootfsPlan(os.path.join(storage, "rootfs"), os.path.join(storage, "upper"),
+                                   os.path.join(storage, "work"))
+        else:
+            plan_root = RootfsPlan(spec.root.path)
+
+        explainer.step(f"create the cgroup {cgroup_path} and write its limits")
+        from runtime.cgroups.base import create_cgroup
+        from runtime.cgroups.layout import detect
+        cgroup = create_cgroup(detect(), spec.linux.cgroups_path, f"{opts.cgroup_parent}/{cid}",
+                               device_rules(spec.linux.resources), explainer.shell if explainer else None)
+        undo.push(cgroup.destroy)
+        undo.push(cgroup.kill_all)
+        cgroup.explain = None  # later users of this object (supervisor, init) explain their own way
+
+        from runtime.process.init import ContainerPlan
+        log_path = opts.log_path or state_dir.file("container.log")
+        plan = ContainerPlan(id=cid, spec=spec, rootfs=plan_root, state_dir=state_dir.path,
+                             cgroup=cgroup, seccomp_program=program, stdio=stdio,
+                             log_path=None if stdio == "inherit" else log_path,
+                             explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
+                             stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
+                             storage_dir=storage)
+        explainer.step("start the supervisor (double fork), which forks the container's init")
+        channel, created = _spawn(plan)
+        undo.push(channel.close)
+        if "error" in created:
+            raise StepError(created.get("step") or "create", created.get("reason") or created["error"])
+
+        from runtime.process.logs import rfc3339nano
+        record.update(status="created", rootfs=plan_root.rootfs, pid=created["pid"],
+                      pid_start=created["pid_start"], shim_pid=created["shim_pid"],
+                      shim_start=created["shim_start"], created=rfc3339nano(),
+                      cgroup=cgroup.to_state(), log=plan.log_path, stdio=stdio,
+                      annotations=dict(spec.annotations), executable=created.get("executable"))
+        write_atomic(state_dir.file("state.json"), record)
+        return Created(state_dir.load(), channel)
+    except BaseException:
+        undo.run()
+        raise
+
+
+def _spawn(plan) -> tuple[Channel, dict]:
+    """Double-fork the supervisor and wait for its verdict on the container's creation."""
+    from runtime.process.shim import become_supervisor
+
+    ours, theirs = Channel.pair()
+    pid = os.fork()
+    if pid == 0:  # the intermediate: fork the supervisor and exit, so it is nobody's child
+        try:
+            ours.close()
+            os.setsid()
+            if os.fork() == 0:
+                become_supervisor(plan, theirs)
+        finally:
+            os._exit(0)
+    theirs.close()
+    os.waitpid(pid, 0)
+    try:
+        message, fds = ours.recv()
+    except ChannelClosed:
+        ours.close()
+        raise ContainerError("the supervisor exited before reporting on the container") from None
+    for fd in fds:
+        os.close(fd)
+    return ours, message

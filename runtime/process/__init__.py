@@ -1,0 +1,13 @@
+"""runtime.process — the processes of a container and how they survive crashes (ARCHITECTURE.md).
+
+    shim.py        the supervisor: parent of the container, records exits, pumps logs, serves exec
+    init.py        the container's first process, from fork to execve
+    execproc.py    a process joining a running container
+    executable.py  finding the program, and why it cannot run (missing, shebang, CRLF, loader)
+    channel.py     JSON messages (+ fds) over SOCK_SEQPACKET unix sockets between them
+    logs.py        CRI-format log files with rotation
+    terminal.py    connecting a user's terminal to a container's pty
+
+May import: runtime.sys, runtime.spec, runtime.rootfs, runtime.confine, runtime.cgroups,
+runtime.errors, runtime.explain, the standard library.
+"""

@@ -1,0 +1,117 @@
+"""`exec`: a new process inside a running container.
+
+There is no "enter a container" syscall: a container is just a set of namespaces, a cgroup and
+some restrictions, so a process enters it by taking on each of them. The supervisor forks this
+process (it lands in the container's pid namespace: see shim.py), which then, in order:
+
+    PR_SET_PDEATHSIG, PR_SET_DUMPABLE(0)   as the container's init did, and for the same reasons;
+                                           non-dumpable *before* setns, so processes already in
+                                           the container cannot ptrace us or read our memory
+                                           while we still hold the runtime's privileges
+    join the cgroup                        limits apply to the exec'd process too
+    setns(ipc, uts, net, cgroup, mnt)      opened from /proc/<init pid>/ns/ first — after joining
+                                           the mount namespace, the host's /proc is out of sight
+    chdir, stdio (or a pty from the container's own devpts)
+    the same confinement as the container (runtime/confine): capabilities, user, seccomp, ...
+    execve
+
+setns into a mount namespace is refused to a multi-threaded process (EINVAL): one more reason this
+is a fresh fork of the single-threaded supervisor, never a thread of the agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import signal
+import termios
+
+from runtime.errors import StepError
+from runtime.process.channel import Channel
+from runtime.process.init import ContainerPlan, _install_stdio, reset_signals
+from runtime.spec.model import User
+from runtime.sys.consts import NAMESPACE_FLAGS
+
+# mnt last: until then we need the host's /proc to open the others (we opened them all first
+# anyway), and joining it also moves our root and working directory into the container.
+_JOIN_ORDER = ("ipc", "uts", "net", "cgroup", "mnt")
+
+
+def exec_process(plan: ContainerPlan, request: dict):
+    """The Process to run: the container's own, with the request's args/env/cwd/user/tty."""
+    base = plan.spec.process
+    user = base.user
+    if request.get("uid") is not None:
+        user = User(uid=int(request["uid"]), gid=int(request.get("gid") or 0),
+                    additional_gids=tuple(request.get("additional_gids") or ()))
+    return dataclasses.replace(
+        base, args=tuple(request["args"]), env=base.env + tuple(request.get("env") or ()),
+        cwd=request.get("cwd") or base.cwd, user=user, terminal=bool(request.get("tty")))
+
+
+def exec_in_container(sys, plan: ContainerPlan, init_pid: int, request: dict, fds: list[int],
+                      parent: Channel) -> None:
+    """Runs in the supervisor's fresh child; ends in execve or os._exit."""
+    from runtime.confine import confine, finish
+    from runtime.explain import Steps
+    from runtime.process.executable import find_executable
+
+    step = Steps()
+    code = 1
+    try:
+        process = exec_process(plan, request)
+        with step("die with the supervisor"):
+            sys.set_pdeathsig(signal.SIGKILL)
+        with step("stop being dumpable"):
+            sys.set_dumpable(False)
+        if plan.cgroup is not None:
+            with step("join the container's cgroup"):
+                plan.cgroup.join_self()
+        with step("join the container's namespaces"):
+            ns_fds = []
+            for name in _JOIN_ORDER:
+                ns_fds.append((name, os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+            for name, fd in ns_fds:
+                sys.setns(fd, NAMESPACE_FLAGS[name])
+                os.close(fd)
+        with step(f"change directory to {process.cwd}"):
+            os.chdir(process.cwd)
+        with step("connect stdin, stdout and stderr"):
+            if process.terminal:  # (no lazy imports: the host's Python library is out of sight now)
+                master, slave = os.openpty()
+                os.setsid()
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                _install_stdio((slave, slave, slave))
+                parent.send({"pty": True}, [master])
+                os.close(master)
+                for fd in fds:
+                    os.close(fd)
+            elif len(fds) == 3:
+                _install_stdio((fds[0], fds[1], fds[2]))
+            else:
+                null = os.open("/dev/null", os.O_RDWR)
+                _install_stdio((null, null, null))
+        with step("find the executable"):
+            executable = find_executable(process.args[0], process.env_value("PATH"), process.cwd)
+        confine(sys, process, plan.seccomp_program, step)
+        os.umask(process.user.umask if process.user.umask is not None else 0o022)
+        reset_signals()
+        try:
+            finish(sys, process, plan.seccomp_program, executable)
+        except OSError as e:
+            raise StepError("execve", f"{executable}: {e.strerror}") from e
+    except StepError as e:
+        code = 127 if e.step in ("execve", "find the executable") else 126
+        _tell(parent, {"error": str(e), "step": e.step})
+    except BaseException as e:
+        _tell(parent, {"error": f"exec: {type(e).__name__}: {e}"})
+    finally:
+        os._exit(code)
+
+
+def _tell(channel: Channel, message: dict) -> None:
+    try:
+        channel.send(message)
+    except OSError:
+        pass

@@ -1,0 +1,198 @@
+"""The container's first process, from fork to execve: namespaces, root filesystem, confinement.
+
+The supervisor (shim.py) forks this process after unshare(CLONE_NEWPID), so it is born as pid 1 of
+the container's new pid namespace, already single-threaded and with the spec in memory. It runs
+`container_init` and leaves only by execve (the container's program replaces it) or os._exit —
+never by returning into the supervisor's code, which it is a copy of.
+
+The steps, in order, each named for errors and --explain:
+
+    PR_SET_PDEATHSIG(SIGKILL)   if the supervisor dies, so does the container (it has no one else
+                                to record its exit)
+    PR_SET_DUMPABLE(0)          before joining anything: a non-dumpable process's /proc files are
+                                root's, and no process in the container can ptrace it or open
+                                /proc/<pid>/exe — the CVE-2019-5736 class, where a container
+                                overwrote the runtime's own binary through that link
+    join the cgroup             limits were written by the creator; from here they apply to us
+    join namespaces by path     e.g. a pod's network namespace, held by its sandbox process
+    create namespaces           unshare(mnt|uts|ipc|net|cgroup): the cgroup namespace last, after
+                                joining the cgroup, so the container sees its cgroup as "/"
+    hostname
+    root filesystem             runtime/rootfs: overlay, mounts, /dev, pivot_root, masks
+    stdio                       pipes to the supervisor, the caller's own fds, or a new pty
+    find the executable         after pivot_root, in the container's PATH (executable.py)
+    confinement                 runtime/confine: rlimits, seccomp, capabilities, user, no_new_privs
+    report "ready", wait for "start"
+    close fds, (seccomp), execve
+
+The channel to the supervisor is close-on-exec: a successful execve closes it, which the
+supervisor reads as "running". A failure sends {"error": ..., "step": ...} instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import termios
+from dataclasses import dataclass
+
+from runtime.errors import StepError
+from runtime.process.channel import Channel
+from runtime.rootfs import RootfsPlan
+from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
+from runtime.sys.consts import NAMESPACE_FLAGS
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """Everything the supervisor and the container's init need, fixed by the creator."""
+
+    id: str
+    spec: ContainerSpec
+    rootfs: RootfsPlan
+    state_dir: str
+    cgroup: object                      # runtime.cgroups.base.Cgroup
+    seccomp_program: bytes | None
+    stdio: str                          # "inherit" | "log" | "tty"
+    log_path: str | None
+    explain_fd: int | None = None
+    log_max_bytes: int = 10 << 20
+    stdin_open: bool = True             # "inherit": pass our stdin too (else /dev/null)
+    remove_on_exit: bool = False        # the supervisor deletes everything when init exits (--rm)
+    storage_dir: str | None = None      # overlay upper/work, removed with the container
+
+
+def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False) -> int:
+    flags = 0
+    for ns in spec.linux.namespaces:
+        if ns.path is None and (ns.type != "pid" or include_pid):
+            flags |= NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]]
+    return flags
+
+
+def join_namespaces(sys, spec: ContainerSpec, skip: tuple[str, ...] = ("pid",)) -> None:
+    """setns into every namespace the spec gives by path (the pid one is joined by the supervisor,
+    since a pid namespace only applies to children)."""
+    for ns in spec.linux.namespaces:
+        if ns.path is None or ns.type in skip:
+            continue
+        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sys.setns(fd, NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]])
+        finally:
+            os.close(fd)
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ and may handle others; ignored signals stay ignored
+    across execve, so put every signal back to its default and unblock them all."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _install_stdio(fds: tuple[int, int, int]) -> None:
+    for target, fd in enumerate(fds):
+        if fd != target:
+            os.dup2(fd, target)  # the copy at 0/1/2 is not close-on-exec
+    for fd in set(fds) - {0, 1, 2}:
+        os.close(fd)
+
+
+def _open_pty(sync: Channel) -> None:
+    """A pty from the container's own devpts; the slave becomes the controlling terminal and
+    stdio, the master goes to the supervisor. (fcntl and termios are imported at the top: after
+    pivot_root the host's Python library is out of reach, so nothing may be imported lazily.)"""
+    master, slave = os.openpty()
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    _install_stdio((slave, slave, slave))
+    sync.send({"pty": True}, [master])
+    os.close(master)
+
+
+def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int, int, int],
+                   shim_pid: int) -> None:
+    """Never returns normally: ends in execve or os._exit."""
+    from runtime.confine import confine, finish
+    from runtime.explain import Explainer, Steps
+    from runtime.process.executable import find_executable
+    from runtime.rootfs import setup_rootfs
+
+    spec, process = plan.spec, plan.spec.process
+    explainer = Explainer(plan.explain_fd, "init")
+    if explainer:
+        from runtime.explain import ExplainingSyscalls
+        sys = ExplainingSyscalls(sys, explainer)
+    step = Steps(explainer)
+    code = 1
+    try:
+        os.umask(0)
+        with step("die with the supervisor (PR_SET_PDEATHSIG)"):
+            sys.set_pdeathsig(signal.SIGKILL)
+            if os.getppid() != shim_pid:  # it died before we could ask: nothing would reap us
+                os._exit(1)
+        with step("stop being dumpable (PR_SET_DUMPABLE 0)"):
+            sys.set_dumpable(False)
+        if plan.cgroup is not None:
+            with step("join the container's cgroup"):
+                plan.cgroup.explain = explainer.shell if explainer else None  # our copy only
+                plan.cgroup.join_self()
+        if any(ns.path for ns in spec.linux.namespaces if ns.type != "pid"):
+            with step("join namespaces by path"):
+                join_namespaces(sys, spec)
+        flags = new_namespace_flags(spec)
+        if flags:
+            with step("create namespaces"):
+                sys.unshare(flags)
+        if spec.hostname:
+            with step(f"set the hostname to {spec.hostname}"):
+                sys.sethostname(spec.hostname)
+        cgroup_ns = spec.linux.namespace("cgroup") is not None
+        setup_rootfs(sys, spec, plan.rootfs, plan.cgroup, cgroup_ns, step)
+        with step("connect stdin, stdout and stderr"):
+            if plan.stdio == "tty":
+                _open_pty(sync)
+            else:
+                _install_stdio(stdio_fds)
+        with step("find the executable"):
+            executable = find_executable(process.args[0], process.env_value("PATH"), process.cwd)
+        with step(f"change directory to {process.cwd}"):
+            os.chdir(process.cwd)
+        confine(sys, process, plan.seccomp_program, step)
+        os.umask(process.user.umask if process.user.umask is not None else 0o022)
+        explainer.step("created: waiting for start")
+        sync.send({"ready": True, "executable": executable})
+        message, fds = sync.recv()
+        for fd in fds:
+            os.close(fd)
+        if not message.get("start"):
+            os._exit(0)
+        explainer.step("start: close fds above 2, then execve")
+        reset_signals()
+        try:
+            finish(sys, process, plan.seccomp_program, executable)
+        except OSError as e:
+            raise StepError("execve", f"{executable}: {e.strerror}") from e
+        code = 0  # only reached under a recording Syscalls, whose execve returns
+    except StepError as e:
+        _report(sync, {"error": str(e), "step": e.step, "reason": e.reason})
+        code = 127 if e.step in ("execve", "find the executable") else 1
+    except BaseException as e:  # a bug: still tell the supervisor something useful
+        _report(sync, {"error": f"container init: {type(e).__name__}: {e}", "step": "init",
+                       "reason": str(e)})
+    finally:
+        os._exit(code)
+
+
+def _report(sync: Channel, message: dict) -> None:
+    try:
+        sync.send(message)
+    except OSError:
+        pass

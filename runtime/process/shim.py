@@ -1,0 +1,528 @@
+"""The supervisor ("shim"): the small process that stays the parent of a container.
+
+Why it exists. Only a process's parent can wait for it and learn its exit status. If the agent or
+the CLI that created a container were its parent, the exit status would be lost whenever that
+process restarts or is killed — and with it the answer to "did my pod's container crash, and why?".
+So each container gets a supervisor of its own (the role of containerd-shim or conmon):
+
+    creator ──fork──► (intermediate, exits at once) ──fork──► supervisor ──fork──► container init
+                                                              setsid, no threads    pid 1 inside
+
+The double fork detaches it: the creator can exit or be killed (-9) and the supervisor, reparented
+to the system's init, keeps running. It is single-threaded (a selectors loop, no threads), so it
+may fork into Python code safely; it was forked from a process that had already imported what it
+needs, so it costs no interpreter start-up.
+
+What it does, all in one loop:
+- owns the container's init: waits for it through a pidfd, and on exit writes exit.json (code,
+  signal, OOM kill from the cgroup, start and finish times) atomically — whether or not anyone is
+  watching;
+- pumps the container's stdout/stderr pipes into the CRI log file (logs.py);
+- answers requests on <state dir>/shim.sock: start, exec (forks a process that joins the
+  container, see execproc.py), wait (reply when the container exits), resize (tty);
+- if it dies, the container dies too (its init has PR_SET_PDEATHSIG(SIGKILL)), so a container is
+  never left running without anyone able to record its end.
+
+Its pid namespace trick: unshare(CLONE_NEWPID) changes the pid namespace of the supervisor's
+*future children*, not its own. So its first child is pid 1 of a new namespace, and every later
+child (exec'd processes) lands in that same namespace — which is what `exec` needs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import selectors
+import signal
+import time
+
+from runtime.process.channel import Channel, ChannelClosed, listen
+from runtime.process.init import ContainerPlan, container_init
+from runtime.process.logs import CriLog, rfc3339nano
+
+
+class Supervisor:
+    def __init__(self, plan: ContainerPlan, creator: Channel):
+        from runtime.sys import real
+
+        self.plan, self.creator = plan, creator
+        self.sys = real()
+        self.sel = selectors.DefaultSelector()
+        self.init_pid = 0
+        self.init_pidfd = -1
+        self.sync: Channel | None = None       # to the container's init, until it execs
+        self.listener = None
+        self.log: CriLog | None = None
+        self.pipes: dict[int, str] = {}         # read end → "stdout" / "stderr"
+        self.master = -1                        # pty master, if the container has a terminal
+        self.started_at: str | None = None
+        self.waiters: list[Channel] = []
+        self.execs: dict[int, tuple[int, Channel | None]] = {}  # pidfd → (pid, client)
+        self.exit_record: dict | None = None
+        self.start_error: str | None = None
+        self.attached: list = []                # sockets of clients attached to the terminal
+
+    # --- start-up: create the container's init ------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._create()
+            self._loop()
+        finally:
+            os._exit(0)
+
+    def _create(self) -> None:
+        from runtime.container.state import process_start_time
+        from runtime.sys.consts import CLONE_NEWPID
+
+        plan, spec = self.plan, self.plan.spec
+        pidns = spec.linux.namespace("pid")
+        try:
+            if pidns is not None and pidns.path is None:
+                self.sys.unshare(CLONE_NEWPID)
+            elif pidns is not None:
+                fd = os.open(pidns.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    self.sys.setns(fd, CLONE_NEWPID)
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            self._fail({"error": f"create the pid namespace: {e}", "step": "create the pid namespace"})
+        child_stdio, ours_only = self._prepare_stdio()
+        self.sync, init_side = Channel.pair()
+        pid = os.fork()
+        if pid == 0:  # the container's init
+            self.sync.close()
+            self.creator.close()
+            for fd in ours_only:
+                os.close(fd)
+            container_init(self.sys, plan, init_side, child_stdio, os.getppid())
+            os._exit(1)  # not reached
+        init_side.close()
+        for fd in set(child_stdio) - {0, 1, 2}:
+            os.close(fd)
+        if plan.stdio == "inherit":
+            self._detach_stdio()  # the container has the caller's terminal now; we let go of it
+        self.init_pid = pid
+        self.init_pidfd = os.pidfd_open(pid)
+        try:
+            message, fds = self.sync.recv()
+            if message.get("pty"):
+                self.master = fds[0]
+                message, fds = self.sync.recv()
+        except ChannelClosed:
+            message = {"error": f"container init exited ({self._reap_status()}) before it was ready",
+                       "step": "init"}
+        if "error" in message:
+            self._fail(message)
+        self.listener = listen(os.path.join(plan.state_dir, "shim.sock"))
+        self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
+        self.sel.register(self.init_pidfd, selectors.EVENT_READ, self._init_exited)
+        self.sel.register(self.creator.sock, selectors.EVENT_READ, self._from_creator)
+        for fd in self.pipes:
+            self.sel.register(fd, selectors.EVENT_READ, self._pump)
+        if self.master >= 0:
+            self.sel.register(self.master, selectors.EVENT_READ, self._pump_pty)
+        self._send(self.creator, {"created": True, "pid": pid, "pid_start": process_start_time(pid),
+                                  "shim_pid": os.getpid(), "shim_start": process_start_time(os.getpid()),
+                                  "executable": message.get("executable")})
+        if plan.explain_fd is not None:
+            os.close(plan.explain_fd)
+
+    def _prepare_stdio(self) -> tuple[tuple[int, int, int], list[int]]:
+        """The container's fds 0, 1, 2, and the fds only we keep (the pipes' read ends)."""
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        if self.plan.stdio == "inherit":
+            if self.plan.stdin_open:
+                os.close(null)
+                return (0, 1, 2), []
+            return (null, 1, 2), []
+        self.log = CriLog(self.plan.log_path, self.plan.log_max_bytes) if self.plan.log_path else None
+        if self.plan.stdio == "tty":
+            return (null, null, null), [self.log.fd] if self.log else []
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        self.pipes = {out_r: "stdout", err_r: "stderr"}
+        return (null, out_w, err_w), [out_r, err_r, self.log.fd]
+
+    @staticmethod
+    def _detach_stdio() -> None:
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+
+    def _reap_status(self) -> str:
+        try:
+            _, status = os.waitpid(self.init_pid, 0)
+        except ChildProcessError:
+            return "status unknown"
+        if os.WIFSIGNALED(status):
+            return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        return f"exit status {os.WEXITSTATUS(status)}"
+
+    def _fail(self, message: dict) -> None:
+        """Creation failed: tell the creator, make sure init is gone, and leave."""
+        self._send(self.creator, message)
+        if self.init_pid:
+            try:
+                os.kill(self.init_pid, signal.SIGKILL)
+                os.waitpid(self.init_pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        os._exit(0)
+
+    # --- the loop ---------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            for key, _ in self.sel.select():
+                key.data(key)
+
+    @staticmethod
+    def _send(channel: Channel | None, message: dict, fds=()) -> bool:
+        if channel is None:
+            return False
+        try:
+            channel.send(message, fds)
+            return True
+        except OSError:
+            return False  # the client went away; nothing to do about it
+
+    def _accept(self, key) -> None:
+        sock, _ = self.listener.accept()
+        client = Channel(sock)
+        self.sel.register(sock, selectors.EVENT_READ, lambda k, c=client: self._request(c))
+
+    def _drop(self, client: Channel) -> None:
+        try:
+            self.sel.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        client.close()
+
+    def _from_creator(self, key) -> None:
+        try:
+            message, fds = self.creator.recv()
+        except (ChannelClosed, OSError):
+            self.sel.unregister(self.creator.sock)
+            self.creator.close()
+            self.creator = None  # detached: nobody waits in the foreground
+            return
+        for fd in fds:
+            os.close(fd)
+        if message.get("op") == "start":
+            self._start(self.creator)
+
+    def _request(self, client: Channel) -> None:
+        try:
+            message, fds = client.recv()
+        except (ChannelClosed, OSError):
+            self._drop(client)
+            return
+        op = message.get("op")
+        if op == "start":
+            self._start(client)
+            self._drop(client)
+        elif op == "exec":
+            self.sel.unregister(client.sock)  # from now on the exec owns this connection
+            self._exec(client, message, fds)
+        elif op == "wait":
+            self.sel.unregister(client.sock)
+            if self.exit_record is not None:
+                self._send(client, {"exited": self.exit_record})
+                client.close()
+            else:
+                self.waiters.append(client)
+        elif op == "resize" and self.master >= 0:
+            _set_winsize(self.master, message.get("rows", 24), message.get("cols", 80))
+            self._send(client, {"ok": True})
+            self._drop(client)
+        elif op == "attach" and self.master >= 0:
+            # From now on the connection carries raw terminal bytes both ways.
+            self._send(client, {"ok": True})
+            self.attached.append(client.sock)
+            self.sel.modify(client.sock, selectors.EVENT_READ, lambda k, c=client: self._attach_input(c))
+        else:
+            for fd in fds:
+                os.close(fd)
+            self._send(client, {"error": f"unknown or unavailable request {op!r}"})
+            self._drop(client)
+
+    # --- start ----------------------------------------------------------------------------------------
+    def _start(self, client: Channel | None) -> None:
+        if self.sync is None:
+            self._send(client, {"error": "the container was already started"})
+            return
+        started_ns = time.time_ns()
+        error = None
+        try:
+            self.sync.send({"start": True})
+            message, _ = self.sync.recv()
+            error = message.get("error", "unexpected message from the container's init")
+        except ChannelClosed:
+            pass  # EOF: execve closed init's end (close-on-exec) — the program is running
+        except OSError as e:
+            error = f"the container's init is gone ({e.strerror})"
+        self.sync.close()
+        self.sync = None
+        if error is not None:
+            self.start_error = error
+            self._send(client, {"error": error})
+            return
+        from runtime.container.state import write_atomic
+        self.started_at = rfc3339nano(started_ns)
+        write_atomic(os.path.join(self.plan.state_dir, "started.json"), {"startedAt": self.started_at})
+        self._send(client, {"started": True, "startedAt": self.started_at})
+
+    # --- output -----------------------------------------------------------------------------------------
+    def _pump(self, key) -> None:
+        fd = key.fileobj
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        stream = self.pipes[fd]
+        if data:
+            self.log.write(stream, data)
+            return
+        self.log.end(stream)
+        self.sel.unregister(fd)
+        os.close(fd)
+        del self.pipes[fd]
+
+    def _pump_pty(self, key) -> None:
+        """Terminal output: into the log (as stdout, as CRI does for tty containers) and to every
+        attached client. Someone must always read it, or the program blocks on a full terminal."""
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:
+            data = b""  # EIO: every process holding the terminal's other side has gone
+        if not data:
+            self.sel.unregister(self.master)
+            if self.log is not None:
+                self.log.end("stdout")
+            for sock in self.attached:
+                sock.close()
+            self.attached = []
+            return
+        if self.log is not None:
+            self.log.write("stdout", data)
+        for sock in list(self.attached):
+            try:
+                sock.send(data)
+            except OSError:
+                self._detach(sock)
+
+    def _attach_input(self, client: Channel) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._detach(client.sock)
+            return
+        try:
+            os.write(self.master, data)
+        except OSError:
+            pass
+
+    def _detach(self, sock) -> None:
+        if sock in self.attached:
+            self.attached.remove(sock)
+        try:
+            self.sel.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
+
+    # --- exec ---------------------------------------------------------------------------------------------
+    def _exec(self, client: Channel, message: dict, fds: list[int]) -> None:
+        from runtime.process.execproc import exec_in_container
+
+        status = None if self.exit_record is not None or self.started_at is None else True
+        if status is None:
+            for fd in fds:
+                os.close(fd)
+            self._send(client, {"error": "the container is not running"})
+            client.close()
+            return
+        to_parent, to_child = Channel.pair()
+        pid = os.fork()
+        if pid == 0:
+            to_parent.close()
+            client.close()
+            exec_in_container(self.sys, self.plan, self.init_pid, message, fds, to_child)
+            os._exit(1)  # not reached
+        to_child.close()
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        reply: dict = {"pid": pid}
+        sent_fds: list[int] = []
+        try:
+            while True:
+                m, got = to_parent.recv()
+                if m.get("pty"):
+                    sent_fds = got
+                    continue
+                if "error" in m:
+                    reply = {"error": m["error"]}
+                break
+        except ChannelClosed:
+            pass  # exec'd
+        to_parent.close()
+        self._send(client, reply, sent_fds)
+        for fd in sent_fds:
+            os.close(fd)
+        self.execs[pidfd] = (pid, client)
+        self.sel.register(pidfd, selectors.EVENT_READ, self._exec_exited)
+
+    def _exec_exited(self, key) -> None:
+        pidfd = key.fileobj
+        pid, client = self.execs.pop(pidfd)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        code = _exit_code(pid)
+        self._send(client, {"exited": {"exitCode": code}})
+        if client is not None:
+            client.close()
+
+    # --- the end -------------------------------------------------------------------------------------
+    def _init_exited(self, key) -> None:
+        from runtime.container.state import write_atomic
+
+        code = _exit_code(self.init_pid)
+        finished = rfc3339nano()
+        self.sel.unregister(self.init_pidfd)
+        os.close(self.init_pidfd)
+        cg = self.plan.cgroup
+        oom = False
+        if cg is not None:
+            try:
+                oom = cg.oom_kills() > 0
+                if self.plan.spec.linux.namespace("pid") is None or \
+                        self.plan.spec.linux.namespace("pid").path is not None:
+                    cg.kill_all()  # no pid namespace of its own died with init: end the rest
+            except OSError:
+                pass
+        self._drain_output()
+        if self.start_error:
+            reason = "StartError"
+        elif oom:
+            reason = "OOMKilled"
+        else:
+            reason = "Completed" if code == 0 else "Error"
+        record = {"exitCode": code, "signal": code - 128 if code > 128 else None,
+                  "oomKilled": oom, "reason": reason, "startedAt": self.started_at,
+                  "finishedAt": finished}
+        if self.start_error:
+            record["message"] = self.start_error
+        write_atomic(os.path.join(self.plan.state_dir, "exit.json"), record)
+        self.exit_record = record
+        if self.plan.remove_on_exit:
+            self._remove()
+        for waiter in self.waiters + [self.creator]:
+            self._send(waiter, {"exited": record})
+        for pidfd, (pid, client) in list(self.execs.items()):
+            _exit_code(pid)
+            self._send(client, {"exited": {"exitCode": 137}})
+        try:
+            os.unlink(os.path.join(self.plan.state_dir, "shim.sock"))
+        except OSError:
+            pass
+        os._exit(0)
+
+    def _remove(self) -> None:
+        """--rm: delete the container ourselves, before telling anyone it exited (as `runc run`
+        has deleted it by the time it returns). Its processes are gone: the pid namespace died
+        with its init, or kill_all above ended the rest."""
+        import shutil
+
+        if self.plan.cgroup is not None:
+            try:
+                self.plan.cgroup.destroy()
+            except OSError:
+                pass  # left for `delete`, which reports it
+        if self.plan.storage_dir:
+            shutil.rmtree(self.plan.storage_dir, ignore_errors=True)
+        if self.listener is not None:
+            self.listener.close()
+        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
+
+    def _drain_output(self) -> None:
+        """Everything the container wrote before it died, up to EOF (all writers are gone now)."""
+        for fd, stream in list(self.pipes.items()):
+            os.set_blocking(fd, False)
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                self.log.write(stream, data)
+            self.log.end(stream)
+        if self.master >= 0:
+            os.set_blocking(self.master, False)
+            try:
+                while data := os.read(self.master, 65536):
+                    if self.log is not None:
+                        self.log.write("stdout", data)
+            except OSError:
+                pass
+        if self.log is not None:
+            self.log.close()
+
+
+def _exit_code(pid: int) -> int:
+    """Reap `pid`: its exit code, or 128 + the signal that killed it (the shell's convention)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            return 255
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _set_winsize(fd: int, rows: int, cols: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def become_supervisor(plan: ContainerPlan, creator: Channel) -> None:
+    """Called in the freshly double-forked process: tidy up what we inherited, then supervise."""
+    gc.freeze()  # the creator's objects are never collected here: no stray finalizer closes our fds
+    keep = {creator.fileno()}
+    if plan.explain_fd is not None:
+        keep.add(plan.explain_fd)
+    if plan.stdio == "inherit":
+        keep |= {0, 1, 2}
+    else:
+        Supervisor._detach_stdio()
+        keep |= {0, 1, 2}
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _max_fd())
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    Supervisor(plan, creator).run()
+
+
+def _max_fd() -> int:
+    try:
+        return max(int(n) for n in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return 65536
+

@@ -1,0 +1,189 @@
+"""The zygote: a pre-imported, single-threaded process that forks container creators on request.
+
+Two problems, one answer (ARCHITECTURE.md, "Why a per-pod sandbox process"):
+
+1. Starting Python is cheap; importing the runtime is not (tens of milliseconds of module loading
+   on these machines — more than the kernel needs to build the container). A process that has
+   imported everything once can fork a ready-to-run copy of itself in about a millisecond.
+2. The agent is an asyncio program with threads, and a threaded process must never fork into
+   Python code (the child inherits locks held by threads that do not exist in it). The zygote is
+   single-threaded by construction, so forking it is safe.
+
+So: `nodeagent runtime zygote` listens on <root>/zygote.sock. For each request it forks a *worker*
+(a copy with everything imported), which creates the container exactly as the CLI would
+(create.py: the supervisor is double-forked from the worker, so it is neither the zygote's child
+nor the client's) and hands the client its channel to the supervisor — an fd, over SCM_RIGHTS.
+The worker then exits; the client starts the container and waits on that channel as if it had
+created the container itself. The client's own stdin/stdout/stderr travel with the request, so a
+foreground container still writes straight to the user's terminal.
+
+If no zygote is running (no socket, or nobody answers), clients simply create the container in
+their own process: the zygote makes starts faster, never necessary.
+
+This module's top level imports only what a *client* needs; the server imports the runtime when
+it starts serving.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from runtime.process.channel import Channel, ChannelClosed
+
+SOCKET_NAME = "zygote.sock"
+PID_FILE = "zygote.pid"
+
+
+# --- client -------------------------------------------------------------------------------------------
+def connect(root: str) -> Channel | None:
+    """A connection to the zygote serving state root `root`, or None if there is none."""
+    path = os.path.join(root, SOCKET_NAME)
+    if not os.path.exists(path):
+        return None
+    try:
+        return Channel.connect(path, timeout=2)
+    except OSError:
+        return None  # a stale socket: the zygote is gone
+
+
+def request_create(zygote: Channel, request: dict, fds: list[int]) -> tuple[dict, Channel]:
+    """Ask the zygote to create a container. Returns (the state record, the supervisor channel);
+    a failure comes back as a dict with "error" and is raised by the caller's error mapping."""
+    zygote.send(request, fds)
+    try:
+        reply, got = zygote.recv()
+    except ChannelClosed:
+        reply, got = {"error": "the zygote's worker exited without an answer", "type": "ContainerError"}, []
+    finally:
+        zygote.close()
+    if "error" in reply:
+        for fd in got:
+            os.close(fd)
+        raise _error_from(reply)
+    return reply["created"], Channel(socket.socket(fileno=got[0]))
+
+
+def _error_from(reply: dict) -> Exception:
+    from runtime import errors
+
+    if reply.get("type") == "StepError":
+        return errors.StepError(reply.get("step") or "create", reply.get("reason") or reply["error"])
+    if reply.get("type") == "ContainerExists":
+        return errors.ContainerExists(reply.get("id", "?"))
+    return errors.ContainerError(reply["error"])
+
+
+# --- server -------------------------------------------------------------------------------------------
+def serve(root: str, ready_fd: int | None = None) -> None:
+    """Serve requests for state root `root` until killed. Writes <root>/zygote.pid; if `ready_fd`
+    is given, writes one byte to it once the socket is listening (for --detach) and closes it."""
+    import gc
+
+    from runtime.process.channel import listen
+    # Everything a worker needs, imported once here so that no worker ever imports anything.
+    from runtime.container.create import CreateOptions, create
+    from runtime.errors import ContainerError
+    from runtime.spec import bundle, defaults, runtime_default
+    import runtime.cgroups.v1, runtime.cgroups.v2, runtime.confine, runtime.explain  # noqa: E401,F401
+    import runtime.process.execproc, runtime.process.shim, runtime.rootfs  # noqa: E401,F401
+    import runtime.sys.linux, runtime.sys.seccomp  # noqa: E401,F401
+    from runtime.confine.seccomp import compile_profile
+
+    # Warm the seccomp cache with RuntimeDefault for the default capabilities (the common case).
+    compile_profile(runtime_default.runtime_default_seccomp(defaults.default_capabilities().bounding))
+    gc.freeze()  # the imported modules stay shared with every worker (copy-on-write, untouched)
+
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    path = os.path.join(root, SOCKET_NAME)
+    try:
+        os.unlink(path)  # a stale socket from a zygote that died
+    except FileNotFoundError:
+        pass
+    listener = listen(path)
+    with open(os.path.join(root, PID_FILE), "w") as f:
+        f.write(str(os.getpid()))
+    # Workers are our only children; let the kernel reap them (each worker resets this at once,
+    # since the supervisor it forks must be able to wait for its own children).
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+    while True:
+        try:
+            conn_sock, _ = listener.accept()
+        except InterruptedError:
+            continue
+        conn = Channel(conn_sock)
+        try:
+            request, fds = conn.recv()
+        except (ChannelClosed, OSError):
+            conn.close()
+            continue
+        if os.fork() == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            listener.close()
+            try:
+                _work(conn, request, fds, create, CreateOptions, bundle, ContainerError)
+            finally:
+                os._exit(0)
+        conn.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def _work(conn: Channel, request: dict, fds: list[int], create, CreateOptions, bundle, ContainerError) -> None:
+    """In a fresh worker: become the client's stand-in (its stdio), create, hand over the channel."""
+    try:
+        if request.get("op") != "create":
+            raise ContainerError(f"the zygote does not know request {request.get('op')!r}")
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        explain_fd = fds[3] if len(fds) > 3 else None
+        spec = bundle.load_bundle(request["bundle"])
+        # The same choice the CLI makes in-process: a terminal if the bundle asks for one, else
+        # the client's own stdio in the foreground, else a CRI log.
+        stdio = "tty" if spec.process.terminal else ("inherit" if request.get("foreground") else "log")
+        opts = CreateOptions(root=request["root"], storage=request["storage"],
+                             bundle=request["bundle"], stdio=stdio, log_path=request.get("log"),
+                             stdin_open=request.get("stdin_open", True),
+                             remove_on_exit=request.get("remove_on_exit", False),
+                             explain_fd=explain_fd)
+        created = create(request["id"], spec, opts)
+        conn.send({"created": created.state.record}, [created.channel.fileno()])
+    except ContainerError as e:
+        conn.send({"error": str(e), "type": type(e).__name__, "step": getattr(e, "step", None),
+                   "reason": getattr(e, "reason", None), "id": request.get("id")})
+    except Exception as e:  # noqa: BLE001 - a bug in a worker must still answer the client
+        conn.send({"error": f"zygote worker: {type(e).__name__}: {e}", "type": "ContainerError"})
+
+
+def start_detached(root: str) -> int:
+    """Start a zygote in the background (double fork, stdio on /dev/null); return its pid once it
+    listens."""
+    import sys
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                serve(root, ready_fd=w)
+        except BaseException as e:  # noqa: BLE001
+            print(f"zygote: {e}", file=sys.stderr)
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    ok = os.read(r, 1)
+    os.close(r)
+    if ok != b"1":
+        raise OSError("the zygote did not start")
+    with open(os.path.join(root, PID_FILE)) as f:
+        return int(f.read())

@@ -1,0 +1,65 @@
+"""runtime.rootfs — the container's file tree, built in its own mount namespace by its init.
+
+    paths.py     resolving paths inside the rootfs from outside without following its symlinks out
+    options.py   config.json mount options → mount(2) flags and data
+    mounts.py    propagation, the root (overlay or bind), then config.json's mounts in order
+    devices.py   the minimal /dev
+    pivot.py     pivot_root and detaching the host's root
+    masks.py     masked and read-only paths, readonly root, namespaced sysctls (after pivot_root)
+
+`setup_rootfs` runs the whole pipeline in order; each stage is named through `step` so that a
+failure says which one failed ("mount /proc (proc): ...").
+
+May import: runtime.sys, runtime.spec, runtime.errors, the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from runtime.rootfs import devices, masks, mounts, pivot
+from runtime.spec.model import ContainerSpec
+from runtime.sys import Syscalls
+
+
+@dataclass(frozen=True)
+class RootfsPlan:
+    """Where the root goes on the host: the mount point, and overlay's upper/work (None: no overlay)."""
+
+    rootfs: str
+    upper: str | None = None
+    work: str | None = None
+
+
+def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, cgroup_ns: bool,
+                 step) -> None:
+    """Everything from "make / private" to "readonly root", in the container's mount namespace.
+    `step(name)` is a context manager naming the stage for errors and --explain."""
+    with step("make the mount tree private"):
+        mounts.make_private(sys, spec.linux.rootfs_propagation)
+    with step("mount the root filesystem"):
+        mounts.mount_root(sys, spec, plan.rootfs, plan.upper, plan.work)
+    rootfd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        dev_is_ours = mounts.mount_all(sys, rootfd, spec, cgroup, cgroup_ns, step)
+        if dev_is_ours:
+            with step("create /dev nodes and links"):
+                devices.populate_dev(sys, rootfd, spec.linux.devices)
+        elif spec.linux.devices:
+            with step("create /dev nodes"):
+                devices.populate_dev(sys, rootfd, spec.linux.devices, defaults=False)
+    finally:
+        os.close(rootfd)
+    with step("pivot_root into the container's root"):
+        pivot.pivot_root(sys, plan.rootfs)
+    if spec.linux.sysctl:
+        with step("write sysctls"):
+            masks.write_sysctls(spec.linux.sysctl)
+    with step("mask paths"):
+        masks.mask_paths(sys, spec.linux.masked_paths)
+    with step("make paths read-only"):
+        masks.readonly_paths(sys, spec.linux.readonly_paths)
+    if spec.root.readonly:
+        with step("make the root read-only"):
+            masks.readonly_root(sys)

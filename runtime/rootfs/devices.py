@@ -1,0 +1,60 @@
+"""/dev inside the container: a fresh tmpfs holding exactly the devices a program expects.
+
+The host's /dev has disks, the console, /dev/mem... none of which a container should see. So /dev is
+a small tmpfs (mounted from config.json), and we create in it only:
+
+    null zero full random urandom tty      character devices, mknod'ed with mode 0666
+    pts/                                   a private devpts instance ("newinstance"), so the
+    ptmx -> pts/ptmx                       container's ptys are numbered from 0 and invisible outside
+    shm/ mqueue/                           POSIX shared memory and message queues (mounted by spec)
+    fd -> /proc/self/fd, stdin/stdout/stderr -> /proc/self/fd/0,1,2
+
+plus any extra device config.json lists. Creating a node is only half of access: the device cgroup
+(runtime/cgroups) decides whether it may be opened.
+
+Nodes are made with the container's init umask at 0, through the /dev directory's fd (paths.py), so
+a symlinked /dev in the image cannot send them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from runtime.rootfs.paths import ensure_dir, fd_path, open_in_root
+from runtime.spec.model import Device
+from runtime.sys import Syscalls
+
+DEFAULT_DEVICES: tuple[tuple[str, int, int], ...] = (
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+)
+
+SYMLINKS: tuple[tuple[str, str], ...] = (
+    ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx"),
+)
+
+
+def populate_dev(sys: Syscalls, rootfd: int, extra: tuple[Device, ...] = (),
+                 defaults: bool = True) -> None:
+    """Create the default nodes and links (when /dev is our tmpfs) and the spec's extra devices."""
+    if defaults:
+        devfd = open_in_root(sys, rootfd, "/dev", os.O_PATH | os.O_DIRECTORY, no_symlinks=True)
+        try:
+            here = fd_path(devfd)
+            for name, major, minor in DEFAULT_DEVICES:
+                sys.mknod(f"{here}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
+            for target, name in SYMLINKS:
+                os.symlink(target, f"{here}/{name}")
+        finally:
+            os.close(devfd)
+    for d in extra:
+        parent, name = os.path.split(d.path)
+        pfd = ensure_dir(sys, rootfd, parent, no_symlinks=True)
+        try:
+            kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
+            path = f"{fd_path(pfd)}/{name}"
+            sys.mknod(path, kind | (d.file_mode & 0o7777), os.makedev(d.major, d.minor))
+            os.chown(path, d.uid, d.gid, follow_symlinks=False)
+        finally:
+            os.close(pfd)

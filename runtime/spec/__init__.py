@@ -1,0 +1,14 @@
+"""runtime.spec — what a container is, as data: OCI-shaped frozen dataclasses and their edges.
+
+    model.py            the dataclasses (ContainerSpec, Process, Root, Mount, Linux, Resources, ...)
+    bundle.py           config.json ⇄ ContainerSpec, with errors that name the field
+    defaults.py         the defaults of an unprivileged container (caps, mounts, masks, devices)
+    runtime_default.py  the RuntimeDefault seccomp profile
+    units.py            Kubernetes quantities (64Mi, 500m) → cgroup numbers, and why
+
+May import: runtime.sys (constants), runtime.errors, the standard library.
+"""
+
+from runtime.spec.model import ContainerSpec
+
+__all__ = ["ContainerSpec"]

@@ -1,0 +1,207 @@
+"""The container spec: frozen dataclasses shaped like the OCI runtime spec (config.json).
+
+One dataclass per object of the OCI runtime spec (github.com/opencontainers/runtime-spec,
+config.md and config-linux.md), with the same field names in snake_case, so that a student can hold
+config.json next to this file. Only what this runtime implements is here; bundle.py refuses the
+rest with an error naming the field, rather than silently ignoring it.
+
+Everything is immutable (frozen, tuples instead of lists): a spec is a value that is checked once
+(bundle.py, or the code that builds it) and then handed to the create pipeline, the container's
+init process and the supervisor, none of which may change it.
+
+One extension, for overlay root filesystems: `Root.layers`. OCI leaves "how the rootfs got there"
+to the caller (containerd mounts an overlay and hands runc the mount point). We can do that step
+ourselves: with `layers` set, the runtime mounts an overlay of those directories (the image's
+layers, topmost first) plus a per-container upper/work directory at `Root.path`. In config.json it
+travels as the annotation `org.nodeagent.rootfs.layers` (colon-separated), which runc ignores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Namespace types as config.json names them, and their /proc/<pid>/ns/<name> file names.
+NAMESPACE_TYPES: dict[str, str] = {
+    "pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+    "cgroup": "cgroup", "user": "user", "time": "time",
+}
+
+LAYERS_ANNOTATION = "org.nodeagent.rootfs.layers"
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    umask: int | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Capability names ("CAP_CHOWN") for each of the five sets of the container's first process."""
+
+    bounding: tuple[str, ...] = ()
+    effective: tuple[str, ...] = ()
+    permitted: tuple[str, ...] = ()
+    inheritable: tuple[str, ...] = ()
+    ambient: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rlimit:
+    type: str      # "RLIMIT_NOFILE"
+    soft: int      # -1: unlimited (config.json writes 2**64-1)
+    hard: int
+
+
+@dataclass(frozen=True)
+class Process:
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()          # "KEY=value"
+    cwd: str = "/"
+    user: User = field(default_factory=User)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    terminal: bool = False
+    oom_score_adj: int | None = None
+
+    def env_value(self, key: str) -> str | None:
+        for item in reversed(self.env):
+            k, _, v = item.partition("=")
+            if k == key:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class Root:
+    path: str                          # absolute (bundle.py resolves it against the bundle dir)
+    readonly: bool = False
+    layers: tuple[str, ...] = ()       # overlay lowerdirs, topmost first; empty: use `path` as is
+
+
+@dataclass(frozen=True)
+class Mount:
+    destination: str
+    type: str | None = None
+    source: str | None = None
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Namespace:
+    type: str                          # a key of NAMESPACE_TYPES
+    path: str | None = None            # join this namespace (e.g. /proc/<pid>/ns/net) instead of a new one
+
+
+@dataclass(frozen=True)
+class Memory:
+    limit: int | None = None           # bytes; memory.max / memory.limit_in_bytes
+    reservation: int | None = None     # bytes; memory.low / memory.soft_limit_in_bytes
+    swap: int | None = None            # OCI: memory *plus* swap, as v1's memsw; -1 unlimited
+
+
+@dataclass(frozen=True)
+class Cpu:
+    shares: int | None = None          # v1 cpu.shares (2..262144); v2 cpu.weight by conversion
+    quota: int | None = None           # microseconds per period; -1 unlimited
+    period: int | None = None          # microseconds
+
+
+@dataclass(frozen=True)
+class Pids:
+    limit: int                          # -1 or 0: unlimited
+
+
+@dataclass(frozen=True)
+class BlockIO:
+    weight: int | None = None          # 10..1000 (OCI); v2 io.weight by conversion
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    """A device cgroup rule: allow or deny access ("rwm") to a type/major/minor (None: any)."""
+
+    allow: bool
+    type: str = "a"                    # a(ll), c(har), b(lock)
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: Memory | None = None
+    cpu: Cpu | None = None
+    pids: Pids | None = None
+    block_io: BlockIO | None = None
+    devices: tuple[DeviceRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeccompArg:
+    index: int
+    op: str                            # "SCMP_CMP_MASKED_EQ"
+    value: int
+    value_two: int = 0
+
+
+@dataclass(frozen=True)
+class SeccompRule:
+    names: tuple[str, ...]
+    action: str                        # "SCMP_ACT_ALLOW"
+    errno_ret: int | None = None
+    args: tuple[SeccompArg, ...] = ()
+
+
+@dataclass(frozen=True)
+class Seccomp:
+    default_action: str
+    default_errno_ret: int | None = None
+    architectures: tuple[str, ...] = ()
+    syscalls: tuple[SeccompRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device node to create in the container's /dev (beyond the default ones)."""
+
+    path: str
+    type: str                          # "c" or "b"
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Linux:
+    namespaces: tuple[Namespace, ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    cgroups_path: str | None = None
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    seccomp: Seccomp | None = None
+    sysctl: tuple[tuple[str, str], ...] = ()
+    devices: tuple[Device, ...] = ()
+    rootfs_propagation: str | None = None
+
+    def namespace(self, type_: str) -> Namespace | None:
+        return next((n for n in self.namespaces if n.type == type_), None)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    process: Process
+    root: Root
+    hostname: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    linux: Linux = field(default_factory=Linux)
+    annotations: tuple[tuple[str, str], ...] = ()
+    oci_version: str = "1.0.2"
+
+    def annotation(self, key: str) -> str | None:
+        return dict(self.annotations).get(key)

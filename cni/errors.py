@@ -24,8 +24,9 @@ PLUGIN_NOT_AVAILABLE = 50
 LIMITED_CONNECTIVITY = 51
 INTERNAL = 999             # libcni's skel uses this for any non-CNI error
 
-# Ours (100+): something the pod asked for is taken.
-ADDRESS_IN_USE = 100       # e.g. a hostPort another pod already maps
+# Ours (100+).
+ADDRESS_IN_USE = 100       # a hostPort another pod already maps
+INTERFACE_EXISTS = 101     # ADD for an attachment that exists (its interface, or its cache entry)
 
 
 class CNIError(Exception):

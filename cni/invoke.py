@@ -9,7 +9,8 @@ reference plugins in /usr/lib/cni included.
 dispatcher the plugin's executable would run (cni/skel.py), with the same environment and the same
 stdin bytes, and reads the same stdout bytes back — minus the fork, the exec and a ~150 ms Python
 start with pyroute2 import. Anything that is not ours still goes through ExecRunner. The plugin is
-looked up on the CNI path either way, so a missing plugin is the same error on both paths.
+looked up on the CNI path either way, so a missing plugin is the same error on both paths, and only
+an executable that really is our plugin (our launcher or console script) is short-circuited.
 """
 
 from __future__ import annotations
@@ -125,6 +126,26 @@ class ExecRunner:
         return out
 
 
+_ours_cache: dict[tuple[str, float], bool] = {}
+
+
+def is_our_executable(exe: str, module: str) -> bool:
+    """Does `exe` run `module`'s main? True for our launchers and pip's console scripts, which both
+    say `from cni.plugins.X import main`. Anything else that merely has our name is executed."""
+    try:
+        key = (exe, os.stat(exe).st_mtime)
+    except OSError:
+        return False
+    if key not in _ours_cache:
+        try:
+            with open(exe, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            head = b""
+        _ours_cache[key] = f"from {module} import main".encode() in head
+    return _ours_cache[key]
+
+
 class InProcessRunner:
     """Our plugin types in this process (through cni/skel.py's dispatcher); others by ExecRunner.
 
@@ -138,7 +159,7 @@ class InProcessRunner:
 
     def run(self, exe: str, plugin_type: str, env: Mapping[str, str], stdin: bytes) -> bytes:
         module = BUILTIN_PLUGINS.get(plugin_type)
-        if module is None:
+        if module is None or not is_our_executable(exe, module):
             return self.fallback.run(exe, plugin_type, env, stdin)
         from cni import skel
 

@@ -207,8 +207,10 @@ def dispatch(plugin: Plugin, env: Mapping[str, str], stdin: bytes, ctx: PluginCo
 
 
 def standalone_context() -> PluginContext:
-    """The context of a plugin run as its own executable: a fresh, single-threaded process."""
-    from cni.invoke import ExecRunner
+    """The context of a plugin run as its own executable: a fresh, single-threaded process. It
+    enters namespaces by forking itself (ForkAccess), and runs a delegated plugin (IPAM) in-process
+    when the executable found on CNI_PATH is ours, saving a Python start per pod."""
+    from cni.invoke import InProcessRunner
 
     def access():
         from network.netns import ForkAccess
@@ -216,7 +218,9 @@ def standalone_context() -> PluginContext:
 
         return ForkAccess(real())
 
-    return PluginContext(runner=ExecRunner(), netns_access=access)
+    ctx = PluginContext(runner=None, netns_access=access)
+    ctx.runner = InProcessRunner(lambda runner: ctx)
+    return ctx
 
 
 def main(plugin: Plugin) -> None:

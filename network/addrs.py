@@ -49,8 +49,9 @@ def list_addresses(ipr: IPRoute, link: LinkInfo | None = None, family: int = soc
 
 
 def ensure_address(ipr: IPRoute, link: LinkInfo, addr: IPInterface, where: str = "") -> list[Change]:
-    if any(a == addr for _, a in list_addresses(ipr, link, _family(addr))):
-        return []
+    """Add `addr` to `link` unless it is there. The add is the look: the kernel answers EEXIST for an
+    address the device already has, so the usual case costs one request instead of a dump and a
+    request (a dump of the node's addresses grows with every pod's veth)."""
     kwargs = {"index": link.index, "address": str(addr.ip), "prefixlen": addr.network.prefixlen,
               "family": _family(addr)}
     if addr.version == 4 and addr.network.prefixlen < 31:
@@ -139,9 +140,6 @@ def ensure_route(ipr: IPRoute, dst: IPNetwork, gateway: IPAddress | None = None,
     """Make the route to `dst` be exactly this one (replacing a different route to the same dst)."""
     want = RouteInfo(dst=dst, gateway=gateway, oif=link.index if link else None, proto=proto,
                      table=RT_TABLE_MAIN, scope=0 if gateway else 253, onlink=onlink, mtu=mtu)
-    have = [r for r in list_routes(ipr, _family(dst)) if r.dst == dst]
-    if any(_same(r, want) for r in have):
-        return []
     kwargs: dict = {"dst": str(dst), "proto": proto, "family": _family(dst)}
     if gateway is not None:
         kwargs["gateway"] = str(gateway)
@@ -152,9 +150,19 @@ def ensure_route(ipr: IPRoute, dst: IPNetwork, gateway: IPAddress | None = None,
     if mtu:
         kwargs["metrics"] = {"attrs": [("RTAX_MTU", mtu)]}
     shown = want.describe({link.index: link.name} if link else None)
-    call(f"add route {shown}{where}", ipr.route, "replace", **kwargs)
-    verb = "set" if have else "add"
-    return [Change(verb, f"route {shown}{where}", f"ip route replace {shown}", why)]
+    # Try "add" first (it fails with EEXIST if *any* route to dst exists): one request when the
+    # route is new, which it is on every fresh pod. Only then look at what is there.
+    try:
+        ipr.route("add", **kwargs)
+        return [Change("add", f"route {shown}{where}", f"ip route add {shown}", why)]
+    except NetlinkError as e:
+        if e.code != errno.EEXIST:
+            raise NetworkError(f"add route {shown}{where}", str(e), e.code) from e
+    have = [r for r in list_routes(ipr, _family(dst)) if r.dst == dst]
+    if any(_same(r, want) for r in have):
+        return []
+    call(f"replace route {shown}{where}", ipr.route, "replace", **kwargs)
+    return [Change("set", f"route {shown}{where}", f"ip route replace {shown}", why)]
 
 
 def _same(have: RouteInfo, want: RouteInfo) -> bool:

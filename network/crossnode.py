@@ -81,9 +81,12 @@ def reconcile(ipr: IPRoute, mode: str, me: Node, nodes: list[Node], underlay: st
     """Make this node's routes to the other nodes' pods match `nodes` (see module doc)."""
     from network import vxlan
 
+    from network.sysctl import ensure_sysctl
+
     want = desired_routes(mode, me, nodes)
     peers = [n for n in nodes if n.name != me.name]
-    changes: list[Change] = []
+    changes: list[Change] = ensure_sysctl("net.ipv4.ip_forward", "1",
+                                          "the node forwards packets between its pods and the other nodes")
     dev: LinkInfo | None = None
     if mode == "vxlan":
         if not underlay:

@@ -2,9 +2,9 @@
 
 The pod's wire, in three steps (what `ip` would do):
 
-    ip link add na0 type bridge                               # once per node: the pods' switch
+    ip link add cni0 type bridge                              # once per node: the pods' switch
     ip link add vethXXXX type veth peer name eth0 netns POD   # a cable with one end in the pod
-    ip link set vethXXXX master na0 up                        # plug the node's end into the switch
+    ip link set vethXXXX master cni0 up                       # plug the node's end into the switch
 
 A veth pair is two devices joined back to back: a frame sent into one comes out of the other. Made
 with its peer *directly inside* the pod's namespace (IFLA_NET_NS_FD on the peer), the pod end never
@@ -122,17 +122,25 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None) -> tuple[Link
     if not link.up:
         call(f"set {name} up", ipr.link, "set", index=link.index, state="up")
         changes.append(Change("set", f"bridge {name} up", f"ip link set {name} up"))
-    return get_link(ipr, index=link.index) or link, changes
+    if changes:  # read back what we changed; an untouched bridge is as we just read it
+        link = get_link(ipr, index=link.index) or link
+    return link, changes
 
 
 def create_veth_into(ipr: IPRoute, host_name: str, peer_name: str, netns_fd: int, netns_path: str,
-                     mtu: int | None = None) -> list[Change]:
+                     mtu: int | None = None, host_mac: str | None = None, peer_mac: str | None = None
+                     ) -> list[Change]:
     """Create veth pair host_name <-> peer_name with the peer made inside the namespace `netns_fd`.
 
     Not idempotent on purpose: if either name is taken the kernel says EEXIST and nothing is made;
-    the caller turns that into the CNI "interface already exists" error."""
+    the caller turns that into the CNI "interface already exists" error. MACs given here are set at
+    creation (so nobody needs to read them back)."""
     peer: dict = {"ifname": peer_name, "net_ns_fd": netns_fd}
     spec: dict = {"ifname": host_name, "kind": "veth", "peer": peer}
+    if host_mac:
+        spec["address"] = host_mac
+    if peer_mac:
+        peer["address"] = peer_mac
     if mtu:
         spec["mtu"] = peer["mtu"] = mtu
     try:
@@ -156,11 +164,14 @@ def attach_to_bridge(ipr: IPRoute, port: LinkInfo, bridge: LinkInfo, hairpin: bo
     """Plug `port` into `bridge`, set its hairpin mode, and bring it up."""
     changes: list[Change] = []
     if port.master != bridge.index:
+        # master and up in one request: one netlink round trip fewer on every pod start
         call(f"attach {port.name} to {bridge.name}", ipr.link, "set", index=port.index,
-             master=bridge.index)
-        changes.append(Change("set", f"{port.name} master {bridge.name}",
-                              f"ip link set {port.name} master {bridge.name}",
+             master=bridge.index, state="up")
+        changes.append(Change("set", f"{port.name} master {bridge.name} up",
+                              f"ip link set {port.name} master {bridge.name} up",
                               "plug the node's end of the cable into the pods' switch"))
+        port = LinkInfo(port.index, port.name, port.kind, port.mac, port.mtu, True, bridge.index,
+                        port.peer_index, port.peer_netnsid)
     if hairpin:
         # Hairpin: the bridge may send a frame back out of the port it came in on. Needed when a
         # pod's packet is NATed back to the same pod (a Service or hostPort pointing at itself).

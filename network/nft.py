@@ -47,6 +47,22 @@ class Nft:
             return
         self._exec(["-j", "-f", "-"], json.dumps({"nftables": commands}), what)
 
+    def start(self, commands: list[dict], what: str) -> "Pending":
+        """Like run(), but return at once: the transaction proceeds while the caller does other
+        work (a pod's netlink configuration), and `Pending.wait()` collects the outcome."""
+        try:
+            proc = subprocess.Popen([self.binary, "-j", "-f", "-"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except FileNotFoundError as e:
+            raise NftError(what, f"{self.binary}: not found (install the nftables package)",
+                           errno.ENOENT) from e
+        try:  # the batch is small (well under a pipe's 64 KiB), so this write does not block
+            proc.stdin.write(json.dumps({"nftables": commands}))
+        finally:
+            proc.stdin.close()
+            proc.stdin = None  # closed by us; communicate() must not touch it again
+        return Pending(proc, what)
+
     def list_table(self, family: str, name: str) -> list[dict] | None:
         """The objects of table `family name` as nft's JSON (tables, chains, sets, maps, rules
         with their handles), or None if there is no such table."""
@@ -83,6 +99,25 @@ class Nft:
             code = next((n for t, n in _ERRNO_BY_TEXT.items() if t in proc.stderr), None)
             raise NftError(what, proc.stderr, code)
         return proc.stdout
+
+
+class Pending:
+    """An nft transaction started by Nft.start(); owns the child process until wait() reaps it."""
+
+    def __init__(self, proc: subprocess.Popen, what: str):
+        self._proc = proc
+        self.what = what
+
+    def wait(self) -> None:
+        try:
+            _, stderr = self._proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            raise NftError(self.what, "nft did not finish within 30 s") from None
+        if self._proc.returncode != 0:
+            code = next((n for t, n in _ERRNO_BY_TEXT.items() if t in stderr), None)
+            raise NftError(self.what, stderr, code)
 
 
 # --- JSON builders for the pieces we use ----------------------------------------------------------

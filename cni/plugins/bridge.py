@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 from cni import errors as E
@@ -39,7 +40,6 @@ from cni.result import DNS, Interface, IPConfig, Result, Route
 from cni.skel import CmdArgs, Plugin, PluginContext
 from cni.skel import main as skel_main
 
-INTERFACE_EXISTS = 101
 DEFAULT_BRIDGE = "cni0"
 _UNSUPPORTED = ("vlan", "vlanTrunk", "macspoofchk", "enabledad", "promiscMode",
                 "disableContainerInterface", "portIsolation")
@@ -95,13 +95,6 @@ def ipam_exec(args: CmdArgs, ctx: PluginContext, ipam_type: str, command: str) -
     return ctx.runner.run(exe, ipam_type, env, args.stdin)
 
 
-def _ipam_del_quietly(args: CmdArgs, ctx: PluginContext, conf: BridgeConf) -> None:
-    try:
-        ipam_exec(args, ctx, conf.ipam_type, "DEL")
-    except CNIError:
-        pass
-
-
 def _where(args: CmdArgs) -> str:
     return f" in {args.netns}"
 
@@ -109,7 +102,8 @@ def _where(args: CmdArgs) -> str:
 # --- ADD -------------------------------------------------------------------------------------------
 
 def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
-    from network.links import attach_to_bridge, create_veth_into, delete_link, ensure_bridge, get_link, host_veth_name
+    from network.links import (attach_to_bridge, create_veth_into, ensure_bridge, get_link, host_veth_name,
+                               stable_mac)
     from network.errors import NetworkError
     from network.rtnl import node_session
 
@@ -122,11 +116,15 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             nsfd = os.open(args.netns, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise CNIError(E.INTERNAL, f"failed to open netns {args.netns!r}", e.strerror or str(e)) from e
+        # MACs chosen here (stable per attachment, locally administered) rather than read back later
+        host_mac = stable_mac(f"host/{args.container_id}/{args.ifname}")
+        pod_mac = stable_mac(f"pod/{args.container_id}/{args.ifname}")
         try:
-            ctx.changes.extend(create_veth_into(node, host_name, args.ifname, nsfd, args.netns, conf.mtu))
+            ctx.changes.extend(create_veth_into(node, host_name, args.ifname, nsfd, args.netns, conf.mtu,
+                                                host_mac, pod_mac))
         except NetworkError as e:
             if e.errno == 17:
-                raise CNIError(INTERFACE_EXISTS, f"interface {args.ifname!r} (or its node end {host_name}) "
+                raise CNIError(E.INTERFACE_EXISTS, f"interface {args.ifname!r} (or its node end {host_name}) "
                                                  f"already exists for container {args.container_id}",
                                "a second ADD for the same container and interface needs a DEL first") from e
             raise
@@ -145,27 +143,46 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             if not ipam.ips:
                 raise CNIError(E.INTERNAL, f"IPAM plugin {conf.ipam_type} returned no IP configuration")
             routes = _routes(conf, ipam)
-            container = _configure_pod(args, ctx, conf, ipam, routes)
-            _configure_node(node, ctx, conf, ipam)
-            if conf.ip_masq:
+            masq = None
+            if conf.ip_masq:  # started now, the nft transaction runs while we configure the pod
                 masq_ips = [ip.address.ip for ip in ipam.ips]
                 exempt = [ip.address.network for ip in ipam.ips] + list(conf.non_masquerade)
-                ctx.changes.extend(ipmasq.add(ctx.nft(), conf.name, masq_ips, exempt,
-                                              args.container_id, args.ifname))
-            host = get_link(node, host_name) or host
-            br = get_link(node, index=br.index) or br
+                masq = ipmasq.begin_add(ctx.nft(), conf.name, masq_ips, exempt, args.container_id,
+                                        args.ifname)
+            try:
+                container = _configure_pod(args, ctx, conf, ipam, routes)
+                _configure_node(node, ctx, conf, ipam, br)
+            finally:
+                if masq is not None:  # always reaped, also when the pod configuration failed
+                    ctx.changes.extend(masq.finish())
         except BaseException:
-            if masq_ips:
-                ipmasq.remove(ctx.nft(), conf.name, masq_ips)
-            if ipam_tried:  # the spec: a failed delegated ADD is followed by a delegated DEL too
-                _ipam_del_quietly(args, ctx, conf)
-            delete_link(node, host_name)
+            _undo_add(args, ctx, conf, node, host_name, masq_ips, ipam_tried)
             raise
     ifaces = (Interface(br.name, br.mac, mtu=br.mtu), Interface(host.name, host.mac, mtu=host.mtu),
               container)
     ips = tuple(IPConfig(ip.address, ip.gateway, 2) for ip in ipam.ips)
     dns = conf.dns if (conf.dns.nameservers or conf.dns.domain or conf.dns.search) else ipam.dns
     return Result(args.cni_version, ifaces, ips, routes, dns)
+
+
+def _undo_add(args: CmdArgs, ctx: PluginContext, conf: BridgeConf, node, host_name: str,
+              masq_ips: list, ipam_tried: bool) -> None:
+    """Undo a failed ADD in reverse order. A failure here must not hide the error that got us here,
+    so each step is best effort and only noted on stderr (the runtime will DEL again anyway)."""
+    from network.errors import NetworkError
+    from network.links import delete_link
+
+    steps = []
+    if masq_ips:
+        steps.append(("remove the ipMasq entry", lambda: ipmasq.remove(ctx.nft(), conf.name, masq_ips)))
+    if ipam_tried:  # the spec: a failed delegated ADD is followed by a delegated DEL too
+        steps.append(("release the address", lambda: ipam_exec(args, ctx, conf.ipam_type, "DEL")))
+    steps.append((f"delete {host_name}", lambda: delete_link(node, host_name)))
+    for what, step in steps:
+        try:
+            step()
+        except (CNIError, NetworkError, OSError) as e:
+            sys.stderr.write(f"nodeagent-bridge: while undoing a failed ADD, could not {what}: {e}\n")
 
 
 def _routes(conf: BridgeConf, ipam: Result) -> tuple[Route, ...]:
@@ -197,19 +214,15 @@ def _configure_pod(args: CmdArgs, ctx: PluginContext, conf: BridgeConf, ipam: Re
             ctx.changes.extend(ensure_route(pod, r.dst, gw, link, where=where,
                                             why="the pod reaches everything beyond its subnet through "
                                                 "the node's bridge" if r.dst.prefixlen == 0 else ""))
-        link = get_link(pod, index=link.index) or link
     return Interface(link.name, link.mac, args.netns, mtu=link.mtu)
 
 
-def _configure_node(node, ctx: PluginContext, conf: BridgeConf, ipam: Result) -> None:
+def _configure_node(node, ctx: PluginContext, conf: BridgeConf, ipam: Result, br) -> None:
     from network.addrs import ensure_address
-    from network.links import get_link
     from network.sysctl import ensure_sysctl
 
     if not conf.is_gateway:
         return
-    br = get_link(node, conf.bridge)
-    assert br is not None
     for ip in ipam.ips:
         if ip.gateway is None:
             continue
@@ -226,12 +239,18 @@ def cmd_del(args: CmdArgs, ctx: PluginContext) -> None:
     from network.rtnl import node_session
 
     conf = parse_conf(args.config)
+    masq = None
     if conf.ip_masq:
         ips = _owned_ips(args, ctx)
-        if ips:
-            ctx.changes.extend(ipmasq.remove(ctx.nft(), conf.name, ips))
-    with node_session() as node:
-        ctx.changes.extend(delete_link(node, host_veth_name(args.container_id, args.ifname)))
+        if ips:  # the nft deletion waits for the kernel; the veth goes meanwhile
+            masq = ipmasq.begin_remove(ctx.nft(), conf.name, ips)
+    try:
+        with node_session() as node:
+            ctx.changes.extend(delete_link(node, host_veth_name(args.container_id, args.ifname)))
+    finally:
+        if masq is not None:
+            ctx.changes.extend(masq.finish())
+    # last: only now may the address go to another pod (whose masquerade entry we must not remove)
     ipam_exec(args, ctx, conf.ipam_type, "DEL")
 
 

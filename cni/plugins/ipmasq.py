@@ -59,6 +59,12 @@ _layout_written: set[tuple[str, str]] = set()
 _layout_lock = threading.Lock()
 
 
+def forget_layouts() -> None:
+    """The tables were removed (node teardown): the next ADD writes the layout again."""
+    with _layout_lock:
+        _layout_written.clear()
+
+
 def _layout(network: str, keep: list) -> list[dict]:
     pods, nomasq, chain = names(network)
     return [
@@ -76,35 +82,90 @@ def _layout(network: str, keep: list) -> list[dict]:
     ]
 
 
-def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
-        ) -> list[Change]:
+class PendingAdd:
+    """An ipMasq ADD in flight (see `begin_add`); `finish()` waits for it and returns the Changes."""
+
+    def __init__(self, nft: N.Nft, network: str, v4: list, keep: list, element: dict, key, pending):
+        self._nft, self._network, self._v4, self._keep = nft, network, v4, keep
+        self._element, self._key, self._pending = element, key, pending
+
+    def finish(self) -> list[Change]:
+        if not self._v4:
+            return []
+        pods, _, _ = names(self._network)
+        what = f"set up ipMasq for {', '.join(map(str, self._v4))}"
+        written = False
+        if self._pending is not None:
+            try:
+                self._pending.wait()
+                written = True
+            except NftError as e:
+                if e.errno != errno.ENOENT:  # ENOENT: the table is gone; write the layout again
+                    raise
+        if not written:
+            self._nft.run(_layout(self._network, self._keep) + [self._element], what)
+            with _layout_lock:
+                _layout_written.add(self._key)
+        shown = ", ".join(map(str, self._v4))
+        return [Change("add", f"{shown} to nftables set {FAMILY} {TABLE} {pods}",
+                       f"nft add element {FAMILY} {TABLE} {pods} {{ {shown} }}",
+                       f"traffic from the pod to anything but {', '.join(map(str, self._keep))} leaves "
+                       "with the node's address (masquerade)")]
+
+
+def begin_add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
+              ) -> PendingAdd:
+    """Start adding the pod's addresses to the masquerade set; the nft process runs while the caller
+    configures the pod. When this process has written the layout before, only the element is added;
+    otherwise (or if the table turns out to be gone) finish() writes the whole layout."""
     pods, _, _ = names(network)
     v4 = [ip for ip in pod_ips if ip.version == 4]
-    if not v4:
-        return []
     keep = list(ipaddress.collapse_addresses([n for n in exempt if n.version == 4] + [MULTICAST]))
     element = {"add": N.elements(FAMILY, TABLE, pods, [
         {"elem": {"val": str(ip), "comment": attachment(container_id, ifname)}} for ip in v4])}
     key = (network, hashlib.sha256(json.dumps([str(n) for n in keep]).encode()).hexdigest())
-    what = f"set up ipMasq for {', '.join(map(str, v4))}"
     with _layout_lock:
-        done = key in _layout_written
-    if done:
+        known = key in _layout_written
+    pending = nft.start([element], f"add {', '.join(map(str, v4))} to ipMasq") if v4 and known else None
+    return PendingAdd(nft, network, v4, keep, element, key, pending)
+
+
+def add(nft: N.Nft, network: str, pod_ips: list, exempt: list, container_id: str, ifname: str
+        ) -> list[Change]:
+    return begin_add(nft, network, pod_ips, exempt, container_id, ifname).finish()
+
+
+class PendingRemove:
+    """An ipMasq DEL in flight (see `begin_remove`)."""
+
+    def __init__(self, nft: N.Nft, network: str, ips: list[str], pending):
+        self._nft, self._network, self._ips, self._pending = nft, network, ips, pending
+
+    def finish(self) -> list[Change]:
+        if self._pending is None:
+            return []
         try:
-            nft.run([element], what)
+            self._pending.wait()
         except NftError as e:
-            if e.errno != errno.ENOENT:  # ENOENT: the table is gone; write the layout again
+            if e.errno != errno.ENOENT:
                 raise
-            done = False
-    if not done:
-        nft.run(_layout(network, keep) + [element], what)
-        with _layout_lock:
-            _layout_written.add(key)
-    shown = ", ".join(map(str, v4))
-    return [Change("add", f"{shown} to nftables set {FAMILY} {TABLE} {pods}",
-                   f"nft add element {FAMILY} {TABLE} {pods} {{ {shown} }}",
-                   f"traffic from the pod to anything but {', '.join(map(str, keep))} leaves with "
-                   "the node's address (masquerade)")]
+            # No table, set, or one of the elements (a second DEL): one by one, so that a missing
+            # element does not keep a present one (the whole batch was rolled back).
+            return remove(self._nft, self._network, [ipaddress.ip_address(ip) for ip in self._ips])
+        pods, _, _ = names(self._network)
+        shown = ", ".join(self._ips)
+        return [Change("remove", f"{shown} from nftables set {FAMILY} {TABLE} {pods}",
+                       f"nft delete element {FAMILY} {TABLE} {pods} {{ {shown} }}")]
+
+
+def begin_remove(nft: N.Nft, network: str, pod_ips: list) -> PendingRemove:
+    """Start removing the pod's addresses from the masquerade set. A deletion makes nf_tables wait
+    for an RCU grace period (~15 ms here), so the caller deletes the veth pair meanwhile."""
+    pods, _, _ = names(network)
+    v4 = [str(ip) for ip in pod_ips if ip.version == 4]
+    pending = nft.start([{"delete": N.elements(FAMILY, TABLE, pods, v4)}], f"remove {', '.join(v4)} "
+                        "from ipMasq") if v4 else None
+    return PendingRemove(nft, network, v4, pending)
 
 
 def remove(nft: N.Nft, network: str, pod_ips: list) -> list[Change]:

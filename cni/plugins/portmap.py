@@ -165,6 +165,12 @@ _layout_written = False
 _layout_lock = threading.Lock()
 
 
+def forget_layout() -> None:
+    global _layout_written
+    with _layout_lock:
+        _layout_written = False
+
+
 def _run_with_layout(nft: N.Nft, cmds: list[dict], what: str) -> None:
     global _layout_written
     with _layout_lock:

@@ -5,6 +5,7 @@
     nodeagent net teardown --netns P --id C
     nodeagent net node-ip [--node-ip IP | --node-interface IF | --cluster-network CIDR]
     nodeagent net nodes --mode host-gw|vxlan --self NAME --node NAME,IP,PODCIDR ... [--explain]
+    nodeagent net down [--bridge cni0]          # remove the node's pod network altogether
     nodeagent net netns add|del PATH            # namespace handles, as `ip netns add` makes them
 """
 
@@ -58,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--explain", action="store_true")
     _node_ip_flags(r)
     r.set_defaults(func=run_nodes)
+
+    d = cmds.add_parser("down", help="remove the node's pod network: bridge, nftables tables, "
+                                     "cross-node routes, VXLAN device (tear pods down first)")
+    d.add_argument("--bridge", default="cni0")
+    d.set_defaults(func=run_down)
 
     h = cmds.add_parser("netns", help="create or delete a network namespace handle")
     h.add_argument("action", choices=["add", "del"])
@@ -131,6 +137,18 @@ def run_nodes(args) -> int:
     except NetworkError as e:
         raise cnicmd._fail(e) from e
     print(explain(changes, verbose=args.explain))
+    return 0
+
+
+def run_down(args) -> int:
+    from cni.podnet import teardown_node
+    from network.changes import explain
+    from network.errors import NetworkError
+
+    try:
+        print(explain(teardown_node(args.bridge), verbose=False))
+    except NetworkError as e:
+        raise cnicmd._fail(e) from e
     return 0
 
 

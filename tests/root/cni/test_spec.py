@@ -106,7 +106,8 @@ def test_second_add_for_the_same_attachment_fails_with_a_json_error_and_leaks_no
 from cni.cache import RuntimeConf
 first = pn.setup({pod!r}, "c1")
 net = pn.network()
-again = attempt(pn.executor.add, net, RuntimeConf("c1", {pod!r}, "eth0"), pn._runner(type("O", (), {{"changes": []}})()))
+with pn._operation() as (_, runner):   # the raw executor ADD, on the same path PodNetwork uses
+    again = attempt(pn.executor.add, net, RuntimeConf("c1", {pod!r}, "eth0"), runner)
 report({{"first": str(first.ip), "again": again}})
 """, in_process)
     assert out["again"]["ok"] is False and out["again"]["code"] == 101
@@ -176,9 +177,9 @@ def test_check_passes_after_add_and_fails_when_the_pod_lost_its_address(node):
     pod = node.pod("pod1")
     out = node.agent(f"""
 pn.setup({pod!r}, "c1")
-report(attempt(pn.check, {pod!r}, "c1"))
+report([attempt(pn.check, {pod!r}, "c1"), attempt(pn.status)])
 """)
-    assert out["ok"] is True
+    assert out[0]["ok"] is True and out[1]["ok"] is True
     node.sim.sh("pod1", "ip", "addr", "flush", "dev", "eth0")
     out = node.agent(f"report(attempt(pn.check, {pod!r}, 'c1'))")
     assert out["ok"] is False and "10.88.1.2/24" in out["error"]
@@ -196,3 +197,49 @@ report(None)
     rules = node.nft()
     assert "keep/eth0" in rules and "stale/eth0" not in rules and "8083" not in rules
     assert node.pod_addrs("pod2") == []                       # GC DELs the stale attachment too
+
+
+def test_twenty_pods_set_up_and_torn_down_concurrently_by_one_agent(node):
+    """The agent calls PodNetwork from worker threads: 20 at once must get 20 distinct, working
+    addresses (one netns helper, one IPAM lock, one bridge made once) and leave nothing behind."""
+    pods = [node.pod(f"p{i}") for i in range(20)]
+    out = node.agent(f"""
+from concurrent.futures import ThreadPoolExecutor
+pods = {pods!r}
+with ThreadPoolExecutor(20) as ex:
+    atts = list(ex.map(lambda i: pn.setup(pods[i], f"c{{i}}"), range(20)))
+ips = [str(a.ip) for a in atts]
+with ThreadPoolExecutor(20) as ex:
+    list(ex.map(lambda i: pn.teardown(pods[i], f"c{{i}}"), range(10)))
+report(ips)
+""")
+    assert len(set(out)) == 20 and all(ip.startswith("10.88.1.") for ip in out)
+    assert len(node.allocated()) == 10
+    for i in range(10, 20):                                   # the ones still up are really configured
+        assert node.pod_addrs(f"p{i}") == [out[i]]
+    assert len([link for link in node.node_links() if link["ifname"].startswith("veth")]) == 10
+
+
+def test_host_ports_per_host_ip_and_a_taken_port_is_refused_not_shadowed(node):
+    node.sim.sh("node", "ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer")
+    node.sim.sh("node", "ip", "link", "set", "uplink-peer", "up")
+    for addr in ("192.168.77.1/24", "192.168.77.2/24"):
+        node.sim.sh("node", "ip", "addr", "add", addr, "dev", "uplink")
+    node.sim.sh("node", "ip", "link", "set", "uplink", "up")
+    pods = [node.pod(f"p{i}") for i in range(4)]
+    out = node.agent(f"""
+pods = {pods!r}
+m = lambda ip="": [{{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ip}}]
+report([attempt(lambda: str(pn.setup(pods[0], "one", port_mappings=m("192.168.77.1")).ip.ip)),
+        attempt(lambda: str(pn.setup(pods[1], "two", port_mappings=m("192.168.77.2")).ip.ip)),
+        attempt(lambda: str(pn.setup(pods[2], "any", port_mappings=m()).ip.ip)),
+        attempt(lambda: str(pn.setup(pods[3], "late", port_mappings=m()).ip.ip))])
+""")
+    one, two, any_, late = out
+    assert one["ok"] and two["ok"] and any_["ok"]
+    assert late["ok"] is False and late["code"] == 100
+    assert "8080/tcp is already in use" in late["error"] and "any/eth0" in late["error"]
+    assert node.pod_addrs("p3") == [] and len(node.allocated()) == 3     # the refused pod holds nothing
+    assert node.sim.tcp_source_seen("p0", "node", "192.168.77.1", 8080, server_port=80)
+    assert node.sim.tcp_source_seen("p1", "node", "192.168.77.2", 8080, server_port=80)
+    assert node.sim.tcp_source_seen("p2", "node", "10.88.1.1", 8080, server_port=80)   # any other address

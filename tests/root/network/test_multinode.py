@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -125,5 +126,12 @@ report({{"ip": str(att.ip.ip)}})
         assert json.loads(c.sh("node1", "ip", "-j", "route", "show", "proto", "199").stdout) == []
         if mode == "vxlan":
             assert c.sh("node1", "bridge", "fdb", "show", "dev", "nodeagent.1").stdout.count("dst") == 0
+        # taking the nodes out of the cluster: not one rule, route or device of ours is left
+        for n in c.nodes:
+            c.sh(n, sys.executable, "-m", "nodeagent", "net", "down")
+            assert c.sh(n, "nft", "list", "ruleset").stdout.strip() == ""
+            links = {link["ifname"] for link in json.loads(c.sh(n, "ip", "-j", "link", "show").stdout)}
+            assert links == {"lo", "eth0", "nat0", "nat0-gw"}
+            assert c.sh(n, "ip", "route", "show", "proto", "199").stdout.strip() == ""
     finally:
         c.cleanup()

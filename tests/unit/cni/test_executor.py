@@ -212,4 +212,21 @@ def test_in_process_runner_gives_the_same_answers_as_exec(tmp_path, monkeypatch)
     assert errors[0] == errors[1]
     for cid in ("a", "b"):
         ex.delete(n, RuntimeConf(cid, "/run/netns/x"), inproc)
-    assert sorted(os.listdir(tmp_path / "ipam" / "ipamnet")) == ["last_reserved_ip.0", "lock"]
+    assert sorted(os.listdir(tmp_path / "ipam" / "ipamnet")) == [".attachments", "last_reserved_ip.0", "lock"]
+    assert os.listdir(tmp_path / "ipam" / "ipamnet" / ".attachments") == []
+
+
+def test_only_an_executable_that_is_really_ours_runs_in_process(tmp_path, monkeypatch):
+    """A foreign binary that happens to be called nodeagent-host-local is executed, not bypassed."""
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    impostor = bin_dir / "nodeagent-host-local"
+    impostor.write_text(FAKE.format(python=sys.executable, name="impostor", versions=["1.0.0", "1.1.0"]))
+    impostor.chmod(0o755)
+    n = parse_conflist({"cniVersion": "1.1.0", "name": "x", "plugins": [{"type": "nodeagent-host-local"}]})
+    inproc = InProcessRunner(lambda r: PluginContext(runner=r, netns_access=lambda: None))
+    result = CNIExecutor([str(bin_dir)], tmp_path / "cache").add(n, RT, inproc)
+    assert [i.name for i in result.interfaces] == ["impostor-if"]
+    assert json.loads(log.read_text().splitlines()[-1])["cmd"] == "ADD"

@@ -94,6 +94,18 @@ def test_del_twice_and_del_of_unknown_succeed_and_free(tmp_path):
     assert call(conf, "DEL", "gone") == (0, None)
     assert call(conf, "DEL", "never") == (0, None)
     assert [n for n in os.listdir(tmp_path / "podnet") if n[0].isdigit()] == []
+    assert os.listdir(tmp_path / "podnet" / ".attachments") == []      # the index is emptied too
+
+
+def test_the_attachment_index_is_a_hard_link_and_survives_foreign_releases(tmp_path):
+    conf = config(tmp_path)
+    ip = call(conf, "ADD", "idx")[1]["ips"][0]["address"].split("/")[0]
+    link = tmp_path / "podnet" / ".attachments" / "idx" / "eth0" / ip
+    assert os.path.samefile(link, tmp_path / "podnet" / ip)
+    (tmp_path / "podnet" / ip).unlink()                   # another plugin released it meanwhile
+    with Store(tmp_path, "podnet") as store:
+        assert store.find("idx", "eth0") == []            # the stale entry is not believed
+    assert call(conf, "ADD", "idx")[0] == 0               # and does not block a new allocation
 
 
 def test_allocation_is_round_robin_so_a_freed_address_is_reused_last(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from network import nshelper
 from network.netns import delete_netns, prepare_netns_dir
 from runtime.sys import RecordingSyscalls
-from runtime.sys.consts import CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED
+from runtime.sys.consts import CLONE_NEWNET, MS_BIND, MS_REC, MS_SHARED
 
 
 def test_prepare_dir_binds_it_to_itself_when_it_is_not_a_mount_point(tmp_path):

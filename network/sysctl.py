@@ -44,3 +44,19 @@ def read_sysctl(name: str, proc: Path = Path("/proc")) -> str | None:
         return sysctl_path(name, proc).read_text().strip()
     except FileNotFoundError:
         return None
+
+
+def ensure_sysctl(name: str, value: str, why: str = "", proc: Path = Path("/proc")) -> list:
+    """Set sysctl `name` to `value` in *this process's* network namespace (net.* keys are per
+    namespace: a simulated node has its own). Returns the Change, or [] if it already had it."""
+    from network.changes import Change
+    from network.errors import NetworkError
+
+    path = sysctl_path(name, proc)
+    try:
+        if path.read_text().strip() == value:
+            return []
+        path.write_text(value)
+    except OSError as e:
+        raise NetworkError(f"set sysctl {name}={value}", e.strerror or str(e), e.errno) from e
+    return [Change("set", f"sysctl {name}={value}", f"sysctl -w {name}={value}", why)]

@@ -14,7 +14,7 @@ import sys
 from nodeagent.errors import AgentError
 
 # Modules under nodeagent.commands, in the order `nodeagent --help` lists them.
-COMMANDS = ["doctor", "runtime", "run"]
+COMMANDS = ["doctor", "run", "runtime", "pull", "image", "server", "kubeconfig", "cni", "net"]
 
 
 class _Formatter(argparse.HelpFormatter):

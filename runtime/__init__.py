@@ -16,7 +16,9 @@ Layers inside, bottom up (like xv6's fs.c, each uses only the ones below it):
     explain     --explain: every step with its shell equivalent
     process/    the processes: supervisor, init, exec, zygote, logs, terminals
     container/  the verbs: create, start, state, kill, delete, exec, run
+    images/     OCI images: registry client, content store, safe layer unpacking (see its __init__)
 
-May import: the standard library, psutil, cgroupspy. Never nodeagent, network, cni, apiclient,
+May import: the standard library, psutil, cgroupspy; runtime.images also aiohttp (its registry
+client only) and zstandard (zstd layers only). Never nodeagent, network, cni, apiclient,
 controlplane.
 """

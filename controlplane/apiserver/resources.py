@@ -1,0 +1,123 @@
+"""The resource types we serve: what kubectl learns from discovery, in one table.
+
+A *resource* is a URL collection (`pods`), a *kind* is the type of the objects in it (`Pod`). Each
+entry says where it lives (group/version), whether objects belong to a namespace, the names users
+type (`po`, `deploy`), and which subresources it has (`pods/status`, `deployments/scale`...). The
+same table drives routing, discovery documents, the OpenAPI paths and the storage keys.
+
+Storage keys follow the kube-apiserver's etcd layout: /registry/<resource>/<namespace>/<name>,
+or /registry/<resource>/<name> for cluster-scoped kinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # "status", "scale", "binding"
+    has_spec: bool = True  # generation is bumped on spec changes only for kinds with a spec
+    definition: str = ""  # OpenAPI definition name, e.g. io.k8s.api.core.v1.Pod
+    verbs: tuple[str, ...] = VERBS
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    def key(self, namespace: str | None, name: str = "") -> str:
+        """The storage key of one object, or (name "") the prefix of a namespace or of all."""
+        if self.namespaced and namespace:
+            return f"/registry/{self.plural}/{namespace}/{name}"
+        return f"/registry/{self.plural}/{name}"
+
+    def path(self, namespace: str | None, name: str = "") -> str:
+        """The URL path of one object (or of the collection when name is "")."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        ns = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return f"{base}{ns}/{self.plural}" + (f"/{name}" if name else "")
+
+
+def _core(kind, plural, namespaced, short=(), cats=(), sub=(), spec=True, verbs=VERBS):
+    return ResourceType("", "v1", kind, plural, namespaced, tuple(short), tuple(cats), tuple(sub),
+                        spec, f"io.k8s.api.core.v1.{kind}", verbs)
+
+
+def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=True):
+    return ResourceType(group, "v1", kind, plural, namespaced, tuple(short), tuple(cats),
+                        tuple(sub), spec, f"io.k8s.api.{pkg}.v1.{kind}")
+
+
+RESOURCES: tuple[ResourceType, ...] = (
+    _core("Namespace", "namespaces", False, ["ns"], sub=["status"]),
+    _core("Node", "nodes", False, ["no"], sub=["status"]),
+    _core("Pod", "pods", True, ["po"], ["all"], ["status", "binding"]),
+    _core("Service", "services", True, ["svc"], ["all"], ["status"]),
+    _core("Endpoints", "endpoints", True, ["ep"], spec=False),
+    _core("ConfigMap", "configmaps", True, ["cm"], spec=False),
+    _core("Secret", "secrets", True, spec=False),
+    _core("Event", "events", True, ["ev"], spec=False),
+    _core("ServiceAccount", "serviceaccounts", True, ["sa"], spec=False),
+    _core("Binding", "bindings", True, spec=False, verbs=("create",)),  # the scheduler's verb
+    _grp("apps", "apps", "Deployment", "deployments", True, ["deploy"], ["all"], ["status", "scale"]),
+    _grp("apps", "apps", "ReplicaSet", "replicasets", True, ["rs"], ["all"], ["status", "scale"]),
+    _grp("apps", "apps", "DaemonSet", "daemonsets", True, ["ds"], ["all"], ["status"]),
+    _grp("coordination.k8s.io", "coordination", "Lease", "leases", True),
+    _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices", True, spec=False),
+)
+
+# The kinds that subresources return (scale answers with an autoscaling/v1 Scale).
+SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding")}
+
+# Group → served versions, in discovery order (core "" first, as the kube-apiserver lists them).
+GROUPS: dict[str, list[str]] = {}
+for _r in RESOURCES:
+    GROUPS.setdefault(_r.group, [])
+    if _r.version not in GROUPS[_r.group]:
+        GROUPS[_r.group].append(_r.version)
+
+
+@dataclass
+class Registry:
+    """Lookups over RESOURCES."""
+
+    by_gv_plural: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+    by_gvk: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for r in RESOURCES:
+            self.by_gv_plural[(r.group, r.version, r.plural)] = r
+            self.by_gvk[(r.group, r.version, r.kind)] = r
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self.by_gv_plural.get((group, version, plural))
+
+    def for_kind(self, group: str, version: str, kind: str) -> ResourceType | None:
+        return self.by_gvk.get((group, version, kind))
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+REGISTRY = Registry()

@@ -1,0 +1,192 @@
+"""The API server process: storage + watch cache + object store behind an aiohttp HTTPS app.
+
+Startup order (each step needs the one before):
+  1. PKI (certs.py) — before the event loop serves anything, since it runs `openssl`;
+  2. the SQLite store, then the watch cache loaded from it;
+  3. default namespaces and the `kubernetes` service (bootstrap.py);
+  4. listen on --listen with TLS; write <data-dir>/admin.kubeconfig for local use.
+
+Authentication: every request needs `Authorization: Bearer <admin token>`, except the public
+health and version endpoints (the kube-apiserver lets anonymous users read those too). Anything
+else gets 401 with a Status, like a real cluster with anonymous auth disabled. (Node identities
+and authorization arrive with the node agent; this is where they will plug in.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from controlplane.apiserver import bootstrap, certs, kubeconfig, objects, openapi
+from controlplane.apiserver.errors import APIError, internal, not_acceptable, unauthorized
+from controlplane.apiserver.handlers import Handlers
+from controlplane.storage.sqlite import SQLiteStorage
+from controlplane.storage.watchcache import WatchCache
+
+log = logging.getLogger("nodeagent.apiserver")
+
+PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 6443
+    advertise: list[str] = field(default_factory=list)
+    tls: bool = True
+    service_cidr: str = "10.96.0.0/12"
+    watch_window: int = 10000
+    compact_every: float = 300.0  # seconds between compactions of the store's history
+    history: int = 50000  # revisions kept by compaction
+
+
+class APIServer:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.pki: certs.PKI | None = None
+        self.storage: SQLiteStorage | None = None
+        self.cache: WatchCache | None = None
+        self.store: objects.ObjectStore | None = None
+        self.runner: web.AppRunner | None = None
+        self._compactor: asyncio.Task | None = None
+        self.port = config.port
+
+    def prepare_pki(self) -> None:
+        """Blocking (openssl): call before the event loop serves."""
+        if self.config.tls:
+            addrs = list(dict.fromkeys(self.config.advertise + [self.config.host]))
+            self.pki = certs.ensure(self.config.data_dir, [a for a in addrs if a not in ("0.0.0.0", "::")])
+
+    @property
+    def token(self) -> str | None:
+        return self.pki.token if self.pki else None
+
+    @property
+    def url(self) -> str:
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"{'https' if self.config.tls else 'http'}://{host}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = await SQLiteStorage.open(cfg.data_dir / "state.db")
+        self.cache = WatchCache(self.storage, objects.decode, window=cfg.watch_window)
+        await self.cache.start("/registry/")
+        self.store = objects.ObjectStore(self.storage, self.cache, cfg.service_cidr)
+        app = self.make_app()
+        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self.runner.setup()
+        ctx = None
+        if self.pki:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(self.pki.cert, self.pki.key)
+        site = web.TCPSite(self.runner, cfg.host, cfg.port, ssl_context=ctx, backlog=1024)
+        await site.start()
+        if cfg.port == 0:  # tests ask for any free port
+            self.port = site._server.sockets[0].getsockname()[1]
+        advertise = (cfg.advertise or [cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1"])[0]
+        await bootstrap.ensure_defaults(self.store, advertise, self.port)
+        if self.pki:
+            kubeconfig.write(cfg.data_dir / "admin.kubeconfig", self.url, self.pki)
+        self._compactor = asyncio.get_running_loop().create_task(self._compact_loop())
+        log.info("serving on %s (revision %d)", self.url, self.cache.revision)
+
+    async def _compact_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.compact_every)
+            target = self.storage.revision - self.config.history
+            if target > self.storage.compacted_revision:
+                await self.storage.compact(target)
+
+    async def stop(self) -> None:
+        if self._compactor:
+            self._compactor.cancel()
+        if self.runner:
+            await self.runner.cleanup()
+        if self.store:
+            await self.store.close()
+        if self.storage:
+            await self.storage.close()
+
+    # ---- the app ----
+
+    def make_app(self) -> web.Application:
+        h = Handlers(self.store, f"{self.config.host}:{self.port}")
+        token = self.token
+
+        @web.middleware
+        async def errors_and_auth(request: web.Request, handler):
+            try:
+                if token is not None and request.path not in PUBLIC:
+                    auth = request.headers.get("Authorization", "")
+                    if not (auth.startswith("Bearer ") and
+                            hmac.compare_digest(auth[7:].strip().encode(), token.encode())):
+                        raise unauthorized()
+                return await handler(request)
+            except APIError as e:
+                return h.json_response(e.status(), e.code)
+            except web.HTTPException:
+                raise
+            except (ConnectionResetError, asyncio.CancelledError):
+                raise
+            except Exception as e:  # a bug: answer like the kube-apiserver does, and log it
+                log.exception("internal error on %s %s", request.method, request.path)
+                err = internal(f"{type(e).__name__}: {e}")
+                return h.json_response(err.status(), 500)
+
+        app = web.Application(middlewares=[errors_and_auth], client_max_size=8 * 1024 * 1024)
+
+        async def health(request):
+            return web.Response(text="ok")
+
+        async def openapi_v2(request):
+            accept = request.headers.get("Accept", "")
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise not_acceptable("only application/json is served for /openapi/v2")
+            return web.Response(body=openapi.v2_document(), content_type="application/json")
+
+        async def openapi_v3_index(request):
+            return web.Response(body=openapi.v3_index(), content_type="application/json")
+
+        async def openapi_v3(request):
+            doc = openapi.v3_documents().get(request.match_info["gv"])
+            if doc is None:
+                raise APIError(404, "NotFound", "the server could not find the requested resource", {})
+            resp = web.Response(body=doc, content_type="application/json")
+            if request.query.get("hash"):  # content-addressed: cache forever
+                resp.headers["Cache-Control"] = "public, immutable"
+                resp.headers["Expires"] = time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                                                        time.gmtime(time.time() + 365 * 86400))
+            return resp
+
+        r = app.router
+        for p in ("/healthz", "/livez", "/readyz"):
+            r.add_get(p, health)
+        r.add_get("/version", h.version)
+        r.add_get("/api", h.api)
+        r.add_get("/apis", h.apis)
+        r.add_get("/openapi/v2", openapi_v2)
+        r.add_get("/openapi/v3", openapi_v3_index)
+        r.add_get("/openapi/v3/{gv:.+}", openapi_v3)
+        r.add_get(r"/api/{version:[^/]+}", h.group_or_resources)
+        r.add_get(r"/apis/{group:[^/]+}", h.group_or_resources)
+        r.add_get(r"/apis/{group:[^/]+}/{version:[^/]+}", h.group_or_resources)
+        r.add_route("*", "/api/{tail:.+}", h.handle)
+        r.add_route("*", "/apis/{tail:.+}", h.handle)
+        return app
+
+
+async def serve_forever(server: APIServer) -> None:
+    await server.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()

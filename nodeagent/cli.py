@@ -38,17 +38,21 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kw)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every command, or for `only` one of them (what `main` uses when the command
+    is named: a command module's imports then cost nothing to the others)."""
     parser = _Parser(
         prog="nodeagent", description="A small, real Kubernetes: node agent and control plane.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else [only]:
         importlib.import_module(f"nodeagent.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    named = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(named if named in COMMANDS else None).parse_args(argv)
     try:
         return args.func(args)
     except AgentError as e:

@@ -124,3 +124,28 @@ def test_typed_client_commands_send_protobuf_and_work(kubectl):
     svc = json.loads(kubectl("get", "svc", "websvc", "-o", "json"))
     assert svc["spec"]["clusterIP"].startswith("10.") and svc["spec"]["ports"][0]["targetPort"] == 8080
     kubectl("delete", "deploy/web", "cm/cfg", "secret/sec", "svc/websvc")
+
+
+NODE = {
+    "apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "node-a", "labels": {"kubernetes.io/hostname": "node-a",
+                                              "node-role.kubernetes.io/control-plane": ""}},
+    "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+               "addresses": [{"type": "InternalIP", "address": "192.0.2.10"}],
+               "nodeInfo": {"kubeletVersion": "v1.37.0", "osImage": "Debian GNU/Linux 12",
+                            "kernelVersion": "6.1.0", "containerRuntimeVersion": "nodeagent://0.1",
+                            "architecture": "amd64", "operatingSystem": "linux", "machineID": "",
+                            "systemUUID": "", "bootID": "", "kubeProxyVersion": ""}}}
+
+
+def test_nodes_and_pods_wide(kubectl):
+    kubectl("create", "-f", "-", input=json.dumps(NODE))
+    out = kubectl("get", "nodes,pods", "-o", "wide", "-A")
+    lines = out.splitlines()
+    assert lines[0].split()[:6] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP"]
+    row = lines[1].split()
+    assert row[0] == "node/node-a" and row[1:3] == ["Ready", "control-plane"] and row[4] == "v1.37.0"
+    assert "192.0.2.10" in lines[1] and "Debian GNU/Linux 12" in lines[1]
+    kubectl("cordon", "node-a")
+    assert "Ready,SchedulingDisabled" in kubectl("get", "node", "node-a")
+    kubectl("delete", "node", "node-a")

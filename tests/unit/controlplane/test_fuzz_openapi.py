@@ -35,7 +35,7 @@ schema = schemathesis.openapi.from_dict(_fuzz_document(), config=_CONFIG)
 
 @schema.parametrize()
 @settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=list(HealthCheck), derandomize=True)
+          suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 def test_no_server_errors(case, server):
     response = case.call(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"},
                          verify=str(server.data_dir / "pki" / "ca.crt"), timeout=10)

@@ -85,6 +85,11 @@ RESOURCES: tuple[ResourceType, ...] = (
     _grp("apps", "apps", "DaemonSet", "daemonsets", True, ["ds"], ["all"], ["status"]),
     _grp("coordination.k8s.io", "coordination", "Lease", "leases", True),
     _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices", True, spec=False),
+    # Questions rather than objects: answered at once, never stored (`kubectl auth can-i/whoami`).
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                 False, (), (), (), True, "io.k8s.api.authorization.v1.SelfSubjectAccessReview", ("create",)),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, (), (),
+                 (), False, "io.k8s.api.authentication.v1.SelfSubjectReview", ("create",)),
 )
 
 # The kinds that subresources return (scale answers with an autoscaling/v1 Scale).

@@ -149,3 +149,8 @@ def test_nodes_and_pods_wide(kubectl):
     kubectl("cordon", "node-a")
     assert "Ready,SchedulingDisabled" in kubectl("get", "node", "node-a")
     kubectl("delete", "node", "node-a")
+
+
+def test_auth_can_i_and_whoami(kubectl):
+    assert kubectl("auth", "can-i", "create", "pods").strip() == "yes"
+    assert "system:masters" in kubectl("auth", "whoami")

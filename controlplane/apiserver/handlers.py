@@ -18,6 +18,7 @@ Common parameters: dryRun=All (do everything but store), fieldValidation=Strict|
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 import yaml
@@ -33,6 +34,7 @@ from controlplane.apiserver.watch import WatchRequest, WatchStream
 from controlplane.storage.watchcache import Entry
 
 JSON = "application/json"
+log = logging.getLogger("nodeagent.apiserver")
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,7 @@ class Handlers:
 
     async def watch(self, t: Target, request: web.Request) -> web.StreamResponse:
         q = request.query
+        log.debug("watch %s %s", request.path, dict(q))
         labels, fields = self._selectors(t, request)
         sie = q.get("sendInitialEvents")
         bookmarks = _bool(q.get("allowWatchBookmarks"))

@@ -35,7 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from controlplane.apiserver import defaults, meta, schema, validation
+from controlplane.apiserver import allocator, defaults, meta, validation
 from controlplane.apiserver.errors import (
     APIError, already_exists, bad_request, conflict, forbidden, gone, invalid, invalid_object,
     not_found)
@@ -102,6 +102,7 @@ class ObjectStore:
         self.service_net = ipaddress.ip_network(service_cidr)
         self.node_ports = node_port_range
         self._namespace_tasks: dict[str, asyncio.Task] = {}
+        self._reserved: set = set()  # service IPs/ports allocated to creates not yet stored
 
     # ---- reads ----
 
@@ -183,11 +184,22 @@ class ObjectStore:
         md["creationTimestamp"] = meta.now()
         if rt.has_spec:
             md["generation"] = 1
+        claimed: set = set()  # ClusterIP/NodePorts this create reserved, released below
+        try:
+            return await self._create(rt, ns, obj, dry_run, claimed)
+        finally:
+            self._reserved -= claimed
+
+    async def _create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool,
+                      claimed: set) -> dict:
+        md = obj["metadata"]
         self._prepare_create(rt, obj)
         defaults.apply(rt.kind, obj)
         errs = validation.validate(rt.kind, obj, rt.namespaced)
         if not errs and rt.kind == "Service":
-            errs = self._allocate_service(obj)
+            errs = allocator.allocate(obj, self.cache, self.service_net, self.node_ports,
+                                      self._reserved, claimed)
+            self._reserved |= claimed
         if errs:
             raise invalid_object(rt.kind, rt.group, md.get("name", ""), errs)
         if rt.namespaced:
@@ -214,46 +226,6 @@ class ObjectStore:
         if (e.obj.get("status") or {}).get("phase") == "Terminating":
             raise forbidden(rt.plural, rt.group, name, f"unable to create new content in namespace "
                             f"{ns} because it is being terminated")
-
-    def _allocate_service(self, obj: dict) -> list:
-        spec = obj["spec"]
-        if spec.get("type") == "ExternalName":
-            return []
-        used_ips, used_ports = set(), set()
-        for e in self.cache.list("/registry/services/")[0]:
-            s = e.obj.get("spec") or {}
-            used_ips.update(s.get("clusterIPs") or [s.get("clusterIP")])
-            used_ports.update(p.get("nodePort") for p in s.get("ports") or [])
-        ip = spec.get("clusterIP")
-        if ip == "None":
-            spec["clusterIPs"] = ["None"]
-        elif ip:
-            try:
-                addr = ipaddress.ip_address(ip)
-            except ValueError:
-                return [invalid("spec.clusterIP", ip, "must be a valid IP address")]
-            if addr not in self.service_net:
-                return [invalid("spec.clusterIP", ip, f"provided IP is not in the valid range. "
-                                f"The range of valid IPs is {self.service_net}")]
-            if ip in used_ips:
-                return [invalid("spec.clusterIP", ip, "provided IP is already allocated")]
-            spec["clusterIPs"] = [ip]
-        else:
-            hosts = self.service_net.hosts()
-            next(hosts)  # .1 belongs to the `kubernetes` service
-            for addr in hosts:
-                if str(addr) not in used_ips:
-                    spec["clusterIP"] = str(addr)
-                    spec["clusterIPs"] = [str(addr)]
-                    break
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
-            free = (p for p in range(self.node_ports[0], self.node_ports[1] + 1) if p not in used_ports)
-            for p in spec.get("ports") or []:
-                if not p.get("nodePort"):
-                    p["nodePort"] = next(free)
-        return []
 
     # ---- update ----
 
@@ -334,6 +306,8 @@ class ObjectStore:
         md.pop("managedFields", None)
         md.pop("selfLink", None)
         md["resourceVersion"] = omd["resourceVersion"]
+        if rt.kind == "Service":
+            allocator.keep_allocated(old, new)
         if rt.kind == "Namespace":
             defaults.namespace(new)
         else:

@@ -97,3 +97,29 @@ def test_informer_follows_changes_and_relists_after_410(server):
             assert ("DELETED", "i1") in seen and inf.get("i1", "default") is None
             assert inf.relists >= 1
     run(main())
+
+
+def test_concurrent_service_creates_get_distinct_cluster_ips_and_put_keeps_them(server):
+    from apiclient import SERVICES
+
+    def svc(name):
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [{"port": 80}]}}
+
+    async def main():
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            made = await asyncio.gather(*(api.create(SERVICES, svc(f"s{i}"), "default") for i in range(20)))
+            ips = [s["spec"]["clusterIP"] for s in made]
+            ports = [s["spec"]["ports"][0]["nodePort"] for s in made]
+            assert len(set(ips)) == 20 and len(set(ports)) == 20
+            assert all(30000 <= p <= 32767 for p in ports)
+            # A PUT of the manifest without the allocated values keeps them (not "immutable").
+            cur = await api.get(SERVICES, "s0", "default")
+            body = svc("s0")
+            body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            body["spec"]["selector"] = {"app": "changed"}
+            new = await api.update(SERVICES, body, "default")
+            assert new["spec"]["clusterIP"] == ips[0] and new["spec"]["ports"][0]["nodePort"] == ports[0]
+            for i in range(20):
+                await api.delete(SERVICES, f"s{i}", "default")
+    run(main())

@@ -237,7 +237,6 @@ async def main(quick: bool) -> None:
                 await throughput(lambda i: api.create(PODS, pod(f"fill-{i}"), "default"), want - have, 16)
             url = f"{cfg.server}/api/v1/namespaces/default/pods"
             hdr = {"Authorization": f"Bearer {cfg.token}"}
-            from apiclient.config import ClientConfig  # noqa: F401  (ssl context from the same config)
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=cfg.ssl_context())) as s:
                 lat, size = await timed_get(s, url, hdr, 5 if quick else 10)
                 line(f"LIST 5,000 pods as JSON ({size / 1e6:.1f} MB)", lat, "<= 1000 ms")

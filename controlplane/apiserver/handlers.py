@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import yaml
 from aiohttp import web
 
-from controlplane.apiserver import discovery, patch as patching, schema, tables
+from controlplane.apiserver import discovery, patch as patching, schema, subresources, tables
 from controlplane.apiserver.errors import (
     APIError, bad_request, method_not_allowed, not_acceptable, not_found, unsupported_media_type)
 from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page
@@ -206,7 +206,7 @@ class Handlers:
     def _render(self, t: Target, obj: dict, request: web.Request, status: int = 200,
                 warnings: list[str] | None = None) -> web.Response:
         if t.subresource == "scale":
-            obj = self.store.scale_of(t.rt, obj)
+            obj = subresources.scale_of(t.rt, obj)
         elif _wants_table(request.headers.get("Accept", "")):
             obj = tables.table(t.rt.kind, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                request.query.get("includeObject", "Metadata"))
@@ -317,7 +317,7 @@ class Handlers:
 
     async def _update_scale(self, t: Target, body, request, make_scale) -> web.Response:
         def transform(cur: dict) -> dict:
-            scale = make_scale(self.store.scale_of(t.rt, cur))
+            scale = make_scale(subresources.scale_of(t.rt, cur))
             rv = (scale.get("metadata") or {}).get("resourceVersion")
             replicas = (scale.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
@@ -330,7 +330,7 @@ class Handlers:
             return cur
         _, new = await self.store.update(t.rt, t.namespace, t.name, transform, "",
                                          self.dry_run(request))
-        return self.json_response(self.store.scale_of(t.rt, new))
+        return self.json_response(subresources.scale_of(t.rt, new))
 
     async def patch(self, t: Target, request: web.Request) -> web.Response:
         ctype = request.content_type
@@ -421,7 +421,7 @@ class Handlers:
             raise bad_request("Binding must be a JSON object")
         self.check_fields(t.rt, body, request, "io.k8s.api.core.v1.Binding")
         name = t.name if t.subresource == "binding" else (body.get("metadata") or {}).get("name", "")
-        await self.store.bind(t.namespace or "default", name, body, self.dry_run(request))
+        await subresources.bind(self.store, t.namespace or "default", name, body, self.dry_run(request))
         return self.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                    "status": "Success", "code": 201}, 201)
 

@@ -33,33 +33,19 @@ import copy
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from controlplane.apiserver import allocator, defaults, meta, validation
+from controlplane.apiserver import allocator, defaults, meta, namespaces, validation
+from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
-    APIError, already_exists, bad_request, conflict, forbidden, gone, invalid, invalid_object,
-    not_found)
-from controlplane.apiserver.resources import REGISTRY, RESOURCES, ResourceType
-from controlplane.apiserver.selectors import FieldSelector, LabelSelector, selector_string
-from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, KeyValue, Storage
+    already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid_object, not_found)
+from controlplane.apiserver.resources import RESOURCES, ResourceType
+from controlplane.apiserver.selectors import FieldSelector, LabelSelector
+from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
 from controlplane.storage.watchcache import Entry, WatchCache
 
 # Kinds whose /status is a separate subresource: writes to the main resource keep the old status.
 _STATUS_SPLIT = {r.kind for r in RESOURCES if "status" in r.subresources}
-
-
-def encode(obj: dict) -> bytes:
-    """Stored form: compact JSON without resourceVersion (that is the revision, added on read)."""
-    md = obj.get("metadata")
-    if isinstance(md, dict) and "resourceVersion" in md:
-        obj = {**obj, "metadata": {k: v for k, v in md.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def decode(kv: KeyValue) -> dict:
-    obj = json.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_rev)
-    return obj
 
 
 @dataclass(frozen=True)
@@ -101,7 +87,7 @@ class ObjectStore:
         self.cache = cache
         self.service_net = ipaddress.ip_network(service_cidr)
         self.node_ports = node_port_range
-        self._namespace_tasks: dict[str, asyncio.Task] = {}
+        self.namespace_tasks: dict[str, asyncio.Task] = {}
         self._reserved: set = set()  # service IPs/ports allocated to creates not yet stored
 
     # ---- reads ----
@@ -318,7 +304,6 @@ class ObjectStore:
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
             if added:
-                from controlplane.apiserver.errors import forbidden_field
                 errs.append(forbidden_field("metadata.finalizers",
                                             "no new finalizers can be added if the object is being deleted"))
         if errs:
@@ -342,7 +327,7 @@ class ObjectStore:
                                f"meta: {md['resourceVersion']}")
             grace = self._grace(rt, obj, opts)
             if rt.kind == "Namespace":
-                return await self._delete_namespace(rt, entry, obj, dry_run)
+                return await namespaces.delete(self, rt, entry, obj, dry_run)
             if md.get("finalizers") or grace > 0:
                 # Phase one: mark the object; whoever owns the finalizer (or the node agent, for
                 # a pod's grace period) finishes the deletion.
@@ -389,104 +374,9 @@ class ObjectStore:
         g = spec.get("terminationGracePeriodSeconds")
         return 30 if g is None else max(0, g)
 
-    async def _delete_namespace(self, rt: ResourceType, entry: Entry, obj: dict, dry_run: bool) -> dict:
-        md = obj["metadata"]
-        if md.get("name") in ("default", "kube-system", "kube-public"):
-            raise forbidden(rt.plural, rt.group, md["name"], "this namespace may not be deleted")
-        if dry_run:
-            return obj
-        if not md.get("deletionTimestamp"):
-            md["deletionTimestamp"] = meta.now()
-            md["deletionGracePeriodSeconds"] = 0
-            obj.setdefault("status", {})["phase"] = "Terminating"
-            kv = await self.storage.update(entry.key, encode(obj), entry.revision)
-            obj = decode(kv)
-        name = md["name"]
-        if name not in self._namespace_tasks:
-            self._namespace_tasks[name] = asyncio.get_running_loop().create_task(
-                self._finalize_namespace(name))
-        return obj
-
-    async def _finalize_namespace(self, ns: str) -> None:
-        """Empty a terminating namespace, then remove it. (Stands in for the kube-controller-
-        manager's namespace controller until our controllers exist; same observable result.)"""
-        try:
-            while True:
-                remaining = 0
-                for rt in RESOURCES:
-                    if not rt.namespaced or "delete" not in rt.verbs:
-                        continue
-                    for e in self.cache.list(rt.key(ns))[0]:
-                        remaining += 1
-                        if not e.obj["metadata"].get("deletionTimestamp") or rt.kind == "Pod":
-                            try:
-                                await self.delete(rt, ns, e.obj["metadata"]["name"],
-                                                  DeleteOptions(grace_period=0))
-                            except APIError:
-                                pass
-                if remaining == 0:
-                    break
-                await asyncio.sleep(0.5)
-            entry = self.cache.get(f"/registry/namespaces/{ns}")
-            if entry is not None:
-                await self.storage.delete(entry.key, 0)
-        except (KeyNotFound, asyncio.CancelledError):
-            pass
-        finally:
-            self._namespace_tasks.pop(ns, None)
-
     async def close(self) -> None:
-        for t in list(self._namespace_tasks.values()):
+        for t in list(self.namespace_tasks.values()):
             t.cancel()
-
-    # ---- subresources ----
-
-    def scale_of(self, rt: ResourceType, obj: dict) -> dict:
-        md = obj["metadata"]
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                 "creationTimestamp") if k in md},
-                "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
-                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                           "selector": selector_string((obj.get("spec") or {}).get("selector"))}}
-
-    async def bind(self, ns: str, name: str, binding: dict, dry_run: bool) -> None:
-        """POST pods/<name>/binding: the scheduler's decision. Sets spec.nodeName once."""
-        target = binding.get("target") or {}
-        node = target.get("name")
-        if not node:
-            raise invalid_object("Binding", "", name, [validation.required("target.name")])
-        pods = REGISTRY.lookup("", "v1", "pods")
-
-        def assign(pod: dict) -> dict:
-            spec = pod.setdefault("spec", {})
-            if spec.get("nodeName"):
-                raise conflict("pods", "", name, f"pod {name} is already assigned to node "
-                               f"\"{spec['nodeName']}\"")
-            if pod["metadata"].get("deletionTimestamp"):
-                raise conflict("pods", "", name, f"pod {name} is being deleted, cannot be assigned "
-                               f"to a host")
-            spec["nodeName"] = node
-            conds = [c for c in (pod.get("status") or {}).get("conditions") or []
-                     if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": meta.now()})
-            pod.setdefault("status", {})["conditions"] = conds
-            return pod
-
-        # Binding changes spec and status together, which no client verb may: go under them.
-        for _ in range(20):
-            entry = self.get(pods, ns, name)
-            pod = assign(copy.deepcopy(entry.obj))
-            if dry_run:
-                return
-            try:
-                await self.storage.update(entry.key, encode(pod), entry.revision)
-                return
-            except Conflict:
-                await self.cache.wait_for(self.storage.revision)
-        raise conflict("pods", "", name, "too many concurrent writers; try again")
-
 
 def _token(rev: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start + "\x00"})

@@ -3,7 +3,6 @@
 import json
 import time
 
-import pytest
 
 POD = """
 apiVersion: v1
@@ -105,7 +104,6 @@ def test_delete_blocks_while_a_finalizer_remains(kubectl):
 
 
 def test_graceful_pod_deletion_and_binding(kubectl, server):
-    import ssl
     import urllib.request
     kubectl("apply", "-f", "-", input=POD.format(name="gr", image="busybox"))
     req = urllib.request.Request(

@@ -7,6 +7,7 @@ _definitions.json`). We keep only the types reachable from the kinds we serve an
 JSON-Schema spellings back into OpenAPI v2 ones (`#/definitions/` refs, single `type`s,
 IntOrString as `format: int-or-string`), which is what /openapi/v2 and /openapi/v3 serve.
 
+    .venv/bin/pip install kubernetes-validate   # ~100 MB: every release's schemas
     .venv/bin/python scripts/gen_openapi_definitions.py
 """
 

@@ -83,7 +83,10 @@ class APIServer:
         await self.cache.start("/registry/")
         self.store = objects.ObjectStore(self.storage, self.cache, cfg.service_cidr)
         app = self.make_app()
-        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # handler_cancellation: a client that hangs up cancels its handler, so a watch stops at once.
+        # shutdown_timeout: open watches would otherwise hold a restart for a minute.
+        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                    shutdown_timeout=2.0)
         await self.runner.setup()
         ctx = None
         if self.pki:
@@ -110,6 +113,8 @@ class APIServer:
     async def stop(self) -> None:
         if self._compactor:
             self._compactor.cancel()
+        if self.cache:
+            self.cache.close()  # open watches end now instead of holding the shutdown
         if self.runner:
             await self.runner.cleanup()
         if self.store:

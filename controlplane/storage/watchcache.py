@@ -211,6 +211,12 @@ class WatchCache:
         self.stop(w)
         w.queue.put_nowait(None)  # wakes the watcher's task, which then ends the stream
 
+    def close(self) -> None:
+        """End every watch (server shutdown): each stream finishes, clients re-watch elsewhere."""
+        for ws in list(self._watchers.values()):
+            for w in list(ws):
+                self._drop(w)
+
     @property
     def watcher_count(self) -> int:
         return sum(len(s) for s in self._watchers.values())

@@ -92,7 +92,9 @@ def json_response(obj, status: int = 200, warnings: list[str] | None = None) -> 
     resp = web.Response(body=json.dumps(obj, separators=(",", ":")).encode(), status=status,
                         content_type=JSON)
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - "{w}"')
+        # RFC 7234 warn-text is a quoted-string: escape quotes and backslashes inside it.
+        text = w.replace("\\", "\\\\").replace('"', '\\"')
+        resp.headers.add("Warning", f'299 - "{text}"')
     return resp
 
 async def read_body(request: web.Request) -> object:
@@ -129,7 +131,11 @@ def check_fields(rt: ResourceType, obj: object, request: web.Request,
     if res.type_errors:
         path, what = res.type_errors[0]
         raise bad_request(prefix + f"json: cannot decode field \"{path}\": {what}")
-    if not res.unknown or mode == "Ignore":
+    if not res.unknown:
+        return []
+    if mode != "Strict":
+        res.prune()  # what Go's decoder does: unknown fields never reach storage
+    if mode == "Ignore":
         return []
     if mode == "Strict":
         text = ", ".join(f'unknown field "{u}"' for u in res.unknown)

@@ -123,3 +123,37 @@ def test_concurrent_service_creates_get_distinct_cluster_ips_and_put_keeps_them(
             for i in range(20):
                 await api.delete(SERVICES, f"s{i}", "default")
     run(main())
+
+
+def test_node_agent_style_watch_sees_pods_enter_and_leave_its_field_selector(server):
+    """A node agent watches spec.nodeName=<me>: a pod appears (ADDED) when it is bound, not when
+    created; a label-selected watch sees an object that stops matching as DELETED."""
+    from apiclient import ApiClient as C
+
+    async def main():
+        async with C(load_kubeconfig(server.kubeconfig)) as api, C(load_kubeconfig(server.kubeconfig)) as w:
+            _, rv = await api.list_all(PODS, "default")
+            events = []
+
+            async def watch(**sel):
+                async for ev in w.watch(PODS, "default", resource_version=rv, timeout_seconds=3, **sel):
+                    if ev.type != "BOOKMARK":
+                        events.append((sel and next(iter(sel.values())), ev.type, ev.object["metadata"]["name"]))
+
+            tasks = [asyncio.create_task(watch(field_selector="spec.nodeName=node-x")),
+                     asyncio.create_task(watch(label_selector="team=a"))]
+            await asyncio.sleep(0.3)
+            pod = {"metadata": {"name": "np", "labels": {"team": "a"}},
+                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+            await api.create(PODS, pod, "default")
+            await api.create(PODS, {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "np"},
+                                    "target": {"kind": "Node", "name": "node-x"}}, "default",
+                             subresource="binding", name="np")
+            await api.patch(PODS, "np", {"metadata": {"labels": {"team": "b"}}}, "default")
+            await api.delete(PODS, "np", "default", grace_period_seconds=0)
+            await asyncio.gather(*tasks)
+            node = [(t, n) for s, t, n in events if s == "spec.nodeName=node-x"]
+            label = [(t, n) for s, t, n in events if s == "team=a"]
+            assert node == [("ADDED", "np"), ("MODIFIED", "np"), ("DELETED", "np")]
+            assert label == [("ADDED", "np"), ("MODIFIED", "np"), ("DELETED", "np")]
+    run(main())

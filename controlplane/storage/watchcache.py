@@ -137,7 +137,7 @@ class WatchCache:
         prev = self._objects.get(b, {}).get(e.kv.key)
         entry = Entry(e.kv, self._decode(e.kv))
         if e.type == "DELETE":
-            self._objects[b].pop(e.kv.key, None)
+            self._objects.get(b, {}).pop(e.kv.key, None)
             self._sorted[b] = None
             ev = CacheEvent("DELETED", entry, prev)
         else:

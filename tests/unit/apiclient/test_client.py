@@ -64,12 +64,14 @@ def test_watch_expired_raises(server):
     run(main())
 
 
-def test_informer_follows_changes_and_relists_after_410(server):
+@pytest.mark.parametrize("watch_list", [True, False])
+def test_informer_follows_changes_and_relists_after_410(server, watch_list):
     async def main():
         async with ApiClient(load_kubeconfig(server.kubeconfig)) as api, \
                 ApiClient(load_kubeconfig(server.kubeconfig)) as writer:
             seen = []
-            inf = Informer(api, CONFIGMAPS, "default", label_selector="inf=1", watch_timeout=1)
+            inf = Informer(api, CONFIGMAPS, "default", label_selector="inf=1", watch_timeout=1,
+                           watch_list=watch_list)
             inf.add_handler(lambda t, o, old: seen.append((t, o["metadata"]["name"])))
             task = asyncio.create_task(inf.run())
             await asyncio.wait_for(inf.wait_synced(), 10)

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from controlplane.apiserver import patch as patching, subresources, tables
 from controlplane.apiserver.errors import (
-    APIError, bad_request, method_not_allowed, not_found, unsupported_media_type)
+    APIError, bad_request, method_not_allowed, unsupported_media_type)
 from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page
 from controlplane.apiserver.requests import (
     JSON, Target, as_bool, as_int, check_accept, check_fields, dry_run, json_response, parse_path,
@@ -37,10 +37,10 @@ log = logging.getLogger("nodeagent.apiserver")
 
 
 class Handlers:
+    """The resource endpoints; owns nothing but a reference to the object store."""
+
     def __init__(self, store: ObjectStore):
         self.store = store
-
-    # ---- helpers ----
 
     # ---- dispatch ----
 
@@ -316,4 +316,5 @@ class Handlers:
                                           "groups": ["system:masters", "system:authenticated"]}}
         return json_response(out, 201)
 
-__all__ = ["Handlers", "parse_path", "not_found"]
+
+__all__ = ["Handlers", "parse_path"]

@@ -32,6 +32,9 @@ class Target:
 
 
 def parse_path(path: str) -> Target | None:
+    """/api/v1/namespaces/ns/pods/web/status → Target(pods, "ns", "web", "status"); None if the
+    path names nothing we serve. /api/v1/namespaces/<x>/<y> is a namespaced collection when <y>
+    is a namespaced resource, else <x>'s own subresource (namespaces/<x>/status)."""
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]

@@ -25,7 +25,7 @@ from controlplane.apiserver.resources import RESOURCES  # noqa: E402
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 EXTRA = [META + n for n in ("Status", "DeleteOptions", "WatchEvent", "Patch", "APIResourceList",
                             "APIGroupList", "APIGroup", "APIVersions", "PartialObjectMetadata")] + \
-    ["io.k8s.api.autoscaling.v1.Scale", "io.k8s.apimachinery.pkg.version.Info"]
+    ["io.k8s.api.autoscaling.v1.Scale", "io.k8s.api.policy.v1.Eviction", "io.k8s.apimachinery.pkg.version.Info"]
 
 
 def convert(node):

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from controlplane.apiserver.errors import APIError
 from controlplane.apiserver.requests import json_response
-from controlplane.apiserver.resources import GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType
+from controlplane.apiserver.resources import (
+    CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
@@ -65,6 +66,10 @@ def _verbs(r: ResourceType) -> list[str]:
     return sorted(r.verbs)
 
 
+def _sub_verbs(sub: str) -> list[str]:
+    return ["create"] if sub in CREATE_ONLY_SUBRESOURCES else ["get", "patch", "update"]
+
+
 def api_resource_list(group: str, version: str) -> dict | None:
     rts = REGISTRY.in_group_version(group, version)
     if not rts:
@@ -81,7 +86,7 @@ def api_resource_list(group: str, version: str) -> dict | None:
         for sub in r.subresources:
             g, v, k = SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
             entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                     "kind": k, "verbs": ["create"] if sub == "binding" else ["get", "patch", "update"]}
+                     "kind": k, "verbs": _sub_verbs(sub)}
             if sub in SUBRESOURCE_KINDS and g != group:
                 entry["group"], entry["version"] = g, v
             out.append(entry)
@@ -102,7 +107,7 @@ def _aggregated_resource(r: ResourceType) -> dict:
     for sub in r.subresources:
         g, v, k = SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
         subs.append({"subresource": sub, "responseKind": {"group": g, "version": v, "kind": k},
-                     "verbs": ["create"] if sub == "binding" else ["get", "patch", "update"]})
+                     "verbs": _sub_verbs(sub)})
     if subs:
         res["subresources"] = subs
     return res

@@ -29,6 +29,7 @@ from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page
 from controlplane.apiserver.requests import (
     JSON, Target, as_bool, as_int, check_accept, check_fields, dry_run, json_response, parse_path,
     read_body, wants_table)
+from controlplane.apiserver.resources import CREATE_ONLY_SUBRESOURCES
 from controlplane.apiserver.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver.watch import WatchRequest, WatchStream
 from controlplane.storage.watchcache import Entry
@@ -58,6 +59,13 @@ class Handlers:
             if t.rt.kind == "Binding":
                 return await self._bind(t, body, request)
             return self._review(t, body, request)
+        if t.subresource in CREATE_ONLY_SUBRESOURCES:
+            if m != "POST":
+                raise method_not_allowed()
+            body = await read_body(request)
+            if t.subresource == "binding":
+                return await self._bind(t, body, request)
+            return await self._evict(t, body, request)
         if m == "GET":
             if t.name:
                 return self.get(t, request)
@@ -65,8 +73,6 @@ class Handlers:
                 return await self.watch(t, request)
             return await self.list(t, request)
         if m == "POST":
-            if t.subresource == "binding":
-                return await self._bind(t, await read_body(request), request)
             if t.name:
                 raise method_not_allowed()
             return await self.create(t, request)
@@ -90,8 +96,6 @@ class Handlers:
         return json_response(obj, status, warnings)
 
     def get(self, t: Target, request: web.Request) -> web.Response:
-        if t.subresource == "binding":
-            raise method_not_allowed()
         entry = self.store.get(t.rt, t.namespace, t.name)
         return self._render(t, entry.obj, request)
 
@@ -301,6 +305,24 @@ class Handlers:
         await subresources.bind(self.store, t.namespace or "default", name, body, dry_run(request))
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                    "status": "Success", "code": 201}, 201)
+
+    async def _evict(self, t: Target, body, request: web.Request) -> web.Response:
+        """POST pods/<p>/eviction: a delete that policy may refuse (PodDisruptionBudgets, not
+        served yet, would answer 429 here). `kubectl drain` evicts through it."""
+        if not isinstance(body, dict):
+            raise bad_request("Eviction must be a JSON object")
+        check_fields(t.rt, body, request, "io.k8s.api.policy.v1.Eviction")
+        name = (body.get("metadata") or {}).get("name")
+        if name and name != t.name:
+            raise bad_request("name in URL does not match name in Eviction object")
+        opts = body.get("deleteOptions") or {}
+        pre = opts.get("preconditions") or {}
+        await self.store.delete(t.rt, t.namespace, t.name,
+                                DeleteOptions(opts.get("gracePeriodSeconds"), pre.get("uid"),
+                                              pre.get("resourceVersion"), opts.get("propagationPolicy")),
+                                dry_run(request) or bool(opts.get("dryRun")))
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                              "status": "Success", "code": 201}, 201)
 
     def _review(self, t: Target, body, request: web.Request) -> web.Response:
         """The one identity we know (the admin token) may do everything, as system:masters may.

@@ -154,3 +154,21 @@ def test_nodes_and_pods_wide(kubectl):
 def test_auth_can_i_and_whoami(kubectl):
     assert kubectl("auth", "can-i", "create", "pods").strip() == "yes"
     assert "system:masters" in kubectl("auth", "whoami")
+
+
+def test_drain_evicts_pods_from_a_node(kubectl, server):
+    import urllib.request
+    node = json.loads(json.dumps(NODE))
+    node["metadata"]["name"] = "node-d"
+    kubectl("create", "-f", "-", input=json.dumps(node))
+    kubectl("apply", "-f", "-", input=POD.format(name="on-d", app="d", image="busybox"))
+    req = urllib.request.Request(
+        f"{server.url}/api/v1/namespaces/default/pods/on-d/binding", method="POST",
+        data=json.dumps({"metadata": {"name": "on-d"}, "target": {"kind": "Node", "name": "node-d"}}).encode(),
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"})
+    urllib.request.urlopen(req, context=server.ssl_context())
+    # drain discovers pods/eviction and evicts through it (a protobuf policy/v1 Eviction).
+    out = kubectl.run("drain", "node-d", "--force", "--grace-period=0", "--timeout=20s")
+    assert "evicting pod default/on-d" in out.stderr + out.stdout and "node/node-d drained" in out.stdout
+    assert kubectl.run("get", "pod", "on-d", check=False).returncode == 1
+    kubectl("delete", "node", "node-d")

@@ -9,6 +9,12 @@ The loop every Kubernetes controller runs (client-go's reflector + store):
     4. The server answers 410 Expired (R fell out of its event window): go back to 1; the new
        list is diffed against the cache, so handlers still see every add, update and delete.
 
+With `watch_list=True` (the default, as client-go's reflector since 1.35) steps 1 and 2 are one
+request: a watch with `sendInitialEvents=true` streams the current objects as ADDED events and
+marks the end of that snapshot with a BOOKMARK annotated `k8s.io/initial-events-end: "true"`;
+the informer diffs the snapshot against its cache at that bookmark and goes on watching on the
+same connection. A server that refuses it (4xx) gets the classic list + watch from then on.
+
 Handlers are plain callables `(type, obj, old)` — type is "ADDED", "MODIFIED" or "DELETED" — and
 may be coroutines. The cache belongs to the informer's task; read it, never change it.
 """
@@ -21,7 +27,7 @@ import logging
 from typing import Awaitable, Callable
 
 from apiclient.client import ApiClient, Resource
-from apiclient.errors import ApiError, Expired
+from apiclient.errors import ApiError, BadRequest, Expired, Invalid
 
 log = logging.getLogger("nodeagent.apiclient.informer")
 
@@ -36,13 +42,14 @@ def _key(obj: dict) -> tuple[str, str]:
 class Informer:
     def __init__(self, api: ApiClient, res: Resource, namespace: str | None = None, *,
                  label_selector: str | None = None, field_selector: str | None = None,
-                 watch_timeout: int = 300, retry_delay: float = 1.0):
+                 watch_timeout: int = 300, retry_delay: float = 1.0, watch_list: bool = True):
         self.api, self.res, self.namespace = api, res, namespace
         self.selectors = {"label_selector": label_selector, "field_selector": field_selector}
         self.watch_timeout, self.retry_delay = watch_timeout, retry_delay
         self.cache: dict[tuple[str, str], dict] = {}  # owned by run()
         self.resource_version = ""
         self.relists = 0  # how many times a 410 forced a new list (for tests and metrics)
+        self.watch_list = watch_list  # turned off if the server refuses it
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
 
@@ -63,6 +70,10 @@ class Informer:
 
     async def _relist(self) -> None:
         items, rv = await self.api.list_all(self.res, self.namespace, **self.selectors)
+        await self._replace(items, rv)
+
+    async def _replace(self, items: list[dict], rv: str) -> None:
+        """Make the cache equal to a fresh snapshot, telling handlers what changed."""
         fresh = {_key(o): o for o in items}
         for k, old in list(self.cache.items()):
             if k not in fresh:
@@ -83,13 +94,25 @@ class Informer:
         need_list = True
         while True:
             try:
-                if need_list:
+                snapshot: list[dict] | None = None
+                if need_list and self.watch_list:
+                    snapshot = []  # filled from the stream's initial ADDED events
+                elif need_list:
                     await self._relist()
-                    need_list = False
-                async for ev in self.api.watch(self.res, self.namespace,
-                                               resource_version=self.resource_version,
+                need_list = False
+                start = None if snapshot is not None else self.resource_version
+                async for ev in self.api.watch(self.res, self.namespace, resource_version=start,
+                                               send_initial_events=snapshot is not None,
                                                timeout_seconds=self.watch_timeout, **self.selectors):
                     self.resource_version = ev.resource_version or self.resource_version
+                    if snapshot is not None:
+                        if ev.type == "BOOKMARK" and ((ev.object.get("metadata") or {}).get(
+                                "annotations") or {}).get("k8s.io/initial-events-end") == "true":
+                            await self._replace(snapshot, ev.resource_version)
+                            snapshot = None
+                        elif ev.type == "ADDED":
+                            snapshot.append(ev.object)
+                        continue
                     if ev.type == "BOOKMARK":
                         continue
                     k = _key(ev.object)
@@ -99,9 +122,17 @@ class Informer:
                     else:
                         self.cache[k] = ev.object
                     await self._notify(ev.type, ev.object, old)
+                if snapshot is not None:
+                    need_list = True  # the stream ended before the snapshot was complete
             except Expired:
                 self.relists += 1
                 need_list = True  # fell out of the server's window: start over from a list
+            except (BadRequest, Invalid) as e:
+                if not self.watch_list:
+                    raise
+                log.info("%s informer: watch-list refused (%s); using list + watch", self.res.plural, e)
+                self.watch_list = False
+                need_list = True
             except ApiError as e:
                 log.warning("%s informer: %s; retrying in %.1fs", self.res.plural, e, self.retry_delay)
                 await asyncio.sleep(self.retry_delay)

@@ -7,6 +7,7 @@ _definitions.json`). We keep only the types reachable from the kinds we serve an
 JSON-Schema spellings back into OpenAPI v2 ones (`#/definitions/` refs, single `type`s,
 IntOrString as `format: int-or-string`), which is what /openapi/v2 and /openapi/v3 serve.
 
+    .venv/bin/pip install kubernetes-validate   # ~100 MB: every release's schemas
     .venv/bin/python scripts/gen_openapi_definitions.py
 """
 
@@ -24,7 +25,7 @@ from controlplane.apiserver.resources import RESOURCES  # noqa: E402
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 EXTRA = [META + n for n in ("Status", "DeleteOptions", "WatchEvent", "Patch", "APIResourceList",
                             "APIGroupList", "APIGroup", "APIVersions", "PartialObjectMetadata")] + \
-    ["io.k8s.api.autoscaling.v1.Scale", "io.k8s.apimachinery.pkg.version.Info"]
+    ["io.k8s.api.autoscaling.v1.Scale", "io.k8s.api.policy.v1.Eviction", "io.k8s.apimachinery.pkg.version.Info"]
 
 
 def convert(node):

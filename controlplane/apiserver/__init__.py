@@ -2,17 +2,23 @@
 
 Layers, from the wire inward (each module opens with what it does):
 
-    server.py       aiohttp app: TLS, bearer-token authentication, routing, Status errors
-    handlers.py     one REST request → one verb (get/list/create/update/patch/delete/watch)
-    watch.py        watch streams: resume, bookmarks, watch-list (sendInitialEvents), 410 Gone
+    server.py       the process: TLS, bearer-token authentication, routing, Status errors
+    certs.py, kubeconfig.py, bootstrap.py    PKI and admin kubeconfig; default namespaces and
+                    the `kubernetes` service
     discovery.py    /version, /api, /apis (legacy and aggregated discovery)
     openapi/        /openapi/v2 and /openapi/v3, built from the upstream definitions
+    handlers.py     one REST request → one verb (get/list/create/update/patch/delete/watch)
+    requests.py     path → target, body decoding (JSON, YAML, protobuf/), field validation
+    watch.py        watch streams: resume, bookmarks, watch-list (sendInitialEvents), 410 Gone
     tables.py       server-side printing (`as=Table`): the columns `kubectl get` shows
     objects.py      the generic registry: object semantics (uid, generateName, resourceVersion,
-                    generation, finalizers, graceful deletion) on top of the watch cache + storage
+                    generation, finalizers, graceful deletion) on the watch cache + storage
+    namespaces.py, subresources.py, allocator.py    namespace termination; scale and binding;
+                    Service ClusterIP/NodePort allocation
     defaults.py, validation.py, schema.py    what a write must look like
     patch.py        JSON patch, merge patch, strategic merge patch
     selectors.py    label and field selectors
+    codec.py        stored form of objects (resourceVersion = storage revision)
     resources.py    the table of resource types we serve
     errors.py       APIError → Status
 

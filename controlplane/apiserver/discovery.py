@@ -13,7 +13,14 @@ Two forms, both served:
 
 from __future__ import annotations
 
-from controlplane.apiserver.resources import GROUPS, REGISTRY, RESOURCES, SUBRESOURCE_KINDS, ResourceType
+import json
+
+from aiohttp import web
+
+from controlplane.apiserver.errors import APIError
+from controlplane.apiserver.requests import json_response
+from controlplane.apiserver.resources import (
+    CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
@@ -59,6 +66,10 @@ def _verbs(r: ResourceType) -> list[str]:
     return sorted(r.verbs)
 
 
+def _sub_verbs(sub: str) -> list[str]:
+    return ["create"] if sub in CREATE_ONLY_SUBRESOURCES else ["get", "patch", "update"]
+
+
 def api_resource_list(group: str, version: str) -> dict | None:
     rts = REGISTRY.in_group_version(group, version)
     if not rts:
@@ -75,7 +86,7 @@ def api_resource_list(group: str, version: str) -> dict | None:
         for sub in r.subresources:
             g, v, k = SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
             entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                     "kind": k, "verbs": ["create"] if sub == "binding" else ["get", "patch", "update"]}
+                     "kind": k, "verbs": _sub_verbs(sub)}
             if sub in SUBRESOURCE_KINDS and g != group:
                 entry["group"], entry["version"] = g, v
             out.append(entry)
@@ -96,7 +107,7 @@ def _aggregated_resource(r: ResourceType) -> dict:
     for sub in r.subresources:
         g, v, k = SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
         subs.append({"subresource": sub, "responseKind": {"group": g, "version": v, "kind": k},
-                     "verbs": ["create"] if sub == "binding" else ["get", "patch", "update"]})
+                     "verbs": _sub_verbs(sub)})
     if subs:
         res["subresources"] = subs
     return res
@@ -119,5 +130,41 @@ def aggregated(legacy: bool) -> dict:
             "metadata": {}, "items": items}
 
 
-__all__ = ["AGGREGATED_V2", "VERSION_INFO", "aggregated", "api_group", "api_group_list",
-           "api_resource_list", "api_versions", "wants_aggregated", "RESOURCES"]
+# ---- the endpoints ----
+
+async def version(request: web.Request) -> web.Response:
+    return json_response(VERSION_INFO)
+
+
+async def api(request: web.Request, advertise: str) -> web.Response:
+    if wants_aggregated(request.headers.get("Accept", "")):
+        return _aggregated(aggregated(legacy=True))
+    return json_response(api_versions(advertise))
+
+
+async def apis(request: web.Request) -> web.Response:
+    if wants_aggregated(request.headers.get("Accept", "")):
+        return _aggregated(aggregated(legacy=False))
+    return json_response(api_group_list())
+
+
+def _aggregated(doc: dict) -> web.Response:
+    resp = web.Response(body=json.dumps(doc).encode())
+    resp.headers["Content-Type"] = AGGREGATED_V2
+    resp.headers["Vary"] = "Accept"
+    return resp
+
+
+async def group_or_resources(request: web.Request) -> web.Response:
+    parts = [p for p in request.path.split("/") if p]
+    if parts[0] == "api" and len(parts) == 2:
+        doc = api_resource_list("", parts[1])
+    elif parts[0] == "apis" and len(parts) == 2:
+        doc = api_group(parts[1])
+    elif parts[0] == "apis" and len(parts) == 3:
+        doc = api_resource_list(parts[1], parts[2])
+    else:
+        doc = None
+    if doc is None:
+        raise APIError(404, "NotFound", "the server could not find the requested resource", {})
+    return json_response(doc)

@@ -33,33 +33,19 @@ import copy
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from controlplane.apiserver import defaults, meta, schema, validation
+from controlplane.apiserver import allocator, defaults, meta, namespaces, validation
+from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
-    APIError, already_exists, bad_request, conflict, forbidden, gone, invalid, invalid_object,
-    not_found)
-from controlplane.apiserver.resources import REGISTRY, RESOURCES, ResourceType
-from controlplane.apiserver.selectors import FieldSelector, LabelSelector, selector_string
-from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, KeyValue, Storage
+    already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid_object, not_found)
+from controlplane.apiserver.resources import RESOURCES, ResourceType
+from controlplane.apiserver.selectors import FieldSelector, LabelSelector
+from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
 from controlplane.storage.watchcache import Entry, WatchCache
 
 # Kinds whose /status is a separate subresource: writes to the main resource keep the old status.
 _STATUS_SPLIT = {r.kind for r in RESOURCES if "status" in r.subresources}
-
-
-def encode(obj: dict) -> bytes:
-    """Stored form: compact JSON without resourceVersion (that is the revision, added on read)."""
-    md = obj.get("metadata")
-    if isinstance(md, dict) and "resourceVersion" in md:
-        obj = {**obj, "metadata": {k: v for k, v in md.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def decode(kv: KeyValue) -> dict:
-    obj = json.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_rev)
-    return obj
 
 
 @dataclass(frozen=True)
@@ -101,7 +87,8 @@ class ObjectStore:
         self.cache = cache
         self.service_net = ipaddress.ip_network(service_cidr)
         self.node_ports = node_port_range
-        self._namespace_tasks: dict[str, asyncio.Task] = {}
+        self.namespace_tasks: dict[str, asyncio.Task] = {}
+        self._reserved: set = set()  # service IPs/ports allocated to creates not yet stored
 
     # ---- reads ----
 
@@ -183,11 +170,22 @@ class ObjectStore:
         md["creationTimestamp"] = meta.now()
         if rt.has_spec:
             md["generation"] = 1
+        claimed: set = set()  # ClusterIP/NodePorts this create reserved, released below
+        try:
+            return await self._create(rt, ns, obj, dry_run, claimed)
+        finally:
+            self._reserved -= claimed
+
+    async def _create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool,
+                      claimed: set) -> dict:
+        md = obj["metadata"]
         self._prepare_create(rt, obj)
         defaults.apply(rt.kind, obj)
         errs = validation.validate(rt.kind, obj, rt.namespaced)
         if not errs and rt.kind == "Service":
-            errs = self._allocate_service(obj)
+            errs = allocator.allocate(obj, self.cache, self.service_net, self.node_ports,
+                                      self._reserved, claimed)
+            self._reserved |= claimed
         if errs:
             raise invalid_object(rt.kind, rt.group, md.get("name", ""), errs)
         if rt.namespaced:
@@ -214,46 +212,6 @@ class ObjectStore:
         if (e.obj.get("status") or {}).get("phase") == "Terminating":
             raise forbidden(rt.plural, rt.group, name, f"unable to create new content in namespace "
                             f"{ns} because it is being terminated")
-
-    def _allocate_service(self, obj: dict) -> list:
-        spec = obj["spec"]
-        if spec.get("type") == "ExternalName":
-            return []
-        used_ips, used_ports = set(), set()
-        for e in self.cache.list("/registry/services/")[0]:
-            s = e.obj.get("spec") or {}
-            used_ips.update(s.get("clusterIPs") or [s.get("clusterIP")])
-            used_ports.update(p.get("nodePort") for p in s.get("ports") or [])
-        ip = spec.get("clusterIP")
-        if ip == "None":
-            spec["clusterIPs"] = ["None"]
-        elif ip:
-            try:
-                addr = ipaddress.ip_address(ip)
-            except ValueError:
-                return [invalid("spec.clusterIP", ip, "must be a valid IP address")]
-            if addr not in self.service_net:
-                return [invalid("spec.clusterIP", ip, f"provided IP is not in the valid range. "
-                                f"The range of valid IPs is {self.service_net}")]
-            if ip in used_ips:
-                return [invalid("spec.clusterIP", ip, "provided IP is already allocated")]
-            spec["clusterIPs"] = [ip]
-        else:
-            hosts = self.service_net.hosts()
-            next(hosts)  # .1 belongs to the `kubernetes` service
-            for addr in hosts:
-                if str(addr) not in used_ips:
-                    spec["clusterIP"] = str(addr)
-                    spec["clusterIPs"] = [str(addr)]
-                    break
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
-            free = (p for p in range(self.node_ports[0], self.node_ports[1] + 1) if p not in used_ports)
-            for p in spec.get("ports") or []:
-                if not p.get("nodePort"):
-                    p["nodePort"] = next(free)
-        return []
 
     # ---- update ----
 
@@ -334,6 +292,8 @@ class ObjectStore:
         md.pop("managedFields", None)
         md.pop("selfLink", None)
         md["resourceVersion"] = omd["resourceVersion"]
+        if rt.kind == "Service":
+            allocator.keep_allocated(old, new)
         if rt.kind == "Namespace":
             defaults.namespace(new)
         else:
@@ -344,7 +304,6 @@ class ObjectStore:
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
             if added:
-                from controlplane.apiserver.errors import forbidden_field
                 errs.append(forbidden_field("metadata.finalizers",
                                             "no new finalizers can be added if the object is being deleted"))
         if errs:
@@ -368,7 +327,7 @@ class ObjectStore:
                                f"meta: {md['resourceVersion']}")
             grace = self._grace(rt, obj, opts)
             if rt.kind == "Namespace":
-                return await self._delete_namespace(rt, entry, obj, dry_run)
+                return await namespaces.delete(self, rt, entry, obj, dry_run)
             if md.get("finalizers") or grace > 0:
                 # Phase one: mark the object; whoever owns the finalizer (or the node agent, for
                 # a pod's grace period) finishes the deletion.
@@ -415,104 +374,9 @@ class ObjectStore:
         g = spec.get("terminationGracePeriodSeconds")
         return 30 if g is None else max(0, g)
 
-    async def _delete_namespace(self, rt: ResourceType, entry: Entry, obj: dict, dry_run: bool) -> dict:
-        md = obj["metadata"]
-        if md.get("name") in ("default", "kube-system", "kube-public"):
-            raise forbidden(rt.plural, rt.group, md["name"], "this namespace may not be deleted")
-        if dry_run:
-            return obj
-        if not md.get("deletionTimestamp"):
-            md["deletionTimestamp"] = meta.now()
-            md["deletionGracePeriodSeconds"] = 0
-            obj.setdefault("status", {})["phase"] = "Terminating"
-            kv = await self.storage.update(entry.key, encode(obj), entry.revision)
-            obj = decode(kv)
-        name = md["name"]
-        if name not in self._namespace_tasks:
-            self._namespace_tasks[name] = asyncio.get_running_loop().create_task(
-                self._finalize_namespace(name))
-        return obj
-
-    async def _finalize_namespace(self, ns: str) -> None:
-        """Empty a terminating namespace, then remove it. (Stands in for the kube-controller-
-        manager's namespace controller until our controllers exist; same observable result.)"""
-        try:
-            while True:
-                remaining = 0
-                for rt in RESOURCES:
-                    if not rt.namespaced or "delete" not in rt.verbs:
-                        continue
-                    for e in self.cache.list(rt.key(ns))[0]:
-                        remaining += 1
-                        if not e.obj["metadata"].get("deletionTimestamp") or rt.kind == "Pod":
-                            try:
-                                await self.delete(rt, ns, e.obj["metadata"]["name"],
-                                                  DeleteOptions(grace_period=0))
-                            except APIError:
-                                pass
-                if remaining == 0:
-                    break
-                await asyncio.sleep(0.5)
-            entry = self.cache.get(f"/registry/namespaces/{ns}")
-            if entry is not None:
-                await self.storage.delete(entry.key, 0)
-        except (KeyNotFound, asyncio.CancelledError):
-            pass
-        finally:
-            self._namespace_tasks.pop(ns, None)
-
     async def close(self) -> None:
-        for t in list(self._namespace_tasks.values()):
+        for t in list(self.namespace_tasks.values()):
             t.cancel()
-
-    # ---- subresources ----
-
-    def scale_of(self, rt: ResourceType, obj: dict) -> dict:
-        md = obj["metadata"]
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                 "creationTimestamp") if k in md},
-                "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
-                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                           "selector": selector_string((obj.get("spec") or {}).get("selector"))}}
-
-    async def bind(self, ns: str, name: str, binding: dict, dry_run: bool) -> None:
-        """POST pods/<name>/binding: the scheduler's decision. Sets spec.nodeName once."""
-        target = binding.get("target") or {}
-        node = target.get("name")
-        if not node:
-            raise invalid_object("Binding", "", name, [validation.required("target.name")])
-        pods = REGISTRY.lookup("", "v1", "pods")
-
-        def assign(pod: dict) -> dict:
-            spec = pod.setdefault("spec", {})
-            if spec.get("nodeName"):
-                raise conflict("pods", "", name, f"pod {name} is already assigned to node "
-                               f"\"{spec['nodeName']}\"")
-            if pod["metadata"].get("deletionTimestamp"):
-                raise conflict("pods", "", name, f"pod {name} is being deleted, cannot be assigned "
-                               f"to a host")
-            spec["nodeName"] = node
-            conds = [c for c in (pod.get("status") or {}).get("conditions") or []
-                     if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": meta.now()})
-            pod.setdefault("status", {})["conditions"] = conds
-            return pod
-
-        # Binding changes spec and status together, which no client verb may: go under them.
-        for _ in range(20):
-            entry = self.get(pods, ns, name)
-            pod = assign(copy.deepcopy(entry.obj))
-            if dry_run:
-                return
-            try:
-                await self.storage.update(entry.key, encode(pod), entry.revision)
-                return
-            except Conflict:
-                await self.cache.wait_for(self.storage.revision)
-        raise conflict("pods", "", name, "too many concurrent writers; try again")
-
 
 def _token(rev: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start + "\x00"})

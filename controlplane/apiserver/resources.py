@@ -72,7 +72,7 @@ def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=T
 RESOURCES: tuple[ResourceType, ...] = (
     _core("Namespace", "namespaces", False, ["ns"], sub=["status"]),
     _core("Node", "nodes", False, ["no"], sub=["status"]),
-    _core("Pod", "pods", True, ["po"], ["all"], ["status", "binding"]),
+    _core("Pod", "pods", True, ["po"], ["all"], ["status", "binding", "eviction"]),
     _core("Service", "services", True, ["svc"], ["all"], ["status"]),
     _core("Endpoints", "endpoints", True, ["ep"], spec=False),
     _core("ConfigMap", "configmaps", True, ["cm"], spec=False),
@@ -85,10 +85,18 @@ RESOURCES: tuple[ResourceType, ...] = (
     _grp("apps", "apps", "DaemonSet", "daemonsets", True, ["ds"], ["all"], ["status"]),
     _grp("coordination.k8s.io", "coordination", "Lease", "leases", True),
     _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices", True, spec=False),
+    # Questions rather than objects: answered at once, never stored (`kubectl auth can-i/whoami`).
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                 False, (), (), (), True, "io.k8s.api.authorization.v1.SelfSubjectAccessReview", ("create",)),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, (), (),
+                 (), False, "io.k8s.api.authentication.v1.SelfSubjectReview", ("create",)),
 )
 
-# The kinds that subresources return (scale answers with an autoscaling/v1 Scale).
-SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding")}
+# The kinds that subresources take and return (scale: an autoscaling/v1 Scale).
+SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
+                     "eviction": ("policy", "v1", "Eviction")}
+# Subresources that are verbs (POST only) rather than views of the object.
+CREATE_ONLY_SUBRESOURCES = ("binding", "eviction")
 
 # Group → served versions, in discovery order (core "" first, as the kube-apiserver lists them).
 GROUPS: dict[str, list[str]] = {}

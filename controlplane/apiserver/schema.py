@@ -54,6 +54,12 @@ def child(node: dict | None, name: str) -> dict:
 class CheckResult:
     unknown: list[str] = field(default_factory=list)  # paths of fields the schema lacks
     type_errors: list[tuple[str, str]] = field(default_factory=list)  # (path, what is wrong)
+    _drop: list[tuple[dict, str]] = field(default_factory=list, repr=False)
+
+    def prune(self) -> None:
+        """Remove the unknown fields from the checked object, as Go's decoder drops them."""
+        for parent, key in self._drop:
+            parent.pop(key, None)
 
 
 _JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array",
@@ -101,6 +107,7 @@ def _check(schema: dict, value: Any, path: str, res: CheckResult) -> None:
                 pass
             else:
                 res.unknown.append(sub)
+                res._drop.append((value, k))
         return
     if t == "array":
         if not isinstance(value, list):

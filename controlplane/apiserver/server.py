@@ -24,9 +24,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from controlplane.apiserver import bootstrap, certs, kubeconfig, objects, openapi
+from controlplane.apiserver import bootstrap, certs, discovery, kubeconfig, objects, openapi
 from controlplane.apiserver.errors import APIError, internal, not_acceptable, unauthorized
 from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver.requests import json_response
 from controlplane.storage.sqlite import SQLiteStorage
 from controlplane.storage.watchcache import WatchCache
 
@@ -82,7 +83,10 @@ class APIServer:
         await self.cache.start("/registry/")
         self.store = objects.ObjectStore(self.storage, self.cache, cfg.service_cidr)
         app = self.make_app()
-        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # handler_cancellation: a client that hangs up cancels its handler, so a watch stops at once.
+        # shutdown_timeout: open watches would otherwise hold a restart for a minute.
+        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                    shutdown_timeout=2.0)
         await self.runner.setup()
         ctx = None
         if self.pki:
@@ -109,6 +113,8 @@ class APIServer:
     async def stop(self) -> None:
         if self._compactor:
             self._compactor.cancel()
+        if self.cache:
+            self.cache.close()  # open watches end now instead of holding the shutdown
         if self.runner:
             await self.runner.cleanup()
         if self.store:
@@ -119,7 +125,8 @@ class APIServer:
     # ---- the app ----
 
     def make_app(self) -> web.Application:
-        h = Handlers(self.store, f"{self.config.host}:{self.port}")
+        h = Handlers(self.store)
+        advertise = f"{self.config.host}:{self.port}"
         token = self.token
 
         @web.middleware
@@ -132,7 +139,7 @@ class APIServer:
                         raise unauthorized()
                 return await handler(request)
             except APIError as e:
-                return h.json_response(e.status(), e.code)
+                return json_response(e.status(), e.code)
             except web.HTTPException:
                 raise
             except (ConnectionResetError, asyncio.CancelledError):
@@ -140,7 +147,7 @@ class APIServer:
             except Exception as e:  # a bug: answer like the kube-apiserver does, and log it
                 log.exception("internal error on %s %s", request.method, request.path)
                 err = internal(f"{type(e).__name__}: {e}")
-                return h.json_response(err.status(), 500)
+                return json_response(err.status(), 500)
 
         app = web.Application(middlewares=[errors_and_auth], client_max_size=8 * 1024 * 1024)
 
@@ -170,15 +177,15 @@ class APIServer:
         r = app.router
         for p in ("/healthz", "/livez", "/readyz"):
             r.add_get(p, health)
-        r.add_get("/version", h.version)
-        r.add_get("/api", h.api)
-        r.add_get("/apis", h.apis)
+        r.add_get("/version", discovery.version)
+        r.add_get("/api", lambda request: discovery.api(request, advertise))
+        r.add_get("/apis", discovery.apis)
         r.add_get("/openapi/v2", openapi_v2)
         r.add_get("/openapi/v3", openapi_v3_index)
         r.add_get("/openapi/v3/{gv:.+}", openapi_v3)
-        r.add_get(r"/api/{version:[^/]+}", h.group_or_resources)
-        r.add_get(r"/apis/{group:[^/]+}", h.group_or_resources)
-        r.add_get(r"/apis/{group:[^/]+}/{version:[^/]+}", h.group_or_resources)
+        r.add_get(r"/api/{version:[^/]+}", discovery.group_or_resources)
+        r.add_get(r"/apis/{group:[^/]+}", discovery.group_or_resources)
+        r.add_get(r"/apis/{group:[^/]+}/{version:[^/]+}", discovery.group_or_resources)
         r.add_route("*", "/api/{tail:.+}", h.handle)
         r.add_route("*", "/apis/{tail:.+}", h.handle)
         return app

@@ -24,7 +24,7 @@ def metadata(kind: str, obj: dict, namespaced: bool) -> list[FieldError]:
         errs += meta.namespace_errors(md.get("namespace", ""))
     for k, v in (md.get("labels") or {}).items():
         errs += meta.qualified_name_errors(k, "metadata.labels")
-        errs += meta.label_value_errors(v, f"metadata.labels")
+        errs += meta.label_value_errors(v, "metadata.labels")
     for k in (md.get("annotations") or {}):
         errs += meta.qualified_name_errors(k, "metadata.annotations")
     for i, ref in enumerate(md.get("ownerReferences") or []):

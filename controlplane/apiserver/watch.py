@@ -102,6 +102,21 @@ class WatchStream:
             return self._line("DELETED", ev.entry)
         return None
 
+    async def _wait_until(self, rv: str) -> None:
+        """A client may know a newer revision than this server has applied yet (another server
+        answered it): wait a little, then say so with 504, as upstream does."""
+        try:
+            want = int(rv)
+        except ValueError:
+            raise APIError(400, "BadRequest", f'invalid resource version "{rv}"') from None
+        cache = self.store.cache
+        if want > cache.revision:
+            try:
+                await asyncio.wait_for(cache.wait_for(want), 3)
+            except asyncio.TimeoutError:
+                raise APIError(504, "Timeout", f"Too large resource version: {want}, current: "
+                               f"{cache.revision}") from None
+
     async def serve(self, request: web.Request,
                     prepare: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         req, cache = self.req, self.store.cache
@@ -109,6 +124,8 @@ class WatchStream:
         initial: list[Entry] = []
         rv = req.resource_version
         if req.send_initial_events or rv in ("", "0"):
+            if req.send_initial_events and rv not in ("", "0"):
+                await self._wait_until(rv)  # NotOlderThan: the snapshot must include rv
             start = cache.revision
             initial = [e for e in cache.list(prefix)[0] if self._matches(e.obj)]
             watcher = cache.watch(prefix, start)
@@ -117,12 +134,7 @@ class WatchStream:
                 start = int(rv)
             except ValueError:
                 raise APIError(400, "BadRequest", f'invalid resource version "{rv}"') from None
-            if start > cache.revision:
-                try:
-                    await asyncio.wait_for(cache.wait_for(start), 3)
-                except asyncio.TimeoutError:
-                    raise APIError(504, "Timeout", f"Too large resource version: {start}, current: "
-                                   f"{cache.revision}") from None
+            await self._wait_until(rv)
             try:
                 watcher = cache.watch(prefix, start)
             except Compacted as e:

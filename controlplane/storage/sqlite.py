@@ -29,6 +29,7 @@ lets it read while the writer writes).
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -39,6 +40,8 @@ from typing import Callable
 
 from controlplane.storage.interface import (
     Compacted, Conflict, Event, KeyExists, KeyNotFound, KeyValue, StorageError)
+
+log = logging.getLogger("nodeagent.storage")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -215,7 +218,12 @@ class SQLiteStorage:
                     self._queue.put(None)
                     break
                 batch.append(item)
-            self._loop.call_soon_threadsafe(self._deliver, self._commit(batch))
+            try:
+                results = self._commit(batch)
+            except Exception as e:  # never leave a writer waiting on a dead thread
+                err = StorageError(str(self.path), f"write failed: {e!r}")
+                results = [(w, err) for w in batch]
+            self._loop.call_soon_threadsafe(self._deliver, results)
 
     def _commit(self, batch: list[_Write]) -> list[tuple[_Write, Event | Exception]]:
         conn = self._wconn
@@ -266,7 +274,10 @@ class SQLiteStorage:
             if isinstance(res, Event):
                 self._revision = res.revision
                 for cb in self._subscribers:
-                    cb(res)
+                    try:
+                        cb(res)
+                    except Exception:  # a broken subscriber must not lose the writer its answer
+                        log.exception("storage subscriber failed on revision %d", res.revision)
         for w, res in results:
             if w.future.done():
                 continue

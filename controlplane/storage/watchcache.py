@@ -137,7 +137,7 @@ class WatchCache:
         prev = self._objects.get(b, {}).get(e.kv.key)
         entry = Entry(e.kv, self._decode(e.kv))
         if e.type == "DELETE":
-            self._objects[b].pop(e.kv.key, None)
+            self._objects.get(b, {}).pop(e.kv.key, None)
             self._sorted[b] = None
             ev = CacheEvent("DELETED", entry, prev)
         else:
@@ -210,6 +210,12 @@ class WatchCache:
     def _drop(self, w: Watcher) -> None:
         self.stop(w)
         w.queue.put_nowait(None)  # wakes the watcher's task, which then ends the stream
+
+    def close(self) -> None:
+        """End every watch (server shutdown): each stream finishes, clients re-watch elsewhere."""
+        for ws in list(self._watchers.values()):
+            for w in list(ws):
+                self._drop(w)
 
     @property
     def watcher_count(self) -> int:

@@ -22,7 +22,8 @@ import json
 import re
 
 from controlplane.apiserver import schema
-from controlplane.apiserver.resources import GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType
+from controlplane.apiserver.resources import (
+    CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 TITLE = {"title": "Kubernetes", "version": "v1.37.0"}
@@ -160,12 +161,13 @@ def _paths(rt: ResourceType, v3: bool) -> dict[str, dict]:
     for sub in rt.subresources:
         subpath = f"{item}/{sub}"
         cap = sub.capitalize()
-        if sub == "binding":
+        if sub in CREATE_ONLY_SUBRESOURCES:
+            g, v, k = SUBRESOURCE_KINDS[sub]
+            sd = f"io.k8s.api.{'core' if not g else g}.{v}.{k}"
             paths[subpath] = {"parameters": copy.deepcopy(common + [path_name]),
-                              "post": _op(rt, "post", f"create{ver}{scope}{kindname}Binding",
-                                          f"create binding of a {kindname}", [_DRY, _FM, _FV],
-                                          "io.k8s.api.core.v1.Binding", "io.k8s.api.core.v1.Binding",
-                                          v3, ("", "v1", "Binding"))}
+                              "post": _op(rt, "post", f"create{ver}{scope}{kindname}{cap}",
+                                          f"create {sub} of a {kindname}", [_DRY, _FM, _FV],
+                                          sd, sd, v3, (g, v, k))}
             continue
         g, v, k = SUBRESOURCE_KINDS.get(sub, (rt.group, rt.version, rt.kind))
         sd = "io.k8s.api.autoscaling.v1.Scale" if sub == "scale" else d

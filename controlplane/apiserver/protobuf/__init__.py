@@ -30,7 +30,9 @@ from controlplane.apiserver.errors import APIError
 MAGIC = b"k8s\x00"
 META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 _GROUP_PACKAGE = {"": "core", "apps": "apps", "coordination.k8s.io": "coordination",
-                  "discovery.k8s.io": "discovery", "autoscaling": "autoscaling"}
+                  "discovery.k8s.io": "discovery", "autoscaling": "autoscaling",
+                  "authorization.k8s.io": "authorization", "authentication.k8s.io": "authentication",
+                  "policy": "policy"}
 
 
 class ProtobufError(APIError):

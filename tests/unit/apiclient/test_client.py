@@ -64,12 +64,14 @@ def test_watch_expired_raises(server):
     run(main())
 
 
-def test_informer_follows_changes_and_relists_after_410(server):
+@pytest.mark.parametrize("watch_list", [True, False])
+def test_informer_follows_changes_and_relists_after_410(server, watch_list):
     async def main():
         async with ApiClient(load_kubeconfig(server.kubeconfig)) as api, \
                 ApiClient(load_kubeconfig(server.kubeconfig)) as writer:
             seen = []
-            inf = Informer(api, CONFIGMAPS, "default", label_selector="inf=1", watch_timeout=1)
+            inf = Informer(api, CONFIGMAPS, "default", label_selector="inf=1", watch_timeout=1,
+                           watch_list=watch_list)
             inf.add_handler(lambda t, o, old: seen.append((t, o["metadata"]["name"])))
             task = asyncio.create_task(inf.run())
             await asyncio.wait_for(inf.wait_synced(), 10)
@@ -96,4 +98,64 @@ def test_informer_follows_changes_and_relists_after_410(server):
             task.cancel()
             assert ("DELETED", "i1") in seen and inf.get("i1", "default") is None
             assert inf.relists >= 1
+    run(main())
+
+
+def test_concurrent_service_creates_get_distinct_cluster_ips_and_put_keeps_them(server):
+    from apiclient import SERVICES
+
+    def svc(name):
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [{"port": 80}]}}
+
+    async def main():
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            made = await asyncio.gather(*(api.create(SERVICES, svc(f"s{i}"), "default") for i in range(20)))
+            ips = [s["spec"]["clusterIP"] for s in made]
+            ports = [s["spec"]["ports"][0]["nodePort"] for s in made]
+            assert len(set(ips)) == 20 and len(set(ports)) == 20
+            assert all(30000 <= p <= 32767 for p in ports)
+            # A PUT of the manifest without the allocated values keeps them (not "immutable").
+            cur = await api.get(SERVICES, "s0", "default")
+            body = svc("s0")
+            body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            body["spec"]["selector"] = {"app": "changed"}
+            new = await api.update(SERVICES, body, "default")
+            assert new["spec"]["clusterIP"] == ips[0] and new["spec"]["ports"][0]["nodePort"] == ports[0]
+            for i in range(20):
+                await api.delete(SERVICES, f"s{i}", "default")
+    run(main())
+
+
+def test_node_agent_style_watch_sees_pods_enter_and_leave_its_field_selector(server):
+    """A node agent watches spec.nodeName=<me>: a pod appears (ADDED) when it is bound, not when
+    created; a label-selected watch sees an object that stops matching as DELETED."""
+    from apiclient import ApiClient as C
+
+    async def main():
+        async with C(load_kubeconfig(server.kubeconfig)) as api, C(load_kubeconfig(server.kubeconfig)) as w:
+            _, rv = await api.list_all(PODS, "default")
+            events = []
+
+            async def watch(**sel):
+                async for ev in w.watch(PODS, "default", resource_version=rv, timeout_seconds=3, **sel):
+                    if ev.type != "BOOKMARK":
+                        events.append((sel and next(iter(sel.values())), ev.type, ev.object["metadata"]["name"]))
+
+            tasks = [asyncio.create_task(watch(field_selector="spec.nodeName=node-x")),
+                     asyncio.create_task(watch(label_selector="team=a"))]
+            await asyncio.sleep(0.3)
+            pod = {"metadata": {"name": "np", "labels": {"team": "a"}},
+                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+            await api.create(PODS, pod, "default")
+            await api.create(PODS, {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "np"},
+                                    "target": {"kind": "Node", "name": "node-x"}}, "default",
+                             subresource="binding", name="np")
+            await api.patch(PODS, "np", {"metadata": {"labels": {"team": "b"}}}, "default")
+            await api.delete(PODS, "np", "default", grace_period_seconds=0)
+            await asyncio.gather(*tasks)
+            node = [(t, n) for s, t, n in events if s == "spec.nodeName=node-x"]
+            label = [(t, n) for s, t, n in events if s == "team=a"]
+            assert node == [("ADDED", "np"), ("MODIFIED", "np"), ("DELETED", "np")]
+            assert label == [("ADDED", "np"), ("MODIFIED", "np"), ("DELETED", "np")]
     run(main())

@@ -124,3 +124,51 @@ def test_typed_client_commands_send_protobuf_and_work(kubectl):
     svc = json.loads(kubectl("get", "svc", "websvc", "-o", "json"))
     assert svc["spec"]["clusterIP"].startswith("10.") and svc["spec"]["ports"][0]["targetPort"] == 8080
     kubectl("delete", "deploy/web", "cm/cfg", "secret/sec", "svc/websvc")
+
+
+NODE = {
+    "apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "node-a", "labels": {"kubernetes.io/hostname": "node-a",
+                                              "node-role.kubernetes.io/control-plane": ""}},
+    "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+               "addresses": [{"type": "InternalIP", "address": "192.0.2.10"}],
+               "nodeInfo": {"kubeletVersion": "v1.37.0", "osImage": "Debian GNU/Linux 12",
+                            "kernelVersion": "6.1.0", "containerRuntimeVersion": "nodeagent://0.1",
+                            "architecture": "amd64", "operatingSystem": "linux", "machineID": "",
+                            "systemUUID": "", "bootID": "", "kubeProxyVersion": ""}}}
+
+
+def test_nodes_and_pods_wide(kubectl):
+    kubectl("create", "-f", "-", input=json.dumps(NODE))
+    out = kubectl("get", "nodes,pods", "-o", "wide", "-A")
+    lines = out.splitlines()
+    assert lines[0].split()[:6] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP"]
+    row = lines[1].split()
+    assert row[0] == "node/node-a" and row[1:3] == ["Ready", "control-plane"] and row[4] == "v1.37.0"
+    assert "192.0.2.10" in lines[1] and "Debian GNU/Linux 12" in lines[1]
+    kubectl("cordon", "node-a")
+    assert "Ready,SchedulingDisabled" in kubectl("get", "node", "node-a")
+    kubectl("delete", "node", "node-a")
+
+
+def test_auth_can_i_and_whoami(kubectl):
+    assert kubectl("auth", "can-i", "create", "pods").strip() == "yes"
+    assert "system:masters" in kubectl("auth", "whoami")
+
+
+def test_drain_evicts_pods_from_a_node(kubectl, server):
+    import urllib.request
+    node = json.loads(json.dumps(NODE))
+    node["metadata"]["name"] = "node-d"
+    kubectl("create", "-f", "-", input=json.dumps(node))
+    kubectl("apply", "-f", "-", input=POD.format(name="on-d", app="d", image="busybox"))
+    req = urllib.request.Request(
+        f"{server.url}/api/v1/namespaces/default/pods/on-d/binding", method="POST",
+        data=json.dumps({"metadata": {"name": "on-d"}, "target": {"kind": "Node", "name": "node-d"}}).encode(),
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"})
+    urllib.request.urlopen(req, context=server.ssl_context())
+    # drain discovers pods/eviction and evicts through it (a protobuf policy/v1 Eviction).
+    out = kubectl.run("drain", "node-d", "--force", "--grace-period=0", "--timeout=20s")
+    assert "evicting pod default/on-d" in out.stderr + out.stdout and "node/node-d drained" in out.stdout
+    assert kubectl.run("get", "pod", "on-d", check=False).returncode == 1
+    kubectl("delete", "node", "node-d")

@@ -3,7 +3,6 @@
 import json
 import time
 
-import pytest
 
 POD = """
 apiVersion: v1
@@ -105,7 +104,6 @@ def test_delete_blocks_while_a_finalizer_remains(kubectl):
 
 
 def test_graceful_pod_deletion_and_binding(kubectl, server):
-    import ssl
     import urllib.request
     kubectl("apply", "-f", "-", input=POD.format(name="gr", image="busybox"))
     req = urllib.request.Request(
@@ -177,3 +175,15 @@ def test_namespace_deletion_removes_its_contents(kubectl):
     assert kubectl.run("get", "ns", "gone", check=False).returncode == 1
     p = kubectl.run("create", "configmap", "y", "-n", "gone", check=False)
     assert "NotFound" in p.stderr or "not found" in p.stderr
+
+
+def test_field_validation_warn_and_ignore(kubectl):
+    m = POD.format(name="fv", image="busybox").replace("    image: busybox", "    image: busybox\n    bogus: 1")
+    p = kubectl.run("apply", "--validate=warn", "-f", "-", input=m)
+    assert 'unknown field "spec.containers[0].bogus"' in p.stderr and "Warning" in p.stderr
+    spec = json.loads(kubectl("get", "pod", "fv", "-o", "json"))["spec"]
+    assert "bogus" not in spec["containers"][0]  # dropped, as the Go decoder does
+    kubectl("delete", "pod", "fv")
+    p = kubectl.run("apply", "--validate=false", "-f", "-", input=m)
+    assert "Warning" not in p.stderr
+    kubectl("delete", "pod", "fv")

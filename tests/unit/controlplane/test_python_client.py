@@ -140,3 +140,18 @@ def test_watch_list_ends_initial_state_with_annotated_bookmark(server):
         _stream(server, "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true")
     assert e.value.code == 422
     v1.delete_collection_namespaced_config_map("default", label_selector="wl=1")
+
+
+def test_progress_bookmarks_move_a_quiet_watch_forward(server):
+    """A watch on a quiet namespace still learns newer revisions (BOOKMARK), so it can resume
+    from a recent point instead of an old one that may have left the window."""
+    v1 = client.CoreV1Api(api_client(server))
+    v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="quiet")))
+    rv = v1.list_namespaced_config_map("quiet").metadata.resource_version
+    resp = _stream(server, f"/api/v1/namespaces/quiet/configmaps?watch=1&resourceVersion={rv}"
+                           f"&allowWatchBookmarks=true&timeoutSeconds=8")
+    v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="elsewhere")))
+    ev = json.loads(resp.readline())
+    assert ev["type"] == "BOOKMARK" and int(ev["object"]["metadata"]["resourceVersion"]) > int(rv)
+    assert "annotations" not in ev["object"]["metadata"]
+    v1.delete_namespaced_config_map("elsewhere", "default")

@@ -18,6 +18,10 @@ process), and the CLI with a zygote serving the same state root (`nodeagent runt
 warm, pre-imported process forks the creator; the CLI only imports its client). The container start
 is equally cold in both; the second is how a node runs, the first how runc runs.
 
+A third row takes the interpreter out: this script itself asks the zygote to create, starts, waits
+and removes the container (what the CLI does after Python has started and imported its client).
+It shows how much of our time is the container and how much is starting a Python program.
+
 Usage (as root, from the repository):  .venv/bin/python bench/container_start.py [--runs 40]
 """
 
@@ -71,6 +75,24 @@ def timed(argv: list[str]) -> float:
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode().strip()}")
+    return elapsed
+
+
+def in_process(base: Path, bundle: Path, cid: str) -> float:
+    """Create (through the zygote), start, wait and remove, from this already-running process."""
+    from runtime.container.run import drive
+    from runtime.process import zygote
+
+    root = str(base / "zstate")
+    t = time.perf_counter()
+    record, channel = zygote.request_create(
+        zygote.connect(root), {"op": "create", "id": cid, "bundle": str(bundle), "root": root,
+                               "storage": str(base / "storage"), "remove_on_exit": True,
+                               "foreground": True}, [0, 1, 2])
+    code = drive(channel, record, root, cid, remove=True)
+    elapsed = time.perf_counter() - t
+    if code != 0:
+        raise SystemExit(f"in-process run exited {code}")
     return elapsed
 
 
@@ -136,10 +158,11 @@ def main() -> int:
             timed(ours_cmd(f"w{i}"))
             timed(zyg_cmd(f"w{i}"))
             timed(runc_cmd(f"w{i}"))
-        ours, warm, theirs = [], [], []
+        ours, warm, inproc, theirs = [], [], [], []
         for i in range(args.runs):
             ours.append(timed(ours_cmd(i)))
             warm.append(timed(zyg_cmd(i)))
+            inproc.append(in_process(base, bundle, f"ni{os.getpid()}-{i}"))
             theirs.append(timed(runc_cmd(i)))
     finally:
         if "zygote_pid" in locals():
@@ -151,7 +174,7 @@ def main() -> int:
     print(f"cold start of /bin/true from one OCI bundle, {args.runs} interleaved runs each")
     print(f"  {'':34}{'median':>10}{'p99':>11}{'ratio (median, p99)':>24}")
     for label, values in (("nodeagent runtime run", ours), ("nodeagent runtime run + zygote", warm),
-                          ("runc run (peer)", theirs)):
+                          ("  the same, minus Python start", inproc), ("runc run (peer)", theirs)):
         ratio = f"{statistics.median(values) / m_runc:.2f}, {p99(values) / p99(theirs):.2f}"
         print(f"  {label:34}{ms(statistics.median(values))}{ms(p99(values))}{ratio:>24}")
     print("  (ratio = ours / runc; target <= 1.0)")

@@ -1,17 +1,22 @@
-"""`nodeagent run`: run a command in a new container, docker-run style, from a root filesystem.
+"""`nodeagent run`: run a command in a new container, docker-run style, from a root filesystem
+directory or an image.
 
     nodeagent run [--rm] [-d] [-i] [-t] [--name NAME] [--memory 64Mi] [--cpus 0.5] [--pids 64]
                   [--net none|host] [--env K=V]... [--volume SRC:DST[:ro]]... [--explain]
-                  ROOTFS_DIR CMD...
+                  ROOTFS_DIR_OR_IMAGE [CMD...]
 
-The directory is used as the (read-only) lower layer of an overlay: the container's writes go to
-its own upper directory and disappear with it, the directory itself is never changed. The exit
-status is the container's; 125 means the container could not be created, as with docker.
+A directory is used as the (read-only) lower layer of an overlay: the container's writes go to its
+own upper directory and disappear with it, the directory itself is never changed. Anything else
+is an image reference: its layers (runtime/images, pulled if missing unless --pull never) become
+the overlay's lower layers and its config gives the defaults (Entrypoint + Cmd, Env, WorkingDir,
+User; CMD replaces Cmd). The exit status is the container's; 125 means the container could not be
+created, as with docker.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 CREATE_FAILED = 125
@@ -45,7 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
     p.add_argument("--root", default="/run/nodeagent/runtime", help=argparse.SUPPRESS)
     p.add_argument("--storage", default="/var/lib/nodeagent/runtime", help=argparse.SUPPRESS)
-    p.add_argument("rootfs", metavar="ROOTFS_DIR")
+    p.add_argument("--image-store", default=os.environ.get("NODEAGENT_IMAGE_STORE", "/var/lib/nodeagent/images"),
+                   help="image store (default: %(default)s; env NODEAGENT_IMAGE_STORE)")
+    p.add_argument("--pull", choices=("missing", "never", "always"), default="missing",
+                   help="pull the image: if missing (default), never, or always")
+    p.add_argument("rootfs", metavar="ROOTFS_DIR_OR_IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
     p.set_defaults(func=main)
 
@@ -53,25 +62,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_spec(args: argparse.Namespace, name: str):
     """The container spec the flags describe (defaults from runtime.spec.defaults)."""
     import dataclasses
-    import os
 
     from runtime.errors import SpecError
     from runtime.spec.defaults import default_spec
-    from runtime.spec.model import Cpu, Memory, Mount, Pids, Resources
+    from runtime.spec.model import Cpu, Memory, Mount, Pids
     from runtime.spec.units import millicores_to_quota, millicores_to_shares, parse_cpus, parse_memory
 
-    if not os.path.isdir(args.rootfs):
-        raise SpecError("ROOTFS_DIR", f"{args.rootfs}: no such directory (images are not supported "
-                        "yet: give a root filesystem directory)")
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        raise SpecError("CMD", "give the command to run in the container")
+    command = tuple(args.command[1:] if args.command[:1] == ["--"] else args.command)
     for e in args.env:
         if "=" not in e:
             raise SpecError("--env", f"{e!r} is not K=V")
-    spec = default_spec(tuple(command), os.path.join(args.storage, name, "rootfs"),
-                        layers=(os.path.abspath(args.rootfs),), env=tuple(args.env),
-                        hostname=args.hostname or name, terminal=args.tty, readonly=args.read_only)
+    rootfs = os.path.join(args.storage, name, "rootfs")
+    hostname = args.hostname or name
+    if args.rootfs.startswith(("/", "./", "../")) and not os.path.isdir(args.rootfs):
+        raise SpecError("ROOTFS_DIR_OR_IMAGE", f"{args.rootfs}: no such directory")
+    if os.path.isdir(args.rootfs):
+        if not command:
+            raise SpecError("CMD", "give the command to run in the container")
+        spec = default_spec(command, rootfs, layers=(os.path.abspath(args.rootfs),),
+                            env=tuple(args.env), hostname=hostname, terminal=args.tty,
+                            readonly=args.read_only)
+    else:
+        spec = _spec_from_image(args, command, rootfs, hostname)
     spec = _confinement(args, spec)
     res = spec.linux.resources
     if args.memory:
@@ -101,6 +113,48 @@ def build_spec(args: argparse.Namespace, name: str):
         namespaces = tuple(n for n in namespaces if n.type != "network")
     linux = dataclasses.replace(spec.linux, resources=res, namespaces=namespaces)
     return dataclasses.replace(spec, mounts=tuple(mounts), linux=linux)
+
+
+def _spec_from_image(args: argparse.Namespace, command: tuple[str, ...], rootfs: str, hostname: str):
+    """The default spec, with the image's layers and its config's process defaults."""
+    import dataclasses
+
+    from runtime.errors import SpecError
+    from runtime.spec.defaults import default_spec
+    from runtime.spec.image_config import process_fields
+
+    record = _image(args)
+    layers = tuple(str(d) for d in reversed(record.lowerdirs))   # overlay wants the top first
+    spec = default_spec(("/unused",), rootfs, layers=layers, hostname=hostname,
+                        terminal=args.tty, readonly=args.read_only)
+    try:
+        fields = process_fields(record.config, command, tuple(args.env), layers)
+    except SpecError as e:
+        raise SpecError(e.field, f"{record.name}: {e.problem}") from None
+    return dataclasses.replace(spec, process=dataclasses.replace(spec.process, **fields))
+
+
+def _image(args: argparse.Namespace):
+    """The image record for the reference, pulled first when --pull says so."""
+    from runtime.errors import SpecError
+    from runtime.images import ImageError, ImageStore
+
+    store = ImageStore(args.image_store)
+    if args.pull != "always":
+        try:
+            return store.get(args.rootfs)
+        except ImageError as e:
+            if args.pull == "never":
+                raise SpecError("ROOTFS_DIR_OR_IMAGE", f"{args.rootfs}: not a directory, and not an "
+                                f"image in {args.image_store} ({e})") from None
+    import asyncio
+
+    from runtime.images.pull import ensure_image
+    try:
+        return asyncio.run(ensure_image(store, args.rootfs, policy="Always"))
+    except ImageError as e:
+        raise SpecError("ROOTFS_DIR_OR_IMAGE", f"{args.rootfs}: not a directory, and pulling it "
+                        f"failed: {e}") from None
 
 
 def _confinement(args: argparse.Namespace, spec):

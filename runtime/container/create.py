@@ -22,7 +22,6 @@ overlay directories, no process.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 from runtime.container.state import (DEFAULT_ROOT, DEFAULT_STORAGE, ContainerState, StateDir,
@@ -101,8 +100,13 @@ def device_rules(resources):
 
 
 def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:
-    from runtime.explain import Explainer
-
+    """Create container `cid` from `spec` (see the module docstring for the steps). The caller
+    must be single-threaded: we fork. Returns the state and the channel to the supervisor."""
+    threads = _thread_count()
+    if threads != 1:
+        raise ContainerError(f"create forks the container's supervisor, so it must run in a "
+                             f"single-threaded process (this one has {threads} threads); from a "
+                             "threaded program, ask a zygote (runtime/process/zygote.py)")
     # Our own copy of the explain fd, above 2: the container's init replaces its fds 0-2.
     explain_fd = None
     if opts.explain_fd is not None:
@@ -132,7 +136,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             os.mkdir(state_dir.path, 0o700)
         except FileExistsError:
             raise ContainerExists(cid) from None
-        undo.push(shutil.rmtree, state_dir.path, True)
+        undo.push(_rmtree, state_dir.path)
         storage = os.path.join(opts.storage, cid) if spec.root.layers else None
         cgroup_path = spec.linux.cgroups_path or f"{opts.cgroup_parent}/{cid}"
         record = {"id": cid, "status": "creating", "bundle": opts.bundle, "storage": storage,
@@ -151,7 +155,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             explainer.step(f"make the overlay directories in {storage}")
             for sub in ("upper", "work", "rootfs"):
                 os.makedirs(os.path.join(storage, sub), mode=0o755)
-            undo.push(shutil.rmtree, storage, True)
+            undo.push(_rmtree, storage)
             plan_root = RootfsPlan(os.path.join(storage, "rootfs"), os.path.join(storage, "upper"),
                                    os.path.join(storage, "work"))
         else:
@@ -191,6 +195,19 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
     except BaseException:
         undo.run()
         raise
+
+
+def _thread_count() -> int:
+    with open("/proc/self/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[17])  # field 20: num_threads
+
+
+def _rmtree(path: str) -> None:
+    from runtime.container.state import remove_tree
+    try:
+        remove_tree(path)
+    except OSError:
+        pass
 
 
 def _spawn(plan) -> tuple[Channel, dict]:

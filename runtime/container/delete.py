@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 
-from runtime.container.state import StateDir, alive
+from runtime.container.state import StateDir, alive, remove_tree
 from runtime.errors import InvalidState
 
 
@@ -59,8 +58,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     if cgroup is not None:
         cgroup.destroy()
     if rec.get("storage"):
-        shutil.rmtree(rec["storage"], ignore_errors=True)
-    shutil.rmtree(d.path, ignore_errors=True)
+        remove_tree(rec["storage"])
+    remove_tree(d.path)
 
 
 def _planned_cgroup(path: str):

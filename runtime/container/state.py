@@ -59,6 +59,31 @@ def write_atomic(path: str, obj: dict) -> None:
     os.rename(tmp, path)
 
 
+def remove_tree(path: str) -> None:
+    """rm -rf `path` (never following symlinks out of it). Like shutil.rmtree, without importing
+    shutil, which loads the bz2 and lzma libraries — milliseconds on a container's way out."""
+    try:
+        walk = list(os.walk(path, topdown=False))
+    except OSError:
+        return
+    for directory, dirs, files in walk:
+        for name in files:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+        for name in dirs:
+            full = os.path.join(directory, name)
+            try:
+                os.rmdir(full) if not os.path.islink(full) else os.unlink(full)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
 def read_json(path: str) -> dict | None:
     try:
         with open(path, "rb") as f:

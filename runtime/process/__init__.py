@@ -1,8 +1,10 @@
 """runtime.process — the processes of a container and how they survive crashes (ARCHITECTURE.md).
 
-    shim.py        the supervisor: parent of the container, records exits, pumps logs, serves exec
+    shim.py        the supervisor: parent of the container, records exits, serves start/exec/attach
+    streams.py     the container's output in the supervisor: pipes or pty → CRI log, attached clients
     init.py        the container's first process, from fork to execve
     execproc.py    a process joining a running container
+    zygote.py      a pre-imported single-threaded process that forks container creators
     executable.py  finding the program, and why it cannot run (missing, shebang, CRLF, loader)
     channel.py     JSON messages (+ fds) over SOCK_SEQPACKET unix sockets between them
     logs.py        CRI-format log files with rotation

@@ -50,6 +50,41 @@ def exec_process(plan: ContainerPlan, request: dict):
         cwd=request.get("cwd") or base.cwd, user=user, terminal=bool(request.get("tty")))
 
 
+def spawn_exec(sys, plan: ContainerPlan, init_pid: int, request: dict, fds: list[int],
+               client: Channel) -> tuple[int, int, dict, list[int]]:
+    """In the supervisor: fork the process that will join the container, and learn how it went.
+    Returns its pid, a pidfd for it (the supervisor waits on it), the reply for the client, and
+    the fds to send with the reply (a pty master for `exec -t`). The client's fds are closed."""
+    from runtime.process.channel import ChannelClosed
+
+    to_parent, to_child = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        to_parent.close()
+        client.close()
+        exec_in_container(sys, plan, init_pid, request, fds, to_child)
+        os._exit(1)  # not reached
+    to_child.close()
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    reply: dict = {"pid": pid}
+    reply_fds: list[int] = []
+    try:
+        while True:
+            message, got = to_parent.recv()
+            if message.get("pty"):
+                reply_fds = got
+                continue
+            if "error" in message:
+                reply = {"error": message["error"]}
+            break
+    except ChannelClosed:
+        pass  # its channel closed on execve: it runs
+    to_parent.close()
+    return pid, pidfd, reply, reply_fds
+
+
 def exec_in_container(sys, plan: ContainerPlan, init_pid: int, request: dict, fds: list[int],
                       parent: Channel) -> None:
     """Runs in the supervisor's fresh child; ends in execve or os._exit."""

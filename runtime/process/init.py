@@ -13,12 +13,16 @@ The steps, in order, each named for errors and --explain:
                                 root's, and no process in the container can ptrace it or open
                                 /proc/<pid>/exe — the CVE-2019-5736 class, where a container
                                 overwrote the runtime's own binary through that link
-    join the cgroup             limits were written by the creator; from here they apply to us
     join namespaces by path     e.g. a pod's network namespace, held by its sandbox process
-    create namespaces           unshare(mnt|uts|ipc|net|cgroup): the cgroup namespace last, after
-                                joining the cgroup, so the container sees its cgroup as "/"
+    create namespaces           unshare(mnt|uts|ipc|net)
     hostname
     root filesystem             runtime/rootfs: overlay, mounts, /dev, pivot_root, masks
+      ... meanwhile the supervisor moves us into the container's cgroup (limits were written by
+      the creator; from then on they apply to us). That move waits for the kernel (an RCU grace
+      period, ~10-20 ms on cgroup v1), so it runs in parallel with the mounts; we wait for its
+      "joined" just before the steps that need it:
+    cgroup namespace            unshare(CLONE_NEWCGROUP) after the move, so the container sees its
+                                own cgroup as "/"; then /sys/fs/cgroup is mounted
     stdio                       pipes to the supervisor, the caller's own fds, or a new pty
     find the executable         after pivot_root, in the container's PATH (executable.py)
     confinement                 runtime/confine: rlimits, seccomp, capabilities, user, no_new_privs
@@ -41,7 +45,7 @@ from runtime.errors import StepError
 from runtime.process.channel import Channel
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
-from runtime.sys.consts import NAMESPACE_FLAGS
+from runtime.sys.consts import CLONE_NEWCGROUP, MS_BIND, NAMESPACE_FLAGS
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,13 @@ class ContainerPlan:
     storage_dir: str | None = None      # overlay upper/work, removed with the container
 
 
-def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False) -> int:
+def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
+                        include_cgroup: bool = False) -> int:
+    """CLONE_NEW* flags for the namespaces the spec wants created (not joined). The pid namespace
+    is the supervisor's to create, the cgroup one waits until we are in our cgroup."""
     flags = 0
     for ns in spec.linux.namespaces:
-        if ns.path is None and (ns.type != "pid" or include_pid):
+        if ns.path is None and (ns.type != "pid" or include_pid) and (ns.type != "cgroup" or include_cgroup):
             flags |= NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]]
     return flags
 
@@ -105,13 +112,21 @@ def _install_stdio(fds: tuple[int, int, int]) -> None:
         os.close(fd)
 
 
-def _open_pty(sync: Channel) -> None:
+def _open_pty(sys, sync: Channel) -> None:
     """A pty from the container's own devpts; the slave becomes the controlling terminal and
     stdio, the master goes to the supervisor. (fcntl and termios are imported at the top: after
     pivot_root the host's Python library is out of reach, so nothing may be imported lazily.)"""
     master, slave = os.openpty()
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    # /dev/console is the terminal too (programs that write to the console reach the user), as
+    # runc does it: an empty file in our /dev tmpfs with the pty bound over it.
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    sys.mount(os.ttyname(slave), "/dev/console", None, MS_BIND)
     _install_stdio((slave, slave, slave))
     sync.send({"pty": True}, [master])
     os.close(master)
@@ -140,10 +155,6 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
                 os._exit(1)
         with step("stop being dumpable (PR_SET_DUMPABLE 0)"):
             sys.set_dumpable(False)
-        if plan.cgroup is not None:
-            with step("join the container's cgroup"):
-                plan.cgroup.explain = explainer.shell if explainer else None  # our copy only
-                plan.cgroup.join_self()
         if any(ns.path for ns in spec.linux.namespaces if ns.type != "pid"):
             with step("join namespaces by path"):
                 join_namespaces(sys, spec)
@@ -154,11 +165,28 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         if spec.hostname:
             with step(f"set the hostname to {spec.hostname}"):
                 sys.sethostname(spec.hostname)
-        cgroup_ns = spec.linux.namespace("cgroup") is not None
-        setup_rootfs(sys, spec, plan.rootfs, plan.cgroup, cgroup_ns, step)
+        new_cgroup_ns = (ns := spec.linux.namespace("cgroup")) is not None and ns.path is None
+        joined = []
+
+        def cgroup_ready() -> None:
+            if joined:
+                return
+            with step("wait for the supervisor to move us into the container's cgroup"):
+                message, fds = sync.recv()
+                for fd in fds:
+                    os.close(fd)
+                if not message.get("joined"):
+                    raise StepError("join the container's cgroup", message.get("error", "refused"))
+            if new_cgroup_ns:
+                with step("create the cgroup namespace"):
+                    sys.unshare(new_namespace_flags(spec, include_cgroup=True) & CLONE_NEWCGROUP)
+            joined.append(True)
+
+        setup_rootfs(sys, spec, plan.rootfs, plan.cgroup, spec.linux.namespace("cgroup") is not None,
+                     step, cgroup_ready)
         with step("connect stdin, stdout and stderr"):
             if plan.stdio == "tty":
-                _open_pty(sync)
+                _open_pty(sys, sync)
             else:
                 _install_stdio(stdio_fds)
         with step("find the executable"):

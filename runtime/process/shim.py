@@ -17,7 +17,8 @@ What it does, all in one loop:
 - owns the container's init: waits for it through a pidfd, and on exit writes exit.json (code,
   signal, OOM kill from the cgroup, start and finish times) atomically — whether or not anyone is
   watching;
-- pumps the container's stdout/stderr pipes into the CRI log file (logs.py);
+- pumps the container's stdout/stderr (pipes, or its pty) into the CRI log and to attached
+  clients (streams.py, logs.py);
 - answers requests on <state dir>/shim.sock: start, exec (forks a process that joins the
   container, see execproc.py), wait (reply when the container exits), resize (tty);
 - if it dies, the container dies too (its init has PR_SET_PDEATHSIG(SIGKILL)), so a container is
@@ -38,7 +39,8 @@ import time
 
 from runtime.process.channel import Channel, ChannelClosed, listen
 from runtime.process.init import ContainerPlan, container_init
-from runtime.process.logs import CriLog, rfc3339nano
+from runtime.process.logs import rfc3339nano
+from runtime.process.streams import Streams
 
 
 class Supervisor:
@@ -52,15 +54,12 @@ class Supervisor:
         self.init_pidfd = -1
         self.sync: Channel | None = None       # to the container's init, until it execs
         self.listener = None
-        self.log: CriLog | None = None
-        self.pipes: dict[int, str] = {}         # read end → "stdout" / "stderr"
-        self.master = -1                        # pty master, if the container has a terminal
+        self.streams = Streams(plan.stdio, plan.log_path, plan.log_max_bytes)  # output, pty
         self.started_at: str | None = None
         self.waiters: list[Channel] = []
         self.execs: dict[int, tuple[int, Channel | None]] = {}  # pidfd → (pid, client)
         self.exit_record: dict | None = None
         self.start_error: str | None = None
-        self.attached: list = []                # sockets of clients attached to the terminal
 
     # --- start-up: create the container's init ------------------------------------------------------
     def run(self) -> None:
@@ -87,7 +86,7 @@ class Supervisor:
                     os.close(fd)
         except OSError as e:
             self._fail({"error": f"create the pid namespace: {e}", "step": "create the pid namespace"})
-        child_stdio, ours_only = self._prepare_stdio()
+        child_stdio, ours_only = self.streams.child_fds(plan.stdin_open)
         self.sync, init_side = Channel.pair()
         pid = os.fork()
         if pid == 0:  # the container's init
@@ -104,10 +103,11 @@ class Supervisor:
             self._detach_stdio()  # the container has the caller's terminal now; we let go of it
         self.init_pid = pid
         self.init_pidfd = os.pidfd_open(pid)
+        self._move_into_cgroup(pid)
         try:
             message, fds = self.sync.recv()
             if message.get("pty"):
-                self.master = fds[0]
+                self.streams.master = fds[0]
                 message, fds = self.sync.recv()
         except ChannelClosed:
             message = {"error": f"container init exited ({self._reap_status()}) before it was ready",
@@ -118,31 +118,32 @@ class Supervisor:
         self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
         self.sel.register(self.init_pidfd, selectors.EVENT_READ, self._init_exited)
         self.sel.register(self.creator.sock, selectors.EVENT_READ, self._from_creator)
-        for fd in self.pipes:
-            self.sel.register(fd, selectors.EVENT_READ, self._pump)
-        if self.master >= 0:
-            self.sel.register(self.master, selectors.EVENT_READ, self._pump_pty)
+        self.streams.register(self.sel)
         self._send(self.creator, {"created": True, "pid": pid, "pid_start": process_start_time(pid),
                                   "shim_pid": os.getpid(), "shim_start": process_start_time(os.getpid()),
                                   "executable": message.get("executable")})
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
 
-    def _prepare_stdio(self) -> tuple[tuple[int, int, int], list[int]]:
-        """The container's fds 0, 1, 2, and the fds only we keep (the pipes' read ends)."""
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        if self.plan.stdio == "inherit":
-            if self.plan.stdin_open:
-                os.close(null)
-                return (0, 1, 2), []
-            return (null, 1, 2), []
-        self.log = CriLog(self.plan.log_path, self.plan.log_max_bytes) if self.plan.log_path else None
-        if self.plan.stdio == "tty":
-            return (null, null, null), [self.log.fd] if self.log else []
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        self.pipes = {out_r: "stdout", err_r: "stderr"}
-        return (null, out_w, err_w), [out_r, err_r, self.log.fd]
+    def _move_into_cgroup(self, pid: int) -> None:
+        """Write the init's pid into the container's cgroup while the init builds its root
+        filesystem (init.py says why in parallel), then tell it so."""
+        from runtime.explain import Explainer
+
+        reply = {"joined": True}
+        if self.plan.cgroup is not None:
+            explainer = Explainer(self.plan.explain_fd, "supervisor")
+            explainer.step(f"move the container's init (pid {pid}) into its cgroup")
+            self.plan.cgroup.explain = explainer.shell if explainer else None
+            try:
+                self.plan.cgroup.add_pid(pid)
+            except OSError as e:
+                reply = {"joined": False, "error": str(e)}
+            self.plan.cgroup.explain = None
+        try:
+            self.sync.send(reply)
+        except OSError:
+            pass  # init is already gone; its exit is handled below
 
     @staticmethod
     def _detach_stdio() -> None:
@@ -232,15 +233,13 @@ class Supervisor:
                 client.close()
             else:
                 self.waiters.append(client)
-        elif op == "resize" and self.master >= 0:
-            _set_winsize(self.master, message.get("rows", 24), message.get("cols", 80))
+        elif op == "resize" and self.streams.master >= 0:
+            self.streams.resize(message.get("rows", 24), message.get("cols", 80))
             self._send(client, {"ok": True})
             self._drop(client)
-        elif op == "attach" and self.master >= 0:
-            # From now on the connection carries raw terminal bytes both ways.
+        elif op == "attach" and self.streams.master >= 0:
             self._send(client, {"ok": True})
-            self.attached.append(client.sock)
-            self.sel.modify(client.sock, selectors.EVENT_READ, lambda k, c=client: self._attach_input(c))
+            self.streams.attach(client.sock)
         else:
             for fd in fds:
                 os.close(fd)
@@ -273,105 +272,20 @@ class Supervisor:
         write_atomic(os.path.join(self.plan.state_dir, "started.json"), {"startedAt": self.started_at})
         self._send(client, {"started": True, "startedAt": self.started_at})
 
-    # --- output -----------------------------------------------------------------------------------------
-    def _pump(self, key) -> None:
-        fd = key.fileobj
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            data = b""
-        stream = self.pipes[fd]
-        if data:
-            self.log.write(stream, data)
-            return
-        self.log.end(stream)
-        self.sel.unregister(fd)
-        os.close(fd)
-        del self.pipes[fd]
-
-    def _pump_pty(self, key) -> None:
-        """Terminal output: into the log (as stdout, as CRI does for tty containers) and to every
-        attached client. Someone must always read it, or the program blocks on a full terminal."""
-        try:
-            data = os.read(self.master, 65536)
-        except OSError:
-            data = b""  # EIO: every process holding the terminal's other side has gone
-        if not data:
-            self.sel.unregister(self.master)
-            if self.log is not None:
-                self.log.end("stdout")
-            for sock in self.attached:
-                sock.close()
-            self.attached = []
-            return
-        if self.log is not None:
-            self.log.write("stdout", data)
-        for sock in list(self.attached):
-            try:
-                sock.send(data)
-            except OSError:
-                self._detach(sock)
-
-    def _attach_input(self, client: Channel) -> None:
-        try:
-            data = client.sock.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._detach(client.sock)
-            return
-        try:
-            os.write(self.master, data)
-        except OSError:
-            pass
-
-    def _detach(self, sock) -> None:
-        if sock in self.attached:
-            self.attached.remove(sock)
-        try:
-            self.sel.unregister(sock)
-        except (KeyError, ValueError):
-            pass
-        sock.close()
-
     # --- exec ---------------------------------------------------------------------------------------------
     def _exec(self, client: Channel, message: dict, fds: list[int]) -> None:
-        from runtime.process.execproc import exec_in_container
+        from runtime.process.execproc import spawn_exec
 
-        status = None if self.exit_record is not None or self.started_at is None else True
-        if status is None:
+        if self.exit_record is not None or self.started_at is None:
             for fd in fds:
                 os.close(fd)
             self._send(client, {"error": "the container is not running"})
             client.close()
             return
-        to_parent, to_child = Channel.pair()
-        pid = os.fork()
-        if pid == 0:
-            to_parent.close()
-            client.close()
-            exec_in_container(self.sys, self.plan, self.init_pid, message, fds, to_child)
-            os._exit(1)  # not reached
-        to_child.close()
-        for fd in fds:
-            os.close(fd)
-        pidfd = os.pidfd_open(pid)
-        reply: dict = {"pid": pid}
-        sent_fds: list[int] = []
-        try:
-            while True:
-                m, got = to_parent.recv()
-                if m.get("pty"):
-                    sent_fds = got
-                    continue
-                if "error" in m:
-                    reply = {"error": m["error"]}
-                break
-        except ChannelClosed:
-            pass  # exec'd
-        to_parent.close()
-        self._send(client, reply, sent_fds)
-        for fd in sent_fds:
+        pid, pidfd, reply, reply_fds = spawn_exec(self.sys, self.plan, self.init_pid, message, fds,
+                                                  client)
+        self._send(client, reply, reply_fds)
+        for fd in reply_fds:
             os.close(fd)
         self.execs[pidfd] = (pid, client)
         self.sel.register(pidfd, selectors.EVENT_READ, self._exec_exited)
@@ -404,7 +318,7 @@ class Supervisor:
                     cg.kill_all()  # no pid namespace of its own died with init: end the rest
             except OSError:
                 pass
-        self._drain_output()
+        self.streams.drain_and_close()
         if self.start_error:
             reason = "StartError"
         elif oom:
@@ -416,10 +330,11 @@ class Supervisor:
                   "finishedAt": finished}
         if self.start_error:
             record["message"] = self.start_error
-        write_atomic(os.path.join(self.plan.state_dir, "exit.json"), record)
         self.exit_record = record
         if self.plan.remove_on_exit:
-            self._remove()
+            self._remove()          # the record goes to the waiters only: there is no state left
+        else:
+            write_atomic(os.path.join(self.plan.state_dir, "exit.json"), record)
         for waiter in self.waiters + [self.creator]:
             self._send(waiter, {"exited": record})
         for pidfd, (pid, client) in list(self.execs.items()):
@@ -435,7 +350,7 @@ class Supervisor:
         """--rm: delete the container ourselves, before telling anyone it exited (as `runc run`
         has deleted it by the time it returns). Its processes are gone: the pid namespace died
         with its init, or kill_all above ended the rest."""
-        import shutil
+        from runtime.container.state import remove_tree
 
         if self.plan.cgroup is not None:
             try:
@@ -443,36 +358,16 @@ class Supervisor:
             except OSError:
                 pass  # left for `delete`, which reports it
         if self.plan.storage_dir:
-            shutil.rmtree(self.plan.storage_dir, ignore_errors=True)
-        if self.listener is not None:
-            self.listener.close()
-        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
-
-    def _drain_output(self) -> None:
-        """Everything the container wrote before it died, up to EOF (all writers are gone now)."""
-        for fd, stream in list(self.pipes.items()):
-            os.set_blocking(fd, False)
-            while True:
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    data = b""
-                if not data:
-                    break
-                self.log.write(stream, data)
-            self.log.end(stream)
-        if self.master >= 0:
-            os.set_blocking(self.master, False)
             try:
-                while data := os.read(self.master, 65536):
-                    if self.log is not None:
-                        self.log.write("stdout", data)
+                remove_tree(self.plan.storage_dir)
             except OSError:
                 pass
-        if self.log is not None:
-            self.log.close()
+        if self.listener is not None:
+            self.listener.close()
+        try:
+            remove_tree(self.plan.state_dir)
+        except OSError:
+            pass
 
 
 def _exit_code(pid: int) -> int:
@@ -488,14 +383,6 @@ def _exit_code(pid: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
-
-
-def _set_winsize(fd: int, rows: int, cols: int) -> None:
-    import fcntl
-    import struct
-    import termios
-
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def become_supervisor(plan: ContainerPlan, creator: Channel) -> None:

@@ -33,16 +33,19 @@ class RootfsPlan:
 
 
 def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, cgroup_ns: bool,
-                 step) -> None:
+                 step, cgroup_ready=lambda: None) -> None:
     """Everything from "make / private" to "readonly root", in the container's mount namespace.
-    `step(name)` is a context manager naming the stage for errors and --explain."""
+    `step(name)` is a context manager naming the stage for errors and --explain.
+    `cgroup_ready()` returns once we are in the container's cgroup (and its cgroup namespace): it
+    is called before anything that needs that, and at the latest after pivot_root."""
     with step("make the mount tree private"):
         mounts.make_private(sys, spec.linux.rootfs_propagation)
     with step("mount the root filesystem"):
         mounts.mount_root(sys, spec, plan.rootfs, plan.upper, plan.work)
     rootfd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        dev_is_ours = mounts.mount_all(sys, rootfd, spec, cgroup, cgroup_ns, step)
+        dev_is_ours, deferred = mounts.mount_all(sys, rootfd, spec, cgroup, cgroup_ns, step,
+                                                 cgroup_ready)
         if dev_is_ours:
             with step("create /dev nodes and links"):
                 devices.populate_dev(sys, rootfd, spec.linux.devices)
@@ -53,6 +56,15 @@ def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, c
         os.close(rootfd)
     with step("pivot_root into the container's root"):
         pivot.pivot_root(sys, plan.rootfs)
+    cgroup_ready()
+    if deferred:
+        rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for m in deferred:
+                with step(f"mount {m.destination} ({m.type})"):
+                    mounts.mount_cgroup(sys, rootfd, m, cgroup, cgroup_ns)
+        finally:
+            os.close(rootfd)
     if spec.linux.sysctl:
         with step("write sysctls"):
             masks.write_sysctls(spec.linux.sysctl)

@@ -66,10 +66,25 @@ def mount_root(sys: Syscalls, spec: ContainerSpec, rootfs: str, upper: str | Non
 
 
 def mount_all(sys: Syscalls, rootfd: int, spec: ContainerSpec, cgroup, cgroup_ns: bool,
-              step) -> bool:
-    """Mount config.json's mounts in order; True if /dev is a tmpfs we mounted (so ours to fill)."""
+              step, cgroup_ready) -> tuple[bool, list[Mount]]:
+    """Mount config.json's mounts in order. Returns whether /dev is a tmpfs we mounted (so ours to
+    fill), and the cgroup mounts left for after pivot_root.
+
+    Why leave them: moving a process into a cgroup v1 hierarchy waits for an RCU grace period,
+    tens of milliseconds that the supervisor spends doing it *for* us while we build the root
+    filesystem. Only the cgroup namespace and the cgroup mount need that move to be finished, so
+    they wait (`cgroup_ready`) until the end — unless a later mount lies below the cgroup mount.
+    Without a cgroup namespace nothing waits: the host's cgroup directories are bound in place,
+    which does not depend on our membership (and must happen before pivot_root hides them)."""
     dev_is_ours = False
-    for m in spec.mounts:
+    deferred: list[Mount] = []
+    for i, m in enumerate(spec.mounts):
+        if m.type == "cgroup" and cgroup_ns:
+            below = m.destination.rstrip("/") + "/"
+            if not any(n.destination.startswith(below) for n in spec.mounts[i + 1:]):
+                deferred.append(m)
+                continue
+            cgroup_ready()
         with step(f"mount {m.destination} ({m.type or 'bind'})"):
             if m.type == "cgroup":
                 mount_cgroup(sys, rootfd, m, cgroup, cgroup_ns)
@@ -77,7 +92,7 @@ def mount_all(sys: Syscalls, rootfd: int, spec: ContainerSpec, cgroup, cgroup_ns
                 mount_one(sys, rootfd, m)
         if m.destination.rstrip("/") == "/dev" and m.type == "tmpfs":
             dev_is_ours = True
-    return dev_is_ours
+    return dev_is_ours, deferred
 
 
 def mount_one(sys: Syscalls, rootfd: int, m: Mount) -> None:

@@ -136,7 +136,8 @@ def test_user_mistakes_are_one_clear_line(rt):
     cases = [
         (["--memory", "lots", str(rt.rootfs), "true"], "--memory: 'lots' is not a memory size"),
         (["--cpus", "x", str(rt.rootfs), "true"], "--cpus: 'x' is not a CPU amount"),
-        (["/nonexistent-rootfs", "true"], "ROOTFS_DIR: /nonexistent-rootfs: no such directory"),
+        (["/nonexistent-rootfs", "true"], "ROOTFS_DIR_OR_IMAGE: /nonexistent-rootfs: no such directory"),
+        (["--pull", "never", "nosuch/image:1", "true"], "nosuch/image:1: not a directory, and not an image"),
         ([str(rt.rootfs), "nosuchprogram"], "executable 'nosuchprogram' not found in $PATH"),
     ]
     for args, message in cases:

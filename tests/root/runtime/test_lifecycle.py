@@ -130,3 +130,17 @@ def test_state_of_unknown_container(rt):
     out = rt.runtime("state", "nope")
     assert out.returncode == 1
     assert out.stderr.strip() == "nodeagent runtime state: container 'nope' does not exist"
+
+
+def test_kill_all_reaches_every_process_of_the_container(rt):
+    cid = rt.name()
+    # The shell ignores TERM, so only a signal to *every* process ends the container.
+    bundle = rt.bundle(["sh", "-c", "trap '' TERM; sleep 30 & sleep 30 & wait"])
+    assert rt.runtime("run", "-d", "-b", str(bundle), cid).returncode == 0
+    _wait_status(rt, cid, "running")
+    record = json.loads((rt.root / cid / "state.json").read_text())
+    procs = [d for d in record["cgroup"]["dirs"].values()]
+    assert rt.runtime("kill", "--all", cid, "KILL").returncode == 0
+    state = _wait_status(rt, cid, "stopped")
+    assert state["exitCode"] == 137 and state["signal"] == 9
+    assert all(Path(d, "cgroup.procs").read_text() == "" for d in procs)

@@ -65,7 +65,7 @@ def test_explain_prints_each_step_with_its_shell_command(rt):
     out = rt.run("--rm", "--explain", "--memory", "64Mi", str(rt.rootfs), "true")
     assert out.returncode == 0, out.stderr
     err = out.stderr
-    for expected in ("unshare --mount --uts --ipc --net --cgroup",
+    for expected in ("unshare --mount --uts --ipc --net", "unshare --cgroup",
                      "mount -t proc -o nosuid,nodev,noexec proc",
                      "mount -t overlay -o lowerdir=", "pivot_root . .", "umount -l .",
                      "mknod -m 666", "capsh --caps=", "PR_SET_SECCOMP", "exec true",
@@ -73,6 +73,7 @@ def test_explain_prints_each_step_with_its_shell_command(rt):
         assert expected in err, expected
     steps = [line for line in err.splitlines() if line.startswith("[")]
     order = [next(i for i, s in enumerate(steps) if key in s) for key in
-             ("create the cgroup", "create namespaces", "mount /proc", "pivot_root", "mask paths",
+             ("create the cgroup", "create namespaces", "mount /proc", "pivot_root",
+              "create the cgroup namespace", "mount /sys/fs/cgroup", "mask paths",
               "set capabilities", "created: waiting", "start:")]
     assert order == sorted(order)

@@ -31,11 +31,13 @@ def _cli(rt, *args):
 
 def test_run_t_gives_the_container_its_own_terminal(rt):
     out = _in_a_terminal(_cli(rt, "run", "--rm", "-t", "-i", str(rt.rootfs), "sh"),
-                         "tty; stty size; echo $((6*7)); exit 3\n", rows=33, cols=101)
+                         "tty; stty size; echo $((6*7)); ls -l /dev/console; exit 3\n", rows=33, cols=101)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "/dev/pts/0" in out.stdout           # pts 0 of the container's own devpts instance
     assert "33 101" in out.stdout               # the window size travelled
     assert "42" in out.stdout
+    console = next(l for l in out.stdout.splitlines() if l.rstrip().endswith("/dev/console"))
+    assert console.startswith("c") and "136,   0" in console   # the pty, bound over /dev/console
 
 
 def test_exec_t_and_exec_with_stdin(rt):

@@ -55,3 +55,19 @@ def test_a_failed_write_names_the_file_and_value(tmp_path):
         cg._write(tmp_path / "memory.max", "64")
     assert str(tmp_path / "memory.max") in str(e.value) and "'64'" in str(e.value)
     assert "not available" in str(e.value)
+
+
+def test_a_controller_the_parent_did_not_delegate_is_one_clear_error(tmp_path):
+    from pathlib import Path
+
+    from runtime.cgroups.base import create_cgroup
+    from runtime.cgroups.layout import CgroupLayout, CgroupMode, Hierarchy
+    from runtime.spec.model import Memory, Resources
+
+    own = tmp_path / "own"
+    own.mkdir()
+    layout = CgroupLayout(CgroupMode.V2, unified=Hierarchy(2, ("cpu", "pids"), Path(tmp_path), "/own", own))
+    with pytest.raises(CgroupError) as e:
+        create_cgroup(layout, None, "nodeagent/c1", Resources(memory=Memory(limit=1 << 26)))
+    assert "controller memory is not available" in str(e.value)
+    assert list(own.iterdir()) == []          # nothing was made

@@ -16,7 +16,7 @@ def test_runtime_default_compiles_to_a_bpf_program():
     program = compile_profile(runtime_default_seccomp(default_capabilities().bounding))
     assert len(program) % 8 == 0 and len(program) // 8 > 100   # struct sock_filter is 8 bytes
     # The first instruction loads the architecture (offset 4 of struct seccomp_data).
-    code, jt, jf, k = program[0:2], program[2], program[3], int.from_bytes(program[4:8], "little")
+    code, k = program[0:2], int.from_bytes(program[4:8], "little")
     assert (int.from_bytes(code, "little"), k) == (0x20, 4)   # BPF_LD|BPF_W|BPF_ABS, arch
 
 

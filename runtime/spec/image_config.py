@@ -1,0 +1,89 @@
+"""From an image's config (Entrypoint, Cmd, Env, WorkingDir, User) to the container's process.
+
+The rules are Docker's (and the CRI's, which Kubernetes documents for `command` and `args`):
+
+    args   Entrypoint + Cmd; a command given by the user replaces Cmd (not the Entrypoint)
+    env    the image's Env, then the user's (a later KEY= wins); PATH defaults if the image has none
+    cwd    WorkingDir, else "/"
+    user   User: "uid", "uid:gid", or names ("app", "app:staff") looked up in the image's own
+           /etc/passwd and /etc/group — the container's idea of names, not the host's
+
+The image's layers are directories (runtime/images); /etc/passwd is read from the topmost layer
+that has one, which is what the container will see (a deleted file would be a whiteout; an image
+that deletes /etc/passwd and then names a user has nothing to resolve it against).
+"""
+
+from __future__ import annotations
+
+import os
+
+from runtime.errors import SpecError
+from runtime.spec.defaults import DEFAULT_ENV
+from runtime.spec.model import User
+
+
+def process_fields(config, command: tuple[str, ...], extra_env: tuple[str, ...],
+                   layers_top_first: tuple[str, ...]) -> dict:
+    """Keyword arguments for runtime.spec.model.Process from an image config (duck-typed:
+    .entrypoint, .cmd, .env, .working_dir, .user)."""
+    args = tuple(config.entrypoint) + (tuple(command) if command else tuple(config.cmd))
+    if not args:
+        raise SpecError("CMD", "the image has neither Entrypoint nor Cmd: give the command to run")
+    env = tuple(config.env)
+    if not any(e.startswith("PATH=") for e in env):
+        env = DEFAULT_ENV + env
+    return {"args": args, "env": env + tuple(extra_env), "cwd": config.working_dir or "/",
+            "user": resolve_user(config.user, layers_top_first)}
+
+
+def resolve_user(spec: str, layers_top_first: tuple[str, ...]) -> User:
+    if not spec:
+        return User()
+    name, _, group = spec.partition(":")
+    uid, primary_gid = _lookup(name, "etc/passwd", layers_top_first, spec)
+    if group:
+        gid = _lookup(group, "etc/group", layers_top_first, spec)[0]
+    else:
+        gid = primary_gid if primary_gid is not None else 0
+    return User(uid, gid)
+
+
+def _lookup(name: str, table: str, layers: tuple[str, ...], spec: str) -> tuple[int, int | None]:
+    """(id, primary gid or None) of `name` in the image's passwd or group file."""
+    if name.isdigit():
+        if table == "etc/passwd":
+            for fields in _entries(table, layers):
+                if fields[2] == name:
+                    return int(name), int(fields[3])
+        return int(name), None
+    for fields in _entries(table, layers):
+        if fields[0] == name:
+            return int(fields[2]), int(fields[3]) if table == "etc/passwd" else None
+    raise SpecError("image config User", f"{spec!r}: no {name!r} in the image's /{table}")
+
+
+def _entries(table: str, layers: tuple[str, ...]):
+    """Lines of /etc/passwd or /etc/group from the topmost layer that has the file. Opened with
+    the layer as "/" (openat2 RESOLVE_IN_ROOT): an image's /etc/passwd that is a symlink to
+    /etc/shadow must mean the image's shadow file, never the host's."""
+    from runtime.sys import real
+    from runtime.sys.consts import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS
+
+    for layer in layers:
+        if not os.path.lexists(os.path.join(layer, table)):
+            continue
+        try:
+            rootfd = os.open(layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = real().openat2(rootfd, table, os.O_RDONLY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+            finally:
+                os.close(rootfd)
+            with open(fd, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields = line.rstrip("\n").split(":")
+                    if len(fields) >= 4 and fields[2].isdigit() and \
+                            (table == "etc/group" or fields[3].isdigit()):
+                        yield fields
+        except OSError:
+            pass
+        return

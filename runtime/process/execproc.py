@@ -11,6 +11,7 @@ process (it lands in the container's pid namespace: see shim.py), which then, in
     join the cgroup                        limits apply to the exec'd process too
     setns(ipc, uts, net, cgroup, mnt)      opened from /proc/<init pid>/ns/ first — after joining
                                            the mount namespace, the host's /proc is out of sight
+    chroot to the init's root              /proc/<init pid>/root, opened before the setns
     chdir, stdio (or a pty from the container's own devpts)
     the same confinement as the container (runtime/confine): capabilities, user, seccomp, ...
     execve
@@ -107,9 +108,19 @@ def exec_in_container(sys, plan: ContainerPlan, init_pid: int, request: dict, fd
             ns_fds = []
             for name in _JOIN_ORDER:
                 ns_fds.append((name, os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+            # The init's root, opened while the host's /proc is still in sight: see below.
+            root_fd = os.open(f"/proc/{init_pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             for name, fd in ns_fds:
                 sys.setns(fd, NAMESPACE_FLAGS[name])
                 os.close(fd)
+        with step("take the container's root directory"):
+            # setns(mnt) sets our root to the namespace's *first* root mount. After the init's
+            # pivot_root that is the container's root — unless the runtime itself ran inside a
+            # chroot, where pivot_root put the container's root on top of the chroot's directory
+            # and the namespace's first root is still the host's "/". The init's own root is right
+            # in both cases (nsenter --root does the same).
+            sys.chroot_fd(root_fd)
+            os.close(root_fd)
         with step(f"change directory to {process.cwd}"):
             os.chdir(process.cwd)
         with step("connect stdin, stdout and stderr"):

@@ -221,6 +221,10 @@ class LinuxSyscalls:
                                              ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
                             "openat2", args)
 
+    def chroot_fd(self, dirfd: int) -> None:
+        _os_call(os.fchdir, "fchdir", dirfd)
+        _os_call(os.chroot, "chroot", ".")
+
     def mknod(self, path: str, mode: int, device: int) -> None:
         try:
             os.mknod(path, mode, device)

@@ -109,6 +109,12 @@ class Syscalls(Protocol):
         With RESOLVE_IN_ROOT, `dirfd` is "/" for the walk: the way to open a path inside a
         container's root filesystem without following its symlinks out of it. The caller owns the fd."""
 
+    def chroot_fd(self, dirfd: int) -> None:
+        """fchdir(dirfd) then chroot("."): make an open directory our root (and working directory).
+        exec uses it with /proc/<init>/root, which is the container's root however the runtime
+        itself was started (setns into a mount namespace only resets the root to the namespace's
+        *first* root mount, which is the host's when the runtime ran inside a chroot)."""
+
     def mknod(self, path: str, mode: int, device: int) -> None:
         """mknod(2): make a device node (mode includes S_IFCHR/S_IFBLK; device = os.makedev(ma, mi))."""
 

@@ -156,6 +156,9 @@ class RecordingSyscalls:
         self._record("openat2", dirfd, path, flags, resolve, mode)
         return next(self._fds)
 
+    def chroot_fd(self, dirfd: int) -> None:
+        self._record("chroot_fd", dirfd)
+
     def mknod(self, path: str, mode: int, device: int) -> None:
         self._record("mknod", path, mode, device)
 

@@ -201,3 +201,15 @@ def test_failed_mount_names_the_call_and_its_flags(tmp_path):
     assert "MS_BIND|MS_REC" in str(e.value)
     assert isinstance(e.value, OSError)
 
+
+
+def test_chroot_fd_makes_an_open_directory_the_root(tmp_path):
+    (tmp_path / "inside").write_text("x")
+    out = run_child(f"""
+        from runtime.sys import real
+        fd = os.open("{tmp_path}", os.O_RDONLY | os.O_DIRECTORY)
+        real().chroot_fd(fd)
+        os.close(fd)
+        report({{"listing": os.listdir("/"), "cwd": os.getcwd()}})
+    """)
+    assert out == {"listing": ["inside"], "cwd": "/"}

@@ -25,6 +25,12 @@ def test_is_a_syscalls_and_records_calls_in_order_with_their_arguments():
     assert s.calls_to("unshare")[0].args == (CLONE_NEWNS | CLONE_NEWPID,)
 
 
+def test_chroot_fd_is_recorded_with_its_fd():
+    s = RecordingSyscalls()
+    s.chroot_fd(9)
+    assert s.calls_to("chroot_fd")[0].args == (9,)
+
+
 def test_defaults_are_recorded_so_assertions_see_the_full_call():
     s = RecordingSyscalls()
     s.setns(7)

@@ -75,6 +75,16 @@ def relative_path(layout_own: str, cgroups_path: str | None, default: str) -> Pu
     return p
 
 
+def remove_made(made: list[Path]) -> None:
+    """Undo a failed create: remove the directories it made, deepest first. One that will not go
+    (EBUSY: another container created a child in an intermediate meanwhile) is not ours to force."""
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 class Cgroup:
     """One container's cgroup. Subclasses know the files; this class knows how to write them."""
 

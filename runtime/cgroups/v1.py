@@ -33,7 +33,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups.base import Cgroup, CgroupError, relative_path
+from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
 from runtime.cgroups.layout import CgroupLayout, Hierarchy
 
 # Controllers a container joins. cpuset is left out: a new cpuset cgroup starts with no CPUs and no
@@ -84,11 +84,7 @@ class V1Cgroup(Cgroup):
                 made.append(d)
             cg._apply(resources)
         except BaseException:
-            for d in reversed(made):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+            remove_made(made)
             raise
         return cg
 

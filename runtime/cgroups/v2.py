@@ -33,7 +33,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups.base import Cgroup, CgroupError, relative_path
+from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
 from runtime.cgroups.layout import CgroupLayout
 
 CONTROLLERS = ("cpu", "memory", "pids", "io")
@@ -73,11 +73,7 @@ class V2Cgroup(Cgroup):
             made.append(leaf)
             cg._apply(resources)
         except BaseException:
-            for d in reversed(made):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass  # an intermediate another container uses now; not ours to remove
+            remove_made(made)
             raise
         return cg
 

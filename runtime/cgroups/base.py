@@ -127,6 +127,10 @@ class Cgroup:
         return True
 
     # --- what every driver offers ------------------------------------------------------------------
+    # Can the process that is to live in this cgroup move itself in, without waiting? (v1: yes, see
+    # V1Cgroup.join_self; v2: no, so the supervisor moves the init while the init builds its root.)
+    self_join_is_cheap = False
+
     def join_self(self) -> None:
         """Move the calling process into this cgroup ("0" means "the writer" in cgroup.procs, which
         also works from inside a new pid namespace, where our own pid number would be wrong)."""

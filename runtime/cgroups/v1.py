@@ -21,9 +21,23 @@ CpuController.cfs_quota_us, ...); the controllers cgroupspy does not model are w
 
 OOM kills are counted in memory.oom_control ("oom_kill N", Linux 4.13+). To kill everything at once,
 v1 has no cgroup.kill: we freeze the freezer cgroup (so nothing can fork while we look), SIGKILL
-every pid in it, and thaw it so the kills are delivered. On a hybrid host the container also gets
-a (controller-less) cgroup in the v2 tree; there, cgroup.kill works and is used instead, and the
-container's /sys/fs/cgroup/unified shows its own cgroup rather than the host's whole tree.
+every pid in it, and thaw it so the kills are delivered.
+
+Joining, and why the process joins by itself. Moving a process between cgroups normally takes a
+global lock (cgroup_threadgroup_rwsem) for writing, so that no thread of it can fork or exit
+half-way through. Taking that lock waits for an RCU grace period — 5 to 20 ms on these machines,
+longer than everything else in a container start (runc pays it: its first cgroup.procs write takes
+~11 ms here). The kernel skips the lock in one case: a thread moving *itself*, by writing "0" to a
+v1 `tasks` file (cgroup_procs_write_start: "If the thread is `current`, it won't exit(2) under our
+hands ... Therefore, we can skip the global lock"). A container's init is single-threaded, so
+moving its one thread is moving the process: it writes "0" to `tasks` in each hierarchy, ~0.3 ms
+for all of them. (v2 has no such door for a whole process: cgroup.threads only moves threads
+within one threaded subtree.)
+
+On a hybrid host we therefore leave the v2 tree alone: joining a cgroup there would cost the grace
+period again, and it has no controllers (here only hugetlb) — the v1 hierarchies enforce every
+limit, and the freezer does what cgroup.kill would. State files written by older versions may
+still list a "unified" directory; kill_all and destroy handle it.
 """
 
 from __future__ import annotations
@@ -67,10 +81,6 @@ class V1Cgroup(Cgroup):
             rel = relative_path(h.own_path, cgroups_path, default_path)
             dirs[name] = h.own_dir / rel
             mounts.append((name, "cgroup", ",".join(h.controllers)))
-        if layout.unified is not None:  # hybrid: a cgroup in the v2 tree too, for cgroup.kill
-            rel = relative_path(layout.unified.own_path, cgroups_path, default_path)
-            dirs["unified"] = layout.unified.own_dir / rel
-            mounts.append(("unified", "cgroup2", ""))
         cg = cls(dirs, explain, mounts)
         made: list[Path] = []
         try:
@@ -90,6 +100,16 @@ class V1Cgroup(Cgroup):
 
     def to_state(self) -> dict:
         return super().to_state() | {"mounts": self._mounts}
+
+    @property
+    def self_join_is_cheap(self) -> bool:
+        return "unified" not in self.dirs  # an older state's v2 directory needs cgroup.procs
+
+    def join_self(self) -> None:
+        """Move the calling thread — the caller must be single-threaded, so: the process — into
+        every hierarchy, through `tasks`, which spares the grace period (see the module docstring)."""
+        for name, d in self.dirs.items():
+            self._write(d / ("cgroup.procs" if name == "unified" else "tasks"), "0")
 
     # --- limits --------------------------------------------------------------------------------------
     def _typed(self, hierarchy: str, attr: str, filename: str, value: int) -> None:

@@ -13,14 +13,17 @@ The steps, in order, each named for errors and --explain:
                                 root's, and no process in the container can ptrace it or open
                                 /proc/<pid>/exe — the CVE-2019-5736 class, where a container
                                 overwrote the runtime's own binary through that link
+    join the cgroup (v1)        we write "0" to each hierarchy's `tasks`: a thread moving itself
+                                is the one move the kernel makes without waiting for an RCU grace
+                                period (cgroups/v1.py says why); the limits were written by the
+                                creator and apply to us from here on
     join namespaces by path     e.g. a pod's network namespace, held by its sandbox process
     create namespaces           unshare(mnt|uts|ipc|net)
     hostname
     root filesystem             runtime/rootfs: overlay, mounts, /dev, pivot_root, masks
-      ... meanwhile the supervisor moves us into the container's cgroup (limits were written by
-      the creator; from then on they apply to us). That move waits for the kernel (an RCU grace
-      period, ~10-20 ms on cgroup v1), so it runs in parallel with the mounts; we wait for its
-      "joined" just before the steps that need it:
+      ... on cgroup v2 a process cannot move itself cheaply, so the supervisor moves us meanwhile;
+      that move waits for the grace period (~5-20 ms), in parallel with the mounts, and we wait
+      for its "joined" just before the steps that need it:
     cgroup namespace            unshare(CLONE_NEWCGROUP) after the move, so the container sees its
                                 own cgroup as "/"; then /sys/fs/cgroup is mounted
     stdio                       pipes to the supervisor, the caller's own fds, or a new pty
@@ -41,7 +44,7 @@ import signal
 import termios
 from dataclasses import dataclass
 
-from runtime.errors import StepError
+from runtime.errors import ContainerError, StepError
 from runtime.process.channel import Channel
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
@@ -155,6 +158,15 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
                 os._exit(1)
         with step("stop being dumpable (PR_SET_DUMPABLE 0)"):
             sys.set_dumpable(False)
+        self_joined = plan.cgroup is not None and plan.cgroup.self_join_is_cheap
+        if self_joined:
+            with step("join the container's cgroup (write 0 to tasks: this thread moves itself)"):
+                plan.cgroup.explain = explainer.shell if explainer else None
+                try:
+                    plan.cgroup.join_self()
+                except ContainerError as e:  # a CgroupError: names the file and the errno
+                    raise StepError("join the container's cgroup", str(e)) from e
+                plan.cgroup.explain = None
         if any(ns.path for ns in spec.linux.namespaces if ns.type != "pid"):
             with step("join namespaces by path"):
                 join_namespaces(sys, spec)
@@ -171,12 +183,13 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         def cgroup_ready() -> None:
             if joined:
                 return
-            with step("wait for the supervisor to move us into the container's cgroup"):
-                message, fds = sync.recv()
-                for fd in fds:
-                    os.close(fd)
-                if not message.get("joined"):
-                    raise StepError("join the container's cgroup", message.get("error", "refused"))
+            if plan.cgroup is not None and not self_joined:
+                with step("wait for the supervisor to move us into the container's cgroup"):
+                    message, fds = sync.recv()
+                    for fd in fds:
+                        os.close(fd)
+                    if not message.get("joined"):
+                        raise StepError("join the container's cgroup", message.get("error", "refused"))
             if new_cgroup_ns:
                 with step("create the cgroup namespace"):
                     sys.unshare(new_namespace_flags(spec, include_cgroup=True) & CLONE_NEWCGROUP)

@@ -103,7 +103,8 @@ class Supervisor:
             self._detach_stdio()  # the container has the caller's terminal now; we let go of it
         self.init_pid = pid
         self.init_pidfd = os.pidfd_open(pid)
-        self._move_into_cgroup(pid)
+        if plan.cgroup is not None and not plan.cgroup.self_join_is_cheap:
+            self._move_into_cgroup(pid)  # (otherwise the init moves itself: see init.py)
         try:
             message, fds = self.sync.recv()
             if message.get("pty"):
@@ -131,15 +132,14 @@ class Supervisor:
         from runtime.explain import Explainer
 
         reply = {"joined": True}
-        if self.plan.cgroup is not None:
-            explainer = Explainer(self.plan.explain_fd, "supervisor")
-            explainer.step(f"move the container's init (pid {pid}) into its cgroup")
-            self.plan.cgroup.explain = explainer.shell if explainer else None
-            try:
-                self.plan.cgroup.add_pid(pid)
-            except OSError as e:
-                reply = {"joined": False, "error": str(e)}
-            self.plan.cgroup.explain = None
+        explainer = Explainer(self.plan.explain_fd, "supervisor")
+        explainer.step(f"move the container's init (pid {pid}) into its cgroup")
+        self.plan.cgroup.explain = explainer.shell if explainer else None
+        try:
+            self.plan.cgroup.add_pid(pid)
+        except OSError as e:
+            reply = {"joined": False, "error": str(e)}
+        self.plan.cgroup.explain = None
         try:
             self.sync.send(reply)
         except OSError:

@@ -126,6 +126,16 @@ class Cgroup:
             self.explain(f"mkdir {path}")
         return True
 
+    def _mkdir_parents(self, d: Path) -> list[Path]:
+        """Make the missing ancestors of `d` (e.g. "nodeagent" below our own cgroup), top down;
+        return the ones we made. Usually they exist: one stat of the nearest answers that."""
+        missing = []
+        parent = d.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        return [p for p in reversed(missing) if self._mkdir(p)]
+
     # --- what every driver offers ------------------------------------------------------------------
     # Can the process that is to live in this cgroup move itself in, without waiting? (v1: yes, see
     # V1Cgroup.join_self; v2: no, so the supervisor moves the init while the init builds its root.)

@@ -85,9 +85,7 @@ class V1Cgroup(Cgroup):
         made: list[Path] = []
         try:
             for d in dirs.values():
-                for parent in reversed(d.parents):
-                    if not parent.exists() and cg._mkdir(parent):
-                        made.append(parent)
+                made += cg._mkdir_parents(d)
                 if not cg._mkdir(d):
                     raise CgroupError(f"cgroup {d} already exists (left over from a container "
                                       "that was not deleted?)", str(d))

@@ -41,6 +41,10 @@ class CreateOptions:
     log_max_bytes: int = 10 << 20
     stdin_open: bool = True                # stdio "inherit": give the container our stdin too
     remove_on_exit: bool = False           # the supervisor deletes the container when it exits
+    # Double-fork the supervisor, so that it is reparented at once and a long-lived creator (the
+    # agent, a test making 1,000 containers) never holds it as a zombie child. A creator that
+    # exits soon anyway (the CLI, a zygote worker) may skip the extra fork (~0.6 ms).
+    orphan_supervisor: bool = True
     cgroup_parent: str = "nodeagent"       # default cgroup: <our cgroup>/<parent>/<id>
     explain_fd: int | None = None
 
@@ -163,8 +167,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
 
         explainer.step(f"create the cgroup {cgroup_path} and write its limits")
         from runtime.cgroups.base import create_cgroup
-        from runtime.cgroups.layout import detect
-        cgroup = create_cgroup(detect(), spec.linux.cgroups_path, f"{opts.cgroup_parent}/{cid}",
+        from runtime.cgroups.layout import current
+        cgroup = create_cgroup(current(), spec.linux.cgroups_path, f"{opts.cgroup_parent}/{cid}",
                                device_rules(spec.linux.resources), explainer.shell if explainer else None)
         undo.push(cgroup.destroy)
         undo.push(cgroup.kill_all)
@@ -179,7 +183,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
                              storage_dir=storage)
         explainer.step("start the supervisor (double fork), which forks the container's init")
-        channel, created = _spawn(plan)
+        channel, created = _spawn(plan, opts.orphan_supervisor)
         undo.push(channel.close)
         if "error" in created:
             raise StepError(created.get("step") or "create", created.get("reason") or created["error"])
@@ -191,7 +195,11 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                       cgroup=cgroup.to_state(), log=plan.log_path, stdio=stdio,
                       annotations=dict(spec.annotations), executable=created.get("executable"))
         write_atomic(state_dir.file("state.json"), record)
-        return Created(state_dir.load(), channel)
+        # What state_dir.load() would say, without reading back what we just wrote.
+        state = ContainerState(id=cid, status="created", bundle=opts.bundle, rootfs=plan_root.rootfs,
+                               pid=created["pid"], created=record["created"],
+                               annotations=record["annotations"], record=record)
+        return Created(state, channel)
     except BaseException:
         undo.run()
         raise
@@ -210,22 +218,23 @@ def _rmtree(path: str) -> None:
         pass
 
 
-def _spawn(plan) -> tuple[Channel, dict]:
-    """Double-fork the supervisor and wait for its verdict on the container's creation."""
+def _spawn(plan, orphan: bool) -> tuple[Channel, dict]:
+    """Fork the supervisor (twice if `orphan`) and wait for its verdict on the creation."""
     from runtime.process.shim import become_supervisor
 
     ours, theirs = Channel.pair()
     pid = os.fork()
-    if pid == 0:  # the intermediate: fork the supervisor and exit, so it is nobody's child
+    if pid == 0:  # the supervisor — or, if orphan, the intermediate that forks it and exits
         try:
             ours.close()
-            os.setsid()
-            if os.fork() == 0:
-                become_supervisor(plan, theirs)
+            os.setsid()  # its own session: ^C at the creator's terminal is not for it
+            if not orphan or os.fork() == 0:
+                become_supervisor(plan, theirs)  # never returns
         finally:
             os._exit(0)
     theirs.close()
-    os.waitpid(pid, 0)
+    if orphan:
+        os.waitpid(pid, 0)
     try:
         message, fds = ours.recv()
     except ChannelClosed:

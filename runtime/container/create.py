@@ -106,16 +106,8 @@ def device_rules(resources):
 def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:
     """Create container `cid` from `spec` (see the module docstring for the steps). The caller
     must be single-threaded: we fork. Returns the state and the channel to the supervisor."""
-    threads = _thread_count()
-    if threads != 1:
-        raise ContainerError(f"create forks the container's supervisor, so it must run in a "
-                             f"single-threaded process (this one has {threads} threads); from a "
-                             "threaded program, ask a zygote (runtime/process/zygote.py)")
-    # Our own copy of the explain fd, above 2: the container's init replaces its fds 0-2.
-    explain_fd = None
-    if opts.explain_fd is not None:
-        import fcntl
-        explain_fd = fcntl.fcntl(opts.explain_fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    _check_single_threaded()
+    explain_fd = _own_explain_fd(opts)
     try:
         return _create(cid, spec, opts, explain_fd)
     finally:
@@ -123,7 +115,34 @@ def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions())
             os.close(explain_fd)
 
 
-def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int | None) -> Created:
+def create_and_supervise(cid: str, spec: ContainerSpec, opts: CreateOptions, client: Channel):
+    """Create container `cid` and become its supervisor: for a zygote worker, a fresh process with
+    nothing else to do, which saves forking one (and the supervisor the cost of touching its pages
+    for the first time — see zygote.py). `client` receives {"created": state record} (or an
+    error) and then talks to us as to any supervisor. Returns only by raising, before anything is
+    left behind; once the supervisor runs, it ends the process itself."""
+    _check_single_threaded()
+    _create(cid, spec, opts, _own_explain_fd(opts), client)
+
+
+def _check_single_threaded() -> None:
+    threads = _thread_count()
+    if threads != 1:
+        raise ContainerError(f"create forks the container's supervisor, so it must run in a "
+                             f"single-threaded process (this one has {threads} threads); from a "
+                             "threaded program, ask a zygote (runtime/process/zygote.py)")
+
+
+def _own_explain_fd(opts: CreateOptions) -> int | None:
+    """Our own copy of the explain fd, above 2: the container's init replaces its fds 0-2."""
+    if opts.explain_fd is None:
+        return None
+    import fcntl
+    return fcntl.fcntl(opts.explain_fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
+def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int | None,
+            client: Channel | None = None) -> Created:
     from runtime.explain import Explainer
 
     explainer = Explainer(explain_fd, "create")
@@ -182,19 +201,29 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
                              stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
                              storage_dir=storage)
+
+        def finish(created: dict) -> dict:
+            """Step 7, once the supervisor reports the init ready: the complete state.json."""
+            from runtime.process.logs import rfc3339nano
+            record.update(status="created", rootfs=plan_root.rootfs, pid=created["pid"],
+                          pid_start=created["pid_start"], shim_pid=created["shim_pid"],
+                          shim_start=created["shim_start"], created=rfc3339nano(),
+                          cgroup=cgroup.to_state(), log=plan.log_path, stdio=stdio,
+                          annotations=dict(spec.annotations), executable=created.get("executable"))
+            write_atomic(state_dir.file("state.json"), record)
+            return record
+
+        if client is not None:
+            explainer.step("become the supervisor, which forks the container's init")
+            from runtime.process.shim import become_supervisor
+            os.setsid()  # a session of its own, as _spawn gives a forked supervisor
+            become_supervisor(plan, client, finish=lambda c: {"created": finish(c)}, undo=undo.run)
         explainer.step("start the supervisor (double fork), which forks the container's init")
         channel, created = _spawn(plan, opts.orphan_supervisor)
         undo.push(channel.close)
         if "error" in created:
             raise StepError(created.get("step") or "create", created.get("reason") or created["error"])
-
-        from runtime.process.logs import rfc3339nano
-        record.update(status="created", rootfs=plan_root.rootfs, pid=created["pid"],
-                      pid_start=created["pid_start"], shim_pid=created["shim_pid"],
-                      shim_start=created["shim_start"], created=rfc3339nano(),
-                      cgroup=cgroup.to_state(), log=plan.log_path, stdio=stdio,
-                      annotations=dict(spec.annotations), executable=created.get("executable"))
-        write_atomic(state_dir.file("state.json"), record)
+        finish(created)
         # What state_dir.load() would say, without reading back what we just wrote.
         state = ContainerState(id=cid, status="created", bundle=opts.bundle, rootfs=plan_root.rootfs,
                                pid=created["pid"], created=record["created"],

@@ -9,9 +9,10 @@ So each container gets a supervisor of its own (the role of containerd-shim or c
                                                               setsid, no threads    pid 1 inside
 
 The double fork detaches it: the creator can exit or be killed (-9) and the supervisor, reparented
-to the system's init, keeps running. It is single-threaded (a selectors loop, no threads), so it
-may fork into Python code safely; it was forked from a process that had already imported what it
-needs, so it costs no interpreter start-up.
+to the system's init, keeps running. (A creator that exits soon anyway forks it only once; a
+zygote worker becomes the supervisor itself: see zygote.py.) It is single-threaded (a selectors
+loop, no threads), so it may fork into Python code safely; it was forked from a process that had
+already imported what it needs, so it costs no interpreter start-up.
 
 What it does, all in one loop:
 - owns the container's init: waits for it through a pidfd, and on exit writes exit.json (code,
@@ -44,10 +45,14 @@ from runtime.process.streams import Streams
 
 
 class Supervisor:
-    def __init__(self, plan: ContainerPlan, creator: Channel):
+    def __init__(self, plan: ContainerPlan, creator: Channel, finish=None, undo=None):
         from runtime.sys import real
 
         self.plan, self.creator = plan, creator
+        # When the creator became the supervisor itself (create_and_supervise), its last step
+        # (`finish`: the report → state.json, and what to tell the client) and its clean-up after
+        # a failure (`undo`) run here; otherwise the creator, another process, does them.
+        self.finish, self.undo = finish, undo
         self.sys = real()
         self.sel = selectors.DefaultSelector()
         self.init_pid = 0
@@ -64,7 +69,10 @@ class Supervisor:
     # --- start-up: create the container's init ------------------------------------------------------
     def run(self) -> None:
         try:
-            self._create()
+            try:
+                self._create()
+            except Exception as e:  # noqa: BLE001 - a bug: still undo and say something useful
+                self._fail({"error": f"supervisor: {type(e).__name__}: {e}", "step": "create"})
             self._loop()
         finally:
             os._exit(0)
@@ -119,9 +127,14 @@ class Supervisor:
                        "step": "init"}
         if "error" in message:
             self._fail(message)
-        self._send(self.creator, {"created": True, "pid": pid, "pid_start": pid_start,
-                                  "shim_pid": os.getpid(), "shim_start": shim_start,
-                                  "executable": message.get("executable")})
+        report = {"created": True, "pid": pid, "pid_start": pid_start, "shim_pid": os.getpid(),
+                  "shim_start": shim_start, "executable": message.get("executable")}
+        if self.finish is not None:
+            try:
+                report = self.finish(report)
+            except Exception as e:  # noqa: BLE001 - e.g. no space for state.json: undo, say why
+                self._fail({"error": f"record the container's state: {e}", "step": "create"})
+        self._send(self.creator, report)
         self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
         self.sel.register(self.init_pidfd, selectors.EVENT_READ, self._init_exited)
         self.sel.register(self.creator.sock, selectors.EVENT_READ, self._from_creator)
@@ -165,14 +178,17 @@ class Supervisor:
         return f"exit status {os.WEXITSTATUS(status)}"
 
     def _fail(self, message: dict) -> None:
-        """Creation failed: tell the creator, make sure init is gone, and leave."""
-        self._send(self.creator, message)
+        """Creation failed: make sure init is gone, undo (if that is ours to do), tell the
+        creator, and leave."""
         if self.init_pid:
             try:
                 os.kill(self.init_pid, signal.SIGKILL)
                 os.waitpid(self.init_pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+        if self.undo is not None:
+            self.undo()
+        self._send(self.creator, message)
         os._exit(0)
 
     # --- the loop ---------------------------------------------------------------------------------------
@@ -388,8 +404,9 @@ def _exit_code(pid: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def become_supervisor(plan: ContainerPlan, creator: Channel) -> None:
-    """Called in the freshly double-forked process: tidy up what we inherited, then supervise."""
+def become_supervisor(plan: ContainerPlan, creator: Channel, finish=None, undo=None) -> None:
+    """Called in the freshly forked process (or a zygote worker that creates the container
+    itself; see Supervisor.finish): tidy up what we inherited, then supervise. Never returns."""
     gc.freeze()  # the creator's objects are never collected here: no stray finalizer closes our fds
     keep = {creator.fileno()}
     if plan.explain_fd is not None:
@@ -407,7 +424,7 @@ def become_supervisor(plan: ContainerPlan, creator: Channel) -> None:
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    Supervisor(plan, creator).run()
+    Supervisor(plan, creator, finish, undo).run()
 
 
 def _max_fd() -> int:

@@ -124,13 +124,19 @@ def test_a_zygote_creates_containers_for_the_cli(rt):
         cid = rt.name()
         assert rt.runtime("run", "-d", "-b", str(rt.bundle(["sleep", "30"])), cid).returncode == 0
         record = _record(rt, cid)
-        # The supervisor was forked by a zygote worker (which has exited): not the CLI's child,
-        # and not the zygote's either.
+        # The zygote's worker created the container and became its supervisor: a child of the
+        # zygote (which never waits for it: the kernel reaps it), not of the CLI.
         ppid = int(open(f"/proc/{record['shim_pid']}/stat").read().rsplit(")", 1)[1].split()[1])
-        assert ppid != pid
-        out = rt.runtime("run", "-b", str(rt.bundle(["nosuch"])), rt.name())
+        assert ppid == pid
+        failing = rt.name()
+        out = rt.runtime("run", "-b", str(rt.bundle(["nosuch"])), failing)
         assert out.returncode == 1 and "not found in $PATH" in out.stderr
+        assert not (rt.root / failing).exists()          # a failed create leaves nothing behind
         assert rt.runtime("run", "-d", "-b", str(bundle), cid).stderr.strip().endswith(
             f"container name '{cid}' is already in use")
     finally:
         os.kill(pid, signal.SIGTERM)   # the zygote this test started
+    # The zygote's end is not its containers' end.
+    time.sleep(0.2)
+    assert _wait(rt, cid, "running")["pid"] == record["pid"]
+    assert rt.runtime("delete", "--force", cid).returncode == 0

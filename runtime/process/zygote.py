@@ -17,8 +17,15 @@ The worker then exits; the client starts the container and waits on that channel
 created the container itself. The client's own stdin/stdout/stderr travel with the request, so a
 foreground container still writes straight to the user's terminal.
 
-If no zygote is running (no socket, or nobody answers), clients simply create the container in
-their own process: the zygote makes starts faster, never necessary.
+That still leaves each CLI call paying for its own imports of the client side. So a zygote can
+also be a *command server* (Mercurial's chg): <root>/command.sock takes a whole command line —
+argv, environment, working directory, umask and stdio fds — and a worker runs the CLI's code for
+it, in-process, while the client (nodeagent/cmdclient.py, nothing imported beyond builtins) only
+forwards signals and waits for the exit status. cmdwire.py is that wire format, cmdserver.py what
+a worker does with it. Both sockets are served by one loop in one thread.
+
+If no zygote is running (no socket, or nobody answers), clients simply do the work in their own
+process: the zygote makes starts faster, never necessary.
 
 This module's top level imports only what a *client* needs; the server imports the runtime when
 it starts serving.
@@ -29,16 +36,25 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
+from collections.abc import Callable
 
-from runtime.process.channel import Channel, ChannelClosed
+from runtime.process.channel import Channel, ChannelClosed, listen
 
 SOCKET_NAME = "zygote.sock"
 PID_FILE = "zygote.pid"
 
+# True in a worker this process forked. A command worker that creates a container does it itself:
+# it has everything imported already, and asking its own zygote would only add a fork.
+_in_worker = False
+
 
 # --- client -------------------------------------------------------------------------------------------
 def connect(root: str) -> Channel | None:
-    """A connection to the zygote serving state root `root`, or None if there is none."""
+    """A connection to the zygote serving state root `root`, or None if there is none (or if we
+    are one of its workers)."""
+    if _in_worker:
+        return None
     path = os.path.join(root, SOCKET_NAME)
     if not os.path.exists(path):
         return None
@@ -76,16 +92,21 @@ def _error_from(reply: dict) -> Exception:
 
 
 # --- server -------------------------------------------------------------------------------------------
-def serve(root: str, ready_fd: int | None = None) -> None:
+def serve(root: str, ready_fd: int | None = None,
+          command: Callable[[list[str]], int] | None = None) -> None:
     """Serve requests for state root `root` until killed. Writes <root>/zygote.pid; if `ready_fd`
-    is given, writes one byte to it once the socket is listening (for --detach) and closes it."""
-    import gc
+    is given, writes one byte to it once the sockets listen (for --detach) and closes it.
 
-    from runtime.process.channel import listen
+    With `command` (a CLI's in-process entry point: the arguments after the program name → exit
+    status), also serve <root>/command.sock: whole commands, run by a worker on behalf of a thin
+    client (cmdserver.py). The caller imports what its commands need before calling this."""
+    import gc
+    import selectors
+
+    from runtime.process import cmdserver, cmdwire  # noqa: F401 - cmdserver: for the workers
     # Everything a worker needs, imported once here so that no worker ever imports anything.
-    from runtime.container.create import CreateOptions, create
-    from runtime.errors import ContainerError
-    from runtime.spec import bundle, defaults, runtime_default
+    import runtime.container.create, runtime.errors, runtime.spec.bundle  # noqa: E401,F401
+    from runtime.spec import defaults, runtime_default
     import runtime.cgroups.v1, runtime.cgroups.v2, runtime.confine, runtime.explain  # noqa: E401,F401
     import runtime.process.execproc, runtime.process.shim, runtime.rootfs  # noqa: E401,F401
     import runtime.sys.linux, runtime.sys.seccomp  # noqa: E401,F401
@@ -96,45 +117,100 @@ def serve(root: str, ready_fd: int | None = None) -> None:
     gc.freeze()  # the imported modules stay shared with every worker (copy-on-write, untouched)
 
     os.makedirs(root, mode=0o711, exist_ok=True)
-    path = os.path.join(root, SOCKET_NAME)
-    try:
-        os.unlink(path)  # a stale socket from a zygote that died
-    except FileNotFoundError:
-        pass
-    listener = listen(path)
+    creates = _listen(os.path.join(root, SOCKET_NAME))
+    commands = _listen(os.path.join(root, cmdwire.SOCKET_NAME)) if command else None
     with open(os.path.join(root, PID_FILE), "w") as f:
         f.write(str(os.getpid()))
     # Workers are our only children; let the kernel reap them (each worker resets this at once,
     # since the supervisor it forks must be able to wait for its own children).
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # One thread, one loop over both sockets: forking this process is safe only because no other
+    # thread exists (see above). A request is read right after accept and handed to a worker, so
+    # the loop never waits on one client for long.
+    selector = selectors.DefaultSelector()
+    selector.register(creates, selectors.EVENT_READ, "create")
+    if commands is not None:
+        selector.register(commands, selectors.EVENT_READ, "command")
     if ready_fd is not None:
         os.write(ready_fd, b"1")
         os.close(ready_fd)
+
+    def fork_worker() -> bool:
+        """Fork; True in the worker, which keeps none of the zygote's listening fds."""
+        global _in_worker
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()  # nothing the zygote buffered may be written again by a worker
+        if os.fork() != 0:
+            return False
+        _in_worker = True
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        selector.close()
+        for sock in (creates, commands):
+            if sock is not None:
+                sock.close()
+        return True
+
     while True:
-        try:
-            conn_sock, _ = listener.accept()
-        except InterruptedError:
-            continue
-        conn = Channel(conn_sock)
-        try:
-            request, fds = conn.recv()
-        except (ChannelClosed, OSError):
-            conn.close()
-            continue
-        if os.fork() == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            listener.close()
+        for key, _ in selector.select():
             try:
-                _work(conn, request, fds, create, CreateOptions, bundle, ContainerError)
-            finally:
-                os._exit(0)
+                conn, _ = key.fileobj.accept()
+            except (InterruptedError, BlockingIOError, ConnectionAbortedError):
+                continue
+            if key.data == "create":
+                _serve_create(Channel(conn), fork_worker)
+            else:
+                _serve_command(conn, fork_worker, command)
+
+
+def _listen(path: str) -> socket.socket:
+    try:
+        os.unlink(path)  # a stale socket from a zygote that died
+    except FileNotFoundError:
+        pass
+    return listen(path)
+
+
+def _serve_create(conn: Channel, fork_worker) -> None:
+    try:
+        request, fds = conn.recv()
+    except (ChannelClosed, OSError):
         conn.close()
-        for fd in fds:
-            os.close(fd)
+        return
+    if fork_worker():
+        try:
+            _work(conn, request, fds)
+        finally:
+            os._exit(0)
+    conn.close()
+    for fd in fds:
+        os.close(fd)
 
 
-def _work(conn: Channel, request: dict, fds: list[int], create, CreateOptions, bundle, ContainerError) -> None:
+def _serve_command(conn: socket.socket, fork_worker, command) -> None:
+    from runtime.process import cmdserver
+
+    try:
+        request = cmdserver.receive(conn)
+    except cmdserver.Refused as e:
+        cmdserver.refuse(conn, str(e))
+        conn.close()
+        return
+    if fork_worker():
+        try:
+            cmdserver.work(conn, request, command)
+        finally:
+            os._exit(0)
+    conn.close()
+    request.close()
+
+
+def _work(conn: Channel, request: dict, fds: list[int]) -> None:
     """In a fresh worker: become the client's stand-in (its stdio), create, hand over the channel."""
+    from runtime.container.create import CreateOptions, create  # imported by serve() already
+    from runtime.errors import ContainerError
+    from runtime.spec import bundle
+
     try:
         if request.get("op") != "create":
             raise ContainerError(f"the zygote does not know request {request.get('op')!r}")
@@ -159,11 +235,9 @@ def _work(conn: Channel, request: dict, fds: list[int], create, CreateOptions, b
         conn.send({"error": f"zygote worker: {type(e).__name__}: {e}", "type": "ContainerError"})
 
 
-def start_detached(root: str) -> int:
+def start_detached(root: str, command: Callable[[list[str]], int] | None = None) -> int:
     """Start a zygote in the background (double fork, stdio on /dev/null); return its pid once it
-    listens."""
-    import sys
-
+    listens. `command`: as for `serve`."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -174,7 +248,7 @@ def start_detached(root: str) -> int:
                 null = os.open("/dev/null", os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                serve(root, ready_fd=w)
+                serve(root, ready_fd=w, command=command)
         except BaseException as e:  # noqa: BLE001
             print(f"zygote: {e}", file=sys.stderr)
         finally:

@@ -18,8 +18,9 @@ refusal), `try_command_server` returns None and the caller runs the command itse
 makes commands faster, never necessary. Only `runtime` verbs go to it — the zygote serves one
 state root, and other commands (doctor, run, server, ...) need modules it has not imported.
 
-Note that a worker runs the code its zygote imported when it started: restart the zygote after
-changing the code.
+What the worker cannot be told: it runs the code its zygote imported when it started (restart the
+zygote after changing the code), in the zygote's cgroup and session. And ^Z stops this client
+only (SIGTSTP is not forwarded: the worker is not in our terminal's job control).
 """
 
 # No `from __future__ import annotations` here: on the command server's fast path even that is

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -158,6 +159,23 @@ def test_list_state_exec_kill_and_delete_through_the_server(served):
     assert (out.returncode, out.stdout) == (6, "inside\n"), out.stderr
     assert served.client("delete", "--force", cid).returncode == 0
     assert cid not in served.client("list", "-q").stdout.split()
+
+
+def test_exec_t_through_the_server_uses_the_clients_terminal(served):
+    """The worker puts the client's own terminal (its fd 0, passed over) in raw mode and copies
+    between it and the container's pty; the window size travels too. util-linux `script` plays
+    the user's terminal, and the keystrokes come a moment later, as a person's would."""
+    if shutil.which("script") is None:
+        pytest.skip("util-linux script is not installed")
+    cid = served.rt.name()
+    assert served.client("run", "-d", "-b", str(served.rt.bundle(["sleep", "30"])), cid).returncode == 0
+    command = [str(served.launcher), "runtime", "--root", str(served.rt.root), "exec", "-t", cid, "sh"]
+    line = "stty rows 20 cols 70; " + " ".join(shlex.quote(c) for c in command)
+    out = subprocess.run(["sh", "-c", f"(sleep 1; printf 'tty; stty size; exit 5\\n') | "
+                                      f"script -qec {shlex.quote(line)} /dev/null"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 5, out.stdout + out.stderr
+    assert "/dev/pts/" in out.stdout and "20 70" in out.stdout
 
 
 def test_usage_errors_and_help_come_from_argparse(served):

@@ -1,5 +1,5 @@
-"""The command server's client and a worker, without root: a forked test server runs a Python
-function as "the command" for the real client (nodeagent/cmdclient.py) over a real socket.
+"""The command server's client and a worker, without root: a forked test server (conftest.py)
+runs a Python function as "the command" for the real client (nodeagent/cmdclient.py) over a real socket.
 
 What a user sees: the command's output on their own stdout/stderr, its exit status as the
 client's, their argv, environment, working directory and umask in the command, their signals in
@@ -13,14 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from nodeagent import cmdclient
-from runtime.process import cmdserver, cmdwire
-from runtime.process.channel import listen
+from runtime.process import cmdwire
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -58,37 +56,8 @@ def test_a_stale_socket_is_no_server(tmp_path):
     assert cmdclient.try_command_server(["runtime", "--root", str(tmp_path), "list"]) is None
 
 
-# --- a test server --------------------------------------------------------------------------------------
-@contextmanager
-def serving(root: Path, command=None, refuse: str | None = None):
-    """A forked process that serves one connection on <root>/command.sock as the zygote does:
-    receive, then (in that same process) work — or refuse."""
-    listener = listen(str(root / cmdwire.SOCKET_NAME))
-    pid = os.fork()
-    if pid == 0:
-        try:
-            listener.settimeout(10)
-            conn, _ = listener.accept()
-            listener.close()
-            try:
-                request = cmdserver.receive(conn)
-            except cmdserver.Refused as e:
-                cmdserver.refuse(conn, str(e))
-            else:
-                if refuse is not None:
-                    cmdserver.refuse(conn, refuse)
-                else:
-                    cmdserver.work(conn, request, command)
-        finally:
-            os._exit(0)
-    listener.close()
-    try:
-        yield ["runtime", "--root", str(root)]
-    finally:
-        os.waitpid(pid, 0)
-
-
-def test_the_command_runs_as_the_client_with_its_output_and_exit_status(tmp_path, capfd, monkeypatch):
+def test_the_command_runs_as_the_client_with_its_output_and_exit_status(command_server, tmp_path, capfd,
+                                                                       monkeypatch):
     def command(argv):
         print("argv", argv)
         print("cwd", os.getcwd())
@@ -104,7 +73,7 @@ def test_the_command_runs_as_the_client_with_its_output_and_exit_status(tmp_path
     monkeypatch.setenv("GONE", "only the server's")
     old = os.umask(0o022)
     try:
-        with serving(tmp_path, command) as argv:
+        with command_server(command) as argv:
             # Only now, after the server forked, the client's own state becomes different.
             monkeypatch.chdir(workdir)
             monkeypatch.setenv("CMDTEST", "from the client")
@@ -128,28 +97,28 @@ def test_the_command_runs_as_the_client_with_its_output_and_exit_status(tmp_path
     (KeyboardInterrupt(), 130, ""),
     (RuntimeError("boom"), 1, "pytest: RuntimeError: boom\n"),  # one line, never a traceback
 ])
-def test_how_a_command_ends_becomes_the_exit_status(tmp_path, capfd, raise_, code, stderr):
+def test_how_a_command_ends_becomes_the_exit_status(command_server, capfd, raise_, code, stderr):
     def command(argv):
         raise raise_
 
-    with serving(tmp_path, command) as argv:
+    with command_server(command) as argv:
         assert cmdclient.try_command_server(argv + ["list"]) == code
     assert capfd.readouterr().err.replace(os.path.basename(sys.argv[0]), "pytest") == stderr
 
 
-def test_a_worker_that_dies_mid_command_is_reported_not_run_again(tmp_path, capfd):
-    with serving(tmp_path, lambda argv: os._exit(0)) as argv:
+def test_a_worker_that_dies_mid_command_is_reported_not_run_again(command_server, capfd):
+    with command_server(lambda argv: os._exit(0)) as argv:
         assert cmdclient.try_command_server(argv + ["run", "-b", ".", "c"]) == 1
     assert "exited without an exit status" in capfd.readouterr().err
 
 
-def test_a_refusal_means_nothing_ran_and_the_caller_runs_it(tmp_path):
-    with serving(tmp_path, refuse="not today") as argv:
+def test_a_refusal_means_nothing_ran_and_the_caller_runs_it(command_server):
+    with command_server(refuse="not today") as argv:
         assert cmdclient.try_command_server(argv + ["list"]) is None
 
 
-def test_the_server_refuses_a_malformed_request(tmp_path):
-    with serving(tmp_path, lambda argv: 0):
+def test_the_server_refuses_a_malformed_request(command_server, tmp_path):
+    with command_server(lambda argv: 0):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sock.connect(str(tmp_path / cmdwire.SOCKET_NAME))
         socket.send_fds(sock, [b"hello\0"], [0, 1, 2, 0])
@@ -166,7 +135,7 @@ sys.exit(cmdclient.try_command_server(sys.argv[1:]))
 """
 
 
-def test_signals_sent_to_the_client_reach_the_command(tmp_path):
+def test_signals_sent_to_the_client_reach_the_command(command_server):
     def command(argv):
         signal.signal(signal.SIGUSR1, lambda *_: sys.exit(44))
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(43))
@@ -174,7 +143,7 @@ def test_signals_sent_to_the_client_reach_the_command(tmp_path):
         while True:
             signal.pause()
 
-    with serving(tmp_path, command) as argv:
+    with command_server(command) as argv:
         client = subprocess.Popen([sys.executable, "-S", "-c", CLIENT, *argv, "run"],
                                   stdout=subprocess.PIPE, text=True)
         assert client.stdout.readline() == "ready\n"

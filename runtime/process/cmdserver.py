@@ -13,12 +13,13 @@ A worker must look, to the command it runs, like the process the user would have
     its environment                      os.environ replaced (and putenv'd, for child processes)
     its argv                             sys.argv, and the command's arguments
 
-What a worker cannot take over, and why it does not matter for `runtime` commands: its cgroup,
-session and process group, rlimits and credentials stay the zygote's (the peer check below makes
-sure the credentials are the same user's). chg has the same limits.
+What a worker does not take over (chg has the same limits): the client's cgroup, session,
+process group, rlimits and capabilities stay the zygote's. So a container created by a worker
+goes below the zygote's own cgroup, as one created through zygote.sock always has; and a client
+with fewer capabilities than the zygote gets the zygote's, which zygote.sock gives it too.
 
 Only a client with our own uid is served. The socket is root-only anyway (channel.listen binds it
-with umask 077), but a command runs with all of the zygote's privileges, so the worker checks the
+with umask 077), but a command runs with all of the zygote's privileges, so the zygote checks the
 peer's credentials (SO_PEERCRED, filled in by the kernel at connect) rather than trust file modes.
 """
 

@@ -18,7 +18,12 @@ process), and the CLI with a zygote serving the same state root (`nodeagent runt
 warm, pre-imported process forks the creator; the CLI only imports its client). The container start
 is equally cold in both; the second is how a node runs, the first how runc runs.
 
-A third row takes the interpreter out: this script itself asks the zygote to create, starts, waits
+A third row is how a node runs the CLI now: the `nodeagent` launcher (nodeagent/launcher.py:
+Python without `site`) in front of a zygote that is also a command server (`nodeagent runtime
+zygote -d`): the launcher hands its whole command line to the zygote, whose forked worker runs it
+(nodeagent/cmdclient.py). Only Python's own start-up is left in the client.
+
+A last row takes the interpreter out: this script itself asks the zygote to create, starts, waits
 and removes the container (what the CLI does after Python has started and imported its client).
 It shows how much of our time is the container and how much is starting a Python program.
 
@@ -152,31 +157,43 @@ def main() -> int:
                              str(base / "storage"), "run", "-b", str(bundle), f"nz{os.getpid()}-{i}"]
         from runtime.process import zygote
         zygote_pid = zygote.start_detached(str(base / "zstate"))
+        from nodeagent import launcher
+        launcher_path = str(base / "nodeagent")
+        launcher.write(launcher_path)
+        server_pid = int(subprocess.run([launcher_path, "runtime", "--root", str(base / "cstate"),
+                                         "zygote", "-d"], check=True, capture_output=True,
+                                        text=True).stdout)
+        cmd_cmd = lambda i: [launcher_path, "runtime", "--root", str(base / "cstate"), "--storage",
+                             str(base / "storage"), "run", "-b", str(bundle), f"nc{os.getpid()}-{i}"]
         runc_cmd = lambda i: [runc, "--root", str(base / "runc"), "run", "-b", str(bundle),
                               f"rc{os.getpid()}-{i}"]
         for i in range(args.warmup):
             timed(ours_cmd(f"w{i}"))
             timed(zyg_cmd(f"w{i}"))
+            timed(cmd_cmd(f"w{i}"))
             timed(runc_cmd(f"w{i}"))
-        ours, warm, inproc, theirs = [], [], [], []
+        ours, warm, served, inproc, theirs = [], [], [], [], []
         for i in range(args.runs):
             ours.append(timed(ours_cmd(i)))
             warm.append(timed(zyg_cmd(i)))
+            served.append(timed(cmd_cmd(i)))
             inproc.append(in_process(base, bundle, f"ni{os.getpid()}-{i}"))
             theirs.append(timed(runc_cmd(i)))
     finally:
-        if "zygote_pid" in locals():
-            os.kill(zygote_pid, 15)  # the zygote this script started (its pid, never a name)
+        for pid in (locals().get("zygote_pid"), locals().get("server_pid")):
+            if pid:
+                os.kill(pid, 15)  # the zygotes this script started (by pid, never by name)
         shutil.rmtree(base, ignore_errors=True)
         remove_new_cgroups(cgroup_prefix, before)
     ms = lambda v: f"{v * 1000:7.1f} ms"
     m_runc = statistics.median(theirs)
     print(f"cold start of /bin/true from one OCI bundle, {args.runs} interleaved runs each")
-    print(f"  {'':34}{'median':>10}{'p99':>11}{'ratio (median, p99)':>24}")
+    print(f"  {'':38}{'median':>10}{'p99':>11}{'ratio (median, p99)':>24}")
     for label, values in (("nodeagent runtime run", ours), ("nodeagent runtime run + zygote", warm),
+                          ("nodeagent (launcher, command server)", served),
                           ("  the same, minus Python start", inproc), ("runc run (peer)", theirs)):
         ratio = f"{statistics.median(values) / m_runc:.2f}, {p99(values) / p99(theirs):.2f}"
-        print(f"  {label:34}{ms(statistics.median(values))}{ms(p99(values))}{ratio:>24}")
+        print(f"  {label:38}{ms(statistics.median(values))}{ms(p99(values))}{ratio:>24}")
     print("  (ratio = ours / runc; target <= 1.0)")
     return 0
 

@@ -3,12 +3,14 @@
 Each subcommand lives in its own module and imports its heavy dependencies only when it runs, so
 `nodeagent doctor` does not pay for aiohttp or pyroute2 (≈140 ms and ≈110 ms of imports here).
 An AgentError from any command is printed as one line (exit status 2), never as a traceback.
+
+`main` first offers a `runtime` command to a command server (a warm zygote, cmdclient.py), which
+runs `run` in a worker; only without one does this process run it. Even argparse (≈8 ms) is
+imported only then, which is why the parser classes are made inside `build_parser`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 
 from nodeagent.errors import AgentError
@@ -16,41 +18,73 @@ from nodeagent.errors import AgentError
 # Modules under nodeagent.commands, in the order `nodeagent --help` lists them.
 COMMANDS = ["doctor", "run", "runtime", "pull", "image", "server", "kubeconfig", "cni", "net"]
 
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, given the terminal width up front: left to itself it imports shutil
-    to ask (and shutil loads the bz2 and lzma libraries) on every parser and argument created —
-    milliseconds on every CLI call, even when no help is printed."""
-
-    def __init__(self, prog, **kw):
-        import os
-
-        try:
-            kw.setdefault("width", os.get_terminal_size().columns - 2)
-        except OSError:
-            kw.setdefault("width", 78)
-        super().__init__(prog, **kw)
+_parser_class = None
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kw):
-        kw.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kw)
+def _parser_type():
+    """argparse.ArgumentParser with our formatter (made on first use: argparse is not imported
+    by a call that a command server runs)."""
+    global _parser_class
+    if _parser_class is not None:
+        return _parser_class
+    import argparse
+
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's formatter, given the terminal width up front: left to itself it imports
+        shutil to ask (and shutil loads the bz2 and lzma libraries) on every parser and argument
+        created — milliseconds on every CLI call, even when no help is printed."""
+
+        def __init__(self, prog, **kw):
+            import os
+
+            try:
+                kw.setdefault("width", os.get_terminal_size().columns - 2)
+            except OSError:
+                kw.setdefault("width", 78)
+            super().__init__(prog, **kw)
+
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kw):
+            kw.setdefault("formatter_class", _Formatter)
+            super().__init__(*args, **kw)
+
+    _parser_class = _Parser
+    return _parser_class
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser for every command, or for `only` one of them (what `main` uses when the command
-    is named: a command module's imports then cost nothing to the others)."""
-    parser = _Parser(
+_parsers: dict = {}  # built once per process, by `only`
+
+
+def build_parser(only: str | None = None) -> "argparse.ArgumentParser":  # noqa: F821
+    """The parser for every command, or for `only` one of them (what `run` uses when the command
+    is named: a command module's imports then cost nothing to the others).
+
+    Built once per process and then reused: a zygote builds the `runtime` parser before it forks
+    its command workers, which would otherwise spend 2.5 ms each building it again."""
+    if only in _parsers:
+        return _parsers[only]
+    import importlib
+
+    parser = _parser_type()(
         prog="nodeagent", description="A small, real Kubernetes: node agent and control plane.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS if only is None else [only]:
         importlib.import_module(f"nodeagent.commands.{name}").register(sub)
+    _parsers[only] = parser
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`nodeagent ARGS...`: through a command server if one serves it, else in this process."""
+    from nodeagent import cmdclient
+
     argv = sys.argv[1:] if argv is None else argv
+    code = cmdclient.try_command_server(argv)
+    return run(argv) if code is None else code
+
+
+def run(argv: list[str]) -> int:
+    """Run the command in this process (a command server's worker calls this too)."""
     named = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(named if named in COMMANDS else None).parse_args(argv)
     try:

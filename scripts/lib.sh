@@ -69,10 +69,10 @@ install_project() {
     echo "$want" > "$stamp"
 }
 
-# Console scripts on PATH for every shell: symlinks in /usr/local/bin to the venv's entry points.
+# The nodeagent command on PATH for every shell. Not a symlink to pip's console script: a launcher
+# that starts the venv's Python without `site` and tries a command server first (~3 ms less on
+# every call; nodeagent/launcher.py). rm -f: older setups have a symlink there.
 link_scripts() {
-    local name
-    for name in nodeagent; do
-        ln -sfn "$VENV/bin/$name" "$BIN_DIR/$name"
-    done
+    rm -f "$BIN_DIR/nodeagent"
+    "$VENV/bin/python" -m nodeagent.launcher "$BIN_DIR/nodeagent"
 }

@@ -12,7 +12,9 @@
     nodeagent runtime zygote [-d]                             serve creates from a warm process
 
 When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
-runtime imported already and forks a creator per request (runtime/process/zygote.py).
+runtime imported already and forks a creator per request (runtime/process/zygote.py). Started
+by this command, a zygote is also a command server (<root>/command.sock): the `nodeagent`
+program then hands it the whole command line, and a worker runs it (nodeagent/cmdclient.py).
 
 The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
 each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
@@ -128,13 +130,35 @@ def _create_or_run(args: argparse.Namespace) -> int:
                  on_created=lambda pid: _pid_file(args.pid_file, pid))
 
 
+# What the verbs import when they run. A zygote imports them all up front, so that its command
+# workers (and the containers they create) never wait on an import.
+VERB_MODULES = ("json", "runtime.container.create", "runtime.container.delete",
+                "runtime.container.exec", "runtime.container.kill", "runtime.container.run",
+                "runtime.container.start", "runtime.container.state", "runtime.errors",
+                "runtime.process.terminal", "runtime.spec.bundle", "runtime.spec.defaults",
+                "termios", "tty", "fcntl")
+
+
 def _zygote(args) -> int:
+    """Serve creates and, as a command server, whole `nodeagent runtime` commands (cli.run in a
+    worker: cmdclient.py is its client)."""
+    import importlib
+
+    from nodeagent import cli
     from runtime.process import zygote
 
+    for name in VERB_MODULES:
+        importlib.import_module(name)
+    parser = cli.build_parser("runtime")  # argparse, and the parser classes, once for every worker
+
+    def warm_up() -> None:
+        """A spare worker's share of a command, before it has one: parsing a command line."""
+        parser.parse_args(["runtime", "--root", args.root, "run", "-b", "/", "warm-up"])
+
     if args.detach:
-        print(zygote.start_detached(args.root))
+        print(zygote.start_detached(args.root, command=cli.run, warm_up=warm_up))
         return 0
-    zygote.serve(args.root)
+    zygote.serve(args.root, command=cli.run, warm_up=warm_up)
     return 0
 
 

@@ -4,7 +4,10 @@
     streams.py     the container's output in the supervisor: pipes or pty → CRI log, attached clients
     init.py        the container's first process, from fork to execve
     execproc.py    a process joining a running container
-    zygote.py      a pre-imported single-threaded process that forks container creators
+    zygote.py      a pre-imported single-threaded process that forks container creators and,
+                   as a command server, workers that run whole CLI commands for a thin client
+    cmdserver.py   what such a worker does: check the client, take over its stdio, cwd, env, argv
+    cmdwire.py     the command server's request/reply format (bytes only: its client imports nothing)
     executable.py  finding the program, and why it cannot run (missing, shebang, CRLF, loader)
     channel.py     JSON messages (+ fds) over SOCK_SEQPACKET unix sockets between them
     logs.py        CRI-format log files with rotation

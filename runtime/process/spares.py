@@ -30,6 +30,7 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 
@@ -52,6 +53,9 @@ class SparePool:
     def fill(self) -> None:
         """Fork spares until there are `size` of them."""
         while len(self.pipes) < self.size:
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()            # what we buffered must not be written twice
             r, w = os.pipe2(os.O_CLOEXEC)
             pid = os.fork()
             if pid == 0:
@@ -61,6 +65,17 @@ class SparePool:
                 self._spare(w)                # never returns
             os.close(w)
             self.pipes[r] = pid
+
+    def run(self) -> None:
+        """The zygote's loop from now on: keep the pool full. Never returns."""
+        with selectors.DefaultSelector() as sel:
+            while True:
+                for fd in self.pipes:
+                    if fd not in sel.get_map():
+                        sel.register(fd, selectors.EVENT_READ)
+                for key, _ in sel.select():
+                    sel.unregister(key.fd)
+                    self.event(key.fd)
 
     def event(self, fd: int) -> None:
         """A spare's pipe is readable: it took a request, or it died. Either way it is no longer

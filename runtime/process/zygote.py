@@ -23,8 +23,15 @@ A supervisor is thus the zygote's child. The zygote ignores SIGCHLD, so the kern
 children itself and the zygote never waits for one; if the zygote is stopped, its supervisors are
 reparented and their containers run on.
 
-If no zygote is running (no socket, or nobody answers), clients simply create the container in
-their own process: the zygote makes starts faster, never necessary.
+That still leaves each CLI call paying for its own imports of the client side. So a zygote can
+also be a *command server* (Mercurial's chg): <root>/command.sock takes a whole command line —
+argv, environment, working directory, umask and stdio fds — and a worker runs the CLI's code for
+it, in-process, while the client (nodeagent/cmdclient.py, nothing imported beyond builtins) only
+forwards signals and waits for the exit status. cmdwire.py is that wire format, cmdserver.py what
+a worker does with it. Both sockets are served by one loop in one thread.
+
+If no zygote is running (no socket, or nobody answers), clients simply do the work in their own
+process: the zygote makes starts faster, never necessary.
 
 This module's top level imports only what a *client* needs; the server imports the runtime when
 it starts serving.
@@ -34,16 +41,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sys
+from collections.abc import Callable
 
-from runtime.process.channel import Channel, ChannelClosed
+from runtime.process.channel import Channel, ChannelClosed, listen
 
 SOCKET_NAME = "zygote.sock"
 PID_FILE = "zygote.pid"
 
-
 # --- client -------------------------------------------------------------------------------------------
 def connect(root: str) -> Channel | None:
-    """A connection to the zygote serving state root `root`, or None if there is none."""
+    """A connection to the zygote serving state root `root`, or None if there is none. (A command
+    worker asks its own zygote too: another warm worker then becomes the supervisor.)"""
     path = os.path.join(root, SOCKET_NAME)
     if not os.path.exists(path):
         return None
@@ -82,68 +92,102 @@ def _error_from(reply: dict) -> Exception:
 
 
 # --- server -------------------------------------------------------------------------------------------
-def serve(root: str, ready_fd: int | None = None) -> None:
+SPARES = 2  # workers kept forked and warm; a CLI command through command.sock uses two at once
+
+
+def serve(root: str, ready_fd: int | None = None,
+          command: Callable[[list[str]], int] | None = None,
+          warm_up: Callable[[], None] | None = None) -> None:
     """Serve requests for state root `root` until killed. Writes <root>/zygote.pid; if `ready_fd`
-    is given, writes one byte to it once the socket is listening (for --detach) and closes it."""
+    is given, writes one byte to it once the sockets listen (for --detach) and closes it.
+
+    With `command` (a CLI's in-process entry point: the arguments after the program name → exit
+    status), also serve <root>/command.sock: whole commands, run by a worker on behalf of a thin
+    client (cmdserver.py). The caller imports what its commands need before calling this, and may
+    give a `warm_up` of its own for the spare workers (spares.py), run after the runtime's."""
     import gc
 
-    from runtime.process.channel import listen
+    from runtime.process import cmdserver, cmdwire  # noqa: F401 - cmdserver: for the workers
+    from runtime.process.spares import SparePool
     # Everything a worker needs, imported once here so that no worker ever imports anything.
-    from runtime.container.create import CreateOptions, create_and_supervise
-    from runtime.errors import ContainerError
-    from runtime.spec import bundle, defaults, runtime_default
+    import runtime.container.create, runtime.errors, runtime.spec.bundle  # noqa: E401,F401
+    from runtime.container.warmup import warm_up as warm_up_create
+    from runtime.spec import defaults, runtime_default
     import runtime.cgroups.v1, runtime.cgroups.v2, runtime.confine, runtime.explain  # noqa: E401,F401
     import runtime.process.execproc, runtime.process.shim, runtime.rootfs  # noqa: E401,F401
-    import runtime.sys.linux, runtime.sys.seccomp  # noqa: E401,F401
+    import runtime.sys.linux, runtime.sys.seccomp  # noqa: F401
     from runtime.cgroups.layout import current
-    current()  # the host's cgroup layout, detected once for every worker
     from runtime.confine.seccomp import compile_profile
 
+    current()  # the host's cgroup layout, detected once for every worker
     # Warm the seccomp cache with RuntimeDefault for the default capabilities (the common case).
     compile_profile(runtime_default.runtime_default_seccomp(defaults.default_capabilities().bounding))
     gc.freeze()  # the imported modules stay shared with every worker (copy-on-write, untouched)
 
     os.makedirs(root, mode=0o711, exist_ok=True)
-    path = os.path.join(root, SOCKET_NAME)
+    creates = _listen(os.path.join(root, SOCKET_NAME))
+    commands = _listen(os.path.join(root, cmdwire.SOCKET_NAME)) if command else None
+    with open(os.path.join(root, PID_FILE), "w") as f:
+        f.write(str(os.getpid()))
+    # Workers are our only children; let the kernel reap them (each worker resets this at once,
+    # since the supervisor it becomes must be able to wait for its own children).
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+    def warm() -> None:
+        warm_up_create(root)
+        if warm_up is not None:
+            warm_up()
+
+    def serve_one(conn: socket.socket, listener: socket.socket) -> None:
+        """In a spare that has just accepted `conn`: the request's whole life, then exit."""
+        if listener is creates:
+            _serve_create(Channel(conn))
+        else:
+            _serve_command(conn, command)
+
+    # One thread: forking this process is safe only because no other thread exists (see above).
+    # The spares accept the connections; this loop only keeps their number up (spares.py).
+    pool = SparePool([s for s in (creates, commands) if s is not None], SPARES, warm, serve_one)
+    pool.fill()
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+    pool.run()
+
+
+def _listen(path: str) -> socket.socket:
     try:
         os.unlink(path)  # a stale socket from a zygote that died
     except FileNotFoundError:
         pass
-    listener = listen(path)
-    with open(os.path.join(root, PID_FILE), "w") as f:
-        f.write(str(os.getpid()))
-    # Workers are our only children; let the kernel reap them (each worker resets this at once,
-    # since the supervisor it forks must be able to wait for its own children).
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    if ready_fd is not None:
-        os.write(ready_fd, b"1")
-        os.close(ready_fd)
-    while True:
-        try:
-            conn_sock, _ = listener.accept()
-        except InterruptedError:
-            continue
-        conn = Channel(conn_sock)
-        try:
-            request, fds = conn.recv()
-        except (ChannelClosed, OSError):
-            conn.close()
-            continue
-        if os.fork() == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            listener.close()
-            try:
-                _work(conn, request, fds, create_and_supervise, CreateOptions, bundle, ContainerError)
-            finally:
-                os._exit(0)
-        conn.close()
-        for fd in fds:
-            os.close(fd)
+    return listen(path)
 
 
-def _work(conn: Channel, request: dict, fds: list[int], create_and_supervise, CreateOptions, bundle,
-          ContainerError) -> None:
-    """In a fresh worker: take the client's stdio, create the container, become its supervisor."""
+def _serve_create(conn: Channel) -> None:
+    try:
+        request, fds = conn.recv()
+    except (ChannelClosed, OSError):
+        return
+    _work(conn, request, fds)
+
+
+def _serve_command(conn: socket.socket, command) -> None:
+    from runtime.process import cmdserver
+
+    try:
+        request = cmdserver.receive(conn)
+    except cmdserver.Refused as e:
+        cmdserver.refuse(conn, str(e))
+        return
+    cmdserver.work(conn, request, command)
+
+
+def _work(conn: Channel, request: dict, fds: list[int]) -> None:
+    """Take the client's stdio, create the container, become its supervisor (create.py)."""
+    from runtime.container.create import CreateOptions, create_and_supervise  # imported by serve()
+    from runtime.errors import ContainerError
+    from runtime.spec import bundle
+
     try:
         if request.get("op") != "create":
             raise ContainerError(f"the zygote does not know request {request.get('op')!r}")
@@ -167,11 +211,10 @@ def _work(conn: Channel, request: dict, fds: list[int], create_and_supervise, Cr
         conn.send({"error": f"zygote worker: {type(e).__name__}: {e}", "type": "ContainerError"})
 
 
-def start_detached(root: str) -> int:
+def start_detached(root: str, command: Callable[[list[str]], int] | None = None,
+                   warm_up: Callable[[], None] | None = None) -> int:
     """Start a zygote in the background (double fork, stdio on /dev/null); return its pid once it
-    listens."""
-    import sys
-
+    listens. `command`, `warm_up`: as for `serve`."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -182,7 +225,7 @@ def start_detached(root: str) -> int:
                 null = os.open("/dev/null", os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                serve(root, ready_fd=w)
+                serve(root, ready_fd=w, command=command, warm_up=warm_up)
         except BaseException as e:  # noqa: BLE001
             print(f"zygote: {e}", file=sys.stderr)
         finally:

@@ -202,7 +202,8 @@ def main(args: argparse.Namespace) -> int:
         spec = build_spec(args, name)
         stdio = "tty" if args.tty and not args.detach else ("log" if args.detach else "inherit")
         opts = CreateOptions(root=args.root, storage=args.storage, stdio=stdio,
-                             stdin_open=args.interactive, explain_fd=2 if args.explain else None)
+                             stdin_open=args.interactive, explain_fd=2 if args.explain else None,
+                             orphan_supervisor=False)  # we exit soon: no need to fork twice
         code = run(name, spec, opts, detach=args.detach, remove=args.rm)
     except StepError as e:
         print(f"nodeagent run: {e}", file=sys.stderr)

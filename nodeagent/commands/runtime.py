@@ -94,6 +94,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _create_or_run(args: argparse.Namespace) -> int:
+    from runtime.container.run import signals_held
+
+    with signals_held():  # a ^C or SIGTERM now goes to the container once it runs (run.py)
+        return _create_or_run_held(args)
+
+
+def _create_or_run_held(args: argparse.Namespace) -> int:
     import os
 
     from runtime.process import zygote
@@ -118,7 +125,8 @@ def _create_or_run(args: argparse.Namespace) -> int:
         spec = load_bundle(args.bundle)
         stdio = "tty" if spec.process.terminal else ("inherit" if foreground else "log")
         opts = CreateOptions(root=args.root, storage=args.storage, bundle=bundle, stdio=stdio,
-                             log_path=args.log, explain_fd=explain_fd, remove_on_exit=remove)
+                             log_path=args.log, explain_fd=explain_fd, remove_on_exit=remove,
+                             orphan_supervisor=False)  # we exit soon: no need to fork twice
         created = create(args.id, spec, opts)
         record, channel = created.state.record, created.channel
     if args.verb == "create":

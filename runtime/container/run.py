@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 
 from runtime.errors import ContainerError, StepError
 from runtime.process.channel import Channel, ChannelClosed
@@ -31,9 +32,24 @@ def run(cid: str, spec, opts, *, detach: bool = False, remove: bool = False, on_
 
     if remove and not detach:
         opts = dataclasses.replace(opts, remove_on_exit=True)
-    created = create(cid, spec, opts)
-    return drive(created.channel, created.state.record, opts.root, cid, detach=detach,
-                 remove=remove, on_created=on_created)
+    with signals_held():
+        created = create(cid, spec, opts)
+        return drive(created.channel, created.state.record, opts.root, cid, detach=detach,
+                     remove=remove, on_created=on_created)
+
+
+@contextmanager
+def signals_held():
+    """Hold (block) the signals a foreground run passes on, from before the container exists
+    until drive() has it running and lets them through. A SIGTERM in the middle of a create
+    would otherwise end this process half-way: a state directory "creating" for ever, or a
+    container created that nobody will start or delete. Processes forked meanwhile inherit the
+    block; the supervisor and the container's init clear their own signal masks."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def drive(ch: Channel, record: dict, root: str, cid: str, *, detach: bool = False,
@@ -46,15 +62,24 @@ def drive(ch: Channel, record: dict, root: str, cid: str, *, detach: bool = Fals
             on_created(record["pid"])
         if record.get("stdio") == "tty" and not detach:
             attach = _attach(root, cid)
-        ch.send({"op": "start"})
-        reply, _ = ch.recv()
-        started = True
-        if "error" in reply:
-            raise StepError("start", reply["error"])  # init exits; the supervisor records it
-        if detach:
-            return 0
         pid = record["pid"]
-        previous = {sig: signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
+        previous = {}
+        # A signal that comes while the container is being started (^C right after Enter) is for
+        # the container too, but the program is not running yet: hold it (blocked, pending) until
+        # "started", then let it through to our handlers, which pass it on — as runc does.
+        held = () if detach else FORWARDED
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            ch.send({"op": "start"})
+            reply, _ = ch.recv()
+            started = True
+            if "error" in reply:
+                raise StepError("start", reply["error"])  # init exits; the supervisor records it
+            if detach:
+                return 0
+            previous = {sig: signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         try:
             if attach is not None:
                 from runtime.process.terminal import proxy

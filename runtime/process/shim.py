@@ -424,6 +424,7 @@ def become_supervisor(plan: ContainerPlan, creator: Channel, finish=None, undo=N
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # a creator may hold signals while it creates
     Supervisor(plan, creator, finish, undo).run()
 
 

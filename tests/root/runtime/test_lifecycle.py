@@ -145,3 +145,37 @@ def test_kill_all_reaches_every_process_of_the_container(rt):
     state = _wait_status(rt, cid, "stopped")
     assert state["exitCode"] == 137 and state["signal"] == 9
     assert all(Path(d, "cgroup.procs").read_text() == "" for d in procs)
+
+
+def test_a_signal_during_run_never_strands_a_container(rt):
+    """SIGTERM to `runtime run` at any moment: before the container exists the CLI just dies;
+    from "created" on it is held and then passed to the container, whose status the CLI returns
+    (143) and which `run` then deletes. Never a container left behind, created or running."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.busybox import REPO
+
+    # As pid 1 of its namespace, the container's shell ignores a TERM it has no trap for yet; so
+    # the test repeats the signal until the CLI ends.
+    bundle = str(rt.bundle(["sh", "-c", "trap 'exit 143' TERM; while :; do sleep 0.05; done"]))
+    outcomes = set()
+    for delay in (0.0, 0.03, 0.06, 0.09, 0.12, 0.15, 0.2, 0.3, 0.5):
+        cid = rt.name()
+        cli = subprocess.Popen([sys.executable, "-m", "nodeagent", "runtime", "--root", str(rt.root),
+                                "--storage", str(rt.storage), "run", "-b", bundle, cid], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        deadline = time.monotonic() + 20
+        while cli.poll() is None and time.monotonic() < deadline:
+            cli.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+        rc = cli.wait(5)
+        outcomes.add(rc)
+        assert rc in (-signal.SIGTERM, 128 + signal.SIGTERM), (delay, rc, cli.stderr.read())
+        deadline = time.monotonic() + 5
+        while (rt.root / cid).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not (rt.root / cid).exists(), (delay, rc, rt.runtime("state", cid).stdout)
+    assert 128 + signal.SIGTERM in outcomes   # the later signals did reach a running container

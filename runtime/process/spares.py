@@ -97,13 +97,8 @@ class SparePool:
             self.sys.set_pdeathsig(signal.SIGKILL)
             if os.getppid() == 1:
                 os._exit(0)                   # the zygote died before we could ask to follow it
-            # A spare is replaced just as a request starts, so its warm-up would compete for the
-            # CPUs with that request (measured: +1.5 ms on a 2-CPU machine). SCHED_IDLE: run only
-            # on a CPU nobody else wants. Back to normal once it has a request of its own.
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             self.warm_up()
             sock, listener = self._accept()
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
             os.write(taken, b"t")
             os.close(taken)
             self.sys.set_pdeathsig(0)         # a worker now: it must outlive the zygote

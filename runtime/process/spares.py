@@ -51,18 +51,29 @@ class SparePool:
             sock.setblocking(False)           # spares race for each connection: see accept()
 
     def fill(self) -> None:
-        """Fork spares until there are `size` of them."""
+        """Fork spares until there are `size` of them. A fork that fails (EAGAIN: the machine is
+        out of processes or memory) is retried by run() a second later, not fatal."""
+        zygote = os.getpid()
         while len(self.pipes) < self.size:
             for stream in (sys.stdout, sys.stderr):
                 if stream is not None:
                     stream.flush()            # what we buffered must not be written twice
-            r, w = os.pipe2(os.O_CLOEXEC)
-            pid = os.fork()
+            try:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                try:
+                    pid = os.fork()
+                except OSError:
+                    os.close(r)
+                    os.close(w)
+                    raise
+            except OSError as e:
+                print(f"zygote: cannot fork a spare worker: {e}", file=sys.stderr)
+                return
             if pid == 0:
                 os.close(r)
                 for fd in self.pipes:
                     os.close(fd)              # the other spares' pipes are the zygote's business
-                self._spare(w)                # never returns
+                self._spare(w, zygote)        # never returns
             os.close(w)
             self.pipes[r] = pid
 
@@ -73,9 +84,12 @@ class SparePool:
                 for fd in self.pipes:
                     if fd not in sel.get_map():
                         sel.register(fd, selectors.EVENT_READ)
-                for key, _ in sel.select():
+                short = len(self.pipes) < self.size   # a fork failed: try again in a second
+                for key, _ in sel.select(timeout=1.0 if short else None):
                     sel.unregister(key.fd)
                     self.event(key.fd)
+                if short:
+                    self.fill()
 
     def event(self, fd: int) -> None:
         """A spare's pipe is readable: it took a request, or it died. Either way it is no longer
@@ -91,11 +105,11 @@ class SparePool:
         self.fill()
 
     # --- in the spare ------------------------------------------------------------------------------
-    def _spare(self, taken: int) -> None:
+    def _spare(self, taken: int, zygote: int) -> None:
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it; a worker must not
             self.sys.set_pdeathsig(signal.SIGKILL)
-            if os.getppid() == 1:
+            if os.getppid() != zygote:
                 os._exit(0)                   # the zygote died before we could ask to follow it
             self.warm_up()
             sock, listener = self._accept()

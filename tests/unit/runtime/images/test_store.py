@@ -4,7 +4,6 @@ leftovers, the layers-in-use scan of mountinfo."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys

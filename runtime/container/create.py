@@ -218,7 +218,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             from runtime.process.shim import become_supervisor
             os.setsid()  # a session of its own, as _spawn gives a forked supervisor
             become_supervisor(plan, client, finish=lambda c: {"created": finish(c)}, undo=undo.run)
-        explainer.step("start the supervisor (double fork), which forks the container's init")
+        explainer.step(f"start the supervisor ({'double ' if opts.orphan_supervisor else ''}fork), "
+                       "which forks the container's init")
         channel, created = _spawn(plan, opts.orphan_supervisor)
         undo.push(channel.close)
         if "error" in created:

@@ -1,7 +1,7 @@
 """The command server's side: check a client, take its request, and become it in a forked worker.
 
-The zygote (zygote.py) accepts connections on <root>/command.sock and, for each, calls `receive`
-and then forks; the fork calls `work`. The request format is in cmdwire.py.
+A spare worker of the zygote (zygote.py, spares.py) accepts a connection on <root>/command.sock,
+calls `receive`, then `work`, and exits. The request format is in cmdwire.py.
 
 A worker must look, to the command it runs, like the process the user would have started:
 
@@ -19,8 +19,9 @@ goes below the zygote's own cgroup, as one created through zygote.sock always ha
 with fewer capabilities than the zygote gets the zygote's, which zygote.sock gives it too.
 
 Only a client with our own uid is served. The socket is root-only anyway (channel.listen binds it
-with umask 077), but a command runs with all of the zygote's privileges, so the zygote checks the
+with umask 077), but a command runs with all of the zygote's privileges, so the worker checks the
 peer's credentials (SO_PEERCRED, filled in by the kernel at connect) rather than trust file modes.
+(`receive` does, in the worker, before anything of the request is used.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from runtime.process import cmdwire
 # cannot interrupt the reply that carries the exit status.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
-RECEIVE_TIMEOUT = 5.0  # a client sends its request right after connecting; never block the zygote
+RECEIVE_TIMEOUT = 5.0  # a client sends its request right after connecting; a silent one frees the worker
 
 
 class Refused(Exception):

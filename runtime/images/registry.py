@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import hashlib
 import json
 import os
@@ -85,6 +86,20 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return u.scheme, (u.hostname or "").lower(), u.port or {"http": 80, "https": 443}.get(u.scheme)
 
 
+def is_loopback_registry(host_port: str) -> bool:
+    """A registry on this machine's loopback (localhost, 127.0.0.0/8, ::1) speaks plain http by
+    default, as Docker (its insecure-registries always include 127.0.0.0/8) and containerd (plain
+    http for localhost) treat it: nothing leaves the machine, and a local test registry has no
+    certificate. Any other host needs --insecure-registry (or the agent's config)."""
+    host = urlsplit(f"//{host_port}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class RegistryClient:
     """One client per pull (or per agent); owns nothing but its token cache. The caller owns the
     aiohttp session."""
@@ -104,8 +119,9 @@ class RegistryClient:
     def endpoints(self, ref: Reference) -> list[Endpoint]:
         eps = [Endpoint(m.rstrip("/"), urlsplit(m).netloc, True)
                for m in self.config.mirrors.get(ref.registry, ())]
-        scheme = "http" if ref.registry in self.config.insecure or ref.api_host in self.config.insecure \
-            else "https"
+        plain = (ref.registry in self.config.insecure or ref.api_host in self.config.insecure
+                 or is_loopback_registry(ref.api_host))
+        scheme = "http" if plain else "https"
         eps.append(Endpoint(f"{scheme}://{ref.api_host}", ref.registry))
         return eps
 

@@ -72,11 +72,12 @@ class NodeConfig:
 
 # --- the pid file -----------------------------------------------------------------------------------
 def _start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat: the process's start time, which a reused pid does not share."""
+    """The process's start time (centiseconds since the epoch): a reused pid does not share it."""
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rpartition(")")[2].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(psutil.Process(pid).create_time() * 100)
+    except psutil.Error:
         return None
 
 
@@ -156,14 +157,15 @@ def wait_ready(data_dir: str, pid: int, timeout: float) -> None:
 
 
 def _is_zombie(pid: int) -> bool:
+    import psutil
+
     try:
         os.waitpid(pid, os.WNOHANG)   # our own child (start_detached): reap it if it died
     except ChildProcessError:
         pass
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return True
 
 

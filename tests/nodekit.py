@@ -103,6 +103,10 @@ class Node:
             raise AssertionError(f"kubectl {' '.join(args)} → {out.returncode}\n{out.stderr}")
         return out
 
+    def kubectl_argv_str(self) -> str:
+        """kubectl with this node's kubeconfig, as one shell word list (for `script -c`)."""
+        return f"{KUBECTL} --kubeconfig {self.kubeconfig}"
+
     def kubectl_popen(self, *args: str, **kw) -> subprocess.Popen:
         return subprocess.Popen([*self._prefix(True), KUBECTL, "--kubeconfig", str(self.kubeconfig),
                                  *args], **kw)

@@ -15,8 +15,12 @@ import sys
 
 from nodeagent.errors import AgentError
 
-# Modules under nodeagent.commands, in the order `nodeagent --help` lists them.
-COMMANDS = ["up", "down", "doctor", "run", "runtime", "pull", "image", "server", "kubeconfig", "cni", "net"]
+# Command → its module under nodeagent.commands, in the order `nodeagent --help` lists them. (A
+# module may serve several commands: containers.py is docker's ps/stop/rm/exec.)
+COMMANDS = {"up": "up", "down": "down", "doctor": "doctor", "run": "run", "ps": "containers",
+            "exec": "containers", "stop": "containers", "rm": "containers", "runtime": "runtime",
+            "pull": "pull", "image": "image", "server": "server", "kubeconfig": "kubeconfig",
+            "cni": "cni", "net": "net"}
 
 _parser_class = None
 
@@ -68,8 +72,9 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":  # noqa:
     parser = _parser_type()(
         prog="nodeagent", description="A small, real Kubernetes: node agent and control plane.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS if only is None else [only]:
-        importlib.import_module(f"nodeagent.commands.{name}").register(sub)
+    modules = dict.fromkeys(COMMANDS.values() if only is None else [COMMANDS[only]])
+    for module in modules:
+        importlib.import_module(f"nodeagent.commands.{module}").register(sub)
     _parsers[only] = parser
     return parser
 

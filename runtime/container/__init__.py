@@ -4,6 +4,7 @@
     start.py    start and wait
     run.py      create + start (+ wait), and `drive` for a container someone else created
     kill.py     signal the init, or every process of the container
+    stop.py     the stop signal, a grace period, then SIGKILL (docker stop, the kubelet's kill)
     delete.py   remove processes, cgroup, overlay dirs and state
     exec.py     run another process inside a running container
     state.py    the state directory and how the OCI status is derived

@@ -1,0 +1,154 @@
+"""`nodeagent ps | stop | rm | exec`: docker's verbs for the containers `nodeagent run` made.
+
+    nodeagent ps [-a] [-q]                      running containers (-a: all), docker's columns
+    nodeagent stop [-t SECONDS] [-s SIGNAL] NAME...   signal, wait, then SIGKILL (docker stop)
+    nodeagent rm [-f] NAME...                   remove stopped containers (-f: running ones too)
+    nodeagent exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] NAME CMD...
+
+They work on the same state as `nodeagent run` (the runtime's state root, /run/nodeagent/runtime),
+through the runtime's own verbs (runtime/container/: kill, delete, exec), so `nodeagent runtime
+list` and these always agree. Exit status as docker's: 0, 1 when a named container failed (each
+failure one line on stderr, the others still done), and the program's own for exec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_ROOT = "/run/nodeagent/runtime"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def verb(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--root", default=DEFAULT_ROOT, help=argparse.SUPPRESS)
+        return p
+
+    p = verb("ps", "list containers made by `nodeagent run`")
+    p.add_argument("-a", "--all", action="store_true", help="stopped ones too")
+    p.add_argument("-q", "--quiet", action="store_true", help="names only")
+    p.set_defaults(func=ps)
+    p = verb("stop", "stop running containers: the signal, then SIGKILL after a timeout")
+    p.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL (default 10)")
+    p.add_argument("-s", "--signal", default="TERM", help="signal to send first (default TERM)")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=stop)
+    p = verb("rm", "remove containers")
+    p.add_argument("-f", "--force", action="store_true", help="kill and remove running ones too")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=rm)
+    p = verb("exec", "run a command in a running container")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open (default)")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="UID[:GID]")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    p.set_defaults(func=exec_)
+
+
+def _ago(stamp: str | None) -> str:
+    """ "3 minutes ago", from an RFC 3339 time, as docker prints it."""
+    from datetime import datetime, timezone
+
+    if not stamp:
+        return ""
+    try:
+        then = datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00" if "." in stamp
+                                      else stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    secs = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size:
+            n = secs // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return f"{secs} second{'s' if secs != 1 else ''} ago"
+
+
+def _status(s) -> str:
+    if s.status == "running":
+        return f"Up {_ago(s.started_at).removesuffix(' ago')}"
+    if s.status == "stopped":
+        return f"Exited ({s.exit_code if s.exit_code is not None else '?'}) {_ago(s.finished_at)}"
+    return s.status.capitalize()
+
+
+def ps(args: argparse.Namespace) -> int:
+    from runtime.container.state import list_containers
+
+    states = [s for s in list_containers(args.root) if args.all or s.status == "running"]
+    if args.quiet:
+        for s in states:
+            print(s.id)
+        return 0
+    print(f"{'NAME':<20} {'COMMAND':<30} {'CREATED':<18} STATUS")
+    for s in states:
+        command = " ".join(s.record.get("args") or [])
+        command = command if len(command) <= 28 else command[:27] + "…"
+        print(f"{s.id:<20} {chr(34) + command + chr(34):<30} {_ago(s.created):<18} {_status(s)}")
+    return 0
+
+
+def _each(names: list[str], action) -> int:
+    """Run action(name) for every name; report each failure on one line, as docker does."""
+    from runtime.errors import ContainerError
+
+    status = 0
+    for name in names:
+        try:
+            action(name)
+            print(name)
+        except ContainerError as e:
+            print(f"nodeagent: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def stop(args: argparse.Namespace) -> int:
+    from runtime.container.kill import parse_signal
+    from runtime.container.stop import stop as stop_container
+    from runtime.errors import ContainerError
+
+    try:
+        sig = parse_signal(args.signal)
+    except (ValueError, ContainerError) as e:
+        print(f"nodeagent stop: --signal {args.signal!r}: {e}", file=sys.stderr)
+        return 1
+    return _each(args.names, lambda name: stop_container(args.root, name, sig, args.time))
+
+
+def rm(args: argparse.Namespace) -> int:
+    from runtime.container.delete import delete
+    from runtime.container.state import StateDir
+    from runtime.errors import ContainerError
+
+    def remove(name: str) -> None:
+        state = StateDir(args.root, name).load()
+        if state.status in ("running", "created") and not args.force:
+            raise ContainerError(f"container {name} is {state.status}: stop it first, or use rm -f")
+        delete(args.root, name, force=args.force)
+
+    return _each(args.names, remove)
+
+
+def exec_(args: argparse.Namespace) -> int:
+    from runtime.container.exec import exec_process
+    from runtime.errors import ContainerError
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise ContainerError("exec: give the command to run")
+    uid = gid = None
+    if args.user:
+        u, _, g = args.user.partition(":")
+        try:
+            uid, gid = int(u), int(g) if g else None
+        except ValueError:
+            raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
+    if args.workdir and not args.workdir.startswith("/"):
+        raise ContainerError(f"--workdir {args.workdir!r} must be an absolute path")
+    return exec_process(args.root, args.name, command, env=args.env, cwd=args.workdir, uid=uid,
+                        gid=gid, tty=args.tty)

@@ -71,7 +71,7 @@ class Containers:
 
     # --- create --------------------------------------------------------------------------------------
     def create(self, sid: str, config: ContainerConfig, sandbox_config: PodSandboxConfig) -> str:
-        from runtime.errors import ContainerError
+        from runtime.errors import ContainerError, StepError
         from runtime.images import ImageError
         from runtime.spec.bundle import write_bundle
 
@@ -114,6 +114,13 @@ class Containers:
                 os.makedirs(os.path.dirname(log_path), exist_ok=True)
             zygote.create(self.root, self.storage, cid, str(cdir / "bundle"),
                           log_path or str(cdir / "container.log"))
+        except StepError as e:
+            self.store.drop_container(cid)
+            # The runtime looks for the program at create (as runc does): a missing one is
+            # docker's "ContainerCannotRun", whichever call found it.
+            if e.step in ("find the executable", "execve"):
+                raise RunContainerError(str(e)) from None
+            raise CreateContainerError(str(e)) from None
         except ContainerError as e:
             self.store.drop_container(cid)
             raise CreateContainerError(str(e)) from None

@@ -149,3 +149,76 @@ def test_bad_input_gets_the_cri_error_naming_the_cause_and_leaves_nothing(node):
     assert out["left"] == []
     assert [n for n in out["runtime"] if not n.startswith("zygote")] == []
     assert node.leaks() == node.NONE
+
+
+def test_exec_with_stdin_with_a_tty_attach_and_stats(node):
+    out = node.agent('''
+        sc = sandbox_config("io")
+        sid = await rt.run_pod_sandbox(sc)
+        c = await run_container(sid, sc, "c", "sleep", "1000")
+        t = await run_container(sid, sc, "t", "sh", tty=True)
+
+        # exec -i: stdin in, stdout out, the exit code through the session
+        s = await rt.exec(c, ["sh", "-c", "cat; echo err >&2; exit 5"], tty=False, stdin=True)
+        os.write(s.stdin, b"hi from stdin\\n")
+        os.close(s.stdin); s.stdin = -1
+        got = await asyncio.to_thread(lambda: os.read(s.stdout, 100))
+        err = await asyncio.to_thread(lambda: os.read(s.stderr, 100))
+        code = await s.wait()
+        s.close()
+
+        # exec -t: one pty; what we type comes back through it
+        s = await rt.exec(c, ["sh"], tty=True, stdin=True)
+        s.resize(30, 100)
+        os.write(s.tty_fd, b"stty size; exit 9\\n")
+        seen = b""
+        while b"30 100" not in seen:
+            seen += await asyncio.to_thread(lambda: os.read(s.tty_fd, 1000))
+        tty_code = await s.wait()
+        s.close()
+
+        # attach to a tty container: the shell's prompt and our command's output
+        a = await rt.attach(t, stdin=True)
+        os.write(a.tty_fd, b"echo attached-$((6*7))\\n")
+        seen_a = b""
+        while b"attached-42" not in seen_a:
+            seen_a += await asyncio.to_thread(lambda: os.read(a.tty_fd, 1000))
+        os.write(a.tty_fd, b"exit 4\\n")
+        attach_code = await asyncio.wait_for(a.wait(), 20)
+        a.close()
+
+        try:
+            await rt.attach(c, stdin=False)
+            no_tty = "attached"
+        except CRIError as e:
+            no_tty = e.message
+        stats = await rt.container_stats(c)
+        report({"got": got.decode(), "err": err.decode(), "code": code, "tty_code": tty_code,
+                "attach_code": attach_code, "no_tty": no_tty, "stats": stats})
+    ''')
+    assert (out["got"], out["err"], out["code"]) == ("hi from stdin\n", "err\n", 5)
+    assert out["tty_code"] == 9 and out["attach_code"] == 4
+    assert "tty" in out["no_tty"]
+    assert out["stats"]["memory_usage_bytes"] > 0 and out["stats"]["cpu_usage_core_nano_seconds"] >= 0
+
+
+def test_fifty_create_remove_cycles_leave_nothing(node):
+    out = node.agent('''
+        ips = set()
+        for i in range(50):
+            sc = sandbox_config(f"cyc{i}", port_mappings=(PortMapping(80, 18000 + i % 3),))
+            sid = await rt.run_pod_sandbox(sc)
+            ips.add((await rt.pod_sandbox_status(sid)).ip)
+            c = await run_container(sid, sc, "c", "sleep", "1000")
+            if i % 2:
+                await rt.stop_pod_sandbox(sid)
+            await rt.remove_pod_sandbox(sid)
+        report({"ips": len(ips), "left": [s.id for s in await rt.list_pod_sandboxes()],
+                "containers": [c.id for c in await rt.list_containers()]})
+    ''', timeout=600)
+    assert out["left"] == [] and out["containers"] == []
+    assert node.leaks() == node.NONE
+    nft = node.sh("nft", "list", "ruleset").stdout
+    assert "/eth0" not in nft and "1800" not in nft    # no pod's address, hostPort or chain left
+    assert node.cleanup() == []
+    assert node.leaks(node_up=False) == node.NONE

@@ -70,6 +70,10 @@ class SandboxError(CRIError):             # netns, CNI, pinned namespaces
     reason = "FailedCreatePodSandBox"
 
 
+class ExecTimeout(CRIError):              # exec_sync ran past its timeout (the process was killed)
+    reason = "Timeout"
+
+
 # --- sandboxes -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PodSandboxMetadata:
@@ -118,7 +122,13 @@ class PodSandboxConfig:
     host_network: bool = False
     host_ipc: bool = False
     host_pid: bool = False
-    cgroup_parent: str = ""               # the pod's cgroup (ContainerManager.pod_cgroup)
+    # The pod's cgroup (ContainerManager.pod_cgroup): a path RELATIVE TO THE AGENT'S OWN CGROUP in
+    # every hierarchy (/proc/self/cgroup of the agent), e.g. "kubepods/burstable/pod<uid>"; an
+    # absolute path is accepted only if it lies inside the agent's own cgroup. Containers go in
+    # <cgroup_parent>/<container id>; missing directories are created by the runtime, which removes
+    # only the containers' own. "": the runtime side uses nodeagent-pods/<sandbox id> and removes it
+    # with the sandbox (nodeagent/cri/cgroups.py).
+    cgroup_parent: str = ""
     sysctls: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -11,8 +11,8 @@ would also do — be the parent of the containers, reap them, record their exits
 runtime's per-container supervisors (runtime/process/shim.py), which also outlive the agent.
 
     run      1. the sandbox directory and a record saying "creating" (store.py)
-             2. pin new net, ipc, uts namespaces (nshelper.py, a fresh process: unshare + bind
-                mount), with the hostname set and the pod's sysctls written inside;
+             2. pin new net, ipc, uts namespaces (nshelper.py: a fresh fork of a single-threaded
+                helper does unshare + bind mount), with the hostname set and the pod's sysctls written inside;
                 hostNetwork: no net/uts of its own (the node's); hostIPC: no ipc of its own
              3. CNI ADD on the pinned netns (cni.podnet: the bridge, an IP, hostPorts → portmap)
              4. /etc/hostname, /etc/hosts (with the pod's IP), /etc/resolv.conf, for the
@@ -31,10 +31,7 @@ All of it is blocking (fork/exec, netlink, files): the service calls it from a w
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -89,14 +86,14 @@ def resolv_conf(dns: DNSConfig, node_resolv: str = "/etc/resolv.conf") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pin(directory: Path, types: list[str], hostname: str, sysctls: dict) -> None:
-    """Pin new namespaces of `types` under `directory` (see nshelper.py: a fresh process)."""
-    req = {"op": "pin", "dir": str(directory), "types": types, "hostname": hostname,
-           "sysctls": dict(sysctls)}
-    proc = subprocess.run([sys.executable, "-m", "nodeagent.cri.nshelper", json.dumps(req)],
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise SandboxError(f"pinning the pod's namespaces: {proc.stderr.strip() or proc.returncode}")
+def _pin(helper, directory: Path, types: list[str], hostname: str, sysctls: dict) -> None:
+    """Pin new namespaces of `types` under `directory` (nshelper.py: a fresh fork does it)."""
+    reply, fds = helper.request({"op": "pin", "dir": str(directory), "types": types,
+                                 "hostname": hostname, "sysctls": dict(sysctls)})
+    for fd in fds:
+        os.close(fd)
+    if not reply.get("ok"):
+        raise SandboxError(f"pinning the pod's namespaces: {reply.get('error')}")
 
 
 def unpin(directory: Path) -> None:
@@ -129,9 +126,12 @@ def _sysctl_split(sysctls: dict) -> dict:
 
 
 class Sandboxes:
-    def __init__(self, store: Store, network):
+    def __init__(self, store: Store, network, helper=None):
+        from nodeagent.cri.nshelper import Client
+
         self.store = store
         self.network = network            # cni.podnet.PodNetwork, or None (no pod network)
+        self.helper = helper or Client()  # the namespace helper (started on first use)
 
     # --- run ---------------------------------------------------------------------------------------
     def run(self, config: PodSandboxConfig) -> str:
@@ -159,7 +159,7 @@ class Sandboxes:
                                    "change the node)")
             step = "pin the pod's namespaces"
             undo.append(lambda: unpin(d / "ns"))
-            _pin(d / "ns", types, config.hostname, sysctls)
+            _pin(self.helper, d / "ns", types, config.hostname, sysctls)
             names = {"net": "network", "ipc": "ipc", "uts": "uts"}
             record["namespaces"] = {names[t]: str(d / "ns" / t) for t in types}
             if not config.host_network and self.network is not None:

@@ -77,6 +77,7 @@ class NodeRuntime:
     def close(self) -> None:
         """Stop watching (the containers and sandboxes themselves are left as they are)."""
         self.hub.close()
+        self.sandboxes.helper.close()
         net = self.sandboxes.network
         if net is not None:
             net.close()
@@ -179,7 +180,8 @@ class NodeRuntime:
         rec = await self._run(self.store.sandbox, sandbox_id)
         if rec is None:
             raise NotFound(f"pod sandbox {sandbox_id} not found")
-        return await asyncio.to_thread(port_forward, rec.get("namespaces", {}).get("network"), port)
+        return await asyncio.to_thread(port_forward, self.sandboxes.helper,
+                                       rec.get("namespaces", {}).get("network"), port)
 
     async def container_stats(self, container_id: str) -> dict:
         from nodeagent.cri.cgroups import usage

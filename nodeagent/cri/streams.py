@@ -15,7 +15,7 @@ turns a connection into a raw byte stream both ways to it (runtime/process/strea
 without a tty log to pipes only the supervisor reads; attaching to them is not supported yet.
 
 port-forward. A TCP connection to 127.0.0.1:<port> *inside* the pod's network namespace, made by
-a fresh process that setns()es there (nshelper.py) and passes the connected socket back; the
+a fresh fork of the namespace helper that setns()es there (nshelper.py) and passes it back; the
 socket keeps talking to the pod's namespace wherever it is used, as the kubelet's streaming
 server does with its netns-entering dial.
 """
@@ -28,16 +28,10 @@ import os
 import select
 import socket
 import struct
-import subprocess
-import sys
 import termios
 import time
 
-from nodeagent.cri.api import CRIError
-
-
-class ExecTimeout(CRIError):
-    reason = "Timeout"
+from nodeagent.cri.api import CRIError, ExecTimeout
 
 
 def _connect(root: str, cid: str):
@@ -241,8 +235,9 @@ def attach(root: str, cid: str, tty: bool) -> Session:
     return Session(None, tty_fd=fd, resize_to=resize, waiter=waiter)
 
 
-def port_forward(netns: str | None, port: int) -> int:
-    """Blocking: a socket connected to 127.0.0.1:`port` in `netns` (None: our own namespace)."""
+def port_forward(helper, netns: str | None, port: int) -> int:
+    """Blocking: a socket connected to 127.0.0.1:`port` in `netns` (None: our own namespace);
+    `helper`: the namespace helper's Client (nshelper.py)."""
     if not 0 < port < 65536:
         raise CRIError(f"port-forward: port {port} is out of range")
     if netns is None:
@@ -252,21 +247,9 @@ def port_forward(netns: str | None, port: int) -> int:
             raise CRIError(f"port-forward to port {port}: {e.strerror or e}") from None
         s.settimeout(None)
         return s.detach()
-    import json
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        req = json.dumps({"op": "connect", "netns": netns, "port": port, "fd": theirs.fileno()})
-        proc = subprocess.Popen([sys.executable, "-m", "nodeagent.cri.nshelper", req],
-                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        theirs.close()
-        _, err = proc.communicate(timeout=30)
-        if proc.returncode != 0:
-            raise CRIError(f"port-forward to port {port} in the pod: {err.strip()}")
-        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
-        if not fds:
-            raise CRIError(f"port-forward to port {port}: no socket came back")
-        return fds[0]
-    finally:
-        ours.close()
+    reply, fds = helper.request({"op": "connect", "netns": netns, "port": port})
+    if not reply.get("ok") or not fds:
+        for fd in fds:
+            os.close(fd)
+        raise CRIError(f"port-forward: {reply.get('error', 'no socket came back')}")
+    return fds[0]

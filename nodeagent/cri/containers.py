@@ -113,7 +113,8 @@ class Containers:
             if log_path:
                 os.makedirs(os.path.dirname(log_path), exist_ok=True)
             zygote.create(self.root, self.storage, cid, str(cdir / "bundle"),
-                          log_path or str(cdir / "container.log"))
+                          log_path or str(cdir / "container.log"),
+                          stdin=config.stdin and not config.tty, stdin_once=config.stdin_once)
         except StepError as e:
             self.store.drop_container(cid)
             # The runtime looks for the program at create (as runc does): a missing one is

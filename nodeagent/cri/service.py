@@ -173,7 +173,7 @@ class NodeRuntime:
         from nodeagent.cri.streams import attach
         rec = await self._run(self._record, container_id)
         return await asyncio.to_thread(attach, str(self.store.runtime_root), container_id,
-                                       bool(rec.get("tty")))
+                                       bool(rec.get("tty")), stdin)
 
     async def port_forward(self, sandbox_id: str, port: int) -> int:
         from nodeagent.cri.streams import port_forward

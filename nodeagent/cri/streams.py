@@ -11,8 +11,10 @@ carries one more message, {"exited": {"exitCode": N}}, when the process ends; wa
 waiting for readability on the socket, so no thread sits blocked per exec.
 
 attach. A container started with tty=True has a pty whose master the supervisor owns; "attach"
-turns a connection into a raw byte stream both ways to it (runtime/process/streams.py). Containers
-without a tty log to pipes only the supervisor reads; attaching to them is not supported yet.
+turns a connection into a raw byte stream both ways to it (runtime/process/streams.py). Without a
+tty, attach hands the supervisor the write ends of two pipes (and the read end of a third, for
+stdin): it copies the container's output to them besides the log, and feeds the third to the
+container's stdin pipe (created only when the ContainerConfig asked for stdin).
 
 port-forward. A TCP connection to 127.0.0.1:<port> *inside* the pod's network namespace, made by
 a fresh fork of the namespace helper that setns()es there (nshelper.py) and passes it back; the
@@ -199,24 +201,49 @@ def _kill_exec(s: Session) -> None:
             pass
 
 
-def attach(root: str, cid: str, tty: bool) -> Session:
+def attach(root: str, cid: str, tty: bool, stdin: bool) -> Session:
+    """Blocking: attach to container `cid`'s stdio. With a tty: the pty's bytes both ways over
+    one socket (tty_fd). Without: pipes — the supervisor copies the container's stdout and
+    stderr to ours from now on (what was written before is in the log), and, if the container
+    was created with stdin, what we write to `stdin` goes to the program."""
     from runtime.container.start import wait as runtime_wait
 
-    if not tty:
-        raise CRIError(f"attach to container {cid}: only containers started with tty are "
-                       "supported (this one logs to pipes)")
     ch = _connect(root, cid)
+    ours: list[int] = []
+    theirs: list[int] = []
     try:
-        ch.send({"op": "attach"})
+        if tty:
+            ch.send({"op": "attach"})
+        else:
+            for _ in range(2):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                ours.append(r); theirs.append(w)
+            if stdin:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                ours.append(w); theirs.append(r)
+            ch.send({"op": "attach", "stdin": stdin}, theirs)
+        for fd in theirs:
+            os.close(fd)
+        theirs = []
         reply, fds = ch.recv()
         for fd in fds:
             os.close(fd)
         if "error" in reply:
             raise CRIError(f"attach to container {cid}: {reply['error']}")
     except BaseException:
+        for fd in ours + theirs:
+            os.close(fd)
         ch.close()
         raise
-    fd = ch.sock.detach()
+
+    async def waiter() -> int:
+        rec = await asyncio.to_thread(runtime_wait, root, cid)
+        return int(rec.get("exitCode") if rec.get("exitCode") is not None else 255)
+
+    if not tty:
+        ch.close()
+        return Session(None, stdout=ours[0], stderr=ours[1], stdin=ours[2] if stdin else -1,
+                       waiter=waiter)
 
     def resize(rows: int, cols: int) -> None:
         c = _connect(root, cid)
@@ -228,11 +255,7 @@ def attach(root: str, cid: str, tty: bool) -> Session:
         finally:
             c.close()
 
-    async def waiter() -> int:
-        rec = await asyncio.to_thread(runtime_wait, root, cid)
-        return int(rec.get("exitCode") if rec.get("exitCode") is not None else 255)
-
-    return Session(None, tty_fd=fd, resize_to=resize, waiter=waiter)
+    return Session(None, tty_fd=ch.sock.detach(), resize_to=resize, waiter=waiter)
 
 
 def port_forward(helper, netns: str | None, port: int) -> int:

@@ -47,7 +47,8 @@ def ensure(root: str) -> None:
                                f"{proc.stderr.strip() or proc.returncode}")
 
 
-def create(root: str, storage: str, cid: str, bundle: str, log_path: str) -> dict:
+def create(root: str, storage: str, cid: str, bundle: str, log_path: str, *,
+           stdin: bool = False, stdin_once: bool = False) -> dict:
     """Have the zygote create container `cid` from the bundle; returns its state record. The
     supervisor channel is closed at once (detached): start goes through <state>/shim.sock."""
     ch = rz.connect(root)
@@ -60,7 +61,8 @@ def create(root: str, storage: str, cid: str, bundle: str, log_path: str) -> dic
     try:
         record, channel = rz.request_create(
             ch, {"op": "create", "id": cid, "bundle": bundle, "root": root, "storage": storage,
-                 "log": log_path, "stdin_open": False}, [null, null, null])
+                 "log": log_path, "stdin_open": False, "stdin_pipe": stdin,
+                 "stdin_once": stdin_once}, [null, null, null])
     finally:
         os.close(null)
     channel.close()

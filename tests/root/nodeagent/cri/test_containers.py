@@ -187,18 +187,30 @@ def test_exec_with_stdin_with_a_tty_attach_and_stats(node):
         attach_code = await asyncio.wait_for(a.wait(), 20)
         a.close()
 
-        try:
-            await rt.attach(c, stdin=False)
-            no_tty = "attached"
-        except CRIError as e:
-            no_tty = e.message
+        # attach without a tty, to a container created with stdin (stdin_once): pipes
+        i = await run_container(sid, sc, "i", "sh", "-c",
+                                'while read l; do echo "got $l"; echo "err $l" >&2; done; '
+                                'echo eof; exit 6', stdin=True, stdin_once=True)
+        p = await rt.attach(i, stdin=True)
+        os.write(p.stdin, b"one\\n")
+        out_i = b""
+        while b"got one" not in out_i:
+            out_i += await asyncio.to_thread(lambda: os.read(p.stdout, 1000))
+        os.write(p.stdin, b"two\\n")
+        os.close(p.stdin); p.stdin = -1                 # stdin_once: the program sees EOF
+        while chunk := await asyncio.to_thread(lambda: os.read(p.stdout, 1000)):
+            out_i += chunk                              # ... to EOF: the container has ended
+        err_i = await asyncio.to_thread(lambda: os.read(p.stderr, 1000))
+        code_i = await asyncio.wait_for(p.wait(), 20)
+        p.close()
         stats = await rt.container_stats(c)
         report({"got": got.decode(), "err": err.decode(), "code": code, "tty_code": tty_code,
-                "attach_code": attach_code, "no_tty": no_tty, "stats": stats})
+                "attach_code": attach_code, "stats": stats,
+                "pipes": [out_i.decode(), err_i.decode(), code_i]})
     ''')
     assert (out["got"], out["err"], out["code"]) == ("hi from stdin\n", "err\n", 5)
     assert out["tty_code"] == 9 and out["attach_code"] == 4
-    assert "tty" in out["no_tty"]
+    assert out["pipes"] == ["got one\ngot two\neof\n", "err one\nerr two\n", 6]
     assert out["stats"]["memory_usage_bytes"] > 0 and out["stats"]["cpu_usage_core_nano_seconds"] >= 0
 
 

@@ -113,3 +113,21 @@ def test_port_forward_reaches_a_server_inside_the_pod(node):
         report({"reply": data.decode(errors="replace")})
     ''')
     assert out["reply"].startswith("HTTP/1.") and "forwarded" in out["reply"]
+
+
+def test_a_host_port_already_taken_fails_the_second_sandbox_and_leaves_nothing(node):
+    out = node.agent('''
+        first = await rt.run_pod_sandbox(sandbox_config("one", port_mappings=(PortMapping(80, 18090),)))
+        try:
+            await rt.run_pod_sandbox(sandbox_config("two", port_mappings=(PortMapping(80, 18090),)))
+            err = None
+        except CRIError as e:
+            err = [type(e).__name__, e.reason, e.message]
+        report({"err": err, "left": [s.metadata.name for s in await rt.list_pod_sandboxes()],
+                "first": (await rt.pod_sandbox_status(first)).state.name})
+    ''')
+    assert out["err"][:2] == ["SandboxError", "FailedCreatePodSandBox"]
+    assert "18090" in out["err"][2], out["err"]
+    assert out["left"] == ["one"] and out["first"] == "READY"
+    veths = node.leaks()["veths"]
+    assert len(veths) == 1, veths                       # the first pod's, nothing of the second

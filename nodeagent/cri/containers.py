@@ -17,7 +17,8 @@ and keeps one container's crash-handling independent of its neighbours'.)
                 init waiting for "start"); any failure there is undone by the runtime itself
              5. container.json complete ("created")
     start    the supervisor lets the init execve (runtime.container.start)
-    stop     the stop signal, `timeout` seconds, SIGKILL to every process of its cgroup
+    stop     the stop signal, `timeout` seconds, SIGKILL to every process of its cgroup (the
+             waits are the service's, on the event loop: signal and kill_all here)
     remove   the runtime deletes processes, cgroup, overlay and state; then our directory
 
 Status is derived at every call from the runtime's files (state.json, started.json, exit.json),
@@ -143,29 +144,25 @@ class Containers:
         except ContainerError as e:
             raise RunContainerError(str(e)) from None
 
-    def stop(self, cid: str, timeout: float) -> None:
+    def signal(self, cid: str, sig: int) -> None:
+        """Send `sig` to the container's init (a no-op once it has exited)."""
         from runtime.container.kill import kill
-        from runtime.container.start import wait
-        from runtime.container.stop import stop
-        from runtime.errors import ContainerError, ContainerNotFound, InvalidState
+        from runtime.errors import ContainerNotFound, InvalidState
 
-        rec = self.store.container(cid)
-        if rec is None:
-            return  # CRI: stopping a removed container succeeds
         try:
-            if timeout <= 0:
-                try:
-                    kill(self.root, cid, signal.SIGKILL, all_processes=True)
-                except InvalidState:
-                    pass
-                wait(self.root, cid)
-            else:
-                stop(self.root, cid, rec.get("stop_signal", signal.SIGTERM), timeout)
-        except ContainerNotFound:
-            return
-        except ContainerError as e:
-            from nodeagent.cri.api import CRIError
-            raise CRIError(f"stopping container {cid}: {e}") from None
+            kill(self.root, cid, sig)
+        except (InvalidState, ContainerNotFound):
+            pass
+
+    def kill_all(self, cid: str) -> None:
+        """SIGKILL to every process of the container (through its cgroup)."""
+        from runtime.container.kill import kill
+        from runtime.errors import ContainerNotFound, InvalidState
+
+        try:
+            kill(self.root, cid, signal.SIGKILL, all_processes=True)
+        except (InvalidState, ContainerNotFound):
+            pass
 
     def remove(self, cid: str) -> None:
         from runtime.container.delete import delete

@@ -201,13 +201,12 @@ def _kill_exec(s: Session) -> None:
             pass
 
 
-def attach(root: str, cid: str, tty: bool, stdin: bool) -> Session:
+def attach(root: str, cid: str, tty: bool, stdin: bool, waiter) -> Session:
     """Blocking: attach to container `cid`'s stdio. With a tty: the pty's bytes both ways over
     one socket (tty_fd). Without: pipes — the supervisor copies the container's stdout and
     stderr to ours from now on (what was written before is in the log), and, if the container
-    was created with stdin, what we write to `stdin` goes to the program."""
-    from runtime.container.start import wait as runtime_wait
-
+    was created with stdin, what we write to `stdin` goes to the program. `waiter`: a coroutine
+    function giving the container's exit code (Session.wait)."""
     ch = _connect(root, cid)
     ours: list[int] = []
     theirs: list[int] = []
@@ -235,10 +234,6 @@ def attach(root: str, cid: str, tty: bool, stdin: bool) -> Session:
             os.close(fd)
         ch.close()
         raise
-
-    async def waiter() -> int:
-        rec = await asyncio.to_thread(runtime_wait, root, cid)
-        return int(rec.get("exitCode") if rec.get("exitCode") is not None else 255)
 
     if not tty:
         ch.close()

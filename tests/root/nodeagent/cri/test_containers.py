@@ -203,13 +203,20 @@ def test_exec_with_stdin_with_a_tty_attach_and_stats(node):
         err_i = await asyncio.to_thread(lambda: os.read(p.stderr, 1000))
         code_i = await asyncio.wait_for(p.wait(), 20)
         p.close()
+        try:
+            await rt.exec_sync(c, ["sleep", "31"], 0.5)
+            timed_out = "no timeout"
+        except ExecTimeout as e:
+            timed_out = e.reason
+        ps = await exec_out(c, "ps", "-o", "args")
         stats = await rt.container_stats(c)
         report({"got": got.decode(), "err": err.decode(), "code": code, "tty_code": tty_code,
-                "attach_code": attach_code, "stats": stats,
+                "attach_code": attach_code, "stats": stats, "timed_out": timed_out, "ps": ps,
                 "pipes": [out_i.decode(), err_i.decode(), code_i]})
     ''')
     assert (out["got"], out["err"], out["code"]) == ("hi from stdin\n", "err\n", 5)
     assert out["tty_code"] == 9 and out["attach_code"] == 4
+    assert out["timed_out"] == "Timeout" and "sleep 31" not in out["ps"]     # killed
     assert out["pipes"] == ["got one\ngot two\neof\n", "err one\nerr two\n", 6]
     assert out["stats"]["memory_usage_bytes"] > 0 and out["stats"]["cpu_usage_core_nano_seconds"] >= 0
 

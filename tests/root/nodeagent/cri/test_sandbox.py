@@ -131,3 +131,25 @@ def test_a_host_port_already_taken_fails_the_second_sandbox_and_leaves_nothing(n
     assert out["left"] == ["one"] and out["first"] == "READY"
     veths = node.leaks()["veths"]
     assert len(veths) == 1, veths                       # the first pod's, nothing of the second
+
+
+def test_many_pods_at_once(node):
+    out = node.agent('''
+        async def pod(i):
+            sc = sandbox_config(f"par{i}")
+            sid = await rt.run_pod_sandbox(sc)
+            cid = await run_container(sid, sc, "c", "sh", "-c", f"echo pod-{i}; exec sleep 1000")
+            return sid, cid, (await rt.pod_sandbox_status(sid)).ip
+        t0 = time.perf_counter()
+        pods = await asyncio.gather(*(pod(i) for i in range(12)))
+        took = time.perf_counter() - t0
+        states = [(await rt.container_status(c)).state.name for _, c, _ in pods]
+        hostnames = [await exec_out(c, "hostname") for _, c, _ in pods]
+        await asyncio.gather(*(rt.remove_pod_sandbox(s) for s, _, _ in pods))
+        report({"ips": [ip for _, _, ip in pods], "states": states, "hostnames": hostnames,
+                "took": took, "left": [s.id for s in await rt.list_pod_sandboxes()]})
+    ''')
+    print(f"12 pods (sandbox + container) at once: {out['took']:.2f} s")
+    assert len(set(out["ips"])) == 12 and out["states"] == ["RUNNING"] * 12
+    assert out["hostnames"] == [f"par{i}" for i in range(12)]
+    assert out["left"] == [] and node.leaks() == node.NONE

@@ -21,6 +21,14 @@ Differences from CRI, on purpose (kept few):
   streaming server: the kubelet API (nodeagent/server) serves the protocols itself.
 - Times are float seconds since the epoch (CRI: int64 nanoseconds); None when not yet.
 
+Getting the two services (nodeagent/cri/service.py has the details):
+
+    from nodeagent.cri import open_runtime, cleanup
+    runtime, images = open_runtime(state_dir, cni=PodNetworkConfig(...), image_store=...)
+    ...
+    runtime.close()                       # stops watching; pods and containers keep running
+    cleanup(state_dir, cni=...)           # `nodeagent down`: removes everything made under state_dir
+
 Contract of every method (as CRI states it): stop and remove are idempotent — stopping a stopped
 sandbox or removing a removed container succeeds. Errors are `CRIError` subclasses whose `reason`
 is the word the kubelet shows users (CreateContainerError, ErrImagePull, ...).

@@ -130,6 +130,8 @@ def start_exec(root: str, cid: str, cmd: list[str], *, tty: bool, stdin: bool) -
             os.close(fd)
         theirs = []
         reply, fds = ch.recv()
+        for fd in fds:
+            os.set_inheritable(fd, False)      # (the channel does not receive them close-on-exec)
         if "error" in reply:
             for fd in fds:
                 os.close(fd)

@@ -4,6 +4,8 @@ bad input refused with the right CRIError and nothing left behind."""
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_exit_codes_reasons_and_image_env(node):
     out = node.agent('''
@@ -23,6 +25,7 @@ def test_exit_codes_reasons_and_image_env(node):
     assert out["log"][-1].endswith("stdout F yes given")
 
 
+@pytest.mark.vm      # memory.events on cgroup v2, memory.oom_control on v1
 def test_memory_limit_oom_kill_is_reported_as_oomkilled_137(node):
     out = node.agent('''
         sc = sandbox_config("oom")
@@ -96,6 +99,7 @@ def test_a_new_service_after_kill_9_sees_the_same_containers_and_the_exit_meanwh
     assert second["exec"] == ["still here\n", 0]
 
 
+@pytest.mark.vm
 def test_bad_input_gets_the_cri_error_naming_the_cause_and_leaves_nothing(node):
     out = node.agent('''
         sc = sandbox_config("bad")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (stdout|stderr) [FP] ")
 
 
+@pytest.mark.vm
 def test_two_containers_share_ip_hostname_and_ipc_and_log_in_cri_format(node):
     out = node.agent('''
         sc = sandbox_config("web")
@@ -48,6 +51,7 @@ def test_two_containers_share_ip_hostname_and_ipc_and_log_in_cri_format(node):
     assert any(line.endswith(" stderr F err-line") for line in log), log
 
 
+@pytest.mark.vm
 def test_stop_frees_the_ip_and_remove_leaves_nothing(node):
     out = node.agent('''
         sc = sandbox_config("p", port_mappings=(PortMapping(80, 18080),))
@@ -153,3 +157,23 @@ def test_many_pods_at_once(node):
     assert len(set(out["ips"])) == 12 and out["states"] == ["RUNNING"] * 12
     assert out["hostnames"] == [f"par{i}" for i in range(12)]
     assert out["left"] == [] and node.leaks() == node.NONE
+
+
+def test_pod_sysctls_are_set_inside_and_a_node_wide_one_is_refused(node):
+    out = node.agent('''
+        sc = sandbox_config("sys", sysctls={"net.ipv4.ip_unprivileged_port_start": "80",
+                                            "kernel.shmmni": "1234"})
+        sid = await rt.run_pod_sandbox(sc)
+        c = await run_container(sid, sc, "c", "sleep", "1000")
+        got = [await exec_out(c, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+               await exec_out(c, "cat", "/proc/sys/kernel/shmmni")]
+        try:
+            await rt.run_pod_sandbox(sandbox_config("bad", sysctls={"kernel.panic": "1"}))
+            err = None
+        except SandboxError as e:
+            err = e.message
+        report({"got": got, "err": err, "names": [s.metadata.name for s in await rt.list_pod_sandboxes()]})
+    ''')
+    assert out["got"] == ["80", "1234"]
+    assert "kernel.panic" in out["err"] and out["names"] == ["sys"]
+    assert node.sh("cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout.strip() != "80"

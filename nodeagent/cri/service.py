@@ -102,14 +102,14 @@ class NodeRuntime:
         return await self._run(self.sandboxes.run, config)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        for c in await self.list_containers(sandbox_id):
-            if c.state in (ContainerState.RUNNING, ContainerState.CREATED):
-                await self.stop_container(c.id, 0)
+        await asyncio.gather(*(self.stop_container(c.id, 0)
+                               for c in await self.list_containers(sandbox_id)
+                               if c.state in (ContainerState.RUNNING, ContainerState.CREATED)))
         await self._run(self.sandboxes.stop, sandbox_id)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        for c in await self.list_containers(sandbox_id):
-            await self.remove_container(c.id)
+        await asyncio.gather(*(self.remove_container(c.id)
+                               for c in await self.list_containers(sandbox_id)))
         await self._run(self.sandboxes.remove, sandbox_id)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:

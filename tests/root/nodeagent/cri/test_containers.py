@@ -88,8 +88,11 @@ def test_a_new_service_after_kill_9_sees_the_same_containers_and_the_exit_meanwh
         leave = await wait_exited({first["leave"]!r})
         stay = await rt.container_status({first["stay"]!r})
         out, _, code = await rt.exec_sync(stay.id, ["echo", "still here"], 10)
+        events = rt.container_events()                # the new service watches the old container
+        await rt.stop_container(stay.id, 1)
+        ev = await asyncio.wait_for(events.__anext__(), 20)
         report({{"ids": ids, "leave": status_dict(leave), "stay": status_dict(stay),
-                 "exec": [out.decode(), code],
+                 "exec": [out.decode(), code], "event": [ev.container_id, ev.type.name],
                  "sandboxes": [s.id for s in await rt.list_pod_sandboxes()]}})
     ''')
     assert second["ids"] == sorted([first["stay"], first["leave"]])
@@ -97,6 +100,7 @@ def test_a_new_service_after_kill_9_sees_the_same_containers_and_the_exit_meanwh
     assert (second["leave"]["exit_code"], second["leave"]["reason"]) == (7, "Error")
     assert second["stay"]["state"] == "RUNNING" and second["stay"]["pid"] == first["pid"]
     assert second["exec"] == ["still here\n", 0]
+    assert second["event"] == [first["stay"], "STOPPED"]
 
 
 @pytest.mark.vm

@@ -126,6 +126,9 @@ class Containers:
         except ContainerError as e:
             self.store.drop_container(cid)
             raise CreateContainerError(str(e)) from None
+        except (OSError, RuntimeError) as e:         # the zygote cannot be reached or started
+            self.store.drop_container(cid)
+            raise CreateContainerError(f"the runtime could not create the container: {e}") from None
         except BaseException:
             self.store.drop_container(cid)
             raise

@@ -35,6 +35,7 @@ import os
 import time
 from pathlib import Path
 
+from network.netns import namespace_id
 from nodeagent.cri import cgroups
 from nodeagent.cri.api import (DNSConfig, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatus,
                                PortMapping, SandboxError, SandboxState)
@@ -242,8 +243,10 @@ class Sandboxes:
         if rec is None:
             return None
         config = config_from_json(rec["config"])
+        # Ready while every pinned namespace is still a namespace: after a reboot the files are
+        # there but no longer bind mounts of nsfs (network/netns.py: namespace_id).
         alive = rec.get("phase") == "ready" and all(
-            os.path.exists(p) for p in rec.get("namespaces", {}).values())
+            namespace_id(p) is not None for p in rec.get("namespaces", {}).values())
         ips = rec.get("ips") or []
         return PodSandboxStatus(
             id=sid, metadata=config.metadata,

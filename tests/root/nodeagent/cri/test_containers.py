@@ -4,6 +4,8 @@ bad input refused with the right CRIError and nothing left behind."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -249,3 +251,26 @@ def test_fifty_create_remove_cycles_leave_nothing(node):
     assert "/eth0" not in nft and "1800" not in nft    # no pod's address, hostPort or chain left
     assert node.cleanup() == []
     assert node.leaks(node_up=False) == node.NONE
+
+
+def test_a_zygote_running_older_code_is_replaced_and_its_containers_carry_on(node):
+    zygote = os.path.join(node.state, "runtime")
+    first = node.agent('''
+        sc = sandbox_config("z")
+        sid = await rt.run_pod_sandbox(sc)
+        c = await run_container(sid, sc, "c", "sleep", "1000")
+        report({"sid": sid, "c": c, "zygote": open(os.path.join(STATE, "runtime", "zygote.pid")).read()})
+    ''')
+    with open(os.path.join(zygote, "zygote.code"), "w") as f:
+        f.write("code of an older agent")
+    second = node.agent(f'''
+        sc = sandbox_config("z")
+        st = await rt.container_status({first["c"]!r})
+        c2 = await run_container({first["sid"]!r}, sc, "c2", "sleep", "1000")
+        report({{"state": st.state.name, "c2": (await rt.container_status(c2)).state.name,
+                 "zygote": open(os.path.join(STATE, "runtime", "zygote.pid")).read()}})
+    ''')
+    assert second["zygote"] != first["zygote"]
+    assert not os.path.exists(f"/proc/{first['zygote']}/cmdline") or \
+        b"start_detached" not in open(f"/proc/{first['zygote']}/cmdline", "rb").read()
+    assert second["state"] == "RUNNING" and second["c2"] == "RUNNING"

@@ -60,6 +60,7 @@ class NodeRuntime:
         self.containers = containers
         self.hub = EventHub()
         self._watching = False
+        self._tasks: set[asyncio.Task] = set()
         # Our own threads for blocking work, so that a burst of pod operations neither waits for
         # nor starves the event loop's default executor (6 threads on 2 cores), which the
         # kubelet side uses too. Waits that last (a stop's grace period, an attach) are not done
@@ -67,18 +68,24 @@ class NodeRuntime:
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri")
 
     # --- housekeeping ----------------------------------------------------------------------------
-    def _watch_all(self) -> None:
-        """On the loop, once: watch every supervisor still running (see events.py)."""
-        if self._watching:
-            return
+    async def _watch_all(self) -> None:
+        """Once, at the first call: watch every supervisor still running (see events.py). The
+        files are read in a thread; only the pidfds are registered on the loop."""
         self._watching = True
-        for cid in self.store.container_ids():
-            rec = self.store.container(cid)
-            if rec is not None:
-                self.hub.watch(cid, rec["sandbox_id"], self.containers.shim_process(cid))
+
+        def scan() -> list[tuple[str, str, tuple[int, int] | None]]:
+            found = []
+            for cid in self.store.container_ids():
+                rec = self.store.container(cid)
+                if rec is not None:
+                    found.append((cid, rec["sandbox_id"], self.containers.shim_process(cid)))
+            return found
+        for cid, sid, shim in await self._blocking(scan):
+            self.hub.watch(cid, sid, shim)
 
     async def _run(self, fn, *args, **kw):
-        self._watch_all()
+        if not self._watching:
+            await self._watch_all()
         return await self._blocking(fn, *args, **kw)
 
     async def _blocking(self, fn, *args, **kw):
@@ -196,7 +203,15 @@ class NodeRuntime:
         return await self._run(all_)
 
     def container_events(self) -> AsyncIterator[ContainerEvent]:
-        return self.hub.subscribe()
+        events = self.hub.subscribe()
+        if not self._watching:            # the first thing a new agent asks for may be events
+            try:
+                task = asyncio.get_running_loop().create_task(self._watch_all())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            except RuntimeError:
+                pass                      # no loop yet: the first awaited call starts watching
+        return events
 
     # --- streaming -----------------------------------------------------------------------------------
     async def exec_sync(self, container_id: str, cmd: list[str],

@@ -37,7 +37,7 @@ from nodeagent.cri.api import (ContainerConfig, ContainerMetadata, ContainerStat
                                CreateContainerError, NotFound, PodSandboxConfig,
                                RunContainerError)
 from nodeagent.cri.spec import SandboxView, build_spec
-from nodeagent.cri.store import Store, creator, new_id
+from nodeagent.cri.store import Store, creator, new_id, valid_id
 
 
 def parse_time(text: str | None) -> float | None:
@@ -171,6 +171,9 @@ class Containers:
         from runtime.container.delete import delete
         from runtime.errors import ContainerError, ContainerNotFound
 
+        if not valid_id(cid):
+            return                          # names nothing we made
+
         try:
             delete(self.root, cid, force=True)
         except ContainerNotFound:
@@ -190,6 +193,9 @@ class Containers:
     def runtime_state(self, cid: str):
         from runtime.container.state import StateDir
         from runtime.errors import ContainerNotFound
+
+        if not valid_id(cid):
+            return None
 
         try:
             return StateDir(self.root, cid).load()

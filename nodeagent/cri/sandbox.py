@@ -39,7 +39,7 @@ from network.netns import namespace_id
 from nodeagent.cri import cgroups
 from nodeagent.cri.api import (DNSConfig, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatus,
                                PortMapping, SandboxError, SandboxState)
-from nodeagent.cri.store import Store, creator, new_id
+from nodeagent.cri.store import Store, creator, new_id, valid_id
 
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
 HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -217,6 +217,8 @@ class Sandboxes:
         self.store.put_sandbox(sid, rec)
 
     def remove(self, sid: str) -> None:
+        if not valid_id(sid):
+            return                          # names nothing we made: removed already, as it were
         rec = self.store.sandbox(sid)
         if rec is None:
             self.store.drop_sandbox(sid)   # a directory without a record: a crash mid-create

@@ -139,6 +139,17 @@ def test_bad_input_gets_the_cri_error_naming_the_cause_and_leaves_nothing(node):
         st = await rt.container_status(cid)
         await rt.remove_container(cid)
         await rt.remove_container(cid)                 # idempotent
+        for bad_id in ("../..", "..", "/", "x" * 32):    # name nothing: no-ops, never paths
+            await rt.remove_pod_sandbox(bad_id)
+            await rt.stop_pod_sandbox(bad_id)
+            await rt.remove_container(bad_id)
+            await rt.stop_container(bad_id, 1)
+            try:
+                await rt.container_status(bad_id)
+                got["status " + bad_id] = "found"
+            except NotFound:
+                pass
+        got["state dir kept"] = os.path.isdir(os.path.join(STATE, "cri", "sandboxes", sid))
         left = [c.id for c in await rt.list_containers()]
         runtime = sorted(os.listdir(os.path.join(STATE, "runtime")))
         await rt.remove_pod_sandbox(sid)
@@ -153,6 +164,7 @@ def test_bad_input_gets_the_cri_error_naming_the_cause_and_leaves_nothing(node):
     assert "pids.max" in got["kernel refuses"][2] and "1000000000000" in got["kernel refuses"][2]
     assert "runAsUser" in got["user"][2]
     assert got["no sandbox"][0] == "NotFound"
+    assert got["state dir kept"] and not any(k.startswith("status ") for k in got)
     assert got["start"][:2] == ["RunContainerError", "ContainerCannotRun"]
     assert "no-such-program" in got["start"][2]
     assert out["start_status"]["state"] == "CREATED", out["start_status"]

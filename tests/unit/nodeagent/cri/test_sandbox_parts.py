@@ -83,3 +83,19 @@ def test_watching_a_process_that_is_gone_publishes_stopped_at_once():
         hub.watch("c2", "s1", (2 ** 22 - 1, 12345))        # no such (pid, start time)
         return await asyncio.wait_for(events.__anext__(), 5)
     assert asyncio.run(main()).type is ContainerEventType.STOPPED
+
+
+def test_the_store_never_turns_a_foreign_id_into_a_path(tmp_path):
+    from nodeagent.cri.store import Store, new_id, valid_id
+
+    store = Store(tmp_path / "state")
+    store.make_dirs()
+    (tmp_path / "precious").mkdir()
+    for bad in ("../..", "..", "", "/etc", "X" * 32, new_id()[:-1]):
+        assert not valid_id(bad)
+        store.drop_sandbox(bad)
+        store.drop_container(bad)
+        assert store.sandbox(bad) is None and store.container(bad) is None
+        with pytest.raises(ValueError):
+            store.sandbox_dir(bad)
+    assert (tmp_path / "precious").is_dir() and valid_id(new_id())

@@ -106,7 +106,25 @@ class NodeRuntime:
         return RUNTIME_NAME, _version()
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
-        return await self._run(self.sandboxes.run, config)
+        return await self._made(self.sandboxes.run, self.sandboxes.remove, config)
+
+    async def _made(self, make, unmake, *args) -> str:
+        """Run `make` in a thread and return the ID it made. A thread cannot be cancelled: if our
+        caller is (the pod was deleted while its sandbox or container was being made), wait for
+        the thread, undo what it made, and only then let the cancellation through — otherwise
+        nobody would ever learn the ID of what was left."""
+        if not self._watching:
+            await self._watch_all()
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(make, *args))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            try:
+                made = await fut
+            except Exception:  # noqa: BLE001 - it failed anyway: nothing to undo
+                raise asyncio.CancelledError from None
+            await self._blocking(unmake, made)
+            raise
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         await asyncio.gather(*(self.stop_container(c.id, 0)
@@ -137,7 +155,8 @@ class NodeRuntime:
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig,
                                sandbox_config: PodSandboxConfig) -> str:
-        cid = await self._run(self.containers.create, sandbox_id, config, sandbox_config)
+        cid = await self._made(self.containers.create, self.containers.remove, sandbox_id, config,
+                               sandbox_config)
         self.hub.publish(cid, sandbox_id, ContainerEventType.CREATED)
         self.hub.watch(cid, sandbox_id, await self._blocking(self.containers.shim_process, cid))
         return cid

@@ -177,3 +177,31 @@ def test_pod_sysctls_are_set_inside_and_a_node_wide_one_is_refused(node):
     assert out["got"] == ["80", "1234"]
     assert "kernel.panic" in out["err"] and out["names"] == ["sys"]
     assert node.sh("cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout.strip() != "80"
+
+
+def test_a_sandbox_whose_caller_gives_up_half_way_is_removed(node):
+    out = node.agent('''
+        for delay in (0.0, 0.005, 0.02):                # cancelled at different steps
+            task = asyncio.ensure_future(rt.run_pod_sandbox(sandbox_config("gone")))
+            await asyncio.sleep(delay)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        sc = sandbox_config("kept")
+        sid = await rt.run_pod_sandbox(sc)
+        task = asyncio.ensure_future(rt.create_container(sid, container_config("c", "sleep", "9"), sc))
+        await asyncio.sleep(0.005)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        names = [s.metadata.name for s in await rt.list_pod_sandboxes()]
+        containers = len(await rt.list_containers())
+        await rt.remove_pod_sandbox(sid)
+        report({"sandboxes": names, "containers": containers})
+    ''')
+    assert out["sandboxes"] == ["kept"] and out["containers"] == 0
+    assert node.leaks() == node.NONE

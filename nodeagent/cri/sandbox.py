@@ -12,8 +12,9 @@ runtime's per-container supervisors (runtime/process/shim.py), which also outliv
 
     run      1. the sandbox directory and a record saying "creating" (store.py)
              2. pin new net, ipc, uts namespaces (nshelper.py: a fresh fork of a single-threaded
-                helper does unshare + bind mount), with the hostname set and the pod's sysctls written inside;
-                hostNetwork: no net/uts of its own (the node's); hostIPC: no ipc of its own
+                helper does unshare + bind mount), with the hostname set and the pod's sysctls
+                written inside; hostNetwork: no net/uts of its own (the node's); hostIPC: no
+                ipc of its own
              3. CNI ADD on the pinned netns (cni.podnet: the bridge, an IP, hostPorts → portmap)
              4. /etc/hostname, /etc/hosts (with the pod's IP), /etc/resolv.conf, for the
                 containers to bind-mount

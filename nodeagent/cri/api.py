@@ -316,7 +316,9 @@ class RuntimeService(Protocol):
                    stdin: bool) -> StreamSession: ...
     async def attach(self, container_id: str, *, stdin: bool) -> StreamSession: ...
     async def port_forward(self, sandbox_id: str, port: int) -> int: ...    # a connected socket fd
-    async def container_stats(self, container_id: str) -> dict: ...        # cpu/memory, for /stats
+    # cpu/memory, for /stats: {"id", "cpu_usage_core_nano_seconds", "memory_usage_bytes",
+    # "memory_working_set_bytes", "memory_rss_bytes"} (a key is absent when the host has no figure)
+    async def container_stats(self, container_id: str) -> dict: ...
 
 
 class ImageService(Protocol):

@@ -75,8 +75,9 @@ def remove_tree(rel: str, timeout: float = 5.0) -> None:
 
 def usage(cg) -> dict:
     """CPU and memory use of a container's cgroup (a runtime.cgroups Cgroup), in CRI's terms:
-    cpu usage_core_nano_seconds (cumulative), memory usage_bytes and working_set_bytes
-    (usage minus inactive file pages, what the kubelet evicts on)."""
+    cpu_usage_core_nano_seconds (cumulative), memory_usage_bytes, memory_working_set_bytes
+    (usage minus inactive file pages, what the kubelet evicts on) and memory_rss_bytes
+    (anonymous memory). A key is absent when the host does not account it."""
     out: dict = {}
     dirs = {k: Path(v) for k, v in cg.dirs.items()}
 
@@ -94,6 +95,7 @@ def usage(cg) -> dict:
         current = read(d / "memory.current")
         mem = dict(line.split() for line in (read(d / "memory.stat") or "").splitlines() if line)
         inactive = int(mem.get("inactive_file", 0))
+        rss = mem.get("anon")
     else:
         acct = dirs.get("cpuacct") or dirs.get("cpu,cpuacct") or next(
             (v for k, v in dirs.items() if "cpuacct" in k), None)
@@ -105,6 +107,9 @@ def usage(cg) -> dict:
         mem = dict(line.split() for line in (read(md / "memory.stat") or "").splitlines()
                    if line) if md else {}
         inactive = int(mem.get("total_inactive_file", 0))
+        rss = mem.get("total_rss")
+    if rss is not None:
+        out["memory_rss_bytes"] = int(rss)
     if current:
         used = int(current)
         out["memory_usage_bytes"] = used

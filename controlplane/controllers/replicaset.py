@@ -292,7 +292,7 @@ class ReplicaSetController(Controller):
         if {k: v for k, v in (owner.get("status") or {}).items()} == status:
             return
         md = owner["metadata"]
-        for _ in range(2):
+        for _ in range(4):
             try:
                 await self.api.update_status(self.res, {**owner, "status": status}, md["namespace"])
                 return

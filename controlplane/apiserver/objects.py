@@ -27,7 +27,6 @@ and never mutated here (we deep-copy before changing).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import ipaddress
@@ -87,7 +86,6 @@ class ObjectStore:
         self.cache = cache
         self.service_net = ipaddress.ip_network(service_cidr)
         self.node_ports = node_port_range
-        self.namespace_tasks: dict[str, asyncio.Task] = {}
         self._reserved: set = set()  # service IPs/ports allocated to creates not yet stored
 
     # ---- reads ----
@@ -236,8 +234,9 @@ class ObjectStore:
                 return old, new
             md = new["metadata"]
             try:
-                if md.get("deletionTimestamp") and not md.get("finalizers") and \
-                        not md.get("deletionGracePeriodSeconds"):
+                if namespaces.removable(new) if rt.kind == "Namespace" else (
+                        md.get("deletionTimestamp") and not md.get("finalizers") and
+                        not md.get("deletionGracePeriodSeconds")):
                     kv = await self.storage.delete(entry.key, entry.revision)  # last finalizer gone
                 else:
                     kv = await self.storage.update(entry.key, encode(new), entry.revision)
@@ -269,7 +268,10 @@ class ObjectStore:
                 wanted.get("kind") not in (None, rt.kind):
             raise bad_request(f'the API version in the data ({wanted.get("apiVersion")}) does not '
                               f'match the expected API version ({rt.api_version})')
-        if subresource == "status":
+        ns_new = namespaces.prepare_update(old, wanted, subresource) if rt.kind == "Namespace" else None
+        if ns_new is not None:
+            new = ns_new
+        elif subresource == "status":
             new = copy.deepcopy(old)
             new["status"] = wanted.get("status")
             if new["status"] is None:
@@ -327,7 +329,11 @@ class ObjectStore:
                                f"meta: {md['resourceVersion']}")
             grace = self._grace(rt, obj, opts)
             if rt.kind == "Namespace":
-                return await namespaces.delete(self, rt, entry, obj, dry_run)
+                try:
+                    return await namespaces.delete(self, rt, entry, obj, dry_run)
+                except Conflict:
+                    await self.cache.wait_for(self.storage.revision)
+                    continue
             if md.get("finalizers") or grace > 0:
                 # Phase one: mark the object; whoever owns the finalizer (or the node agent, for
                 # a pod's grace period) finishes the deletion.
@@ -375,8 +381,8 @@ class ObjectStore:
         return 30 if g is None else max(0, g)
 
     async def close(self) -> None:
-        for t in list(self.namespace_tasks.values()):
-            t.cancel()
+        """Nothing runs in the background here: emptying a deleted namespace is the namespace
+        controller's job (controlplane/controllers/namespace.py)."""
 
 def _token(rev: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start + "\x00"})

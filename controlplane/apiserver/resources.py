@@ -70,7 +70,7 @@ def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=T
 
 
 RESOURCES: tuple[ResourceType, ...] = (
-    _core("Namespace", "namespaces", False, ["ns"], sub=["status"]),
+    _core("Namespace", "namespaces", False, ["ns"], sub=["status", "finalize"]),
     _core("Node", "nodes", False, ["no"], sub=["status"]),
     _core("Pod", "pods", True, ["po"], ["all"], ["status", "binding", "eviction"]),
     _core("Service", "services", True, ["svc"], ["all"], ["status"]),

@@ -20,6 +20,7 @@ those bytes become Kubernetes objects with their lifecycle rules:
   `deletionTimestamp` and stays until the last finalizer is removed. A scheduled pod gets a
   grace period (`deletionGracePeriodSeconds`, default its terminationGracePeriodSeconds): the node
   agent stops its containers and then confirms with a delete of grace 0, which removes it.
+  propagationPolicy Orphan / Foreground add the garbage collector's finalizers (propagation.py).
 
 Everything returned is a fresh dict the caller may change; objects in the watch cache are shared
 and never mutated here (we deep-copy before changing).
@@ -34,7 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import allocator, defaults, meta, namespaces, validation
+from controlplane.apiserver import allocator, defaults, meta, namespaces, propagation, validation
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
     already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid_object, not_found)
@@ -316,6 +317,7 @@ class ObjectStore:
 
     async def delete(self, rt: ResourceType, ns: str | None, name: str, opts: DeleteOptions,
                      dry_run: bool = False) -> dict:
+        policy = propagation.check(opts.propagation)
         for _ in range(20):
             entry = self.get(rt, ns, name)
             obj = copy.deepcopy(entry.obj)
@@ -334,14 +336,20 @@ class ObjectStore:
                 except Conflict:
                     await self.cache.wait_for(self.storage.revision)
                     continue
+            fins = propagation.finalizers(md.get("finalizers"), policy)  # the GC's finalizers
+            fins_changed = fins != (md.get("finalizers") or [])
+            if fins_changed:
+                md["finalizers"] = fins
             if md.get("finalizers") or grace > 0:
                 # Phase one: mark the object; whoever owns the finalizer (or the node agent, for
                 # a pod's grace period) finishes the deletion.
                 old_grace = md.get("deletionGracePeriodSeconds")
-                if md.get("deletionTimestamp") and old_grace is not None and grace >= old_grace:
+                already = md.get("deletionTimestamp") and old_grace is not None and grace >= old_grace
+                if already and not fins_changed:
                     return obj  # already terminating at least this fast
-                md["deletionTimestamp"] = meta.time_after(grace)
-                md["deletionGracePeriodSeconds"] = grace
+                if not already:
+                    md["deletionTimestamp"] = meta.time_after(grace)
+                    md["deletionGracePeriodSeconds"] = grace
                 if not md.get("finalizers") and grace == 0:
                     pass  # falls through to the real delete below
                 else:

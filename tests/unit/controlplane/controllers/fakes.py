@@ -94,3 +94,95 @@ class FakeKubelet:
                     md["namespace"], subresource="status")
         except ApiError:
             pass
+
+
+class FakeNodes:
+    """Nodes created through the API, each with a Ready condition and a Lease in kube-node-lease
+    that a background thread renews every `period` seconds, as kubelets do; `stop(name)` stops
+    renewing one (the node "dies"), `start(name)` brings it back."""
+
+    def __init__(self, kubeconfig, period: float = 0.5):
+        self.kubeconfig, self.period = kubeconfig, period
+        self.alive: set[str] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._api: ApiClient | None = None
+        self._renewer = None
+
+    def __enter__(self):
+        self._thread.start()
+        self._call(self._open())
+        return self
+
+    def __exit__(self, *exc):
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _call(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _open(self):
+        self._api = ApiClient(load_kubeconfig(self.kubeconfig))
+        self._renewer = asyncio.ensure_future(self._renew())
+
+    async def _close(self):
+        self._renewer.cancel()
+        await asyncio.gather(self._renewer, return_exceptions=True)
+        await self._api.close()
+
+    def add(self, name: str, labels: dict | None = None) -> None:
+        self._call(self._add(name, labels or {}))
+        self.alive.add(name)
+
+    async def _add(self, name: str, labels: dict) -> None:
+        from apiclient import LEASES, NODES
+        t = now()
+        await self._api.create(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": name, "labels": {"kubernetes.io/hostname": name, **labels}}})
+        conds = [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+                  "lastHeartbeatTime": t, "lastTransitionTime": t}]
+        for ct in ("MemoryPressure", "DiskPressure", "PIDPressure"):
+            conds.append({"type": ct, "status": "False", "lastHeartbeatTime": t, "lastTransitionTime": t})
+        await self._api.patch(NODES, name, {"status": {"conditions": conds, "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                                                       "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}},
+                              subresource="status")
+        await self._api.create(LEASES, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                        "metadata": {"name": name, "namespace": "kube-node-lease"},
+                                        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
+                                                 "renewTime": micro()}}, "kube-node-lease")
+
+    def stop(self, name: str) -> None:
+        self.alive.discard(name)
+
+    def start(self, name: str) -> None:
+        """Renew again and post Ready=True, as a kubelet that came back would."""
+        self.alive.add(name)
+        self._call(self._ready(name))
+
+    async def _ready(self, name: str) -> None:
+        from apiclient import NODES
+        t = now()
+
+        def fix(node):
+            conds = [c for c in node["status"].get("conditions") or [] if c["type"] != "Ready"]
+            conds.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+                          "lastHeartbeatTime": t, "lastTransitionTime": t})
+            node["status"]["conditions"] = conds
+            return node
+        await self._api.update_with_retry(NODES, name, fix, subresource="status")
+
+    async def _renew(self) -> None:
+        from apiclient import LEASES
+        while True:
+            for name in list(self.alive):
+                try:
+                    await self._api.patch(LEASES, name, {"spec": {"renewTime": micro()}}, "kube-node-lease")
+                except ApiError:
+                    pass
+            await asyncio.sleep(self.period)
+
+
+def micro() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -45,7 +45,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, ControllerOptions]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, options = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        args, options = parse(sys.argv[1:] if argv is None else argv)
+    except ValueError as e:
+        print(f"controllers: {e}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     items = [s.strip() for s in args.controllers.split(",") if s.strip()]
     enabled = None if items == ["*"] else set(items)

@@ -51,6 +51,19 @@ class ControllerOptions:
     podgc_period: float = 20.0  # upstream's gcCheckPeriod
     workers: int = 5  # --concurrent-*-syncs (upstream: 5 for most)
 
+    def __post_init__(self) -> None:
+        """Bad flags are one clear line naming the flag, before anything starts."""
+        import ipaddress
+        try:
+            net = ipaddress.ip_network(self.cluster_cidr, strict=False)
+        except ValueError as e:
+            raise ValueError(f"--cluster-cidr: {e}") from None
+        if not net.prefixlen <= self.node_cidr_mask_size <= net.max_prefixlen:
+            raise ValueError(f"--node-cidr-mask-size: {self.node_cidr_mask_size} does not fit in "
+                             f"--cluster-cidr {self.cluster_cidr}")
+        if self.node_monitor_grace_period <= 0 or self.node_monitor_period <= 0:
+            raise ValueError("--node-monitor-grace-period and --node-monitor-period must be > 0")
+
 
 @dataclass
 class Context:

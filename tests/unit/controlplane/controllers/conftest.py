@@ -84,3 +84,9 @@ def set_pod_status(kubectl, ns: str, name: str, *, ready: bool = True, phase: st
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]}
     kubectl("-n", ns, "patch", "pod", name, "--subresource=status", "--type=merge",
             "-p", json.dumps({"status": st}))
+
+
+def maybe_json(kubectl, *args: str) -> dict | None:
+    """`kubectl get ... -o json`, or None if it does not exist (yet)."""
+    p = kubectl.run(*args, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None

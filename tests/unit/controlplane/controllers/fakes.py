@@ -19,9 +19,11 @@ def now() -> str:
 
 
 class FakeKubelet:
-    def __init__(self, kubeconfig, *, make_ready: Callable[[dict], bool] = lambda p: True):
+    def __init__(self, kubeconfig, *, make_ready: Callable[[dict], bool] = lambda p: True,
+                 bind_pinned: bool = False):
         self.kubeconfig = kubeconfig
         self.make_ready = make_ready
+        self.bind_pinned = bind_pinned  # stand in for the scheduler for pods pinned by matchFields
         self.pods: dict[tuple[str, str], dict] = {}
         self.observers: list[Callable[[dict], None]] = []  # called with the pod map after each event
         self.lock = threading.Lock()
@@ -84,6 +86,13 @@ class FakeKubelet:
                 if p.get("spec", {}).get("nodeName"):
                     await api.delete(PODS, md["name"], md["namespace"], grace_period_seconds=0)
                 return
+            if self.bind_pinned and not p["spec"].get("nodeName"):
+                node = pinned_node(p)
+                if node:
+                    await api.create(PODS, {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": md["name"]},
+                                            "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+                                     md["namespace"], subresource="binding", name=md["name"])
+                    return  # the bound pod comes back as an event; made ready then
             ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
             if not ready and not self.paused and st.get("phase") in (None, "Pending") and self.make_ready(p):
                 t = now()
@@ -94,6 +103,16 @@ class FakeKubelet:
                     md["namespace"], subresource="status")
         except ApiError:
             pass
+
+
+def pinned_node(pod: dict) -> str | None:
+    req = (((pod["spec"].get("affinity") or {}).get("nodeAffinity") or {})
+           .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    for term in req.get("nodeSelectorTerms") or []:
+        for f in term.get("matchFields") or []:
+            if f.get("key") == "metadata.name" and len(f.get("values") or []) == 1:
+                return f["values"][0]
+    return None
 
 
 class FakeNodes:

@@ -10,6 +10,7 @@ change after creation. Type errors and unknown fields are caught earlier, from t
 from __future__ import annotations
 
 import copy
+import re
 
 from controlplane.apiserver import meta
 from controlplane.apiserver.errors import (
@@ -147,6 +148,79 @@ def service(obj: dict) -> list[FieldError]:
             errs.append(duplicate(f"spec.ports[{i}].name", p.get("name")))
         names.add(p.get("name"))
     _enum("spec.sessionAffinity", spec.get("sessionAffinity"), ["ClientIP", "None"], errs)
+    if spec.get("type") in (None, "ClusterIP"):
+        for i, p in enumerate(ports):
+            if p.get("nodePort"):
+                errs.append(forbidden_field(f"spec.ports[{i}].nodePort",
+                                            "may not be used when `type` is 'ClusterIP'"))
+    for i, p in enumerate(ports):
+        _port(f"spec.ports[{i}].nodePort", p.get("nodePort"), errs, allow_zero=True)
+    return errs
+
+
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_MAX_DATA = 1024 * 1024  # a Secret or ConfigMap holds at most 1 MiB (etcd's request limit)
+
+
+def _config_keys(obj: dict, field: str, errs: list[FieldError]) -> int:
+    """Keys of data/binaryData (they become file names in volumes); returns the bytes held."""
+    size = 0
+    for k, v in (obj.get(field) or {}).items():
+        if len(k) > 253 or not _CONFIG_KEY.match(k) or k in (".", "..") or k.startswith(".."):
+            errs.append(invalid(f"{field}[{k}]", k, "a valid config key must consist of "
+                                "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
+                                "'KEY_NAME',  or 'key-name', regex used for validation is "
+                                "'[-._a-zA-Z0-9]+')"))
+        size += len(k) + len(v or "")
+    return size
+
+
+# Keys each well-known Secret type must carry (ValidateSecret).
+_SECRET_KEYS = {"kubernetes.io/dockercfg": (".dockercfg",),
+                "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+                "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+                "kubernetes.io/tls": ("tls.crt", "tls.key")}
+
+
+def secret(obj: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    data = obj.get("data") or {}
+    # Base64 takes 4 bytes per 3: the limit is on the decoded size.
+    if _config_keys(obj, "data", errs) * 3 // 4 > _MAX_DATA:
+        errs.append(FieldError("FieldValueTooLong", "data", f"may not be more than {_MAX_DATA} bytes"))
+    t = obj.get("type")
+    for key in _SECRET_KEYS.get(t, ()):
+        if key not in data:
+            errs.append(required(f"data[{key}]"))
+    if t == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
+        errs += [required("data[username]"), required("data[password]")]
+    if t == "kubernetes.io/service-account-token" and \
+            not ((obj.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/service-account.name"):
+        errs.append(required("metadata.annotations[kubernetes.io/service-account.name]"))
+    return errs
+
+
+def configmap(obj: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    size = _config_keys(obj, "data", errs) + _config_keys(obj, "binaryData", errs)
+    for k in (obj.get("data") or {}):
+        if k in (obj.get("binaryData") or {}):
+            errs.append(invalid(f"data[{k}]", k, "duplicate of key present in binaryData"))
+    if size > _MAX_DATA:
+        errs.append(FieldError("FieldValueTooLong", "", f"may not be more than {_MAX_DATA} bytes"))
+    return errs
+
+
+def _immutable_data(old: dict, new: dict, fields: tuple[str, ...]) -> list[FieldError]:
+    """`immutable: true` Secrets and ConfigMaps: their data and the flag itself are frozen."""
+    if not old.get("immutable"):
+        return []
+    errs = []
+    if not new.get("immutable"):
+        errs.append(forbidden_field("immutable", "field is immutable when `immutable` is set"))
+    for f in fields:
+        if (old.get(f) or {}) != (new.get(f) or {}):
+            errs.append(forbidden_field(f, "field is immutable when `immutable` is set"))
     return errs
 
 
@@ -160,6 +234,10 @@ def validate(kind: str, obj: dict, namespaced: bool) -> list[FieldError]:
         errs += _workload(obj, needs_replicas=False)
     elif kind == "Service":
         errs += service(obj)
+    elif kind == "Secret":
+        errs += secret(obj)
+    elif kind == "ConfigMap":
+        errs += configmap(obj)
     elif kind == "Event":
         if not obj.get("involvedObject"):
             errs.append(required("involvedObject"))
@@ -192,6 +270,12 @@ def update(kind: str, old: dict, new: dict) -> list[FieldError]:
         if (old.get("spec") or {}).get("selector") != (new.get("spec") or {}).get("selector"):
             errs.append(invalid("spec.selector", (new.get("spec") or {}).get("selector"),
                                 "field is immutable"))
+    if kind == "Secret":
+        if old.get("type") != new.get("type"):
+            errs.append(invalid("type", new.get("type"), "field is immutable"))
+        errs += _immutable_data(old, new, ("data",))
+    if kind == "ConfigMap":
+        errs += _immutable_data(old, new, ("data", "binaryData"))
     if kind == "Service":
         o, n = (old.get("spec") or {}).get("clusterIP"), (new.get("spec") or {}).get("clusterIP")
         if o and n != o:

@@ -303,8 +303,8 @@ class Handlers:
                                    "status": "Success", "code": 201}, 201)
 
     async def _evict(self, t: Target, body, request: web.Request) -> web.Response:
-        """POST pods/<p>/eviction: a delete that policy may refuse (PodDisruptionBudgets, not
-        served yet, would answer 429 here). `kubectl drain` evicts through it."""
+        """POST pods/<p>/eviction: a delete that a PodDisruptionBudget may refuse with 429.
+        `kubectl drain` evicts through it."""
         if not isinstance(body, dict):
             raise bad_request("Eviction must be a JSON object")
         check_fields(t.rt, body, request, "io.k8s.api.policy.v1.Eviction")
@@ -312,7 +312,7 @@ class Handlers:
         if name and name != t.name:
             raise bad_request("name in URL does not match name in Eviction object")
         opts = delete_options(body.get("deleteOptions") or {}, dry_run(request))
-        await self.store.delete(t.rt, t.namespace, t.name, opts)
+        await subresources.evict(self.store, t.namespace or "default", t.name, opts)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Success", "code": 201}, 201)
 

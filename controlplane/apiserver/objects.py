@@ -35,7 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import allocator, defaults, meta, namespaces, validation
+from controlplane.apiserver import admission, allocator, defaults, meta, namespaces, validation
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
     already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid, invalid_object,
@@ -239,6 +239,7 @@ class ObjectStore:
         self._prepare_create(rt, obj)
         _convert(rt, obj)
         defaults.apply(rt.kind, obj)
+        self._admit(rt, obj)
         errs = validation.validate(rt.kind, obj, rt.namespaced)
         if not errs and rt.kind == "Service":
             errs = allocator.allocate(obj, self.cache, self.service_net, self.node_ports,
@@ -257,11 +258,24 @@ class ObjectStore:
         return decode(kv)
 
     def _prepare_create(self, rt: ResourceType, obj: dict) -> None:
+        """Each kind's PrepareForCreate: the status a new object starts with (clients cannot
+        create one with a status of their choosing) and fields the server derives."""
         if rt.kind == "Pod":
             spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
             obj["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
-        elif rt.kind in ("Deployment", "ReplicaSet", "DaemonSet", "Service"):
-            obj["status"] = {"loadBalancer": {}} if rt.kind == "Service" else {}
+        elif rt.kind in _INITIAL_STATUS:
+            obj["status"] = copy.deepcopy(_INITIAL_STATUS[rt.kind])
+            if rt.kind == "PersistentVolume":
+                obj["status"]["lastPhaseTransitionTime"] = meta.now()
+        if rt.kind == "Job":
+            _job_selector(obj)
+
+    def _admit(self, rt: ResourceType, obj: dict, old: dict | None = None) -> None:
+        """Admission plugins that need other objects (admission.py)."""
+        if rt.kind == "Pod" and old is None:
+            admission.pod_priority(obj, self.cache)
+        elif rt.kind == "PriorityClass":
+            admission.priority_class_write(obj, self.cache)
 
     def _check_namespace(self, rt: ResourceType, ns: str, name: str) -> None:
         e = self.cache.get(f"/registry/namespaces/{ns}")
@@ -379,6 +393,8 @@ class ObjectStore:
                 # change is a new generation too (upstream's deployment strategy).
                 rt.kind == "Deployment" and md.get("annotations") != omd.get("annotations"))):
             md["generation"] = omd.get("generation", 0) + 1
+        if subresource != "status":
+            self._admit(rt, new, old)
         errs = validation.validate(rt.kind, new, rt.namespaced) + validation.update(rt.kind, old, new)
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
@@ -407,6 +423,8 @@ class ObjectStore:
                                f"meta: {md['resourceVersion']}")
             if rt.kind == "Namespace":
                 return await namespaces.delete(self, rt, entry, obj, dry_run)
+            if rt.kind == "PriorityClass":
+                admission.priority_class_delete(name)
             grace = self._grace(rt, obj, opts)
             finalizers = md.get("finalizers") or []
             new_finalizers = _gc_finalizers(finalizers, opts)
@@ -460,6 +478,43 @@ class ObjectStore:
     async def close(self) -> None:
         for t in list(self.namespace_tasks.values()):
             t.cancel()
+
+# The status each kind starts with: upstream's PrepareForCreate resets it to the zero value,
+# which Go encodes with the fields that have no omitempty.
+_INITIAL_STATUS: dict[str, dict] = {
+    "Service": {"loadBalancer": {}}, "Deployment": {}, "ReplicaSet": {"replicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+                  "numberMisscheduled": 0, "numberReady": 0},
+    "StatefulSet": {"availableReplicas": 0, "replicas": 0}, "ReplicationController": {"replicas": 0},
+    "Job": {}, "CronJob": {}, "ResourceQuota": {}, "PersistentVolume": {"phase": "Pending"},
+    "PersistentVolumeClaim": {"phase": "Pending"},
+    "PodDisruptionBudget": {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0,
+                            "expectedPods": 0},
+}
+
+
+def _job_selector(job: dict) -> None:
+    """A Job selects its pods by its own uid unless the user takes over (manualSelector): the
+    template gets job-name and controller-uid labels (new and legacy spellings) and the selector
+    matches the uid (upstream's generateSelector)."""
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector"):
+        return
+    tmpl = spec.get("template")
+    if not isinstance(tmpl, dict):
+        return
+    md = tmpl.setdefault("metadata", {}) if tmpl.get("metadata") is None else tmpl["metadata"]
+    labels = md.setdefault("labels", {}) if md.get("labels") is None else md["labels"]
+    name, uid = job["metadata"].get("name", ""), job["metadata"]["uid"]
+    for key in ("job-name", "batch.kubernetes.io/job-name"):
+        labels.setdefault(key, name)
+    for key in ("controller-uid", "batch.kubernetes.io/controller-uid"):
+        labels.setdefault(key, uid)
+    sel = spec.setdefault("selector", {}) if spec.get("selector") is None else spec["selector"]
+    if isinstance(sel, dict):
+        match = sel.setdefault("matchLabels", {}) if sel.get("matchLabels") is None else sel["matchLabels"]
+        match.setdefault("batch.kubernetes.io/controller-uid", uid)
+
 
 def _convert(rt: ResourceType, obj: dict) -> None:
     """What upstream's conversion from the wire version does before anything else sees the

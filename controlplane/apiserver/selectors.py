@@ -180,6 +180,8 @@ FIELDS: dict[str, dict[str, Callable[[dict], Any]]] = {
     "Namespace": {"status.phase": lambda o: _get(o, "status", "phase")},
     "Secret": {"type": lambda o: o.get("type")},
     "ReplicaSet": {"status.replicas": lambda o: _get(o, "status", "replicas") or 0},
+    "ReplicationController": {"status.replicas": lambda o: _get(o, "status", "replicas") or 0},
+    "Job": {"status.successful": lambda o: _get(o, "status", "succeeded") or 0},
 }
 
 

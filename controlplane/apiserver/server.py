@@ -141,7 +141,10 @@ class APIServer:
                 _refuse_impersonation(request)
                 return await handler(request)
             except APIError as e:
-                return json_response(e.status(), e.code)
+                resp = json_response(e.status(), e.code)
+                if (e.details or {}).get("retryAfterSeconds"):
+                    resp.headers["Retry-After"] = str(e.details["retryAfterSeconds"])
+                return resp
             except web.HTTPException:
                 raise
             except (ConnectionResetError, asyncio.CancelledError):

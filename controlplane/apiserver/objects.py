@@ -20,7 +20,6 @@ those bytes become Kubernetes objects with their lifecycle rules:
   `deletionTimestamp` and stays until the last finalizer is removed. A scheduled pod gets a
   grace period (`deletionGracePeriodSeconds`, default its terminationGracePeriodSeconds): the node
   agent stops its containers and then confirms with a delete of grace 0, which removes it.
-  propagationPolicy Orphan / Foreground add the garbage collector's finalizers (propagation.py).
 
 Everything returned is a fresh dict the caller may change; objects in the watch cache are shared
 and never mutated here (we deep-copy before changing).
@@ -35,10 +34,11 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import allocator, defaults, meta, namespaces, propagation, validation
+from controlplane.apiserver import admission, allocator, defaults, meta, namespaces, validation
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
-    already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid_object, not_found)
+    already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid, invalid_object,
+    not_found, not_supported)
 from controlplane.apiserver.resources import RESOURCES, ResourceType
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
 from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
@@ -53,7 +53,63 @@ class DeleteOptions:
     grace_period: int | None = None
     uid: str | None = None  # preconditions
     resource_version: str | None = None
-    propagation: str | None = None
+    propagation: str | None = None  # Orphan | Background | Foreground | None (the kind's default)
+    dry_run: bool = False
+    orphan_dependents: bool | None = None  # deprecated spelling of propagation Orphan
+
+
+_PROPAGATION = ("Foreground", "Background", "Orphan")
+# The garbage collector's finalizers (metav1.FinalizerOrphanDependents / FinalizerDeleteDependents).
+ORPHAN, FOREGROUND = "orphan", "foregroundDeletion"
+
+
+def delete_options(body: dict, dry_run: bool = False) -> DeleteOptions:
+    """A DeleteOptions object (the request body, or the query parameters as one) checked as
+    upstream's ValidateDeleteOptions: a bad value is a 422 naming the field."""
+    errs = []
+    grace = body.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise bad_request(f"DeleteOptions: json: cannot decode field \"gracePeriodSeconds\": "
+                          f"expected integer, got {grace!r}")
+    dry = body.get("dryRun") or []
+    if isinstance(dry, str):
+        dry = [dry]
+    if not isinstance(dry, list) or any(v != "All" for v in dry):
+        errs.append(not_supported("dryRun", dry, ["All"]))
+    policy = body.get("propagationPolicy")
+    orphan = body.get("orphanDependents")
+    if isinstance(orphan, str):
+        orphan = orphan.lower() == "true"
+    if orphan is not None and policy is not None:
+        errs.append(invalid("propagationPolicy", policy,
+                            "orphanDependents and deletionPropagation cannot be both set"))
+    if policy is not None and policy not in _PROPAGATION:
+        errs.append(not_supported("propagationPolicy", policy, [*_PROPAGATION, "nil"]))
+    if errs:
+        raise invalid_object("DeleteOptions", "meta.k8s.io", "", errs)
+    pre = body.get("preconditions") or {}
+    if not isinstance(pre, dict):
+        raise bad_request("DeleteOptions: preconditions must be an object")
+    return DeleteOptions(grace, pre.get("uid"), pre.get("resourceVersion"), policy,
+                         dry_run or bool(dry), orphan)
+
+
+def _gc_finalizers(finalizers: list[str], opts: DeleteOptions) -> list[str]:
+    """The finalizers a delete leaves for the garbage collector (upstream's
+    deletionFinalizersForGarbageCollection): Orphan adds `orphan` (the collector strips the
+    owner references of dependents, then the finalizer), Foreground adds `foregroundDeletion`
+    (dependents go first); Background adds neither, and an explicit policy replaces whichever
+    of the two the object had. Every kind here defaults to Background, as apps/v1 does."""
+    orphan = opts.orphan_dependents if opts.orphan_dependents is not None else (
+        opts.propagation == "Orphan" if opts.propagation else ORPHAN in finalizers)
+    foreground = False if opts.orphan_dependents is not None else (
+        opts.propagation == "Foreground" if opts.propagation else FOREGROUND in finalizers)
+    out = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+    if orphan:
+        out.append(ORPHAN)
+    if foreground:
+        out.append(FOREGROUND)
+    return finalizers if set(out) == set(finalizers) else out
 
 
 @dataclass(frozen=True)
@@ -179,7 +235,9 @@ class ObjectStore:
                       claimed: set) -> dict:
         md = obj["metadata"]
         self._prepare_create(rt, obj)
+        _convert(rt, obj)
         defaults.apply(rt.kind, obj)
+        self._admit(rt, obj)
         errs = validation.validate(rt.kind, obj, rt.namespaced)
         if not errs and rt.kind == "Service":
             errs = allocator.allocate(obj, self.cache, self.service_net, self.node_ports,
@@ -198,11 +256,24 @@ class ObjectStore:
         return decode(kv)
 
     def _prepare_create(self, rt: ResourceType, obj: dict) -> None:
+        """Each kind's PrepareForCreate: the status a new object starts with (clients cannot
+        create one with a status of their choosing) and fields the server derives."""
         if rt.kind == "Pod":
             spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
             obj["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
-        elif rt.kind in ("Deployment", "ReplicaSet", "DaemonSet", "Service"):
-            obj["status"] = {"loadBalancer": {}} if rt.kind == "Service" else {}
+        elif rt.kind in _INITIAL_STATUS:
+            obj["status"] = copy.deepcopy(_INITIAL_STATUS[rt.kind])
+            if rt.kind == "PersistentVolume":
+                obj["status"]["lastPhaseTransitionTime"] = meta.now()
+        if rt.kind == "Job":
+            _job_selector(obj)
+
+    def _admit(self, rt: ResourceType, obj: dict, old: dict | None = None) -> None:
+        """Admission plugins that need other objects (admission.py)."""
+        if rt.kind == "Pod" and old is None:
+            admission.pod_priority(obj, self.cache)
+        elif rt.kind == "PriorityClass":
+            admission.priority_class_write(obj, self.cache)
 
     def _check_namespace(self, rt: ResourceType, ns: str, name: str) -> None:
         e = self.cache.get(f"/registry/namespaces/{ns}")
@@ -219,7 +290,18 @@ class ObjectStore:
                      dry_run: bool = False, precondition_rv: str | None = None) -> tuple[dict, dict]:
         """Compare-and-swap loop. `transform(current)` returns the object the client asks for.
         Returns (old, new) objects."""
+        claimed: set = set()  # ClusterIP/NodePorts this update reserved, released below
+        try:
+            return await self._update(rt, ns, name, transform, subresource, dry_run,
+                                      precondition_rv, claimed)
+        finally:
+            self._reserved -= claimed
+
+    async def _update(self, rt, ns, name, transform, subresource, dry_run, precondition_rv,
+                      claimed: set) -> tuple[dict, dict]:
         for _ in range(20):
+            self._reserved -= claimed
+            claimed.clear()
             entry = self.get(rt, ns, name)
             old = entry.obj
             wanted = transform(copy.deepcopy(old))
@@ -229,6 +311,12 @@ class ObjectStore:
             if rv is not None and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.plural, rt.group, name)
             new = self._merge_update(rt, old, wanted, subresource)
+            if rt.kind == "Service" and subresource != "status":
+                errs = allocator.allocate(new, self.cache, self.service_net, self.node_ports,
+                                          self._reserved, claimed, old, entry.key)
+                self._reserved |= claimed
+                if errs:
+                    raise invalid_object(rt.kind, rt.group, name, errs)
             if self._unchanged(old, new):
                 return old, copy.deepcopy(old)
             if dry_run:
@@ -297,12 +385,18 @@ class ObjectStore:
         md["resourceVersion"] = omd["resourceVersion"]
         if rt.kind == "Service":
             allocator.keep_allocated(old, new)
+        _convert(rt, new)
         if rt.kind == "Namespace":
             defaults.namespace(new)
         else:
             defaults.apply(rt.kind, new)
-        if rt.has_spec and new.get("spec") != old.get("spec"):
+        if rt.has_spec and (new.get("spec") != old.get("spec") or (
+                # Deployments copy their annotations to their ReplicaSets, so an annotation
+                # change is a new generation too (upstream's deployment strategy).
+                rt.kind == "Deployment" and md.get("annotations") != omd.get("annotations"))):
             md["generation"] = omd.get("generation", 0) + 1
+        if subresource != "status":
+            self._admit(rt, new, old)
         errs = validation.validate(rt.kind, new, rt.namespaced) + validation.update(rt.kind, old, new)
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
@@ -315,9 +409,9 @@ class ObjectStore:
 
     # ---- delete ----
 
-    async def delete(self, rt: ResourceType, ns: str | None, name: str, opts: DeleteOptions,
-                     dry_run: bool = False) -> dict:
-        policy = propagation.check(opts.propagation)
+    async def delete(self, rt: ResourceType, ns: str | None, name: str,
+                     opts: DeleteOptions) -> dict:
+        dry_run = opts.dry_run
         for _ in range(20):
             entry = self.get(rt, ns, name)
             obj = copy.deepcopy(entry.obj)
@@ -329,40 +423,39 @@ class ObjectStore:
                 raise conflict(rt.plural, rt.group, name, f"Precondition failed: ResourceVersion in "
                                f"precondition: {opts.resource_version}, ResourceVersion in object "
                                f"meta: {md['resourceVersion']}")
-            grace = self._grace(rt, obj, opts)
             if rt.kind == "Namespace":
                 try:
                     return await namespaces.delete(self, rt, entry, obj, dry_run)
-                except Conflict:
+                except Conflict:  # raced with another writer: read the namespace again
                     await self.cache.wait_for(self.storage.revision)
                     continue
-            fins = propagation.finalizers(md.get("finalizers"), policy)  # the GC's finalizers
-            fins_changed = fins != (md.get("finalizers") or [])
-            if fins_changed:
-                md["finalizers"] = fins
-            if md.get("finalizers") or grace > 0:
+            if rt.kind == "PriorityClass":
+                admission.priority_class_delete(name)
+            grace = self._grace(rt, obj, opts)
+            finalizers = md.get("finalizers") or []
+            new_finalizers = _gc_finalizers(finalizers, opts)
+            if new_finalizers or grace > 0:
                 # Phase one: mark the object; whoever owns the finalizer (or the node agent, for
                 # a pod's grace period) finishes the deletion.
                 old_grace = md.get("deletionGracePeriodSeconds")
-                already = md.get("deletionTimestamp") and old_grace is not None and grace >= old_grace
-                if already and not fins_changed:
+                if md.get("deletionTimestamp") and old_grace is not None and grace >= old_grace \
+                        and new_finalizers == finalizers:
                     return obj  # already terminating at least this fast
-                if not already:
+                if new_finalizers:
+                    md["finalizers"] = new_finalizers
+                if not md.get("deletionTimestamp") or old_grace is None or grace < old_grace:
                     md["deletionTimestamp"] = meta.time_after(grace)
                     md["deletionGracePeriodSeconds"] = grace
-                if not md.get("finalizers") and grace == 0:
-                    pass  # falls through to the real delete below
-                else:
-                    if dry_run:
-                        return obj
-                    try:
-                        kv = await self.storage.update(entry.key, encode(obj), entry.revision)
-                    except Conflict:
-                        await self.cache.wait_for(self.storage.revision)
-                        continue
-                    except KeyNotFound:
-                        raise not_found(rt.plural, rt.group, name) from None
-                    return decode(kv)
+                if dry_run:
+                    return obj
+                try:
+                    kv = await self.storage.update(entry.key, encode(obj), entry.revision)
+                except Conflict:
+                    await self.cache.wait_for(self.storage.revision)
+                    continue
+                except KeyNotFound:
+                    raise not_found(rt.plural, rt.group, name) from None
+                return decode(kv)
             if dry_run:
                 return obj
             try:
@@ -384,13 +477,63 @@ class ObjectStore:
         if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
             return 0  # nothing runs it: no one would confirm the deletion
         if opts.grace_period is not None:
-            return max(0, opts.grace_period)
+            return 1 if opts.grace_period < 0 else opts.grace_period  # rest.BeforeDelete: <0 means 1
         g = spec.get("terminationGracePeriodSeconds")
         return 30 if g is None else max(0, g)
 
     async def close(self) -> None:
         """Nothing runs in the background here: emptying a deleted namespace is the namespace
         controller's job (controlplane/controllers/namespace.py)."""
+
+# The status each kind starts with: upstream's PrepareForCreate resets it to the zero value,
+# which Go encodes with the fields that have no omitempty.
+_INITIAL_STATUS: dict[str, dict] = {
+    "Service": {"loadBalancer": {}}, "Deployment": {}, "ReplicaSet": {"replicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+                  "numberMisscheduled": 0, "numberReady": 0},
+    "StatefulSet": {"availableReplicas": 0, "replicas": 0}, "ReplicationController": {"replicas": 0},
+    "Job": {}, "CronJob": {}, "ResourceQuota": {}, "PersistentVolume": {"phase": "Pending"},
+    "PersistentVolumeClaim": {"phase": "Pending"},
+    "PodDisruptionBudget": {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0,
+                            "expectedPods": 0},
+}
+
+
+def _job_selector(job: dict) -> None:
+    """A Job selects its pods by its own uid unless the user takes over (manualSelector): the
+    template gets job-name and controller-uid labels (new and legacy spellings) and the selector
+    matches the uid (upstream's generateSelector)."""
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector"):
+        return
+    tmpl = spec.get("template")
+    if not isinstance(tmpl, dict):
+        return
+    md = tmpl.setdefault("metadata", {}) if tmpl.get("metadata") is None else tmpl["metadata"]
+    labels = md.setdefault("labels", {}) if md.get("labels") is None else md["labels"]
+    name, uid = job["metadata"].get("name", ""), job["metadata"]["uid"]
+    for key in ("job-name", "batch.kubernetes.io/job-name"):
+        labels.setdefault(key, name)
+    for key in ("controller-uid", "batch.kubernetes.io/controller-uid"):
+        labels.setdefault(key, uid)
+    sel = spec.setdefault("selector", {}) if spec.get("selector") is None else spec["selector"]
+    if isinstance(sel, dict):
+        match = sel.setdefault("matchLabels", {}) if sel.get("matchLabels") is None else sel["matchLabels"]
+        match.setdefault("batch.kubernetes.io/controller-uid", uid)
+
+
+def _convert(rt: ResourceType, obj: dict) -> None:
+    """What upstream's conversion from the wire version does before anything else sees the
+    object. A Secret's `stringData` is a write-only convenience: its values are merged into
+    `data` (base64), winning over keys of the same name, and it is never stored."""
+    if rt.kind == "Secret" and "stringData" in obj:
+        string_data = obj.pop("stringData") or {}
+        if string_data:
+            data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+            for k, v in string_data.items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+            obj["data"] = data
+
 
 def _token(rev: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start + "\x00"})

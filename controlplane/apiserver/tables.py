@@ -242,6 +242,132 @@ def _ds_row(o: dict) -> list:
             selector_string(spec.get("selector")) or "<none>"]
 
 
+def _duration(start: str | None, end: str | None) -> str:
+    a, b = meta.parse_time(start or ""), meta.parse_time(end or "")
+    if a is None:
+        return ""
+    b = b or _dt.datetime.now(_dt.timezone.utc)
+    return human_duration((b - a).total_seconds())
+
+
+def _job_status(o: dict) -> str:
+    """The STATUS column of `kubectl get jobs` (printJob): the last condition that is True."""
+    conds = {c.get("type"): c.get("status") for c in _status(o).get("conditions") or []}
+    for t, word in (("Failed", "Failed"), ("Complete", "Complete"), ("Suspended", "Suspended"),
+                    ("FailureTarget", "FailureTarget"), ("SuccessCriteriaMet", "SuccessCriteriaMet")):
+        if conds.get(t) == "True":
+            return word
+    return "Terminating" if _md(o).get("deletionTimestamp") else "Running"
+
+
+def _job_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    completions = spec.get("completions")
+    if completions is not None:
+        done = f"{st.get('succeeded', 0)}/{completions}"
+    else:
+        done = f"{st.get('succeeded', 0)}/1 of {spec.get('parallelism', 1)}" \
+            if spec.get("parallelism", 1) > 1 else f"{st.get('succeeded', 0)}/1"
+    c, i = _images(spec)
+    return [md.get("name"), _job_status(o), done,
+            _duration(st.get("startTime"), st.get("completionTime")) if st.get("startTime") else "",
+            age(md.get("creationTimestamp")), c, i, selector_string(spec.get("selector")) or "<none>"]
+
+
+def _cronjob_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    c, i = _images((spec.get("jobTemplate") or {}).get("spec") or {})
+    last = st.get("lastScheduleTime")
+    return [md.get("name"), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            bool(spec.get("suspend")), len(st.get("active") or []),
+            age(last) if last else "<none>", age(md.get("creationTimestamp")), c, i,
+            selector_string(((spec.get("jobTemplate") or {}).get("spec") or {}).get("selector")) or "<none>"]
+
+
+def _sts_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    c, i = _images(spec)
+    return [md.get("name"), f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            age(md.get("creationTimestamp")), c, i]
+
+
+def _rc_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    c, i = _images(spec)
+    sel = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [md.get("name"), spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
+            age(md.get("creationTimestamp")), c, i, sel or "<none>"]
+
+
+_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _modes(modes) -> str:
+    return ",".join(_MODES.get(m, m) for m in modes or [])
+
+
+def _storage_class(o: dict) -> str:
+    return _spec(o).get("storageClassName") or \
+        (_md(o).get("annotations") or {}).get("volume.beta.kubernetes.io/storage-class", "")
+
+
+def _pv_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref['namespace']}/{ref['name']}" if ref.get("name") else ""
+    phase = st.get("phase", "")
+    if md.get("deletionTimestamp"):
+        phase = "Terminating"
+    return [md.get("name"), (spec.get("capacity") or {}).get("storage", ""),
+            _modes(spec.get("accessModes")), spec.get("persistentVolumeReclaimPolicy", ""), phase,
+            claim, _storage_class(o), spec.get("volumeAttributesClassName") or "<unset>",
+            st.get("reason", ""), age(md.get("creationTimestamp")), spec.get("volumeMode", "")]
+
+
+def _pvc_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    phase = "Terminating" if md.get("deletionTimestamp") else st.get("phase", "")
+    bound = phase == "Bound"
+    return [md.get("name"), phase, spec.get("volumeName", ""),
+            (st.get("capacity") or {}).get("storage", "") if bound else "",
+            _modes(st.get("accessModes")) if bound else "", _storage_class(o),
+            spec.get("volumeAttributesClassName") or "<unset>", age(md.get("creationTimestamp")),
+            spec.get("volumeMode", "")]
+
+
+def _pdb_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    return [md.get("name"), str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+            str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+            st.get("disruptionsAllowed", 0), age(md.get("creationTimestamp"))]
+
+
+def _revision_row(o: dict) -> list:
+    md = _md(o)
+    owner = next((r for r in md.get("ownerReferences") or [] if r.get("controller")), None)
+    ctl = "<none>"
+    if owner:
+        group = owner.get("apiVersion", "").split("/")[0] if "/" in owner.get("apiVersion", "") else ""
+        ctl = f"{owner.get('kind', '').lower()}{'.' + group if group else ''}/{owner.get('name')}"
+    return [md.get("name"), ctl, o.get("revision", 0), age(md.get("creationTimestamp"))]
+
+
+def _quota_row(o: dict) -> list:
+    st = _status(o)
+    hard, used = st.get("hard") or {}, st.get("used") or {}
+    req = ", ".join(f"{k}: {used.get(k, 0)}/{v}" for k, v in sorted(hard.items()) if not k.startswith("limits."))
+    lim = ", ".join(f"{k}: {used.get(k, 0)}/{v}" for k, v in sorted(hard.items()) if k.startswith("limits."))
+    return [_md(o).get("name"), age(_md(o).get("creationTimestamp")), req, lim]
+
+
+def _podtemplate_row(o: dict) -> list:
+    tmpl = o.get("template") or {}
+    cs = (tmpl.get("spec") or {}).get("containers") or []
+    labels = ",".join(f"{k}={v}" for k, v in sorted(((tmpl.get("metadata") or {}).get("labels") or {}).items()))
+    return [_md(o).get("name"), ",".join(c.get("name", "") for c in cs),
+            ",".join(c.get("image", "") for c in cs), labels or "<none>"]
+
+
 def _s(name, prio=0, typ="string", desc=""):
     return (name, typ, desc, prio)
 
@@ -283,6 +409,33 @@ TABLES: dict[str, tuple[list[Column], Callable[[dict], list]]] = {
               lambda o: [_md(o).get("name"), _spec(o).get("holderIdentity") or "",
                          age(_md(o).get("creationTimestamp"))]),
     "EndpointSlice": ([NAME, _s("AddressType"), _s("Ports"), _s("Endpoints"), AGE], _slice_row),
+    "Job": ([NAME, _s("Status"), _s("Completions"), _s("Duration"), AGE, _s("Containers", 1),
+             _s("Images", 1), _s("Selector", 1)], _job_row),
+    "CronJob": ([NAME, _s("Schedule"), _s("Timezone"), _s("Suspend", typ="boolean"),
+                 _s("Active", typ="integer"), _s("Last Schedule"), AGE, _s("Containers", 1),
+                 _s("Images", 1), _s("Selector", 1)], _cronjob_row),
+    "StatefulSet": ([NAME, _s("Ready"), AGE, _s("Containers", 1), _s("Images", 1)], _sts_row),
+    "ControllerRevision": ([NAME, _s("Controller"), _s("Revision", typ="integer"), AGE], _revision_row),
+    "ReplicationController": ([NAME, _s("Desired", typ="integer"), _s("Current", typ="integer"),
+                               _s("Ready", typ="integer"), AGE, _s("Containers", 1), _s("Images", 1),
+                               _s("Selector", 1)], _rc_row),
+    "PersistentVolume": ([NAME, _s("Capacity"), _s("Access Modes"), _s("Reclaim Policy"), _s("Status"),
+                          _s("Claim"), _s("StorageClass"), _s("VolumeAttributesClass"), _s("Reason"),
+                          AGE, _s("VolumeMode", 1)], _pv_row),
+    "PersistentVolumeClaim": ([NAME, _s("Status"), _s("Volume"), _s("Capacity"), _s("Access Modes"),
+                               _s("StorageClass"), _s("VolumeAttributesClass"), AGE,
+                               _s("VolumeMode", 1)], _pvc_row),
+    "PodDisruptionBudget": ([NAME, _s("Min Available"), _s("Max Unavailable"),
+                             _s("Allowed Disruptions", typ="integer"), AGE], _pdb_row),
+    "PriorityClass": ([NAME, _s("Value", typ="integer"), _s("Global-Default", typ="boolean"), AGE,
+                       _s("PreemptionPolicy")],
+                      lambda o: [_md(o).get("name"), o.get("value", 0), bool(o.get("globalDefault")),
+                                 age(_md(o).get("creationTimestamp")), o.get("preemptionPolicy", "")]),
+    "ResourceQuota": ([NAME, AGE, _s("Request"), _s("Limit")], _quota_row),
+    "LimitRange": ([NAME, _s("Created At", desc="CreationTimestamp is a timestamp representing "
+                             "the server time when this object was created.")],
+                   lambda o: [_md(o).get("name"), _md(o).get("creationTimestamp", "")]),
+    "PodTemplate": ([_s("Template"), _s("Containers"), _s("Images"), _s("Pod Labels")], _podtemplate_row),
 }
 
 DEFAULT = ([NAME, AGE], lambda o: [_md(o).get("name"), age(_md(o).get("creationTimestamp"))])

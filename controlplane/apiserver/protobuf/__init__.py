@@ -29,10 +29,12 @@ from controlplane.apiserver.errors import APIError
 
 MAGIC = b"k8s\x00"
 META = "k8s.io.apimachinery.pkg.apis.meta.v1."
-_GROUP_PACKAGE = {"": "core", "apps": "apps", "coordination.k8s.io": "coordination",
-                  "discovery.k8s.io": "discovery", "autoscaling": "autoscaling",
-                  "authorization.k8s.io": "authorization", "authentication.k8s.io": "authentication",
-                  "policy": "policy"}
+
+
+def _package(group: str) -> str:
+    """k8s.io/api's Go package of a group: core for "", else the group's first label
+    (batch, apps, scheduling.k8s.io → scheduling, rbac.authorization.k8s.io → rbac)."""
+    return group.split(".")[0] if group else "core"
 
 
 class ProtobufError(APIError):
@@ -191,11 +193,10 @@ def decode(body: bytes) -> dict:
     group, _, version = api_version.rpartition("/")
     if unknown["contentEncoding"]:
         raise ProtobufError(f"content encoding {unknown['contentEncoding']!r} is not supported")
-    pkg = _GROUP_PACKAGE.get(group)
-    if pkg is None:
-        raise ProtobufError(f"unknown group {group!r}")
     base = "k8s.io.apimachinery.pkg.apis.meta.v1." if kind in ("DeleteOptions", "Status") else \
-        f"k8s.io.api.{pkg}.{version}."
+        f"k8s.io.api.{_package(group)}.{version}."
+    if base + kind not in messages():
+        raise ProtobufError(f"unknown kind {api_version}/{kind}")
     obj = decode_message(base + kind, unknown["raw"])
     return {"apiVersion": api_version, "kind": kind, **obj}
 

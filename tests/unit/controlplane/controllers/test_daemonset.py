@@ -39,8 +39,8 @@ def cluster(server):
 def by_node(kubectl, app):
     out = {}
     for p in items(kubectl, "pods", "-l", f"app={app}"):
-        if not p["metadata"].get("deletionTimestamp"):
-            out.setdefault(p["spec"].get("nodeName"), []).append(p)
+        if not p["metadata"].get("deletionTimestamp") and p["spec"].get("nodeName"):  # bound ones
+            out.setdefault(p["spec"]["nodeName"], []).append(p)
     return out
 
 

@@ -33,6 +33,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, ControllerOptions]:
     p.add_argument("--allocate-node-cidrs", default="true", choices=["true", "false"])
     p.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
     p.add_argument("--podgc-period", type=float, default=20.0)
+    p.add_argument("--job-backoff-base", type=float, default=10.0,
+                   help="seconds before a failed Job pod is replaced (doubling per failure)")
     a = p.parse_args(argv)
     return a, ControllerOptions(
         identity=a.identity, leader_elect=a.leader_elect == "true",
@@ -41,7 +43,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, ControllerOptions]:
         node_monitor_period=a.node_monitor_period, node_eviction_rate=a.node_eviction_rate,
         cluster_cidr=a.cluster_cidr, node_cidr_mask_size=a.node_cidr_mask_size,
         allocate_node_cidrs=a.allocate_node_cidrs == "true",
-        terminated_pod_gc_threshold=a.terminated_pod_gc_threshold, podgc_period=a.podgc_period)
+        terminated_pod_gc_threshold=a.terminated_pod_gc_threshold, podgc_period=a.podgc_period,
+        job_backoff_base=a.job_backoff_base)
 
 
 def main(argv: list[str] | None = None) -> int:

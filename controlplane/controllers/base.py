@@ -50,6 +50,7 @@ class ControllerOptions:
     terminated_pod_gc_threshold: int = 12500  # --terminated-pod-gc-threshold
     podgc_period: float = 20.0  # upstream's gcCheckPeriod
     workers: int = 5  # --concurrent-*-syncs (upstream: 5 for most)
+    job_backoff_base: float = 10.0  # seconds before re-creating a failed Job pod (doubling)
 
     def __post_init__(self) -> None:
         """Bad flags are one clear line naming the flag, before anything starts."""

@@ -397,10 +397,4 @@ class DaemonSetController(Controller):
             return
         if old.get("collisionCount"):
             st["collisionCount"] = old["collisionCount"]
-        cur = ds
-        for _ in range(4):
-            try:
-                await self.api.update_status(DAEMONSETS, {**cur, "status": st}, ds["metadata"]["namespace"])
-                return
-            except Conflict:
-                cur = await self.api.get(DAEMONSETS, ds["metadata"]["name"], ds["metadata"]["namespace"])
+        await self.api.update_status(DAEMONSETS, {**ds, "status": st}, ds["metadata"]["namespace"])

@@ -276,14 +276,9 @@ class DeploymentController(Controller):
         return out
 
     async def put_status(self, d: dict, status: dict) -> dict:
-        md = d["metadata"]
-        cur = d
-        for _ in range(3):
-            try:
-                return await self.api.update_status(DEPLOYMENTS, {**cur, "status": status}, md["namespace"])
-            except Conflict:
-                cur = await self.api.get(DEPLOYMENTS, md["name"], md["namespace"])
-        raise Conflict(409, "Conflict", f"deployments/{md['name']}: status kept conflicting")
+        """At d's resourceVersion: a 409 means we computed from a stale copy; the sync is retried
+        (writing over a newer status could undo a condition someone else's sync set)."""
+        return await self.api.update_status(DEPLOYMENTS, {**d, "status": status}, d["metadata"]["namespace"])
 
     async def set_revision(self, d: dict, rev: str) -> dict:
         """The Deployment carries the revision of its newest ReplicaSet (what `kubectl rollout

@@ -134,3 +134,13 @@ def test_negative_completions_is_422(kubectl):
     p = kubectl.run("apply", "-f", "-", input=job("neg", completions=-1), check=False)
     assert p.returncode != 0 and "spec.completions" in p.stderr
     assert kubectl.run("get", "job", "neg", check=False).returncode == 1
+
+
+def test_ttl_after_finished(kubectl, start_controllers):
+    start_controllers("--controllers=ttl-after-finished", "--leader-elect=false")
+    kubectl("apply", "-f", "-", input=job("ttl", ttlSecondsAfterFinished=1))
+    pod = wait_until(lambda: job_pods(kubectl, "ttl"), what="a pod")[0]
+    finish(kubectl, pod)
+    kubectl("wait", "--for=condition=complete", "job/ttl", "--timeout=30s")
+    kubectl("wait", "--for=delete", "job/ttl", "--timeout=30s")
+    wait_until(lambda: not job_pods(kubectl, "ttl"), what="its pods collected with it")

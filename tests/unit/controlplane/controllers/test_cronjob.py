@@ -70,8 +70,10 @@ def test_runs_missed_time_and_forbid_replace(kubectl):
     wait_until(lambda: any(e["reason"] == "JobAlreadyActive" for e in items(kubectl, "events")),
                what="JobAlreadyActive")
     assert len(jobs_of(kubectl, "tick")) == 1
-    kubectl("patch", "cronjob", "tick", "--type=merge", "-p", '{"spec":{"concurrencyPolicy":"Replace"}}')
-    rewind(kubectl, "tick", 3)
+    five_ago = (datetime.now(timezone.utc) - timedelta(minutes=5)).minute  # another due time, at once
+    kubectl("patch", "cronjob", "tick", "--type=merge", "-p", json.dumps(
+        {"spec": {"concurrencyPolicy": "Replace", "schedule": f"{five_ago} * * * *"}}))
+    rewind(kubectl, "tick", 90)
     wait_until(lambda: (js := jobs_of(kubectl, "tick")) and js[0]["metadata"]["uid"] != j["metadata"]["uid"]
                and len(js) == 1, what="the active Job replaced")
 
@@ -79,11 +81,16 @@ def test_runs_missed_time_and_forbid_replace(kubectl):
 def test_history_limit(kubectl):
     kubectl("apply", "-f", "-", input=cronjob("hist", successfulJobsHistoryLimit=1))
     names = []
-    for back in (30, 20):
-        rewind(kubectl, "hist", back)
+    # two different due times without waiting a minute: the second schedule fires at a minute
+    # five minutes back, the first at the latest minute
+    five_ago = (datetime.now(timezone.utc) - timedelta(minutes=5)).minute
+    for schedule in ("*/1 * * * *", f"{five_ago} * * * *"):
+        kubectl("patch", "cronjob", "hist", "--type=merge", "-p", json.dumps({"spec": {"schedule": schedule}}))
+        rewind(kubectl, "hist", 90)
         wait_until(lambda: len(jobs_of(kubectl, "hist")) == len(names) + 1, what="a new Job")
         new = [j["metadata"]["name"] for j in jobs_of(kubectl, "hist") if j["metadata"]["name"] not in names][0]
         names.append(new)
+        time.sleep(1.1)  # distinct startTimes: history is ordered by them
         complete(kubectl, new)
     wait_until(lambda: [j["metadata"]["name"] for j in jobs_of(kubectl, "hist")] == names[1:],
                what="only the newest successful Job kept")

@@ -16,9 +16,12 @@ real cluster too. They never import controlplane.apiserver.
     expectations.py     "creations/deletions asked for, not yet seen" (ReplicaSet, DaemonSet)
     meta.py             selectors, owner references, pod state, times
 
-    replicaset.py  deployment.py  daemonset.py  nodelifecycle.py  nodeipam.py  endpoint.py
-    endpointslice.py  serviceaccount.py (+ root CA ConfigMap)  namespace.py  garbagecollector.py
-    podgc.py
+    replicaset.py  deployment.py  daemonset.py  statefulset.py  job.py  cronjob.py (+ cron.py)
+    ttlafterfinished.py  nodelifecycle.py  nodeipam.py  endpoint.py  endpointslice.py
+    serviceaccount.py (+ the root CA ConfigMap)  namespace.py  garbagecollector.py  podgc.py
+
+Run them in-process with `run_controllers(api, enabled)` (nodeagent server/up), or as their own
+process with `python -m controlplane.controllers --kubeconfig K` (kube-controller-manager's flags).
 
 May import: apiclient, controlplane.leaderelection, the standard library.
 """

@@ -1,5 +1,6 @@
 """The garbage collector: delete dependents whose owners are gone; orphan or foreground-delete
-dependents when the owner's DELETE asked for it (see controlplane/apiserver/propagation.py).
+dependents when the owner's DELETE asked for it (the API server turns propagationPolicy
+into the finalizers `orphan` / `foregroundDeletion`: controlplane/apiserver/objects.py).
 
 An object names its owners in `metadata.ownerReferences` (apiVersion, kind, name, uid,
 blockOwnerDeletion). The GC watches every resource it may delete (discovery; not Events) and

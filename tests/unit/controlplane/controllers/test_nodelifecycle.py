@@ -15,7 +15,7 @@ GRACE = 3
 
 @pytest.fixture(scope="module", autouse=True)
 def controllers(start_controllers):
-    return start_controllers("--controllers=nodelifecycle", f"--node-monitor-grace-period={GRACE}",
+    return start_controllers("--controllers=nodelifecycle,replicaset", f"--node-monitor-grace-period={GRACE}",
                              "--node-monitor-period=0.5", "--node-eviction-rate=10")
 
 
@@ -35,6 +35,28 @@ def pod(name, node, toleration_seconds=None):
     return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
 
 
+RS = json.dumps({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "movers"}, "spec": {
+    "replicas": 1, "selector": {"matchLabels": {"app": "movers"}}, "template": {
+        "metadata": {"labels": {"app": "movers"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": 2}]}}}})
+
+
+def bind(server, name, node):
+    """Place a pod as the scheduler would (pods/binding)."""
+    import asyncio
+
+    from apiclient import PODS, ApiClient, load_kubeconfig
+
+    async def main():
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            await api.create(PODS, {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+                             "default", subresource="binding", name=name)
+    asyncio.run(main())
+
+
 def ready_of(kubectl, node):
     n = get_json(kubectl, "get", "node", node)
     return next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
@@ -44,9 +66,12 @@ def taints_of(kubectl, node):
     return {(t["key"], t["effect"]) for t in (get_json(kubectl, "get", "node", node).get("spec") or {}).get("taints") or []}
 
 
-def test_lease_stops_unknown_taints_eviction_and_recovery(kubectl, nodes):
+def test_lease_stops_unknown_taints_eviction_and_recovery(kubectl, nodes, server):
     for name, secs in (("quick", 2), ("patient", None)):
         kubectl("apply", "-f", "-", input=pod(name, "n2", secs))
+    kubectl("apply", "-f", "-", input=RS)
+    mover = wait_until(lambda: get_json(kubectl, "get", "pods", "-l", "app=movers")["items"], what="the RS pod")[0]
+    bind(server, mover["metadata"]["name"], "n2")
     kubectl("patch", "pod", "quick", "--subresource=status", "--type=merge", "-p", json.dumps(
         {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
     import time
@@ -67,6 +92,10 @@ def test_lease_stops_unknown_taints_eviction_and_recovery(kubectl, nodes):
     assert any(c["type"] == "Ready" and c["status"] == "False" for c in p["status"]["conditions"])
     wait_until(lambda: get_json(kubectl, "get", "pod", "quick")["metadata"].get("deletionTimestamp"),
                timeout=15, what="the pod with tolerationSeconds=2 evicted")
+    # the ReplicaSet's pod on n2 is evicted too, and replaced (a scheduler would place it elsewhere)
+    wait_until(lambda: [p for p in get_json(kubectl, "get", "pods", "-l", "app=movers")["items"]
+                        if not p["metadata"].get("deletionTimestamp")
+                        and p["metadata"]["name"] != mover["metadata"]["name"]], what="a replacement pod")
     patient = get_json(kubectl, "get", "pod", "patient")  # the default 300 s toleration keeps it
     assert not patient["metadata"].get("deletionTimestamp")
     assert {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",

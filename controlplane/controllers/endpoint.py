@@ -21,6 +21,7 @@ from controlplane.controllers.meta import key_of, labels_match, now_rfc3339, pod
 HEADLESS = "service.kubernetes.io/headless"
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 MAX_ENDPOINTS = 1000  # Endpoints objects are truncated past this (EndpointSlices are not)
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
 
 
 def pod_port(pod: dict, svc_port: dict) -> int | None:
@@ -86,13 +87,18 @@ class EndpointsController(ServiceWatcher):
         if self.services.get_key(key_of(ep)) is not None:  # someone changed ours: put it back
             self.queue.add(key_of(ep))
 
-    def subsets(self, svc: dict) -> list[dict]:
+    def subsets(self, svc: dict) -> tuple[list[dict], bool]:
+        """(subsets, truncated at MAX_ENDPOINTS)."""
         spec = svc["spec"]
         publish = bool(spec.get("publishNotReadyAddresses"))
         groups: dict[tuple, dict] = {}
         count = 0
+        truncated = False
         for pod in sorted(self.selected_pods(svc), key=lambda p: p["metadata"]["name"]):
-            if not in_endpoints(pod, False) or count >= MAX_ENDPOINTS:
+            if not in_endpoints(pod, False):
+                continue
+            if count >= MAX_ENDPOINTS:
+                truncated = True
                 continue
             ports = []
             for sp in spec.get("ports") or []:
@@ -128,7 +134,7 @@ class EndpointsController(ServiceWatcher):
             if not g["ports"]:
                 del g["ports"]
             out.append(g)
-        return out
+        return out, truncated
 
     async def sync(self, key: str) -> None:
         svc = self.services.get_key(key)
@@ -143,16 +149,19 @@ class EndpointsController(ServiceWatcher):
             return
         if not (svc.get("spec") or {}).get("selector"):
             return  # no selector: the Endpoints are the user's
-        subsets = self.subsets(svc)
+        subsets, truncated = self.subsets(svc)
         labels = dict(svc["metadata"].get("labels") or {})
         if svc["spec"].get("clusterIP") == "None":
             labels[HEADLESS] = ""
+        over = {OVER_CAPACITY: "truncated"} if truncated else {}
+        cur_over = (cur or {}).get("metadata", {}).get("annotations", {}) or {}
         if cur is not None and (cur.get("subsets") or []) == subsets and \
-                (cur["metadata"].get("labels") or {}) == labels:
+                (cur["metadata"].get("labels") or {}) == labels and \
+                cur_over.get(OVER_CAPACITY) == over.get(OVER_CAPACITY):
             return
         body = {"apiVersion": "v1", "kind": "Endpoints",
                 "metadata": {"name": name, "namespace": ns, "labels": labels,
-                             "annotations": {TRIGGER: now_rfc3339()}}}
+                             "annotations": {TRIGGER: now_rfc3339(), **over}}}
         if subsets:
             body["subsets"] = subsets
         if cur is None:
@@ -162,5 +171,6 @@ class EndpointsController(ServiceWatcher):
                 raise Conflict(409, "Conflict", f"endpoints/{name} appeared meanwhile") from None
             return
         body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
-        body["metadata"]["annotations"] = {**(cur["metadata"].get("annotations") or {}), TRIGGER: now_rfc3339()}
+        ann = {k: v for k, v in (cur["metadata"].get("annotations") or {}).items() if k != OVER_CAPACITY}
+        body["metadata"]["annotations"] = {**ann, TRIGGER: now_rfc3339(), **over}
         await self.api.update(ENDPOINTS, body, ns)

@@ -99,3 +99,15 @@ def test_rolling_update_one_node_at_a_time(kubectl, cluster):
     assert sorted(pods) == ["n1", "n2", "n3", "n4"]
     assert all(v[0]["spec"]["containers"][0]["image"] == "busybox:2" for v in pods.values())
     assert worst["events"] > 8 and worst["available"] == 3, worst  # maxUnavailable 1 of 4
+
+
+def test_rollout_history_and_undo(kubectl, cluster):
+    hist = kubectl("rollout", "history", "ds/agent")
+    assert "1 " in hist and "2 " in hist
+    kubectl("rollout", "undo", "ds/agent")
+    kubectl("rollout", "status", "ds/agent", "--timeout=90s")
+    pods = by_node(kubectl, "agent")
+    assert sorted(pods) == ["n1", "n2", "n3", "n4"]
+    assert all(v[0]["spec"]["containers"][0]["image"] == "busybox:1" for v in pods.values())
+    revs = items(kubectl, "controllerrevisions", "-l", "app=agent")
+    assert sorted(r["revision"] for r in revs) == [2, 3]  # the first template came back as revision 3

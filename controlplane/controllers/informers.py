@@ -104,8 +104,22 @@ class SharedInformers:
         for res, inf in self._informers.items():
             self._tasks.append(asyncio.ensure_future(inf.informer.run()))
 
-    async def wait_synced(self) -> None:
-        await asyncio.gather(*(inf.informer.wait_synced() for inf in self._informers.values()))
+    async def wait_synced(self, report_every: float = 30.0) -> None:
+        """Until every informer has its first full list. Controllers must not act on a partial
+        cache (a ReplicaSet that saw half its pods would create the other half again), so this
+        waits as long as it takes — saying which resources it is still waiting for."""
+        waiting = asyncio.ensure_future(asyncio.gather(*(inf.informer.wait_synced()
+                                                         for inf in self._informers.values())))
+        try:
+            while True:
+                done, _ = await asyncio.wait([waiting], timeout=report_every)
+                if done:
+                    waiting.result()
+                    return
+                slow = [r.plural for r, inf in self._informers.items() if not inf.synced]
+                log.warning("informers not synced yet: %s", ", ".join(slow))
+        finally:
+            waiting.cancel()
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -221,6 +221,7 @@ class DeploymentController(Controller):
         md = d["metadata"]
         selector = (d.get("spec") or {}).get("selector")
         mine = []
+        can_adopt = False
         for rs in self.rss.list(md["namespace"]):
             ref = controller_ref(rs)
             matches = selector_matches(selector, rs["metadata"].get("labels"))
@@ -235,12 +236,14 @@ class DeploymentController(Controller):
                 continue
             if not matches or is_deleting(d) or is_deleting(rs):
                 continue
-            try:
-                fresh = await self.api.get(DEPLOYMENTS, md["name"], md["namespace"])
-            except NotFound:
-                return mine
-            if fresh["metadata"].get("uid") != md["uid"] or is_deleting(fresh):
-                return mine
+            if not can_adopt:  # one uncached read per sync (canAdopt)
+                try:
+                    fresh = await self.api.get(DEPLOYMENTS, md["name"], md["namespace"])
+                except NotFound:
+                    return mine
+                if fresh["metadata"].get("uid") != md["uid"] or is_deleting(fresh):
+                    return mine
+                can_adopt = True
             adopted = await self._patch_refs(rs, (rs["metadata"].get("ownerReferences") or []) + [owner_ref(d)])
             if adopted is not None:
                 mine.append(adopted)

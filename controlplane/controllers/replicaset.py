@@ -166,6 +166,7 @@ class ReplicaSetController(Controller):
         md = owner["metadata"]
         selector = (owner.get("spec") or {}).get("selector")
         mine: list[dict] = []
+        can_adopt = False
         for p in pods:
             ref = controller_ref(p)
             matches = selector_matches(selector, p["metadata"].get("labels"))
@@ -180,12 +181,14 @@ class ReplicaSetController(Controller):
                 continue
             if not matches or is_deleting(owner) or is_deleting(p):
                 continue
-            try:
-                fresh = await self.api.get(self.res, md["name"], md["namespace"])  # canAdopt: recheck
-            except NotFound:
-                return mine
-            if fresh["metadata"].get("uid") != md["uid"] or is_deleting(fresh):
-                return mine
+            if not can_adopt:  # canAdopt: one uncached read per sync, before the first adoption
+                try:
+                    fresh = await self.api.get(self.res, md["name"], md["namespace"])
+                except NotFound:
+                    return mine
+                if fresh["metadata"].get("uid") != md["uid"] or is_deleting(fresh):
+                    return mine
+                can_adopt = True
             adopted = await self._patch_refs(p, (p["metadata"].get("ownerReferences") or [])
                                              + [owner_ref(owner)])
             if adopted is not None:

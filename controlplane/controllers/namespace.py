@@ -51,6 +51,9 @@ class NamespaceController(Controller):
         self.namespaces.add_handler(self._event)
         self.resources = [d for d in ctx.discovered if d.res.namespaced and "list" in d.verbs
                           and ("deletecollection" in d.verbs or "delete" in d.verbs)]
+        # Resources found empty in a terminating namespace stay empty (the API server refuses
+        # new content there), so later checks skip them: namespace → resource names.
+        self.emptied: dict[str, set[str]] = {}
 
     def _event(self, type_: str, ns: dict, old: dict | None) -> None:
         if type_ != "DELETED" and ns["metadata"].get("deletionTimestamp"):
@@ -59,6 +62,7 @@ class NamespaceController(Controller):
     async def sync(self, key: str) -> None:
         ns = self.namespaces.get("", key)
         if ns is None or not ns["metadata"].get("deletionTimestamp"):
+            self.emptied.pop(key, None)
             return
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return  # someone else's finalizer holds it; not ours to wait for
@@ -68,14 +72,18 @@ class NamespaceController(Controller):
             self.queue.add_after(key, RECHECK)
             return
         await self.finalize(key)
+        self.emptied.pop(key, None)
 
     async def delete_content(self, ns: str) -> tuple[dict[str, int], dict[str, int], list[str]]:
         remaining: dict[str, int] = {}
         finalizers: dict[str, int] = {}
         errors: list[str] = []
+        emptied = self.emptied.setdefault(ns, set())
         for d in self.resources:
             res = d.res
             label = f"{res.plural}.{res.group}" if res.group else res.plural
+            if label in emptied:
+                continue
             try:
                 if "deletecollection" in d.verbs:
                     await self.api.request("DELETE", res.path(ns), {"propagationPolicy": "Background"},
@@ -95,7 +103,9 @@ class NamespaceController(Controller):
             except ApiError as e:
                 errors.append(f"{label}: {e.message}")
                 continue
-            if items:
+            if not items:
+                emptied.add(label)
+            else:
                 remaining[label] = len(items)
                 for o in items:
                     for f in o["metadata"].get("finalizers") or []:

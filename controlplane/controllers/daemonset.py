@@ -16,8 +16,10 @@ Versions: each template has a hash, put on its pods as `controller-revision-hash
 API server serves apps/v1 ControllerRevisions, recorded as one, so `kubectl rollout history ds`
 lists them). RollingUpdate (maxUnavailable, default 1) deletes old pods while the number of nodes
 without an available new pod stays within maxUnavailable — old pods that are not available go
-first, for free; the per-node rule above then creates the new pod. OnDelete waits for the user
-to delete pods. (maxSurge > 0 is treated as 0 here: old pods go before new ones come.)
+first, for free; the per-node rule above then creates the new pod. With maxSurge > 0 the new pod
+starts beside the old one instead (on up to maxSurge nodes at a time) and the old one goes once
+the new one is available, so no node is left without its daemon. OnDelete waits for the user to
+delete pods.
 """
 
 from __future__ import annotations
@@ -294,10 +296,19 @@ class DaemonSetController(Controller):
                     delete.append(p)
                     continue
                 running.append(p)
+            running.sort(key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
             if not running and run:
                 create.append(name)
+            elif len(running) > 1 and self.surge(ds, len(nodes)) > 0:
+                # surging: one old and one new pod may share a node; the old goes once the new
+                # one is available; anything beyond the oldest of each goes at once
+                new = [p for p in running if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == h]
+                old = [p for p in running if p not in new]
+                keep_pods = new[:1] + old[:1]
+                if new and old and pod_available(new[0], ds["spec"].get("minReadySeconds") or 0):
+                    keep_pods = new[:1]
+                delete += [p for p in running if p not in keep_pods]
             elif len(running) > 1:
-                running.sort(key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
                 delete += running[1:]
         for name, pods in by_node.items():  # pods for nodes that no longer exist
             if name not in nodes:
@@ -334,13 +345,21 @@ class DaemonSetController(Controller):
                     self.expectations.deletion_observed(key, key_of(p))
         return None
 
+    @staticmethod
+    def surge(ds: dict, n: int) -> int:
+        ru = ((ds["spec"].get("updateStrategy") or {}).get("rollingUpdate")) or {}
+        return resolve_int_or_percent(ru.get("maxSurge", 0), n, True)
+
     async def rolling_update(self, ds: dict, eligible: set[str], by_node: dict[str, list[dict]],
                              h: str) -> Exception | None:
         ru = (ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}
-        max_unavailable = resolve_int_or_percent(ru.get("maxUnavailable", 1), len(eligible), True)
-        max_unavailable = max(max_unavailable, 1) if eligible else 0
         min_ready = ds["spec"].get("minReadySeconds") or 0
         now = time.time()
+        max_surge = self.surge(ds, len(eligible))
+        if max_surge > 0:
+            return await self.surge_update(ds, eligible, by_node, h, max_surge, min_ready, now)
+        max_unavailable = resolve_int_or_percent(ru.get("maxUnavailable", 1), len(eligible), True)
+        max_unavailable = max(max_unavailable, 1) if eligible else 0
         unavailable = 0
         replace_free: list[dict] = []
         candidates: list[dict] = []
@@ -361,6 +380,31 @@ class DaemonSetController(Controller):
         victims = replace_free + candidates[:room]
         if victims:
             return await self.apply(ds, key_of(ds), [], victims, h)
+        return None
+
+    async def surge_update(self, ds: dict, eligible: set[str], by_node: dict[str, list[dict]], h: str,
+                           max_surge: int, min_ready: int, now: float) -> Exception | None:
+        """maxSurge > 0 (upstream's surging rolling update): a new pod starts beside the old one on
+        up to maxSurge nodes at a time (on any node whose old pod is unavailable, at once); the
+        per-node rule in manage() removes the old pod when the new one is available."""
+        surging = 0
+        allowed: list[str] = []
+        candidates: list[str] = []
+        for name in sorted(eligible):
+            pods = [p for p in by_node.get(name, []) if not is_deleting(p)]
+            new = [p for p in pods if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == h]
+            old = [p for p in pods if p not in new]
+            if len(new) > 1 or len(old) > 1:
+                surging += 1  # manage() is cleaning this node up
+            elif new and old:
+                if not pod_available(new[0], min_ready, now):
+                    surging += 1  # waiting for the new one
+            elif old:
+                (candidates if pod_available(old[0], min_ready, now) else allowed).append(name)
+        room = max(0, min(max_surge - surging, len(candidates)))
+        create = allowed + candidates[:room]
+        if create:
+            return await self.apply(ds, key_of(ds), create, [], h)
         return None
 
     async def write_status(self, ds: dict, eligible: set[str], by_node: dict[str, list[dict]], h: str) -> None:

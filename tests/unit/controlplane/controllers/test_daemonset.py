@@ -111,3 +111,33 @@ def test_rollout_history_and_undo(kubectl, cluster):
     assert all(v[0]["spec"]["containers"][0]["image"] == "busybox:1" for v in pods.values())
     revs = items(kubectl, "controllerrevisions", "-l", "app=agent")
     assert sorted(r["revision"] for r in revs) == [2, 3]  # the first template came back as revision 3
+
+
+def test_surge_update_keeps_every_node_served(kubectl, cluster):
+    _, kubelet = cluster
+    kubectl("apply", "-f", "-", input=DS % {"name": "surge", "extra": ""})
+    kubectl("patch", "ds", "surge", "--type=merge", "-p", json.dumps({"spec": {"updateStrategy": {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}}))
+    kubectl("rollout", "status", "ds/surge", "--timeout=60s")
+    seen = {"min_served": 99, "max_pods": 0}
+
+    def observe(pods):
+        mine = [p for p in pods.values() if (p["metadata"].get("labels") or {}).get("app") == "surge"
+                and not p["metadata"].get("deletionTimestamp")]
+        served = {p["spec"].get("nodeName") for p in mine
+                  if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])}
+        seen["min_served"] = min(seen["min_served"], len(served))
+        seen["max_pods"] = max(seen["max_pods"], len(mine))
+    with kubelet.lock:
+        kubelet.observers.append(observe)
+    try:
+        kubectl("set", "image", "ds/surge", "c=busybox:2")
+        kubectl("rollout", "status", "ds/surge", "--timeout=90s")
+    finally:
+        with kubelet.lock:
+            kubelet.observers.remove(observe)
+    pods = by_node(kubectl, "surge")
+    assert len(pods) == 4 and all(len(v) == 1 and v[0]["spec"]["containers"][0]["image"] == "busybox:2"
+                                  for v in pods.values())
+    assert seen["min_served"] == 4, seen  # maxUnavailable 0: every node served throughout
+    assert seen["max_pods"] == 5, seen  # maxSurge 1: one extra pod at a time

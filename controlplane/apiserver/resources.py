@@ -64,9 +64,9 @@ def _core(kind, plural, namespaced, short=(), cats=(), sub=(), spec=True, verbs=
                         spec, f"io.k8s.api.core.v1.{kind}", verbs)
 
 
-def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=True):
-    return ResourceType(group, "v1", kind, plural, namespaced, tuple(short), tuple(cats),
-                        tuple(sub), spec, f"io.k8s.api.{pkg}.v1.{kind}")
+def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=True, version="v1"):
+    return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(cats),
+                        tuple(sub), spec, f"io.k8s.api.{pkg}.{version}.{kind}")
 
 
 RESOURCES: tuple[ResourceType, ...] = (
@@ -95,6 +95,31 @@ RESOURCES: tuple[ResourceType, ...] = (
     _grp("batch", "batch", "CronJob", "cronjobs", True, ["cj"], ["all"], ["status"]),
     _grp("policy", "policy", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], sub=["status"]),
     _grp("scheduling.k8s.io", "scheduling", "PriorityClass", "priorityclasses", False, ["pc"], spec=False),
+    _grp("autoscaling", "autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+         ["hpa"], ["all"], ["status"], version="v2"),
+    _grp("networking.k8s.io", "networking", "NetworkPolicy", "networkpolicies", True, ["netpol"]),
+    _grp("networking.k8s.io", "networking", "Ingress", "ingresses", True, ["ing"], sub=["status"]),
+    _grp("networking.k8s.io", "networking", "IngressClass", "ingressclasses", False),
+    _grp("storage.k8s.io", "storage", "StorageClass", "storageclasses", False, ["sc"], spec=False),
+    _grp("storage.k8s.io", "storage", "CSIDriver", "csidrivers", False),
+    _grp("storage.k8s.io", "storage", "CSINode", "csinodes", False),
+    _grp("storage.k8s.io", "storage", "VolumeAttachment", "volumeattachments", False, sub=["status"]),
+    _grp("storage.k8s.io", "storage", "CSIStorageCapacity", "csistoragecapacities", True, spec=False),
+    _grp("storage.k8s.io", "storage", "VolumeAttributesClass", "volumeattributesclasses", False,
+         ["vac"], spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "Role", "roles", True, spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "RoleBinding", "rolebindings", True, spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "ClusterRole", "clusterroles", False, spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "ClusterRoleBinding", "clusterrolebindings", False, spec=False),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "ValidatingWebhookConfiguration",
+         "validatingwebhookconfigurations", False, spec=False),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "MutatingWebhookConfiguration",
+         "mutatingwebhookconfigurations", False, spec=False),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "ValidatingAdmissionPolicy",
+         "validatingadmissionpolicies", False, sub=["status"]),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "ValidatingAdmissionPolicyBinding",
+         "validatingadmissionpolicybindings", False),
+    _grp("node.k8s.io", "node", "RuntimeClass", "runtimeclasses", False, spec=False),
     _grp("coordination.k8s.io", "coordination", "Lease", "leases", True),
     _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices", True, spec=False),
     # Questions rather than objects: answered at once, never stored (`kubectl auth can-i/whoami`).

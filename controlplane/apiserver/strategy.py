@@ -40,6 +40,8 @@ _INITIAL_STATUS: dict[str, dict] = {
     "PersistentVolumeClaim": {"phase": "Pending"},
     "PodDisruptionBudget": {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0,
                             "expectedPods": 0},
+    "Ingress": {"loadBalancer": {}}, "HorizontalPodAutoscaler": {"desiredReplicas": 0},
+    "VolumeAttachment": {"attached": False}, "ValidatingAdmissionPolicy": {},
 }
 
 

@@ -390,6 +390,11 @@ VALIDATORS = {
 }
 
 
+from controlplane.apiserver import validation_config as _config  # noqa: E402
+
+VALIDATORS.update(_config.VALIDATORS)
+
+
 def validate(kind: str, obj: dict, namespaced: bool) -> list[FieldError]:
     errs = metadata(kind, obj, namespaced)
     fn = VALIDATORS.get(kind)
@@ -443,4 +448,5 @@ UPDATE_VALIDATORS = {
     "StatefulSet": _apps.statefulset_update, "ControllerRevision": _apps.controllerrevision_update,
     "Job": _apps.job_update, "PersistentVolumeClaim": persistentvolumeclaim_update,
     "PriorityClass": priorityclass_update,
+    **_config.UPDATE_VALIDATORS,
 }

@@ -17,7 +17,9 @@ Layers, from the wire inward (each module opens with what it does):
     namespaces.py, subresources.py, allocator.py    namespace termination; scale, binding and
                     eviction (PodDisruptionBudgets); Service ClusterIP/NodePort allocation
     admission.py    Priority admission (pods, PriorityClasses)
-    defaults.py, validation.py, validation_apps.py, cron.py, schema.py    what a write must look like
+    conversion.py   events.k8s.io/v1 Events: a view, in its own shape, on the core Events
+    defaults.py, validation.py, validation_apps.py, validation_config.py, cron.py, schema.py
+                    what a write must look like
     patch.py        JSON patch, merge patch, strategic merge patch
     selectors.py    label and field selectors
     codec.py        stored form of objects (resourceVersion = storage revision)

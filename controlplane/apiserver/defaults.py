@@ -72,7 +72,7 @@ def pod_spec(spec: dict, admission: bool = False) -> None:
     _set(spec, "securityContext", {})
     _set(spec, "enableServiceLinks", True)
     host_net = bool(spec.get("hostNetwork"))
-    for key in ("containers", "initContainers"):
+    for key in ("containers", "initContainers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             _container(c, host_net)
     for v in spec.get("volumes") or []:

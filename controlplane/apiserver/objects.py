@@ -201,7 +201,7 @@ class ObjectStore:
             md.pop("namespace", None)
         if not md.get("name") and md.get("generateName"):
             md["name"] = meta.generate_name(md["generateName"])
-        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        obj["apiVersion"], obj["kind"] = rt.stored_api_version, rt.kind
         for f in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
                   "managedFields"):
             md.pop(f, None)
@@ -315,7 +315,7 @@ class ObjectStore:
         if wname and wname != name:
             raise bad_request(f"the name of the object ({wname}) does not match the name on the "
                               f"URL ({name})")
-        if wanted.get("apiVersion") not in (None, rt.api_version) or \
+        if wanted.get("apiVersion") not in (None, rt.api_version, rt.stored_api_version) or \
                 wanted.get("kind") not in (None, rt.kind):
             raise bad_request(f'the API version in the data ({wanted.get("apiVersion")}) does not '
                               f'match the expected API version ({rt.api_version})')
@@ -325,6 +325,14 @@ class ObjectStore:
             new["status"] = wanted.get("status")
             if new["status"] is None:
                 new.pop("status")
+        elif subresource == "ephemeralcontainers":  # kubectl debug: only this list may change
+            new = copy.deepcopy(old)
+            ephemeral = (wanted.get("spec") or {}).get("ephemeralContainers")
+            spec = new.setdefault("spec", {})
+            if ephemeral:
+                spec["ephemeralContainers"] = ephemeral
+            else:
+                spec.pop("ephemeralContainers", None)
         else:
             new = wanted
             if strategy.status_split:
@@ -332,7 +340,7 @@ class ObjectStore:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        new["apiVersion"], new["kind"] = rt.stored_api_version, rt.kind
         md, omd = new["metadata"], old["metadata"]
         for f in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "generation"):
@@ -343,7 +351,8 @@ class ObjectStore:
         md.pop("managedFields", None)
         md.pop("selfLink", None)
         md["resourceVersion"] = omd["resourceVersion"]
-        strategy.prepare_for_update(new, old)
+        if not subresource:
+            strategy.prepare_for_update(new, old)
         strategy.canonicalize(new)
         strategy.default(new)
         if strategy.generation_changed(new, old):

@@ -90,6 +90,15 @@ class Strategy:
 
 
 class PodStrategy(Strategy):
+    def prepare_for_update(self, new: dict, old: dict) -> None:
+        """Ephemeral containers change only through pods/<p>/ephemeralcontainers."""
+        if isinstance(new.get("spec"), dict):
+            ephemeral = (old.get("spec") or {}).get("ephemeralContainers")
+            if ephemeral:
+                new["spec"]["ephemeralContainers"] = copy.deepcopy(ephemeral)
+            else:
+                new["spec"].pop("ephemeralContainers", None)
+
     def prepare_for_create(self, obj: dict) -> None:
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
@@ -165,7 +174,8 @@ _SPECIAL = {"Pod": PodStrategy, "Deployment": DeploymentStrategy, "Job": JobStra
             "PersistentVolume": PersistentVolumeStrategy, "Secret": SecretStrategy,
             "Service": ServiceStrategy, "PriorityClass": PriorityClassStrategy}
 
-STRATEGIES: dict[str, Strategy] = {r.kind: _SPECIAL.get(r.kind, Strategy)(r) for r in RESOURCES}
+STRATEGIES: dict[str, Strategy] = {r.kind: _SPECIAL.get(r.kind, Strategy)(r) for r in RESOURCES
+                                   if not r.storage_plural}  # views use their storage kind
 
 
 def for_kind(rt: ResourceType) -> Strategy:

@@ -191,3 +191,48 @@ spec:
     assert "configmap/keep unchanged" in out and "cronjob.batch/gone pruned" in out
     assert kubectl("get", "cronjobs", "-l", "set=prune", "-o", "name").strip() == ""
     kubectl("delete", "configmap", "keep")
+
+
+def test_events_k8s_io_is_the_same_events_in_another_shape(server, kubectl):
+    """events.k8s.io/v1 (what kube-scheduler's recorder writes) and core v1 Events are one
+    store: an Event written through either API is read through both, fields renamed."""
+    from kubernetes import client, config
+    ev = client.EventsV1Api(config.new_client_from_config(config_file=str(server.kubeconfig)))
+    made = ev.create_namespaced_event("default", client.EventsV1Event(
+        metadata=client.V1ObjectMeta(name="sched-1"), event_time="2026-12-06T01:00:00.000000Z",
+        reporting_controller="default-scheduler", reporting_instance="sched-host", action="Scheduling",
+        reason="FailedScheduling", type="Warning", note="0/1 nodes are available",
+        regarding=client.V1ObjectReference(kind="Pod", name="pending", namespace="default")))
+    assert made.regarding.name == "pending" and made.note == "0/1 nodes are available"
+    core = get(kubectl, "events", "sched-1")
+    assert core["apiVersion"] == "v1" and core["involvedObject"]["name"] == "pending"
+    assert core["message"] == "0/1 nodes are available" and core["reportingComponent"] == "default-scheduler"
+    assert "FailedScheduling" in kubectl("get", "events")
+    names = [e.metadata.name for e in ev.list_namespaced_event(
+        "default", field_selector="regarding.name=pending").items]
+    assert names == ["sched-1"]
+    # A core Event is visible through events.k8s.io with the new names.
+    kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Event
+metadata: {name: legacy}
+involvedObject: {kind: Node, name: n1}
+reason: Starting
+message: kubelet starting
+source: {component: kubelet}
+count: 3
+""")
+    legacy = get(kubectl, "events.v1.events.k8s.io", "legacy")
+    assert legacy["regarding"]["name"] == "n1" and legacy["note"] == "kubelet starting"
+    assert legacy["deprecatedCount"] == 3 and legacy["deprecatedSource"] == {"component": "kubelet"}
+    assert legacy["eventTime"] is None  # as Go writes a zero MicroTime
+    err = fails(kubectl, "create", "-f", "-", input="""
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: bad}
+reason: X
+type: Normal
+""")
+    assert "eventTime: Required value" in err and "reportingController: Required value" in err
+    ev.delete_namespaced_event("sched-1", "default")
+    kubectl("delete", "events", "legacy")

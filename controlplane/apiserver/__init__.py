@@ -17,7 +17,8 @@ Layers, from the wire inward (each module opens with what it does):
     namespaces.py, subresources.py, allocator.py    namespace termination; scale, binding and
                     eviction (PodDisruptionBudgets); Service ClusterIP/NodePort allocation
     admission.py    Priority admission (pods, PriorityClasses)
-    conversion.py   events.k8s.io/v1 Events: a view, in its own shape, on the core Events
+    conversion.py   views stored as another resource: events.k8s.io/v1 Events (core Events),
+                    autoscaling/v1 HorizontalPodAutoscalers (stored as v2)
     defaults.py, validation.py, validation_apps.py, validation_config.py, cron.py, schema.py
                     what a write must look like
     patch.py        JSON patch, merge patch, strategic merge patch

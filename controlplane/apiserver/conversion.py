@@ -1,4 +1,5 @@
-"""Resources served in one shape and stored in another: events.k8s.io/v1 Events.
+"""Resources served in one shape and stored in another: events.k8s.io/v1 Events, autoscaling/v1
+HorizontalPodAutoscalers.
 
 A cluster keeps one copy of each Event, whichever API wrote it: kube-apiserver stores
 events.k8s.io/v1 Events and core v1 Events under the same keys (/registry/events/<ns>/<name>)
@@ -18,9 +19,17 @@ fields (pkg/apis/events/v1/conversion.go):
 We store the core v1 shape; a ResourceType with `storage_plural` set is a view on another
 resource's objects, and this module converts to and from it. Writes through the newer API are
 held to its stricter rules (ValidateEventCreate for events.k8s.io/v1).
+
+HorizontalPodAutoscalers are stored as autoscaling/v2; autoscaling/v1 knows only a CPU
+utilization target (`spec.targetCPUUtilizationPercentage`) and its current value. What v1 cannot
+say — other metrics, behavior, conditions — travels in annotations so that a v1 client's
+read-modify-write keeps it, as upstream does (autoscaling.alpha.kubernetes.io/metrics, /behavior,
+/conditions, /current-metrics; here their values are the v2 JSON of those fields).
 """
 
 from __future__ import annotations
+
+import json
 
 from controlplane.apiserver.errors import FieldError, forbidden_field, invalid, not_supported, required
 from controlplane.apiserver.resources import ResourceType
@@ -36,6 +45,99 @@ _SAME = ("metadata", "eventTime", "series", "related", "reportingInstance", "act
 
 def converts(rt: ResourceType) -> bool:
     return bool(rt.storage_plural)
+
+
+# ---- autoscaling/v1 <-> v2 ----
+
+_ANN = "autoscaling.alpha.kubernetes.io/"
+
+
+def _is_cpu_utilization(m: dict) -> bool:
+    r = m.get("resource") or {}
+    return m.get("type") == "Resource" and r.get("name") == "cpu" and \
+        (r.get("target") or {}).get("type") == "Utilization"
+
+
+def _hpa_to_v2(obj: dict, api_version: str) -> dict:
+    out = {k: v for k, v in obj.items() if k not in ("spec", "status")}
+    out["apiVersion"] = api_version
+    md = dict(obj.get("metadata") or {})
+    ann = dict(md.get("annotations") or {})
+    spec = dict(obj.get("spec") or {})
+    pct = spec.pop("targetCPUUtilizationPercentage", None)
+    metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": pct}}}] if pct is not None else []
+    metrics += _json(ann.pop(_ANN + "metrics", None)) or []
+    if metrics:
+        spec["metrics"] = metrics
+    behavior = _json(ann.pop(_ANN + "behavior", None))
+    if behavior:
+        spec["behavior"] = behavior
+    out["spec"] = spec
+    if "status" in obj:
+        status = dict(obj.get("status") or {})
+        cur = status.pop("currentCPUUtilizationPercentage", None)
+        current = [{"type": "Resource", "resource": {"name": "cpu", "current": {
+            "averageUtilization": cur}}}] if cur is not None else []
+        current += _json(ann.pop(_ANN + "current-metrics", None)) or []
+        if current:
+            status["currentMetrics"] = current
+        conditions = _json(ann.pop(_ANN + "conditions", None))
+        if conditions:
+            status["conditions"] = conditions
+        out["status"] = status
+    for k in ("metrics", "behavior", "current-metrics", "conditions"):
+        ann.pop(_ANN + k, None)
+    if ann:
+        md["annotations"] = ann
+    else:
+        md.pop("annotations", None)
+    out["metadata"] = md
+    return out
+
+
+def _hpa_to_v1(obj: dict, api_version: str) -> dict:
+    out = {k: v for k, v in obj.items() if k not in ("spec", "status")}
+    out["apiVersion"] = api_version
+    md = dict(obj.get("metadata") or {})
+    ann = dict(md.get("annotations") or {})
+    spec = dict(obj.get("spec") or {})
+    metrics = spec.pop("metrics", None) or []
+    cpu = next((m for m in metrics if _is_cpu_utilization(m)), None)
+    if cpu is not None:
+        spec["targetCPUUtilizationPercentage"] = cpu["resource"]["target"].get("averageUtilization")
+    others = [m for m in metrics if m is not cpu]
+    if others:
+        ann[_ANN + "metrics"] = json.dumps(others, separators=(",", ":"))
+    if spec.get("behavior"):
+        ann[_ANN + "behavior"] = json.dumps(spec.pop("behavior"), separators=(",", ":"))
+    out["spec"] = spec
+    if "status" in obj:
+        status = dict(obj.get("status") or {})
+        status.setdefault("currentReplicas", 0)  # v1 writes these even when zero (no omitempty)
+        status.setdefault("desiredReplicas", 0)
+        current = status.pop("currentMetrics", None) or []
+        cur = next((m for m in current if m.get("type") == "Resource" and
+                    (m.get("resource") or {}).get("name") == "cpu"), None)
+        if cur is not None and (cur["resource"].get("current") or {}).get("averageUtilization") is not None:
+            status["currentCPUUtilizationPercentage"] = cur["resource"]["current"]["averageUtilization"]
+        rest = [m for m in current if m is not cur]
+        if rest:
+            ann[_ANN + "current-metrics"] = json.dumps(rest, separators=(",", ":"))
+        if status.get("conditions"):
+            ann[_ANN + "conditions"] = json.dumps(status.pop("conditions"), separators=(",", ":"))
+        out["status"] = status
+    if ann:
+        md["annotations"] = ann
+    out["metadata"] = md
+    return out
+
+
+def _json(text):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def _rename(obj: dict, names: dict, api_version: str) -> dict:
@@ -54,6 +156,8 @@ def to_storage(rt: ResourceType, obj):
     """The object a client sent (in rt's shape) as it is stored."""
     if not converts(rt) or not isinstance(obj, dict):
         return obj
+    if rt.kind == "HorizontalPodAutoscaler":
+        return _hpa_to_v2(obj, rt.stored_api_version)
     return _rename(obj, _EVENT_FIELDS, rt.stored_api_version)
 
 
@@ -61,24 +165,16 @@ def from_storage(rt: ResourceType, obj: dict) -> dict:
     """A stored object as rt's clients see it."""
     if not converts(rt):
         return obj
+    if rt.kind == "HorizontalPodAutoscaler":
+        return _hpa_to_v1(obj, rt.api_version)
     out = _rename(obj, _EVENT_FIELDS_BACK, rt.api_version)
     out.setdefault("eventTime", None)  # a MicroTime, not a pointer: Go writes its zero as null
     return out
 
 
-def field_label(rt: ResourceType, label: str) -> str:
-    """A field selector's label in the stored shape (`regarding.name` → `involvedObject.name`)."""
-    if not converts(rt):
-        return label
-    head, _, rest = label.partition(".")
-    if head in _EVENT_FIELDS:
-        return _EVENT_FIELDS[head] + ("." + rest if rest else "")
-    return label
-
-
 def validate_create(rt: ResourceType, obj: dict) -> list[FieldError]:
     """events.k8s.io/v1's rules for a new Event (in its own field names)."""
-    if not converts(rt):
+    if not converts(rt) or rt.kind != "Event":
         return []
     errs: list[FieldError] = []
     if not obj.get("eventTime"):

@@ -106,6 +106,10 @@ RESOURCES: tuple[ResourceType, ...] = (
     _grp("scheduling.k8s.io", "scheduling", "PriorityClass", "priorityclasses", False, ["pc"], spec=False),
     _grp("autoscaling", "autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
          ["hpa"], ["all"], ["status"], version="v2"),
+    ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+                 ("hpa",), ("all",), ("status",), True,
+                 "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler", VERBS,
+                 "horizontalpodautoscalers", "autoscaling/v2"),
     _grp("networking.k8s.io", "networking", "NetworkPolicy", "networkpolicies", True, ["netpol"]),
     _grp("networking.k8s.io", "networking", "Ingress", "ingresses", True, ["ing"], sub=["status"]),
     _grp("networking.k8s.io", "networking", "IngressClass", "ingressclasses", False),
@@ -132,7 +136,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     _grp("coordination.k8s.io", "coordination", "Lease", "leases", True),
     _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices", True, spec=False),
     ResourceType("events.k8s.io", "v1", "Event", "events", True, ("ev",), (), (), False,
-                 "io.k8s.api.events.v1.Event", VERBS, "events", "v1"),
+                 "io.k8s.api.events.v1.Event", VERBS, "events", "v1"),  # a view: conversion.py
     # Questions rather than objects: answered at once, never stored (`kubectl auth can-i/whoami`).
     ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
                  False, (), (), (), True, "io.k8s.api.authorization.v1.SelfSubjectAccessReview", ("create",)),

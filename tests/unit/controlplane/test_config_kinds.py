@@ -236,3 +236,32 @@ type: Normal
     assert "eventTime: Required value" in err and "reportingController: Required value" in err
     ev.delete_namespaced_event("sched-1", "default")
     kubectl("delete", "events", "legacy")
+
+
+def test_autoscaling_v1_is_a_view_on_v2(server, kubectl):
+    """autoscaling/v1 clients see the CPU target as targetCPUUtilizationPercentage; what v1
+    cannot say (other metrics) rides in an annotation and survives their read-modify-write."""
+    from kubernetes import client, config
+    c = config.new_client_from_config(config_file=str(server.kubeconfig))
+    v1 = client.AutoscalingV1Api(c)
+    v1.create_namespaced_horizontal_pod_autoscaler("default", client.V1HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="v1hpa"),
+        spec=client.V1HorizontalPodAutoscalerSpec(
+            scale_target_ref=client.V1CrossVersionObjectReference(api_version="apps/v1", kind="Deployment", name="web"),
+            max_replicas=4, target_cpu_utilization_percentage=70)))
+    v2 = get(kubectl, "hpa", "v1hpa")
+    assert v2["apiVersion"] == "autoscaling/v2" and v2["spec"]["minReplicas"] == 1
+    assert v2["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+    kubectl("patch", "hpa", "v1hpa", "--type=json", "-p", '[{"op":"add","path":"/spec/metrics/-","value":'
+            '{"type":"Resource","resource":{"name":"memory","target":{"type":"AverageValue","averageValue":"100Mi"}}}}]')
+    got = v1.read_namespaced_horizontal_pod_autoscaler("v1hpa", "default")
+    assert got.spec.target_cpu_utilization_percentage == 70
+    assert "memory" in got.metadata.annotations["autoscaling.alpha.kubernetes.io/metrics"]
+    got.spec.max_replicas = 6
+    v1.replace_namespaced_horizontal_pod_autoscaler("v1hpa", "default", got)
+    v2 = get(kubectl, "hpa", "v1hpa")
+    assert v2["spec"]["maxReplicas"] == 6
+    assert [m["resource"]["name"] for m in v2["spec"]["metrics"]] == ["cpu", "memory"]
+    assert "autoscaling.alpha.kubernetes.io/metrics" not in v2["metadata"].get("annotations", {})
+    v1.delete_namespaced_horizontal_pod_autoscaler("v1hpa", "default")

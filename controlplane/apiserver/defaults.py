@@ -72,7 +72,7 @@ def pod_spec(spec: dict, admission: bool = False) -> None:
     _set(spec, "securityContext", {})
     _set(spec, "enableServiceLinks", True)
     host_net = bool(spec.get("hostNetwork"))
-    for key in ("containers", "initContainers"):
+    for key in ("containers", "initContainers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             _container(c, host_net)
     for v in spec.get("volumes") or []:
@@ -308,7 +308,95 @@ def podtemplate(obj: dict) -> None:
         pod_spec(tmpl.setdefault("spec", {}) if tmpl.get("spec") is None else tmpl["spec"])
 
 
+def networkpolicy(obj: dict) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(port, dict):
+                    _set(port, "protocol", "TCP")
+    if not spec.get("policyTypes"):  # a policy implies Ingress, and Egress when it has rules for it
+        spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+
+
+def storageclass(obj: dict) -> None:
+    _set(obj, "reclaimPolicy", "Delete")
+    _set(obj, "volumeBindingMode", "Immediate")
+
+
+def csidriver(obj: dict) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for key, value in (("attachRequired", True), ("podInfoOnMount", False),
+                       ("storageCapacity", False), ("fsGroupPolicy", "ReadWriteOnceWithFSType"),
+                       ("requiresRepublish", False), ("seLinuxMount", False)):
+        _set(spec, key, value)
+    if not spec.get("volumeLifecycleModes"):
+        spec["volumeLifecycleModes"] = ["Persistent"]
+
+
+def hpa(obj: dict) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    _set(spec, "minReplicas", 1)
+    if not spec.get("metrics"):  # no metrics: scale on CPU, 80% of requests
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):  # only a behavior the user started gets the rest filled in
+        up = behavior.setdefault("scaleUp", {}) if behavior.get("scaleUp") is None else behavior["scaleUp"]
+        _set(up, "stabilizationWindowSeconds", 0)
+        _set(up, "selectPolicy", "Max")
+        _set(up, "policies", [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                              {"type": "Percent", "value": 100, "periodSeconds": 15}])
+        down = behavior.setdefault("scaleDown", {}) if behavior.get("scaleDown") is None \
+            else behavior["scaleDown"]
+        _set(down, "stabilizationWindowSeconds", 300)
+        _set(down, "selectPolicy", "Max")
+        _set(down, "policies", [{"type": "Percent", "value": 100, "periodSeconds": 15}])
+
+
+def _webhooks(obj: dict, mutating: bool) -> None:
+    for w in obj.get("webhooks") or []:
+        if not isinstance(w, dict):
+            continue
+        _set(w, "failurePolicy", "Fail")
+        _set(w, "matchPolicy", "Equivalent")
+        _set(w, "namespaceSelector", {})
+        _set(w, "objectSelector", {})
+        _set(w, "timeoutSeconds", 10)
+        if mutating:
+            _set(w, "reinvocationPolicy", "Never")
+        for rule in w.get("rules") or []:
+            if isinstance(rule, dict):
+                _set(rule, "scope", "*")
+        svc = (w.get("clientConfig") or {}).get("service")
+        if isinstance(svc, dict):
+            _set(svc, "port", 443)
+
+
+def validating_admission_policy(obj: dict) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    _set(spec, "failurePolicy", "Fail")
+    match = spec.get("matchConstraints")
+    if isinstance(match, dict):
+        _set(match, "matchPolicy", "Equivalent")
+        _set(match, "namespaceSelector", {})
+        _set(match, "objectSelector", {})
+
+
 DEFAULTERS: dict[str, Callable[[dict], None]] = {
+    "NetworkPolicy": networkpolicy, "StorageClass": storageclass, "CSIDriver": csidriver,
+    "HorizontalPodAutoscaler": hpa,
+    "ValidatingWebhookConfiguration": lambda o: _webhooks(o, mutating=False),
+    "MutatingWebhookConfiguration": lambda o: _webhooks(o, mutating=True),
+    "ValidatingAdmissionPolicy": validating_admission_policy,
     "Pod": pod, "Deployment": deployment, "ReplicaSet": replicaset, "DaemonSet": daemonset,
     "StatefulSet": statefulset, "Job": job, "CronJob": cronjob,
     "ReplicationController": replicationcontroller, "PersistentVolume": persistentvolume,

@@ -123,6 +123,7 @@ class FieldError:
                  "FieldValueNotSupported": "Unsupported value",
                  "FieldValueDuplicate": "Duplicate value",
                  "FieldValueForbidden": "Forbidden",
+                 "FieldValueNotFound": "Not found",
                  "FieldValueTooLong": "Too long",
                  "FieldValueTypeInvalid": "Invalid value"}.get(self.type, "Invalid value")
         parts = [label]

@@ -24,9 +24,9 @@ import yaml
 
 from aiohttp import web
 
-from controlplane.apiserver import patch as patching, subresources, tables
+from controlplane.apiserver import conversion, patch as patching, subresources, tables
 from controlplane.apiserver.errors import (
-    APIError, bad_request, method_not_allowed, not_found_path, unsupported_media_type)
+    APIError, bad_request, invalid_object, method_not_allowed, not_found_path, unsupported_media_type)
 from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page, delete_options
 from controlplane.apiserver.requests import (
     JSON, Target, as_bool, as_int, check_accept, check_fields, dry_run, json_response, parse_path,
@@ -94,6 +94,8 @@ class Handlers:
         elif wants_table(request.headers.get("Accept", "")):
             obj = tables.table(t.rt.kind, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                request.query.get("includeObject", "Metadata"))
+        else:
+            obj = conversion.from_storage(t.rt, obj)
         return json_response(obj, status, warnings)
 
     def get(self, t: Target, request: web.Request) -> web.Response:
@@ -136,6 +138,9 @@ class Handlers:
         head = json.dumps({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version,
                            "metadata": list_meta}, separators=(",", ":"))[:-1]
         parts = []
+        if conversion.converts(t.rt):  # a view: each object in the view's shape, no memo
+            page = Page([conversion.from_storage(t.rt, i.obj if isinstance(i, Entry) else i)
+                         for i in page.items], page.revision, page.continue_token, page.remaining)
         for i in page.items:
             if isinstance(i, Entry):
                 if i.encoded is None:
@@ -184,7 +189,11 @@ class Handlers:
                 raise bad_request(f"the {'API version' if key == 'apiVersion' else 'kind'} in the data "
                                   f"({body.get(key)}) does not match the expected "
                                   f"{'API version' if key == 'apiVersion' else 'kind'} ({want})")
-        obj = await self.store.create(t.rt, t.namespace, body, dry_run(request))
+        errs = conversion.validate_create(t.rt, body)
+        if errs:
+            raise invalid_object(t.rt.kind, t.rt.group, (body.get("metadata") or {}).get("name", ""), errs)
+        obj = await self.store.create(t.rt, t.namespace, conversion.to_storage(t.rt, body),
+                                      dry_run(request))
         return self._render(t, obj, request, 201, warnings)
 
     async def update(self, t: Target, request: web.Request) -> web.Response:
@@ -193,7 +202,8 @@ class Handlers:
             check_fields(t.rt, body, request, "io.k8s.api.autoscaling.v1.Scale")
             return await self._update_scale(t, body, request, lambda cur: body)
         warnings = check_fields(t.rt, body, request)
-        _, new = await self.store.update(t.rt, t.namespace, t.name, lambda cur: body, t.subresource,
+        stored = conversion.to_storage(t.rt, body)
+        _, new = await self.store.update(t.rt, t.namespace, t.name, lambda cur: stored, t.subresource,
                                          dry_run(request))
         return self._render(t, new, request, 200, warnings)
 
@@ -227,6 +237,7 @@ class Handlers:
         warnings: list[str] = []
 
         def apply(cur: dict) -> dict:
+            cur = conversion.from_storage(t.rt, cur)
             try:
                 if ctype == "application/json-patch+json":
                     out = patching.json_patch(cur, body)
@@ -243,7 +254,7 @@ class Handlers:
             # precondition by the copy of the current one it was applied to.
             prv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             out.setdefault("metadata", {})["resourceVersion"] = prv or cur["metadata"]["resourceVersion"]
-            return out
+            return conversion.to_storage(t.rt, out)
 
         if t.subresource == "scale":
             return await self._update_scale(t, body, request, apply)
@@ -285,7 +296,8 @@ class Handlers:
         for e in page.items:
             md = e.obj["metadata"] if isinstance(e, Entry) else e["metadata"]
             try:
-                deleted.append(await self.store.delete(t.rt, md.get("namespace"), md["name"], opts))
+                deleted.append(conversion.from_storage(
+                    t.rt, await self.store.delete(t.rt, md.get("namespace"), md["name"], opts)))
             except APIError as err:
                 if err.code != 404:
                     raise

@@ -34,18 +34,16 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import admission, allocator, defaults, meta, namespaces, validation
+from controlplane.apiserver import meta, namespaces
+from controlplane.apiserver.strategy import for_kind
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
     already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid, invalid_object,
     not_found, not_supported)
-from controlplane.apiserver.resources import RESOURCES, ResourceType
+from controlplane.apiserver.resources import ResourceType
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
 from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
 from controlplane.storage.watchcache import Entry, WatchCache
-
-# Kinds whose /status is a separate subresource: writes to the main resource keep the old status.
-_STATUS_SPLIT = {r.kind for r in RESOURCES if "status" in r.subresources}
 
 
 @dataclass(frozen=True)
@@ -120,22 +118,6 @@ class Page:
     remaining: int | None
 
 
-def _qos(spec: dict) -> str:
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set, guaranteed = False, True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or str(req.get(r, lim[r])) != str(lim[r]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
 class ObjectStore:
     def __init__(self, storage: Storage, cache: WatchCache,
                  service_cidr: str = "10.96.0.0/12", node_port_range: tuple[int, int] = (30000, 32767)):
@@ -143,7 +125,7 @@ class ObjectStore:
         self.cache = cache
         self.service_net = ipaddress.ip_network(service_cidr)
         self.node_ports = node_port_range
-        self._reserved: set = set()  # service IPs/ports allocated to creates not yet stored
+        self.reserved: set = set()  # service IPs/ports allocated to creates not yet stored
 
     # ---- reads ----
 
@@ -217,7 +199,7 @@ class ObjectStore:
             md.pop("namespace", None)
         if not md.get("name") and md.get("generateName"):
             md["name"] = meta.generate_name(md["generateName"])
-        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        obj["apiVersion"], obj["kind"] = rt.stored_api_version, rt.kind
         for f in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
                   "managedFields"):
             md.pop(f, None)
@@ -229,20 +211,20 @@ class ObjectStore:
         try:
             return await self._create(rt, ns, obj, dry_run, claimed)
         finally:
-            self._reserved -= claimed
+            self.reserved -= claimed
 
     async def _create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool,
                       claimed: set) -> dict:
         md = obj["metadata"]
-        self._prepare_create(rt, obj)
-        _convert(rt, obj)
-        defaults.apply(rt.kind, obj)
-        self._admit(rt, obj)
-        errs = validation.validate(rt.kind, obj, rt.namespaced)
-        if not errs and rt.kind == "Service":
-            errs = allocator.allocate(obj, self.cache, self.service_net, self.node_ports,
-                                      self._reserved, claimed)
-            self._reserved |= claimed
+        strategy = for_kind(rt)
+        strategy.prepare_for_create(obj)
+        strategy.canonicalize(obj)
+        strategy.default(obj)
+        strategy.admit(obj, None, self.cache)
+        errs = strategy.validate(obj)
+        if not errs:
+            errs = strategy.allocate(obj, None, self, claimed)
+            self.reserved |= claimed
         if errs:
             raise invalid_object(rt.kind, rt.group, md.get("name", ""), errs)
         if rt.namespaced:
@@ -254,26 +236,6 @@ class ObjectStore:
         except KeyExists:
             raise already_exists(rt.plural, rt.group, md["name"]) from None
         return decode(kv)
-
-    def _prepare_create(self, rt: ResourceType, obj: dict) -> None:
-        """Each kind's PrepareForCreate: the status a new object starts with (clients cannot
-        create one with a status of their choosing) and fields the server derives."""
-        if rt.kind == "Pod":
-            spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-            obj["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
-        elif rt.kind in _INITIAL_STATUS:
-            obj["status"] = copy.deepcopy(_INITIAL_STATUS[rt.kind])
-            if rt.kind == "PersistentVolume":
-                obj["status"]["lastPhaseTransitionTime"] = meta.now()
-        if rt.kind == "Job":
-            _job_selector(obj)
-
-    def _admit(self, rt: ResourceType, obj: dict, old: dict | None = None) -> None:
-        """Admission plugins that need other objects (admission.py)."""
-        if rt.kind == "Pod" and old is None:
-            admission.pod_priority(obj, self.cache)
-        elif rt.kind == "PriorityClass":
-            admission.priority_class_write(obj, self.cache)
 
     def _check_namespace(self, rt: ResourceType, ns: str, name: str) -> None:
         e = self.cache.get(f"/registry/namespaces/{ns}")
@@ -295,12 +257,12 @@ class ObjectStore:
             return await self._update(rt, ns, name, transform, subresource, dry_run,
                                       precondition_rv, claimed)
         finally:
-            self._reserved -= claimed
+            self.reserved -= claimed
 
     async def _update(self, rt, ns, name, transform, subresource, dry_run, precondition_rv,
                       claimed: set) -> tuple[dict, dict]:
         for _ in range(20):
-            self._reserved -= claimed
+            self.reserved -= claimed
             claimed.clear()
             entry = self.get(rt, ns, name)
             old = entry.obj
@@ -311,10 +273,9 @@ class ObjectStore:
             if rv is not None and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.plural, rt.group, name)
             new = self._merge_update(rt, old, wanted, subresource)
-            if rt.kind == "Service" and subresource != "status":
-                errs = allocator.allocate(new, self.cache, self.service_net, self.node_ports,
-                                          self._reserved, claimed, old, entry.key)
-                self._reserved |= claimed
+            if subresource != "status":
+                errs = for_kind(rt).allocate(new, old, self, claimed, entry.key)
+                self.reserved |= claimed
                 if errs:
                     raise invalid_object(rt.kind, rt.group, name, errs)
             if self._unchanged(old, new):
@@ -353,10 +314,11 @@ class ObjectStore:
         if wname and wname != name:
             raise bad_request(f"the name of the object ({wname}) does not match the name on the "
                               f"URL ({name})")
-        if wanted.get("apiVersion") not in (None, rt.api_version) or \
+        if wanted.get("apiVersion") not in (None, rt.api_version, rt.stored_api_version) or \
                 wanted.get("kind") not in (None, rt.kind):
             raise bad_request(f'the API version in the data ({wanted.get("apiVersion")}) does not '
                               f'match the expected API version ({rt.api_version})')
+        strategy = for_kind(rt)
         ns_new = namespaces.prepare_update(old, wanted, subresource) if rt.kind == "Namespace" else None
         if ns_new is not None:
             new = ns_new
@@ -365,14 +327,22 @@ class ObjectStore:
             new["status"] = wanted.get("status")
             if new["status"] is None:
                 new.pop("status")
+        elif subresource == "ephemeralcontainers":  # kubectl debug: only this list may change
+            new = copy.deepcopy(old)
+            ephemeral = (wanted.get("spec") or {}).get("ephemeralContainers")
+            spec = new.setdefault("spec", {})
+            if ephemeral:
+                spec["ephemeralContainers"] = ephemeral
+            else:
+                spec.pop("ephemeralContainers", None)
         else:
             new = wanted
-            if rt.kind in _STATUS_SPLIT:
+            if strategy.status_split:
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        new["apiVersion"], new["kind"] = rt.stored_api_version, rt.kind
         md, omd = new["metadata"], old["metadata"]
         for f in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "generation"):
@@ -383,21 +353,15 @@ class ObjectStore:
         md.pop("managedFields", None)
         md.pop("selfLink", None)
         md["resourceVersion"] = omd["resourceVersion"]
-        if rt.kind == "Service":
-            allocator.keep_allocated(old, new)
-        _convert(rt, new)
-        if rt.kind == "Namespace":
-            defaults.namespace(new)
-        else:
-            defaults.apply(rt.kind, new)
-        if rt.has_spec and (new.get("spec") != old.get("spec") or (
-                # Deployments copy their annotations to their ReplicaSets, so an annotation
-                # change is a new generation too (upstream's deployment strategy).
-                rt.kind == "Deployment" and md.get("annotations") != omd.get("annotations"))):
+        if not subresource:
+            strategy.prepare_for_update(new, old)
+        strategy.canonicalize(new)
+        strategy.default(new)
+        if strategy.generation_changed(new, old):
             md["generation"] = omd.get("generation", 0) + 1
         if subresource != "status":
-            self._admit(rt, new, old)
-        errs = validation.validate(rt.kind, new, rt.namespaced) + validation.update(rt.kind, old, new)
+            strategy.admit(new, old, self.cache)
+        errs = strategy.validate(new) + strategy.validate_update(new, old)
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
             if added:
@@ -423,15 +387,15 @@ class ObjectStore:
                 raise conflict(rt.plural, rt.group, name, f"Precondition failed: ResourceVersion in "
                                f"precondition: {opts.resource_version}, ResourceVersion in object "
                                f"meta: {md['resourceVersion']}")
-            if rt.kind == "Namespace":
+            if rt.kind == "Namespace":  # namespaces.py: mark Terminating; the controller empties it
                 try:
                     return await namespaces.delete(self, rt, entry, obj, dry_run)
                 except Conflict:  # raced with another writer: read the namespace again
                     await self.cache.wait_for(self.storage.revision)
                     continue
-            if rt.kind == "PriorityClass":
-                admission.priority_class_delete(name)
-            grace = self._grace(rt, obj, opts)
+            strategy = for_kind(rt)
+            strategy.check_delete(obj)
+            grace = strategy.grace_period(obj, opts)
             finalizers = md.get("finalizers") or []
             new_finalizers = _gc_finalizers(finalizers, opts)
             if new_finalizers or grace > 0:
@@ -468,71 +432,9 @@ class ObjectStore:
             return decode(kv)
         raise conflict(rt.plural, rt.group, name, "too many concurrent writers; try again")
 
-    @staticmethod
-    def _grace(rt: ResourceType, obj: dict, opts: DeleteOptions) -> int:
-        """Pods that may be running get a grace period; everything else goes at once."""
-        if rt.kind != "Pod":
-            return 0
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
-            return 0  # nothing runs it: no one would confirm the deletion
-        if opts.grace_period is not None:
-            return 1 if opts.grace_period < 0 else opts.grace_period  # rest.BeforeDelete: <0 means 1
-        g = spec.get("terminationGracePeriodSeconds")
-        return 30 if g is None else max(0, g)
-
     async def close(self) -> None:
         """Nothing runs in the background here: emptying a deleted namespace is the namespace
         controller's job (controlplane/controllers/namespace.py)."""
-
-# The status each kind starts with: upstream's PrepareForCreate resets it to the zero value,
-# which Go encodes with the fields that have no omitempty.
-_INITIAL_STATUS: dict[str, dict] = {
-    "Service": {"loadBalancer": {}}, "Deployment": {}, "ReplicaSet": {"replicas": 0},
-    "DaemonSet": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
-                  "numberMisscheduled": 0, "numberReady": 0},
-    "StatefulSet": {"availableReplicas": 0, "replicas": 0}, "ReplicationController": {"replicas": 0},
-    "Job": {}, "CronJob": {}, "ResourceQuota": {}, "PersistentVolume": {"phase": "Pending"},
-    "PersistentVolumeClaim": {"phase": "Pending"},
-    "PodDisruptionBudget": {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0,
-                            "expectedPods": 0},
-}
-
-
-def _job_selector(job: dict) -> None:
-    """A Job selects its pods by its own uid unless the user takes over (manualSelector): the
-    template gets job-name and controller-uid labels (new and legacy spellings) and the selector
-    matches the uid (upstream's generateSelector)."""
-    spec = job.get("spec")
-    if not isinstance(spec, dict) or spec.get("manualSelector"):
-        return
-    tmpl = spec.get("template")
-    if not isinstance(tmpl, dict):
-        return
-    md = tmpl.setdefault("metadata", {}) if tmpl.get("metadata") is None else tmpl["metadata"]
-    labels = md.setdefault("labels", {}) if md.get("labels") is None else md["labels"]
-    name, uid = job["metadata"].get("name", ""), job["metadata"]["uid"]
-    for key in ("job-name", "batch.kubernetes.io/job-name"):
-        labels.setdefault(key, name)
-    for key in ("controller-uid", "batch.kubernetes.io/controller-uid"):
-        labels.setdefault(key, uid)
-    sel = spec.setdefault("selector", {}) if spec.get("selector") is None else spec["selector"]
-    if isinstance(sel, dict):
-        match = sel.setdefault("matchLabels", {}) if sel.get("matchLabels") is None else sel["matchLabels"]
-        match.setdefault("batch.kubernetes.io/controller-uid", uid)
-
-
-def _convert(rt: ResourceType, obj: dict) -> None:
-    """What upstream's conversion from the wire version does before anything else sees the
-    object. A Secret's `stringData` is a write-only convenience: its values are merged into
-    `data` (base64), winning over keys of the same name, and it is never stored."""
-    if rt.kind == "Secret" and "stringData" in obj:
-        string_data = obj.pop("stringData") or {}
-        if string_data:
-            data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
-            for k, v in string_data.items():
-                data[k] = base64.b64encode(str(v).encode()).decode()
-            obj["data"] = data
 
 
 def _token(rev: int, start: str) -> str:

@@ -211,6 +211,12 @@ class FieldSelector:
         return not self.terms
 
 
+# events.k8s.io/v1 spells some Event fields differently (conversion.py); selectors on that API
+# use its names, matched against the stored (core) ones.
+_EVENTS_V1_LABELS = {"regarding": "involvedObject", "reportingController": "reportingComponent",
+                     "deprecatedSource": "source"}
+
+
 def parse_field_selector(text: str | None, kind: str, api_version: str) -> FieldSelector:
     if not text or not text.strip():
         return FieldSelector((), kind)
@@ -223,6 +229,9 @@ def parse_field_selector(text: str | None, kind: str, api_version: str) -> Field
         if not m:
             raise bad_request(f'invalid selector: \'{text}\'; can\'t understand \'{part}\'')
         field, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
+        if api_version == "events.k8s.io/v1":
+            head, dot, rest = field.partition(".")
+            field = _EVENTS_V1_LABELS.get(head, head) + dot + rest
         if (field not in _COMMON and field not in FIELDS.get(kind, {})) or \
                 (field == "metadata.namespace" and kind in ("Node", "Namespace")):
             # Upstream's words differ by kind: kinds with their own field label conversion say

@@ -368,6 +368,94 @@ def _podtemplate_row(o: dict) -> list:
             ",".join(c.get("image", "") for c in cs), labels or "<none>"]
 
 
+def _ingress_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    hosts = ",".join(r.get("host") or "*" for r in spec.get("rules") or []) or "*"
+    addr = ",".join(i.get("ip") or i.get("hostname", "") for i in (st.get("loadBalancer") or {})
+                    .get("ingress") or [])
+    ports = "80, 443" if spec.get("tls") else "80"
+    return [md.get("name"), spec.get("ingressClassName") or "<none>", hosts, addr, ports,
+            age(md.get("creationTimestamp"))]
+
+
+def _ingressclass_row(o: dict) -> list:
+    spec = _spec(o)
+    p = spec.get("parameters")
+    params = "<none>"
+    if p:
+        params = p.get("kind", "") + ("." + p["apiGroup"] if p.get("apiGroup") else "") + "/" + p.get("name", "")
+    return [_md(o).get("name"), spec.get("controller", ""), params, age(_md(o).get("creationTimestamp"))]
+
+
+def _sc_row(o: dict) -> list:
+    md = _md(o)
+    name = md.get("name", "")
+    ann = md.get("annotations") or {}
+    if "true" in (ann.get("storageclass.kubernetes.io/is-default-class"),
+                  ann.get("storageclass.beta.kubernetes.io/is-default-class")):
+        name += " (default)"
+    return [name, o.get("provisioner", ""), o.get("reclaimPolicy", "Delete"),
+            o.get("volumeBindingMode", "Immediate"), bool(o.get("allowVolumeExpansion")),
+            age(md.get("creationTimestamp"))]
+
+
+def _csidriver_row(o: dict) -> list:
+    spec = _spec(o)
+    tokens = ",".join(t.get("audience", "") or "<unknown>" for t in spec.get("tokenRequests") or []) or "<unset>"
+    return [_md(o).get("name"), bool(spec.get("attachRequired", True)), bool(spec.get("podInfoOnMount")),
+            bool(spec.get("storageCapacity")), tokens, bool(spec.get("requiresRepublish")),
+            ",".join(spec.get("volumeLifecycleModes") or []), age(_md(o).get("creationTimestamp"))]
+
+
+def _va_row(o: dict) -> list:
+    spec = _spec(o)
+    return [_md(o).get("name"), spec.get("attacher", ""),
+            (spec.get("source") or {}).get("persistentVolumeName", ""), spec.get("nodeName", ""),
+            bool(_status(o).get("attached")), age(_md(o).get("creationTimestamp"))]
+
+
+def _binding_row(o: dict) -> list:
+    ref = o.get("roleRef") or {}
+    subjects = o.get("subjects") or []
+    pick = lambda kind: ", ".join(s.get("name", "") for s in subjects if s.get("kind") == kind)
+    sas = ", ".join(f"{s.get('namespace', '')}/{s.get('name', '')}" for s in subjects
+                    if s.get("kind") == "ServiceAccount")
+    return [_md(o).get("name"), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            age(_md(o).get("creationTimestamp")), pick("User"), pick("Group"), sas]
+
+
+def _hpa_target(m: dict, current: dict | None) -> str:
+    t = m.get("type")
+    if t == "Resource" or t == "ContainerResource":
+        key = "resource" if t == "Resource" else "containerResource"
+        r = m.get(key) or {}
+        target = r.get("target") or {}
+        cur = ((current or {}).get(key) or {}).get("current") or {}
+        if target.get("averageUtilization") is not None:
+            got = f"{cur['averageUtilization']}%" if cur.get("averageUtilization") is not None else "<unknown>"
+            return f"{r.get('name')}: {got}/{target['averageUtilization']}%"
+        want = target.get("averageValue") or target.get("value") or ""
+        got = cur.get("averageValue") or cur.get("value") or "<unknown>"
+        return f"{r.get('name')}: {got}/{want}"
+    return f"<unknown>/<unknown>"
+
+
+def _hpa_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    ref = spec.get("scaleTargetRef") or {}
+    metrics = spec.get("metrics") or []
+    current = st.get("currentMetrics") or []
+    targets = [_hpa_target(m, current[i] if i < len(current) else None) for i, m in enumerate(metrics)]
+    text = ", ".join(targets[:2]) + (f" + {len(targets) - 2} more..." if len(targets) > 2 else "")
+    return [md.get("name"), f"{ref.get('kind', '')}/{ref.get('name', '')}", text or "<none>",
+            spec.get("minReplicas", 1), spec.get("maxReplicas", 0), st.get("currentReplicas", 0),
+            age(md.get("creationTimestamp"))]
+
+
+def _created_at(o: dict) -> list:
+    return [_md(o).get("name"), _md(o).get("creationTimestamp", "")]
+
+
 def _s(name, prio=0, typ="string", desc=""):
     return (name, typ, desc, prio)
 
@@ -436,7 +524,64 @@ TABLES: dict[str, tuple[list[Column], Callable[[dict], list]]] = {
                              "the server time when this object was created.")],
                    lambda o: [_md(o).get("name"), _md(o).get("creationTimestamp", "")]),
     "PodTemplate": ([_s("Template"), _s("Containers"), _s("Images"), _s("Pod Labels")], _podtemplate_row),
+    "Ingress": ([NAME, _s("Class"), _s("Hosts"), _s("Address"), _s("Ports"), AGE], _ingress_row),
+    "IngressClass": ([NAME, _s("Controller"), _s("Parameters"), AGE], _ingressclass_row),
+    "NetworkPolicy": ([NAME, _s("Pod-Selector"), AGE],
+                      lambda o: [_md(o).get("name"), selector_string(_spec(o).get("podSelector")) or "<none>",
+                                 age(_md(o).get("creationTimestamp"))]),
+    "StorageClass": ([NAME, _s("Provisioner"), _s("ReclaimPolicy"), _s("VolumeBindingMode"),
+                      _s("AllowVolumeExpansion", typ="boolean"), AGE], _sc_row),
+    "CSIDriver": ([NAME, _s("AttachRequired", typ="boolean"), _s("PodInfoOnMount", typ="boolean"),
+                   _s("StorageCapacity", typ="boolean"), _s("TokenRequests"),
+                   _s("RequiresRepublish", typ="boolean"), _s("Modes"), AGE], _csidriver_row),
+    "CSINode": ([NAME, _s("Drivers", typ="integer"), AGE],
+                lambda o: [_md(o).get("name"), len(_spec(o).get("drivers") or []),
+                           age(_md(o).get("creationTimestamp"))]),
+    "VolumeAttachment": ([NAME, _s("Attacher"), _s("PV"), _s("Node"), _s("Attached", typ="boolean"), AGE],
+                         _va_row),
+    "CSIStorageCapacity": ([NAME, _s("StorageClassName"), _s("Capacity")],
+                           lambda o: [_md(o).get("name"), o.get("storageClassName", ""),
+                                      o.get("capacity") or "<unset>"]),
+    "VolumeAttributesClass": ([NAME, _s("DriverName"), AGE],
+                              lambda o: [_md(o).get("name"), o.get("driverName", ""),
+                                         age(_md(o).get("creationTimestamp"))]),
+    "Role": ([NAME, _s("Created At")], _created_at),
+    "ClusterRole": ([NAME, _s("Created At")], _created_at),
+    "RoleBinding": ([NAME, _s("Role"), AGE, _s("Users", 1), _s("Groups", 1), _s("ServiceAccounts", 1)],
+                    _binding_row),
+    "ClusterRoleBinding": ([NAME, _s("Role"), AGE, _s("Users", 1), _s("Groups", 1),
+                            _s("ServiceAccounts", 1)], _binding_row),
+    "HorizontalPodAutoscaler": ([NAME, _s("Reference"), _s("Targets"), _s("MinPods", typ="integer"),
+                                 _s("MaxPods", typ="integer"), _s("Replicas", typ="integer"), AGE],
+                                _hpa_row),
+    "ValidatingWebhookConfiguration": ([NAME, _s("Webhooks", typ="integer"), AGE],
+                                       lambda o: [_md(o).get("name"), len(o.get("webhooks") or []),
+                                                  age(_md(o).get("creationTimestamp"))]),
+    "MutatingWebhookConfiguration": ([NAME, _s("Webhooks", typ="integer"), AGE],
+                                     lambda o: [_md(o).get("name"), len(o.get("webhooks") or []),
+                                                age(_md(o).get("creationTimestamp"))]),
+    "ValidatingAdmissionPolicy": ([NAME, _s("Validations", typ="integer"), _s("ParamKind"), AGE],
+                                  lambda o: [_md(o).get("name"), len(_spec(o).get("validations") or []),
+                                             _param_kind(_spec(o).get("paramKind")),
+                                             age(_md(o).get("creationTimestamp"))]),
+    "ValidatingAdmissionPolicyBinding": ([NAME, _s("PolicyName"), _s("ParamRef"), AGE],
+                                         lambda o: [_md(o).get("name"), _spec(o).get("policyName", ""),
+                                                    _param_ref(_spec(o).get("paramRef")),
+                                                    age(_md(o).get("creationTimestamp"))]),
+    "RuntimeClass": ([NAME, _s("Handler"), AGE],
+                     lambda o: [_md(o).get("name"), o.get("handler", ""), age(_md(o).get("creationTimestamp"))]),
 }
+
+
+def _param_kind(p: dict | None) -> str:
+    return f"{p.get('apiVersion', '')}/{p.get('kind', '')}" if p else "<unset>"
+
+
+def _param_ref(p: dict | None) -> str:
+    if not p:
+        return "<unset>"
+    return f"{p.get('namespace', '')}/{p.get('name', '')}" if p.get("namespace") else \
+        (p.get("name") or "*/*")
 
 DEFAULT = ([NAME, AGE], lambda o: [_md(o).get("name"), age(_md(o).get("creationTimestamp"))])
 

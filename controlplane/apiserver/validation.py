@@ -79,12 +79,39 @@ def _containers(spec: dict, key: str, path: str, errs: list[FieldError], need: b
             _enum(f"{pp}.protocol", port.get("protocol"), ["SCTP", "TCP", "UDP"], errs)
 
 
+# What an ephemeral (debug) container may not have: it joins a running pod and gets no
+# resources, ports or probes of its own (validateEphemeralContainers).
+_EPHEMERAL_FORBIDDEN = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle",
+                        "resources", "resizePolicy")
+
+
+def _ephemeral(spec: dict, path: str, errs: list[FieldError]) -> None:
+    names = {c.get("name") for key in ("containers", "initContainers")
+             for c in spec.get(key) or [] if isinstance(c, dict)}
+    for i, c in enumerate(spec.get("ephemeralContainers") or []):
+        p = f"{path}.ephemeralContainers[{i}]"
+        if not c.get("name"):
+            errs.append(required(f"{p}.name"))
+        elif c["name"] in names:
+            errs.append(duplicate(f"{p}.name", c["name"]))
+        names.add(c.get("name"))
+        if not c.get("image"):
+            errs.append(required(f"{p}.image"))
+        for f in _EPHEMERAL_FORBIDDEN:
+            if c.get(f):
+                errs.append(forbidden_field(f"{p}.{f}", "cannot be set for an Ephemeral Container"))
+        target = c.get("targetContainerName")
+        if target and target not in {x.get("name") for x in spec.get("containers") or []}:
+            errs.append(FieldError("FieldValueNotFound", f"{p}.targetContainerName", "", target, True))
+
+
 def pod_spec(spec: dict | None, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     if not isinstance(spec, dict):
         return [required(path)]
     _containers(spec, "containers", path, errs, need=True)
     _containers(spec, "initContainers", path, errs, need=False)
+    _ephemeral(spec, path, errs)
     _enum(f"{path}.restartPolicy", spec.get("restartPolicy"), ["Always", "OnFailure", "Never"], errs)
     _enum(f"{path}.dnsPolicy", spec.get("dnsPolicy"),
           ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"], errs)
@@ -225,7 +252,11 @@ def _immutable_data(old: dict, new: dict, fields: tuple[str, ...]) -> list[Field
 
 
 def event(obj: dict) -> list[FieldError]:
-    return [] if obj.get("involvedObject") else [required("involvedObject")]
+    # Only legacy events (no eventTime) must name their object; new-style ones are checked by
+    # the events.k8s.io rules (conversion.validate_create).
+    if obj.get("involvedObject") or obj.get("eventTime"):
+        return []
+    return [required("involvedObject")]
 
 
 def replicationcontroller(obj: dict) -> list[FieldError]:
@@ -390,6 +421,11 @@ VALIDATORS = {
 }
 
 
+from controlplane.apiserver import validation_config as _config  # noqa: E402
+
+VALIDATORS.update(_config.VALIDATORS)
+
+
 def validate(kind: str, obj: dict, namespaced: bool) -> list[FieldError]:
     errs = metadata(kind, obj, namespaced)
     fn = VALIDATORS.get(kind)
@@ -404,7 +440,15 @@ _POD_MUTABLE = ("activeDeadlineSeconds", "terminationGracePeriodSeconds", "toler
 def update(kind: str, old: dict, new: dict) -> list[FieldError]:
     errs: list[FieldError] = []
     if kind == "Pod":
+        before = {c.get("name"): c for c in (old.get("spec") or {}).get("ephemeralContainers") or []}
+        after = {c.get("name"): c for c in (new.get("spec") or {}).get("ephemeralContainers") or []}
+        for n, c in before.items():
+            if after.get(n) != c:
+                errs.append(forbidden_field("spec.ephemeralContainers", f"existing ephemeral containers "
+                                            f"\"{n}\" may not be removed or changed"))
         a, b = copy.deepcopy(old.get("spec") or {}), copy.deepcopy(new.get("spec") or {})
+        for spec in (a, b):
+            spec.pop("ephemeralContainers", None)
         for spec in (a, b):
             for key in ("containers", "initContainers"):
                 for c in spec.get(key) or []:
@@ -443,4 +487,5 @@ UPDATE_VALIDATORS = {
     "StatefulSet": _apps.statefulset_update, "ControllerRevision": _apps.controllerrevision_update,
     "Job": _apps.job_update, "PersistentVolumeClaim": persistentvolumeclaim_update,
     "PriorityClass": priorityclass_update,
+    **_config.UPDATE_VALIDATORS,
 }

@@ -8,6 +8,9 @@ where `raw` is the object encoded as its generated.proto message. Protobuf carri
 not names; messages.json.gz (scripts/gen_protobuf_schema.py) maps them back to the JSON names,
 so a protobuf body becomes the same dict a JSON body would.
 
+Embedded structs that JSON inlines (a Volume's VolumeSource, a Probe's ProbeHandler) are marked
+too: their fields are merged into the outer object.
+
 Go's encoder writes non-pointer fields even when empty, while Go's JSON encoder leaves out the
 `omitempty` ones; the table marks those (from the Go structs) and we drop their zero values, so
 `replicas: 0` (a pointer) survives and `paused: false` does not appear out of nowhere.
@@ -159,6 +162,8 @@ def decode_message(name: str, buf: bytes):
             value = decode_message(ftype, v)
         if repeated:
             out.setdefault(fname, []).append(value)
+        elif len(spec) > 3 and spec[3] == "i" and isinstance(value, dict):
+            out.update(value)  # an embedded struct JSON inlines (`json:",inline"`)
         elif len(spec) > 3 and spec[3] == "z" and value in (0, False, ""):
             continue  # JSON would omit it (omitempty, not a pointer)
         else:

@@ -288,8 +288,23 @@ def test_not_found_status_carries_details(server, kubectl):
     assert status == 404 and body["details"] == {}
     status, body = raw(server, "GET", "/apis/apps/v1/namespaces/default/deployments/nope")
     assert body["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
+    status, body = raw(server, "GET", "/apis/nope.example.com/v1/things")
+    assert status == 404 and body["details"] == {}
+
+
+def test_kubectl_debug_adds_an_ephemeral_container(kubectl):
+    """pods/<p>/ephemeralcontainers: kubectl debug's PATCH adds a container; the list only grows."""
     kubectl("run", "dbg", "--image=busybox:1.36", "--restart=Never")
     p = kubectl.run("debug", "dbg", "--image=busybox:1.36", "--attach=false", check=False)
-    assert "panic" not in p.stderr and "nil pointer" not in p.stderr
-    assert "ephemeral containers are disabled for this cluster" in p.stderr
+    assert p.returncode == 0, p.stderr
+    pod = json.loads(kubectl("get", "pod", "dbg", "-o", "json"))
+    eph = pod["spec"]["ephemeralContainers"]
+    assert len(eph) == 1 and eph[0]["image"] == "busybox:1.36" and eph[0]["name"].startswith("debugger-")
+    assert eph[0]["terminationMessagePolicy"] == "File"  # defaulted like any container
+    # The pod itself cannot drop it: writes to the pod keep the ephemeral containers.
+    kubectl("patch", "pod", "dbg", "--type=json", "-p", '[{"op":"remove","path":"/spec/ephemeralContainers"}]')
+    assert len(json.loads(kubectl("get", "pod", "dbg", "-o", "json"))["spec"]["ephemeralContainers"]) == 1
+    p = kubectl.run("debug", "dbg", "--image=busybox:1.36", "--attach=false", "--container=c2",
+                    "--target=nope", check=False)
+    assert p.returncode != 0 and "targetContainerName: Not found" in p.stderr
     kubectl("delete", "pod", "dbg")

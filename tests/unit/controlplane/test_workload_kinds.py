@@ -334,3 +334,35 @@ def test_python_client_typed_apis(server):
     assert "system-node-critical" in names
     assert client.PolicyV1Api(c).list_namespaced_pod_disruption_budget("default").items == []
     assert client.AppsV1Api(c).list_namespaced_stateful_set("default").items == []
+
+
+def test_job_from_cronjob_keeps_inlined_fields_through_protobuf(kubectl):
+    """`kubectl create job --from=cronjob/x` sends the CronJob's template back as protobuf, where
+    a Volume's source, a Probe's handler and a key selector's name are embedded structs that
+    JSON inlines: they must come back as the same JSON."""
+    kubectl("apply", "-f", "-", input="""
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tmpl}
+spec:
+  schedule: "@daily"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          volumes: [{name: cfg, configMap: {name: app-config}}]
+          containers:
+          - name: c
+            image: busybox:1.36
+            env: [{name: K, valueFrom: {configMapKeyRef: {name: app-config, key: k}}}]
+            readinessProbe: {exec: {command: [cat, /tmp/ok]}}
+""")
+    kubectl("create", "job", "from-tmpl", "--from=cronjob/tmpl")
+    spec = get(kubectl, "job", "from-tmpl")["spec"]["template"]["spec"]
+    assert spec["volumes"] == [{"name": "cfg", "configMap": {"name": "app-config", "defaultMode": 420}}]
+    c = spec["containers"][0]
+    assert c["env"][0]["valueFrom"]["configMapKeyRef"] == {"name": "app-config", "key": "k"}
+    assert c["readinessProbe"]["exec"] == {"command": ["cat", "/tmp/ok"]}
+    kubectl("delete", "job", "from-tmpl")
+    kubectl("delete", "cronjob", "tmpl")

@@ -54,14 +54,23 @@ def parse(path: Path, out: dict) -> None:
 GO_FIELD = re.compile(r'^\s*\w+\s+(\*?)[\w.\[\]*]+\s+`json:"(\w*)(,omitempty)?[^"]*".*protobuf:"\w+,(\d+),')
 
 
+INLINE = re.compile(r'^\s*\*?[\w.]+\s+`json:"(?:,[^"]*)?".*protobuf:"\w+,(\d+),')
+
+
 def omit_zero(types_go: Path, package: str, out: dict) -> None:
-    """Mark fields that JSON omits when zero (non-pointer + omitempty), from Go's types.go."""
+    """Mark fields that JSON omits when zero (non-pointer + omitempty), from Go's types.go, and
+    embedded structs that JSON inlines (no JSON name, `json:""` or `",inline"`: Volume's VolumeSource, Probe's
+    ProbeHandler, IngressRule's IngressRuleValue) — their fields belong to the outer object."""
     message = None
     for line in types_go.read_text().splitlines():
         if m := re.match(r"^type (\w+) struct \{", line):
             message = f"{package}.{m.group(1)}"
         elif line.startswith("}"):
             message = None
+        elif message in out and (m := INLINE.match(line)):
+            spec = out[message].get(m.group(1))
+            if spec and len(spec) == 3:
+                spec.append("i")
         elif message in out and (m := GO_FIELD.match(line)):
             pointer, _, omitempty, num = m.groups()
             spec = out[message].get(num)

@@ -13,9 +13,14 @@ Layers, from the wire inward (each module opens with what it does):
     tables.py       server-side printing (`as=Table`): the columns `kubectl get` shows
     objects.py      the generic registry: object semantics (uid, generateName, resourceVersion,
                     generation, finalizers, graceful deletion) on the watch cache + storage
-    namespaces.py, subresources.py, allocator.py    namespace termination; scale and binding;
-                    Service ClusterIP/NodePort allocation
-    defaults.py, validation.py, schema.py    what a write must look like
+    strategy.py     what differs per kind in the registry (upstream's registry/<kind>/strategy.go)
+    namespaces.py, subresources.py, allocator.py    namespace termination; scale, binding and
+                    eviction (PodDisruptionBudgets); Service ClusterIP/NodePort allocation
+    admission.py    Priority admission (pods, PriorityClasses)
+    conversion.py   views stored as another resource: events.k8s.io/v1 Events (core Events),
+                    autoscaling/v1 HorizontalPodAutoscalers (stored as v2)
+    defaults.py, validation.py, validation_apps.py, validation_config.py, cron.py, schema.py
+                    what a write must look like
     patch.py        JSON patch, merge patch, strategic merge patch
     selectors.py    label and field selectors
     codec.py        stored form of objects (resourceVersion = storage revision)

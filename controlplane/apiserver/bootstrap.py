@@ -1,12 +1,14 @@
 """Objects every cluster has from the start, created by the API server itself (idempotently):
 
 - the namespaces `default`, `kube-system`, `kube-public`, `kube-node-lease`;
+- the two system PriorityClasses (system-node-critical, system-cluster-critical);
 - the `kubernetes` Service in `default` (ClusterIP: the first address of the service range) and
   its Endpoints/EndpointSlice pointing at this server — how pods find the API.
 """
 
 from __future__ import annotations
 
+from controlplane.apiserver import admission
 from controlplane.apiserver.errors import APIError
 from controlplane.apiserver.objects import ObjectStore
 from controlplane.apiserver.resources import REGISTRY
@@ -19,6 +21,10 @@ async def ensure_defaults(store: ObjectStore, advertise_ip: str, port: int) -> N
     for name in NAMESPACES:
         if store.cache.get(ns.key(None, name)) is None:
             await _create(store, ns, None, {"metadata": {"name": name}})
+    pcs = REGISTRY.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+    for pc in admission.system_priority_classes():
+        if store.cache.get(pcs.key(None, pc["metadata"]["name"])) is None:
+            await _create(store, pcs, None, pc)
     svc = REGISTRY.lookup("", "v1", "services")
     if store.cache.get(svc.key("default", "kubernetes")) is None:
         first = str(next(store.service_net.hosts()))

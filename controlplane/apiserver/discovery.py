@@ -17,7 +17,7 @@ import json
 
 from aiohttp import web
 
-from controlplane.apiserver.errors import APIError
+from controlplane.apiserver.errors import not_found_path
 from controlplane.apiserver.requests import json_response
 from controlplane.apiserver.resources import (
     CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
@@ -166,5 +166,5 @@ async def group_or_resources(request: web.Request) -> web.Response:
     else:
         doc = None
     if doc is None:
-        raise APIError(404, "NotFound", "the server could not find the requested resource", {})
+        raise not_found_path()
     return json_response(doc)

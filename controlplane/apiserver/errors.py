@@ -25,7 +25,7 @@ class APIError(Exception):
     def status(self) -> dict:
         s: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
                              "status": "Failure", "message": self.message, "reason": self.reason}
-        if self.details:
+        if self.details is not None:  # `details: {}` is meaningful: kubectl reads fields of it
             s["details"] = self.details
         s["code"] = self.code
         return s
@@ -70,6 +70,12 @@ def forbidden(resource: str, group: str, name: str, why: str) -> APIError:
     return APIError(403, "Forbidden",
                     f'{_qualified(resource, group)} "{name}" is forbidden: {why}',
                     _details(resource, group, name))
+
+
+def not_found_path() -> APIError:
+    """A path that names nothing we serve (unknown group, resource or subresource). Upstream's
+    NotFoundHandler sends an empty but present `details`; `kubectl debug` dereferences it."""
+    return APIError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 def gone(message: str) -> APIError:
@@ -117,6 +123,7 @@ class FieldError:
                  "FieldValueNotSupported": "Unsupported value",
                  "FieldValueDuplicate": "Duplicate value",
                  "FieldValueForbidden": "Forbidden",
+                 "FieldValueNotFound": "Not found",
                  "FieldValueTooLong": "Too long",
                  "FieldValueTypeInvalid": "Invalid value"}.get(self.type, "Invalid value")
         parts = [label]

@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import logging
 
+import yaml
+
 from aiohttp import web
 
-from controlplane.apiserver import patch as patching, subresources, tables
+from controlplane.apiserver import conversion, patch as patching, subresources, tables
 from controlplane.apiserver.errors import (
-    APIError, bad_request, method_not_allowed, unsupported_media_type)
-from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page
+    APIError, bad_request, invalid_object, method_not_allowed, not_found_path, unsupported_media_type)
+from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page, delete_options
 from controlplane.apiserver.requests import (
     JSON, Target, as_bool, as_int, check_accept, check_fields, dry_run, json_response, parse_path,
     read_body, wants_table)
@@ -48,8 +50,7 @@ class Handlers:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         t = parse_path(request.path)
         if t is None:
-            raise APIError(404, "NotFound", "the server could not find the requested resource",
-                           {})
+            raise not_found_path()
         check_accept(request.headers.get("Accept", ""))
         m = request.method
         if t.rt.verbs == ("create",):  # bindings and reviews: verbs, not stored objects
@@ -93,6 +94,8 @@ class Handlers:
         elif wants_table(request.headers.get("Accept", "")):
             obj = tables.table(t.rt.kind, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                request.query.get("includeObject", "Metadata"))
+        else:
+            obj = conversion.from_storage(t.rt, obj)
         return json_response(obj, status, warnings)
 
     def get(self, t: Target, request: web.Request) -> web.Response:
@@ -135,6 +138,9 @@ class Handlers:
         head = json.dumps({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version,
                            "metadata": list_meta}, separators=(",", ":"))[:-1]
         parts = []
+        if conversion.converts(t.rt):  # a view: each object in the view's shape, no memo
+            page = Page([conversion.from_storage(t.rt, i.obj if isinstance(i, Entry) else i)
+                         for i in page.items], page.revision, page.continue_token, page.remaining)
         for i in page.items:
             if isinstance(i, Entry):
                 if i.encoded is None:
@@ -183,7 +189,11 @@ class Handlers:
                 raise bad_request(f"the {'API version' if key == 'apiVersion' else 'kind'} in the data "
                                   f"({body.get(key)}) does not match the expected "
                                   f"{'API version' if key == 'apiVersion' else 'kind'} ({want})")
-        obj = await self.store.create(t.rt, t.namespace, body, dry_run(request))
+        errs = conversion.validate_create(t.rt, body)
+        if errs:
+            raise invalid_object(t.rt.kind, t.rt.group, (body.get("metadata") or {}).get("name", ""), errs)
+        obj = await self.store.create(t.rt, t.namespace, conversion.to_storage(t.rt, body),
+                                      dry_run(request))
         return self._render(t, obj, request, 201, warnings)
 
     async def update(self, t: Target, request: web.Request) -> web.Response:
@@ -192,7 +202,8 @@ class Handlers:
             check_fields(t.rt, body, request, "io.k8s.api.autoscaling.v1.Scale")
             return await self._update_scale(t, body, request, lambda cur: body)
         warnings = check_fields(t.rt, body, request)
-        _, new = await self.store.update(t.rt, t.namespace, t.name, lambda cur: body, t.subresource,
+        stored = conversion.to_storage(t.rt, body)
+        _, new = await self.store.update(t.rt, t.namespace, t.name, lambda cur: stored, t.subresource,
                                          dry_run(request))
         return self._render(t, new, request, 200, warnings)
 
@@ -226,6 +237,7 @@ class Handlers:
         warnings: list[str] = []
 
         def apply(cur: dict) -> dict:
+            cur = conversion.from_storage(t.rt, cur)
             try:
                 if ctype == "application/json-patch+json":
                     out = patching.json_patch(cur, body)
@@ -242,7 +254,7 @@ class Handlers:
             # precondition by the copy of the current one it was applied to.
             prv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             out.setdefault("metadata", {})["resourceVersion"] = prv or cur["metadata"]["resourceVersion"]
-            return out
+            return conversion.to_storage(t.rt, out)
 
         if t.subresource == "scale":
             return await self._update_scale(t, body, request, apply)
@@ -251,45 +263,41 @@ class Handlers:
         return self._render(t, new, request, 200, warnings)
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        """DeleteOptions come from the body when there is one, else from the query — never
+        mixed (upstream's delete handler decodes one or the other). kubectl sends a body."""
+        raw = await request.read() if request.can_read_body else b""
+        if raw.strip():
+            try:
+                body = yaml.safe_load(raw) if request.content_type in ("application/yaml",) \
+                    else json.loads(raw)
+            except (ValueError, yaml.YAMLError) as e:
+                raise bad_request(f"DeleteOptions could not be decoded: {e}") from None
+            if not isinstance(body, dict):
+                raise bad_request("DeleteOptions must be a JSON object")
+            return delete_options(body)
         q = request.query
-        body: dict = {}
-        if request.can_read_body:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except ValueError as e:
-                    raise bad_request(f"DeleteOptions could not be decoded: {e}") from None
-                if not isinstance(body, dict):
-                    raise bad_request("DeleteOptions must be a JSON object")
-        grace = as_int(q, "gracePeriodSeconds")
-        if grace is None and isinstance(body.get("gracePeriodSeconds"), int):
-            grace = body["gracePeriodSeconds"]
-        pre = body.get("preconditions") or {}
-        if body.get("dryRun"):
-            for v in body["dryRun"]:
-                if v != "All":
-                    raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
-        return DeleteOptions(grace, pre.get("uid"), pre.get("resourceVersion"),
-                             q.get("propagationPolicy") or body.get("propagationPolicy"))
+        return delete_options({"gracePeriodSeconds": as_int(q, "gracePeriodSeconds"),
+                               "propagationPolicy": q.get("propagationPolicy"),
+                               "orphanDependents": q.get("orphanDependents"),
+                               "dryRun": q.getall("dryRun", [])})
 
     async def delete(self, t: Target, request: web.Request) -> web.Response:
         if t.subresource:
             raise method_not_allowed()
         opts = await self._delete_options(request)
-        obj = await self.store.delete(t.rt, t.namespace, t.name, opts, dry_run(request))
+        obj = await self.store.delete(t.rt, t.namespace, t.name, opts)
         return self._render(t, obj, request)
 
     async def delete_collection(self, t: Target, request: web.Request) -> web.Response:
         opts = await self._delete_options(request)
         labels, fields = self._selectors(t, request)
         page = await self.store.list(t.rt, t.namespace, labels, fields)
-        dry = dry_run(request)
         deleted = []
         for e in page.items:
             md = e.obj["metadata"] if isinstance(e, Entry) else e["metadata"]
             try:
-                deleted.append(await self.store.delete(t.rt, md.get("namespace"), md["name"], opts, dry))
+                deleted.append(conversion.from_storage(
+                    t.rt, await self.store.delete(t.rt, md.get("namespace"), md["name"], opts)))
             except APIError as err:
                 if err.code != 404:
                     raise
@@ -307,20 +315,16 @@ class Handlers:
                                    "status": "Success", "code": 201}, 201)
 
     async def _evict(self, t: Target, body, request: web.Request) -> web.Response:
-        """POST pods/<p>/eviction: a delete that policy may refuse (PodDisruptionBudgets, not
-        served yet, would answer 429 here). `kubectl drain` evicts through it."""
+        """POST pods/<p>/eviction: a delete that a PodDisruptionBudget may refuse with 429.
+        `kubectl drain` evicts through it."""
         if not isinstance(body, dict):
             raise bad_request("Eviction must be a JSON object")
         check_fields(t.rt, body, request, "io.k8s.api.policy.v1.Eviction")
         name = (body.get("metadata") or {}).get("name")
         if name and name != t.name:
             raise bad_request("name in URL does not match name in Eviction object")
-        opts = body.get("deleteOptions") or {}
-        pre = opts.get("preconditions") or {}
-        await self.store.delete(t.rt, t.namespace, t.name,
-                                DeleteOptions(opts.get("gracePeriodSeconds"), pre.get("uid"),
-                                              pre.get("resourceVersion"), opts.get("propagationPolicy")),
-                                dry_run(request) or bool(opts.get("dryRun")))
+        opts = delete_options(body.get("deleteOptions") or {}, dry_run(request))
+        await subresources.evict(self.store, t.namespace or "default", t.name, opts)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Success", "code": 201}, 201)
 

@@ -1,26 +1,27 @@
-"""Deleting a namespace: mark it Terminating, empty it, then remove it.
+"""The API server's side of deleting a namespace: mark it Terminating; remove it once finalized.
 
-On a real cluster the DELETE only sets `deletionTimestamp` and `status.phase: Terminating` (the
-namespace carries the `kubernetes` finalizer in `spec.finalizers`); the kube-controller-manager's
-namespace controller then deletes everything inside and finally the namespace itself. New objects
-cannot be created in a terminating namespace (403).
+A namespace carries the `kubernetes` finalizer in `spec.finalizers` (set on create). DELETE only
+sets `deletionTimestamp` and `status.phase: Terminating`; from then on no new object may be created
+in it (403, objects.py). Emptying it is the namespace controller's job
+(controlplane/controllers/namespace.py, part of the controllers, as in kube-controller-manager):
+it deletes every namespaced object, then removes its finalizer through the `finalize`
+subresource (PUT /api/v1/namespaces/<name>/finalize — the only way to change `spec.finalizers`).
+When the last finalizer (spec and metadata) is gone, that write removes the namespace.
 
-Until our controllers exist, the API server runs that controller's loop itself, as a task per
-terminating namespace — the same observable result for users (`kubectl delete ns` returns once the
-namespace and its contents are gone). Objects with finalizers are marked and waited for, like any
-other deletion.
+So without the controllers a deleted namespace stays Terminating, as it would on a real cluster
+whose kube-controller-manager is down. A namespace with no finalizers at all goes at once.
 """
 
 from __future__ import annotations
 
-import asyncio
+import copy
 from typing import TYPE_CHECKING
 
 from controlplane.apiserver import meta
-from controlplane.apiserver.errors import APIError, forbidden
-from controlplane.apiserver.resources import RESOURCES, ResourceType
 from controlplane.apiserver.codec import decode, encode
-from controlplane.storage import KeyNotFound
+from controlplane.apiserver.errors import forbidden, not_found
+from controlplane.apiserver.resources import ResourceType
+from controlplane.storage import Conflict, KeyNotFound
 from controlplane.storage.watchcache import Entry
 
 if TYPE_CHECKING:
@@ -29,50 +30,51 @@ if TYPE_CHECKING:
 PROTECTED = ("default", "kube-system", "kube-public")
 
 
+def removable(ns: dict) -> bool:
+    """Being deleted, and nothing left to wait for: the write that made this so removes it."""
+    md = ns.get("metadata") or {}
+    return bool(md.get("deletionTimestamp")) and not md.get("finalizers") and \
+        not (ns.get("spec") or {}).get("finalizers")
+
+
+def prepare_update(old: dict, wanted: dict, subresource: str) -> dict | None:
+    """The namespace strategies: `finalize` changes only spec.finalizers; a plain update keeps
+    them (namespaceStrategy.PrepareForUpdate). None: not ours to decide (other subresources)."""
+    if subresource == "finalize":
+        new = copy.deepcopy(old)
+        fin = (wanted.get("spec") or {}).get("finalizers") or []
+        new.setdefault("spec", {})["finalizers"] = [f for f in fin if isinstance(f, str)]
+        md = wanted.get("metadata") or {}
+        if md.get("resourceVersion"):
+            new["metadata"]["resourceVersion"] = md["resourceVersion"]
+        return new
+    if not subresource and isinstance(wanted.get("spec"), (dict, type(None))):
+        wanted.setdefault("spec", {})
+        if wanted["spec"] is None:
+            wanted["spec"] = {}
+        wanted["spec"]["finalizers"] = copy.deepcopy((old.get("spec") or {}).get("finalizers") or [])
+    return None
+
+
 async def delete(store: ObjectStore, rt: ResourceType, entry: Entry, obj: dict, dry_run: bool) -> dict:
     md = obj["metadata"]
     if md.get("name") in PROTECTED:
         raise forbidden(rt.plural, rt.group, md["name"], "this namespace may not be deleted")
     if dry_run:
         return obj
-    if not md.get("deletionTimestamp"):
-        md["deletionTimestamp"] = meta.now()
-        md["deletionGracePeriodSeconds"] = 0
-        obj.setdefault("status", {})["phase"] = "Terminating"
-        kv = await store.storage.update(entry.key, encode(obj), entry.revision)
-        obj = decode(kv)
-    name = md["name"]
-    if name not in store.namespace_tasks:
-        store.namespace_tasks[name] = asyncio.get_running_loop().create_task(
-            _finalize(store, name))
-    return obj
-
-
-async def _finalize(store: ObjectStore, ns: str) -> None:
-    """Empty a terminating namespace, then remove it. (Stands in for the kube-controller-
-    manager's namespace controller until our controllers exist; same observable result.)"""
-    from controlplane.apiserver.objects import DeleteOptions  # objects imports this module
     try:
-        while True:
-            remaining = 0
-            for rt in RESOURCES:
-                if not rt.namespaced or "delete" not in rt.verbs:
-                    continue
-                for e in store.cache.list(rt.key(ns))[0]:
-                    remaining += 1
-                    if not e.obj["metadata"].get("deletionTimestamp") or rt.kind == "Pod":
-                        try:
-                            await store.delete(rt, ns, e.obj["metadata"]["name"],
-                                               DeleteOptions(grace_period=0))
-                        except APIError:
-                            pass
-            if remaining == 0:
-                break
-            await asyncio.sleep(0.5)
-        entry = store.cache.get(f"/registry/namespaces/{ns}")
-        if entry is not None:
-            await store.storage.delete(entry.key, 0)
-    except (KeyNotFound, asyncio.CancelledError):
-        pass
-    finally:
-        store.namespace_tasks.pop(ns, None)
+        if not md.get("deletionTimestamp"):
+            md["deletionTimestamp"] = meta.now()
+            md["deletionGracePeriodSeconds"] = 0
+            obj.setdefault("status", {})["phase"] = "Terminating"
+            if removable(obj):
+                return decode(await store.storage.delete(entry.key, entry.revision))
+            return decode(await store.storage.update(entry.key, encode(obj), entry.revision))
+        if removable(obj):
+            return decode(await store.storage.delete(entry.key, entry.revision))
+    except Conflict:
+        # raced with another writer: the caller's loop reads the namespace again
+        raise
+    except KeyNotFound:
+        raise not_found(rt.plural, rt.group, md["name"]) from None
+    return obj

@@ -27,7 +27,6 @@ and never mutated here (we deep-copy before changing).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import ipaddress
@@ -35,17 +34,16 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import allocator, defaults, meta, namespaces, validation
+from controlplane.apiserver import meta, namespaces
+from controlplane.apiserver.strategy import for_kind
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
-    already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid_object, not_found)
-from controlplane.apiserver.resources import RESOURCES, ResourceType
+    already_exists, bad_request, conflict, forbidden, forbidden_field, gone, invalid, invalid_object,
+    not_found, not_supported)
+from controlplane.apiserver.resources import ResourceType
 from controlplane.apiserver.selectors import FieldSelector, LabelSelector
 from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
 from controlplane.storage.watchcache import Entry, WatchCache
-
-# Kinds whose /status is a separate subresource: writes to the main resource keep the old status.
-_STATUS_SPLIT = {r.kind for r in RESOURCES if "status" in r.subresources}
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,63 @@ class DeleteOptions:
     grace_period: int | None = None
     uid: str | None = None  # preconditions
     resource_version: str | None = None
-    propagation: str | None = None
+    propagation: str | None = None  # Orphan | Background | Foreground | None (the kind's default)
+    dry_run: bool = False
+    orphan_dependents: bool | None = None  # deprecated spelling of propagation Orphan
+
+
+_PROPAGATION = ("Foreground", "Background", "Orphan")
+# The garbage collector's finalizers (metav1.FinalizerOrphanDependents / FinalizerDeleteDependents).
+ORPHAN, FOREGROUND = "orphan", "foregroundDeletion"
+
+
+def delete_options(body: dict, dry_run: bool = False) -> DeleteOptions:
+    """A DeleteOptions object (the request body, or the query parameters as one) checked as
+    upstream's ValidateDeleteOptions: a bad value is a 422 naming the field."""
+    errs = []
+    grace = body.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise bad_request(f"DeleteOptions: json: cannot decode field \"gracePeriodSeconds\": "
+                          f"expected integer, got {grace!r}")
+    dry = body.get("dryRun") or []
+    if isinstance(dry, str):
+        dry = [dry]
+    if not isinstance(dry, list) or any(v != "All" for v in dry):
+        errs.append(not_supported("dryRun", dry, ["All"]))
+    policy = body.get("propagationPolicy")
+    orphan = body.get("orphanDependents")
+    if isinstance(orphan, str):
+        orphan = orphan.lower() == "true"
+    if orphan is not None and policy is not None:
+        errs.append(invalid("propagationPolicy", policy,
+                            "orphanDependents and deletionPropagation cannot be both set"))
+    if policy is not None and policy not in _PROPAGATION:
+        errs.append(not_supported("propagationPolicy", policy, [*_PROPAGATION, "nil"]))
+    if errs:
+        raise invalid_object("DeleteOptions", "meta.k8s.io", "", errs)
+    pre = body.get("preconditions") or {}
+    if not isinstance(pre, dict):
+        raise bad_request("DeleteOptions: preconditions must be an object")
+    return DeleteOptions(grace, pre.get("uid"), pre.get("resourceVersion"), policy,
+                         dry_run or bool(dry), orphan)
+
+
+def _gc_finalizers(finalizers: list[str], opts: DeleteOptions) -> list[str]:
+    """The finalizers a delete leaves for the garbage collector (upstream's
+    deletionFinalizersForGarbageCollection): Orphan adds `orphan` (the collector strips the
+    owner references of dependents, then the finalizer), Foreground adds `foregroundDeletion`
+    (dependents go first); Background adds neither, and an explicit policy replaces whichever
+    of the two the object had. Every kind here defaults to Background, as apps/v1 does."""
+    orphan = opts.orphan_dependents if opts.orphan_dependents is not None else (
+        opts.propagation == "Orphan" if opts.propagation else ORPHAN in finalizers)
+    foreground = False if opts.orphan_dependents is not None else (
+        opts.propagation == "Foreground" if opts.propagation else FOREGROUND in finalizers)
+    out = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+    if orphan:
+        out.append(ORPHAN)
+    if foreground:
+        out.append(FOREGROUND)
+    return finalizers if set(out) == set(finalizers) else out
 
 
 @dataclass(frozen=True)
@@ -64,22 +118,6 @@ class Page:
     remaining: int | None
 
 
-def _qos(spec: dict) -> str:
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set, guaranteed = False, True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or str(req.get(r, lim[r])) != str(lim[r]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
 class ObjectStore:
     def __init__(self, storage: Storage, cache: WatchCache,
                  service_cidr: str = "10.96.0.0/12", node_port_range: tuple[int, int] = (30000, 32767)):
@@ -87,8 +125,7 @@ class ObjectStore:
         self.cache = cache
         self.service_net = ipaddress.ip_network(service_cidr)
         self.node_ports = node_port_range
-        self.namespace_tasks: dict[str, asyncio.Task] = {}
-        self._reserved: set = set()  # service IPs/ports allocated to creates not yet stored
+        self.reserved: set = set()  # service IPs/ports allocated to creates not yet stored
 
     # ---- reads ----
 
@@ -162,7 +199,7 @@ class ObjectStore:
             md.pop("namespace", None)
         if not md.get("name") and md.get("generateName"):
             md["name"] = meta.generate_name(md["generateName"])
-        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        obj["apiVersion"], obj["kind"] = rt.stored_api_version, rt.kind
         for f in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
                   "managedFields"):
             md.pop(f, None)
@@ -174,18 +211,20 @@ class ObjectStore:
         try:
             return await self._create(rt, ns, obj, dry_run, claimed)
         finally:
-            self._reserved -= claimed
+            self.reserved -= claimed
 
     async def _create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool,
                       claimed: set) -> dict:
         md = obj["metadata"]
-        self._prepare_create(rt, obj)
-        defaults.apply(rt.kind, obj)
-        errs = validation.validate(rt.kind, obj, rt.namespaced)
-        if not errs and rt.kind == "Service":
-            errs = allocator.allocate(obj, self.cache, self.service_net, self.node_ports,
-                                      self._reserved, claimed)
-            self._reserved |= claimed
+        strategy = for_kind(rt)
+        strategy.prepare_for_create(obj)
+        strategy.canonicalize(obj)
+        strategy.default(obj)
+        strategy.admit(obj, None, self.cache)
+        errs = strategy.validate(obj)
+        if not errs:
+            errs = strategy.allocate(obj, None, self, claimed)
+            self.reserved |= claimed
         if errs:
             raise invalid_object(rt.kind, rt.group, md.get("name", ""), errs)
         if rt.namespaced:
@@ -197,13 +236,6 @@ class ObjectStore:
         except KeyExists:
             raise already_exists(rt.plural, rt.group, md["name"]) from None
         return decode(kv)
-
-    def _prepare_create(self, rt: ResourceType, obj: dict) -> None:
-        if rt.kind == "Pod":
-            spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-            obj["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
-        elif rt.kind in ("Deployment", "ReplicaSet", "DaemonSet", "Service"):
-            obj["status"] = {"loadBalancer": {}} if rt.kind == "Service" else {}
 
     def _check_namespace(self, rt: ResourceType, ns: str, name: str) -> None:
         e = self.cache.get(f"/registry/namespaces/{ns}")
@@ -220,7 +252,18 @@ class ObjectStore:
                      dry_run: bool = False, precondition_rv: str | None = None) -> tuple[dict, dict]:
         """Compare-and-swap loop. `transform(current)` returns the object the client asks for.
         Returns (old, new) objects."""
+        claimed: set = set()  # ClusterIP/NodePorts this update reserved, released below
+        try:
+            return await self._update(rt, ns, name, transform, subresource, dry_run,
+                                      precondition_rv, claimed)
+        finally:
+            self.reserved -= claimed
+
+    async def _update(self, rt, ns, name, transform, subresource, dry_run, precondition_rv,
+                      claimed: set) -> tuple[dict, dict]:
         for _ in range(20):
+            self.reserved -= claimed
+            claimed.clear()
             entry = self.get(rt, ns, name)
             old = entry.obj
             wanted = transform(copy.deepcopy(old))
@@ -230,14 +273,20 @@ class ObjectStore:
             if rv is not None and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.plural, rt.group, name)
             new = self._merge_update(rt, old, wanted, subresource)
+            if subresource != "status":
+                errs = for_kind(rt).allocate(new, old, self, claimed, entry.key)
+                self.reserved |= claimed
+                if errs:
+                    raise invalid_object(rt.kind, rt.group, name, errs)
             if self._unchanged(old, new):
                 return old, copy.deepcopy(old)
             if dry_run:
                 return old, new
             md = new["metadata"]
             try:
-                if md.get("deletionTimestamp") and not md.get("finalizers") and \
-                        not md.get("deletionGracePeriodSeconds"):
+                if namespaces.removable(new) if rt.kind == "Namespace" else (
+                        md.get("deletionTimestamp") and not md.get("finalizers") and
+                        not md.get("deletionGracePeriodSeconds")):
                     kv = await self.storage.delete(entry.key, entry.revision)  # last finalizer gone
                 else:
                     kv = await self.storage.update(entry.key, encode(new), entry.revision)
@@ -265,23 +314,35 @@ class ObjectStore:
         if wname and wname != name:
             raise bad_request(f"the name of the object ({wname}) does not match the name on the "
                               f"URL ({name})")
-        if wanted.get("apiVersion") not in (None, rt.api_version) or \
+        if wanted.get("apiVersion") not in (None, rt.api_version, rt.stored_api_version) or \
                 wanted.get("kind") not in (None, rt.kind):
             raise bad_request(f'the API version in the data ({wanted.get("apiVersion")}) does not '
                               f'match the expected API version ({rt.api_version})')
-        if subresource == "status":
+        strategy = for_kind(rt)
+        ns_new = namespaces.prepare_update(old, wanted, subresource) if rt.kind == "Namespace" else None
+        if ns_new is not None:
+            new = ns_new
+        elif subresource == "status":
             new = copy.deepcopy(old)
             new["status"] = wanted.get("status")
             if new["status"] is None:
                 new.pop("status")
+        elif subresource == "ephemeralcontainers":  # kubectl debug: only this list may change
+            new = copy.deepcopy(old)
+            ephemeral = (wanted.get("spec") or {}).get("ephemeralContainers")
+            spec = new.setdefault("spec", {})
+            if ephemeral:
+                spec["ephemeralContainers"] = ephemeral
+            else:
+                spec.pop("ephemeralContainers", None)
         else:
             new = wanted
-            if rt.kind in _STATUS_SPLIT:
+            if strategy.status_split:
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        new["apiVersion"], new["kind"] = rt.stored_api_version, rt.kind
         md, omd = new["metadata"], old["metadata"]
         for f in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "generation"):
@@ -292,15 +353,15 @@ class ObjectStore:
         md.pop("managedFields", None)
         md.pop("selfLink", None)
         md["resourceVersion"] = omd["resourceVersion"]
-        if rt.kind == "Service":
-            allocator.keep_allocated(old, new)
-        if rt.kind == "Namespace":
-            defaults.namespace(new)
-        else:
-            defaults.apply(rt.kind, new)
-        if rt.has_spec and new.get("spec") != old.get("spec"):
+        if not subresource:
+            strategy.prepare_for_update(new, old)
+        strategy.canonicalize(new)
+        strategy.default(new)
+        if strategy.generation_changed(new, old):
             md["generation"] = omd.get("generation", 0) + 1
-        errs = validation.validate(rt.kind, new, rt.namespaced) + validation.update(rt.kind, old, new)
+        if subresource != "status":
+            strategy.admit(new, old, self.cache)
+        errs = strategy.validate(new) + strategy.validate_update(new, old)
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
             if added:
@@ -312,8 +373,9 @@ class ObjectStore:
 
     # ---- delete ----
 
-    async def delete(self, rt: ResourceType, ns: str | None, name: str, opts: DeleteOptions,
-                     dry_run: bool = False) -> dict:
+    async def delete(self, rt: ResourceType, ns: str | None, name: str,
+                     opts: DeleteOptions) -> dict:
+        dry_run = opts.dry_run
         for _ in range(20):
             entry = self.get(rt, ns, name)
             obj = copy.deepcopy(entry.obj)
@@ -325,30 +387,39 @@ class ObjectStore:
                 raise conflict(rt.plural, rt.group, name, f"Precondition failed: ResourceVersion in "
                                f"precondition: {opts.resource_version}, ResourceVersion in object "
                                f"meta: {md['resourceVersion']}")
-            grace = self._grace(rt, obj, opts)
-            if rt.kind == "Namespace":
-                return await namespaces.delete(self, rt, entry, obj, dry_run)
-            if md.get("finalizers") or grace > 0:
+            if rt.kind == "Namespace":  # namespaces.py: mark Terminating; the controller empties it
+                try:
+                    return await namespaces.delete(self, rt, entry, obj, dry_run)
+                except Conflict:  # raced with another writer: read the namespace again
+                    await self.cache.wait_for(self.storage.revision)
+                    continue
+            strategy = for_kind(rt)
+            strategy.check_delete(obj)
+            grace = strategy.grace_period(obj, opts)
+            finalizers = md.get("finalizers") or []
+            new_finalizers = _gc_finalizers(finalizers, opts)
+            if new_finalizers or grace > 0:
                 # Phase one: mark the object; whoever owns the finalizer (or the node agent, for
                 # a pod's grace period) finishes the deletion.
                 old_grace = md.get("deletionGracePeriodSeconds")
-                if md.get("deletionTimestamp") and old_grace is not None and grace >= old_grace:
+                if md.get("deletionTimestamp") and old_grace is not None and grace >= old_grace \
+                        and new_finalizers == finalizers:
                     return obj  # already terminating at least this fast
-                md["deletionTimestamp"] = meta.time_after(grace)
-                md["deletionGracePeriodSeconds"] = grace
-                if not md.get("finalizers") and grace == 0:
-                    pass  # falls through to the real delete below
-                else:
-                    if dry_run:
-                        return obj
-                    try:
-                        kv = await self.storage.update(entry.key, encode(obj), entry.revision)
-                    except Conflict:
-                        await self.cache.wait_for(self.storage.revision)
-                        continue
-                    except KeyNotFound:
-                        raise not_found(rt.plural, rt.group, name) from None
-                    return decode(kv)
+                if new_finalizers:
+                    md["finalizers"] = new_finalizers
+                if not md.get("deletionTimestamp") or old_grace is None or grace < old_grace:
+                    md["deletionTimestamp"] = meta.time_after(grace)
+                    md["deletionGracePeriodSeconds"] = grace
+                if dry_run:
+                    return obj
+                try:
+                    kv = await self.storage.update(entry.key, encode(obj), entry.revision)
+                except Conflict:
+                    await self.cache.wait_for(self.storage.revision)
+                    continue
+                except KeyNotFound:
+                    raise not_found(rt.plural, rt.group, name) from None
+                return decode(kv)
             if dry_run:
                 return obj
             try:
@@ -361,22 +432,10 @@ class ObjectStore:
             return decode(kv)
         raise conflict(rt.plural, rt.group, name, "too many concurrent writers; try again")
 
-    @staticmethod
-    def _grace(rt: ResourceType, obj: dict, opts: DeleteOptions) -> int:
-        """Pods that may be running get a grace period; everything else goes at once."""
-        if rt.kind != "Pod":
-            return 0
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
-            return 0  # nothing runs it: no one would confirm the deletion
-        if opts.grace_period is not None:
-            return max(0, opts.grace_period)
-        g = spec.get("terminationGracePeriodSeconds")
-        return 30 if g is None else max(0, g)
-
     async def close(self) -> None:
-        for t in list(self.namespace_tasks.values()):
-            t.cancel()
+        """Nothing runs in the background here: emptying a deleted namespace is the namespace
+        controller's job (controlplane/controllers/namespace.py)."""
+
 
 def _token(rev: int, start: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start + "\x00"})

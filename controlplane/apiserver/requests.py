@@ -133,6 +133,8 @@ def check_fields(rt: ResourceType, obj: object, request: web.Request,
     prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
     if res.type_errors:
         path, what = res.type_errors[0]
+        if what.startswith("illegal base64"):  # Go's encoding/base64 error, said as it says it
+            raise bad_request(prefix + what)
         raise bad_request(prefix + f"json: cannot decode field \"{path}\": {what}")
     if not res.unknown:
         return []

@@ -29,6 +29,10 @@ class ResourceType:
     has_spec: bool = True  # generation is bumped on spec changes only for kinds with a spec
     definition: str = ""  # OpenAPI definition name, e.g. io.k8s.api.core.v1.Pod
     verbs: tuple[str, ...] = VERBS
+    # A view on another resource's objects (events.k8s.io Events are core Events, converted):
+    # the plural they are stored under and the apiVersion they are stored in (conversion.py).
+    storage_plural: str = ""
+    storage_version: str = ""
 
     @property
     def singular(self) -> str:
@@ -37,6 +41,10 @@ class ResourceType:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def stored_api_version(self) -> str:
+        return self.storage_version or self.api_version
 
     @property
     def list_kind(self) -> str:
@@ -48,9 +56,10 @@ class ResourceType:
 
     def key(self, namespace: str | None, name: str = "") -> str:
         """The storage key of one object, or (name "") the prefix of a namespace or of all."""
+        plural = self.storage_plural or self.plural
         if self.namespaced and namespace:
-            return f"/registry/{self.plural}/{namespace}/{name}"
-        return f"/registry/{self.plural}/{name}"
+            return f"/registry/{plural}/{namespace}/{name}"
+        return f"/registry/{plural}/{name}"
 
     def path(self, namespace: str | None, name: str = "") -> str:
         """The URL path of one object (or of the collection when name is "")."""
@@ -64,15 +73,15 @@ def _core(kind, plural, namespaced, short=(), cats=(), sub=(), spec=True, verbs=
                         spec, f"io.k8s.api.core.v1.{kind}", verbs)
 
 
-def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=True):
-    return ResourceType(group, "v1", kind, plural, namespaced, tuple(short), tuple(cats),
-                        tuple(sub), spec, f"io.k8s.api.{pkg}.v1.{kind}")
+def _grp(group, pkg, kind, plural, namespaced, short=(), cats=(), sub=(), spec=True, version="v1"):
+    return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(cats),
+                        tuple(sub), spec, f"io.k8s.api.{pkg}.{version}.{kind}")
 
 
 RESOURCES: tuple[ResourceType, ...] = (
-    _core("Namespace", "namespaces", False, ["ns"], sub=["status"]),
+    _core("Namespace", "namespaces", False, ["ns"], sub=["status", "finalize"]),
     _core("Node", "nodes", False, ["no"], sub=["status"]),
-    _core("Pod", "pods", True, ["po"], ["all"], ["status", "binding", "eviction"]),
+    _core("Pod", "pods", True, ["po"], ["all"], ["status", "binding", "eviction", "ephemeralcontainers"]),
     _core("Service", "services", True, ["svc"], ["all"], ["status"]),
     _core("Endpoints", "endpoints", True, ["ep"], spec=False),
     _core("ConfigMap", "configmaps", True, ["cm"], spec=False),
@@ -80,11 +89,54 @@ RESOURCES: tuple[ResourceType, ...] = (
     _core("Event", "events", True, ["ev"], spec=False),
     _core("ServiceAccount", "serviceaccounts", True, ["sa"], spec=False),
     _core("Binding", "bindings", True, spec=False, verbs=("create",)),  # the scheduler's verb
+    _core("ReplicationController", "replicationcontrollers", True, ["rc"], ["all"], ["status", "scale"]),
+    _core("PersistentVolume", "persistentvolumes", False, ["pv"], sub=["status"]),
+    _core("PersistentVolumeClaim", "persistentvolumeclaims", True, ["pvc"], sub=["status"]),
+    _core("PodTemplate", "podtemplates", True, spec=False),
+    _core("LimitRange", "limitranges", True, ["limits"]),
+    _core("ResourceQuota", "resourcequotas", True, ["quota"], sub=["status"]),
     _grp("apps", "apps", "Deployment", "deployments", True, ["deploy"], ["all"], ["status", "scale"]),
     _grp("apps", "apps", "ReplicaSet", "replicasets", True, ["rs"], ["all"], ["status", "scale"]),
     _grp("apps", "apps", "DaemonSet", "daemonsets", True, ["ds"], ["all"], ["status"]),
+    _grp("apps", "apps", "StatefulSet", "statefulsets", True, ["sts"], ["all"], ["status", "scale"]),
+    _grp("apps", "apps", "ControllerRevision", "controllerrevisions", True, spec=False),
+    _grp("batch", "batch", "Job", "jobs", True, cats=["all"], sub=["status"]),
+    _grp("batch", "batch", "CronJob", "cronjobs", True, ["cj"], ["all"], ["status"]),
+    _grp("policy", "policy", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], sub=["status"]),
+    _grp("scheduling.k8s.io", "scheduling", "PriorityClass", "priorityclasses", False, ["pc"], spec=False),
+    _grp("autoscaling", "autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+         ["hpa"], ["all"], ["status"], version="v2"),
+    ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+                 ("hpa",), ("all",), ("status",), True,
+                 "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler", VERBS,
+                 "horizontalpodautoscalers", "autoscaling/v2"),
+    _grp("networking.k8s.io", "networking", "NetworkPolicy", "networkpolicies", True, ["netpol"]),
+    _grp("networking.k8s.io", "networking", "Ingress", "ingresses", True, ["ing"], sub=["status"]),
+    _grp("networking.k8s.io", "networking", "IngressClass", "ingressclasses", False),
+    _grp("storage.k8s.io", "storage", "StorageClass", "storageclasses", False, ["sc"], spec=False),
+    _grp("storage.k8s.io", "storage", "CSIDriver", "csidrivers", False),
+    _grp("storage.k8s.io", "storage", "CSINode", "csinodes", False),
+    _grp("storage.k8s.io", "storage", "VolumeAttachment", "volumeattachments", False, sub=["status"]),
+    _grp("storage.k8s.io", "storage", "CSIStorageCapacity", "csistoragecapacities", True, spec=False),
+    _grp("storage.k8s.io", "storage", "VolumeAttributesClass", "volumeattributesclasses", False,
+         ["vac"], spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "Role", "roles", True, spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "RoleBinding", "rolebindings", True, spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "ClusterRole", "clusterroles", False, spec=False),
+    _grp("rbac.authorization.k8s.io", "rbac", "ClusterRoleBinding", "clusterrolebindings", False, spec=False),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "ValidatingWebhookConfiguration",
+         "validatingwebhookconfigurations", False, spec=False),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "MutatingWebhookConfiguration",
+         "mutatingwebhookconfigurations", False, spec=False),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "ValidatingAdmissionPolicy",
+         "validatingadmissionpolicies", False, sub=["status"]),
+    _grp("admissionregistration.k8s.io", "admissionregistration", "ValidatingAdmissionPolicyBinding",
+         "validatingadmissionpolicybindings", False),
+    _grp("node.k8s.io", "node", "RuntimeClass", "runtimeclasses", False, spec=False),
     _grp("coordination.k8s.io", "coordination", "Lease", "leases", True),
     _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices", True, spec=False),
+    ResourceType("events.k8s.io", "v1", "Event", "events", True, ("ev",), (), (), False,
+                 "io.k8s.api.events.v1.Event", VERBS, "events", "v1"),  # a view: conversion.py
     # Questions rather than objects: answered at once, never stored (`kubectl auth can-i/whoami`).
     ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
                  False, (), (), (), True, "io.k8s.api.authorization.v1.SelfSubjectAccessReview", ("create",)),

@@ -97,9 +97,14 @@ def _check(schema: dict, value: Any, path: str, res: CheckResult) -> None:
         extra = schema.get("additionalProperties")
         if props is None and extra is None:
             return  # free-form object (e.g. RawExtension, FieldsV1)
+        empty = None
         for k, v in value.items():
             sub = f"{path}.{k}" if path else k
             if props is not None and k in props:
+                if (v is None or v == {} or v == []) and _omitted(props[k], v) and \
+                        k not in schema.get("required", ()):
+                    empty = (empty or []) + [k]
+                    continue
                 _check(props[k], v, sub, res)
             elif isinstance(extra, dict):
                 _check(extra, v, sub, res)
@@ -108,6 +113,8 @@ def _check(schema: dict, value: Any, path: str, res: CheckResult) -> None:
             else:
                 res.unknown.append(sub)
                 res._drop.append((value, k))
+        for k in empty or ():
+            del value[k]
         return
     if t == "array":
         if not isinstance(value, list):
@@ -118,6 +125,10 @@ def _check(schema: dict, value: Any, path: str, res: CheckResult) -> None:
         return
     if t == "string":
         if isinstance(value, str):
+            if fmt == "byte":
+                bad = _base64_error(value)
+                if bad is not None:
+                    res.type_errors.append((path, f"illegal base64 data at input byte {bad}"))
             return
         # A Quantity ("cpu: 1") is a string that clients also send as a bare number.
         if isinstance(value, (int, float)) and not isinstance(value, bool) and \
@@ -135,6 +146,38 @@ def _check(schema: dict, value: Any, path: str, res: CheckResult) -> None:
     elif t == "boolean":
         if not isinstance(value, bool):
             res.type_errors.append((path, f"expected boolean, got {_describe(value)}"))
+
+
+_B64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _base64_error(text: str) -> int | None:
+    """Where Go's base64.StdEncoding would stop on `text` ([]byte fields travel as base64),
+    or None if it decodes. Go skips newlines; padding must complete the last quantum."""
+    data = text.replace("\r", "").replace("\n", "")
+    body = data.rstrip("=")
+    pad = len(data) - len(body)
+    for i, ch in enumerate(body):
+        if ch not in _B64:
+            return i
+    if pad > 2 or (len(body) + pad) % 4 or (pad and len(body) % 4 + pad != 4):
+        return len(body) if not pad else len(body) + (len(data) - len(body)) - 1
+    if len(body) % 4 == 1:
+        return len(body) - 1
+    return None
+
+
+def _omitted(prop: dict, value: Any) -> bool:
+    """Would Go's encoder leave this empty value out? Optional (`omitempty`) maps and slices
+    when empty, optional pointers when null — but not a null time (metav1.Time is a struct that
+    marshals as null) and not an empty struct ({} of a type with properties stays, like
+    `resources: {}`). A field the schema lists as required has no omitempty."""
+    node = resolve(prop)
+    if value is None:
+        return node.get("format") != "date-time"
+    if value == []:
+        return node.get("type") == "array"
+    return "additionalProperties" in node and "properties" not in node
 
 
 def patch_meta(schema: dict | None) -> tuple[str, str]:

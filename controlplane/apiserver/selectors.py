@@ -180,6 +180,8 @@ FIELDS: dict[str, dict[str, Callable[[dict], Any]]] = {
     "Namespace": {"status.phase": lambda o: _get(o, "status", "phase")},
     "Secret": {"type": lambda o: o.get("type")},
     "ReplicaSet": {"status.replicas": lambda o: _get(o, "status", "replicas") or 0},
+    "ReplicationController": {"status.replicas": lambda o: _get(o, "status", "replicas") or 0},
+    "Job": {"status.successful": lambda o: _get(o, "status", "succeeded") or 0},
 }
 
 
@@ -209,6 +211,12 @@ class FieldSelector:
         return not self.terms
 
 
+# events.k8s.io/v1 spells some Event fields differently (conversion.py); selectors on that API
+# use its names, matched against the stored (core) ones.
+_EVENTS_V1_LABELS = {"regarding": "involvedObject", "reportingController": "reportingComponent",
+                     "deprecatedSource": "source"}
+
+
 def parse_field_selector(text: str | None, kind: str, api_version: str) -> FieldSelector:
     if not text or not text.strip():
         return FieldSelector((), kind)
@@ -221,9 +229,16 @@ def parse_field_selector(text: str | None, kind: str, api_version: str) -> Field
         if not m:
             raise bad_request(f'invalid selector: \'{text}\'; can\'t understand \'{part}\'')
         field, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
-        if field not in _COMMON and field not in FIELDS.get(kind, {}):
+        if api_version == "events.k8s.io/v1":
+            head, dot, rest = field.partition(".")
+            field = _EVENTS_V1_LABELS.get(head, head) + dot + rest
+        if (field not in _COMMON and field not in FIELDS.get(kind, {})) or \
+                (field == "metadata.namespace" and kind in ("Node", "Namespace")):
+            # Upstream's words differ by kind: kinds with their own field label conversion say
+            # "field label not supported", the rest fall back to the metadata-only default.
+            if kind in FIELDS:
+                raise bad_request(f"field label not supported: {field}")
             raise bad_request(f'"{field}" is not a known field selector: only "metadata.name", '
-                              f'"metadata.namespace"' +
-                              "".join(f', "{f}"' for f in FIELDS.get(kind, {})))
+                              f'"metadata.namespace"')
         terms.append((field, "!=" if op == "!=" else "=", value))
     return FieldSelector(tuple(terms), kind)

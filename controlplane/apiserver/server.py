@@ -25,7 +25,8 @@ from pathlib import Path
 from aiohttp import web
 
 from controlplane.apiserver import bootstrap, certs, discovery, kubeconfig, objects, openapi
-from controlplane.apiserver.errors import APIError, internal, not_acceptable, unauthorized
+from controlplane.apiserver.errors import (
+    APIError, forbidden, internal, not_acceptable, not_found_path, unauthorized)
 from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.requests import json_response
 from controlplane.storage.sqlite import SQLiteStorage
@@ -137,9 +138,13 @@ class APIServer:
                     if not (auth.startswith("Bearer ") and
                             hmac.compare_digest(auth[7:].strip().encode(), token.encode())):
                         raise unauthorized()
+                _refuse_impersonation(request)
                 return await handler(request)
             except APIError as e:
-                return json_response(e.status(), e.code)
+                resp = json_response(e.status(), e.code)
+                if (e.details or {}).get("retryAfterSeconds"):
+                    resp.headers["Retry-After"] = str(e.details["retryAfterSeconds"])
+                return resp
             except web.HTTPException:
                 raise
             except (ConnectionResetError, asyncio.CancelledError):
@@ -166,7 +171,7 @@ class APIServer:
         async def openapi_v3(request):
             doc = openapi.v3_documents().get(request.match_info["gv"])
             if doc is None:
-                raise APIError(404, "NotFound", "the server could not find the requested resource", {})
+                raise not_found_path()
             resp = web.Response(body=doc, content_type="application/json")
             if request.query.get("hash"):  # content-addressed: cache forever
                 resp.headers["Cache-Control"] = "public, immutable"
@@ -189,6 +194,31 @@ class APIServer:
         r.add_route("*", "/api/{tail:.+}", h.handle)
         r.add_route("*", "/apis/{tail:.+}", h.handle)
         return app
+
+
+# Impersonate-* headers and the resource an authorizer would check for each (upstream's
+# impersonation filter asks "may the caller impersonate users/<name>?" and so on).
+_IMPERSONATION = (("Impersonate-User", "users"), ("Impersonate-Uid", "uids"),
+                  ("Impersonate-Group", "groups"))
+
+
+def _refuse_impersonation(request: web.Request) -> None:
+    """`kubectl --as/--as-group` sends Impersonate-* headers. Until authorization gives
+    impersonation a meaning, a request carrying them is refused (403) — never run as the caller,
+    which would silently grant the caller's rights to what was meant as a lesser identity."""
+    for header, resource in _IMPERSONATION:
+        value = request.headers.get(header)
+        if value is not None:
+            break
+    else:
+        extra = next((h for h in request.headers if h.lower().startswith("impersonate-extra-")), None)
+        if extra is None:
+            return
+        value, resource = request.headers[extra], "userextras/" + extra[len("impersonate-extra-"):]
+    group = "" if resource in ("users", "groups") else "authentication.k8s.io"
+    raise forbidden(resource, group, value, f'User "kubernetes-admin" cannot impersonate resource '
+                    f'"{resource}" in API group "{group}" at the cluster scope: impersonation is '
+                    f'not supported by this API server yet')
 
 
 async def serve_forever(server: APIServer) -> None:

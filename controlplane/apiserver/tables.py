@@ -242,6 +242,220 @@ def _ds_row(o: dict) -> list:
             selector_string(spec.get("selector")) or "<none>"]
 
 
+def _duration(start: str | None, end: str | None) -> str:
+    a, b = meta.parse_time(start or ""), meta.parse_time(end or "")
+    if a is None:
+        return ""
+    b = b or _dt.datetime.now(_dt.timezone.utc)
+    return human_duration((b - a).total_seconds())
+
+
+def _job_status(o: dict) -> str:
+    """The STATUS column of `kubectl get jobs` (printJob): the last condition that is True."""
+    conds = {c.get("type"): c.get("status") for c in _status(o).get("conditions") or []}
+    for t, word in (("Failed", "Failed"), ("Complete", "Complete"), ("Suspended", "Suspended"),
+                    ("FailureTarget", "FailureTarget"), ("SuccessCriteriaMet", "SuccessCriteriaMet")):
+        if conds.get(t) == "True":
+            return word
+    return "Terminating" if _md(o).get("deletionTimestamp") else "Running"
+
+
+def _job_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    completions = spec.get("completions")
+    if completions is not None:
+        done = f"{st.get('succeeded', 0)}/{completions}"
+    else:
+        done = f"{st.get('succeeded', 0)}/1 of {spec.get('parallelism', 1)}" \
+            if spec.get("parallelism", 1) > 1 else f"{st.get('succeeded', 0)}/1"
+    c, i = _images(spec)
+    return [md.get("name"), _job_status(o), done,
+            _duration(st.get("startTime"), st.get("completionTime")) if st.get("startTime") else "",
+            age(md.get("creationTimestamp")), c, i, selector_string(spec.get("selector")) or "<none>"]
+
+
+def _cronjob_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    c, i = _images((spec.get("jobTemplate") or {}).get("spec") or {})
+    last = st.get("lastScheduleTime")
+    return [md.get("name"), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            bool(spec.get("suspend")), len(st.get("active") or []),
+            age(last) if last else "<none>", age(md.get("creationTimestamp")), c, i,
+            selector_string(((spec.get("jobTemplate") or {}).get("spec") or {}).get("selector")) or "<none>"]
+
+
+def _sts_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    c, i = _images(spec)
+    return [md.get("name"), f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            age(md.get("creationTimestamp")), c, i]
+
+
+def _rc_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    c, i = _images(spec)
+    sel = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [md.get("name"), spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
+            age(md.get("creationTimestamp")), c, i, sel or "<none>"]
+
+
+_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _modes(modes) -> str:
+    return ",".join(_MODES.get(m, m) for m in modes or [])
+
+
+def _storage_class(o: dict) -> str:
+    return _spec(o).get("storageClassName") or \
+        (_md(o).get("annotations") or {}).get("volume.beta.kubernetes.io/storage-class", "")
+
+
+def _pv_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref['namespace']}/{ref['name']}" if ref.get("name") else ""
+    phase = st.get("phase", "")
+    if md.get("deletionTimestamp"):
+        phase = "Terminating"
+    return [md.get("name"), (spec.get("capacity") or {}).get("storage", ""),
+            _modes(spec.get("accessModes")), spec.get("persistentVolumeReclaimPolicy", ""), phase,
+            claim, _storage_class(o), spec.get("volumeAttributesClassName") or "<unset>",
+            st.get("reason", ""), age(md.get("creationTimestamp")), spec.get("volumeMode", "")]
+
+
+def _pvc_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    phase = "Terminating" if md.get("deletionTimestamp") else st.get("phase", "")
+    bound = phase == "Bound"
+    return [md.get("name"), phase, spec.get("volumeName", ""),
+            (st.get("capacity") or {}).get("storage", "") if bound else "",
+            _modes(st.get("accessModes")) if bound else "", _storage_class(o),
+            spec.get("volumeAttributesClassName") or "<unset>", age(md.get("creationTimestamp")),
+            spec.get("volumeMode", "")]
+
+
+def _pdb_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    return [md.get("name"), str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+            str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+            st.get("disruptionsAllowed", 0), age(md.get("creationTimestamp"))]
+
+
+def _revision_row(o: dict) -> list:
+    md = _md(o)
+    owner = next((r for r in md.get("ownerReferences") or [] if r.get("controller")), None)
+    ctl = "<none>"
+    if owner:
+        group = owner.get("apiVersion", "").split("/")[0] if "/" in owner.get("apiVersion", "") else ""
+        ctl = f"{owner.get('kind', '').lower()}{'.' + group if group else ''}/{owner.get('name')}"
+    return [md.get("name"), ctl, o.get("revision", 0), age(md.get("creationTimestamp"))]
+
+
+def _quota_row(o: dict) -> list:
+    st = _status(o)
+    hard, used = st.get("hard") or {}, st.get("used") or {}
+    req = ", ".join(f"{k}: {used.get(k, 0)}/{v}" for k, v in sorted(hard.items()) if not k.startswith("limits."))
+    lim = ", ".join(f"{k}: {used.get(k, 0)}/{v}" for k, v in sorted(hard.items()) if k.startswith("limits."))
+    return [_md(o).get("name"), age(_md(o).get("creationTimestamp")), req, lim]
+
+
+def _podtemplate_row(o: dict) -> list:
+    tmpl = o.get("template") or {}
+    cs = (tmpl.get("spec") or {}).get("containers") or []
+    labels = ",".join(f"{k}={v}" for k, v in sorted(((tmpl.get("metadata") or {}).get("labels") or {}).items()))
+    return [_md(o).get("name"), ",".join(c.get("name", "") for c in cs),
+            ",".join(c.get("image", "") for c in cs), labels or "<none>"]
+
+
+def _ingress_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    hosts = ",".join(r.get("host") or "*" for r in spec.get("rules") or []) or "*"
+    addr = ",".join(i.get("ip") or i.get("hostname", "") for i in (st.get("loadBalancer") or {})
+                    .get("ingress") or [])
+    ports = "80, 443" if spec.get("tls") else "80"
+    return [md.get("name"), spec.get("ingressClassName") or "<none>", hosts, addr, ports,
+            age(md.get("creationTimestamp"))]
+
+
+def _ingressclass_row(o: dict) -> list:
+    spec = _spec(o)
+    p = spec.get("parameters")
+    params = "<none>"
+    if p:
+        params = p.get("kind", "") + ("." + p["apiGroup"] if p.get("apiGroup") else "") + "/" + p.get("name", "")
+    return [_md(o).get("name"), spec.get("controller", ""), params, age(_md(o).get("creationTimestamp"))]
+
+
+def _sc_row(o: dict) -> list:
+    md = _md(o)
+    name = md.get("name", "")
+    ann = md.get("annotations") or {}
+    if "true" in (ann.get("storageclass.kubernetes.io/is-default-class"),
+                  ann.get("storageclass.beta.kubernetes.io/is-default-class")):
+        name += " (default)"
+    return [name, o.get("provisioner", ""), o.get("reclaimPolicy", "Delete"),
+            o.get("volumeBindingMode", "Immediate"), bool(o.get("allowVolumeExpansion")),
+            age(md.get("creationTimestamp"))]
+
+
+def _csidriver_row(o: dict) -> list:
+    spec = _spec(o)
+    tokens = ",".join(t.get("audience", "") or "<unknown>" for t in spec.get("tokenRequests") or []) or "<unset>"
+    return [_md(o).get("name"), bool(spec.get("attachRequired", True)), bool(spec.get("podInfoOnMount")),
+            bool(spec.get("storageCapacity")), tokens, bool(spec.get("requiresRepublish")),
+            ",".join(spec.get("volumeLifecycleModes") or []), age(_md(o).get("creationTimestamp"))]
+
+
+def _va_row(o: dict) -> list:
+    spec = _spec(o)
+    return [_md(o).get("name"), spec.get("attacher", ""),
+            (spec.get("source") or {}).get("persistentVolumeName", ""), spec.get("nodeName", ""),
+            bool(_status(o).get("attached")), age(_md(o).get("creationTimestamp"))]
+
+
+def _binding_row(o: dict) -> list:
+    ref = o.get("roleRef") or {}
+    subjects = o.get("subjects") or []
+    pick = lambda kind: ", ".join(s.get("name", "") for s in subjects if s.get("kind") == kind)
+    sas = ", ".join(f"{s.get('namespace', '')}/{s.get('name', '')}" for s in subjects
+                    if s.get("kind") == "ServiceAccount")
+    return [_md(o).get("name"), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            age(_md(o).get("creationTimestamp")), pick("User"), pick("Group"), sas]
+
+
+def _hpa_target(m: dict, current: dict | None) -> str:
+    t = m.get("type")
+    if t == "Resource" or t == "ContainerResource":
+        key = "resource" if t == "Resource" else "containerResource"
+        r = m.get(key) or {}
+        target = r.get("target") or {}
+        cur = ((current or {}).get(key) or {}).get("current") or {}
+        if target.get("averageUtilization") is not None:
+            got = f"{cur['averageUtilization']}%" if cur.get("averageUtilization") is not None else "<unknown>"
+            return f"{r.get('name')}: {got}/{target['averageUtilization']}%"
+        want = target.get("averageValue") or target.get("value") or ""
+        got = cur.get("averageValue") or cur.get("value") or "<unknown>"
+        return f"{r.get('name')}: {got}/{want}"
+    return f"<unknown>/<unknown>"
+
+
+def _hpa_row(o: dict) -> list:
+    md, spec, st = _md(o), _spec(o), _status(o)
+    ref = spec.get("scaleTargetRef") or {}
+    metrics = spec.get("metrics") or []
+    current = st.get("currentMetrics") or []
+    targets = [_hpa_target(m, current[i] if i < len(current) else None) for i, m in enumerate(metrics)]
+    text = ", ".join(targets[:2]) + (f" + {len(targets) - 2} more..." if len(targets) > 2 else "")
+    return [md.get("name"), f"{ref.get('kind', '')}/{ref.get('name', '')}", text or "<none>",
+            spec.get("minReplicas", 1), spec.get("maxReplicas", 0), st.get("currentReplicas", 0),
+            age(md.get("creationTimestamp"))]
+
+
+def _created_at(o: dict) -> list:
+    return [_md(o).get("name"), _md(o).get("creationTimestamp", "")]
+
+
 def _s(name, prio=0, typ="string", desc=""):
     return (name, typ, desc, prio)
 
@@ -283,7 +497,91 @@ TABLES: dict[str, tuple[list[Column], Callable[[dict], list]]] = {
               lambda o: [_md(o).get("name"), _spec(o).get("holderIdentity") or "",
                          age(_md(o).get("creationTimestamp"))]),
     "EndpointSlice": ([NAME, _s("AddressType"), _s("Ports"), _s("Endpoints"), AGE], _slice_row),
+    "Job": ([NAME, _s("Status"), _s("Completions"), _s("Duration"), AGE, _s("Containers", 1),
+             _s("Images", 1), _s("Selector", 1)], _job_row),
+    "CronJob": ([NAME, _s("Schedule"), _s("Timezone"), _s("Suspend", typ="boolean"),
+                 _s("Active", typ="integer"), _s("Last Schedule"), AGE, _s("Containers", 1),
+                 _s("Images", 1), _s("Selector", 1)], _cronjob_row),
+    "StatefulSet": ([NAME, _s("Ready"), AGE, _s("Containers", 1), _s("Images", 1)], _sts_row),
+    "ControllerRevision": ([NAME, _s("Controller"), _s("Revision", typ="integer"), AGE], _revision_row),
+    "ReplicationController": ([NAME, _s("Desired", typ="integer"), _s("Current", typ="integer"),
+                               _s("Ready", typ="integer"), AGE, _s("Containers", 1), _s("Images", 1),
+                               _s("Selector", 1)], _rc_row),
+    "PersistentVolume": ([NAME, _s("Capacity"), _s("Access Modes"), _s("Reclaim Policy"), _s("Status"),
+                          _s("Claim"), _s("StorageClass"), _s("VolumeAttributesClass"), _s("Reason"),
+                          AGE, _s("VolumeMode", 1)], _pv_row),
+    "PersistentVolumeClaim": ([NAME, _s("Status"), _s("Volume"), _s("Capacity"), _s("Access Modes"),
+                               _s("StorageClass"), _s("VolumeAttributesClass"), AGE,
+                               _s("VolumeMode", 1)], _pvc_row),
+    "PodDisruptionBudget": ([NAME, _s("Min Available"), _s("Max Unavailable"),
+                             _s("Allowed Disruptions", typ="integer"), AGE], _pdb_row),
+    "PriorityClass": ([NAME, _s("Value", typ="integer"), _s("Global-Default", typ="boolean"), AGE,
+                       _s("PreemptionPolicy")],
+                      lambda o: [_md(o).get("name"), o.get("value", 0), bool(o.get("globalDefault")),
+                                 age(_md(o).get("creationTimestamp")), o.get("preemptionPolicy", "")]),
+    "ResourceQuota": ([NAME, AGE, _s("Request"), _s("Limit")], _quota_row),
+    "LimitRange": ([NAME, _s("Created At", desc="CreationTimestamp is a timestamp representing "
+                             "the server time when this object was created.")],
+                   lambda o: [_md(o).get("name"), _md(o).get("creationTimestamp", "")]),
+    "PodTemplate": ([_s("Template"), _s("Containers"), _s("Images"), _s("Pod Labels")], _podtemplate_row),
+    "Ingress": ([NAME, _s("Class"), _s("Hosts"), _s("Address"), _s("Ports"), AGE], _ingress_row),
+    "IngressClass": ([NAME, _s("Controller"), _s("Parameters"), AGE], _ingressclass_row),
+    "NetworkPolicy": ([NAME, _s("Pod-Selector"), AGE],
+                      lambda o: [_md(o).get("name"), selector_string(_spec(o).get("podSelector")) or "<none>",
+                                 age(_md(o).get("creationTimestamp"))]),
+    "StorageClass": ([NAME, _s("Provisioner"), _s("ReclaimPolicy"), _s("VolumeBindingMode"),
+                      _s("AllowVolumeExpansion", typ="boolean"), AGE], _sc_row),
+    "CSIDriver": ([NAME, _s("AttachRequired", typ="boolean"), _s("PodInfoOnMount", typ="boolean"),
+                   _s("StorageCapacity", typ="boolean"), _s("TokenRequests"),
+                   _s("RequiresRepublish", typ="boolean"), _s("Modes"), AGE], _csidriver_row),
+    "CSINode": ([NAME, _s("Drivers", typ="integer"), AGE],
+                lambda o: [_md(o).get("name"), len(_spec(o).get("drivers") or []),
+                           age(_md(o).get("creationTimestamp"))]),
+    "VolumeAttachment": ([NAME, _s("Attacher"), _s("PV"), _s("Node"), _s("Attached", typ="boolean"), AGE],
+                         _va_row),
+    "CSIStorageCapacity": ([NAME, _s("StorageClassName"), _s("Capacity")],
+                           lambda o: [_md(o).get("name"), o.get("storageClassName", ""),
+                                      o.get("capacity") or "<unset>"]),
+    "VolumeAttributesClass": ([NAME, _s("DriverName"), AGE],
+                              lambda o: [_md(o).get("name"), o.get("driverName", ""),
+                                         age(_md(o).get("creationTimestamp"))]),
+    "Role": ([NAME, _s("Created At")], _created_at),
+    "ClusterRole": ([NAME, _s("Created At")], _created_at),
+    "RoleBinding": ([NAME, _s("Role"), AGE, _s("Users", 1), _s("Groups", 1), _s("ServiceAccounts", 1)],
+                    _binding_row),
+    "ClusterRoleBinding": ([NAME, _s("Role"), AGE, _s("Users", 1), _s("Groups", 1),
+                            _s("ServiceAccounts", 1)], _binding_row),
+    "HorizontalPodAutoscaler": ([NAME, _s("Reference"), _s("Targets"), _s("MinPods", typ="integer"),
+                                 _s("MaxPods", typ="integer"), _s("Replicas", typ="integer"), AGE],
+                                _hpa_row),
+    "ValidatingWebhookConfiguration": ([NAME, _s("Webhooks", typ="integer"), AGE],
+                                       lambda o: [_md(o).get("name"), len(o.get("webhooks") or []),
+                                                  age(_md(o).get("creationTimestamp"))]),
+    "MutatingWebhookConfiguration": ([NAME, _s("Webhooks", typ="integer"), AGE],
+                                     lambda o: [_md(o).get("name"), len(o.get("webhooks") or []),
+                                                age(_md(o).get("creationTimestamp"))]),
+    "ValidatingAdmissionPolicy": ([NAME, _s("Validations", typ="integer"), _s("ParamKind"), AGE],
+                                  lambda o: [_md(o).get("name"), len(_spec(o).get("validations") or []),
+                                             _param_kind(_spec(o).get("paramKind")),
+                                             age(_md(o).get("creationTimestamp"))]),
+    "ValidatingAdmissionPolicyBinding": ([NAME, _s("PolicyName"), _s("ParamRef"), AGE],
+                                         lambda o: [_md(o).get("name"), _spec(o).get("policyName", ""),
+                                                    _param_ref(_spec(o).get("paramRef")),
+                                                    age(_md(o).get("creationTimestamp"))]),
+    "RuntimeClass": ([NAME, _s("Handler"), AGE],
+                     lambda o: [_md(o).get("name"), o.get("handler", ""), age(_md(o).get("creationTimestamp"))]),
 }
+
+
+def _param_kind(p: dict | None) -> str:
+    return f"{p.get('apiVersion', '')}/{p.get('kind', '')}" if p else "<unset>"
+
+
+def _param_ref(p: dict | None) -> str:
+    if not p:
+        return "<unset>"
+    return f"{p.get('namespace', '')}/{p.get('name', '')}" if p.get("namespace") else \
+        (p.get("name") or "*/*")
 
 DEFAULT = ([NAME, AGE], lambda o: [_md(o).get("name"), age(_md(o).get("creationTimestamp"))])
 

@@ -31,7 +31,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from controlplane.apiserver import tables
+from controlplane.apiserver import conversion, tables
 from controlplane.apiserver.errors import APIError, gone
 from controlplane.apiserver.objects import ObjectStore
 from controlplane.apiserver.resources import ResourceType
@@ -79,7 +79,11 @@ class WatchStream:
             self._table_headers = False  # headers only on the first event, as upstream
             return b'{"type":"' + type_.encode() + b'","object":' + \
                 json.dumps(t, separators=(",", ":")).encode() + b"}\n"
-        return b'{"type":"' + type_.encode() + b'","object":' + _encode_object(entry) + b"}\n"
+        if conversion.converts(self.req.rt):  # a view (events.k8s.io): its own shape, no memo
+            body = json.dumps(conversion.from_storage(self.req.rt, entry.obj), separators=(",", ":")).encode()
+        else:
+            body = _encode_object(entry)
+        return b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"
 
     def _bookmark(self, revision: int, initial_end: bool = False) -> bytes:
         md: dict = {"resourceVersion": str(revision)}

@@ -8,6 +8,9 @@ where `raw` is the object encoded as its generated.proto message. Protobuf carri
 not names; messages.json.gz (scripts/gen_protobuf_schema.py) maps them back to the JSON names,
 so a protobuf body becomes the same dict a JSON body would.
 
+Embedded structs that JSON inlines (a Volume's VolumeSource, a Probe's ProbeHandler) are marked
+too: their fields are merged into the outer object.
+
 Go's encoder writes non-pointer fields even when empty, while Go's JSON encoder leaves out the
 `omitempty` ones; the table marks those (from the Go structs) and we drop their zero values, so
 `replicas: 0` (a pointer) survives and `paused: false` does not appear out of nowhere.
@@ -29,10 +32,12 @@ from controlplane.apiserver.errors import APIError
 
 MAGIC = b"k8s\x00"
 META = "k8s.io.apimachinery.pkg.apis.meta.v1."
-_GROUP_PACKAGE = {"": "core", "apps": "apps", "coordination.k8s.io": "coordination",
-                  "discovery.k8s.io": "discovery", "autoscaling": "autoscaling",
-                  "authorization.k8s.io": "authorization", "authentication.k8s.io": "authentication",
-                  "policy": "policy"}
+
+
+def _package(group: str) -> str:
+    """k8s.io/api's Go package of a group: core for "", else the group's first label
+    (batch, apps, scheduling.k8s.io → scheduling, rbac.authorization.k8s.io → rbac)."""
+    return group.split(".")[0] if group else "core"
 
 
 class ProtobufError(APIError):
@@ -157,6 +162,8 @@ def decode_message(name: str, buf: bytes):
             value = decode_message(ftype, v)
         if repeated:
             out.setdefault(fname, []).append(value)
+        elif len(spec) > 3 and spec[3] == "i" and isinstance(value, dict):
+            out.update(value)  # an embedded struct JSON inlines (`json:",inline"`)
         elif len(spec) > 3 and spec[3] == "z" and value in (0, False, ""):
             continue  # JSON would omit it (omitempty, not a pointer)
         else:
@@ -191,11 +198,10 @@ def decode(body: bytes) -> dict:
     group, _, version = api_version.rpartition("/")
     if unknown["contentEncoding"]:
         raise ProtobufError(f"content encoding {unknown['contentEncoding']!r} is not supported")
-    pkg = _GROUP_PACKAGE.get(group)
-    if pkg is None:
-        raise ProtobufError(f"unknown group {group!r}")
     base = "k8s.io.apimachinery.pkg.apis.meta.v1." if kind in ("DeleteOptions", "Status") else \
-        f"k8s.io.api.{pkg}.{version}."
+        f"k8s.io.api.{_package(group)}.{version}."
+    if base + kind not in messages():
+        raise ProtobufError(f"unknown kind {api_version}/{kind}")
     obj = decode_message(base + kind, unknown["raw"])
     return {"apiVersion": api_version, "kind": kind, **obj}
 

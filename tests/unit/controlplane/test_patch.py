@@ -35,8 +35,28 @@ def test_strategic_merge_merges_containers_by_name_and_ports_by_containerPort():
     out = strategic_merge_patch(doc, {"spec": {"containers": [
         {"name": "a", "image": "x:2", "ports": [{"containerPort": 443}]},
         {"name": "c", "image": "z:1"}]}}, POD)
-    assert [(c["name"], c["image"]) for c in out["spec"]["containers"]] == [("a", "x:2"), ("b", "y:1"), ("c", "z:1")]
-    assert out["spec"]["containers"][0]["ports"] == [{"containerPort": 80}, {"containerPort": 443}]
+    assert [(c["name"], c["image"]) for c in out["spec"]["containers"]] == [("a", "x:2"), ("c", "z:1"), ("b", "y:1")]
+    assert out["spec"]["containers"][0]["ports"] == [{"containerPort": 443}, {"containerPort": 80}]
+
+
+def test_strategic_merge_order_follows_upstream():
+    """Upstream's normalizeElementOrder: patch items in patch (or $setElementOrder) order, new
+    items ahead, server-only items inserted where they stood relative to the patch's items."""
+    doc = {"spec": {"containers": [{"name": n} for n in "abc"]}}
+    names = lambda out: [c["name"] for c in out["spec"]["containers"]]
+    out = strategic_merge_patch(doc, {"spec": {"containers": [{"name": "b", "image": "i"}]}}, POD)
+    assert names(out) == ["a", "b", "c"] and out["spec"]["containers"][1]["image"] == "i"
+    out = strategic_merge_patch(doc, {"spec": {"containers": [{"name": "n"}]}}, POD)
+    assert names(out) == ["n", "a", "b", "c"]
+    out = strategic_merge_patch(doc, {"spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}]}}, POD)
+    assert names(out) == ["b", "c", "a"]
+    out = strategic_merge_patch(doc, {"spec": {
+        "$setElementOrder/containers": [{"name": "a"}, {"name": "n"}, {"name": "b"}, {"name": "c"}],
+        "containers": [{"name": "n"}]}}, POD)
+    assert names(out) == ["a", "n", "b", "c"]
+    with pytest.raises(PatchError, match="doesn't match"):
+        strategic_merge_patch(doc, {"spec": {"$setElementOrder/containers": [{"name": "a"}],
+                                             "containers": [{"name": "n"}]}}, POD)
 
 
 def test_strategic_merge_directives():
@@ -46,7 +66,7 @@ def test_strategic_merge_directives():
         "metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "finalizers": ["c"]},
         "spec": {"containers": [{"name": "a", "$patch": "delete"}],
                  "nodeSelector": {"$patch": "replace", "only": "this"}}}, POD)
-    assert out["metadata"]["finalizers"] == ["b", "c"]
+    assert out["metadata"]["finalizers"] == ["c", "b"]  # patch items first, as upstream
     assert out["spec"]["containers"] == [{"name": "b"}]
     assert out["spec"]["nodeSelector"] == {"only": "this"}
     # $setElementOrder reorders, as kubectl apply sends it

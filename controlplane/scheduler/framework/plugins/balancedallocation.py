@@ -1,0 +1,27 @@
+"""NodeResourcesBalancedAllocation: prefer nodes whose cpu and memory would be used in equal shares.
+
+With the pod added, each resource's fraction requested/allocatable (at most 1); the score is
+(1 - standard deviation of the fractions) * 100 — for two resources the deviation is half their
+difference. It uses the pods' real requests (not the non-zero ones), and a pod that requests
+nothing is not scored by it (upstream skips best-effort pods).
+"""
+
+from __future__ import annotations
+
+from controlplane.scheduler.framework.plugin import MAX_SCORE, Plugin
+
+
+class BalancedAllocation(Plugin):
+    name = "NodeResourcesBalancedAllocation"
+    weight = 1
+
+    def pre_score(self, state, pod, nodes):
+        return bool(pod.cpu or pod.memory)
+
+    def score(self, state, pod, nodes):
+        out = []
+        for ni in nodes:
+            fc = min(1.0, (ni.req_cpu + pod.cpu) / ni.alloc_cpu) if ni.alloc_cpu else 1.0
+            fm = min(1.0, (ni.req_memory + pod.memory) / ni.alloc_memory) if ni.alloc_memory else 1.0
+            out.append(int((1 - abs(fc - fm) / 2) * MAX_SCORE))
+        return out

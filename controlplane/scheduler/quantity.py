@@ -1,0 +1,54 @@
+"""Resource quantities ("100m", "1Gi", "2", "1e3") as the integers the scheduler adds up.
+
+The scheduler only ever compares and sums requests, so it keeps every resource as an int in its
+smallest useful unit: CPU in millicores (as upstream's `MilliCPU`), everything else (memory,
+ephemeral-storage, extended resources, pods) in whole units, rounded up as upstream's
+`Quantity.Value()` does. Parsing happens here, at the edge; nothing else sees strings.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+
+from controlplane.scheduler.errors import SchedulerError
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+            "P": Decimal("1e15"), "E": Decimal("1e18")}
+
+
+def _decimal(text: str | int | float) -> Decimal:
+    if isinstance(text, (int, float)):
+        return Decimal(str(text))
+    s = str(text).strip()
+    for suffix, mult in _BINARY.items():
+        if s.endswith(suffix):
+            return _number(s[:-2], text) * mult
+    if s[-1:] in _DECIMAL and s[-1:] not in "0123456789" and "e" not in s[-1:]:
+        return _number(s[:-1], text) * _DECIMAL[s[-1]]
+    return _number(s, text)
+
+
+def _number(s: str, whole) -> Decimal:
+    try:
+        d = Decimal(s)
+    except InvalidOperation:
+        raise SchedulerError(f"quantity {whole!r}: not a number") from None
+    if not d.is_finite():
+        raise SchedulerError(f"quantity {whole!r}: not a number")
+    return d
+
+
+def parse(name: str, value: str | int | float) -> int:
+    """The quantity of resource `name` as an int: millicores for cpu, whole units otherwise."""
+    d = _decimal(value)
+    if name == "cpu":
+        d *= 1000
+    return int(math.ceil(d))
+
+
+def resource_list(values: dict | None) -> dict[str, int]:
+    """{"cpu": "500m", "memory": "1Gi"} → {"cpu": 500, "memory": 1073741824}."""
+    return {k: parse(k, v) for k, v in (values or {}).items()}

@@ -1,0 +1,118 @@
+"""The scheduler process against a real API server, driven with the real kubectl: placement by
+resources, taints, selectors and affinities, host ports, zones; what `kubectl describe` shows."""
+
+import json
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {app}}}}}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    resources: {{requests: {{cpu: "{cpu}", memory: 64Mi}}}}
+{extra}
+"""
+
+
+def pod_yaml(name, cpu="100m", app="x", extra=""):
+    return POD.format(name=name, cpu=cpu, app=app, extra=extra)
+
+
+def test_resources_and_unschedulable_message_in_describe(cluster, kubectl):
+    cluster.node("small", cpu="1")
+    cluster.node("medium", cpu="2")
+    cluster.node("tainted", cpu="8", taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
+    kubectl("apply", "-f", "-", input=pod_yaml("fits-medium", cpu="1500m"))
+    assert cluster.bound("fits-medium") == "medium"
+    kubectl("apply", "-f", "-", input=pod_yaml("too-big", cpu="3"))
+    cond = cluster.scheduled_condition("too-big")
+    want = ("0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. "
+            "preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, "
+            "2 No preemption victims found for incoming pod..")
+    assert (cond["reason"], cond["message"]) == ("Unschedulable", want)
+    cluster.wait(lambda: ("Warning", "FailedScheduling", want) in cluster.events("too-big"), 10, "the event")
+    out = kubectl("describe", "pod", "too-big")
+    assert "FailedScheduling" in out and "default-scheduler" in out and "0/3 nodes are available" in out
+    assert "PodScheduled   False" in out or "PodScheduled False" in " ".join(out.split())
+    assert ("Normal", "Scheduled", "Successfully assigned default/fits-medium to medium") in \
+        cluster.wait(lambda: cluster.events("fits-medium"), 10, "the Scheduled event")
+    # a bigger node joins: the waiting pod is retried and lands there
+    cluster.node("large", cpu="4")
+    assert cluster.bound("too-big") == "large"
+
+
+def test_taints_tolerations_selectors_affinity(cluster, kubectl):
+    cluster.node("gpu", labels={"accel": "gpu"}, taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
+    cluster.node("ssd", labels={"disk": "ssd", "topology.kubernetes.io/zone": "z1"})
+    cluster.node("hdd", labels={"disk": "hdd", "topology.kubernetes.io/zone": "z2"})
+    kubectl("apply", "-f", "-", input=pod_yaml("tolerant", extra="""
+  tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
+  nodeSelector: {accel: gpu}"""))
+    kubectl("apply", "-f", "-", input=pod_yaml("on-ssd", app="db", extra="""
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms: [{matchExpressions: [{key: disk, operator: In, values: [ssd]}]}]"""))
+    kubectl("apply", "-f", "-", input=pod_yaml("near-db", extra="""
+  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - {labelSelector: {matchLabels: {app: db}}, topologyKey: topology.kubernetes.io/zone}"""))
+    kubectl("apply", "-f", "-", input=pod_yaml("away-from-db", extra="""
+  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - {labelSelector: {matchLabels: {app: db}}, topologyKey: kubernetes.io/hostname}
+    nodeAffinity:
+      preferredDuringSchedulingIgnoredDuringExecution:
+      - {weight: 10, preference: {matchExpressions: [{key: disk, operator: Exists}]}}"""))
+    assert cluster.bound("tolerant") == "gpu"
+    assert cluster.bound("on-ssd") == "ssd"
+    assert cluster.bound("near-db") == "ssd"
+    assert cluster.bound("away-from-db") == "hdd"
+    kubectl("apply", "-f", "-", input=pod_yaml("nowhere", extra="  nodeSelector: {accel: tpu}"))
+    # each node gives the reason of the first filter that rejects it (taints before affinity)
+    assert cluster.scheduled_condition("nowhere")["message"] == (
+        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't "
+        "match Pod's node affinity/selector. preemption: 0/3 nodes are available: "
+        "3 Preemption is not helpful for scheduling..")
+
+
+def test_host_port_conflict(cluster, kubectl):
+    cluster.node("a")
+    cluster.node("b")
+    port = "    ports: [{containerPort: 80, hostPort: 8080}]"
+    for name in ("web1", "web2", "web3"):
+        kubectl("apply", "-f", "-", input=pod_yaml(name).rstrip() + "\n" + port + "\n")
+    assert {cluster.bound("web1"), cluster.bound("web2")} == {"a", "b"}
+    assert cluster.scheduled_condition("web3")["message"].startswith(
+        "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports.")
+    kubectl("delete", "pod", "web1", "--grace-period=0", "--force")
+    assert cluster.bound("web3") in ("a", "b")  # the freed port wakes it
+
+
+def test_topology_spread_over_three_zones(cluster, kubectl):
+    for i in range(6):
+        cluster.node(f"n{i}", labels={"topology.kubernetes.io/zone": f"zone-{i % 3}"})
+    spread = """
+  topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule,
+     labelSelector: {matchLabels: {app: spread}}}"""
+    docs = "---".join(pod_yaml(f"s{i}", app="spread", extra=spread) for i in range(9))
+    kubectl("apply", "-f", "-", input=docs)
+    zones = [int(cluster.bound(f"s{i}")[1:]) % 3 for i in range(9)]
+    assert sorted(zones.count(z) for z in range(3)) == [3, 3, 3]
+
+
+def test_other_scheduler_name_and_gates_left_alone(cluster, kubectl):
+    cluster.node("a")
+    kubectl("apply", "-f", "-", input=pod_yaml("custom", extra="  schedulerName: my-scheduler"))
+    kubectl("apply", "-f", "-", input=pod_yaml("gated", extra="  schedulingGates: [{name: example.com/hold}]"))
+    cond = cluster.scheduled_condition("gated")
+    assert cond["reason"] == "SchedulingGated"
+    kubectl("patch", "pod", "gated", "--type=json", "-p", json.dumps([{"op": "remove", "path": "/spec/schedulingGates"}]))
+    assert cluster.bound("gated") == "a"
+    assert not cluster.pod("custom")["spec"].get("nodeName")
+    assert cluster.events("custom") == []

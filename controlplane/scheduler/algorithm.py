@@ -99,8 +99,15 @@ class Algorithm:
         n = len(nodes)
         if n == 0:
             raise FitError(0, {})
-        state, active = self.fw.pre_filter(pod, nodes)
-        run, nominator = self.fw.run_filters, self.nominator
+        state, active = self.fw.pre_filter(pod, nodes, self.cache.hints())
+        nominator = self.nominator
+        if len(active) == 1:  # the common case (NodeResourcesFit alone): call it directly
+            only = active[0].filter
+
+            def run(state, active, pod, ni):
+                return only(state, pod, ni)
+        else:
+            run = self.fw.run_filters
         nominated = nominator.by_node
         if pod.nominated_node:
             ni = self.cache.nodes.get(pod.nominated_node)
@@ -128,13 +135,6 @@ class Algorithm:
         if len(feasible) == 1:
             return Placement(feasible[0].name, visited, 1)
         scores = self.fw.score(state, pod, feasible)
-        best, ties = -1, 0
-        chosen = feasible[0]
-        for ni, s in zip(feasible, scores):
-            if s > best:
-                best, ties, chosen = s, 1, ni
-            elif s == best:
-                ties += 1
-                if self.rng.randrange(ties) == 0:  # reservoir sampling: a fair pick among ties
-                    chosen = ni
-        return Placement(chosen.name, visited, len(feasible))
+        best = max(scores)
+        chosen = self.rng.choice([i for i, s in enumerate(scores) if s == best])  # a fair pick among ties
+        return Placement(feasible[chosen].name, visited, len(feasible))

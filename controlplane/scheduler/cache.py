@@ -32,6 +32,11 @@ class Cache:
         self.assumed: set[str] = set()
         self._list: list[NodeInfo] | None = None  # the real nodes, in a stable order
         self.image_nodes: dict[str, int] = {}  # image → how many nodes have it (ImageLocality)
+        # Cluster-wide counts that let a cycle skip whole plugins (framework hints, see runtime.py)
+        self.tainted_nodes = 0
+        self.unschedulable_nodes = 0
+        self.affinity_pods = 0  # placed pods with any pod (anti-)affinity term
+        self.anti_affinity_pods = 0  # placed pods with a required anti-affinity term
 
     # ---- nodes ----
     def _info(self, name: str) -> NodeInfo:
@@ -62,12 +67,19 @@ class Cache:
     def _count_images(self, ni: NodeInfo, sign: int) -> None:
         if ni.node is None:
             return
+        self.tainted_nodes += sign * bool(ni.taints)
+        self.unschedulable_nodes += sign * ni.unschedulable
         for img in ni.images:
             n = self.image_nodes.get(img, 0) + sign
             if n > 0:
                 self.image_nodes[img] = n
             else:
                 self.image_nodes.pop(img, None)
+
+    def hints(self) -> dict:
+        """What the whole cluster has none of: plugins with nothing to check are skipped."""
+        return {"taints": self.tainted_nodes > 0, "unschedulable": self.unschedulable_nodes > 0,
+                "affinity_pods": self.affinity_pods > 0, "anti_affinity_pods": self.anti_affinity_pods > 0}
 
     def node_list(self) -> list[NodeInfo]:
         if self._list is None:
@@ -80,12 +92,20 @@ class Cache:
         self._pods[p.uid] = p
         self._where[p.uid] = node
         self._info(node).add_pod(p)
+        self._count_affinity(p, 1)
+
+    def _count_affinity(self, p: PodInfo, sign: int) -> None:
+        if p.affinity or p.anti_affinity or p.preferred_affinity or p.preferred_anti_affinity:
+            self.affinity_pods += sign
+        if p.anti_affinity:
+            self.anti_affinity_pods += sign
 
     def _unplace(self, uid: str) -> None:
         old = self._pods.pop(uid, None)
         node = self._where.pop(uid, None)
         if old is None or node is None:
             return
+        self._count_affinity(old, -1)
         ni = self.nodes.get(node)
         if ni is not None:
             ni.remove_pod(old)

@@ -62,6 +62,7 @@ class SchedulingQueue:
         self._wake = asyncio.Event()
         self.cycle = 0
         self._move_request_cycle = -1
+        self._last_sweep = clock()
 
     # ---- placing entries ----
     def _put(self, qp: QueuedPod, where: str, since: float | None = None) -> None:
@@ -129,9 +130,11 @@ class SchedulingQueue:
                 break
             heapq.heappop(self._backoff)
             self._put(qp, ACTIVE)
-        for qp in [q for q in self.pods.values() if q.where == UNSCHEDULABLE
-                   and now - q.since >= MAX_UNSCHEDULABLE]:
-            self._put(qp, ACTIVE)
+        if now - self._last_sweep >= 1.0:  # a walk over every pod: not on every pop
+            self._last_sweep = now
+            for qp in [q for q in self.pods.values() if q.where == UNSCHEDULABLE
+                       and now - q.since >= MAX_UNSCHEDULABLE]:
+                self._put(qp, ACTIVE)
         return self._backoff[0][0] if self._backoff else None
 
     def pop_nowait(self) -> QueuedPod | None:

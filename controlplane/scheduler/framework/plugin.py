@@ -13,6 +13,9 @@
     normalize(scores) -> list[int]           to 0..100 (MAX_SCORE), as the plugin's upstream does
 
 `state` is a dict that lives for one cycle (upstream CycleState); plugins key it by their name.
+`state["hints"]` says what the whole cluster has none of (no tainted node, no pod with affinity
+terms...): a plugin whose work would then give every node the same verdict, or the same score,
+skips itself — a constant added to every node's score does not change which node wins.
 A plugin that needs other pods (affinity, spread) sets `needs_pods`, so preemption runs its
 pre_filter again after taking victims off a node. `events` names the cluster events after which a
 pod this plugin rejected may fit (see queue.py).

@@ -38,9 +38,11 @@ class Framework:
         self.score_plugins = [p for p in plugins if p.weight]
         self.by_name = {p.name: p for p in plugins}
 
-    def pre_filter(self, pod: PodInfo, nodes: list[NodeInfo]) -> tuple[dict, list[Plugin]]:
-        """A fresh cycle state and the filters that apply to this pod."""
-        state: dict = {"all_nodes": nodes}
+    def pre_filter(self, pod: PodInfo, nodes: list[NodeInfo], hints: dict | None = None) -> tuple[dict, list[Plugin]]:
+        """A fresh cycle state and the filters that apply to this pod. `hints` (Cache.hints) say
+        what no node has at all (no taints, no cordoned node, no pod with affinity terms), so
+        plugins can skip without looking at every node; without hints they assume the worst."""
+        state: dict = {"all_nodes": nodes, "hints": hints or {}}
         active = [p for p in self.filter_plugins if p.pre_filter(state, pod, nodes)]
         return state, active
 
@@ -65,6 +67,5 @@ class Framework:
                 continue
             scores = p.normalize(p.score(state, pod, nodes))
             w = p.weight
-            for i, s in enumerate(scores):
-                total[i] += s * w
+            total = [t + s * w for t, s in zip(total, scores)]
         return total

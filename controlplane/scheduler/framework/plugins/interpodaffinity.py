@@ -48,7 +48,9 @@ class InterPodAffinity(Plugin):
     events = ALL_EVENTS
 
     def pre_filter(self, state, pod, nodes):
-        if not pod.affinity and not pod.anti_affinity and not any(ni.with_anti_affinity for ni in nodes):
+        if not pod.affinity and not pod.anti_affinity and (
+                not state["hints"].get("anti_affinity_pods", True)
+                or not any(ni.with_anti_affinity for ni in nodes)):
             return False
         existing_anti: dict[tuple, int] = defaultdict(int)
         affinity: dict[tuple, int] = defaultdict(int)
@@ -99,7 +101,8 @@ class InterPodAffinity(Plugin):
     def pre_score(self, state, pod, nodes):
         has_terms = pod.preferred_affinity or pod.preferred_anti_affinity
         all_nodes = state.get("all_nodes") or nodes
-        if not has_terms and not any(ni.with_affinity for ni in all_nodes):
+        if not has_terms and (not state["hints"].get("affinity_pods", True)
+                              or not any(ni.with_affinity for ni in all_nodes)):
             return False
         pairs: dict[tuple, int] = defaultdict(int)
         for ni in all_nodes:

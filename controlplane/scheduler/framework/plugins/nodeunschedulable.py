@@ -15,6 +15,9 @@ class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
     filters = True
 
+    def pre_filter(self, state, pod, nodes):
+        return state["hints"].get("unschedulable", True)
+
     def filter(self, state, pod, ni):
         if ni.unschedulable and not tolerated(pod.tolerations, TAINT):
             return unresolvable(self.name, REASON)

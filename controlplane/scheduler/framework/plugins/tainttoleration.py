@@ -17,6 +17,12 @@ class TaintToleration(Plugin):
     weight = 3
     filters = True
 
+    def pre_filter(self, state, pod, nodes):
+        return state["hints"].get("taints", True)
+
+    def pre_score(self, state, pod, nodes):
+        return state["hints"].get("taints", True)  # untainted everywhere: every node scores 100
+
     def filter(self, state, pod, ni):
         for taint in ni.taints:
             if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerated(pod.tolerations, taint):

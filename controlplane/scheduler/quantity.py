@@ -9,6 +9,7 @@ ephemeral-storage, extended resources, pods) in whole units, rounded up as upstr
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 
 from controlplane.scheduler.errors import SchedulerError
@@ -41,6 +42,7 @@ def _number(s: str, whole) -> Decimal:
     return d
 
 
+@lru_cache(maxsize=4096)  # a cluster uses few distinct values ("100m", "64Mi"), parsed again and again
 def parse(name: str, value: str | int | float) -> int:
     """The quantity of resource `name` as an int: millicores for cpu, whole units otherwise."""
     d = _decimal(value)

@@ -102,6 +102,8 @@ class Scheduler:
                 self.queue.move(POD_CHANGE)
             return
         if self._ours(p):
+            if p.nominated_node:  # also after a restart: the room preemption made stays reserved
+                self.nominator.add(p, p.nominated_node)
             if p.gated and uid not in self.queue:
                 self._spawn(binder.mark_unschedulable(self.api, p, "SchedulingGated", GATED_MESSAGE))
             self.queue.add(p)

@@ -19,12 +19,8 @@ class BalancedAllocation(Plugin):
         return bool(pod.cpu or pod.memory)
 
     def score(self, state, pod, nodes):
-        out = []
-        append = out.append
         pc, pm = pod.cpu, pod.memory
-        for ni in nodes:
-            ac, am = ni.alloc_cpu, ni.alloc_memory
-            fc = min(1.0, (ni.req_cpu + pc) / ac) if ac else 1.0
-            fm = min(1.0, (ni.req_memory + pm) / am) if am else 1.0
-            append(int((1 - abs(fc - fm) / 2) * MAX_SCORE))
-        return out
+        return [int((1 - abs((min(1.0, (ni.req_cpu + pc) / ni.alloc_cpu) if ni.alloc_cpu else 1.0)
+                             - (min(1.0, (ni.req_memory + pm) / ni.alloc_memory) if ni.alloc_memory else 1.0))
+                     / 2) * MAX_SCORE)
+                for ni in nodes]

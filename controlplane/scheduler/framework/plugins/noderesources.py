@@ -46,13 +46,10 @@ class NodeResourcesFit(Plugin):
 
     def score(self, state, pod, nodes):
         # (cpu score + memory score) // 2, each (allocatable - requested) * 100 // allocatable;
-        # written out flat because it runs for every feasible node of every pod
-        out = []
-        append = out.append
+        # one comprehension because it runs for every feasible node of every pod
         pc, pm = pod.nonzero_cpu, pod.nonzero_memory
-        for ni in nodes:
-            ac, am = ni.alloc_cpu, ni.alloc_memory
-            rc, rm = ni.nonzero_cpu + pc, ni.nonzero_memory + pm
-            append(((ac - rc) * MAX_SCORE // ac if ac and rc <= ac else 0)
-                   + ((am - rm) * MAX_SCORE // am if am and rm <= am else 0) >> 1)
-        return out
+        return [((ni.alloc_cpu - ni.nonzero_cpu - pc) * MAX_SCORE // ni.alloc_cpu
+                 if ni.alloc_cpu and ni.nonzero_cpu + pc <= ni.alloc_cpu else 0)
+                + ((ni.alloc_memory - ni.nonzero_memory - pm) * MAX_SCORE // ni.alloc_memory
+                   if ni.alloc_memory and ni.nonzero_memory + pm <= ni.alloc_memory else 0) >> 1
+                for ni in nodes]

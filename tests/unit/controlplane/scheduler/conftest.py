@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.apiserver import start_server
+
 REPO = Path(__file__).resolve().parents[4]
 
 
@@ -106,6 +108,20 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _server_flags() -> list[str]:
+    """`--no-scheduler` once `nodeagent server` runs a scheduler itself: these tests start theirs."""
+    out = subprocess.run([sys.executable, "-m", "nodeagent", "server", "--help"], cwd=REPO,
+                         capture_output=True, text=True).stdout
+    return ["--no-scheduler"] if "--no-scheduler" in out else []
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("apiserver") / "data", None, *_server_flags())
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -116,3 +116,24 @@ def test_other_scheduler_name_and_gates_left_alone(cluster, kubectl):
     assert cluster.bound("gated") == "a"
     assert not cluster.pod("custom")["spec"].get("nodeName")
     assert cluster.events("custom") == []
+
+
+def test_waiting_pods_retried_on_node_changes_and_terminated_pods(cluster, kubectl):
+    cluster.node("cordoned", unschedulable=True)
+    cluster.node("tainted", taints=[{"key": "maintenance", "value": "yes", "effect": "NoSchedule"}])
+    kubectl("apply", "-f", "-", input=pod_yaml("waits-for-uncordon", cpu="3"))
+    assert cluster.scheduled_condition("waits-for-uncordon")["message"].startswith(
+        "0/2 nodes are available: 1 node(s) had untolerated taint {maintenance: yes}, "
+        "1 node(s) were unschedulable.")
+    kubectl("uncordon", "cordoned")
+    assert cluster.bound("waits-for-uncordon") == "cordoned"
+    kubectl("apply", "-f", "-", input=pod_yaml("waits-for-untaint", cpu="3"))
+    cluster.scheduled_condition("waits-for-untaint")
+    kubectl("taint", "node", "tainted", "maintenance=yes:NoSchedule-")
+    assert cluster.bound("waits-for-untaint") == "tainted"
+    # both nodes are full now; a pod that finishes (the kubelet reports Succeeded) frees its cpu
+    kubectl("apply", "-f", "-", input=pod_yaml("waits-for-room", cpu="2"))
+    assert "2 Insufficient cpu" in cluster.scheduled_condition("waits-for-room")["message"]
+    cluster.call("PATCH", "/api/v1/namespaces/default/pods/waits-for-untaint/status",
+                 {"status": {"phase": "Succeeded"}}, "application/merge-patch+json")
+    assert cluster.bound("waits-for-room") == "tainted"

@@ -89,4 +89,5 @@ class EventRecorder:
             "reportingComponent": self.component, "reportingInstance": self.instance, "action": action,
         }
         await self.api.create(EVENTS, event, ns)
-        self._posted[key] = (name, 1)
+        if type_ == "Warning":  # only failures repeat; a Scheduled event happens once per pod
+            self._posted[key] = (name, 1)

@@ -187,7 +187,7 @@ class Scheduler:
                     self.nominator.remove(pod.uid)
         message = fe.message(post)
         self.queue.failed(qp, frozenset(st.plugin for st in fe.statuses.values()) or frozenset({"NoNodes"}))
-        log.info("%s: %s", pod.key, message)
+        log.debug("%s: %s", pod.key, message)  # the pod's condition and event carry it
         self._spawn(binder.mark_unschedulable(self.api, pod, "Unschedulable", message, nominated))
         self.recorder.emit(pod.raw, "Warning", "FailedScheduling", "Scheduling", message)
 

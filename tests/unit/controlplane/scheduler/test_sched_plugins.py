@@ -212,3 +212,19 @@ def test_bad_selector_is_one_clear_error():
         {"matchExpressions": [{"key": "k", "operator": "Near"}]}]}}}
     with pytest.raises(SchedulerError, match=r"nodeAffinity.required.nodeSelectorTerms\[0\].matchExpressions.operator"):
         pod_info(pod("bad", affinity=bad))
+
+
+def test_preferred_pod_affinity_and_anti_affinity_scores():
+    s = Sched([node("a", labels={"zone": "1"}), node("b", labels={"zone": "2"}), node("c", labels={"zone": "3"})],
+              [pod("cache", labels={"app": "cache"}, node_name="b"), pod("noisy", labels={"app": "noisy"}, node_name="c")])
+    near = {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": _term("app", "cache", "zone")}]}}
+    assert {s.place(pod(f"n{i}", affinity=near), assume=False) for i in range(10)} == {"b"}
+    away = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": _term("app", "noisy", "zone")}]}}
+    assert "c" not in {s.place(pod(f"f{i}", affinity=away), assume=False) for i in range(20)}
+    # symmetry: an existing pod's preferred affinity towards us counts too
+    likes_web = {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": _term("app", "web", "zone")}]}}
+    s.cache.set_pod(pod_info(pod("fan", affinity=likes_web, node_name="a")))
+    assert {s.place(pod(f"w{i}", labels={"app": "web"}), assume=False) for i in range(10)} == {"a"}

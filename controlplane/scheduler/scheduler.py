@@ -20,6 +20,7 @@ PodScheduled=False reason SchedulingGated, as upstream.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -81,7 +82,7 @@ class Scheduler:
                 self.queue.move(POD_GONE)
             return
         try:
-            p = pod_info(obj)
+            p = self._parse(obj, uid)
         except SchedulerError as e:
             log.warning("pod %s/%s: %s", (obj.get("metadata") or {}).get("namespace"),
                         (obj.get("metadata") or {}).get("name"), e)
@@ -109,6 +110,20 @@ class Scheduler:
             self.queue.add(p)
         else:
             self.queue.delete(uid)
+
+    def _parse(self, obj: dict, uid: str) -> PodInfo:
+        """pod_info — except for the echo of our own binding: the pod we assumed, now with
+        spec.nodeName and otherwise unchanged, reuses the assumed PodInfo (every scheduled pod
+        would otherwise be parsed twice)."""
+        assumed = self.cache.pod(uid) if self.cache.is_assumed(uid) else None
+        if assumed is not None:
+            spec, md = obj.get("spec") or {}, obj.get("metadata") or {}
+            if (spec.get("nodeName") and not md.get("deletionTimestamp")
+                    and (md.get("labels") or {}) == assumed.labels
+                    and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                    and {**spec, "nodeName": None} == {**(assumed.raw.get("spec") or {}), "nodeName": None}):
+                return dataclasses.replace(assumed, raw=obj, node_name=spec["nodeName"])
+        return pod_info(obj)
 
     def _on_node(self, type_: str, obj: dict, old: dict | None) -> None:
         name = obj["metadata"]["name"]

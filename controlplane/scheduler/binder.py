@@ -36,13 +36,16 @@ def _condition(pod: dict, type_: str) -> dict | None:
     return None
 
 
-async def mark_unschedulable(api: ApiClient, pod: PodInfo, reason: str, message: str,
+async def mark_unschedulable(api: ApiClient, pod: dict, reason: str, message: str,
                              nominated: str | None = None) -> None:
     """nominated: None leaves status.nominatedNodeName alone, "" clears it."""
-    cur = _condition(pod.raw, "PodScheduled")
+    md = pod.get("metadata") or {}
+    name, namespace = md.get("name", ""), md.get("namespace") or "default"
+    current_nominated = (pod.get("status") or {}).get("nominatedNodeName") or ""
+    cur = _condition(pod, "PodScheduled")
     same = (cur is not None and cur.get("status") == "False" and cur.get("reason") == reason
             and cur.get("message") == message)
-    nnn_same = nominated is None or nominated == pod.nominated_node
+    nnn_same = nominated is None or nominated == current_nominated
     if same and nnn_same:
         return
     status: dict = {}
@@ -54,7 +57,7 @@ async def mark_unschedulable(api: ApiClient, pod: PodInfo, reason: str, message:
     if not nnn_same:
         status["nominatedNodeName"] = nominated or None
     try:
-        await api.patch(PODS, pod.name, {"status": status}, pod.namespace, type="strategic",
+        await api.patch(PODS, name, {"status": status}, namespace, type="strategic",
                         subresource="status")
     except NotFound:
         pass

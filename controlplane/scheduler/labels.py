@@ -76,7 +76,8 @@ def label_selector(sel: dict | None, field: str = "labelSelector") -> LabelSelec
     if sel is None:
         return LabelSelector(nothing=True)
     reqs = [Requirement(k, "In", frozenset([str(v)])) for k, v in (sel.get("matchLabels") or {}).items()]
-    reqs += [_requirement(e, f"{field}.matchExpressions", _OPS) for e in sel.get("matchExpressions") or ()]
+    reqs += [_requirement(e, f"{field}.matchExpressions[{i}]", _OPS)
+             for i, e in enumerate(sel.get("matchExpressions") or ())]
     return LabelSelector(tuple(reqs))
 
 
@@ -105,8 +106,10 @@ class NodeSelectorTerm:
 
 def node_selector_term(term: dict, field: str) -> NodeSelectorTerm:
     ops = _OPS | {"Gt", "Lt"}
-    labels = tuple(_requirement(e, f"{field}.matchExpressions", ops) for e in term.get("matchExpressions") or ())
-    fields = tuple(_requirement(e, f"{field}.matchFields", {"In", "NotIn"}) for e in term.get("matchFields") or ())
+    labels = tuple(_requirement(e, f"{field}.matchExpressions[{i}]", ops)
+                   for i, e in enumerate(term.get("matchExpressions") or ()))
+    fields = tuple(_requirement(e, f"{field}.matchFields[{i}]", {"In", "NotIn"})
+                   for i, e in enumerate(term.get("matchFields") or ()))
     for r in fields:
         if r.key != "metadata.name":
             raise SchedulerError(f"{field}.matchFields.key: only metadata.name is supported, got {r.key!r}")

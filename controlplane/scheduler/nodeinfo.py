@@ -43,7 +43,8 @@ class NodeInfo:
         self.taints = tuple(spec.get("taints") or ())
         self.unschedulable = bool(spec.get("unschedulable"))
         alloc = status.get("allocatable") or status.get("capacity") or {}
-        self.allocatable = quantity.resource_list(alloc)
+        self.allocatable = quantity.resource_list(
+            alloc, "status.allocatable" if status.get("allocatable") else "status.capacity")
         self.alloc_cpu = self.allocatable.get("cpu", 0)
         self.alloc_memory = self.allocatable.get("memory", 0)
         self.alloc_pods = self.allocatable.get("pods", 0)

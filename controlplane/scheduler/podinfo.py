@@ -131,15 +131,17 @@ def pod_requests(spec: dict) -> tuple[dict, int, int]:
     """(requests, non-zero cpu, non-zero memory) as upstream PodRequests / non-zero scoring."""
     total: dict[str, int] = {}
     nz_cpu = nz_mem = 0
-    for c in spec.get("containers") or ():
-        req = quantity.resource_list((c.get("resources") or {}).get("requests"))
+    for i, c in enumerate(spec.get("containers") or ()):
+        req = quantity.resource_list((c.get("resources") or {}).get("requests"),
+                                     f"spec.containers[{i}].resources.requests")
         _sum_into(total, req)
         nz_cpu += req.get("cpu") or DEFAULT_MILLI_CPU
         nz_mem += req.get("memory") or DEFAULT_MEMORY
     sidecars: dict[str, int] = {}
     init_max: dict[str, int] = {}
-    for c in spec.get("initContainers") or ():
-        req = quantity.resource_list((c.get("resources") or {}).get("requests"))
+    for i, c in enumerate(spec.get("initContainers") or ()):
+        req = quantity.resource_list((c.get("resources") or {}).get("requests"),
+                                     f"spec.initContainers[{i}].resources.requests")
         if c.get("restartPolicy") == "Always":
             _sum_into(sidecars, req)
             _max_into(init_max, sidecars)
@@ -149,7 +151,7 @@ def pod_requests(spec: dict) -> tuple[dict, int, int]:
             _max_into(init_max, with_sidecars)
     _sum_into(total, sidecars)
     _max_into(total, init_max)
-    overhead = quantity.resource_list(spec.get("overhead"))
+    overhead = quantity.resource_list(spec.get("overhead"), "spec.overhead")
     _sum_into(total, overhead)
     nz_cpu = max(nz_cpu, total.get("cpu", 0))
     nz_mem = max(nz_mem, total.get("memory", 0))
@@ -178,7 +180,7 @@ def _affinity_terms(terms, pod_ns: str, field: str, weighted: bool) -> tuple[Aff
 def _spread(constraints, labels: dict) -> tuple[SpreadConstraint, ...]:
     out = []
     for i, c in enumerate(constraints or ()):
-        sel = with_label_keys(label_selector(c.get("labelSelector"), f"topologySpreadConstraints[{i}]"),
+        sel = with_label_keys(label_selector(c.get("labelSelector"), f"spec.topologySpreadConstraints[{i}].labelSelector"),
                               c.get("matchLabelKeys"), labels)
         out.append(SpreadConstraint(
             int(c.get("maxSkew") or 1), str(c.get("topologyKey") or ""),
@@ -215,10 +217,10 @@ def pod_info(pod: dict) -> PodInfo:
     required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
     req_terms = None
     if required is not None:
-        req_terms = tuple(node_selector_term(t, f"nodeAffinity.required.nodeSelectorTerms[{i}]")
+        req_terms = tuple(node_selector_term(t, f"spec.affinity.nodeAffinity.required.nodeSelectorTerms[{i}]")
                           for i, t in enumerate(required.get("nodeSelectorTerms") or ()))
     preferred = tuple((int(p.get("weight") or 0),
-                       node_selector_term(p.get("preference") or {}, f"nodeAffinity.preferred[{i}]"))
+                       node_selector_term(p.get("preference") or {}, f"spec.affinity.nodeAffinity.preferred[{i}].preference"))
                       for i, p in enumerate(node_aff.get("preferredDuringSchedulingIgnoredDuringExecution") or ()))
     pa, paa = aff.get("podAffinity") or {}, aff.get("podAntiAffinity") or {}
     req_key, pref_key = "requiredDuringSchedulingIgnoredDuringExecution", "preferredDuringSchedulingIgnoredDuringExecution"
@@ -234,10 +236,10 @@ def pod_info(pod: dict) -> PodInfo:
         nonzero_cpu=nz_cpu, nonzero_memory=nz_mem, host_ports=tuple(ports), tolerations=tolerations,
         node_selector=spec.get("nodeSelector") or {}, required_node_terms=req_terms,
         preferred_node_terms=preferred,
-        affinity=_affinity_terms(pa.get(req_key), ns, "podAffinity.required", False),
-        anti_affinity=_affinity_terms(paa.get(req_key), ns, "podAntiAffinity.required", False),
-        preferred_affinity=_affinity_terms(pa.get(pref_key), ns, "podAffinity.preferred", True),
-        preferred_anti_affinity=_affinity_terms(paa.get(pref_key), ns, "podAntiAffinity.preferred", True),
+        affinity=_affinity_terms(pa.get(req_key), ns, "spec.affinity.podAffinity.required", False),
+        anti_affinity=_affinity_terms(paa.get(req_key), ns, "spec.affinity.podAntiAffinity.required", False),
+        preferred_affinity=_affinity_terms(pa.get(pref_key), ns, "spec.affinity.podAffinity.preferred", True),
+        preferred_anti_affinity=_affinity_terms(paa.get(pref_key), ns, "spec.affinity.podAntiAffinity.preferred", True),
         spread=_spread(spec.get("topologySpreadConstraints"), labels), images=images,
         gated=bool(spec.get("schedulingGates")), deleting=bool(md.get("deletionTimestamp")),
         terminal=status.get("phase") in ("Succeeded", "Failed"),

@@ -36,9 +36,9 @@ def _number(s: str, whole) -> Decimal:
     try:
         d = Decimal(s)
     except InvalidOperation:
-        raise SchedulerError(f"quantity {whole!r}: not a number") from None
+        raise SchedulerError(f"{whole!r} is not a quantity") from None
     if not d.is_finite():
-        raise SchedulerError(f"quantity {whole!r}: not a number")
+        raise SchedulerError(f"{whole!r} is not a quantity")
     return d
 
 
@@ -51,6 +51,13 @@ def parse(name: str, value: str | int | float) -> int:
     return int(math.ceil(d))
 
 
-def resource_list(values: dict | None) -> dict[str, int]:
-    """{"cpu": "500m", "memory": "1Gi"} → {"cpu": 500, "memory": 1073741824}."""
-    return {k: parse(k, v) for k, v in (values or {}).items()}
+def resource_list(values: dict | None, field: str = "resources") -> dict[str, int]:
+    """{"cpu": "500m", "memory": "1Gi"} → {"cpu": 500, "memory": 1073741824}; a bad value raises
+    SchedulerError naming the field (`spec.containers[0].resources.requests.cpu: ...`)."""
+    out = {}
+    for k, v in (values or {}).items():
+        try:
+            out[k] = parse(k, v)
+        except SchedulerError as e:
+            raise SchedulerError(f"{field}.{k}: {e}") from None
+    return out

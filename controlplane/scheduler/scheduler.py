@@ -84,9 +84,17 @@ class Scheduler:
         try:
             p = self._parse(obj, uid)
         except SchedulerError as e:
-            log.warning("pod %s/%s: %s", (obj.get("metadata") or {}).get("namespace"),
-                        (obj.get("metadata") or {}).get("name"), e)
+            # Data the server let through but we cannot read: say so on the pod, once per
+            # version (it is not retried until the pod changes).
+            md, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+            log.warning("pod %s/%s: %s", md.get("namespace"), md.get("name"), e)
             self.queue.delete(uid)
+            cond = next((c for c in (obj.get("status") or {}).get("conditions") or ()
+                         if c.get("type") == "PodScheduled"), {})
+            if ((spec.get("schedulerName") or "default-scheduler") == self.name and not spec.get("nodeName")
+                    and cond.get("message") != str(e)):
+                self._spawn(binder.mark_unschedulable(self.api, obj, "SchedulerError", str(e)))
+                self.recorder.emit(obj, "Warning", "FailedScheduling", "Scheduling", str(e))
             return
         if p.node_name:
             self.queue.delete(uid)
@@ -106,7 +114,7 @@ class Scheduler:
             if p.nominated_node:  # also after a restart: the room preemption made stays reserved
                 self.nominator.add(p, p.nominated_node)
             if p.gated and uid not in self.queue:
-                self._spawn(binder.mark_unschedulable(self.api, p, "SchedulingGated", GATED_MESSAGE))
+                self._spawn(binder.mark_unschedulable(self.api, p.raw, "SchedulingGated", GATED_MESSAGE))
             self.queue.add(p)
         else:
             self.queue.delete(uid)
@@ -177,7 +185,7 @@ class Scheduler:
             return
         except SchedulerError as e:
             self.queue.failed(qp, frozenset())
-            self._spawn(binder.mark_unschedulable(self.api, pod, "SchedulerError", str(e)))
+            self._spawn(binder.mark_unschedulable(self.api, pod.raw, "SchedulerError", str(e)))
             self.recorder.emit(pod.raw, "Warning", "FailedScheduling", "Scheduling", str(e))
             return
         self.cache.assume(pod, placement.node)
@@ -203,7 +211,7 @@ class Scheduler:
         message = fe.message(post)
         self.queue.failed(qp, frozenset(st.plugin for st in fe.statuses.values()) or frozenset({"NoNodes"}))
         log.debug("%s: %s", pod.key, message)  # the pod's condition and event carry it
-        self._spawn(binder.mark_unschedulable(self.api, pod, "Unschedulable", message, nominated))
+        self._spawn(binder.mark_unschedulable(self.api, pod.raw, "Unschedulable", message, nominated))
         self.recorder.emit(pod.raw, "Warning", "FailedScheduling", "Scheduling", message)
 
     async def _preempt(self, pod: PodInfo, cand) -> None:

@@ -137,3 +137,18 @@ def test_waiting_pods_retried_on_node_changes_and_terminated_pods(cluster, kubec
     cluster.call("PATCH", "/api/v1/namespaces/default/pods/waits-for-untaint/status",
                  {"status": {"phase": "Succeeded"}}, "application/merge-patch+json")
     assert cluster.bound("waits-for-room") == "tainted"
+
+
+def test_unreadable_pod_gets_one_line_naming_the_field(cluster, kubectl):
+    cluster.node("a")
+    # upstream's API server answers 422 for this; where ours lets it through, the scheduler must
+    # still say what is wrong instead of leaving the pod Pending without a word
+    p = kubectl.run("apply", "-f", "-", input=pod_yaml("bad-quantity", cpu="lots"), check=False)
+    if p.returncode != 0:
+        assert "spec.containers[0].resources.requests" in p.stderr, p.stderr
+    else:
+        cond = cluster.scheduled_condition("bad-quantity")
+        assert (cond["reason"], cond["message"]) == (
+            "SchedulerError", "spec.containers[0].resources.requests.cpu: 'lots' is not a quantity")
+    kubectl("apply", "-f", "-", input=pod_yaml("fine"))
+    assert cluster.bound("fine") == "a"

@@ -22,6 +22,7 @@ from controlplane.scheduler.labels import (
 
 DEFAULT_MILLI_CPU = 100  # upstream schedutil.DefaultMilliCPURequest
 DEFAULT_MEMORY = 200 * 1024 * 1024  # upstream schedutil.DefaultMemoryRequest
+SPREAD_OWNERS = ("ReplicaSet", "StatefulSet", "ReplicationController")
 HOSTNAME = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
 
@@ -75,6 +76,10 @@ class SpreadConstraint:
     min_domains: int
     honor_affinity: bool  # nodeAffinityPolicy: Honor (default) or Ignore
     honor_taints: bool  # nodeTaintsPolicy: Honor or Ignore (default)
+    owner: str = ""  # system default constraints: "the pods of the same controller" (its uid)
+
+    def matches(self, pod: "PodInfo") -> bool:
+        return pod.owner == self.owner if self.owner else self.selector.matches(pod.labels)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class PodInfo:
     preferred_anti_affinity: tuple[AffinityTerm, ...]
     spread: tuple[SpreadConstraint, ...]
     images: tuple[str, ...]
+    owner: str  # uid of the controlling ReplicaSet, StatefulSet or ReplicationController, if any
     gated: bool  # spec.schedulingGates is not empty
     deleting: bool
     terminal: bool  # phase Succeeded or Failed: holds no resources any more
@@ -241,6 +247,8 @@ def pod_info(pod: dict) -> PodInfo:
         preferred_affinity=_affinity_terms(pa.get(pref_key), ns, "spec.affinity.podAffinity.preferred", True),
         preferred_anti_affinity=_affinity_terms(paa.get(pref_key), ns, "spec.affinity.podAntiAffinity.preferred", True),
         spread=_spread(spec.get("topologySpreadConstraints"), labels), images=images,
+        owner=next((o.get("uid", "") for o in md.get("ownerReferences") or ()
+                    if o.get("controller") and o.get("kind") in SPREAD_OWNERS), ""),
         gated=bool(spec.get("schedulingGates")), deleting=bool(md.get("deletionTimestamp")),
         terminal=status.get("phase") in ("Succeeded", "Failed"),
         start_time=status.get("startTime") or md.get("creationTimestamp") or "")

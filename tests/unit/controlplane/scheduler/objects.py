@@ -20,7 +20,8 @@ def node(name, cpu="4", memory="8Gi", pods=110, labels=None, taints=None, unsche
 _uid = [0]
 
 
-def pod(name, cpu=None, memory=None, ns="default", labels=None, node_name="", priority=0, **spec):
+def pod(name, cpu=None, memory=None, ns="default", labels=None, node_name="", priority=0, metadata_owner=None,
+        **spec):
     _uid[0] += 1
     req = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
     containers = spec.pop("containers", None) or [{"name": "c", "image": spec.pop("image", "busybox"),
@@ -30,7 +31,8 @@ def pod(name, cpu=None, memory=None, ns="default", labels=None, node_name="", pr
     if node_name:
         s["nodeName"] = node_name
     return {"metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}-{_uid[0]}",
-                         "labels": labels or {}, "creationTimestamp": f"2026-01-01T00:00:{_uid[0] % 60:02d}Z"},
+                         "labels": labels or {}, "creationTimestamp": f"2026-01-01T00:00:{_uid[0] % 60:02d}Z",
+                         "ownerReferences": metadata_owner or []},
             "spec": s, "status": {"phase": "Running" if node_name else "Pending"}}
 
 

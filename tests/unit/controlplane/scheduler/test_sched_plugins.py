@@ -228,3 +228,16 @@ def test_preferred_pod_affinity_and_anti_affinity_scores():
         {"weight": 100, "podAffinityTerm": _term("app", "web", "zone")}]}}
     s.cache.set_pod(pod_info(pod("fan", affinity=likes_web, node_name="a")))
     assert {s.place(pod(f"w{i}", labels={"app": "web"}), assume=False) for i in range(10)} == {"a"}
+
+
+def test_system_default_spread_for_controlled_pods():
+    owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-1", "controller": True}]
+    nodes = [node(f"n{i}", labels={"topology.kubernetes.io/zone": f"z{i % 2}"}) for i in range(4)]
+    # n0 and n2 (zone z0) run two of the ReplicaSet's pods each; n1 and n3 (zone z1) are busier,
+    # with four pods each of no controller: least-allocated alone would pick z0, spreading wins
+    s = Sched(nodes, [pod(f"old{i}", node_name=f"n{2 * (i % 2)}", metadata_owner=owner) for i in range(4)]
+              + [pod(f"stranger{i}", node_name=f"n{1 + 2 * (i % 2)}") for i in range(8)])
+    placed = {s.place(pod(f"new{i}", metadata_owner=owner), assume=False) for i in range(10)}
+    assert placed == {"n1", "n3"}
+    # a pod of no controller is not spread: it goes where there is most room
+    assert {s.place(pod(f"free{i}"), assume=False) for i in range(10)} == {"n0", "n2"}

@@ -235,7 +235,11 @@ class Scheduler:
                 self.cache.forget(pod)
                 log.warning("binding %s to %s: %s", pod.key, node, e)
                 self.recorder.emit(pod.raw, "Warning", "FailedScheduling", "Scheduling", f"Binding rejected: {e}")
-                self.queue.add_after_error(pod)
+                # A timeout may hide a binding that did happen: retry only a pod the informer
+                # still shows pending (a bound or deleted one has already left our hands).
+                current = self.pods.get(pod.name, pod.namespace)
+                if current is not None and not (current.get("spec") or {}).get("nodeName"):
+                    self.queue.add_after_error(pod)
                 return
         log.debug("bound %s to %s in %.1f ms", pod.key, node, (time.monotonic() - t0) * 1000)
         self.recorder.emit(pod.raw, "Normal", "Scheduled", "Binding",

@@ -15,8 +15,9 @@ kube-system/kube-scheduler names it, so no other scheduler can be acting). Two p
             create → bound a steady stream of pods sees
 
 For each pod the client notes when its create was sent and when its watch showed spec.nodeName.
-Printed, never asserted: throughput, median and p99 create → bound, and the CPU seconds the API
-server and the scheduler used. Targets from issue 14: >= 300 pods/s, p99 <= 1 s. The API server,
+Printed, never asserted: throughput, median and p99 create → bound, and the CPU time per pod the
+API server and the scheduler used (with the load average: on a shared machine the wall-clock
+figures depend on the other tenants, the CPU per pod does not). Targets from issue 14: >= 300 pods/s, p99 <= 1 s. The API server,
 the scheduler and this client share the machine's 2 cores; a burst's latency is mostly the
 backlog of pods created faster than they can be bound (each pod is two writes: create, binding).
 """
@@ -215,9 +216,11 @@ def main() -> None:
             for name, r in asyncio.run(run_case(n, n_pods, args.rate, tmp)):
                 print(f"SchedulingBasic/{n}Nodes/{n_pods}Pods {name:<12} throughput {r['throughput']:6.1f} pods/s "
                       f"(created at {r['sent_rate']:4.0f}/s)   create→bound median {r['median']:7.1f} ms"
-                      f"   p99 {r['p99']:7.1f} ms   cpu s: server {r['cpu']['server']:.1f}, scheduler "
-                      f"{r['cpu']['scheduler']:.1f} in {r['wall']:.1f} s", flush=True)
-        print("targets: >= 300 pods/s (burst), p99 create→bound <= 1000 ms", flush=True)
+                      f"   p99 {r['p99']:7.1f} ms   cpu per pod: server {r['cpu']['server'] / n_pods * 1000:.2f} ms,"
+                      f" scheduler {r['cpu']['scheduler'] / n_pods * 1000:.2f} ms ({r['wall']:.1f} s wall)", flush=True)
+        print("targets: >= 300 pods/s (burst), p99 create→bound <= 1000 ms. CPU per pod does not depend "
+              "on what else the machine runs; 1000 / (cpu ms per pod) is what one free core allows.", flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         if args.keep:
             print(f"logs and data: {tmp}")

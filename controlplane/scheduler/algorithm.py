@@ -17,6 +17,7 @@ Upstream's schedulePod, step by step:
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -101,28 +102,26 @@ class Algorithm:
             raise FitError(0, {})
         state, active = self.fw.pre_filter(pod, nodes, self.cache.hints())
         nominator = self.nominator
-        if len(active) == 1:  # the common case (NodeResourcesFit alone): call it directly
-            only = active[0].filter
-
-            def run(state, active, pod, ni):
-                return only(state, pod, ni)
+        # check(node) -> Status | None; a partial (no Python frame of its own) because it runs
+        # for hundreds of nodes per pod, and usually a single plugin (NodeResourcesFit) is left
+        if len(active) == 1:
+            check = functools.partial(active[0].filter, state, pod)
         else:
-            run = self.fw.run_filters
+            check = functools.partial(self.fw.run_filters, state, active, pod)
         nominated = nominator.by_node
         if pod.nominated_node:
             ni = self.cache.nodes.get(pod.nominated_node)
             if ni is not None and ni.node is not None:
-                if run(state, active, pod, nominator.with_nominated(pod, ni)) is None:
+                if check(nominator.with_nominated(pod, ni)) is None:
                     return Placement(ni.name, 1, 1)
         want = feasible_to_find(n)
         feasible: list[NodeInfo] = []
         statuses: dict[str, Status] = {}
         start = self.next_start % n
         visited = 0
-        for i in range(n):
-            ni = nodes[(start + i) % n]
+        for ni in nodes[start:] + nodes[:start]:
             visited += 1
-            st = run(state, active, pod, nominator.with_nominated(pod, ni) if nominated else ni)
+            st = check(nominator.with_nominated(pod, ni) if nominated else ni)
             if st is None:
                 feasible.append(ni)
                 if len(feasible) >= want:

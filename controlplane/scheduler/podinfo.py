@@ -15,6 +15,7 @@ that asks for no cpu or memory is counted as 100m and 200Mi, so empty pods still
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from controlplane.scheduler import quantity
 from controlplane.scheduler.labels import (
@@ -54,15 +55,20 @@ def tolerated(tolerations: tuple[Toleration, ...], taint: dict) -> bool:
 
 @dataclass(frozen=True)
 class AffinityTerm:
-    """One pod (anti-)affinity term: pods matching `selector` in `namespaces` (None: all)."""
+    """One pod (anti-)affinity term: pods matching `selector` in `namespaces` (None: all), or in
+    a namespace whose labels match `ns_selector`. `ns_labels` is the scheduler's live view of
+    the namespaces' labels (a reference, not a copy: a namespace relabelled later counts)."""
 
     selector: LabelSelector
     namespaces: frozenset[str] | None
     topology_key: str
     weight: int = 0  # preferred terms only
+    ns_selector: LabelSelector | None = None
+    ns_labels: Mapping[str, dict] = field(default_factory=dict, compare=False, repr=False)
 
     def matches(self, pod: "PodInfo") -> bool:
-        if self.namespaces is not None and pod.namespace not in self.namespaces:
+        if self.namespaces is not None and pod.namespace not in self.namespaces and not (
+                self.ns_selector is not None and self.ns_selector.matches(self.ns_labels.get(pod.namespace) or {})):
             return False
         return self.selector.matches(pod.labels)
 
@@ -164,7 +170,10 @@ def pod_requests(spec: dict) -> tuple[dict, int, int]:
     return total, nz_cpu, nz_mem
 
 
-def _affinity_terms(terms, pod_ns: str, field: str, weighted: bool) -> tuple[AffinityTerm, ...]:
+def _affinity_terms(terms, pod_ns: str, field: str, weighted: bool,
+                    ns_labels: Mapping[str, dict]) -> tuple[AffinityTerm, ...]:
+    """Upstream's namespace rules: namespaceSelector {} means every namespace; otherwise the
+    listed namespaces plus those the selector picks; neither given means the pod's own."""
     out = []
     for i, t in enumerate(terms or ()):
         weight = 0
@@ -173,13 +182,16 @@ def _affinity_terms(terms, pod_ns: str, field: str, weighted: bool) -> tuple[Aff
             t = t.get("podAffinityTerm") or {}
         f = f"{field}[{i}]"
         sel = label_selector(t.get("labelSelector"), f + ".labelSelector")
-        namespaces: frozenset[str] | None = frozenset(t.get("namespaces") or ()) or None
-        ns_sel = t.get("namespaceSelector")
-        if namespaces is None:
-            # An empty namespaceSelector ({}) means every namespace; a non-empty one would need
-            # the Namespace objects' labels (not watched: treated as "the namespaces listed").
-            namespaces = None if ns_sel == {} else frozenset([pod_ns])
-        out.append(AffinityTerm(sel, namespaces, str(t.get("topologyKey") or ""), weight))
+        listed, ns_sel = t.get("namespaces") or (), t.get("namespaceSelector")
+        ns_selector = None
+        if ns_sel == {}:
+            namespaces: frozenset[str] | None = None
+        elif ns_sel is not None:
+            namespaces = frozenset(listed)
+            ns_selector = label_selector(ns_sel, f + ".namespaceSelector")
+        else:
+            namespaces = frozenset(listed) or frozenset([pod_ns])
+        out.append(AffinityTerm(sel, namespaces, str(t.get("topologyKey") or ""), weight, ns_selector, ns_labels))
     return tuple(out)
 
 
@@ -204,7 +216,9 @@ def normalize_image(name: str) -> str:
     return name if ":" in last else name + ":latest"
 
 
-def pod_info(pod: dict) -> PodInfo:
+def pod_info(pod: dict, ns_labels: Mapping[str, dict] | None = None) -> PodInfo:
+    """Parse a pod; ns_labels (namespace → labels) serves affinity terms' namespaceSelector."""
+    ns_labels = {} if ns_labels is None else ns_labels
     md = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -242,10 +256,10 @@ def pod_info(pod: dict) -> PodInfo:
         nonzero_cpu=nz_cpu, nonzero_memory=nz_mem, host_ports=tuple(ports), tolerations=tolerations,
         node_selector=spec.get("nodeSelector") or {}, required_node_terms=req_terms,
         preferred_node_terms=preferred,
-        affinity=_affinity_terms(pa.get(req_key), ns, "spec.affinity.podAffinity.required", False),
-        anti_affinity=_affinity_terms(paa.get(req_key), ns, "spec.affinity.podAntiAffinity.required", False),
-        preferred_affinity=_affinity_terms(pa.get(pref_key), ns, "spec.affinity.podAffinity.preferred", True),
-        preferred_anti_affinity=_affinity_terms(paa.get(pref_key), ns, "spec.affinity.podAntiAffinity.preferred", True),
+        affinity=_affinity_terms(pa.get(req_key), ns, "spec.affinity.podAffinity.required", False, ns_labels),
+        anti_affinity=_affinity_terms(paa.get(req_key), ns, "spec.affinity.podAntiAffinity.required", False, ns_labels),
+        preferred_affinity=_affinity_terms(pa.get(pref_key), ns, "spec.affinity.podAffinity.preferred", True, ns_labels),
+        preferred_anti_affinity=_affinity_terms(paa.get(pref_key), ns, "spec.affinity.podAntiAffinity.preferred", True, ns_labels),
         spread=_spread(spec.get("topologySpreadConstraints"), labels), images=images,
         owner=next((o.get("uid", "") for o in md.get("ownerReferences") or ()
                     if o.get("controller") and o.get("kind") in SPREAD_OWNERS), ""),

@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import time
 
-from apiclient import NODES, PODS, ApiClient, ApiError, Conflict, Informer, NotFound
+from apiclient import NAMESPACES, NODES, PODS, ApiClient, ApiError, Conflict, Informer, NotFound
 from controlplane.scheduler import binder
 from controlplane.scheduler.algorithm import Algorithm, FitError, Nominator
 from controlplane.scheduler.cache import Cache
@@ -61,8 +61,11 @@ class Scheduler:
         self.recorder = EventRecorder(api, name)
         self.pods = Informer(api, PODS)
         self.nodes = Informer(api, NODES)
+        self.namespaces = Informer(api, NAMESPACES)  # labels, for affinity namespaceSelectors
+        self.namespace_labels: dict[str, dict] = {}
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
+        self.namespaces.add_handler(self._on_namespace)
         self._binds = asyncio.Semaphore(BIND_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
         self.scheduled = 0  # pods sent to binding (metrics, tests)
@@ -131,7 +134,15 @@ class Scheduler:
                     and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
                     and {**spec, "nodeName": None} == {**(assumed.raw.get("spec") or {}), "nodeName": None}):
                 return dataclasses.replace(assumed, raw=obj, node_name=spec["nodeName"])
-        return pod_info(obj)
+        return pod_info(obj, self.namespace_labels)
+
+    def _on_namespace(self, type_: str, obj: dict, old: dict | None) -> None:
+        name, labels = obj["metadata"]["name"], obj["metadata"].get("labels") or {}
+        if type_ == "DELETED":
+            self.namespace_labels.pop(name, None)
+        elif self.namespace_labels.get(name) != labels:
+            self.namespace_labels[name] = labels
+            self.queue.move(POD_CHANGE)  # a namespaceSelector may match (or stop matching) now
 
     def _on_node(self, type_: str, obj: dict, old: dict | None) -> None:
         name = obj["metadata"]["name"]
@@ -161,11 +172,11 @@ class Scheduler:
             log.error("scheduler task failed: %r", t.exception())
 
     async def run(self) -> None:
-        informers = [asyncio.ensure_future(i.run()) for i in (self.nodes, self.pods)]
+        informers = [asyncio.ensure_future(i.run()) for i in (self.namespaces, self.nodes, self.pods)]
         events = asyncio.ensure_future(self.recorder.run())
         try:
-            await self.nodes.wait_synced()
-            await self.pods.wait_synced()
+            for informer in (self.namespaces, self.nodes, self.pods):
+                await informer.wait_synced()
             log.info("%s: %d nodes, %d pods pending", self.name, len(self.cache.node_list()), len(self.queue.pods))
             while True:
                 qp = await self.queue.pop()

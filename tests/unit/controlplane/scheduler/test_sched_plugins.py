@@ -241,3 +241,28 @@ def test_system_default_spread_for_controlled_pods():
     assert placed == {"n1", "n3"}
     # a pod of no controller is not spread: it goes where there is most room
     assert {s.place(pod(f"free{i}"), assume=False) for i in range(10)} == {"n0", "n2"}
+
+
+def test_affinity_namespaces_and_namespace_selector():
+    ns_labels = {"default": {}, "team-a": {"team": "a"}, "team-b": {"team": "b"}}
+    s = Sched([node("x"), node("y"), node("z")],
+              [pod("db-a", ns="team-a", labels={"app": "db"}, node_name="x"),
+               pod("db-b", ns="team-b", labels={"app": "db"}, node_name="y")])
+
+    def near(**ns):
+        return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname", **ns}]}}
+
+    def place(affinity):  # where 20 tries land (ties between equal nodes are broken at random)
+        return {s.algorithm.schedule(pod_info(pod("p", affinity=affinity), ns_labels)).node for _ in range(20)}
+
+    assert place(near(namespaces=["team-b"])) == {"y"}
+    assert place(near(namespaceSelector={"matchLabels": {"team": "a"}})) == {"x"}
+    assert place(near(namespaceSelector={})) == {"x", "y"}  # every namespace
+    # neither: the pod's own namespace (default), where no db runs: only the self-match rule
+    # would let it anywhere, and it does not match its own term
+    with pytest.raises(FitError):
+        s.algorithm.schedule(pod_info(pod("p", affinity=near()), ns_labels))
+    # relabelling a namespace is seen through the live mapping
+    ns_labels["team-b"] = {"team": "a"}
+    assert place(near(namespaceSelector={"matchLabels": {"team": "a"}})) == {"x", "y"}

@@ -114,6 +114,8 @@ class Scheduler:
                 self.queue.move(POD_CHANGE)
             return
         if self._ours(p):
+            if self.cache.is_assumed(uid):
+                return  # its binding is on the wire (upstream skips assumed pods' updates too)
             if p.nominated_node:  # also after a restart: the room preemption made stays reserved
                 self.nominator.add(p, p.nominated_node)
             if p.gated and uid not in self.queue:

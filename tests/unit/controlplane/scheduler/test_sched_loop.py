@@ -89,3 +89,19 @@ def test_unschedulable_patch_and_wakeup_by_node_add():
         s._on_node("ADDED", node("big", cpu="4"), None)
         assert qp.where in ("active", "backoff")
     run(main())
+
+
+def test_update_during_binding_does_not_schedule_twice():
+    async def main():
+        api = FakeApi()
+        s = Scheduler(api)
+        s._on_node("ADDED", node("a", cpu="2"), None)
+        p = pod("p", cpu="1")
+        s._on_pod("ADDED", p, None)
+        s.schedule_one(s.queue.pop_nowait())  # assumed; the binding task has not run yet
+        relabelled = {**p, "metadata": {**p["metadata"], "labels": {"x": "y"}}}
+        s._on_pod("MODIFIED", relabelled, p)
+        assert s.queue.pop_nowait() is None
+        await asyncio.gather(*s._tasks)
+        assert api.bindings == [("p", "a")] and s.cache.nodes["a"].req_cpu == 1000
+    run(main())

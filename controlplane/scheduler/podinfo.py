@@ -244,7 +244,8 @@ def pod_info(pod: dict, ns_labels: Mapping[str, dict] | None = None) -> PodInfo:
                       for i, p in enumerate(node_aff.get("preferredDuringSchedulingIgnoredDuringExecution") or ()))
     pa, paa = aff.get("podAffinity") or {}, aff.get("podAntiAffinity") or {}
     req_key, pref_key = "requiredDuringSchedulingIgnoredDuringExecution", "preferredDuringSchedulingIgnoredDuringExecution"
-    images = tuple(normalize_image(c["image"]) for c in spec.get("containers") or () if c.get("image"))
+    images = tuple(normalize_image(c["image"]) for c in list(spec.get("initContainers") or ())
+                   + list(spec.get("containers") or ()) if c.get("image"))
     return PodInfo(
         raw=pod, uid=md.get("uid") or f"{ns}/{md.get('name')}", namespace=ns, name=md.get("name") or "",
         labels=labels, priority=int(spec.get("priority") or 0),

@@ -125,17 +125,19 @@ class Scheduler:
             self.queue.delete(uid)
 
     def _parse(self, obj: dict, uid: str) -> PodInfo:
-        """pod_info — except for the echo of our own binding: the pod we assumed, now with
-        spec.nodeName and otherwise unchanged, reuses the assumed PodInfo (every scheduled pod
-        would otherwise be parsed twice)."""
-        assumed = self.cache.pod(uid) if self.cache.is_assumed(uid) else None
-        if assumed is not None:
+        """pod_info, unless the pod as we hold it (assumed or bound) changed only in what the
+        scheduler does not read: the echo of our own binding (spec.nodeName set) and the node
+        agent's status updates reuse the PodInfo we have rather than parse the pod again."""
+        known = self.cache.pod(uid)
+        if known is not None:
             spec, md = obj.get("spec") or {}, obj.get("metadata") or {}
-            if (spec.get("nodeName") and not md.get("deletionTimestamp")
-                    and (md.get("labels") or {}) == assumed.labels
-                    and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                    and {**spec, "nodeName": None} == {**(assumed.raw.get("spec") or {}), "nodeName": None}):
-                return dataclasses.replace(assumed, raw=obj, node_name=spec["nodeName"])
+            node = spec.get("nodeName") or ""
+            if (node and bool(md.get("deletionTimestamp")) == known.deleting
+                    and (md.get("labels") or {}) == known.labels
+                    and ((obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")) == known.terminal
+                    and {**spec, "nodeName": None} == {**(known.raw.get("spec") or {}), "nodeName": None}):
+                return dataclasses.replace(known, raw=obj, node_name=node, start_time=(
+                    (obj.get("status") or {}).get("startTime") or known.start_time))
         return pod_info(obj, self.namespace_labels)
 
     def _on_namespace(self, type_: str, obj: dict, old: dict | None) -> None:

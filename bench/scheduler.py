@@ -179,15 +179,19 @@ async def run_case(n_nodes: int, n_pods: int, rate: float, tmp: Path) -> list[tu
                 await api.update_status(NODES, obj)
             await gather_limited([add_node(i) for i in range(n_nodes)], 32)
             sched = start_scheduler(kubeconfig, tmp / f"scheduler-{n_nodes}.log")
+            deadline, holder = time.monotonic() + 60, None
             while True:  # exactly one scheduler acts: the one holding the Lease
                 try:
                     lease = await api.get(LEASES, "kube-scheduler", "kube-system")
-                    if (lease.get("spec") or {}).get("holderIdentity") == IDENTITY:
+                    holder = (lease.get("spec") or {}).get("holderIdentity")
+                    if holder == IDENTITY:
                         break
                 except Exception:
                     pass
                 if sched.poll() is not None:
                     raise SystemExit("the scheduler exited (see its log; --keep keeps it)")
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"another scheduler holds the Lease kube-system/kube-scheduler: {holder}")
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # its informers have listed the nodes
             procs = {"server": server, "scheduler": sched}

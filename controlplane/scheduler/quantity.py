@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from controlplane.scheduler.errors import SchedulerError
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
             "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
             "P": Decimal("1e15"), "E": Decimal("1e18")}
 
@@ -27,7 +27,7 @@ def _decimal(text: str | int | float) -> Decimal:
     for suffix, mult in _BINARY.items():
         if s.endswith(suffix):
             return _number(s[:-2], text) * mult
-    if s[-1:] in _DECIMAL and s[-1:] not in "0123456789" and "e" not in s[-1:]:
+    if s[-1:].isalpha() and s[-1] in _DECIMAL:  # "E" is exa; "1e3" ends in a digit
         return _number(s[:-1], text) * _DECIMAL[s[-1]]
     return _number(s, text)
 

@@ -165,8 +165,9 @@ def pod_requests(spec: dict) -> tuple[dict, int, int]:
     _max_into(total, init_max)
     overhead = quantity.resource_list(spec.get("overhead"), "spec.overhead")
     _sum_into(total, overhead)
-    nz_cpu = max(nz_cpu, total.get("cpu", 0))
-    nz_mem = max(nz_mem, total.get("memory", 0))
+    # the same formula with the containers' defaults in place of missing requests
+    nz_cpu = max(nz_cpu + sidecars.get("cpu", 0), init_max.get("cpu", 0)) + overhead.get("cpu", 0)
+    nz_mem = max(nz_mem + sidecars.get("memory", 0), init_max.get("memory", 0)) + overhead.get("memory", 0)
     return total, nz_cpu, nz_mem
 
 

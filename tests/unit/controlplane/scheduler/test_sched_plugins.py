@@ -266,3 +266,10 @@ def test_affinity_namespaces_and_namespace_selector():
     # relabelling a namespace is seen through the live mapping
     ns_labels["team-b"] = {"team": "a"}
     assert place(near(namespaceSelector={"matchLabels": {"team": "a"}})) == {"x", "y"}
+
+
+def test_nonzero_requests_add_overhead_and_init_max():
+    _, nz_cpu, nz_mem = pod_requests({"containers": [{}], "overhead": {"cpu": "50m"}})
+    assert (nz_cpu, nz_mem) == (150, 200 * 2**20)
+    _, nz_cpu, _ = pod_requests({"containers": [{}], "initContainers": [{"resources": {"requests": {"cpu": "1"}}}]})
+    assert nz_cpu == 1000

@@ -1,0 +1,1 @@
+"""The default plugins, one module each, named as upstream names them (framework/plugins/names)."""

@@ -85,6 +85,8 @@ def node_ip(config: AgentConfig) -> str:
     addrs = [(name, ipaddress.ip_interface(f"{a.address}/{a.netmask}"))
              for name, lst in psutil.net_if_addrs().items() for a in lst
              if a.family == socket.AF_INET and a.netmask]
+    if config.node_ip and any(str(a.ip) == config.node_ip and a.ip.is_loopback for _, a in addrs):
+        return config.node_ip           # a single-machine node, reached on loopback
     try:
         return str(choose_node_ip(addrs, node_ip=config.node_ip).ip)
     except NetworkError as e:

@@ -42,10 +42,12 @@ class WorkerState(enum.Enum):
 
 def _grace(pod: dict, removed: bool) -> float:
     md, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if removed:
+        # Gone from the API while still running: only a force delete does that (the graceful
+        # path ends with *our* final DELETE), and nobody waits for a grace period any more.
+        return 0.0
     if md.get("deletionGracePeriodSeconds") is not None:
         return float(md["deletionGracePeriodSeconds"])
-    if removed:
-        return 0.0          # gone from the API without a graceful deletion: a force delete
     g = spec.get("terminationGracePeriodSeconds")
     return 30.0 if g is None else float(g)
 

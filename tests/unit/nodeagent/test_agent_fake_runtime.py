@@ -1,0 +1,294 @@
+"""The kubelet side end to end with a fake runtime: a real API server, the real informer, pod
+workers, status manager, event recorder and node status — only the containers are pretend."""
+
+import asyncio
+import base64
+
+import pytest
+
+from apiclient import CONFIGMAPS, EVENTS, LEASES, NODES, PODS, SECRETS
+from tests.apiserver import start_server
+from tests.unit.nodeagent.agentkit import NODE, condition, cstatus, phase, pod, running_agent
+from tests.unit.nodeagent.fakecri import FakeRuntime
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("apiserver") / "data")
+    yield srv
+    srv.stop()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_node_registers_ready_with_capacity_and_lease(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            async def ready():
+                node = await a.api.get(NODES, NODE)
+                return condition(node, "Ready").get("status") == "True"
+            for _ in range(200):
+                try:
+                    if await ready():
+                        break
+                except Exception:  # noqa: BLE001 - not registered yet
+                    pass
+                await asyncio.sleep(0.05)
+            node = await a.api.get(NODES, NODE)
+            st = node["status"]
+            assert node["metadata"]["labels"]["kubernetes.io/hostname"] == NODE
+            assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
+            assert st["capacity"]["pods"] == "110" and int(st["capacity"]["cpu"]) >= 1
+            assert st["allocatable"]["memory"].endswith("Ki")
+            assert {c["type"]: c["reason"] for c in st["conditions"]} == {
+                "MemoryPressure": "KubeletHasSufficientMemory", "DiskPressure": "KubeletHasNoDiskPressure",
+                "PIDPressure": "KubeletHasSufficientPID", "Ready": "KubeletReady"}
+            assert {"type": "InternalIP", "address": "127.0.0.1"} in st["addresses"]
+            assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+            assert st["nodeInfo"]["containerRuntimeVersion"] == "fakecri://0.1"
+            assert st["nodeInfo"]["kernelVersion"]
+            assert node["spec"]["podCIDR"] == "10.244.0.0/24"
+            lease = await a.api.get(LEASES, NODE, "kube-node-lease")
+            assert lease["spec"]["holderIdentity"] == NODE
+            assert lease["spec"]["leaseDurationSeconds"] == 40
+    run(main())
+
+
+def test_pod_runs_ready_with_ip_and_events_then_graceful_delete(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("web", ["sleep", "1d"], grace=7))
+            p = await a.wait_pod("web", lambda p: condition(p, "Ready").get("status") == "True")
+            st = p["status"]
+            assert st["phase"] == "Running"
+            assert st["podIP"].startswith("10.244.0.") and st["podIPs"] == [{"ip": st["podIP"]}]
+            assert st["hostIP"] == "127.0.0.1" and st["qosClass"] == "BestEffort"
+            assert st["startTime"]
+            cs = cstatus(p)
+            assert cs["ready"] and cs["started"] and cs["restartCount"] == 0
+            assert "running" in cs["state"] and cs["containerID"].startswith("fakecri://")
+            assert cs["imageID"].startswith("sha256:")
+            for t in ("PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady"):
+                assert condition(p, t)["status"] == "True", t
+            # no writes when nothing changed: wake the worker, its status is the same
+            uid = p["metadata"]["uid"]
+            rv = p["metadata"]["resourceVersion"]
+            await asyncio.sleep(0.3)
+            rv = (await a.get("web"))["metadata"]["resourceVersion"]
+            a.task.get_coro()  # (the agent keeps running)
+            await asyncio.sleep(0.5)
+            assert (await a.get("web"))["metadata"]["resourceVersion"] == rv
+
+            evs = (await a.api.list(EVENTS, "default", field_selector=f"involvedObject.uid={uid}"))["items"]
+            reasons = {e["reason"] for e in evs}
+            assert {"Pulled", "Created", "Started"} <= reasons, reasons
+            assert all(e["source"]["component"] == "kubelet" for e in evs)
+
+            await a.api.delete(PODS, "web", "default")
+            await a.wait_gone("web")
+            stops = [c for c in a.fake.calls if c[0] == "stop_container"]
+            assert stops and stops[0][2] == 7.0
+            assert not a.fake.sandboxes and not a.fake.containers   # everything removed
+            assert uid in a.cgroups.removed
+    run(main())
+
+
+def test_restart_policies_reasons_and_backoff(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("never", ["exit", "3"], policy="Never"))
+            await a.create_pod(pod("onfail", ["exit", "0"], policy="OnFailure"))
+            await a.create_pod(pod("always", ["exit", "1"], policy="Always"))
+            p = await a.wait_pod("never", lambda p: phase(p) == "Failed")
+            term = cstatus(p)["state"]["terminated"]
+            assert term["exitCode"] == 3 and term["reason"] == "Error"
+            assert term["startedAt"] and term["finishedAt"]
+            assert condition(p, "Ready")["status"] == "False"
+            p = await a.wait_pod("onfail", lambda p: phase(p) == "Succeeded")
+            assert cstatus(p)["state"]["terminated"]["reason"] == "Completed"
+            assert condition(p, "Ready")["reason"] == "PodCompleted"
+            p = await a.wait_pod("always", lambda p: cstatus(p).get("restartCount", 0) >= 2 and
+                                 cstatus(p)["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff")
+            assert phase(p) == "Running"
+            w = cstatus(p)["state"]["waiting"]
+            assert w["message"].startswith("back-off ") and "restarting failed container=main" in w["message"]
+            assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 1
+            evs = (await a.api.list(EVENTS, "default"))["items"]
+            backoffs = [e for e in evs if e["reason"] == "BackOff" and e["involvedObject"]["name"] == "always"]
+            assert backoffs and backoffs[0]["type"] == "Warning"
+            for name in ("never", "onfail", "always"):
+                await a.api.delete(PODS, name, "default")
+            for name in ("never", "onfail", "always"):
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_oom_killed_and_restarted(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("oom", ["oom"], policy="Always",
+                                   resources={"limits": {"memory": "64Mi", "cpu": "100m"}}))
+            p = await a.wait_pod("oom", lambda p: cstatus(p).get("restartCount", 0) >= 1 and
+                                 cstatus(p).get("lastState", {}).get("terminated"))
+            last = cstatus(p)["lastState"]["terminated"]
+            assert last["reason"] == "OOMKilled" and last["exitCode"] == 137
+            assert p["status"]["qosClass"] == "Guaranteed"
+            cfg = next(c for c in a.fake.configs.values() if c.metadata.name == "main")
+            assert cfg.resources.memory_limit_in_bytes == 64 * 2**20
+            assert cfg.resources.cpu_quota == 10_000 and cfg.resources.oom_score_adj == -997
+            await a.api.delete(PODS, "oom", "default", grace_period_seconds=0)
+            await a.wait_gone("oom")
+    run(main())
+
+
+def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.api.create(CONFIGMAPS, {"metadata": {"name": "cfg"}, "data": {"color": "blue",
+                                                                                    "size": "L"}}, "default")
+            await a.api.create(SECRETS, {"metadata": {"name": "sec"}, "data": {
+                "pw": base64.b64encode(b"hunter2").decode()}}, "default")
+            env = [{"name": "A", "value": "x"}, {"name": "B", "value": "$(A)-$(C_color)-$$(A)"},
+                   {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                   {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                   {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                                      "divisor": "1Mi"}}},
+                   {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "pw"}}},
+                   {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k",
+                                                                     "optional": True}}}]
+            await a.create_pod(pod("env", ["sleep", "$(A)"], env=env,
+                                   envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "C_"}],
+                                   resources={"limits": {"memory": "32Mi"}}))
+            await a.wait_pod("env", lambda p: phase(p) == "Running")
+            cfg = next(c for c in a.fake.configs.values()
+                       if a.fake.sandbox_configs[a.fake.containers[c_id(a.fake, c)].pod_sandbox_id]
+                       .metadata.name == "env")
+            envs = dict(cfg.envs)
+            assert envs == {"C_color": "blue", "C_size": "L", "A": "x", "B": "x-blue-$(A)",
+                            "POD": "env", "NODE": NODE, "MEM": "32", "PW": "hunter2"}
+            assert cfg.command == ("sleep", "x")
+            assert [k for k, _ in cfg.envs][:2] == ["C_color", "C_size"]
+
+            await a.create_pod(pod("badref", ["sleep", "1"], env=[
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "absent"}}}]))
+            p = await a.wait_pod("badref", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                                 .get("reason") == "CreateContainerConfigError")
+            assert cstatus(p)["state"]["waiting"]["message"] == \
+                "couldn't find key absent in ConfigMap default/cfg"
+            assert phase(p) == "Pending"
+
+            await a.create_pod(pod("noimage", ["sleep", "1"], image="registry.example/missing:1"))
+            # ErrImagePull, then (within the pull back-off) ImagePullBackOff
+            await a.wait_pod("noimage", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                             .get("reason") == "ImagePullBackOff")
+            evs = (await a.api.list(EVENTS, "default"))["items"]
+            failed = [e["message"] for e in evs if e["involvedObject"]["name"] == "noimage"
+                      and e["reason"] == "Failed"]
+            assert any("manifest unknown" in m for m in failed), failed
+            assert "Error: ErrImagePull" in failed
+            await a.create_pod(pod("badname", ["sleep", "1"], image="Bad!Name"))
+            await a.wait_pod("badname", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                             .get("reason") == "InvalidImageName")
+            await a.create_pod(pod("noprog", ["no-such-program"]))
+            p = await a.wait_pod("noprog", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                                 .get("reason") == "CreateContainerError")
+            assert "executable file not found" in cstatus(p)["state"]["waiting"]["message"]
+            for name in ("env", "badref", "noimage", "badname", "noprog"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+            for name in ("env", "badref", "noimage", "badname", "noprog"):
+                await a.wait_gone(name)
+    run(main())
+
+
+def c_id(fake, cfg):
+    return next(k for k, v in fake.configs.items() if v is cfg)
+
+
+def test_init_containers_in_order_then_app(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            body = pod("init", ["sleep", "1d"])
+            body["spec"]["initContainers"] = [
+                {"name": "one", "image": "localhost/busybox:1", "command": ["exit", "0"]},
+                {"name": "two", "image": "localhost/busybox:1", "command": ["exit", "0"]}]
+            await a.create_pod(body)
+            p = await a.wait_pod("init", lambda p: condition(p, "Ready").get("status") == "True")
+            assert condition(p, "Initialized")["status"] == "True"
+            for n in ("one", "two"):
+                assert cstatus(p, n, init=True)["state"]["terminated"]["reason"] == "Completed"
+            created = [c[1] for c in a.fake.calls if c[0] == "create_container"]
+            assert created == ["one", "two", "main"]
+
+            body = pod("initfail", ["sleep", "1d"], policy="Never")
+            body["spec"]["initContainers"] = [
+                {"name": "bad", "image": "localhost/busybox:1", "command": ["exit", "4"]}]
+            await a.create_pod(body)
+            p = await a.wait_pod("initfail", lambda p: phase(p) == "Failed")
+            assert cstatus(p, "bad", init=True)["state"]["terminated"]["exitCode"] == 4
+            assert cstatus(p)["state"]["waiting"]["reason"] == "PodInitializing"
+            assert condition(p, "Initialized")["reason"] == "ContainersNotInitialized"
+            for name in ("init", "initfail"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_force_delete_during_graceful_stop_kills_at_once(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("stubborn", ["ignore-term"], grace=60))
+            await a.wait_pod("stubborn", lambda p: phase(p) == "Running")
+            await a.api.delete(PODS, "stubborn", "default")
+            await a.wait_for(lambda: any(c[0] == "stop_container" for c in a.fake.calls),
+                             what="a graceful stop")
+            await a.api.delete(PODS, "stubborn", "default", grace_period_seconds=0)
+            await a.wait_gone("stubborn", timeout=10)
+            await a.wait_for(lambda: not a.fake.containers, timeout=10, what="containers removed")
+            timeouts = [c[2] for c in a.fake.calls if c[0] == "stop_container"]
+            assert timeouts[0] == 60.0 and 0 in timeouts
+    run(main())
+
+
+def test_restart_recovery_adopts_containers(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("keep", ["sleep", "1d"]))
+            await a.create_pod(pod("dies", ["sleep", "1d"], policy="Never"))
+            p1 = await a.wait_pod("keep", lambda p: phase(p) == "Running")
+            p2 = await a.wait_pod("dies", lambda p: phase(p) == "Running")
+        # the agent is gone; its containers are not. One of them exits meanwhile.
+        dies_id = cstatus(p2)["containerID"].split("://")[1]
+        fake.exit(dies_id, 7)
+        calls_before = len([c for c in fake.calls if c[0] == "create_container"])
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            p = await a.wait_pod("dies", lambda p: phase(p) == "Failed")
+            assert cstatus(p)["state"]["terminated"]["exitCode"] == 7
+            assert cstatus(p)["containerID"] == cstatus(p2)["containerID"]
+            p = await a.get("keep")
+            assert cstatus(p)["containerID"] == cstatus(p1)["containerID"]
+            assert cstatus(p)["restartCount"] == 0 and phase(p) == "Running"
+            assert len([c for c in fake.calls if c[0] == "create_container"]) == calls_before
+            for name in ("keep", "dies"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_orphans_of_pods_deleted_while_down_are_removed(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("orphan", ["sleep", "1d"]))
+            await a.wait_pod("orphan", lambda p: phase(p) == "Running")
+        # deleted while the agent is down: force, so the API forgets it at once
+        from apiclient import ApiClient, load_kubeconfig
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            await api.delete(PODS, "orphan", "default", grace_period_seconds=0)
+        assert fake.sandboxes
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.wait_for(lambda: not fake.sandboxes and not fake.containers,
+                             what="the orphan's sandbox removed")
+    run(main())

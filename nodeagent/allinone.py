@@ -237,12 +237,22 @@ async def _serve(config: NodeConfig, server) -> None:
 def _parts(config: NodeConfig, api, server) -> list[tuple[str, object]]:
     """The coroutines that make up the node besides the API server: (name, coroutine)."""
     parts: list[tuple[str, object]] = []
+    # "as far as they exist": a tree without the scheduler or the controllers yet still runs a
+    # node (pods then need spec.nodeName), and says so once.
     if config.scheduler:
-        from controlplane.scheduler import run_scheduler
-        parts.append(("scheduler", run_scheduler(api)))
+        try:
+            from controlplane.scheduler import run_scheduler
+        except ImportError:
+            log.warning("no scheduler in this tree: pods need spec.nodeName")
+        else:
+            parts.append(("scheduler", run_scheduler(api)))
     if config.controllers:
-        from controlplane.controllers import run_controllers
-        parts.append(("controllers", run_controllers(api, _enabled(config.controllers))))
+        try:
+            from controlplane.controllers import run_controllers
+        except ImportError:
+            log.warning("no controllers in this tree")
+        else:
+            parts.append(("controllers", run_controllers(api, _enabled(config.controllers))))
     from nodeagent.node import run_node_agent
     parts.append(("agent", run_node_agent(config, api)))
     return parts

@@ -128,15 +128,20 @@ def write_cni_config(config: AgentConfig, cidr: str) -> Path:
 
 
 # --- 3. the runtime ---------------------------------------------------------------------------------
+def cni_config(config: AgentConfig):
+    from cni.podnet import PodNetworkConfig
+
+    return PodNetworkConfig(conf_dir=str(config.cni_dir / "net.d"),
+                            bin_dirs=("/opt/cni/bin", "/usr/lib/cni"),
+                            cache_dir=str(config.cni_dir / "cache"))
+
+
 def open_runtime(config: AgentConfig):
-    """(RuntimeService, ImageService) of nodeagent.cri for this node's directories."""
-    try:
-        from nodeagent.cri import open_runtime as cri_open
-    except ImportError as e:
-        raise AgentError(f"the container runtime side (nodeagent.cri) is not available: {e}") from e
-    got = cri_open(state_dir=str(config.agent_dir), image_store=str(Path(config.data_dir) / "images"),
-                   cni_conf_dir=str(config.cni_dir / "net.d"))
-    return got if isinstance(got, tuple) else (got, got)
+    """(RuntimeService, ImageService) of nodeagent.cri for this node's directories (blocking)."""
+    from nodeagent.cri import open_runtime as cri_open
+
+    return cri_open(str(config.agent_dir), cni=cni_config(config),
+                    image_store=str(Path(config.data_dir) / "images"))
 
 
 # --- 5/6. the pods ----------------------------------------------------------------------------------
@@ -292,41 +297,15 @@ def clean_node(data_dir: str, netns: str | None) -> list[str]:
 
 async def _clean(cfg: AgentConfig) -> list[str]:
     from nodeagent.cm import ContainerManager
+    from nodeagent.cri import cleanup
 
     out: list[str] = []
-    if not cfg.agent_dir.exists():
-        return out
-    try:
-        runtime, _images = await asyncio.to_thread(open_runtime, cfg)
-    except AgentError as e:
-        out.append(f"pods not removed: {e}")
-        runtime = None
-    if runtime is not None:
-        sandboxes = await runtime.list_pod_sandboxes()
-        for sb in sandboxes:
-            for c in await runtime.list_containers(sb.id):
-                await runtime.stop_container(c.id, 0)
-                await runtime.remove_container(c.id)
-            await runtime.stop_pod_sandbox(sb.id)
-            await runtime.remove_pod_sandbox(sb.id)
-        if sandboxes:
-            out.append(f"removed {len(sandboxes)} pod sandbox(es)")
-        try:
-            from nodeagent.cri import cleanup
-        except ImportError:
-            cleanup = None
-        if cleanup is not None:
-            r = cleanup(state_dir=str(cfg.agent_dir), cni_conf_dir=str(cfg.cni_dir / "net.d"))
-            if asyncio.iscoroutine(r):
-                r = await r
-            out += list(r or [])
-        close = getattr(runtime, "close", None)
-        if close is not None:
-            r = close()
-            if asyncio.iscoroutine(r):
-                await r
+    if cfg.agent_dir.exists():
+        problems = await asyncio.to_thread(cleanup, str(cfg.agent_dir), cni=cni_config(cfg))
+        out += [f"left behind: {p}" for p in problems]
+        out.append("removed every pod (containers, sandboxes, pod IPs)")
     cm = ContainerManager(enabled=os.geteuid() == 0)
-    for problem in cm.cleanup():
+    for problem in await asyncio.to_thread(cm.cleanup):
         out.append(f"cgroup left: {problem}")
     return out
 

@@ -88,7 +88,8 @@ def running_pid(data_dir: str) -> int | None:
         pid, start = int(pid_s), int(start_s)
     except (OSError, ValueError):
         return None
-    return pid if _start_time(pid) == start else None
+    # A zombie (killed, not yet reaped by whoever inherited it) serves nothing any more.
+    return pid if _start_time(pid) == start and not _is_zombie(pid) else None
 
 
 def _write_pid_file(data_dir: str) -> Path:

@@ -120,8 +120,11 @@ async def pod_cidr(api: ApiClient, config: AgentConfig, name: str) -> str:
 
 # --- 2. the network ---------------------------------------------------------------------------------
 def write_cni_config(config: AgentConfig, cidr: str) -> Path:
-    from cni.install import default_conflist, install_conflist
+    """The node's network config, and launchers for our plugins in <data-dir>/cni/bin (found there
+    by name, as any CNI runtime finds plugins; run in-process by ours)."""
+    from cni.install import default_conflist, install_conflist, install_plugins
 
+    install_plugins(config.cni_dir / "bin")
     conflist = default_conflist(cidr, cluster_cidr=config.cluster_cidr,
                                 data_dir=str(config.cni_dir / "ipam"))
     return install_conflist(config.cni_dir / "net.d", conflist)
@@ -132,7 +135,7 @@ def cni_config(config: AgentConfig):
     from cni.podnet import PodNetworkConfig
 
     return PodNetworkConfig(conf_dir=str(config.cni_dir / "net.d"),
-                            bin_dirs=("/opt/cni/bin", "/usr/lib/cni"),
+                            bin_dirs=(str(config.cni_dir / "bin"), "/opt/cni/bin", "/usr/lib/cni"),
                             cache_dir=str(config.cni_dir / "cache"))
 
 
@@ -212,6 +215,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
     from nodeagent.kuberuntime import NodeFacts, RuntimeManager
     from nodeagent.nodestatus import Machine, NodeIdentity, NodeStatus
     from nodeagent.podworkers import PodWorkers
+    from nodeagent.resources import lowest_oom_score_adj
     from nodeagent.status import StatusManager
 
     cfg = _agent_config(config)
@@ -233,7 +237,8 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
     status = StatusManager(api, cached_pod=lambda ns, n: informer.get(n, ns))
     facts = NodeFacts(name=name, hostname=socket.gethostname(), memory_capacity=machine.memory,
                       allocatable=machine.allocatable_numbers(), cluster_dns=cfg.cluster_dns,
-                      log_root=str(cfg.agent_dir / "logs"), pods_dir=str(cfg.agent_dir / "pods"))
+                      log_root=str(cfg.agent_dir / "logs"), pods_dir=str(cfg.agent_dir / "pods"),
+                      min_oom_score_adj=await asyncio.to_thread(lowest_oom_score_adj))
     manager = RuntimeManager(runtime, images, cm, recorder, _lookup(api), facts, runtime_name)
     workers = PodWorkers(manager, status, ip, runtime_name)
 

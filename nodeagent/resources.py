@@ -141,14 +141,30 @@ def oom_score_adj(pod: dict, container: dict, memory_capacity: int) -> int:
     return adj
 
 
-def container_resources(pod: dict, container: dict, memory_capacity: int) -> LinuxContainerResources:
-    """generateLinuxContainerResources: what the runtime writes into the container's cgroup."""
+def container_resources(pod: dict, container: dict, memory_capacity: int,
+                        min_oom_score_adj: int = -1000) -> LinuxContainerResources:
+    """generateLinuxContainerResources: what the runtime writes into the container's cgroup.
+    `min_oom_score_adj`: the lowest value this node may set (lowering needs CAP_SYS_RESOURCE,
+    which a node inside a sandbox may lack; the kubelet itself runs at -999 and may)."""
     a = amounts(container)
     q = quota(a.cpu_limit)
     return LinuxContainerResources(
         cpu_shares=shares(a.cpu_request), cpu_quota=q, cpu_period=QUOTA_PERIOD if q else None,
         memory_limit_in_bytes=a.memory_limit,
-        oom_score_adj=oom_score_adj(pod, container, memory_capacity))
+        oom_score_adj=max(min_oom_score_adj, oom_score_adj(pod, container, memory_capacity)))
+
+
+def lowest_oom_score_adj() -> int:
+    """Probe, in a throw-away child, whether a process of ours may lower its oom_score_adj; if
+    not, our own value is the floor (children inherit it and may only go up)."""
+    import subprocess
+    try:
+        own = int(open("/proc/self/oom_score_adj").read())
+    except (OSError, ValueError):
+        return -1000
+    probe = subprocess.run(["sh", "-c", f"echo {max(-1000, own - 1)} > /proc/self/oom_score_adj"],
+                           capture_output=True)
+    return -1000 if probe.returncode == 0 else own
 
 
 # --- per pod ----------------------------------------------------------------------------------------

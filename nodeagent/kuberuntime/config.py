@@ -51,6 +51,7 @@ class NodeFacts:
     resolv_conf: str = "/etc/resolv.conf"
     log_root: str = "/var/log/pods"
     pods_dir: str = "/var/lib/nodeagent/agent/pods"
+    min_oom_score_adj: int = -1000
 
 
 def pod_key(pod: dict) -> str:
@@ -226,6 +227,6 @@ async def container_config(pod: dict, container: dict, *, attempt: int, init: bo
         log_path=f"{name}/{attempt}.log",
         stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),
-        resources=container_resources(pod, container, node.memory_capacity),
+        resources=container_resources(pod, container, node.memory_capacity, node.min_oom_score_adj),
         security=security_context(pod, container, image),
         stop_signal=((container.get("lifecycle") or {}).get("stopSignal")))

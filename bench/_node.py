@@ -32,12 +32,22 @@ IMAGE_REPO = "localhost/busybox"
 IMAGE = f"{IMAGE_REPO}:1"
 
 
-def pod_manifest(name: str, namespace: str = "default") -> dict:
+def pod_manifest(name: str, namespace: str = "default", node_name: str | None = None) -> dict:
+    """The benchmark pod. `node_name` binds it directly (a tree without a scheduler yet; with one,
+    leave it None so that the scheduler's binding is part of what is timed)."""
+    spec = {"containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
+                            "command": ["sleep", "3600"]}],
+            "terminationGracePeriodSeconds": 0}
+    if node_name:
+        spec["nodeName"] = node_name
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": {"bench": "pods"}},
-            "spec": {"containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
-                                     "command": ["sleep", "3600"]}],
-                     "terminationGracePeriodSeconds": 0}}
+            "spec": spec}
+
+
+def _has_scheduler() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("controlplane.scheduler") is not None
 
 
 def stats(values: list[float]) -> dict:
@@ -76,9 +86,12 @@ def run_driver(node: Node, *args: str, timeout: float = 900) -> dict:
 async def _create_and_watch(kubeconfig: str, count: int, rate: float, prefix: str) -> dict:
     """Create `count` pods at `rate` per second (0: all at once) and time each create → Running
     as seen by a watch. Returns latencies and the time until all were Running."""
-    from apiclient import PODS, ApiClient, load_kubeconfig
+    from apiclient import NODES, PODS, ApiClient, load_kubeconfig
 
     api = ApiClient(load_kubeconfig(kubeconfig))
+    node_name = None
+    if not _has_scheduler():
+        node_name = (await api.list(NODES))["items"][0]["metadata"]["name"]
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     all_running = asyncio.Event()
@@ -104,7 +117,7 @@ async def _create_and_watch(kubeconfig: str, count: int, rate: float, prefix: st
         if rate > 0:
             await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
         created[name] = time.perf_counter()
-        creates.append(asyncio.create_task(api.create(PODS, pod_manifest(name), "default")))
+        creates.append(asyncio.create_task(api.create(PODS, pod_manifest(name, node_name=node_name), "default")))
     await asyncio.gather(*creates)
     try:
         await asyncio.wait_for(all_running.wait(), timeout=max(120.0, count * 2.0))

@@ -157,7 +157,7 @@ def _lookup(api: ApiClient):
     return lookup
 
 
-async def pleg(runtime, workers) -> None:
+async def pleg(runtime, workers, manager=None) -> None:
     """Wake the worker of each pod whose containers changed: on the runtime's events, and by
     relisting every few seconds (the generic PLEG), so that no exit goes unseen."""
     from nodeagent.cri.api import CRIError
@@ -192,6 +192,8 @@ async def pleg(runtime, workers) -> None:
                 log.warning("relist: %s", e)
                 continue
             owners.update({sb.id: sb.metadata.uid for sb in sandboxes})
+            if manager is not None:
+                manager.learn(sandboxes, containers)
             now: dict[str, list] = {}
             for sb in sandboxes:
                 now.setdefault(sb.metadata.uid, []).append((sb.id, sb.state.value))
@@ -262,7 +264,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
     tasks = [asyncio.create_task(c, name=n) for n, c in (
         ("pod informer", informer.run()), ("status manager", status.run()),
         ("event recorder", recorder.run()), ("node status", node.run_status()),
-        ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers)))]
+        ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]
     try:
         await informer.wait_synced()
         known = {p["metadata"]["uid"] for p in informer.cache.values()}

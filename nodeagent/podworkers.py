@@ -52,6 +52,16 @@ def _grace(pod: dict, removed: bool) -> float:
     return 30.0 if g is None else float(g)
 
 
+def _changed(old: dict, new: dict) -> bool:
+    """Does the update ask the worker for anything? Like the kubelet's pod config, a change of
+    status alone (most often the status manager's own write coming back) does not."""
+    o, n = old.get("metadata") or {}, new.get("metadata") or {}
+    keys = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds")
+    return old.get("spec") != new.get("spec") or any(o.get(k) != n.get(k) for k in keys) or \
+        ((old.get("status") or {}).get("phase") != (new.get("status") or {}).get("phase")
+         and (new.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+
+
 class PodWorker:
     def __init__(self, workers: "PodWorkers", pod: dict):
         self.workers = workers
@@ -174,8 +184,10 @@ class PodWorkers:
         if w is None:
             w = self.workers[uid] = PodWorker(self, pod)
             w.task = asyncio.create_task(self._run(w), name=f"pod {pod['metadata'].get('name')}")
-        else:
+        elif _changed(w.pod, pod):
             w.deliver(pod)
+        else:
+            w.pod = pod          # only the status moved (often our own write): nothing to do
 
     def remove(self, pod: dict) -> None:
         """The pod has left the API (its final DELETE, or a force delete)."""

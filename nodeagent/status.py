@@ -136,8 +136,9 @@ class StatusManager:
             return
         self.writes += 1
         self._written[uid] = status
-        if self._latest.get(uid, (0, 0, None))[2] is status:
-            self._dirty.discard(uid)
+        newest = self._latest.get(uid, (0, 0, None))[2]
+        if newest is status or normalized(newest) == normalized(status):
+            self._dirty.discard(uid)       # (an equal status set while this write was in flight)
 
     def _reconcile(self) -> None:
         """Mark pods whose status in the API differs from what we wrote (client-go's informer

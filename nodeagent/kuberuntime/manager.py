@@ -35,8 +35,8 @@ from typing import Callable
 
 from nodeagent.backoff import Backoff
 from nodeagent.cri.api import (
-    ContainerState, ContainerStatus, CRIError, ImageService, PodSandboxStatus, RuntimeService,
-    SandboxState)
+    ContainerState, ContainerStatus, CRIError, ImageService, NotFound, PodSandboxStatus,
+    RuntimeService, SandboxState)
 from nodeagent.envvars import ConfigError, Lookup
 from nodeagent.events import NORMAL, WARNING, EventRecorder
 from nodeagent.kuberuntime import config as cfg
@@ -95,6 +95,7 @@ class SyncResult:
 
 class PodCgroups:
     """What the runtime manager needs of the container manager (cm.py)."""
+    def pod_path(self, pod: dict) -> str: ...
     def ensure_pod(self, pod: dict) -> str: ...
     def remove_pod(self, uid: str) -> None: ...
 
@@ -107,19 +108,57 @@ class RuntimeManager:
         self.runtime_name = runtime_name
         self.backoff = Backoff()                     # container restarts, keyed "<uid>/<name>"
         self.puller = ImagePuller(images, recorder)  # image pulls, keyed "<uid>_<image>"
+        self._pods: dict[str, tuple[set[str], set[str]]] | None = None   # uid → (sandboxes, containers)
 
     # --- 1. observe ---------------------------------------------------------------------------------
-    async def observe(self, uid: str) -> PodRuntimeState:
-        sandboxes = [s for s in await self.runtime.list_pod_sandboxes() if s.metadata.uid == uid]
-        sandboxes.sort(key=lambda s: (s.metadata.attempt, s.created_at), reverse=True)
-        containers: list[ContainerStatus] = []
+    # Which sandboxes and containers belong to which pod: read from the runtime once (labels), then
+    # kept as we create and remove them, and refreshed by every PLEG relist (`learn`). Asking the
+    # runtime for *everything* on each sync would cost O(pods) per pod — O(pods²) per round.
+    async def _index(self) -> dict[str, tuple[set[str], set[str]]]:
+        if self._pods is None:
+            self._pods = {}
+            self.learn(await self.runtime.list_pod_sandboxes(), await self.runtime.list_containers())
+        return self._pods
+
+    def learn(self, sandboxes: list[PodSandboxStatus], containers: list[ContainerStatus]) -> None:
+        """Record what a full listing of the runtime shows (startup, PLEG relist)."""
+        if self._pods is None:
+            self._pods = {}
+        owner = {}
         for sb in sandboxes:
-            containers += await self.runtime.list_containers(sb.id)
+            self._pods.setdefault(sb.metadata.uid, (set(), set()))[0].add(sb.id)
+            owner[sb.id] = sb.metadata.uid
+        for c in containers:
+            uid = owner.get(c.pod_sandbox_id) or c.labels.get(cfg.POD_UID)
+            if uid:
+                self._pods.setdefault(uid, (set(), set()))[1].add(c.id)
+
+    async def observe(self, uid: str) -> PodRuntimeState:
+        sandbox_ids, container_ids = (await self._index()).get(uid, (set(), set()))
+        sandboxes, containers = [], []
+        for sid in list(sandbox_ids):
+            try:
+                sandboxes.append(await self.runtime.pod_sandbox_status(sid))
+            except NotFound:
+                sandbox_ids.discard(sid)
+        for cid in list(container_ids):
+            try:
+                containers.append(await self.runtime.container_status(cid))
+            except NotFound:
+                container_ids.discard(cid)
+        sandboxes.sort(key=lambda s: (s.metadata.attempt, s.created_at), reverse=True)
         containers.sort(key=lambda c: (c.metadata.attempt, c.created_at), reverse=True)
         return PodRuntimeState(uid, sandboxes, containers)
 
+    def _made(self, uid: str, sandbox_id: str | None = None, container_id: str | None = None) -> None:
+        entry = self._pods.setdefault(uid, (set(), set())) if self._pods is not None else None
+        if entry is not None and sandbox_id:
+            entry[0].add(sandbox_id)
+        if entry is not None and container_id:
+            entry[1].add(container_id)
+
     async def all_pod_uids(self) -> set[str]:
-        return {s.metadata.uid for s in await self.runtime.list_pod_sandboxes()}
+        return {uid for uid, (sbs, cs) in (await self._index()).items() if sbs or cs}
 
     # --- SyncPod ------------------------------------------------------------------------------------
     async def sync_pod(self, pod: dict, stop: Callable[[], bool]) -> tuple[SyncResult, PodRuntimeState]:
@@ -187,9 +226,10 @@ class RuntimeManager:
             for old in state.sandboxes:
                 await self.runtime.stop_pod_sandbox(old.id)
         try:
-            parent = self.cm.ensure_pod(pod)
+            parent = await asyncio.to_thread(self.cm.ensure_pod, pod)
             config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent)
             sandbox_id = await self.runtime.run_pod_sandbox(config)
+            self._made(pod["metadata"]["uid"], sandbox_id=sandbox_id)
             return await self.runtime.pod_sandbox_status(sandbox_id)
         except (CRIError, OSError, Exception) as e:  # noqa: BLE001 - any failure is the pod's
             msg = getattr(e, "message", None) or str(e)
@@ -226,7 +266,12 @@ class RuntimeManager:
             image = await self.puller.ensure(pod, c, fp, self.lookup)
         except ImageError as e:
             result.waiting[name] = (e.reason, e.message)
-            result.wake_at(self.puller.retry_at(pod, c) or time.time() + 10)
+            retry = self.puller.retry_at(pod, c) or time.time() + 10
+            if e.reason == "ErrImagePull":
+                # look again soon: the status then says ImagePullBackOff until the retry, as the
+                # kubelet's shows within a few seconds of a failed pull
+                retry = min(retry, time.time() + min(2.0, self.puller.backoff.initial / 2))
+            result.wake_at(retry)
             return
         try:
             config = await cfg.container_config(pod, c, attempt=attempt, init=init, node=self.node,
@@ -237,9 +282,10 @@ class RuntimeManager:
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e}", fp)
             return
         sandbox_config = cfg.sandbox_config(pod, self.node, sb.metadata.attempt,
-                                            self.cm.ensure_pod(pod))
+                                            self.cm.pod_path(pod))
         try:
             cid = await self.runtime.create_container(sb.id, config, sandbox_config)
+            self._made(md["uid"], container_id=cid)
         except CRIError as e:
             result.waiting[name] = (e.reason if e.reason != "RuntimeError" else "CreateContainerError",
                                     e.message)
@@ -316,3 +362,5 @@ class RuntimeManager:
             log.warning("removing the cgroup of pod %s: %s", uid, e)
         self.backoff.forget(uid)
         self.puller.backoff.forget(uid)
+        if self._pods is not None:
+            self._pods.pop(uid, None)

@@ -96,8 +96,8 @@ async def running_agent(server, fake: FakeRuntime | None = None, tmp_path=None, 
     from nodeagent.node import AgentConfig, run_node_agent
 
     if monkeypatch is not None:
-        monkeypatch.setattr("nodeagent.kuberuntime.manager.Backoff",
-                            functools.partial(backoff_mod.Backoff, 0.3, 1.2))
+        for where in ("nodeagent.kuberuntime.manager.Backoff", "nodeagent.kuberuntime.images.Backoff"):
+            monkeypatch.setattr(where, functools.partial(backoff_mod.Backoff, 0.3, 1.2))
     fake = fake or FakeRuntime()
     cgroups = NullCgroups()
     api = ApiClient(load_kubeconfig(server.kubeconfig))

@@ -205,6 +205,9 @@ class NullCgroups:
     def ensure_pod(self, pod: dict) -> str:
         return self.cm.pod_path(pod)
 
+    def pod_path(self, pod: dict) -> str:
+        return self.cm.pod_path(pod)
+
     def remove_pod(self, uid: str) -> None:
         self.removed.append(uid)
 

@@ -126,7 +126,9 @@ async def serve(request: web.Request, runtime: RuntimeService,
 
         async def pump() -> None:
             async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
+                # spdystream writes each field separately, empty ones too: an empty message is
+                # not the end of the stream (b"" is, to the session).
+                if msg.type == WSMsgType.BINARY and msg.data:
                     queue.put_nowait(msg.data)
             queue.put_nowait(b"")
 

@@ -1,5 +1,9 @@
 """The real kubectl 1.37 → our API server → our kubelet API → a fake runtime whose containers are
-host processes: logs, exec, attach, port-forward and cp behave as on a cluster."""
+host processes: logs, exec, attach, port-forward and cp behave as on a cluster.
+
+Streaming tests run twice: as kubectl 1.37 does by default (WebSocket; for port-forward SPDY
+tunnelled in a WebSocket), and with kubectl's fallback forced (plain SPDY/3.1 upgrades) through
+its KUBECTL_REMOTE_COMMAND_WEBSOCKETS / KUBECTL_PORT_FORWARD_WEBSOCKETS switches."""
 
 from __future__ import annotations
 
@@ -11,7 +15,18 @@ import urllib.request
 
 import pytest
 
+from tests.apiserver import Kubectl
 from tests.unit.nodeagent.server.fakeruntime import cri_time
+
+
+@pytest.fixture(params=["websocket", "spdy"])
+def kubectl_streams(request, cluster) -> Kubectl:
+    k = Kubectl(cluster.server, cluster.kubectl.env["KUBECACHEDIR"])
+    k.env = dict(cluster.kubectl.env)
+    if request.param == "spdy":
+        k.env["KUBECTL_REMOTE_COMMAND_WEBSOCKETS"] = "false"
+        k.env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = "false"
+    return k
 
 
 def _read_until(proc: subprocess.Popen, want: str, timeout: float) -> str:
@@ -104,29 +119,29 @@ def test_logs_errors_read_as_kubectl_errors(cluster, kubectl):
 
 # ---- exec ----
 
-def test_exec_exit_code(cluster, kubectl):
-    p = kubectl.run("exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+def test_exec_exit_code(cluster, kubectl_streams):
+    p = kubectl_streams.run("exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert p.returncode == 3, p.stderr
     assert p.stdout == "out\n"
     assert "err" in p.stderr
 
 
-def test_exec_success_and_stdin(cluster, kubectl):
-    assert kubectl("exec", "web", "--", "echo", "fine") == "fine\n"
-    p = kubectl.run("exec", "-i", "web", "--", "cat", input="hi\n")
+def test_exec_success_and_stdin(cluster, kubectl_streams):
+    assert kubectl_streams("exec", "web", "--", "echo", "fine") == "fine\n"
+    p = kubectl_streams.run("exec", "-i", "web", "--", "cat", input="hi\n")
     assert p.stdout == "hi\n"
 
 
-def test_exec_large_stdin_round_trip(cluster, kubectl):
+def test_exec_large_stdin_round_trip(cluster, kubectl_streams):
     data = "".join(f"line {i:06d} " + "x" * 80 + "\n" for i in range(20000))  # ~1.8 MB
-    p = kubectl.run("exec", "-i", "web", "--", "cat", input=data)
+    p = kubectl_streams.run("exec", "-i", "web", "--", "cat", input=data)
     assert p.stdout == data
 
 
-def test_exec_tty(cluster, kubectl, tmp_path):
-    cmd = " ".join([kubectl.exe, "exec", "-it", "web", "--", "sh", "-c",
+def test_exec_tty(cluster, kubectl_streams, tmp_path):
+    cmd = " ".join([kubectl_streams.exe, "exec", "-it", "web", "--", "sh", "-c",
                     "'test -t 0 && echo TTY-YES; stty size'"])
-    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=kubectl.env, capture_output=True,
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=kubectl_streams.env, capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "TTY-YES" in p.stdout, p.stdout + p.stderr
     assert p.returncode == 0
@@ -139,9 +154,9 @@ def test_exec_unknown_container_is_refused(cluster, kubectl):
 
 # ---- attach ----
 
-def test_attach_with_stdin(cluster, kubectl):
-    proc = subprocess.Popen([kubectl.exe, "attach", "-i", "attachme"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kubectl.env)
+def test_attach_with_stdin(cluster, kubectl_streams):
+    proc = subprocess.Popen([kubectl_streams.exe, "attach", "-i", "attachme"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kubectl_streams.env)
     try:
         time.sleep(0.5)  # nothing to wait on from outside: give the upgrade a moment before typing
         proc.stdin.write(b"hello\n")
@@ -153,8 +168,8 @@ def test_attach_with_stdin(cluster, kubectl):
 
 # ---- port-forward ----
 
-def test_port_forward_http(cluster, kubectl):
-    proc = kubectl.popen("port-forward", "pod/web", f":{cluster.http_port}")
+def test_port_forward_http(cluster, kubectl_streams):
+    proc = kubectl_streams.popen("port-forward", "pod/web", f":{cluster.http_port}")
     try:
         line = _read_until(proc, "\n", 20)
         assert "Forwarding from 127.0.0.1:" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
@@ -166,12 +181,12 @@ def test_port_forward_http(cluster, kubectl):
         _stop(proc)
 
 
-def test_port_forward_to_a_closed_port_reports_the_error(cluster, kubectl):
+def test_port_forward_to_a_closed_port_reports_the_error(cluster, kubectl_streams):
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    proc = kubectl.popen("port-forward", "pod/web", f":{dead}")
+    proc = kubectl_streams.popen("port-forward", "pod/web", f":{dead}")
     try:
         line = _read_until(proc, "\n", 20)
         local = int(line.split("127.0.0.1:")[1].split(" ")[0])
@@ -184,13 +199,13 @@ def test_port_forward_to_a_closed_port_reports_the_error(cluster, kubectl):
 
 # ---- cp ----
 
-def test_cp_both_ways(cluster, kubectl, tmp_path):
+def test_cp_both_ways(cluster, kubectl_streams, tmp_path):
     pod_dir = tmp_path / "in-pod"
     pod_dir.mkdir()
     (pod_dir / "remote.txt").write_text("from the pod\n")
     local = tmp_path / "local.txt"
     local.write_text("to the pod\n")
-    kubectl("cp", str(local), f"web:{pod_dir}/copied.txt")
+    kubectl_streams("cp", str(local), f"web:{pod_dir}/copied.txt")
     assert (pod_dir / "copied.txt").read_text() == "to the pod\n"
-    kubectl("cp", f"web:{pod_dir}/remote.txt", str(tmp_path / "back.txt"))
+    kubectl_streams("cp", f"web:{pod_dir}/remote.txt", str(tmp_path / "back.txt"))
     assert (tmp_path / "back.txt").read_text() == "from the pod\n"

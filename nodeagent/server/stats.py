@@ -9,7 +9,7 @@
   container_memory_working_set_bytes{container,pod,namespace}, ...).
 
 Per-container figures come from RuntimeService.container_stats(id), a dict; we read
-`cpu_usage_core_nanoseconds`, `memory_working_set_bytes`, `memory_usage_bytes`, `memory_rss_bytes`
+`cpu_usage_core_nano_seconds`, `memory_working_set_bytes`, `memory_usage_bytes`, `memory_rss_bytes`
 when present (the cgroup's cpuacct/cpu.stat and memory files, as the runtime reads them). Node
 figures come from psutil.
 """
@@ -50,8 +50,8 @@ def _mem(s: dict) -> dict:
 
 def _cpu(s: dict) -> dict:
     out = {"time": _now()}
-    if s.get("cpu_usage_core_nanoseconds") is not None:
-        out["usageCoreNanoSeconds"] = int(s["cpu_usage_core_nanoseconds"])
+    if s.get("cpu_usage_core_nano_seconds") is not None:
+        out["usageCoreNanoSeconds"] = int(s["cpu_usage_core_nano_seconds"])
     return out
 
 
@@ -158,8 +158,8 @@ async def resource_metrics(runtime: RuntimeService, pods: PodsProvider) -> str:
     for pod, cs, s in await _container_figures(runtime, pods):
         lab = _labels(container=cs["name"], namespace=pod["metadata"].get("namespace", "default"),
                       pod=pod["metadata"]["name"])
-        if s.get("cpu_usage_core_nanoseconds") is not None:
-            lines.append(f"container_cpu_usage_seconds_total{lab} {s['cpu_usage_core_nanoseconds'] / 1e9:.6f} {ms}")
+        if s.get("cpu_usage_core_nano_seconds") is not None:
+            lines.append(f"container_cpu_usage_seconds_total{lab} {s['cpu_usage_core_nano_seconds'] / 1e9:.6f} {ms}")
         if s.get("memory_working_set_bytes") is not None:
             lines.append(f"container_memory_working_set_bytes{lab} {int(s['memory_working_set_bytes'])} {ms}")
     return "\n".join(lines) + "\n"

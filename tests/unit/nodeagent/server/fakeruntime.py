@@ -146,7 +146,7 @@ class FakeRuntime:
         return list(self.sandboxes.values())
 
     async def container_stats(self, cid: str) -> dict:
-        return {"cpu_usage_core_nanoseconds": 1_500_000_000, "memory_working_set_bytes": 4 << 20}
+        return {"cpu_usage_core_nano_seconds": 1_500_000_000, "memory_working_set_bytes": 4 << 20}
 
     async def exec(self, cid: str, cmd: list[str], *, tty: bool, stdin: bool) -> FakeSession:
         if cid not in self.containers:

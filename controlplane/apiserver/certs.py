@@ -107,7 +107,7 @@ def ensure(data_dir: Path, advertise: list[str], service_ip: str = "10.96.0.1") 
     if not p.kubelet_client_cert.exists() or not p.kubelet_client_key.exists():
         # kubeadm's apiserver-kubelet-client: a client certificate in group system:masters, which
         # kubelets trust because the cluster CA signed it (their --client-ca-file).
-        _sign(p, p.kubelet_client_cert, p.kubelet_client_key,
+        _sign(p.ca_cert, p.ca_key, p.kubelet_client_cert, p.kubelet_client_key,
               "/O=system:masters/CN=kube-apiserver-kubelet-client", "extendedKeyUsage=clientAuth\n")
     if not p.token_file.exists():
         fd = os.open(p.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -116,14 +116,14 @@ def ensure(data_dir: Path, advertise: list[str], service_ip: str = "10.96.0.1") 
     return p
 
 
-def _sign(p: PKI, cert: Path, key: Path, subject: str, ext_text: str) -> None:
+def _sign(ca_cert: Path, ca_key: Path, cert: Path, key: Path, subject: str, ext_text: str) -> None:
     """A new EC key and a certificate for it, signed by the cluster CA."""
     csr, ext = cert.with_suffix(".csr"), cert.with_suffix(".ext")
     ext.write_text(ext_text + "keyUsage=critical,digitalSignature,keyEncipherment\n")
     try:
         _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                  "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", subject)
-        _openssl("x509", "-req", "-in", str(csr), "-CA", str(p.ca_cert), "-CAkey", str(p.ca_key),
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
                  "-CAcreateserial", "-out", str(cert), "-days", "825", "-extfile", str(ext))
         os.chmod(key, 0o600)
     finally:
@@ -131,9 +131,10 @@ def _sign(p: PKI, cert: Path, key: Path, subject: str, ext_text: str) -> None:
         ext.unlink(missing_ok=True)
 
 
-def kubelet_serving(p: PKI, out_dir: Path, node_name: str, addresses: list[str]) -> tuple[Path, Path]:
-    """A kubelet serving certificate signed by the cluster CA, for a node agent that shares this
-    machine's data dir (`nodeagent up`): <out_dir>/kubelet.crt, kubelet.key. Blocking (openssl)."""
+def kubelet_serving(ca_cert: Path, ca_key: Path, out_dir: Path, node_name: str,
+                    addresses: list[str]) -> tuple[Path, Path]:
+    """A kubelet serving certificate signed by the cluster CA, for a node agent on the machine
+    that holds the CA key (`nodeagent up`): <out_dir>/kubelet.crt, kubelet.key. Blocking (openssl)."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert, key = out_dir / "kubelet.crt", out_dir / "kubelet.key"
     names = [f"DNS:{node_name}", "DNS:localhost", "IP:127.0.0.1"]
@@ -146,7 +147,7 @@ def kubelet_serving(p: PKI, out_dir: Path, node_name: str, addresses: list[str])
     want = ",".join(dict.fromkeys(names))
     sans_file = out_dir / "kubelet.sans"
     if not cert.exists() or not key.exists() or not sans_file.exists() or sans_file.read_text() != want:
-        _sign(p, cert, key, f"/O=system:nodes/CN=system:node:{node_name}",
+        _sign(ca_cert, ca_key, cert, key, f"/O=system:nodes/CN=system:node:{node_name}",
               f"subjectAltName={want}\nextendedKeyUsage=serverAuth\n")
         sans_file.write_text(want)
     return cert, key

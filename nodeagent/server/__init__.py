@@ -15,10 +15,11 @@ The server depends on two narrow things only — a RuntimeService and a *pods pr
 returning the agent's pods as API objects) — so tests drive it with a fake runtime whose exec is a
 local subprocess.
 
-May import: nodeagent.cri.api, nodeagent.errors, the standard library, aiohttp, psutil.
+May import: nodeagent.cri.api, nodeagent.errors, the standard library, aiohttp, psutil; and
+controlplane.apiserver.certs, only to sign an all-in-one node's serving certificate.
 """
 
 from nodeagent.server.app import KubeletServer, serve_kubelet_api
-from nodeagent.server.tls import KubeletTLS
+from nodeagent.server.tls import KubeletTLS, kubelet_tls
 
-__all__ = ["KubeletServer", "KubeletTLS", "serve_kubelet_api"]
+__all__ = ["KubeletServer", "KubeletTLS", "kubelet_tls", "serve_kubelet_api"]

@@ -42,6 +42,27 @@ def server_context(tls: KubeletTLS) -> ssl.SSLContext:
     return ctx
 
 
+def kubelet_tls(cert_dir: Path, node_name: str, addresses: list[str], cluster_ca: Path,
+                cluster_ca_key: Path | None = None) -> KubeletTLS:
+    """The agent's TLS settings (blocking: call before serving).
+
+    cluster_ca      the CA that signed the API server's kubelet-client certificate — the CA in
+                    the agent's kubeconfig; the only clients we accept
+    cluster_ca_key  given when the control plane shares this machine (`nodeagent up`): our
+                    serving certificate is then signed by the cluster CA; without it we make a
+                    self-signed one, as a kubelet does by default
+    """
+    if cluster_ca_key is not None and cluster_ca_key.exists():
+        from controlplane.apiserver.certs import PKIError, kubelet_serving  # all-in-one only
+        try:
+            cert, key = kubelet_serving(cluster_ca, cluster_ca_key, cert_dir, node_name, addresses)
+        except PKIError as e:
+            raise AgentError(f"kubelet serving certificate: {e.message}") from e
+    else:
+        cert, key = self_signed(cert_dir, node_name, addresses)
+    return KubeletTLS(cert, key, cluster_ca)
+
+
 def self_signed(cert_dir: Path, node_name: str, addresses: list[str]) -> tuple[Path, Path]:
     """<cert_dir>/kubelet.crt and kubelet.key, made once (blocking: call before serving)."""
     cert, key = cert_dir / "kubelet.crt", cert_dir / "kubelet.key"

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.apiserver import certs
 from nodeagent.cri.api import ContainerState
-from nodeagent.server import KubeletServer, KubeletTLS
+from nodeagent.server import KubeletServer, kubelet_tls
 from tests.apiserver import Kubectl, start_server
 from tests.unit.nodeagent.server.fakeruntime import FakeRuntime
 
@@ -97,9 +96,7 @@ def cluster(tmp_path_factory):
     http_port = web.server_address[1]
 
     pki_dir = base / "data" / "pki"
-    pki = certs.PKI(pki_dir / "ca.crt", pki_dir / "ca.key", pki_dir / "apiserver.crt",
-                    pki_dir / "apiserver.key", pki_dir / "admin.token")
-    cert, key = certs.kubelet_serving(pki, base / "agent", NODE, ["127.0.0.1"])
+    tls = kubelet_tls(base / "agent", NODE, ["127.0.0.1"], pki_dir / "ca.crt", pki_dir / "ca.key")
     runtime = FakeRuntime(base / "logs")
     (base / "logs").mkdir()
 
@@ -116,7 +113,7 @@ def cluster(tmp_path_factory):
             pod_object("two", "uid-two", {"a": ("c-a", None), "b": ("c-b", None)})]
 
     loop = asyncio.new_event_loop()
-    kubelet = KubeletServer(runtime, lambda: pods, tls=KubeletTLS(cert, key, pki.ca_cert),
+    kubelet = KubeletServer(runtime, lambda: pods, tls=tls,
                             host="127.0.0.1", port=0, node_name=NODE)
     started = threading.Event()
 

@@ -149,3 +149,34 @@ def test_sessions_leave_no_fds_behind(cluster, kubectl):
         kubectl.run("exec", "web", "--", "sh", "-c", "exit 2", check=False)
         kubectl("logs", "web", "--tail=1")
     assert open_fds() <= before + 2, "exec/log sessions leaked file descriptors"
+
+
+def test_a_joining_agent_serves_with_a_self_signed_certificate(cluster, tmp_path):
+    """`nodeagent agent` has no CA key: it makes its own serving certificate (the kubelet's
+    default), and still lets in only the API server's client certificate."""
+    from nodeagent.server import KubeletServer, kubelet_tls
+    from tests.unit.nodeagent.server.fakeruntime import FakeRuntime
+
+    ca = cluster.server.data_dir / "pki" / "ca.crt"
+    tls = kubelet_tls(tmp_path / "agent", "joiner", ["127.0.0.1"], ca)
+    text = subprocess.run(["openssl", "x509", "-in", str(tls.cert), "-noout", "-subject", "-issuer",
+                           "-ext", "subjectAltName"], capture_output=True, text=True, check=True).stdout
+    subject = next(ln for ln in text.splitlines() if ln.startswith("subject="))
+    issuer = next(ln for ln in text.splitlines() if ln.startswith("issuer="))
+    assert "CN = joiner@" in subject and subject[len("subject="):] == issuer[len("issuer="):]
+    assert "IP Address:127.0.0.1" in text and "DNS:joiner" in text
+    assert kubelet_tls(tmp_path / "agent", "joiner", ["127.0.0.1"], ca).cert.read_bytes() == \
+        tls.cert.read_bytes(), "made once, then reused"
+
+    async def run() -> tuple[int, str]:
+        server = KubeletServer(FakeRuntime(tmp_path), lambda: [], tls=tls, host="127.0.0.1", port=0)
+        await server.start()
+        try:
+            ctx = kubelet_client_context(cluster)
+            ctx.verify_mode = ssl.CERT_NONE   # as the API server: no CA vouches for this one
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"https://127.0.0.1:{server.port}/healthz", ssl=ctx) as r:
+                    return r.status, await r.text()
+        finally:
+            await server.stop()
+    assert asyncio.run(run()) == (200, "ok")

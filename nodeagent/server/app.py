@@ -121,7 +121,7 @@ class KubeletServer:
             await logs.stream_file(status.log_path, opts, resp.write, running)
         except KubeletAPIError as e:
             await resp.write(e.message.encode() + b"\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:   # the client left (kubectl logs -f, then ^C)
             return resp
         await resp.write_eof()
         return resp

@@ -74,9 +74,12 @@ def _api(server, method: str, path: str, body: dict | None = None) -> dict:
         return json.loads(r.read())
 
 
+BIG = bytes(range(256)) * (16 * 1024)   # 4 MiB, for a port-forward download
+
+
 class _Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"hello from the pod\n"
+        body = BIG if self.path == "/big" else b"hello from the pod\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")

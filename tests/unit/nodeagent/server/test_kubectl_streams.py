@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from tests.apiserver import Kubectl
+from tests.unit.nodeagent.server.conftest import BIG
 from tests.unit.nodeagent.server.fakeruntime import cri_time
 
 
@@ -106,6 +107,26 @@ def test_logs_follow_shows_a_new_line_promptly(cluster, kubectl):
         _stop(proc)
 
 
+def test_logs_follow_ends_when_the_container_stops(cluster, kubectl):
+    from nodeagent.cri.api import ContainerState
+    rt = cluster.runtime
+    c = rt.add_container("c-stop", "app", "sb-web")
+    rt.write_log("c-stop", "last words")
+    pods = cluster.kubelet.pods()
+    web = next(p for p in pods if p["metadata"]["name"] == "web")
+    saved = web["status"]["containerStatuses"][0]["containerID"]
+    web["status"]["containerStatuses"][0]["containerID"] = "fake://c-stop"
+    try:
+        proc = kubectl.popen("logs", "-f", "web")
+        assert "last words" in _read_until(proc, "last words", 15)
+        c.state = ContainerState.EXITED
+        rt.write_log("c-stop", "written as it exited")
+        out, _ = proc.communicate(timeout=15)   # kubectl returns by itself: the stream ended
+        assert "written as it exited" in out and proc.returncode == 0
+    finally:
+        web["status"]["containerStatuses"][0]["containerID"] = saved
+
+
 def test_logs_errors_read_as_kubectl_errors(cluster, kubectl):
     # kubectl picks the first container itself; the API server's own rule shows through --raw
     p = kubectl.run("logs", "two")
@@ -139,11 +160,13 @@ def test_exec_large_stdin_round_trip(cluster, kubectl_streams):
 
 
 def test_exec_tty(cluster, kubectl_streams, tmp_path):
-    cmd = " ".join([kubectl_streams.exe, "exec", "-it", "web", "--", "sh", "-c",
-                    "'test -t 0 && echo TTY-YES; stty size'"])
+    # script(1) gives kubectl a terminal of 40x100; kubectl sends that size on the resize channel
+    cmd = "stty rows 40 cols 100; " + " ".join([kubectl_streams.exe, "exec", "-it", "web", "--", "sh", "-c",
+                                                "'test -t 0 && echo TTY-YES; stty size'"])
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=kubectl_streams.env, capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "TTY-YES" in p.stdout, p.stdout + p.stderr
+    assert "40 100" in p.stdout
     assert p.returncode == 0
 
 
@@ -177,6 +200,21 @@ def test_port_forward_http(cluster, kubectl_streams):
         for _ in range(3):   # several connections over the one session
             with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as r:
                 assert r.read() == b"hello from the pod\n"
+    finally:
+        _stop(proc)
+
+
+def test_port_forward_large_download(cluster, kubectl_streams):
+    proc = kubectl_streams.popen("port-forward", "pod/web", f":{cluster.http_port}")
+    try:
+        line = _read_until(proc, "\n", 20)
+        local = int(line.split("127.0.0.1:")[1].split(" ")[0])
+        t0 = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/big", timeout=30) as r:
+            body = r.read()
+        dt = time.monotonic() - t0
+        assert body == BIG
+        print(f"port-forward: {len(body) / dt / 1e6:.1f} MB/s for {len(body) >> 20} MiB")
     finally:
         _stop(proc)
 

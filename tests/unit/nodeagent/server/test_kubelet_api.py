@@ -8,6 +8,7 @@ import json
 import os
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -148,7 +149,18 @@ def test_sessions_leave_no_fds_behind(cluster, kubectl):
         kubectl("exec", "-i", "web", "--", "cat", input="x\n")
         kubectl.run("exec", "web", "--", "sh", "-c", "exit 2", check=False)
         kubectl("logs", "web", "--tail=1")
-    assert open_fds() <= before + 2, "exec/log sessions leaked file descriptors"
+    for _ in range(3):
+        proc = kubectl.popen("port-forward", "pod/web", f":{cluster.http_port}")
+        line = proc.stdout.readline()
+        local = int(line.split("127.0.0.1:")[1].split(" ")[0])
+        for _ in range(3):
+            urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10).read()
+        proc.terminate()
+        proc.communicate(timeout=10)
+    deadline = time.monotonic() + 10   # the kubelet notices kubectl's exit asynchronously
+    while open_fds() > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_fds() <= before + 2, "exec/log/port-forward sessions leaked file descriptors"
 
 
 def test_a_joining_agent_serves_with_a_self_signed_certificate(cluster, tmp_path):

@@ -13,6 +13,12 @@ For each connection a user makes to the local port, the client opens two streams
 When both have arrived we ask the runtime for a socket connected to the port inside the pod's
 network namespace (RuntimeService.port_forward) and copy. When the pod side ends, we half-close
 the data stream, then close the error stream: the client takes that as "this connection is done".
+
+Other clients (the official Python client's `portforward`) speak the kubelet's older WebSocket
+protocol, `v4.channel.k8s.io` (cri/streaming/portforward/websocket.go): the ports are in the query
+(`?port=80&port=443`), one TCP connection per port for the WebSocket's lifetime, channel 2i
+carrying port i's data and 2i+1 its errors; our first message on each channel is the port number
+(2 bytes, little-endian).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from nodeagent.server.spdy import Session, Stream
 log = logging.getLogger("nodeagent.server")
 
 PROTOCOL = "portforward.k8s.io"
+WS_V4 = "v4.channel.k8s.io"
 WS_TUNNEL = "SPDY/3.1+" + PROTOCOL
 STREAM_CREATION_TIMEOUT = 30.0
 
@@ -117,11 +124,12 @@ async def serve(request: web.Request, runtime: RuntimeService,
     fwd = _Forwarder(runtime, sandbox, pod["metadata"]["name"])
     upgrade = request.headers.get("Upgrade", "").lower()
     if upgrade == "websocket":
-        ws = web.WebSocketResponse(protocols=(WS_TUNNEL,), max_msg_size=0)
+        ws = web.WebSocketResponse(protocols=(WS_TUNNEL, WS_V4), max_msg_size=0)
+        if ws.can_prepare(request).protocol != WS_TUNNEL:
+            ports = _query_ports(request)
+            await ws.prepare(request)
+            return await _serve_v4(ws, fwd, ports)
         await ws.prepare(request)
-        if ws.ws_protocol != WS_TUNNEL:
-            await ws.close(message=f"subprotocol {WS_TUNNEL} required".encode())
-            return ws
         queue: asyncio.Queue[bytes] = asyncio.Queue()
 
         async def pump() -> None:
@@ -164,3 +172,65 @@ async def serve(request: web.Request, runtime: RuntimeService,
         return resp
     raise bad_request("port-forward needs an upgrade: WebSocket with subprotocol "
                       f"{WS_TUNNEL}, or SPDY/3.1")
+
+
+def _query_ports(request: web.Request) -> list[int]:
+    # `port` is the kubelet's parameter; `ports` the API server's (PodPortForwardOptions), which
+    # our proxy forwards untouched.
+    raw = [p for v in request.query.getall("port", []) + request.query.getall("ports", [])
+           for p in v.split(",")]
+    if not raw:
+        raise bad_request('query parameter "port" is required')
+    ports = []
+    for p in raw:
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise bad_request(f'unable to parse "{p}" as a port')
+        ports.append(int(p))
+    return ports
+
+
+async def _serve_v4(ws: web.WebSocketResponse, fwd: _Forwarder, ports: list[int]) -> web.WebSocketResponse:
+    """The v4 channel protocol: one connection per port, opened at once."""
+    loop = asyncio.get_running_loop()
+    inbound: list[asyncio.Queue[bytes]] = [asyncio.Queue() for _ in ports]
+
+    class Channel:
+        """Looks like a SPDY Stream to _Forwarder.forward: reads what the client sent on the
+        port's data channel; writes go out on channel `number`."""
+
+        def __init__(self, number: int, queue: asyncio.Queue | None):
+            self.number, self.queue = number, queue
+
+        async def read(self) -> bytes:
+            return await self.queue.get()
+
+        async def write(self, data: bytes) -> None:
+            if not ws.closed:
+                await ws.send_bytes(bytes([self.number]) + data)
+
+        async def close(self) -> None:
+            pass
+
+    for i, port in enumerate(ports):
+        for ch in (2 * i, 2 * i + 1):
+            await ws.send_bytes(bytes([ch]) + port.to_bytes(2, "little"))
+    tasks = [loop.create_task(fwd.forward(port, Channel(2 * i, inbound[i]), Channel(2 * i + 1, None)))
+             for i, port in enumerate(ports)]
+
+    async def pump() -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY and len(msg.data) > 1 and msg.data[0] % 2 == 0 \
+                    and msg.data[0] // 2 < len(ports):
+                inbound[msg.data[0] // 2].put_nowait(msg.data[1:])
+        for q in inbound:
+            q.put_nowait(b"")
+
+    client = loop.create_task(pump())
+    try:
+        await asyncio.wait([client, asyncio.gather(*tasks)], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (client, *tasks):
+            t.cancel()
+        await asyncio.gather(client, *tasks, return_exceptions=True)
+        await ws.close()
+    return ws

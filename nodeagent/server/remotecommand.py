@@ -177,7 +177,7 @@ class _SpdyChannels(_Channels):
 
     KINDS = {"stdout": STDOUT, "stderr": STDERR, "error": ERROR}
 
-    def __init__(self, request: web.Request, opts: StreamOptions):
+    def __init__(self, opts: StreamOptions):
         self.opts = opts
         self.streams: dict[str, Stream] = {}
         self.wanted = {"error"} | {k for k, on in (("stdin", opts.stdin), ("stdout", opts.stdout),
@@ -194,7 +194,7 @@ class _SpdyChannels(_Channels):
         if chosen is None:
             raise bad_request(f"unable to upgrade: unable to negotiate protocol: client supports "
                               f"{wanted}, server supports [{V5} {V4}]")
-        self = cls(request, opts)
+        self = cls(opts)
         reader, self.transport, self.response = await hijack(request, {
             "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": chosen})
 

@@ -117,6 +117,29 @@ def test_parse_record():
     assert parse_record(b"garbage") is None
 
 
+def test_partial_records_make_one_line(tmp_path):
+    from nodeagent.server.logs import stream_file
+    p = tmp_path / "log"
+    p.write_bytes(b"2026-12-06T01:02:03.5Z stdout P first half, \n"
+                  b"2026-12-06T01:02:04Z stdout F second half\n"
+                  b"2026-12-06T01:02:05Z stderr F next\n")
+
+    async def read(**opts) -> bytes:
+        out = bytearray()
+
+        async def write(b: bytes) -> None:
+            out.extend(b)
+
+        async def running() -> bool:
+            return False
+        await stream_file(str(p), LogOptions(**opts), write, running)
+        return bytes(out)
+    assert asyncio.run(read()) == b"first half, second half\nnext\n"
+    assert asyncio.run(read(timestamps=True)) == (b"2026-12-06T01:02:03.5Z first half, second half\n"
+                                                  b"2026-12-06T01:02:05Z next\n")
+    assert asyncio.run(read(tail_lines=1)) == b"next\n"
+
+
 def test_tail_offset(tmp_path):
     p = tmp_path / "log"
     lines = [f"2026-12-06T01:02:03Z stdout F line {i}\n".encode() for i in range(5000)]

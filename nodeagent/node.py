@@ -51,6 +51,9 @@ class AgentConfig:
     cluster_cidr: str = "10.244.0.0/16"
     cluster_dns: tuple[str, ...] = ()
     wait_for_pod_cidr: float = 0.0          # `agent`: how long to wait for node IPAM
+    kubelet_port: int | None = 10250        # the kubelet API (nodeagent/server); None: not served
+    cluster_ca: str | None = None           # the CA whose clients (the API server) it accepts
+    cluster_ca_key: str | None = None       # all-in-one: sign our serving certificate with it
 
     @property
     def agent_dir(self) -> Path:
@@ -65,8 +68,10 @@ def _agent_config(config) -> AgentConfig:
     """allinone.NodeConfig or AgentConfig → AgentConfig."""
     if isinstance(config, AgentConfig):
         return config
+    pki = Path(config.data_dir) / "control-plane" / "pki"
     return AgentConfig(data_dir=config.data_dir, node_name=config.node_name, node_ip=config.node_ip,
-                       pod_cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr)
+                       pod_cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr,
+                       cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"))
 
 
 # --- 1. who am I ------------------------------------------------------------------------------------
@@ -261,6 +266,13 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
             workers.update(pod)
 
     informer.add_handler(on_pod)
+
+    def pods() -> list[dict]:
+        """The agent's pods for the kubelet API, with the newest status we have."""
+        return [dict(p, status=status.status(p["metadata"]["uid"]) or p.get("status") or {})
+                for p in list(informer.cache.values())]
+
+    kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
     tasks = [asyncio.create_task(c, name=n) for n, c in (
         ("pod informer", informer.run()), ("status manager", status.run()),
         ("event recorder", recorder.run()), ("node status", node.run_status()),
@@ -279,11 +291,29 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await workers.stop()
+        if kubelet_api is not None:
+            await kubelet_api.stop()
         close = getattr(runtime, "close", None)
         if close is not None:
             r = close()
             if asyncio.iscoroutine(r):
                 await r
+
+
+async def _serve_kubelet_api(cfg: AgentConfig, runtime, pods, name: str, ip: str):
+    """The kubelet API on :10250 (nodeagent/server): logs, exec, attach, port-forward, stats."""
+    if cfg.kubelet_port is None:
+        return None
+    if not cfg.cluster_ca or not Path(cfg.cluster_ca).exists():
+        log.warning("no cluster CA to check the API server's client certificate with: "
+                    "the kubelet API (logs, exec, port-forward) is not served")
+        return None
+    from nodeagent.server import kubelet_tls, serve_kubelet_api
+
+    tls = await asyncio.to_thread(kubelet_tls, cfg.agent_dir / "pki", name, [ip],
+                                  Path(cfg.cluster_ca),
+                                  Path(cfg.cluster_ca_key) if cfg.cluster_ca_key else None)
+    return await serve_kubelet_api(runtime, pods, tls, cfg.kubelet_port, node_name=name)
 
 
 # --- nodeagent down ---------------------------------------------------------------------------------

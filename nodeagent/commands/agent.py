@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = AgentConfig(data_dir=os.path.abspath(args.data_dir), node_name=args.node_name,
                          node_ip=args.node_ip, pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
-                         cluster_dns=tuple(args.cluster_dns), wait_for_pod_cidr=30.0)
+                         cluster_dns=tuple(args.cluster_dns), wait_for_pod_cidr=30.0,
+                         cluster_ca=str(ca_path) if ca_pem else None)
 
     async def main() -> None:
         api = ApiClient(ClientConfig(server=args.server, ca_pem=ca_pem, token=args.token,

@@ -107,6 +107,23 @@ def test_two_containers_share_ip_and_hostname(node):
     assert "running" in cstatus(pod, "web")["state"] and pod["status"]["phase"] == "Running"
 
 
+def test_kubectl_logs_and_exec_through_the_kubelet_api(node):
+    create(node, "talk", [{"name": "c", "command": ["sh", "-c", "echo hello-logs; sleep 3600"]}])
+    node.wait_pod("talk", running)
+    deadline = time.monotonic() + 10
+    while "hello-logs" not in (out := node.kubectl("logs", "talk", check=False)).stdout \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert out.stdout == "hello-logs\n", out.stderr
+    assert node.kubectl("exec", "two", "-c", "web", "--", "sh", "-c", "exit 3",
+                        check=False).returncode == 3
+    got = node.kubectl("exec", "-i", "talk", "--", "cat", input="hi\n")
+    assert got.stdout == "hi\n"
+    host = node.kubectl("exec", "two", "-c", "web", "--", "hostname").stdout
+    assert host == "two\n"
+    node.kubectl("delete", "pod", "talk", "--grace-period=0", "--force")
+
+
 def test_restart_policies_with_reasons_and_exit_codes(node):
     create(node, "never", [{"name": "c", "command": ["sh", "-c", "exit 3"]}], policy="Never")
     create(node, "onfailure", [{"name": "c", "command": ["true"]}], policy="OnFailure")

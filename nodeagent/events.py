@@ -65,12 +65,15 @@ class EventRecorder:
                 await self._write(ref, type_, reason, message, at)
             except ApiError as e:
                 log.info("event %s %s/%s dropped: %s", reason, ref.get("namespace"), ref["name"], e)
+            finally:
+                self._queue.task_done()
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until the queue is empty (tests; a clean shutdown)."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        """Wait until every recorded event has been written (tests; a clean shutdown)."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     async def _write(self, ref: dict, type_: str, reason: str, message: str, at: float) -> None:
         ns = ref.get("namespace") or "default"

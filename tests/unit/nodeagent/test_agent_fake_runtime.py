@@ -294,3 +294,28 @@ def test_orphans_of_pods_deleted_while_down_are_removed(server, tmp_path, monkey
             await a.wait_for(lambda: not fake.sandboxes and not fake.containers,
                              what="the orphan's sandbox removed")
     run(main())
+
+
+def test_event_recorder_deduplicates_with_a_count(server):
+    from apiclient import ApiClient, load_kubeconfig
+    from nodeagent.events import WARNING, EventRecorder
+
+    async def main():
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            rec = EventRecorder(api, "kubelet", NODE)
+            task = asyncio.create_task(rec.run())
+            obj = {"kind": "Pod", "apiVersion": "v1",
+                   "metadata": {"name": "dedup", "namespace": "default", "uid": "uid-dedup"}}
+            for _ in range(3):
+                rec.event(obj, WARNING, "BackOff", "Back-off restarting failed container c", "spec.containers{c}")
+            rec.event(obj, WARNING, "BackOff", "another message")
+            await rec.flush()
+            task.cancel()
+            evs = (await api.list(EVENTS, "default", field_selector="involvedObject.uid=uid-dedup"))["items"]
+            counts = sorted((e["message"], e["count"]) for e in evs)
+            assert counts == [("Back-off restarting failed container c", 3), ("another message", 1)]
+            first = next(e for e in evs if e["count"] == 3)
+            assert first["involvedObject"]["fieldPath"] == "spec.containers{c}"
+            assert first["source"] == {"component": "kubelet", "host": NODE}
+            assert first["firstTimestamp"] <= first["lastTimestamp"]
+    run(main())

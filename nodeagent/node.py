@@ -222,6 +222,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
     from nodeagent.kuberuntime import NodeFacts, RuntimeManager
     from nodeagent.nodestatus import Machine, NodeIdentity, NodeStatus
     from nodeagent.podworkers import PodWorkers
+    from nodeagent.prober import Prober
     from nodeagent.resources import lowest_oom_score_adj
     from nodeagent.status import StatusManager
 
@@ -248,6 +249,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                       min_oom_score_adj=await asyncio.to_thread(lowest_oom_score_adj))
     manager = RuntimeManager(runtime, images, cm, recorder, _lookup(api), facts, runtime_name)
     workers = PodWorkers(manager, status, ip, runtime_name)
+    manager.prober = workers.prober = Prober(runtime, recorder, workers.wake)
 
     def not_ready() -> str | None:
         if cni_conf is not None and not cni_conf.exists():
@@ -291,6 +293,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await workers.stop()
+        workers.prober.close()
         if kubelet_api is not None:
             await kubelet_api.stop()
         close = getattr(runtime, "close", None)

@@ -83,7 +83,7 @@ def _terminated(cs: ContainerStatus, runtime_name: str) -> dict:
 
 
 def container_status(spec: dict, state: PodRuntimeState, result: SyncResult, runtime_name: str,
-                     default_reason: str) -> dict:
+                     default_reason: str, prober=None) -> dict:
     name = spec["name"]
     instances = state.of(name)
     newest = instances[0] if instances else None
@@ -97,7 +97,8 @@ def container_status(spec: dict, state: PodRuntimeState, result: SyncResult, run
     waiting = result.waiting.get(name)
     if newest is not None and newest.state is ContainerState.RUNNING:
         out["state"] = {"running": {"startedAt": rfc3339(newest.started_at)}}
-        out["ready"] = out["started"] = True
+        out["ready"] = prober.ready(spec, newest.id) if prober else True
+        out["started"] = prober.started(spec, newest.id) if prober else True
         if previous:
             out["lastState"] = {"terminated": _terminated(previous[0], runtime_name)}
     elif newest is not None and newest.state is ContainerState.EXITED and waiting is None:
@@ -159,7 +160,7 @@ def _condition(type_: str, ok: bool, reason: str = "", message: str = "") -> dic
 
 
 def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: str,
-             runtime_name: str, now: float) -> dict:
+             runtime_name: str, now: float, prober=None) -> dict:
     """The pod's new status (the parts the kubelet owns, plus the conditions it keeps)."""
     spec, old = pod.get("spec") or {}, pod.get("status") or {}
     has_sandbox_net = state.sandbox is not None and state.sandbox.state is SandboxState.READY
@@ -168,7 +169,7 @@ def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: 
                      for c in init_specs]
     init_done = all((s["state"].get("terminated") or {}).get("exitCode") == 0 for s in init_statuses)
     statuses = [container_status(c, state, result, runtime_name,
-                                 "ContainerCreating" if init_done else "PodInitializing")
+                                 "ContainerCreating" if init_done else "PodInitializing", prober)
                 for c in spec.get("containers") or []]
     for s in init_statuses:                   # an init container is "ready" once it succeeded
         s["ready"] = (s["state"].get("terminated") or {}).get("exitCode") == 0

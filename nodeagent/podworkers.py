@@ -28,6 +28,7 @@ import logging
 import time
 
 from nodeagent import podstatus
+from nodeagent.cri.api import ContainerState
 from nodeagent.kuberuntime import RuntimeManager, SyncResult
 from nodeagent.status import StatusManager
 
@@ -118,6 +119,8 @@ class PodWorker:
                     self._wake.clear()
                     await self._wake.wait()       # a finished pod: wait for its deletion
                     continue
+                if self.workers.prober is not None:
+                    self.workers.prober.forget(self.uid)
                 await m.remove_pod(self.uid)
                 if self.removed:
                     self.workers.status.forget(self.uid)
@@ -164,15 +167,23 @@ class PodWorker:
             # A deleted pod ends in a terminal phase (the kubelet since 1.27): judged as if its
             # restartPolicy were Never — killed containers are failures unless they exited 0.
             view["spec"] = dict(pod.get("spec") or {}, restartPolicy="Never")
+        prober = self.workers.prober
+        if prober is not None:
+            running = {c.metadata.name: c.id for c in state.containers
+                       if c.state is ContainerState.RUNNING and state.sandbox is not None
+                       and c.pod_sandbox_id == state.sandbox.id}
+            prober.sync(pod, {} if stopping else running, state.sandbox.ip if state.sandbox else None)
         status = podstatus.generate(view, state, result, host_ip=self.workers.host_ip,
-                                    runtime_name=self.workers.runtime_name, now=time.time())
+                                    runtime_name=self.workers.runtime_name, now=time.time(),
+                                    prober=prober)
         status_mgr.set_status(pod, status)
 
 
 class PodWorkers:
     def __init__(self, manager: RuntimeManager, status: StatusManager, host_ip: str,
-                 runtime_name: str = "nodeagent"):
+                 runtime_name: str = "nodeagent", prober=None):
         self.manager, self.status, self.host_ip, self.runtime_name = manager, status, host_ip, runtime_name
+        self.prober = prober                         # nodeagent.prober.Prober, or None
         self.workers: dict[str, PodWorker] = {}      # uid → worker; owned by the agent's loop
         self._finished: set[str] = set()             # uids whose worker is done (until DELETED)
 

@@ -109,6 +109,7 @@ class RuntimeManager:
         self.backoff = Backoff()                     # container restarts, keyed "<uid>/<name>"
         self.puller = ImagePuller(images, recorder)  # image pulls, keyed "<uid>_<image>"
         self._pods: dict[str, tuple[set[str], set[str]]] | None = None   # uid → (sandboxes, containers)
+        self.prober = None                           # nodeagent.prober.Prober (set by the agent)
 
     # --- 1. observe ---------------------------------------------------------------------------------
     # Which sandboxes and containers belong to which pod: read from the runtime once (labels), then
@@ -206,7 +207,16 @@ class RuntimeManager:
             cs = current(c["name"])
             latest = state.latest(c["name"])
             if cs is not None and cs.state is ContainerState.RUNNING:
-                continue
+                why = self.prober.failed_liveness(c, cs.id) if self.prober else None
+                if why is None:
+                    continue
+                # liveness (or startup) failed: stop it, then the restart policy decides
+                self.recorder.event(pod, NORMAL, "Killing", why, f"spec.containers{{{c['name']}}}")
+                grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds") or \
+                    spec.get("terminationGracePeriodSeconds", 30)
+                await self.runtime.stop_container(cs.id, float(grace))
+                state = await self.observe(uid)
+                latest = state.latest(c["name"])
             if cs is not None and cs.state is ContainerState.CREATED:
                 await self._run(pod, c, cs.id, result, init=False)
                 continue

@@ -124,6 +124,23 @@ def test_kubectl_logs_and_exec_through_the_kubelet_api(node):
     node.kubectl("delete", "pod", "talk", "--grace-period=0", "--force")
 
 
+def test_http_readiness_probe(node):
+    web = ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
+    good = {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}
+    bad = {"httpGet": {"path": "/nothing-here", "port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
+    create(node, "probe-ok", [{"name": "c", "command": web, "readinessProbe": good}])
+    create(node, "probe-404", [{"name": "c", "command": web, "readinessProbe": bad}])
+    node.wait_pod("probe-ok", ready)
+    pod = node.wait_pod("probe-404", running)
+    time.sleep(2)                                 # a few probe periods: still not ready
+    pod = node.get("pod", "probe-404")
+    assert not ready(pod) and not cstatus(pod, "c")["ready"]
+    events = json.loads(node.kubectl("get", "events", "--field-selector",
+                                     "involvedObject.name=probe-404", "-o", "json").stdout)["items"]
+    assert any(e["reason"] == "Unhealthy" and "statuscode: 404" in e["message"] for e in events)
+    node.kubectl("delete", "pod", "probe-ok", "probe-404", "--grace-period=0", "--force")
+
+
 def test_restart_policies_with_reasons_and_exit_codes(node):
     create(node, "never", [{"name": "c", "command": ["sh", "-c", "exit 3"]}], policy="Never")
     create(node, "onfailure", [{"name": "c", "command": ["true"]}], policy="OnFailure")

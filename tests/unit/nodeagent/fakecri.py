@@ -37,6 +37,7 @@ class FakeRuntime:
         self.pulled: list[tuple] = []
         self.fail_sandbox: str | None = None
         self.stop_delay = 0.0          # how long a TERM-honouring container takes to exit
+        self.healthy: dict[str, bool] = {}   # container name → what ["check"] probes answer
         self._ids = itertools.count(1)
         self._ips = itertools.count(2)
         self._listeners: list[asyncio.Queue] = []
@@ -170,6 +171,15 @@ class FakeRuntime:
                 yield await q.get()
         finally:
             self._listeners.remove(q)
+
+    async def exec_sync(self, container_id: str, cmd: list[str], timeout: float):
+        """A probe's command: ["check"] succeeds while `healthy[container name]` is true."""
+        self.calls.append(("exec_sync", container_id, tuple(cmd)))
+        c = self.containers.get(container_id)
+        if c is None or c.state is not ContainerState.RUNNING:
+            raise NotFound(f"container {container_id} is not running")
+        ok = self.healthy.get(c.metadata.name, True)
+        return (b"", b"" if ok else b"unhealthy\n", 0 if ok else 1)
 
     # --- ImageService -------------------------------------------------------------------------------
     async def pull_image(self, ref: str, auth=()) -> str:

@@ -319,3 +319,35 @@ def test_event_recorder_deduplicates_with_a_count(server):
             assert first["source"] == {"component": "kubelet", "host": NODE}
             assert first["firstTimestamp"] <= first["lastTimestamp"]
     run(main())
+
+
+def test_readiness_and_liveness_probes(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            probe = {"exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 1}
+            await a.create_pod(pod("probed", ["sleep", "1d"], readinessProbe=probe))
+            p = await a.wait_pod("probed", lambda p: condition(p, "Ready").get("status") == "True")
+            assert cstatus(p)["ready"]
+            a.fake.healthy["main"] = False
+            p = await a.wait_pod("probed", lambda p: condition(p, "Ready").get("status") == "False")
+            assert not cstatus(p)["ready"] and "running" in cstatus(p)["state"]
+            assert condition(p, "ContainersReady")["message"] == "containers with unready status: [main]"
+            a.fake.healthy["main"] = True
+            await a.wait_pod("probed", lambda p: condition(p, "Ready").get("status") == "True")
+
+            await a.create_pod(pod("lively", ["sleep", "1d"], grace=5, livenessProbe=probe))
+            p = await a.wait_pod("lively", lambda p: phase(p) == "Running")
+            first = cstatus(p)["containerID"]
+            a.fake.healthy["main"] = False
+            p = await a.wait_pod("lively", lambda p: cstatus(p).get("restartCount", 0) >= 1)
+            a.fake.healthy["main"] = True
+            assert cstatus(p)["containerID"] != first
+            assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 143
+            evs = (await a.api.list(EVENTS, "default"))["items"]
+            mine = [(e["reason"], e["message"]) for e in evs if e["involvedObject"]["name"] == "lively"]
+            assert ("Killing", "Container main failed liveness probe, will be restarted") in mine
+            assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in mine)
+            for name in ("probed", "lively"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+    run(main())

@@ -37,7 +37,9 @@ class FakeRuntime:
         self.pulled: list[tuple] = []
         self.fail_sandbox: str | None = None
         self.stop_delay = 0.0          # how long a TERM-honouring container takes to exit
-        self.healthy: dict[str, bool] = {}   # container name → what ["check"] probes answer
+        self.healthy: dict[str, bool] = {}
+        self.sandbox_delay = 0.0       # how long RunPodSandbox takes
+        self.sandbox_started = asyncio.Event()   # container name → what ["check"] probes answer
         self._ids = itertools.count(1)
         self._ips = itertools.count(2)
         self._listeners: list[asyncio.Queue] = []
@@ -59,7 +61,8 @@ class FakeRuntime:
         self.calls.append(("run_pod_sandbox", config.metadata.name))
         if self.fail_sandbox:
             raise SandboxError(self.fail_sandbox)
-        await asyncio.sleep(0)
+        self.sandbox_started.set()
+        await asyncio.sleep(self.sandbox_delay)
         sid = self._id("sb")
         ip = None if config.host_network else f"10.244.0.{next(self._ips)}"
         self.sandboxes[sid] = PodSandboxStatus(sid, config.metadata, SandboxState.READY, time.time(),

@@ -351,3 +351,43 @@ def test_readiness_and_liveness_probes(server, tmp_path, monkeypatch):
                 await a.api.delete(PODS, name, "default", grace_period_seconds=0)
                 await a.wait_gone(name)
     run(main())
+
+
+def test_pod_deleted_while_its_sandbox_is_made_is_cleaned_up(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        fake.sandbox_delay = 1.0
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("midway", ["sleep", "1d"]))
+            await asyncio.wait_for(fake.sandbox_started.wait(), 10)
+            await a.api.delete(PODS, "midway", "default")      # graceful, while RunPodSandbox runs
+            await a.wait_gone("midway")
+            assert not fake.sandboxes and not fake.containers
+            assert not any(c[0] == "create_container" for c in fake.calls)
+            assert [c[0] for c in fake.calls].count("remove_pod_sandbox") == 1
+    run(main())
+
+
+def test_sandbox_failure_is_reported_and_retried(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        fake.fail_sandbox = "set up the pod's network (CNI ADD): no IP addresses left in 10.244.0.0/24"
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("nonet", ["sleep", "1d"]))
+            p = await a.wait_pod("nonet", lambda p: condition(p, "PodReadyToStartContainers")
+                                 .get("status") == "False")
+            assert cstatus(p)["state"]["waiting"]["reason"] == "ContainerCreating"
+            async def failed_event():
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                return [e for e in evs if e["reason"] == "FailedCreatePodSandBox"
+                        and e["involvedObject"]["name"] == "nonet"]
+            for _ in range(100):
+                if await failed_event():
+                    break
+                await asyncio.sleep(0.05)
+            assert "no IP addresses left" in (await failed_event())[0]["message"]
+            fake.fail_sandbox = None                           # the cause goes away: it recovers
+            await a.wait_pod("nonet", lambda p: phase(p) == "Running", timeout=20)
+            await a.api.delete(PODS, "nonet", "default", grace_period_seconds=0)
+            await a.wait_gone("nonet")
+    run(main())

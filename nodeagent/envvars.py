@@ -25,8 +25,9 @@ from typing import Awaitable, Callable
 from nodeagent.errors import AgentError
 from nodeagent.resources import amounts, parse_quantity
 
-# (kind, namespace, name) → the object, or None when it does not exist
-Lookup = Callable[[str, str, str], Awaitable["dict | None"]]
+# (kind, namespace, name) → the object, or None when it does not exist; with name "" → a list
+# of every object of that kind in the namespace (used for "services")
+Lookup = Callable[[str, str, str], Awaitable["dict | list | None"]]
 
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
@@ -146,11 +147,51 @@ def resource_value(pod: dict, container: dict, ref: dict, allocatable: dict[str,
     return str(result)
 
 
+def service_env(services: list[dict]) -> dict[str, str]:
+    """Docker-link style variables for Services (envvars.FromServices): for a Service `my-db`
+    with ClusterIP 10.96.0.7 and port 5432/TCP named `pg`:
+
+        MY_DB_SERVICE_HOST=10.96.0.7  MY_DB_SERVICE_PORT=5432  MY_DB_SERVICE_PORT_PG=5432
+        MY_DB_PORT=tcp://10.96.0.7:5432  MY_DB_PORT_5432_TCP=tcp://10.96.0.7:5432
+        MY_DB_PORT_5432_TCP_PROTO=tcp  MY_DB_PORT_5432_TCP_PORT=5432  MY_DB_PORT_5432_TCP_ADDR=10.96.0.7
+
+    Headless Services (no ClusterIP) give none."""
+    out: dict[str, str] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        ports = spec.get("ports") or []
+        if not ip or ip == "None" or not ports:
+            continue
+        name = svc["metadata"]["name"].upper().replace("-", "_")
+        out[f"{name}_SERVICE_HOST"] = ip
+        out[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+        for p in ports:
+            if p.get("name"):
+                out[f"{name}_SERVICE_PORT_{p['name'].upper().replace('-', '_')}"] = str(p["port"])
+        first = ports[0]
+        out[f"{name}_PORT"] = f"{first.get('protocol', 'TCP').lower()}://{ip}:{first['port']}"
+        for p in ports:
+            proto = p.get("protocol", "TCP")
+            base = f"{name}_PORT_{p['port']}_{proto}"
+            out[base] = f"{proto.lower()}://{ip}:{p['port']}"
+            out[f"{base}_PROTO"] = proto.lower()
+            out[f"{base}_PORT"] = str(p["port"])
+            out[f"{base}_ADDR"] = ip
+    return out
+
+
 async def environment(pod: dict, container: dict, lookup: Lookup,
-                      allocatable: dict[str, int]) -> list[tuple[str, str]]:
-    """The container's env as (name, value) pairs, in the order the kubelet produces them."""
+                      allocatable: dict[str, int],
+                      services: list[dict] | None = None) -> list[tuple[str, str]]:
+    """The container's env as (name, value) pairs, in the order the kubelet produces them:
+    the pod's own variables, then the Services' (those the pod did not define itself)."""
     ns = (pod.get("metadata") or {}).get("namespace", "default")
+    svc_env = service_env(services or [])
     env: dict[str, str] = {}
+
+    def defined(name: str) -> str | None:
+        return env[name] if name in env else svc_env.get(name)
     for src in container.get("envFrom") or []:
         prefix = src.get("prefix", "")
         for key, field in (("configMapRef", "configmaps"), ("secretRef", "secrets")):
@@ -164,7 +205,7 @@ async def environment(pod: dict, container: dict, lookup: Lookup,
     for e in container.get("env") or []:
         name = e.get("name", "")
         if "valueFrom" not in e:
-            env[name] = expand(e.get("value", ""), env.get)
+            env[name] = expand(e.get("value", ""), defined)
             continue
         vf = e["valueFrom"] or {}
         if "fieldRef" in vf:
@@ -188,6 +229,8 @@ async def environment(pod: dict, container: dict, lookup: Lookup,
                                       f"{ns}/{ref.get('name')}")
                 env[name] = data[ref["key"]]
                 break
+    for k in sorted(svc_env):
+        env.setdefault(k, svc_env[k])
     return list(env.items())
 
 

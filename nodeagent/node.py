@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from apiclient import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Informer, NotFound
+from apiclient import CONFIGMAPS, NODES, PODS, SECRETS, SERVICES, ApiClient, Informer, NotFound
 from nodeagent.errors import AgentError
 
 log = logging.getLogger("nodeagent.node")
@@ -153,8 +153,14 @@ def open_runtime(config: AgentConfig):
 
 
 # --- 5/6. the pods ----------------------------------------------------------------------------------
-def _lookup(api: ApiClient):
-    async def lookup(kind: str, ns: str, name: str) -> dict | None:
+def _lookup(api: ApiClient, services: Informer):
+    """ConfigMaps and Secrets are read when a container is made (always current); Services come
+    from an informer's cache (every container start needs them all)."""
+    async def lookup(kind: str, ns: str, name: str):
+        if kind == "services":
+            if not name:
+                return [s for (n, _), s in list(services.cache.items()) if n == ns]
+            return services.get(name, ns)
         try:
             return await api.get(RESOURCES[kind], name, ns)
         except NotFound:
@@ -247,7 +253,13 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                       allocatable=machine.allocatable_numbers(), cluster_dns=cfg.cluster_dns,
                       log_root=str(cfg.agent_dir / "logs"), pods_dir=str(cfg.agent_dir / "pods"),
                       min_oom_score_adj=await asyncio.to_thread(lowest_oom_score_adj))
-    manager = RuntimeManager(runtime, images, cm, recorder, _lookup(api), facts, runtime_name)
+    services = Informer(api, SERVICES)
+    services_task = asyncio.create_task(services.run(), name="service informer")
+    try:
+        await asyncio.wait_for(services.wait_synced(), 10)
+    except asyncio.TimeoutError:
+        log.warning("services not listed yet: the first pods may miss their service variables")
+    manager = RuntimeManager(runtime, images, cm, recorder, _lookup(api, services), facts, runtime_name)
     workers = PodWorkers(manager, status, ip, runtime_name)
     manager.prober = workers.prober = Prober(runtime, recorder, workers.wake)
 
@@ -279,6 +291,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
         ("pod informer", informer.run()), ("status manager", status.run()),
         ("event recorder", recorder.run()), ("node status", node.run_status()),
         ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]
+    tasks.append(services_task)
     try:
         await informer.wait_synced()
         known = {p["metadata"]["uid"] for p in informer.cache.values()}

@@ -196,12 +196,27 @@ def termination_log_path(node: NodeFacts, uid: str, name: str, attempt: int) -> 
     return Path(node.pods_dir) / uid / "containers" / name / f"{attempt}-termination-log"
 
 
+async def _services(pod: dict, lookup: Lookup) -> list[dict]:
+    """The Services whose variables the container gets (getServiceEnvVarMap): the API server's
+    own `default/kubernetes` always; with enableServiceLinks (the default) every Service of the
+    pod's namespace too, a same-named one there winning."""
+    md, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    by_name: dict[str, dict] = {}
+    master = await lookup("services", "default", "kubernetes")
+    if master:
+        by_name["kubernetes"] = master
+    if spec.get("enableServiceLinks", True):
+        for svc in await lookup("services", md.get("namespace", "default"), "") or []:
+            by_name[svc["metadata"]["name"]] = svc
+    return list(by_name.values())
+
+
 async def container_config(pod: dict, container: dict, *, attempt: int, init: bool, node: NodeFacts,
                            lookup: Lookup, image: Image | None) -> ContainerConfig:
     """Raises ConfigError (CreateContainerConfigError) for a config that cannot be made."""
     md, spec = pod["metadata"], pod.get("spec") or {}
     name = container["name"]
-    env = await environment(pod, container, lookup, node.allocatable)
+    env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup))
     mounts: list[Mount] = []
     msg_path = container.get("terminationMessagePath") or "/dev/termination-log"
     termlog = termination_log_path(node, md["uid"], name, attempt)

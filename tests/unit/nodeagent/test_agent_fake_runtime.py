@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from apiclient import CONFIGMAPS, EVENTS, LEASES, NODES, PODS, SECRETS
+from apiclient import CONFIGMAPS, EVENTS, LEASES, NODES, PODS, SECRETS, SERVICES
 from tests.apiserver import start_server
 from tests.unit.nodeagent.agentkit import NODE, condition, cstatus, phase, pod, running_agent
 from tests.unit.nodeagent.fakecri import FakeRuntime
@@ -168,8 +168,14 @@ def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
                        if a.fake.sandbox_configs[a.fake.containers[c_id(a.fake, c)].pod_sandbox_id]
                        .metadata.name == "env")
             envs = dict(cfg.envs)
-            assert envs == {"C_color": "blue", "C_size": "L", "A": "x", "B": "x-blue-$(A)",
-                            "POD": "env", "NODE": NODE, "MEM": "32", "PW": "hunter2"}
+            own = {k: v for k, v in envs.items() if not k.startswith("KUBERNETES_")}
+            assert own == {"C_color": "blue", "C_size": "L", "A": "x", "B": "x-blue-$(A)",
+                           "POD": "env", "NODE": NODE, "MEM": "32", "PW": "hunter2"}
+            # the API server's own Service, as every pod sees it
+            kube = await a.api.get(SERVICES, "kubernetes", "default")
+            assert envs["KUBERNETES_SERVICE_HOST"] == kube["spec"]["clusterIP"]
+            assert envs["KUBERNETES_SERVICE_PORT"] == "443"
+            assert envs["KUBERNETES_PORT_443_TCP"] == f"tcp://{kube['spec']['clusterIP']}:443"
             assert cfg.command == ("sleep", "x")
             assert [k for k, _ in cfg.envs][:2] == ["C_color", "C_size"]
 

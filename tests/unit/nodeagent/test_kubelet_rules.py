@@ -181,3 +181,16 @@ WAIT = {"waiting": {"reason": "ContainerCreating"}}
 ])
 def test_phase(policy, statuses, inits, want):
     assert phase({"spec": {"restartPolicy": policy}}, inits, statuses) == want
+
+
+def test_service_environment_variables():
+    from nodeagent.envvars import service_env
+    svc = {"metadata": {"name": "my-db"}, "spec": {"clusterIP": "10.96.0.7", "ports": [
+        {"name": "pg", "port": 5432, "protocol": "TCP"}, {"name": "metrics-x", "port": 9187}]}}
+    headless = {"metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}}
+    env = service_env([svc, headless])
+    assert env["MY_DB_SERVICE_HOST"] == "10.96.0.7" and env["MY_DB_SERVICE_PORT"] == "5432"
+    assert env["MY_DB_SERVICE_PORT_PG"] == "5432" and env["MY_DB_SERVICE_PORT_METRICS_X"] == "9187"
+    assert env["MY_DB_PORT"] == "tcp://10.96.0.7:5432"
+    assert env["MY_DB_PORT_9187_TCP_ADDR"] == "10.96.0.7" and env["MY_DB_PORT_5432_TCP_PROTO"] == "tcp"
+    assert not any(k.startswith("H_") for k in env)

@@ -270,7 +270,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
         return None
 
     node = NodeStatus(api, NodeIdentity(name, ip, cfg.data_dir, cidr), machine, runtime.version,
-                      not_ready)
+                      not_ready, recorder)
     await node.register()
 
     def on_pod(type_: str, pod: dict, old: dict | None) -> None:

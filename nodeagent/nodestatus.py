@@ -142,8 +142,9 @@ class NodeStatus:
 
     def __init__(self, api: ApiClient, ident: NodeIdentity, machine: Machine,
                  runtime_version: Callable[[], Awaitable[tuple[str, str]]],
-                 runtime_ready: Callable[[], str | None]):
+                 runtime_ready: Callable[[], str | None], recorder=None):
         self.api, self.ident, self.machine = api, ident, machine
+        self.recorder = recorder                # events.EventRecorder, or None
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready     # None when ready, else why not (the Ready message)
         self.node_uid = ""
@@ -192,7 +193,15 @@ class NodeStatus:
                 await asyncio.sleep(1)
         self.node_uid = node["metadata"]["uid"]
         log.info("registered node %s", self.ident.name)
+        self._event("Normal", "Starting", "Starting kubelet.")
         return node
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        # The kubelet's node events name the node by its name, also as the UID.
+        if self.recorder is not None:
+            self.recorder.event({"kind": "Node", "apiVersion": "v1",
+                                 "metadata": {"name": self.ident.name, "uid": self.ident.name}},
+                                type_, reason, message)
 
     # --- status -------------------------------------------------------------------------------------
     async def _status(self, old: dict) -> dict:
@@ -224,11 +233,14 @@ class NodeStatus:
                 "architecture": ARCH.get(platform.machine(), platform.machine())},
         }
 
-    @staticmethod
-    def _cond(before: dict, type_: str, on: bool, reason: str, message: str, now: str) -> dict:
+    def _cond(self, before: dict, type_: str, on: bool, reason: str, message: str, now: str) -> dict:
         status = "True" if on else "False"
         prev = before.get(type_) or {}
         moved = prev.get("status") != status
+        if moved:   # "Node n1 status is now: NodeHasSufficientMemory" (kubelet's recordNodeStatusEvent)
+            word = {"KubeletReady": "NodeReady", "KubeletNotReady": "NodeNotReady"}.get(
+                reason, reason.replace("Kubelet", "Node", 1))
+            self._event("Normal", word, f"Node {self.ident.name} status is now: {word}")
         return {"type": type_, "status": status, "lastHeartbeatTime": now,
                 "lastTransitionTime": now if moved or not prev.get("lastTransitionTime")
                 else prev["lastTransitionTime"], "reason": reason, "message": message}

@@ -50,6 +50,16 @@ def test_node_registers_ready_with_capacity_and_lease(server, tmp_path, monkeypa
             assert st["nodeInfo"]["containerRuntimeVersion"] == "fakecri://0.1"
             assert st["nodeInfo"]["kernelVersion"]
             assert node["spec"]["podCIDR"] == "10.244.0.0/24"
+            for _ in range(100):       # events are written by the recorder's task, a moment later
+                evs = (await a.api.list(EVENTS, "default",
+                                        field_selector=f"involvedObject.name={NODE}"))["items"]
+                reasons = {e["reason"]: e["message"] for e in evs}
+                if {"Starting", "NodeReady", "NodeHasSufficientMemory"} <= set(reasons):
+                    break
+                await asyncio.sleep(0.05)
+            assert reasons.get("Starting") == "Starting kubelet."
+            assert reasons.get("NodeReady") == f"Node {NODE} status is now: NodeReady"
+            assert "NodeHasSufficientMemory" in reasons
             lease = await a.api.get(LEASES, NODE, "kube-node-lease")
             assert lease["spec"]["holderIdentity"] == NODE
             assert lease["spec"]["leaseDurationSeconds"] == 40

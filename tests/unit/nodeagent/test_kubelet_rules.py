@@ -194,3 +194,29 @@ def test_service_environment_variables():
     assert env["MY_DB_PORT"] == "tcp://10.96.0.7:5432"
     assert env["MY_DB_PORT_9187_TCP_ADDR"] == "10.96.0.7" and env["MY_DB_PORT_5432_TCP_PROTO"] == "tcp"
     assert not any(k.startswith("H_") for k in env)
+
+
+def test_image_pull_secrets_become_auth_configs():
+    import asyncio
+    import base64
+    import json
+
+    from nodeagent.kuberuntime.images import pull_secrets
+
+    def b64(d):
+        return base64.b64encode(json.dumps(d).encode()).decode()
+    secrets = {
+        "new": {"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": b64(
+            {"auths": {"registry.example:5000": {"username": "u", "password": "p", "auth": "dTpw"}}})}},
+        "old": {"type": "kubernetes.io/dockercfg", "data": {".dockercfg": b64(
+            {"other.example": {"username": "o", "password": "q"}})}},
+    }
+
+    async def lookup(kind, ns, name):
+        assert (kind, ns) == ("secrets", "team")
+        return secrets.get(name)
+    p = {"metadata": {"namespace": "team"},
+         "spec": {"imagePullSecrets": [{"name": "new"}, {"name": "missing"}, {"name": "old"}]}}
+    auths = asyncio.run(pull_secrets(p, lookup))
+    assert [(a.server, a.username, a.password, a.auth) for a in auths] == [
+        ("registry.example:5000", "u", "p", "dTpw"), ("other.example", "o", "q", "")]

@@ -8,7 +8,7 @@ What runs, in start-up order (each needs the one before):
     3. the scheduler and the controllers (controlplane/scheduler, controlplane/controllers), each
        leader-elected through a Lease exactly as in a multi-node control plane
     4. the CNI network config for this node's pod range (node IPAM gives the range, unless
-       --pod-cidr does), then the node agent (nodeagent/agent.py) with its runtime side
+       --pod-cidr does), then the node agent (nodeagent/node.py) with its runtime side
        (nodeagent/cri) — which registers the Node and starts running the pods bound to it
 
 One process, one event loop: the pieces talk to each other only through the API, as separate

@@ -357,6 +357,15 @@ async def _clean(cfg: AgentConfig) -> list[str]:
         problems = await asyncio.to_thread(cleanup, str(cfg.agent_dir), cni=cni_config(cfg))
         out += [f"left behind: {p}" for p in problems]
         out.append("removed every pod (containers, sandboxes, pod IPs)")
+        from cni.podnet import teardown_node
+        try:
+            changes = await asyncio.to_thread(teardown_node)
+        except Exception as e:  # noqa: BLE001 - NetworkError, OSError: say it, go on cleaning
+            out.append(f"pod network not removed: {e}")
+        else:
+            if changes:
+                out.append(f"removed the node's pod network (bridge, nftables tables: "
+                           f"{len(changes)} objects)")
     cm = ContainerManager(enabled=os.geteuid() == 0)
     for problem in await asyncio.to_thread(cm.cleanup):
         out.append(f"cgroup left: {problem}")

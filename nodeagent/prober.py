@@ -74,6 +74,7 @@ class Prober:
         self.runtime, self.recorder, self.wake = runtime, recorder, wake
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}     # (container id, kind) → task
         self._results: dict[tuple[str, str], _Result] = {}
+        self._owner: dict[tuple[str, str], str] = {}              # (container id, kind) → pod uid
 
     # --- what the pod worker and the status ask --------------------------------------------------------
     def started(self, container: dict, cid: str) -> bool:
@@ -112,15 +113,14 @@ class Prober:
                     if (cid, kind) not in self._tasks:
                         self._tasks[(cid, kind)] = asyncio.create_task(
                             self._run(pod, c, cid, kind, pod_ip), name=f"probe {kind} {cid}")
-        uid_prefix = pod["metadata"]["uid"]
-        for key in [k for k, t in self._tasks.items() if k not in wanted
-                    and getattr(t, "pod_uid", uid_prefix) == uid_prefix]:
-            self._stop(key)
+        uid = pod["metadata"]["uid"]
         for key in wanted:
-            self._tasks[key].pod_uid = uid_prefix
+            self._owner[key] = uid
+        for key in [k for k, owner in self._owner.items() if owner == uid and k not in wanted]:
+            self._stop(key)
 
     def forget(self, uid: str) -> None:
-        for key in [k for k, t in self._tasks.items() if getattr(t, "pod_uid", None) == uid]:
+        for key in [k for k, owner in self._owner.items() if owner == uid]:
             self._stop(key)
 
     def close(self) -> None:
@@ -133,6 +133,7 @@ class Prober:
         if t is not None:
             t.cancel()
         self._results.pop(key, None)
+        self._owner.pop(key, None)
 
     async def _run(self, pod: dict, c: dict, cid: str, kind: str, pod_ip: str | None) -> None:
         spec = c[kind] or {}

@@ -98,16 +98,31 @@ async def _create_and_watch(kubeconfig: str, count: int, rate: float, prefix: st
     listed = await api.list(PODS, "default")
     rv = listed["metadata"]["resourceVersion"]
 
+    def seen(pod: dict) -> None:
+        name = pod["metadata"]["name"]
+        if name.startswith(prefix) and name not in running and \
+                (pod.get("status") or {}).get("phase") == "Running":
+            running[name] = time.perf_counter()
+            if len(running) == count:
+                all_running.set()
+
     async def watch() -> None:
-        async for ev in api.watch(PODS, "default", resource_version=rv):
-            pod = ev.object
-            name = pod["metadata"]["name"]
-            if name.startswith(prefix) and name not in running and \
-                    (pod.get("status") or {}).get("phase") == "Running":
-                running[name] = time.perf_counter()
-                if len(running) == count:
-                    all_running.set()
-                    return
+        nonlocal rv
+        while not all_running.is_set():
+            # The server may end a watch, or answer 410 when this one fell behind its event
+            # window (a burst of creates and status writes): resume, or list and go on.
+            try:
+                async for ev in api.watch(PODS, "default", resource_version=rv):
+                    rv = ev.resource_version or rv
+                    seen(ev.object)
+                    if all_running.is_set():
+                        return
+            except Exception as e:  # noqa: BLE001 - Expired, Unreachable: list again
+                print(f"watch: {e!r}; listing", file=sys.stderr)
+                listed = await api.list(PODS, "default")
+                rv = listed["metadata"]["resourceVersion"]
+                for pod in listed["items"]:
+                    seen(pod)
 
     watcher = asyncio.create_task(watch())
     t0 = time.perf_counter()

@@ -17,7 +17,8 @@ and keeps one container's crash-handling independent of its neighbours'.)
                 init waiting for "start"); any failure there is undone by the runtime itself
              5. container.json complete ("created")
     start    the supervisor lets the init execve (runtime.container.start)
-    stop     the stop signal, `timeout` seconds, SIGKILL to every process of its cgroup
+    stop     the stop signal, `timeout` seconds, SIGKILL to every process of its cgroup (the
+             waits are the service's, on the event loop: signal and kill_all here)
     remove   the runtime deletes processes, cgroup, overlay and state; then our directory
 
 Status is derived at every call from the runtime's files (state.json, started.json, exit.json),
@@ -36,7 +37,7 @@ from nodeagent.cri.api import (ContainerConfig, ContainerMetadata, ContainerStat
                                CreateContainerError, NotFound, PodSandboxConfig,
                                RunContainerError)
 from nodeagent.cri.spec import SandboxView, build_spec
-from nodeagent.cri.store import Store, creator, new_id
+from nodeagent.cri.store import Store, creator, new_id, valid_id
 
 
 def parse_time(text: str | None) -> float | None:
@@ -71,7 +72,7 @@ class Containers:
 
     # --- create --------------------------------------------------------------------------------------
     def create(self, sid: str, config: ContainerConfig, sandbox_config: PodSandboxConfig) -> str:
-        from runtime.errors import ContainerError
+        from runtime.errors import ContainerError, StepError
         from runtime.images import ImageError
         from runtime.spec.bundle import write_bundle
 
@@ -113,10 +114,21 @@ class Containers:
             if log_path:
                 os.makedirs(os.path.dirname(log_path), exist_ok=True)
             zygote.create(self.root, self.storage, cid, str(cdir / "bundle"),
-                          log_path or str(cdir / "container.log"))
+                          log_path or str(cdir / "container.log"),
+                          stdin=config.stdin and not config.tty, stdin_once=config.stdin_once)
+        except StepError as e:
+            self.store.drop_container(cid)
+            # The runtime looks for the program at create (as runc does): a missing one is
+            # docker's "ContainerCannotRun", whichever call found it.
+            if e.step in ("find the executable", "execve"):
+                raise RunContainerError(str(e)) from None
+            raise CreateContainerError(str(e)) from None
         except ContainerError as e:
             self.store.drop_container(cid)
             raise CreateContainerError(str(e)) from None
+        except (OSError, RuntimeError) as e:         # the zygote cannot be reached or started
+            self.store.drop_container(cid)
+            raise CreateContainerError(f"the runtime could not create the container: {e}") from None
         except BaseException:
             self.store.drop_container(cid)
             raise
@@ -135,33 +147,32 @@ class Containers:
         except ContainerError as e:
             raise RunContainerError(str(e)) from None
 
-    def stop(self, cid: str, timeout: float) -> None:
+    def signal(self, cid: str, sig: int) -> None:
+        """Send `sig` to the container's init (a no-op once it has exited)."""
         from runtime.container.kill import kill
-        from runtime.container.start import wait
-        from runtime.container.stop import stop
-        from runtime.errors import ContainerError, ContainerNotFound, InvalidState
+        from runtime.errors import ContainerNotFound, InvalidState
 
-        rec = self.store.container(cid)
-        if rec is None:
-            return  # CRI: stopping a removed container succeeds
         try:
-            if timeout <= 0:
-                try:
-                    kill(self.root, cid, signal.SIGKILL, all_processes=True)
-                except InvalidState:
-                    pass
-                wait(self.root, cid)
-            else:
-                stop(self.root, cid, rec.get("stop_signal", signal.SIGTERM), timeout)
-        except ContainerNotFound:
-            return
-        except ContainerError as e:
-            from nodeagent.cri.api import CRIError
-            raise CRIError(f"stopping container {cid}: {e}") from None
+            kill(self.root, cid, sig)
+        except (InvalidState, ContainerNotFound):
+            pass
+
+    def kill_all(self, cid: str) -> None:
+        """SIGKILL to every process of the container (through its cgroup)."""
+        from runtime.container.kill import kill
+        from runtime.errors import ContainerNotFound, InvalidState
+
+        try:
+            kill(self.root, cid, signal.SIGKILL, all_processes=True)
+        except (InvalidState, ContainerNotFound):
+            pass
 
     def remove(self, cid: str) -> None:
         from runtime.container.delete import delete
         from runtime.errors import ContainerError, ContainerNotFound
+
+        if not valid_id(cid):
+            return                          # names nothing we made
 
         try:
             delete(self.root, cid, force=True)
@@ -182,6 +193,9 @@ class Containers:
     def runtime_state(self, cid: str):
         from runtime.container.state import StateDir
         from runtime.errors import ContainerNotFound
+
+        if not valid_id(cid):
+            return None
 
         try:
             return StateDir(self.root, cid).load()

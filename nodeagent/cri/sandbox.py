@@ -11,8 +11,8 @@ would also do — be the parent of the containers, reap them, record their exits
 runtime's per-container supervisors (runtime/process/shim.py), which also outlive the agent.
 
     run      1. the sandbox directory and a record saying "creating" (store.py)
-             2. pin new net, ipc, uts namespaces (nshelper.py, a fresh process: unshare + bind
-                mount), with the hostname set and the pod's sysctls written inside;
+             2. pin new net, ipc, uts namespaces (nshelper.py: a fresh fork of a single-threaded
+                helper does unshare + bind mount), with the hostname set and the pod's sysctls written inside;
                 hostNetwork: no net/uts of its own (the node's); hostIPC: no ipc of its own
              3. CNI ADD on the pinned netns (cni.podnet: the bridge, an IP, hostPorts → portmap)
              4. /etc/hostname, /etc/hosts (with the pod's IP), /etc/resolv.conf, for the
@@ -31,17 +31,15 @@ All of it is blocking (fork/exec, netlink, files): the service calls it from a w
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from network.netns import namespace_id
 from nodeagent.cri import cgroups
 from nodeagent.cri.api import (DNSConfig, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatus,
                                PortMapping, SandboxError, SandboxState)
-from nodeagent.cri.store import Store, creator, new_id
+from nodeagent.cri.store import Store, creator, new_id, valid_id
 
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
 HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -89,14 +87,14 @@ def resolv_conf(dns: DNSConfig, node_resolv: str = "/etc/resolv.conf") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pin(directory: Path, types: list[str], hostname: str, sysctls: dict) -> None:
-    """Pin new namespaces of `types` under `directory` (see nshelper.py: a fresh process)."""
-    req = {"op": "pin", "dir": str(directory), "types": types, "hostname": hostname,
-           "sysctls": dict(sysctls)}
-    proc = subprocess.run([sys.executable, "-m", "nodeagent.cri.nshelper", json.dumps(req)],
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise SandboxError(f"pinning the pod's namespaces: {proc.stderr.strip() or proc.returncode}")
+def _pin(helper, directory: Path, types: list[str], hostname: str, sysctls: dict) -> None:
+    """Pin new namespaces of `types` under `directory` (nshelper.py: a fresh fork does it)."""
+    reply, fds = helper.request({"op": "pin", "dir": str(directory), "types": types,
+                                 "hostname": hostname, "sysctls": dict(sysctls)})
+    for fd in fds:
+        os.close(fd)
+    if not reply.get("ok"):
+        raise SandboxError(f"pinning the pod's namespaces: {reply.get('error')}")
 
 
 def unpin(directory: Path) -> None:
@@ -129,9 +127,12 @@ def _sysctl_split(sysctls: dict) -> dict:
 
 
 class Sandboxes:
-    def __init__(self, store: Store, network):
+    def __init__(self, store: Store, network, helper=None):
+        from nodeagent.cri.nshelper import Client
+
         self.store = store
         self.network = network            # cni.podnet.PodNetwork, or None (no pod network)
+        self.helper = helper or Client()  # the namespace helper (started on first use)
 
     # --- run ---------------------------------------------------------------------------------------
     def run(self, config: PodSandboxConfig) -> str:
@@ -159,7 +160,7 @@ class Sandboxes:
                                    "change the node)")
             step = "pin the pod's namespaces"
             undo.append(lambda: unpin(d / "ns"))
-            _pin(d / "ns", types, config.hostname, sysctls)
+            _pin(self.helper, d / "ns", types, config.hostname, sysctls)
             names = {"net": "network", "ipc": "ipc", "uts": "uts"}
             record["namespaces"] = {names[t]: str(d / "ns" / t) for t in types}
             if not config.host_network and self.network is not None:
@@ -216,6 +217,8 @@ class Sandboxes:
         self.store.put_sandbox(sid, rec)
 
     def remove(self, sid: str) -> None:
+        if not valid_id(sid):
+            return                          # names nothing we made: removed already, as it were
         rec = self.store.sandbox(sid)
         if rec is None:
             self.store.drop_sandbox(sid)   # a directory without a record: a crash mid-create
@@ -242,8 +245,10 @@ class Sandboxes:
         if rec is None:
             return None
         config = config_from_json(rec["config"])
+        # Ready while every pinned namespace is still a namespace: after a reboot the files are
+        # there but no longer bind mounts of nsfs (network/netns.py: namespace_id).
         alive = rec.get("phase") == "ready" and all(
-            os.path.exists(p) for p in rec.get("namespaces", {}).values())
+            namespace_id(p) is not None for p in rec.get("namespaces", {}).values())
         ips = rec.get("ips") or []
         return PodSandboxStatus(
             id=sid, metadata=config.metadata,

@@ -24,8 +24,10 @@ process that died mid-create are finished off (removed) when the service opens.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nodeagent.cri.api import (ContainerConfig, ContainerEvent, ContainerEventType, ContainerState,
@@ -58,25 +60,43 @@ class NodeRuntime:
         self.containers = containers
         self.hub = EventHub()
         self._watching = False
+        self._tasks: set[asyncio.Task] = set()
+        # Our own threads for blocking work, so that a burst of pod operations neither waits for
+        # nor starves the event loop's default executor (6 threads on 2 cores), which the
+        # kubelet side uses too. Waits that last (a stop's grace period, an attach) are not done
+        # in threads at all: they are pidfds on the loop.
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri")
 
     # --- housekeeping ----------------------------------------------------------------------------
-    def _watch_all(self) -> None:
-        """On the loop, once: watch every supervisor still running (see events.py)."""
-        if self._watching:
-            return
+    async def _watch_all(self) -> None:
+        """Once, at the first call: watch every supervisor still running (see events.py). The
+        files are read in a thread; only the pidfds are registered on the loop."""
         self._watching = True
-        for cid in self.store.container_ids():
-            rec = self.store.container(cid)
-            if rec is not None:
-                self.hub.watch(cid, rec["sandbox_id"], self.containers.shim_process(cid))
 
-    async def _run(self, fn, *args):
-        self._watch_all()
-        return await asyncio.to_thread(fn, *args)
+        def scan() -> list[tuple[str, str, tuple[int, int] | None]]:
+            found = []
+            for cid in self.store.container_ids():
+                rec = self.store.container(cid)
+                if rec is not None:
+                    found.append((cid, rec["sandbox_id"], self.containers.shim_process(cid)))
+            return found
+        for cid, sid, shim in await self._blocking(scan):
+            self.hub.watch(cid, sid, shim)
+
+    async def _run(self, fn, *args, **kw):
+        if not self._watching:
+            await self._watch_all()
+        return await self._blocking(fn, *args, **kw)
+
+    async def _blocking(self, fn, *args, **kw):
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(fn, *args, **kw))
 
     def close(self) -> None:
         """Stop watching (the containers and sandboxes themselves are left as they are)."""
         self.hub.close()
+        self._pool.shutdown(wait=False)
+        self.sandboxes.helper.close()
         net = self.sandboxes.network
         if net is not None:
             net.close()
@@ -86,17 +106,35 @@ class NodeRuntime:
         return RUNTIME_NAME, _version()
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
-        return await self._run(self.sandboxes.run, config)
+        return await self._made(self.sandboxes.run, self.sandboxes.remove, config)
+
+    async def _made(self, make, unmake, *args) -> str:
+        """Run `make` in a thread and return the ID it made. A thread cannot be cancelled: if our
+        caller is (the pod was deleted while its sandbox or container was being made), wait for
+        the thread, undo what it made, and only then let the cancellation through — otherwise
+        nobody would ever learn the ID of what was left."""
+        if not self._watching:
+            await self._watch_all()
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(make, *args))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            try:
+                made = await fut
+            except Exception:  # noqa: BLE001 - it failed anyway: nothing to undo
+                raise asyncio.CancelledError from None
+            await self._blocking(unmake, made)
+            raise
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        for c in await self.list_containers(sandbox_id):
-            if c.state in (ContainerState.RUNNING, ContainerState.CREATED):
-                await self.stop_container(c.id, 0)
+        await asyncio.gather(*(self.stop_container(c.id, 0)
+                               for c in await self.list_containers(sandbox_id)
+                               if c.state in (ContainerState.RUNNING, ContainerState.CREATED)))
         await self._run(self.sandboxes.stop, sandbox_id)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        for c in await self.list_containers(sandbox_id):
-            await self.remove_container(c.id)
+        await asyncio.gather(*(self.remove_container(c.id)
+                               for c in await self.list_containers(sandbox_id)))
         await self._run(self.sandboxes.remove, sandbox_id)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
@@ -117,22 +155,54 @@ class NodeRuntime:
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig,
                                sandbox_config: PodSandboxConfig) -> str:
-        cid = await self._run(self.containers.create, sandbox_id, config, sandbox_config)
+        cid = await self._made(self.containers.create, self.containers.remove, sandbox_id, config,
+                               sandbox_config)
         self.hub.publish(cid, sandbox_id, ContainerEventType.CREATED)
-        self.hub.watch(cid, sandbox_id, await asyncio.to_thread(self.containers.shim_process, cid))
+        self.hub.watch(cid, sandbox_id, await self._blocking(self.containers.shim_process, cid))
         return cid
 
     async def start_container(self, container_id: str) -> None:
         rec = await self._run(self._record, container_id)
-        await asyncio.to_thread(self.containers.start, container_id)
+        await self._blocking(self.containers.start, container_id)
         self.hub.publish(container_id, rec["sandbox_id"], ContainerEventType.STARTED)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
-        await self._run(self.containers.stop, container_id, timeout)
+        """The stop signal, up to `timeout` seconds, then SIGKILL to every process of the
+        container (runtime/container/stop.py's steps, with the waits on the loop: a pidfd of the
+        supervisor, which exits once the container's init has exited and exit.json is written)."""
+        rec = await self._run(self.store.container, container_id)
+        if rec is None:
+            return                         # CRI: stopping a removed container succeeds
+        shim = await self._blocking(self.containers.shim_process, container_id)
+        fd = _pidfd(shim)
+        if fd is None:
+            return                         # not running: nothing to stop
+        try:
+            if timeout > 0:
+                await self._blocking(self.containers.signal, container_id,
+                                     rec.get("stop_signal", 15))
+                if await _exited(fd, timeout):
+                    return
+            await self._blocking(self.containers.kill_all, container_id)
+            if not await _exited(fd, 30):
+                raise CRIError(f"container {container_id} did not stop within 30 s of SIGKILL")
+        finally:
+            os.close(fd)
+
+    async def _exit_code(self, container_id: str) -> int:
+        """Wait (on the loop) until the container has exited; its exit code."""
+        fd = _pidfd(await self._blocking(self.containers.shim_process, container_id))
+        if fd is not None:
+            try:
+                await _readable(fd)
+            finally:
+                os.close(fd)
+        st = await self._blocking(self.containers.status, container_id)
+        return st.exit_code if st.exit_code is not None else 255
 
     async def remove_container(self, container_id: str) -> None:
         rec = await self._run(self.store.container, container_id)
-        await asyncio.to_thread(self.containers.remove, container_id)
+        await self._blocking(self.containers.remove, container_id)
         self.hub.unwatch(container_id)
         if rec is not None:
             self.hub.publish(container_id, rec["sandbox_id"], ContainerEventType.DELETED)
@@ -152,34 +222,44 @@ class NodeRuntime:
         return await self._run(all_)
 
     def container_events(self) -> AsyncIterator[ContainerEvent]:
-        return self.hub.subscribe()
+        events = self.hub.subscribe()
+        if not self._watching:            # the first thing a new agent asks for may be events
+            try:
+                task = asyncio.get_running_loop().create_task(self._watch_all())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            except RuntimeError:
+                pass                      # no loop yet: the first awaited call starts watching
+        return events
 
     # --- streaming -----------------------------------------------------------------------------------
     async def exec_sync(self, container_id: str, cmd: list[str],
                         timeout: float) -> tuple[bytes, bytes, int]:
         from nodeagent.cri.streams import exec_sync
         await self._run(self._record, container_id)
-        return await asyncio.to_thread(exec_sync, str(self.store.runtime_root), container_id,
+        return await self._blocking(exec_sync, str(self.store.runtime_root), container_id,
                                        list(cmd), timeout)
 
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool):
         from nodeagent.cri.streams import start_exec
         await self._run(self._record, container_id)
-        return await asyncio.to_thread(start_exec, str(self.store.runtime_root), container_id,
+        return await self._blocking(start_exec, str(self.store.runtime_root), container_id,
                                        list(cmd), tty=tty, stdin=stdin)
 
     async def attach(self, container_id: str, *, stdin: bool):
         from nodeagent.cri.streams import attach
         rec = await self._run(self._record, container_id)
-        return await asyncio.to_thread(attach, str(self.store.runtime_root), container_id,
-                                       bool(rec.get("tty")))
+        return await self._blocking(attach, str(self.store.runtime_root), container_id,
+                                    bool(rec.get("tty")), stdin,
+                                    lambda: self._exit_code(container_id))
 
     async def port_forward(self, sandbox_id: str, port: int) -> int:
         from nodeagent.cri.streams import port_forward
         rec = await self._run(self.store.sandbox, sandbox_id)
         if rec is None:
             raise NotFound(f"pod sandbox {sandbox_id} not found")
-        return await asyncio.to_thread(port_forward, rec.get("namespaces", {}).get("network"), port)
+        return await self._blocking(port_forward, self.sandboxes.helper,
+                                       rec.get("namespaces", {}).get("network"), port)
 
     async def container_stats(self, container_id: str) -> dict:
         from nodeagent.cri.cgroups import usage
@@ -195,6 +275,40 @@ class NodeRuntime:
         if rec is None:
             raise NotFound(f"container {cid} not found")
         return rec
+
+
+def _pidfd(shim: tuple[int, int] | None) -> int | None:
+    """A pidfd of the supervisor (pid, start time), or None if it is gone."""
+    from runtime.container.state import process_start_time
+
+    if shim is None:
+        return None
+    try:
+        fd = os.pidfd_open(shim[0])
+    except OSError:
+        return None
+    if process_start_time(shim[0]) != shim[1]:
+        os.close(fd)
+        return None
+    return fd
+
+
+async def _readable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+    try:
+        await fut
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _exited(fd: int, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(_readable(fd), timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
 
 
 # --- opening -----------------------------------------------------------------------------------------

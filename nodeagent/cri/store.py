@@ -34,6 +34,12 @@ from pathlib import Path
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+def valid_id(text: str) -> bool:
+    """An ID we could have made. Anything else names nothing here — and must never reach a path
+    (an ID of "../.." handed to remove would otherwise name a directory above ours)."""
+    return isinstance(text, str) and bool(_ID.match(text))
+
+
 def new_id() -> str:
     """32 hex digits: unique, and short enough for a cgroup, a state directory and a CNI cache
     file name (CRI runtimes use 64; nothing needs that many here)."""
@@ -84,10 +90,12 @@ class Store:
 
     # --- sandboxes ---------------------------------------------------------------------------------
     def sandbox_dir(self, sid: str) -> Path:
+        if not valid_id(sid):
+            raise ValueError(f"not a sandbox ID: {sid!r}")
         return self.sandboxes / sid
 
     def sandbox(self, sid: str) -> dict | None:
-        if not _ID.match(sid):
+        if not valid_id(sid):
             return None
         return read_json(self.sandbox_dir(sid) / "sandbox.json")
 
@@ -98,14 +106,17 @@ class Store:
         return _ids(self.sandboxes)
 
     def drop_sandbox(self, sid: str) -> None:
-        shutil.rmtree(self.sandbox_dir(sid), ignore_errors=True)
+        if valid_id(sid):
+            shutil.rmtree(self.sandbox_dir(sid), ignore_errors=True)
 
     # --- containers --------------------------------------------------------------------------------
     def container_dir(self, cid: str) -> Path:
+        if not valid_id(cid):
+            raise ValueError(f"not a container ID: {cid!r}")
         return self.containers / cid
 
     def container(self, cid: str) -> dict | None:
-        if not _ID.match(cid):
+        if not valid_id(cid):
             return None
         return read_json(self.container_dir(cid) / "container.json")
 
@@ -116,7 +127,8 @@ class Store:
         return _ids(self.containers)
 
     def drop_container(self, cid: str) -> None:
-        shutil.rmtree(self.container_dir(cid), ignore_errors=True)
+        if valid_id(cid):
+            shutil.rmtree(self.container_dir(cid), ignore_errors=True)
 
 
 def _ids(d: Path) -> list[str]:

@@ -11,11 +11,13 @@ carries one more message, {"exited": {"exitCode": N}}, when the process ends; wa
 waiting for readability on the socket, so no thread sits blocked per exec.
 
 attach. A container started with tty=True has a pty whose master the supervisor owns; "attach"
-turns a connection into a raw byte stream both ways to it (runtime/process/streams.py). Containers
-without a tty log to pipes only the supervisor reads; attaching to them is not supported yet.
+turns a connection into a raw byte stream both ways to it (runtime/process/streams.py). Without a
+tty, attach hands the supervisor the write ends of two pipes (and the read end of a third, for
+stdin): it copies the container's output to them besides the log, and feeds the third to the
+container's stdin pipe (created only when the ContainerConfig asked for stdin).
 
 port-forward. A TCP connection to 127.0.0.1:<port> *inside* the pod's network namespace, made by
-a fresh process that setns()es there (nshelper.py) and passes the connected socket back; the
+a fresh fork of the namespace helper that setns()es there (nshelper.py) and passes it back; the
 socket keeps talking to the pod's namespace wherever it is used, as the kubelet's streaming
 server does with its netns-entering dial.
 """
@@ -28,16 +30,10 @@ import os
 import select
 import socket
 import struct
-import subprocess
-import sys
 import termios
 import time
 
-from nodeagent.cri.api import CRIError
-
-
-class ExecTimeout(CRIError):
-    reason = "Timeout"
+from nodeagent.cri.api import CRIError, ExecTimeout
 
 
 def _connect(root: str, cid: str):
@@ -134,6 +130,8 @@ def start_exec(root: str, cid: str, cmd: list[str], *, tty: bool, stdin: bool) -
             os.close(fd)
         theirs = []
         reply, fds = ch.recv()
+        for fd in fds:
+            os.set_inheritable(fd, False)      # (the channel does not receive them close-on-exec)
         if "error" in reply:
             for fd in fds:
                 os.close(fd)
@@ -205,24 +203,44 @@ def _kill_exec(s: Session) -> None:
             pass
 
 
-def attach(root: str, cid: str, tty: bool) -> Session:
-    from runtime.container.start import wait as runtime_wait
-
-    if not tty:
-        raise CRIError(f"attach to container {cid}: only containers started with tty are "
-                       "supported (this one logs to pipes)")
+def attach(root: str, cid: str, tty: bool, stdin: bool, waiter) -> Session:
+    """Blocking: attach to container `cid`'s stdio. With a tty: the pty's bytes both ways over
+    one socket (tty_fd). Without: pipes — the supervisor copies the container's stdout and
+    stderr to ours from now on (what was written before is in the log), and, if the container
+    was created with stdin, what we write to `stdin` goes to the program. `waiter`: a coroutine
+    function giving the container's exit code (Session.wait)."""
     ch = _connect(root, cid)
+    ours: list[int] = []
+    theirs: list[int] = []
     try:
-        ch.send({"op": "attach"})
+        if tty:
+            ch.send({"op": "attach"})
+        else:
+            for _ in range(2):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                ours.append(r); theirs.append(w)
+            if stdin:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                ours.append(w); theirs.append(r)
+            ch.send({"op": "attach", "stdin": stdin}, theirs)
+        for fd in theirs:
+            os.close(fd)
+        theirs = []
         reply, fds = ch.recv()
         for fd in fds:
             os.close(fd)
         if "error" in reply:
             raise CRIError(f"attach to container {cid}: {reply['error']}")
     except BaseException:
+        for fd in ours + theirs:
+            os.close(fd)
         ch.close()
         raise
-    fd = ch.sock.detach()
+
+    if not tty:
+        ch.close()
+        return Session(None, stdout=ours[0], stderr=ours[1], stdin=ours[2] if stdin else -1,
+                       waiter=waiter)
 
     def resize(rows: int, cols: int) -> None:
         c = _connect(root, cid)
@@ -234,15 +252,12 @@ def attach(root: str, cid: str, tty: bool) -> Session:
         finally:
             c.close()
 
-    async def waiter() -> int:
-        rec = await asyncio.to_thread(runtime_wait, root, cid)
-        return int(rec.get("exitCode") if rec.get("exitCode") is not None else 255)
-
-    return Session(None, tty_fd=fd, resize_to=resize, waiter=waiter)
+    return Session(None, tty_fd=ch.sock.detach(), resize_to=resize, waiter=waiter)
 
 
-def port_forward(netns: str | None, port: int) -> int:
-    """Blocking: a socket connected to 127.0.0.1:`port` in `netns` (None: our own namespace)."""
+def port_forward(helper, netns: str | None, port: int) -> int:
+    """Blocking: a socket connected to 127.0.0.1:`port` in `netns` (None: our own namespace);
+    `helper`: the namespace helper's Client (nshelper.py)."""
     if not 0 < port < 65536:
         raise CRIError(f"port-forward: port {port} is out of range")
     if netns is None:
@@ -252,21 +267,9 @@ def port_forward(netns: str | None, port: int) -> int:
             raise CRIError(f"port-forward to port {port}: {e.strerror or e}") from None
         s.settimeout(None)
         return s.detach()
-    import json
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        req = json.dumps({"op": "connect", "netns": netns, "port": port, "fd": theirs.fileno()})
-        proc = subprocess.Popen([sys.executable, "-m", "nodeagent.cri.nshelper", req],
-                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        theirs.close()
-        _, err = proc.communicate(timeout=30)
-        if proc.returncode != 0:
-            raise CRIError(f"port-forward to port {port} in the pod: {err.strip()}")
-        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
-        if not fds:
-            raise CRIError(f"port-forward to port {port}: no socket came back")
-        return fds[0]
-    finally:
-        ours.close()
+    reply, fds = helper.request({"op": "connect", "netns": netns, "port": port})
+    if not reply.get("ok") or not fds:
+        for fd in fds:
+            os.close(fd)
+        raise CRIError(f"port-forward: {reply.get('error', 'no socket came back')}")
+    return fds[0]

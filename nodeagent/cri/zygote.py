@@ -11,7 +11,8 @@ the agent is killed.
 One zygote per state dir, at <state_dir>/runtime/zygote.sock. `ensure` starts one if none
 answers (double-forked by `runtime.process.zygote.start_detached` in a fresh Python process, so
 it is nobody's child but init's — a zygote the agent forked directly would stay its zombie when
-it ended). A zygote left by a previous agent is simply used again. It runs in the agent's cgroup
+it ended). A zygote left by a previous agent is used again if it runs the same code
+(code_fingerprint), else replaced. It runs in the agent's cgroup
 and network namespace (it inherits them), which is what containers' cgroup paths and hostNetwork
 pods are relative to. `stop` ends it (cleanup, `nodeagent down`).
 """
@@ -32,22 +33,53 @@ _START = ("import sys\nfrom runtime.process.zygote import start_detached\n"
 _lock = threading.Lock()   # one start at a time in this process
 
 
+CODE_FILE = "zygote.code"
+
+
+def code_fingerprint() -> str:
+    """What code a zygote started now would run: the runtime package's location and the newest
+    modification time of its modules. A zygote keeps the code it imported when it started, so
+    one left running by an older agent (before an upgrade, or a `git pull`) is replaced."""
+    import runtime
+
+    top = os.path.dirname(runtime.__file__)
+    newest = 0.0
+    for directory, _, files in os.walk(top):
+        for name in files:
+            if name.endswith(".py"):
+                newest = max(newest, os.stat(os.path.join(directory, name)).st_mtime)
+    return f"{top} {sys.executable} {newest:.6f}"
+
+
 def ensure(root: str) -> None:
-    """Make sure a zygote serves `root` (start one if none answers)."""
+    """Make sure a zygote running the current code serves `root` (start one if none answers,
+    replace one that runs older code — the containers it made are not its children's business:
+    their supervisors are separate processes and carry on)."""
     with _lock:
+        want = code_fingerprint()
+        try:
+            with open(os.path.join(root, CODE_FILE)) as f:
+                have = f.read()
+        except OSError:
+            have = None
         ch = rz.connect(root)
         if ch is not None:
             ch.close()
-            return
+            if have == want:
+                return
+            stop(root)
         os.makedirs(root, mode=0o711, exist_ok=True)
         proc = subprocess.run([sys.executable, "-c", _START, root], capture_output=True, text=True,
                               timeout=60, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise RuntimeError(f"starting the runtime's zygote for {root}: "
                                f"{proc.stderr.strip() or proc.returncode}")
+        with open(os.path.join(root, CODE_FILE), "w") as f:
+            f.write(want)
 
 
-def create(root: str, storage: str, cid: str, bundle: str, log_path: str) -> dict:
+def create(root: str, storage: str, cid: str, bundle: str, log_path: str, *,
+           stdin: bool = False, stdin_once: bool = False) -> dict:
     """Have the zygote create container `cid` from the bundle; returns its state record. The
     supervisor channel is closed at once (detached): start goes through <state>/shim.sock."""
     ch = rz.connect(root)
@@ -60,7 +92,8 @@ def create(root: str, storage: str, cid: str, bundle: str, log_path: str) -> dic
     try:
         record, channel = rz.request_create(
             ch, {"op": "create", "id": cid, "bundle": bundle, "root": root, "storage": storage,
-                 "log": log_path, "stdin_open": False}, [null, null, null])
+                 "log": log_path, "stdin_open": False, "stdin_pipe": stdin,
+                 "stdin_once": stdin_once}, [null, null, null])
     finally:
         os.close(null)
     channel.close()
@@ -86,7 +119,7 @@ def stop(root: str) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    for name in (rz.PID_FILE, rz.SOCKET_NAME):
+    for name in (rz.PID_FILE, rz.SOCKET_NAME, CODE_FILE):
         try:
             os.unlink(os.path.join(root, name))
         except FileNotFoundError:

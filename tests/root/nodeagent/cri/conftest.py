@@ -26,12 +26,13 @@ import itertools
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.netsim import SimNet
+from tests.netsim import PRELUDE, REPO, SimNet
 
 _count = itertools.count()
 POD_CIDR = "10.244.7.0/24"
@@ -110,10 +111,19 @@ class Node:
         self.prelude = AGENT_PRELUDE.format(conf=self.conf, bin=self.bin, cache=self.cache,
                                             state=self.state, logs=self.logs, images=self.images)
 
-    def agent(self, body: str, timeout: float = 120) -> dict:
+    def agent(self, body: str, timeout: float = 120, *, kill9: bool = False) -> dict:
+        """Run `body` as the agent (see the module docstring). With `kill9`, the agent process
+        SIGKILLs itself right after the body: no clean-up of any kind runs."""
+        end = "    os.kill(os.getpid(), 9)\n" if kill9 else "    rt.close()\n"
         code = self.prelude + "\nasync def _main():\n" + textwrap.indent(textwrap.dedent(body), "    ") \
-            + "\ntry:\n    asyncio.run(_main())\nfinally:\n    rt.close()\n"
-        return self.sim.py(self.ns, code, timeout=timeout)
+            + "\ntry:\n    asyncio.run(_main())\nfinally:\n    sys.stdout.flush()\n" + end
+        proc = subprocess.run(["nsenter", f"--net={self.sim.path(self.ns)}", sys.executable, "-c",
+                               PRELUDE.format(repo=str(REPO)) + code], capture_output=True,
+                              text=True, timeout=timeout, cwd=REPO)
+        if proc.returncode != (-9 if kill9 else 0):
+            raise AssertionError(f"agent exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                                 f"stderr:\n{proc.stderr}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
 
     def sh(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.sim.sh(self.ns, *cmd, check=check)
@@ -169,10 +179,14 @@ class Node:
 def _import_busybox(tmp: Path, store_dir: str) -> None:
     from runtime.images import ImageStore
     from runtime.images.archive import import_archive
-    from tests.nodekit import busybox_image
+    from tests.imagekit import OciLayout
+    from tests.nodekit import busybox_layer
 
-    layout = busybox_image(tmp / "oci", tag="1")
-    asyncio.run(import_archive(ImageStore(store_dir), layout, repo="localhost/busybox"))
+    layout, layer = OciLayout(tmp / "oci"), busybox_layer()
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    layout.image([layer], tag="1", config={"Cmd": ["sh"], "Env": [path, "FROM_IMAGE=yes"]})
+    layout.image([layer], tag="nocmd", config={"Env": [path]})      # neither Entrypoint nor Cmd
+    asyncio.run(import_archive(ImageStore(store_dir), layout.root, repo="localhost/busybox"))
 
 
 @pytest.fixture

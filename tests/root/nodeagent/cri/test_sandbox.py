@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (stdout|stderr) [FP] ")
 
 
+@pytest.mark.vm
 def test_two_containers_share_ip_hostname_and_ipc_and_log_in_cri_format(node):
     out = node.agent('''
         sc = sandbox_config("web")
@@ -48,6 +51,7 @@ def test_two_containers_share_ip_hostname_and_ipc_and_log_in_cri_format(node):
     assert any(line.endswith(" stderr F err-line") for line in log), log
 
 
+@pytest.mark.vm
 def test_stop_frees_the_ip_and_remove_leaves_nothing(node):
     out = node.agent('''
         sc = sandbox_config("p", port_mappings=(PortMapping(80, 18080),))
@@ -113,3 +117,91 @@ def test_port_forward_reaches_a_server_inside_the_pod(node):
         report({"reply": data.decode(errors="replace")})
     ''')
     assert out["reply"].startswith("HTTP/1.") and "forwarded" in out["reply"]
+
+
+def test_a_host_port_already_taken_fails_the_second_sandbox_and_leaves_nothing(node):
+    out = node.agent('''
+        first = await rt.run_pod_sandbox(sandbox_config("one", port_mappings=(PortMapping(80, 18090),)))
+        try:
+            await rt.run_pod_sandbox(sandbox_config("two", port_mappings=(PortMapping(80, 18090),)))
+            err = None
+        except CRIError as e:
+            err = [type(e).__name__, e.reason, e.message]
+        report({"err": err, "left": [s.metadata.name for s in await rt.list_pod_sandboxes()],
+                "first": (await rt.pod_sandbox_status(first)).state.name})
+    ''')
+    assert out["err"][:2] == ["SandboxError", "FailedCreatePodSandBox"]
+    assert "18090" in out["err"][2], out["err"]
+    assert out["left"] == ["one"] and out["first"] == "READY"
+    veths = node.leaks()["veths"]
+    assert len(veths) == 1, veths                       # the first pod's, nothing of the second
+
+
+def test_many_pods_at_once(node):
+    out = node.agent('''
+        async def pod(i):
+            sc = sandbox_config(f"par{i}")
+            sid = await rt.run_pod_sandbox(sc)
+            cid = await run_container(sid, sc, "c", "sh", "-c", f"echo pod-{i}; exec sleep 1000")
+            return sid, cid, (await rt.pod_sandbox_status(sid)).ip
+        t0 = time.perf_counter()
+        pods = await asyncio.gather(*(pod(i) for i in range(12)))
+        took = time.perf_counter() - t0
+        states = [(await rt.container_status(c)).state.name for _, c, _ in pods]
+        hostnames = [await exec_out(c, "hostname") for _, c, _ in pods]
+        await asyncio.gather(*(rt.remove_pod_sandbox(s) for s, _, _ in pods))
+        report({"ips": [ip for _, _, ip in pods], "states": states, "hostnames": hostnames,
+                "took": took, "left": [s.id for s in await rt.list_pod_sandboxes()]})
+    ''')
+    print(f"12 pods (sandbox + container) at once: {out['took']:.2f} s")
+    assert len(set(out["ips"])) == 12 and out["states"] == ["RUNNING"] * 12
+    assert out["hostnames"] == [f"par{i}" for i in range(12)]
+    assert out["left"] == [] and node.leaks() == node.NONE
+
+
+def test_pod_sysctls_are_set_inside_and_a_node_wide_one_is_refused(node):
+    out = node.agent('''
+        sc = sandbox_config("sys", sysctls={"net.ipv4.ip_unprivileged_port_start": "80",
+                                            "kernel.shmmni": "1234"})
+        sid = await rt.run_pod_sandbox(sc)
+        c = await run_container(sid, sc, "c", "sleep", "1000")
+        got = [await exec_out(c, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+               await exec_out(c, "cat", "/proc/sys/kernel/shmmni")]
+        try:
+            await rt.run_pod_sandbox(sandbox_config("bad", sysctls={"kernel.panic": "1"}))
+            err = None
+        except SandboxError as e:
+            err = e.message
+        report({"got": got, "err": err, "names": [s.metadata.name for s in await rt.list_pod_sandboxes()]})
+    ''')
+    assert out["got"] == ["80", "1234"]
+    assert "kernel.panic" in out["err"] and out["names"] == ["sys"]
+    assert node.sh("cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout.strip() != "80"
+
+
+def test_a_sandbox_whose_caller_gives_up_half_way_is_removed(node):
+    out = node.agent('''
+        for delay in (0.0, 0.005, 0.02):                # cancelled at different steps
+            task = asyncio.ensure_future(rt.run_pod_sandbox(sandbox_config("gone")))
+            await asyncio.sleep(delay)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        sc = sandbox_config("kept")
+        sid = await rt.run_pod_sandbox(sc)
+        task = asyncio.ensure_future(rt.create_container(sid, container_config("c", "sleep", "9"), sc))
+        await asyncio.sleep(0.005)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        names = [s.metadata.name for s in await rt.list_pod_sandboxes()]
+        containers = len(await rt.list_containers())
+        await rt.remove_pod_sandbox(sid)
+        report({"sandboxes": names, "containers": containers})
+    ''')
+    assert out["sandboxes"] == ["kept"] and out["containers"] == 0
+    assert node.leaks() == node.NONE

@@ -150,6 +150,7 @@ def cluster(tmp_path_factory):
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     web.shutdown()
+    web.server_close()
     server.stop()
 
 

@@ -49,13 +49,15 @@ def _read_until(proc: subprocess.Popen, want: str, timeout: float) -> str:
     return seen
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen) -> str:
+    """Stop a kubectl we started; returns what it wrote to stderr (its pipes are closed)."""
     proc.terminate()
     try:
-        proc.wait(10)
+        _, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        _, err = proc.communicate()
+    return err.decode() if isinstance(err, bytes) else (err or "")
 
 
 # ---- logs ----
@@ -221,9 +223,10 @@ def test_port_forward_to_a_closed_port_reports_the_error(cluster, kubectl_stream
         local = int(line.split("127.0.0.1:")[1].split(" ")[0])
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10).read()
-    finally:
+    except BaseException:
         _stop(proc)
-    assert "error forwarding port" in proc.stderr.read()
+        raise
+    assert "error forwarding port" in _stop(proc)
 
 
 # ---- cp ----

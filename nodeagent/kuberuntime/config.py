@@ -21,6 +21,7 @@ from nodeagent.cri.api import (
     PodSandboxMetadata, PortMapping, SecurityContext)
 from nodeagent.envvars import ConfigError, Lookup, environment, expand_command
 from nodeagent.resources import container_resources
+from nodeagent.volumes import mounts as volume_mounts
 
 # The labels the kubelet puts on every sandbox and container (pkg/kubelet/types/labels.go).
 POD_NAME = "io.kubernetes.pod.name"
@@ -212,12 +213,14 @@ async def _services(pod: dict, lookup: Lookup) -> list[dict]:
 
 
 async def container_config(pod: dict, container: dict, *, attempt: int, init: bool, node: NodeFacts,
-                           lookup: Lookup, image: Image | None) -> ContainerConfig:
-    """Raises ConfigError (CreateContainerConfigError) for a config that cannot be made."""
+                           lookup: Lookup, image: Image | None,
+                           volumes: dict[str, str] | None = None) -> ContainerConfig:
+    """Raises ConfigError (CreateContainerConfigError) for a config that cannot be made.
+    `volumes`: the pod's volumes (name → host path, volumes.make)."""
     md, spec = pod["metadata"], pod.get("spec") or {}
     name = container["name"]
     env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup))
-    mounts: list[Mount] = []
+    mounts: list[Mount] = volume_mounts(container, volumes or {})
     msg_path = container.get("terminationMessagePath") or "/dev/termination-log"
     termlog = termination_log_path(node, md["uid"], name, attempt)
     # The kubelet's side of the termination message: an empty file of ours, bind-mounted at

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from nodeagent import volumes
 from nodeagent.backoff import Backoff
 from nodeagent.cri.api import (
     ContainerState, ContainerStatus, CRIError, ImageService, NotFound, PodSandboxStatus,
@@ -41,6 +42,7 @@ from nodeagent.envvars import ConfigError, Lookup
 from nodeagent.events import NORMAL, WARNING, EventRecorder
 from nodeagent.kuberuntime import config as cfg
 from nodeagent.kuberuntime.images import ImageError, ImagePuller
+from nodeagent.volumes import VolumeError
 
 log = logging.getLogger("nodeagent.kuberuntime")
 
@@ -184,6 +186,15 @@ class RuntimeManager:
                 return result, await self.observe(uid)
             state = await self.observe(uid)
 
+        # the pod's volumes, made (or brought up to date) before any container needs them
+        try:
+            planned = await volumes.plan(pod, self.lookup, self.node.allocatable)
+            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned)
+        except VolumeError as e:
+            self.recorder.event(pod, WARNING, "FailedMount", str(e))
+            result.wake_at(time.time() + 2)
+            return result, state
+
         def current(name: str) -> ContainerStatus | None:
             c = state.latest(name)
             return c if c is not None and c.pod_sandbox_id == sb.id else None
@@ -197,7 +208,7 @@ class RuntimeManager:
                 return result, state
             if cs is not None and cs.state is ContainerState.EXITED and policy == "Never":
                 return result, state          # the pod has failed (podstatus.py says so)
-            await self._start(pod, c, state, sb, result, init=True, after=cs)
+            await self._start(pod, c, state, sb, result, init=True, after=cs, volumes=paths)
             return result, await self.observe(uid)
 
         # 4. app containers
@@ -223,7 +234,7 @@ class RuntimeManager:
             if latest is not None and latest.state is not ContainerState.RUNNING \
                     and not should_restart(policy, latest.exit_code):
                 continue                    # done for good (Never; OnFailure after success)
-            await self._start(pod, c, state, sb, result, init=False, after=latest)
+            await self._start(pod, c, state, sb, result, init=False, after=latest, volumes=paths)
 
         state = await self.observe(uid)
         await self._collect_garbage(state)
@@ -251,7 +262,8 @@ class RuntimeManager:
             return None
 
     async def _start(self, pod: dict, c: dict, state: PodRuntimeState, sb: PodSandboxStatus,
-                     result: SyncResult, *, init: bool, after: ContainerStatus | None) -> None:
+                     result: SyncResult, *, init: bool, after: ContainerStatus | None,
+                     volumes: dict[str, str] | None = None) -> None:
         """Start container c (again, if `after` is its previous instance), honouring back-off."""
         md = pod["metadata"]
         name = c["name"]
@@ -285,8 +297,8 @@ class RuntimeManager:
             return
         try:
             config = await cfg.container_config(pod, c, attempt=attempt, init=init, node=self.node,
-                                                lookup=self.lookup, image=image)
-        except ConfigError as e:
+                                                lookup=self.lookup, image=image, volumes=volumes or {})
+        except (ConfigError, VolumeError) as e:
             result.waiting[name] = (ConfigError.reason, str(e))
             result.wake_at(time.time() + 10)
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e}", fp)
@@ -366,6 +378,7 @@ class RuntimeManager:
                 await self.runtime.remove_pod_sandbox(sb.id)
             except CRIError as e:
                 log.warning("removing sandbox %s: %s", sb.id, e)
+        await asyncio.to_thread(volumes.remove, self.node.pods_dir, uid)
         try:
             self.cm.remove_pod(uid)
         except Exception as e:  # noqa: BLE001 - a busy cgroup is retried on the next cleanup

@@ -124,6 +124,26 @@ def test_kubectl_logs_and_exec_through_the_kubelet_api(node):
     node.kubectl("delete", "pod", "talk", "--grace-period=0", "--force")
 
 
+def test_configmap_and_emptydir_volumes(node):
+    node.kubectl("create", "configmap", "appcfg", "--from-literal=greeting=hello from a configmap")
+    create(node, "vols", [
+        {"name": "writer", "command": ["sh", "-c", "echo shared > /data/note; sleep 3600"],
+         "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+        {"name": "reader", "command": ["sleep", "3600"],
+         "volumeMounts": [{"name": "data", "mountPath": "/data"},
+                          {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True}]}],
+        volumes=[{"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "appcfg"}}])
+    node.wait_pod("vols", running)
+    got = node.kubectl("exec", "vols", "-c", "reader", "--", "cat", "/etc/cfg/greeting").stdout
+    assert got == "hello from a configmap"
+    wait_until(lambda: node.kubectl("exec", "vols", "-c", "reader", "--", "cat", "/data/note",
+                                    check=False).stdout == "shared\n", 10, "the emptyDir shared")
+    ro = node.kubectl("exec", "vols", "-c", "reader", "--", "sh", "-c", "echo x > /etc/cfg/new",
+                      check=False)
+    assert ro.returncode != 0                     # readOnly mount
+    node.kubectl("delete", "pod", "vols", "--grace-period=0", "--force")
+
+
 def test_http_readiness_probe(node):
     web = ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
     good = {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}

@@ -407,3 +407,59 @@ def test_sandbox_failure_is_reported_and_retried(server, tmp_path, monkeypatch):
             await a.api.delete(PODS, "nonet", "default", grace_period_seconds=0)
             await a.wait_gone("nonet")
     run(main())
+
+
+def test_volumes_configmap_secret_downward_emptydir(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.api.create(CONFIGMAPS, {"metadata": {"name": "vcfg"}, "data": {
+                "app.conf": "color=blue\n", "other": "x"}}, "default")
+            await a.api.create(SECRETS, {"metadata": {"name": "vsec"}, "data": {
+                "token": base64.b64encode(b"s3cret").decode()}}, "default")
+            body = pod("vols", ["sleep", "1d"], volumeMounts=[
+                {"name": "cfg", "mountPath": "/etc/app", "readOnly": True},
+                {"name": "sec", "mountPath": "/var/run/sec"},
+                {"name": "info", "mountPath": "/etc/podinfo"},
+                {"name": "scratch", "mountPath": "/scratch", "subPath": "a/b"}])
+            body["metadata"]["labels"] = {"app": "v"}
+            body["spec"]["volumes"] = [
+                {"name": "cfg", "configMap": {"name": "vcfg", "items": [{"key": "app.conf", "path": "app.conf"}]}},
+                {"name": "sec", "secret": {"secretName": "vsec", "defaultMode": 0o400}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                {"name": "scratch", "emptyDir": {}}]
+            await a.create_pod(body)
+            await a.wait_pod("vols", lambda p: phase(p) == "Running")
+            cfg = next(c for c in a.fake.configs.values() if c.metadata.name == "main")
+            m = {x.container_path: x for x in cfg.mounts}
+            assert m["/etc/app"].readonly and not m["/var/run/sec"].readonly
+            from pathlib import Path
+            assert Path(m["/etc/app"].host_path, "app.conf").read_text() == "color=blue\n"
+            assert not Path(m["/etc/app"].host_path, "other").exists()     # only the items asked for
+            tok = Path(m["/var/run/sec"].host_path, "token")
+            assert tok.read_bytes() == b"s3cret" and (tok.stat().st_mode & 0o777) == 0o400
+            assert Path(m["/etc/podinfo"].host_path, "labels").read_text() == 'app="v"'
+            assert Path(m["/etc/podinfo"].host_path, "name").read_text() == "vols"
+            assert m["/scratch"].host_path.endswith("scratch/a/b") and Path(m["/scratch"].host_path).is_dir()
+            pod_dir = Path(m["/scratch"].host_path).parents[4]
+
+            # a ConfigMap that does not exist: FailedMount, and the containers wait
+            bad = pod("novol", ["sleep", "1d"], volumeMounts=[{"name": "c", "mountPath": "/c"}])
+            bad["spec"]["volumes"] = [{"name": "c", "configMap": {"name": "nope"}}]
+            await a.create_pod(bad)
+            p = await a.wait_pod("novol", lambda p: cstatus(p).get("state", {}).get("waiting"))
+            assert cstatus(p)["state"]["waiting"]["reason"] == "ContainerCreating"
+            for _ in range(100):
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                msgs = [e["message"] for e in evs if e["reason"] == "FailedMount"
+                        and e["involvedObject"]["name"] == "novol"]
+                if msgs:
+                    break
+                await asyncio.sleep(0.05)
+            assert msgs == ['MountVolume.SetUp failed for volume "c" : configmap "nope" not found']
+            for name in ("vols", "novol"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+            assert not pod_dir.exists()
+    run(main())

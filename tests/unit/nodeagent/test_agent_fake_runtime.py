@@ -145,7 +145,7 @@ def test_oom_killed_and_restarted(server, tmp_path, monkeypatch):
             last = cstatus(p)["lastState"]["terminated"]
             assert last["reason"] == "OOMKilled" and last["exitCode"] == 137
             assert p["status"]["qosClass"] == "Guaranteed"
-            cfg = next(c for c in a.fake.configs.values() if c.metadata.name == "main")
+            cfg = config_of(a.fake, "oom")
             assert cfg.resources.memory_limit_in_bytes == 64 * 2**20
             from nodeagent.resources import lowest_oom_score_adj
             assert cfg.resources.cpu_quota == 10_000
@@ -174,9 +174,7 @@ def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
                                    envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "C_"}],
                                    resources={"limits": {"memory": "32Mi"}}))
             await a.wait_pod("env", lambda p: phase(p) == "Running")
-            cfg = next(c for c in a.fake.configs.values()
-                       if a.fake.sandbox_configs[a.fake.containers[c_id(a.fake, c)].pod_sandbox_id]
-                       .metadata.name == "env")
+            cfg = config_of(a.fake, "env")
             envs = dict(cfg.envs)
             own = {k: v for k, v in envs.items() if not k.startswith("KUBERNETES_")}
             assert own == {"C_color": "blue", "C_size": "L", "A": "x", "B": "x-blue-$(A)",
@@ -220,8 +218,11 @@ def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
     run(main())
 
 
-def c_id(fake, cfg):
-    return next(k for k, v in fake.configs.items() if v is cfg)
+def config_of(fake, pod_name):
+    """The ContainerConfig of the newest container of that pod."""
+    found = [cfg for cid, cfg in fake.configs.items() if cid in fake.containers and
+             fake.sandbox_configs[fake.containers[cid].pod_sandbox_id].metadata.name == pod_name]
+    return found[-1]
 
 
 def test_init_containers_in_order_then_app(server, tmp_path, monkeypatch):
@@ -359,9 +360,14 @@ def test_readiness_and_liveness_probes(server, tmp_path, monkeypatch):
             a.fake.healthy["main"] = True
             assert cstatus(p)["containerID"] != first
             assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 143
-            evs = (await a.api.list(EVENTS, "default"))["items"]
-            mine = [(e["reason"], e["message"]) for e in evs if e["involvedObject"]["name"] == "lively"]
-            assert ("Killing", "Container main failed liveness probe, will be restarted") in mine
+            killing = ("Killing", "Container main failed liveness probe, will be restarted")
+            for _ in range(100):        # the recorder writes a moment later
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                mine = [(e["reason"], e["message"]) for e in evs if e["involvedObject"]["name"] == "lively"]
+                if killing in mine:
+                    break
+                await asyncio.sleep(0.05)
+            assert killing in mine
             assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in mine)
             for name in ("probed", "lively"):
                 await a.api.delete(PODS, name, "default", grace_period_seconds=0)
@@ -431,7 +437,7 @@ def test_volumes_configmap_secret_downward_emptydir(server, tmp_path, monkeypatc
                 {"name": "scratch", "emptyDir": {}}]
             await a.create_pod(body)
             await a.wait_pod("vols", lambda p: phase(p) == "Running")
-            cfg = next(c for c in a.fake.configs.values() if c.metadata.name == "main")
+            cfg = config_of(a.fake, "vols")
             m = {x.container_path: x for x in cfg.mounts}
             assert m["/etc/app"].readonly and not m["/var/run/sec"].readonly
             from pathlib import Path
@@ -461,5 +467,5 @@ def test_volumes_configmap_secret_downward_emptydir(server, tmp_path, monkeypatc
             for name in ("vols", "novol"):
                 await a.api.delete(PODS, name, "default", grace_period_seconds=0)
                 await a.wait_gone(name)
-            assert not pod_dir.exists()
+            await a.wait_for(lambda: not pod_dir.exists(), what="the pod's directory removed")
     run(main())

@@ -21,6 +21,9 @@ from tests.nodekit import Node, busybox_image, ready, running
 IMAGE = "localhost/busybox:1"
 
 
+pytestmark = pytest.mark.vm      # cgroup v2 in the VM tier too
+
+
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     base = tmp_path_factory.mktemp("node")
@@ -180,11 +183,12 @@ def test_restart_policies_with_reasons_and_exit_codes(node):
 
 
 def _own_cgroup_dir(controller: str) -> Path:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, ctl, path = line.split(":", 2)
-        if controller in ctl.split(","):
-            return Path(f"/sys/fs/cgroup/{controller}{path}")
-    pytest.skip(f"no cgroup v1 {controller} hierarchy here")
+    """Our own cgroup in the hierarchy that has `controller` (v1), or in the unified one (v2)."""
+    from runtime.cgroups.layout import CgroupMode, detect
+    layout = detect()
+    if layout.mode is CgroupMode.V2:
+        return layout.unified.own_dir
+    return layout.v1[controller].own_dir
 
 
 def test_oom_killed_exit_137_restart_count_1_and_cgroup_values(node):
@@ -196,11 +200,18 @@ def test_oom_killed_exit_137_restart_count_1_and_cgroup_values(node):
     last = cstatus(pod, "hog")["lastState"]["terminated"]
     assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137)
     assert pod["status"]["qosClass"] == "Guaranteed"
+    # the pod's cgroup (Guaranteed: straight below kubepods) holds the mapped values
     pod_dir = _own_cgroup_dir("memory") / "kubepods" / f"pod{pod['metadata']['uid']}"
-    assert int((pod_dir / "memory.limit_in_bytes").read_text()) == 64 * 2**20
     cpu_dir = _own_cgroup_dir("cpu") / "kubepods" / f"pod{pod['metadata']['uid']}"
-    assert int((cpu_dir / "cpu.cfs_quota_us").read_text()) == 25_000
-    assert int((cpu_dir / "cpu.shares").read_text()) == 256
+    if (pod_dir / "memory.max").exists():                                   # cgroup v2
+        from runtime.spec.units import shares_to_weight
+        assert int((pod_dir / "memory.max").read_text()) == 64 * 2**20
+        assert (cpu_dir / "cpu.max").read_text().split() == ["25000", "100000"]
+        assert int((cpu_dir / "cpu.weight").read_text()) == shares_to_weight(256)
+    else:                                                                   # cgroup v1
+        assert int((pod_dir / "memory.limit_in_bytes").read_text()) == 64 * 2**20
+        assert int((cpu_dir / "cpu.cfs_quota_us").read_text()) == 25_000
+        assert int((cpu_dir / "cpu.shares").read_text()) == 256
     node.kubectl("delete", "pod", "oom", "--grace-period=0", "--force")
 
 

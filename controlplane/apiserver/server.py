@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from controlplane.apiserver import bootstrap, certs, discovery, kubeconfig, objects, openapi
+from controlplane.apiserver import bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy
 from controlplane.apiserver.errors import (
     APIError, forbidden, internal, not_acceptable, not_found_path, unauthorized)
 from controlplane.apiserver.handlers import Handlers
@@ -191,6 +191,8 @@ class APIServer:
         r.add_get(r"/api/{version:[^/]+}", discovery.group_or_resources)
         r.add_get(r"/apis/{group:[^/]+}", discovery.group_or_resources)
         r.add_get(r"/apis/{group:[^/]+}/{version:[^/]+}", discovery.group_or_resources)
+        if self.pki:  # logs, exec, attach, port-forward, nodes/proxy: forwarded to kubelets
+            proxy.KubeletProxy(self.store, self.pki.kubelet_client_cert, self.pki.kubelet_client_key).register(r)
         r.add_route("*", "/api/{tail:.+}", h.handle)
         r.add_route("*", "/apis/{tail:.+}", h.handle)
         return app

@@ -57,6 +57,12 @@ class NodeConfig:
     controllers: str = "*"
     scheduler: bool = True
 
+    def components(self):
+        """The control-plane parts besides the API server (controlplane/components.py)."""
+        from controlplane.components import Components
+
+        return Components(self.scheduler, self.controllers, self.cluster_cidr)
+
     @property
     def control_plane_dir(self) -> Path:
         return Path(self.data_dir) / "control-plane"
@@ -206,20 +212,32 @@ def _api_server(config: NodeConfig):
 
 
 async def _serve(config: NodeConfig, server) -> None:
+    from controlplane.apiserver import kubeconfig
+
+    def after_start() -> None:
+        kubeconfig.write(config.kubeconfig, server.url, server.pki)
+
+    await serve(server, lambda api: _parts(config, api, server), after_start)
+
+
+async def serve(server, make_parts, after_start=None) -> None:
+    """Serve `server` and the parts `make_parts(api)` gives — (name, coroutine) pairs, clients of
+    the server over loopback — until SIGTERM/SIGINT, or until a part fails (then AgentError).
+    `nodeagent up` and `nodeagent server` both run this way."""
     import asyncio
 
     from apiclient import ApiClient, ClientConfig
-    from controlplane.apiserver import kubeconfig
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await server.start()
-    kubeconfig.write(config.kubeconfig, server.url, server.pki)
-    api = ApiClient(ClientConfig(server=server.url, ca_pem=server.pki.ca_cert.read_bytes(),
-                                 token=server.token))
-    tasks = [asyncio.create_task(coro, name=name) for name, coro in _parts(config, api, server)]
+    if after_start is not None:
+        after_start()
+    api = ApiClient(ClientConfig(server=server.url, token=server.token,
+                                 ca_pem=server.pki.ca_cert.read_bytes() if server.pki else None))
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in make_parts(api)]
     try:
         stop_wait = asyncio.create_task(stopping.wait())
         done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -237,32 +255,11 @@ async def _serve(config: NodeConfig, server) -> None:
 
 def _parts(config: NodeConfig, api, server) -> list[tuple[str, object]]:
     """The coroutines that make up the node besides the API server: (name, coroutine)."""
-    parts: list[tuple[str, object]] = []
-    # "as far as they exist": a tree without the scheduler or the controllers yet still runs a
-    # node (pods then need spec.nodeName), and says so once.
-    if config.scheduler:
-        try:
-            from controlplane.scheduler import run_scheduler
-        except ImportError:
-            log.warning("no scheduler in this tree: pods need spec.nodeName")
-        else:
-            parts.append(("scheduler", run_scheduler(api)))
-    if config.controllers:
-        try:
-            from controlplane.controllers import run_controllers
-        except ImportError:
-            log.warning("no controllers in this tree")
-        else:
-            parts.append(("controllers", run_controllers(api, _enabled(config.controllers))))
+    from controlplane import components
     from nodeagent.node import run_node_agent
-    parts.append(("agent", run_node_agent(config, api)))
-    return parts
 
-
-def _enabled(spec: str) -> set[str] | None:
-    """kube-controller-manager's --controllers syntax, handed on as given (None: all)."""
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    return None if items == ["*"] else set(items)
+    return [*components.parts(api, config.components()),
+            ("agent", run_node_agent(config, api))]
 
 
 # --- down -------------------------------------------------------------------------------------------

@@ -62,12 +62,15 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(data_dir: Path, port: int | None = None, *extra: str) -> Server:
+def start_server(data_dir: Path, port: int | None = None, *extra: str, bare: bool = True) -> Server:
     port = port or free_port()
     log = data_dir.parent / f"{data_dir.name}-{port}.log"
     out = open(log, "ab")
+    # A bare API server unless the test asks for the whole control plane (bare=False): the
+    # scheduler's and the controllers' tests start those as processes of their own.
+    bare_flags = ["--no-scheduler", "--controllers="] if bare else []
     proc = subprocess.Popen([sys.executable, "-m", "nodeagent", "server", "--data-dir", str(data_dir),
-                             "--listen", f"127.0.0.1:{port}", *extra], stdout=out, stderr=subprocess.STDOUT,
+                             "--listen", f"127.0.0.1:{port}", *bare_flags, *extra], stdout=out, stderr=subprocess.STDOUT,
                             cwd=REPO)
     out.close()
     srv = Server(proc, data_dir, port, log)

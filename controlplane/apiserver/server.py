@@ -222,10 +222,3 @@ def _refuse_impersonation(request: web.Request) -> None:
                     f'"{resource}" in API group "{group}" at the cluster scope: impersonation is '
                     f'not supported by this API server yet')
 
-
-async def serve_forever(server: APIServer) -> None:
-    await server.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.stop()

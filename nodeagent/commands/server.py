@@ -1,5 +1,7 @@
-"""`nodeagent server`: run the control plane (for now the API server; the scheduler and the
-controllers join this command in later issues)."""
+"""`nodeagent server`: run the control plane — the API server, then the scheduler and the
+controllers as its clients (controlplane/components.py), each leader-elected through a Lease so
+that several `nodeagent server`s on one store share the work. `--no-scheduler` and
+`--controllers` switch parts off, as kube-scheduler's and kube-controller-manager's flags do."""
 
 from __future__ import annotations
 
@@ -22,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-watch-cache-size", type=int, default=10000,
                    help="events kept in memory for watches to resume from; older resourceVersions "
                         "get 410 Gone")
+    p.add_argument("--controllers", default="*",
+                   help="controllers to run, kube-controller-manager's syntax: `*` all, `name` on, "
+                        "`-name` off (comma-separated); `--controllers=` runs none")
+    p.add_argument("--no-scheduler", action="store_true",
+                   help="do not run the scheduler (pods then wait for another one)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pod range node IPAM hands each node a /24 of")
     p.add_argument("--insecure-http", action="store_true",
                    help="serve plain HTTP without authentication (tests and debugging only)")
     p.set_defaults(func=run)
@@ -39,12 +48,14 @@ def _listen(value: str) -> tuple[str, int]:
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
-    import signal
     from pathlib import Path
 
+    from controlplane import components
     from controlplane.apiserver.errors import APIError
-    from controlplane.apiserver.server import APIServer, ServerConfig, serve_forever
+    from controlplane.apiserver.server import APIServer, ServerConfig
+    from controlplane.components import Components
     from controlplane.storage import StorageError
+    from nodeagent import allinone
     from nodeagent.errors import AgentError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -52,24 +63,19 @@ def run(args: argparse.Namespace) -> int:
     cfg = ServerConfig(Path(args.data_dir), host, port, args.advertise_address,
                        tls=not args.insecure_http, service_cidr=args.service_cluster_ip_range,
                        watch_window=args.default_watch_cache_size)
+    wanted = Components(not args.no_scheduler, args.controllers, args.cluster_cidr)
+    try:
+        wanted.check()                     # a bad flag is one line, before anything starts
+    except ValueError as e:
+        raise AgentError(str(e)) from None
     server = APIServer(cfg)
     try:
         server.prepare_pki()
     except APIError as e:
         raise AgentError(f"certificates: {e.message}") from e
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await serve_forever(server)
-        except asyncio.CancelledError:
-            pass
-
     try:
-        asyncio.run(main())
+        asyncio.run(allinone.serve(server, lambda api: components.parts(api, wanted)))
     except (StorageError, OSError) as e:
         raise AgentError(f"server: {e}") from e
     return 0

@@ -63,6 +63,15 @@ def up(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise AgentError("`nodeagent up` needs root: it builds namespaces, cgroups and the pod network")
     data_dir = os.path.abspath(args.data_dir)
+    config = allinone.NodeConfig(
+        data_dir=data_dir, listen=args.listen, node_name=args.node_name, node_ip=args.node_ip,
+        pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
+        service_cidr=args.service_cluster_ip_range, controllers=args.controllers,
+        scheduler=not args.no_scheduler)
+    try:
+        config.components().check()          # a bad flag is one line, before anything starts
+    except ValueError as e:
+        raise AgentError(str(e)) from None
     running = allinone.running_pid(data_dir)
     if running is not None:
         if not args.detach:
@@ -79,11 +88,6 @@ def up(args: argparse.Namespace) -> int:
         allinone.wait_ready(data_dir, pid, args.timeout)
         _print_next_steps(data_dir)
         return 0
-    config = allinone.NodeConfig(
-        data_dir=data_dir, listen=args.listen, node_name=args.node_name, node_ip=args.node_ip,
-        pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
-        service_cidr=args.service_cluster_ip_range, controllers=args.controllers,
-        scheduler=not args.no_scheduler)
     return allinone.run(config)
 
 

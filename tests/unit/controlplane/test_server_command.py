@@ -34,3 +34,38 @@ def test_bad_flags_are_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "nodeagent", "kubeconfig", "--data-dir", str(tmp_path / "none")],
                        capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 2 and "not found" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_server_runs_the_scheduler_and_the_controllers(tmp_path):
+    """`nodeagent server` alone is a control plane: a Deployment becomes pods, bound to a Node."""
+    import json
+    import time
+
+    srv = start_server(tmp_path / "data", None, bare=False)
+    try:
+        k = Kubectl(srv, tmp_path / "cache")
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                           "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                           "conditions": [{"type": "Ready", "status": "True"}]}}
+        k("create", "-f", "-", input=json.dumps(node))
+        k("create", "deployment", "web", "--image=busybox", "--replicas=2")
+        deadline = time.monotonic() + 60
+        while True:
+            pods = json.loads(k("get", "pods", "-o", "json"))["items"]
+            bound = [p["spec"].get("nodeName") for p in pods]
+            if len(pods) == 2 and bound == ["n1", "n1"]:
+                break
+            assert time.monotonic() < deadline, f"pods not created and bound: {bound}"
+            time.sleep(0.3)
+        lease = json.loads(k("get", "lease", "-n", "kube-system", "-o", "json"))["items"]
+        assert {item["metadata"]["name"] for item in lease} >= {"kube-scheduler", "kube-controller-manager"}
+    finally:
+        srv.stop()
+
+
+def test_unknown_controller_is_one_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "nodeagent", "server", "--data-dir", str(tmp_path),
+                        "--controllers=replicaset,bogus"], capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "nodeagent: error: --controllers: unknown controller(s): bogus"

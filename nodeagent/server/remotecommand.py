@@ -16,6 +16,10 @@ Every binary message is one channel byte followed by data (apimachinery util/rem
   255 close   (v5) client → us: [255, <channel>] — "no more stdin"; we close the process's stdin
 After the error channel is written we close the WebSocket normally (1000); the client's readers
 see EOF and it returns.
+
+A tty exec waits up to INITIAL_SIZE_WAIT for kubectl's first resize message before asking the
+runtime to start the process, and applies it as soon as the process exists: CRI has no initial
+terminal size, and a shell started at 0x0 columns misdraws until the next resize.
 """
 
 from __future__ import annotations

@@ -32,12 +32,22 @@ IMAGE_REPO = "localhost/busybox"
 IMAGE = f"{IMAGE_REPO}:1"
 
 
-def pod_manifest(name: str, namespace: str = "default") -> dict:
+def pod_manifest(name: str, namespace: str = "default", node_name: str | None = None) -> dict:
+    """The benchmark pod. `node_name` binds it directly (a tree without a scheduler yet; with one,
+    leave it None so that the scheduler's binding is part of what is timed)."""
+    spec = {"containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
+                            "command": ["sleep", "3600"]}],
+            "terminationGracePeriodSeconds": 0}
+    if node_name:
+        spec["nodeName"] = node_name
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": {"bench": "pods"}},
-            "spec": {"containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
-                                     "command": ["sleep", "3600"]}],
-                     "terminationGracePeriodSeconds": 0}}
+            "spec": spec}
+
+
+def _has_scheduler() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("controlplane.scheduler") is not None
 
 
 def stats(values: list[float]) -> dict:
@@ -76,25 +86,43 @@ def run_driver(node: Node, *args: str, timeout: float = 900) -> dict:
 async def _create_and_watch(kubeconfig: str, count: int, rate: float, prefix: str) -> dict:
     """Create `count` pods at `rate` per second (0: all at once) and time each create → Running
     as seen by a watch. Returns latencies and the time until all were Running."""
-    from apiclient import PODS, ApiClient, load_kubeconfig
+    from apiclient import NODES, PODS, ApiClient, load_kubeconfig
 
     api = ApiClient(load_kubeconfig(kubeconfig))
+    node_name = None
+    if not _has_scheduler():
+        node_name = (await api.list(NODES))["items"][0]["metadata"]["name"]
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     all_running = asyncio.Event()
     listed = await api.list(PODS, "default")
     rv = listed["metadata"]["resourceVersion"]
 
+    def seen(pod: dict) -> None:
+        name = pod["metadata"]["name"]
+        if name.startswith(prefix) and name not in running and \
+                (pod.get("status") or {}).get("phase") == "Running":
+            running[name] = time.perf_counter()
+            if len(running) == count:
+                all_running.set()
+
     async def watch() -> None:
-        async for ev in api.watch(PODS, "default", resource_version=rv):
-            pod = ev.object
-            name = pod["metadata"]["name"]
-            if name.startswith(prefix) and name not in running and \
-                    (pod.get("status") or {}).get("phase") == "Running":
-                running[name] = time.perf_counter()
-                if len(running) == count:
-                    all_running.set()
-                    return
+        nonlocal rv
+        while not all_running.is_set():
+            # The server may end a watch, or answer 410 when this one fell behind its event
+            # window (a burst of creates and status writes): resume, or list and go on.
+            try:
+                async for ev in api.watch(PODS, "default", resource_version=rv):
+                    rv = ev.resource_version or rv
+                    seen(ev.object)
+                    if all_running.is_set():
+                        return
+            except Exception as e:  # noqa: BLE001 - Expired, Unreachable: list again
+                print(f"watch: {e!r}; listing", file=sys.stderr)
+                listed = await api.list(PODS, "default")
+                rv = listed["metadata"]["resourceVersion"]
+                for pod in listed["items"]:
+                    seen(pod)
 
     watcher = asyncio.create_task(watch())
     t0 = time.perf_counter()
@@ -104,7 +132,7 @@ async def _create_and_watch(kubeconfig: str, count: int, rate: float, prefix: st
         if rate > 0:
             await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
         created[name] = time.perf_counter()
-        creates.append(asyncio.create_task(api.create(PODS, pod_manifest(name), "default")))
+        creates.append(asyncio.create_task(api.create(PODS, pod_manifest(name, node_name=node_name), "default")))
     await asyncio.gather(*creates)
     try:
         await asyncio.wait_for(all_running.wait(), timeout=max(120.0, count * 2.0))
@@ -226,7 +254,7 @@ class Podman:
         return time.perf_counter() - t
 
     def teardown(self) -> None:
-        self.cmd("pod", "rm", "-a", "-f", check=False, timeout=300)
+        self.cmd("pod", "rm", "-a", "-f", check=False, timeout=1800)   # ~4 s a pod when busy
         subprocess.run(["ip", "netns", "delete", self.netns_name], capture_output=True)
 
 

@@ -22,9 +22,16 @@ from _node import pss_rss, start_node
 
 
 def node_processes(data_dir: Path) -> list[int]:
+    """The node process, its children, and the processes started for it that detached (the
+    runtime's zygote and its spare workers are init's children: found by the data dir in their
+    command line)."""
     pid = int((data_dir / "nodeagent.pid").read_text().split()[0])
     root = psutil.Process(pid)
-    return [pid] + [c.pid for c in root.children(recursive=True)]
+    pids = {pid} | {c.pid for c in root.children(recursive=True)}
+    for p in psutil.process_iter(["cmdline"]):
+        if any(str(data_dir) in a for a in p.info["cmdline"] or []):
+            pids.add(p.pid)
+    return sorted(pids)
 
 
 def main() -> None:

@@ -8,5 +8,24 @@ The agent watches the API for pods bound to its node, runs one worker per pod, r
 probes and serves the kubelet API. It is the only package that knows both pods and processes.
 Nothing imports nodeagent; controlplane in particular never does.
 
+The rooms, in the order a pod passes through them (each named after the kubelet's own package):
+
+    node.py          the agent assembled: run_node_agent (what `up` and `agent` run), clean_node
+    nodestatus.py    the Node: registration, status and conditions, the Lease heartbeat
+    podworkers.py    one task per pod: SYNCING → TERMINATING → TERMINATED
+    kuberuntime/     SyncPod / KillPod: pod spec → CRI calls (configs, images, restarts, back-off)
+      envvars.py       the container's environment ($(VAR), fieldRef, ConfigMaps, Secrets, Services)
+      resources.py     requests and limits → QoS class and cgroup values
+      backoff.py       10 s doubling to 300 s
+    cm.py            the container manager: the kubepods cgroup tree
+    prober.py        liveness, readiness and startup probes
+    podstatus.py     runtime state → the pod's status (phase, conditions, container states)
+    status.py        the status manager: the only writer of pod status
+    events.py        the event recorder (de-duplicated, with counts)
+    cri/             the runtime side of the CRI line (sandboxes, containers, images)
+    server/          the kubelet API on :10250 (logs, exec, attach, port-forward, stats)
+    allinone.py      `nodeagent up`: control plane and agent in one process
+    cli.py, commands/  the command line, one module per command
+
 May import: runtime, network, cni, apiclient, the standard library, third-party libraries.
 """

@@ -8,7 +8,7 @@ What runs, in start-up order (each needs the one before):
     3. the scheduler and the controllers (controlplane/scheduler, controlplane/controllers), each
        leader-elected through a Lease exactly as in a multi-node control plane
     4. the CNI network config for this node's pod range (node IPAM gives the range, unless
-       --pod-cidr does), then the node agent (nodeagent/agent.py) with its runtime side
+       --pod-cidr does), then the node agent (nodeagent/node.py) with its runtime side
        (nodeagent/cri) — which registers the Node and starts running the pods bound to it
 
 One process, one event loop: the pieces talk to each other only through the API, as separate
@@ -88,7 +88,8 @@ def running_pid(data_dir: str) -> int | None:
         pid, start = int(pid_s), int(start_s)
     except (OSError, ValueError):
         return None
-    return pid if _start_time(pid) == start else None
+    # A zombie (killed, not yet reaped by whoever inherited it) serves nothing any more.
+    return pid if _start_time(pid) == start and not _is_zombie(pid) else None
 
 
 def _write_pid_file(data_dir: str) -> Path:
@@ -237,12 +238,22 @@ async def _serve(config: NodeConfig, server) -> None:
 def _parts(config: NodeConfig, api, server) -> list[tuple[str, object]]:
     """The coroutines that make up the node besides the API server: (name, coroutine)."""
     parts: list[tuple[str, object]] = []
+    # "as far as they exist": a tree without the scheduler or the controllers yet still runs a
+    # node (pods then need spec.nodeName), and says so once.
     if config.scheduler:
-        from controlplane.scheduler import run_scheduler
-        parts.append(("scheduler", run_scheduler(api)))
+        try:
+            from controlplane.scheduler import run_scheduler
+        except ImportError:
+            log.warning("no scheduler in this tree: pods need spec.nodeName")
+        else:
+            parts.append(("scheduler", run_scheduler(api)))
     if config.controllers:
-        from controlplane.controllers import run_controllers
-        parts.append(("controllers", run_controllers(api, _enabled(config.controllers))))
+        try:
+            from controlplane.controllers import run_controllers
+        except ImportError:
+            log.warning("no controllers in this tree")
+        else:
+            parts.append(("controllers", run_controllers(api, _enabled(config.controllers))))
     from nodeagent.node import run_node_agent
     parts.append(("agent", run_node_agent(config, api)))
     return parts

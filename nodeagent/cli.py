@@ -17,7 +17,7 @@ from nodeagent.errors import AgentError
 
 # Command → its module under nodeagent.commands, in the order `nodeagent --help` lists them. (A
 # module may serve several commands: containers.py is docker's ps/stop/rm/exec.)
-COMMANDS = {"up": "up", "down": "down", "doctor": "doctor", "run": "run", "ps": "containers",
+COMMANDS = {"up": "up", "down": "down", "agent": "agent", "doctor": "doctor", "run": "run", "ps": "containers",
             "exec": "containers", "stop": "containers", "rm": "containers", "runtime": "runtime",
             "pull": "pull", "image": "image", "server": "server", "kubeconfig": "kubeconfig",
             "cni": "cni", "net": "net"}

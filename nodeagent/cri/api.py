@@ -21,6 +21,14 @@ Differences from CRI, on purpose (kept few):
   streaming server: the kubelet API (nodeagent/server) serves the protocols itself.
 - Times are float seconds since the epoch (CRI: int64 nanoseconds); None when not yet.
 
+Getting the two services (nodeagent/cri/service.py has the details):
+
+    from nodeagent.cri import open_runtime, cleanup
+    runtime, images = open_runtime(state_dir, cni=PodNetworkConfig(...), image_store=...)
+    ...
+    runtime.close()                       # stops watching; pods and containers keep running
+    cleanup(state_dir, cni=...)           # `nodeagent down`: removes everything made under state_dir
+
 Contract of every method (as CRI states it): stop and remove are idempotent — stopping a stopped
 sandbox or removing a removed container succeeds. Errors are `CRIError` subclasses whose `reason`
 is the word the kubelet shows users (CreateContainerError, ErrImagePull, ...).
@@ -68,6 +76,10 @@ class RunContainerError(CRIError):        # created, but its program could not b
 
 class SandboxError(CRIError):             # netns, CNI, pinned namespaces
     reason = "FailedCreatePodSandBox"
+
+
+class ExecTimeout(CRIError):              # exec_sync ran past its timeout (the process was killed)
+    reason = "Timeout"
 
 
 # --- sandboxes -------------------------------------------------------------------------------------
@@ -118,7 +130,13 @@ class PodSandboxConfig:
     host_network: bool = False
     host_ipc: bool = False
     host_pid: bool = False
-    cgroup_parent: str = ""               # the pod's cgroup (ContainerManager.pod_cgroup)
+    # The pod's cgroup (ContainerManager.pod_cgroup): a path RELATIVE TO THE AGENT'S OWN CGROUP in
+    # every hierarchy (/proc/self/cgroup of the agent), e.g. "kubepods/burstable/pod<uid>"; an
+    # absolute path is accepted only if it lies inside the agent's own cgroup. Containers go in
+    # <cgroup_parent>/<container id>; missing directories are created by the runtime, which removes
+    # only the containers' own. "": the runtime side uses nodeagent-pods/<sandbox id> and removes it
+    # with the sandbox (nodeagent/cri/cgroups.py).
+    cgroup_parent: str = ""
     sysctls: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -46,6 +46,8 @@ class CreateOptions:
     # exits soon anyway (the CLI, a zygote worker) may skip the extra fork (~0.6 ms).
     orphan_supervisor: bool = True
     cgroup_parent: str = "nodeagent"       # default cgroup: <our cgroup>/<parent>/<id>
+    stdin_pipe: bool = False               # stdio "log": stdin a pipe for attach (else /dev/null)
+    stdin_once: bool = False               # ... closed after the first attach's input ends
     explain_fd: int | None = None
 
 
@@ -200,7 +202,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              log_path=None if stdio == "inherit" else log_path,
                              explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
                              stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
-                             storage_dir=storage)
+                             storage_dir=storage, stdin_pipe=opts.stdin_pipe,
+                             stdin_once=opts.stdin_once)
 
         def finish(created: dict) -> dict:
             """Step 7, once the supervisor reports the init ready: the complete state.json."""

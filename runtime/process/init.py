@@ -69,6 +69,8 @@ class ContainerPlan:
     stdin_open: bool = True             # "inherit": pass our stdin too (else /dev/null)
     remove_on_exit: bool = False        # the supervisor deletes everything when init exits (--rm)
     storage_dir: str | None = None      # overlay upper/work, removed with the container
+    stdin_pipe: bool = False            # "log": stdin is a pipe the supervisor holds (CRI stdin),
+    stdin_once: bool = False            # closed when the first attached writer ends (stdin_once)
 
 
 def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,

@@ -59,7 +59,8 @@ class Supervisor:
         self.init_pidfd = -1
         self.sync: Channel | None = None       # to the container's init, until it execs
         self.listener = None
-        self.streams = Streams(plan.stdio, plan.log_path, plan.log_max_bytes)  # output, pty
+        self.streams = Streams(plan.stdio, plan.log_path, plan.log_max_bytes,  # output, pty
+                               stdin_pipe=plan.stdin_pipe, stdin_once=plan.stdin_once)
         self.started_at: str | None = None
         self.waiters: list[Channel] = []
         self.execs: dict[int, tuple[int, Channel | None]] = {}  # pidfd → (pid, client)
@@ -259,6 +260,13 @@ class Supervisor:
         elif op == "attach" and self.streams.master >= 0:
             self._send(client, {"ok": True})
             self.streams.attach(client.sock)
+        elif op == "attach" and self.streams.stdio == "log" and len(fds) in (2, 3):
+            # Without a terminal the client hands us the write ends of its stdout and stderr
+            # pipes (and the read end of its stdin pipe): output is copied to them as well as to
+            # the log, until the container ends or the client closes its ends.
+            self.streams.tee(fds[0], fds[1], fds[2] if len(fds) == 3 else -1)
+            self._send(client, {"ok": True})
+            self._drop(client)
         else:
             for fd in fds:
                 os.close(fd)

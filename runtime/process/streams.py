@@ -5,7 +5,11 @@ Three ways a container's stdio can be connected (ContainerPlan.stdio):
 
     inherit   the container gets its creator's own fds 0-2 (a foreground `run`): nothing to pump
     log       stdout and stderr are pipes whose read ends only the supervisor holds; everything
-              read goes to the CRI log (logs.py). Stdin is /dev/null.
+              read goes to the CRI log (logs.py), and to the pipes of attached clients ("tees",
+              given to us by `attach`, non-blocking: a slow client loses output, the container
+              never waits for it). Stdin is /dev/null — or, with stdin_pipe (CRI's stdin), a pipe
+              whose write end we hold and feed from an attached client's stdin; with stdin_once
+              it is closed when that client's input ends, so the program sees EOF.
     tty       the container's init makes a pty in its own devpts and sends the master side here.
               Output goes to the log (as "stdout", as CRI does for terminals) and to every
               attached client; input from an attached client goes to the program.
@@ -24,8 +28,13 @@ from runtime.process.logs import CriLog
 
 
 class Streams:
-    def __init__(self, stdio: str, log_path: str | None, log_max_bytes: int):
+    def __init__(self, stdio: str, log_path: str | None, log_max_bytes: int, *,
+                 stdin_pipe: bool = False, stdin_once: bool = False):
         self.stdio = stdio
+        self.stdin_pipe, self.stdin_once = stdin_pipe, stdin_once
+        self.stdin_w = -1                    # "log" + stdin_pipe: the container's stdin, our end
+        self.tees: list[dict[str, int]] = [] # attached clients' output pipes: {"stdout": fd, ...}
+        self.inputs: list[int] = []          # attached clients' stdin pipes (read ends)
         self.log = CriLog(log_path, log_max_bytes) if log_path and stdio != "inherit" else None
         self.pipes: dict[int, str] = {}      # read end → "stdout" / "stderr"
         self.master = -1                     # pty master, once the init has sent it
@@ -47,7 +56,13 @@ class Streams:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.pipes = {out_r: "stdout", err_r: "stderr"}
-        return (null, out_w, err_w), [out_r, err_r, *ours]
+        stdin = null
+        if self.stdin_pipe:
+            os.close(null)
+            stdin, self.stdin_w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(self.stdin_w, False)  # a program that does not read never blocks us
+            ours.append(self.stdin_w)
+        return (stdin, out_w, err_w), [out_r, err_r, *ours]
 
     # --- while the container runs -----------------------------------------------------------------
     def register(self, sel: selectors.BaseSelector) -> None:
@@ -66,6 +81,7 @@ class Streams:
         stream = self.pipes[fd]
         if data:
             self.log.write(stream, data)
+            self._tee_out(stream, data)
             return
         self.log.end(stream)
         self.sel.unregister(fd)
@@ -111,6 +127,48 @@ class Streams:
         except OSError:
             pass
 
+    def tee(self, out: int, err: int, inp: int = -1) -> None:
+        """Copy the container's output to `out`/`err` from now on; feed `inp` to its stdin."""
+        for fd in (out, err):
+            os.set_blocking(fd, False)
+        self.tees.append({"stdout": out, "stderr": err})
+        if inp >= 0 and self.stdin_w >= 0:
+            self.inputs.append(inp)
+            self.sel.register(inp, selectors.EVENT_READ, lambda k: self._stdin_input(inp))
+        elif inp >= 0:
+            os.close(inp)
+
+    def _tee_out(self, stream: str, data: bytes) -> None:
+        for tee in list(self.tees):
+            try:
+                os.write(tee[stream], data)
+            except BlockingIOError:
+                pass                              # a slow reader loses output; we never wait
+            except OSError:                       # EPIPE: the client has gone
+                self.tees.remove(tee)
+                for fd in tee.values():
+                    os.close(fd)
+
+    def _stdin_input(self, inp: int) -> None:
+        try:
+            data = os.read(inp, 65536)
+        except OSError:
+            data = b""
+        if data and self.stdin_w >= 0:
+            try:
+                os.write(self.stdin_w, data)
+                return
+            except BlockingIOError:
+                return                            # its pipe is full: the input is lost
+            except OSError:
+                pass                              # the program closed its stdin
+        self.sel.unregister(inp)
+        os.close(inp)
+        self.inputs.remove(inp)
+        if self.stdin_once and self.stdin_w >= 0:
+            os.close(self.stdin_w)
+            self.stdin_w = -1
+
     def detach(self, sock) -> None:
         if sock in self.attached:
             self.attached.remove(sock)
@@ -142,6 +200,7 @@ class Streams:
                 if not data:
                     break
                 self.log.write(stream, data)
+                self._tee_out(stream, data)
             self.log.end(stream)
         if self.master >= 0:
             os.set_blocking(self.master, False)
@@ -153,3 +212,10 @@ class Streams:
                 pass
         if self.log is not None:
             self.log.close()
+        for tee in self.tees:
+            for fd in tee.values():
+                os.close(fd)
+        self.tees = []
+        for fd in self.inputs + ([self.stdin_w] if self.stdin_w >= 0 else []):
+            os.close(fd)
+        self.inputs, self.stdin_w = [], -1

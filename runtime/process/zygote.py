@@ -203,6 +203,8 @@ def _work(conn: Channel, request: dict, fds: list[int]) -> None:
                              bundle=request["bundle"], stdio=stdio, log_path=request.get("log"),
                              stdin_open=request.get("stdin_open", True),
                              remove_on_exit=request.get("remove_on_exit", False),
+                             stdin_pipe=bool(request.get("stdin_pipe")),
+                             stdin_once=bool(request.get("stdin_once")),
                              explain_fd=explain_fd)
         create_and_supervise(request["id"], spec, opts, conn)  # returns only by raising
     except ContainerError as e:

@@ -1,0 +1,250 @@
+"""Pod spec → CRI configs: what the runtime is asked to build (kuberuntime_sandbox.go,
+kuberuntime_container.go, security_context.go in the kubelet).
+
+    sandbox_config(pod, ...)       PodSandboxConfig: hostname, DNS, host ports, namespaces, cgroup
+    container_config(pod, c, ...)  ContainerConfig: command/args and env (expanded), resources,
+                                   the merged securityContext, the termination-message file
+
+Everything that needs the API (ConfigMaps, Secrets) is resolved here, on the kubelet side; the
+runtime gets plain values. Labels on every sandbox and container (io.kubernetes.pod.uid, ...) are
+how a restarted agent tells whose they are: the runtime's own state is the source of truth.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nodeagent.cri.api import (
+    ContainerConfig, ContainerMetadata, DNSConfig, Image, Mount, PodSandboxConfig,
+    PodSandboxMetadata, PortMapping, SecurityContext)
+from nodeagent.envvars import ConfigError, Lookup, environment, expand_command
+from nodeagent.resources import container_resources
+from nodeagent.volumes import mounts as volume_mounts
+
+# The labels the kubelet puts on every sandbox and container (pkg/kubelet/types/labels.go).
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+POD_UID = "io.kubernetes.pod.uid"
+CONTAINER_NAME = "io.kubernetes.container.name"
+# Annotations (kuberuntime/labels.go): what the status needs after a restart of the agent.
+RESTART_COUNT = "io.kubernetes.container.restartCount"
+TERMINATION_MESSAGE_PATH = "io.kubernetes.container.terminationMessagePath"
+TERMINATION_MESSAGE_POLICY = "io.kubernetes.container.terminationMessagePolicy"
+TERMINATION_LOG_HOST = "nodeagent.io/terminationLogHostPath"
+GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
+INIT = "nodeagent.io/init"
+
+MAX_HOSTNAME = 63
+CLUSTER_DOMAIN = "cluster.local"
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What the configs need to know about this node."""
+    name: str
+    hostname: str
+    memory_capacity: int
+    allocatable: dict[str, int] = field(default_factory=dict)   # cpu (milli), memory, ephemeral-storage
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = CLUSTER_DOMAIN
+    resolv_conf: str = "/etc/resolv.conf"
+    log_root: str = "/var/log/pods"
+    pods_dir: str = "/var/lib/nodeagent/agent/pods"
+    min_oom_score_adj: int = -1000
+
+
+def pod_key(pod: dict) -> str:
+    md = pod["metadata"]
+    return f"{md['name']}_{md.get('namespace', 'default')}({md['uid']})"
+
+
+def pod_labels(pod: dict) -> dict[str, str]:
+    md = pod["metadata"]
+    return {POD_NAME: md["name"], POD_NAMESPACE: md.get("namespace", "default"), POD_UID: md["uid"]}
+
+
+def log_directory(node: NodeFacts, pod: dict) -> str:
+    md = pod["metadata"]
+    return os.path.join(node.log_root, f"{md.get('namespace', 'default')}_{md['name']}_{md['uid']}")
+
+
+# --- the sandbox ------------------------------------------------------------------------------------
+def _host_resolv(path: str) -> DNSConfig:
+    servers, searches, options = [], [], []
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return DNSConfig()
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if words[0] == "nameserver" and len(words) > 1:
+            servers.append(words[1])
+        elif words[0] in ("search", "domain"):
+            searches = words[1:]
+        elif words[0] == "options":
+            options += words[1:]
+    return DNSConfig(tuple(servers), tuple(searches), tuple(options))
+
+
+def dns_config(pod: dict, node: NodeFacts) -> DNSConfig:
+    """dnsPolicy + dnsConfig → resolv.conf contents (pkg/kubelet/network/dns)."""
+    spec = pod.get("spec") or {}
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host = _host_resolv(node.resolv_conf)
+    if policy == "ClusterFirstWithHostNet" and spec.get("hostNetwork"):
+        policy = "ClusterFirst"
+    elif spec.get("hostNetwork") and policy == "ClusterFirst":
+        policy = "Default"
+    if policy == "ClusterFirst" and not node.cluster_dns:
+        policy = "Default"       # the kubelet's fallback when no cluster DNS is configured
+    if policy == "ClusterFirst":
+        ns = (pod.get("metadata") or {}).get("namespace", "default")
+        d = node.cluster_domain
+        base = DNSConfig(node.cluster_dns, (f"{ns}.svc.{d}", f"svc.{d}", d, *host.searches),
+                         ("ndots:5",))
+    elif policy == "None":
+        base = DNSConfig()
+    else:
+        base = host
+    extra = spec.get("dnsConfig") or {}
+    servers = list(base.servers) + [s for s in extra.get("nameservers") or [] if s not in base.servers]
+    searches = list(base.searches) + [s for s in extra.get("searches") or [] if s not in base.searches]
+    opts = {o.split(":")[0]: o for o in base.options}
+    for o in extra.get("options") or []:
+        name = o.get("name", "")
+        opts[name] = f"{name}:{o['value']}" if o.get("value") is not None else name
+    return DNSConfig(tuple(servers[:3]), tuple(searches[:32]), tuple(opts.values()))
+
+
+def hostname(pod: dict, node: NodeFacts) -> str:
+    spec = pod.get("spec") or {}
+    if spec.get("hostNetwork"):
+        return node.hostname
+    return (spec.get("hostname") or pod["metadata"]["name"])[:MAX_HOSTNAME].rstrip("-.")
+
+
+def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str) -> PodSandboxConfig:
+    md, spec = pod["metadata"], pod.get("spec") or {}
+    ports = []
+    for c in spec.get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                ports.append(PortMapping(container_port=p["containerPort"], host_port=p["hostPort"],
+                                         protocol=p.get("protocol", "TCP"), host_ip=p.get("hostIP", "")))
+    sc = spec.get("securityContext") or {}
+    return PodSandboxConfig(
+        metadata=PodSandboxMetadata(md["name"], md.get("namespace", "default"), md["uid"], attempt),
+        hostname=hostname(pod, node), log_directory=log_directory(node, pod),
+        dns=dns_config(pod, node), port_mappings=tuple(ports),
+        labels={**(md.get("labels") or {}), **pod_labels(pod)},
+        annotations=dict(md.get("annotations") or {}),
+        host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
+        host_pid=bool(spec.get("hostPID")), cgroup_parent=cgroup_parent,
+        sysctls={s["name"]: s.get("value", "") for s in sc.get("sysctls") or []})
+
+
+# --- containers -------------------------------------------------------------------------------------
+def _seccomp(profile: dict | None, privileged: bool) -> str:
+    if privileged or not profile:
+        return "Unconfined"       # the kubelet's default without --seccomp-default
+    t = profile.get("type")
+    if t == "RuntimeDefault":
+        return "RuntimeDefault"
+    if t == "Localhost":
+        return f"localhost/{profile.get('localhostProfile', '')}"
+    return "Unconfined"
+
+
+def security_context(pod: dict, container: dict, image: Image | None) -> SecurityContext:
+    """The container's securityContext over the pod's (determineEffectiveSecurityContext), and
+    runAsNonRoot checked against the user the process will really have."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    csc = container.get("securityContext") or {}
+
+    def pick(key):
+        return csc[key] if csc.get(key) is not None else psc.get(key)
+
+    user, group = pick("runAsUser"), pick("runAsGroup")
+    if pick("runAsNonRoot"):
+        name = f'pod: "{pod_key(pod)}", container: {container["name"]}'
+        if user is not None:
+            if user == 0:
+                raise ConfigError(f"container's runAsUser breaks non-root policy ({name})")
+        elif image is not None and image.uid is None and image.username not in ("", "root"):
+            raise ConfigError(f"container has runAsNonRoot and image has non-numeric user "
+                              f"({image.username}), cannot verify user is non-root ({name})")
+        elif image is None or not image.uid:
+            raise ConfigError(f"container has runAsNonRoot and image will run as root ({name})")
+    groups = list(psc.get("supplementalGroups") or [])
+    if psc.get("fsGroup") is not None:
+        groups.append(psc["fsGroup"])
+    caps = csc.get("capabilities") or {}
+    privileged = bool(csc.get("privileged"))
+    ape = csc.get("allowPrivilegeEscalation")
+    return SecurityContext(
+        run_as_user=user, run_as_group=group, supplemental_groups=tuple(groups),
+        privileged=privileged, readonly_rootfs=bool(csc.get("readOnlyRootFilesystem")),
+        add_capabilities=tuple(caps.get("add") or ()), drop_capabilities=tuple(caps.get("drop") or ()),
+        no_new_privs=ape is False,
+        seccomp=_seccomp(csc.get("seccompProfile") or psc.get("seccompProfile"), privileged))
+
+
+def termination_log_path(node: NodeFacts, uid: str, name: str, attempt: int) -> Path:
+    return Path(node.pods_dir) / uid / "containers" / name / f"{attempt}-termination-log"
+
+
+async def _services(pod: dict, lookup: Lookup) -> list[dict]:
+    """The Services whose variables the container gets (getServiceEnvVarMap): the API server's
+    own `default/kubernetes` always; with enableServiceLinks (the default) every Service of the
+    pod's namespace too, a same-named one there winning."""
+    md, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    by_name: dict[str, dict] = {}
+    master = await lookup("services", "default", "kubernetes")
+    if master:
+        by_name["kubernetes"] = master
+    if spec.get("enableServiceLinks", True):
+        for svc in await lookup("services", md.get("namespace", "default"), "") or []:
+            by_name[svc["metadata"]["name"]] = svc
+    return list(by_name.values())
+
+
+async def container_config(pod: dict, container: dict, *, attempt: int, init: bool, node: NodeFacts,
+                           lookup: Lookup, image: Image | None,
+                           volumes: dict[str, str] | None = None) -> ContainerConfig:
+    """Raises ConfigError (CreateContainerConfigError) for a config that cannot be made.
+    `volumes`: the pod's volumes (name → host path, volumes.make)."""
+    md, spec = pod["metadata"], pod.get("spec") or {}
+    name = container["name"]
+    env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup))
+    mounts: list[Mount] = volume_mounts(container, volumes or {})
+    msg_path = container.get("terminationMessagePath") or "/dev/termination-log"
+    termlog = termination_log_path(node, md["uid"], name, attempt)
+    # The kubelet's side of the termination message: an empty file of ours, bind-mounted at
+    # terminationMessagePath; whatever the program writes there is read back when it exits.
+    termlog.parent.mkdir(parents=True, exist_ok=True)
+    termlog.touch(mode=0o666, exist_ok=True)
+    os.chmod(termlog, 0o666)
+    mounts.append(Mount(container_path=msg_path, host_path=str(termlog)))
+    grace = spec.get("terminationGracePeriodSeconds")
+    return ContainerConfig(
+        metadata=ContainerMetadata(name, attempt),
+        image=container.get("image", ""),
+        command=expand_command(container.get("command") or [], env),
+        args=expand_command(container.get("args") or [], env),
+        working_dir=container.get("workingDir", ""),
+        envs=tuple(env), mounts=tuple(mounts),
+        labels={**pod_labels(pod), CONTAINER_NAME: name},
+        annotations={RESTART_COUNT: str(attempt), TERMINATION_MESSAGE_PATH: msg_path,
+                     TERMINATION_MESSAGE_POLICY: container.get("terminationMessagePolicy", "File"),
+                     TERMINATION_LOG_HOST: str(termlog), INIT: "true" if init else "false",
+                     GRACE_PERIOD: str(30 if grace is None else grace)},
+        log_path=f"{name}/{attempt}.log",
+        stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
+        tty=bool(container.get("tty")),
+        resources=container_resources(pod, container, node.memory_capacity, node.min_oom_score_adj),
+        security=security_context(pod, container, image),
+        stop_signal=((container.get("lifecycle") or {}).get("stopSignal")))

@@ -1,0 +1,249 @@
+"""Pod workers: one asyncio task per pod, each an explicit state machine (pod_workers.go).
+
+    update (ADDED/MODIFIED) ──► SYNCING ──(deletionTimestamp, pod gone, or finished)──► TERMINATING
+                                   ▲  │                                                     │
+              container exit,      └──┘ sync_pod, then sleep until woken                   kill_pod
+              back-off ends,                                                                ▼
+              new spec                                             TERMINATED ◄──────────────┘
+                                                     remove containers, sandbox, cgroup; then the
+                                                     final DELETE — or, for a finished pod still in
+                                                     the API, wait for its deletion
+
+Rules the kubelet keeps, and so do we:
+- Only the latest update matters: `deliver` replaces the pod the worker will look at next; a
+  worker never queues a backlog of old specs.
+- A kill request is seen at once, even mid-sync: `sync_pod` checks `kill_requested` between steps,
+  so a pod deleted while its sandbox is made or its image pulls goes straight to TERMINATING once
+  the step in flight ends — and everything that step made is found (by label) and removed.
+- A shorter grace period wins: `kubectl delete --force --grace-period=0` during a 30 s graceful
+  stop sends the containers SIGKILL at once.
+- Workers never write pod status themselves: they give it to the status manager (status.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+
+from nodeagent import podstatus
+from nodeagent.cri.api import ContainerState
+from nodeagent.kuberuntime import RuntimeManager, SyncResult
+from nodeagent.status import StatusManager
+
+log = logging.getLogger("nodeagent.podworkers")
+
+
+class WorkerState(enum.Enum):
+    SYNCING = "syncing"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+
+
+def _grace(pod: dict, removed: bool) -> float:
+    md, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if removed:
+        # Gone from the API while still running: only a force delete does that (the graceful
+        # path ends with *our* final DELETE), and nobody waits for a grace period any more.
+        return 0.0
+    if md.get("deletionGracePeriodSeconds") is not None:
+        return float(md["deletionGracePeriodSeconds"])
+    g = spec.get("terminationGracePeriodSeconds")
+    return 30.0 if g is None else float(g)
+
+
+def _changed(old: dict, new: dict) -> bool:
+    """Does the update ask the worker for anything? Like the kubelet's pod config, a change of
+    status alone (most often the status manager's own write coming back) does not."""
+    o, n = old.get("metadata") or {}, new.get("metadata") or {}
+    keys = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds")
+    return old.get("spec") != new.get("spec") or any(o.get(k) != n.get(k) for k in keys) or \
+        ((old.get("status") or {}).get("phase") != (new.get("status") or {}).get("phase")
+         and (new.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+
+
+class PodWorker:
+    def __init__(self, workers: "PodWorkers", pod: dict):
+        self.workers = workers
+        self.uid = pod["metadata"]["uid"]
+        self.pod = pod                          # the latest update; replaced by deliver()
+        self.state = WorkerState.SYNCING        # owned by run()
+        self.removed = False                    # the pod is no longer in the API
+        self.grace: float | None = None         # the grace period of the kill in progress
+        self._wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def deliver(self, pod: dict, removed: bool = False) -> None:
+        self.pod = pod
+        self.removed = self.removed or removed
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def kill_requested(self) -> bool:
+        md = self.pod.get("metadata") or {}
+        return self.removed or bool(md.get("deletionTimestamp"))
+
+    def _finished_in_api(self) -> bool:
+        return (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    # --- the machine --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        m = self.workers.manager
+        while True:
+            if self.state is WorkerState.SYNCING:
+                if self.kill_requested() or self._finished_in_api():
+                    self.state = WorkerState.TERMINATING
+                    continue
+                self._wake.clear()
+                pod = self.pod
+                result, state = await m.sync_pod(pod, self.kill_requested)
+                self._report(pod, state, result)
+                if podstatus.terminal(pod, state):
+                    self.state = WorkerState.TERMINATING   # finished: stop the sandbox
+                    continue
+                await self._sleep(result.retry_at)
+            elif self.state is WorkerState.TERMINATING:
+                await self._kill()
+                self.state = WorkerState.TERMINATED
+            else:
+                pod = self.pod
+                state = await m.observe(self.uid)
+                deleting = self.kill_requested()
+                if not self.removed:
+                    self._report(pod, state, SyncResult(), stopping=deleting)
+                if not deleting:
+                    self._wake.clear()
+                    await self._wake.wait()       # a finished pod: wait for its deletion
+                    continue
+                if self.workers.prober is not None:
+                    self.workers.prober.forget(self.uid)
+                await m.remove_pod(self.uid)
+                if self.removed:
+                    self.workers.status.forget(self.uid)
+                else:
+                    await self.workers.status.delete_pod(pod)
+                return
+
+    async def _sleep(self, until: float | None) -> None:
+        timeout = None if until is None else max(0.0, until - time.time())
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _kill(self) -> None:
+        """kill_pod with the pod's grace period; a shorter one delivered meanwhile starts a second
+        kill at once (the runtime's stop is idempotent and the shorter deadline wins)."""
+        m = self.workers.manager
+        self.grace = _grace(self.pod, self.removed) if self.kill_requested() else 0.0
+        kills = {asyncio.create_task(m.kill_pod(self.pod, self.uid, self.grace))}
+        while True:
+            self._wake.clear()
+            waker = asyncio.create_task(self._wake.wait())
+            done, _ = await asyncio.wait(kills | {waker}, return_when=asyncio.FIRST_COMPLETED)
+            if all(k.done() for k in kills):
+                waker.cancel()
+                for k in kills:
+                    if k.exception() is not None:
+                        log.warning("pod %s: kill: %s", self.uid, k.exception())
+                return
+            if waker in done and self.kill_requested():
+                g = _grace(self.pod, self.removed)
+                if g < self.grace:
+                    self.grace = g
+                    kills.add(asyncio.create_task(m.kill_pod(self.pod, self.uid, g)))
+
+    def _report(self, pod: dict, state, result: SyncResult, stopping: bool = False) -> None:
+        if self.removed:
+            return
+        status_mgr = self.workers.status
+        base = status_mgr.status(self.uid) or pod.get("status") or {}
+        view = dict(pod, status=base)
+        if stopping:
+            # A deleted pod ends in a terminal phase (the kubelet since 1.27): judged as if its
+            # restartPolicy were Never — killed containers are failures unless they exited 0.
+            view["spec"] = dict(pod.get("spec") or {}, restartPolicy="Never")
+        prober = self.workers.prober
+        if prober is not None:
+            running = {c.metadata.name: c.id for c in state.containers
+                       if c.state is ContainerState.RUNNING and state.sandbox is not None
+                       and c.pod_sandbox_id == state.sandbox.id}
+            prober.sync(pod, {} if stopping else running, state.sandbox.ip if state.sandbox else None)
+        status = podstatus.generate(view, state, result, host_ip=self.workers.host_ip,
+                                    runtime_name=self.workers.runtime_name, now=time.time(),
+                                    prober=prober)
+        status_mgr.set_status(pod, status)
+
+
+class PodWorkers:
+    def __init__(self, manager: RuntimeManager, status: StatusManager, host_ip: str,
+                 runtime_name: str = "nodeagent", prober=None):
+        self.manager, self.status, self.host_ip, self.runtime_name = manager, status, host_ip, runtime_name
+        self.prober = prober                         # nodeagent.prober.Prober, or None
+        self.workers: dict[str, PodWorker] = {}      # uid → worker; owned by the agent's loop
+        self._finished: set[str] = set()             # uids whose worker is done (until DELETED)
+
+    def update(self, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        if uid in self._finished:
+            return
+        w = self.workers.get(uid)
+        if w is None:
+            w = self.workers[uid] = PodWorker(self, pod)
+            w.task = asyncio.create_task(self._run(w), name=f"pod {pod['metadata'].get('name')}")
+        elif _changed(w.pod, pod):
+            w.deliver(pod)
+        else:
+            w.pod = pod          # only the status moved (often our own write): nothing to do
+
+    def remove(self, pod: dict) -> None:
+        """The pod has left the API (its final DELETE, or a force delete)."""
+        uid = pod["metadata"]["uid"]
+        w = self.workers.get(uid)
+        if w is not None:
+            w.deliver(pod, removed=True)
+        self._finished.discard(uid)
+
+    def wake(self, uid: str) -> None:
+        w = self.workers.get(uid)
+        if w is not None:
+            w.wake()
+
+    def wake_all(self) -> None:
+        for w in self.workers.values():
+            w.wake()
+
+    async def _run(self, w: PodWorker) -> None:
+        try:
+            while True:
+                try:
+                    await w.run()
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - one pod's bug must not stop the others
+                    log.exception("pod worker %s failed; retrying in 1 s", w.uid)
+                    await asyncio.sleep(1)
+        finally:
+            if self.workers.get(w.uid) is w:
+                del self.workers[w.uid]
+            if not w.removed:
+                self._finished.add(w.uid)
+
+    async def cleanup_orphans(self, known_uids: set[str]) -> None:
+        """Pods the runtime has but the API no longer does (deleted while the agent was down):
+        kill and remove them, as the kubelet's HandlePodCleanups does."""
+        for uid in await self.manager.all_pod_uids() - known_uids - set(self.workers):
+            log.info("removing pod %s: it is no longer in the API", uid)
+            await self.manager.kill_pod(None, uid, 0)
+            await self.manager.remove_pod(uid)
+
+    async def stop(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,192 @@
+"""Probes: the kubelet asking a container "are you alive / ready / started?" (pkg/kubelet/prober).
+
+One asyncio task per (container, probe kind), started when the container runs and ended when it
+is gone. Each task waits initialDelaySeconds, then probes every periodSeconds with its timeout:
+
+    exec        ExecSync in the container (runtime.exec_sync): exit code 0 is success
+    httpGet     an HTTP GET to the pod IP (or `host`) and port: a status of 200–399 is success
+    tcpSocket   a TCP connection that opens is success
+
+A result flips only after failureThreshold failures in a row (or successThreshold successes), and
+each flip wakes the pod worker:
+
+    readiness   not ready → the container's `ready` is false and the pod leaves Ready (and so
+                Services' endpoints); before its first success a container is not ready
+    liveness    failed → the pod worker stops the container (its grace period) and the restart
+                policy decides what happens next, as for any exit
+    startup     until it succeeds, readiness and liveness wait; `started` is false
+
+Results are kept by container ID, so a restarted container starts from scratch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from nodeagent.cri.api import CRIError, RuntimeService
+from nodeagent.events import WARNING, EventRecorder
+
+log = logging.getLogger("nodeagent.prober")
+
+KINDS = ("startupProbe", "readinessProbe", "livenessProbe")
+WORDS = {"startupProbe": "Startup", "readinessProbe": "Readiness", "livenessProbe": "Liveness"}
+
+
+@dataclass
+class _Result:
+    ok: bool
+    successes: int = 0
+    failures: int = 0
+    message: str = ""
+
+
+def _port(container: dict, port) -> int:
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    for p in container.get("ports") or []:
+        if p.get("name") == port:
+            return int(p["containerPort"])
+    raise ValueError(f"port {port!r} is not a named port of the container")
+
+
+async def _http_get(host: str, port: int, path: str, headers: list[dict], timeout: float) -> tuple[bool, str]:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        extra = "".join(f"{h['name']}: {h['value']}\r\n" for h in headers)
+        writer.write(f"GET {path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\n"
+                     f"Accept: */*\r\nConnection: close\r\n{extra}\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = line.decode(errors="replace").split()
+        code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if 200 <= code < 400:
+            return True, ""
+        return False, f"HTTP probe failed with statuscode: {code}"
+    finally:
+        writer.close()
+
+
+class Prober:
+    def __init__(self, runtime: RuntimeService, recorder: EventRecorder, wake: Callable[[str], None]):
+        self.runtime, self.recorder, self.wake = runtime, recorder, wake
+        self._tasks: dict[tuple[str, str], asyncio.Task] = {}     # (container id, kind) → task
+        self._results: dict[tuple[str, str], _Result] = {}
+        self._owner: dict[tuple[str, str], str] = {}              # (container id, kind) → pod uid
+
+    # --- what the pod worker and the status ask --------------------------------------------------------
+    def started(self, container: dict, cid: str) -> bool:
+        if "startupProbe" not in container:
+            return True
+        r = self._results.get((cid, "startupProbe"))
+        return r is not None and r.ok
+
+    def ready(self, container: dict, cid: str) -> bool:
+        if not self.started(container, cid):
+            return False
+        if "readinessProbe" not in container:
+            return True
+        r = self._results.get((cid, "readinessProbe"))
+        return r is not None and r.ok
+
+    def failed_liveness(self, container: dict, cid: str) -> str | None:
+        """Why the container must be restarted (liveness or startup failed), or None."""
+        for kind in ("livenessProbe", "startupProbe"):
+            r = self._results.get((cid, kind))
+            if kind in container and r is not None and not r.ok and r.failures:
+                return f"Container {container['name']} failed {WORDS[kind].lower()} probe, will be restarted"
+        return None
+
+    # --- tasks ---------------------------------------------------------------------------------------
+    def sync(self, pod: dict, running: dict[str, str], pod_ip: str | None) -> None:
+        """running: container name → ID of its running instance. Start and stop probe tasks."""
+        wanted = set()
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            cid = running.get(c["name"])
+            if cid is None:
+                continue
+            for kind in KINDS:
+                if kind in c:
+                    wanted.add((cid, kind))
+                    if (cid, kind) not in self._tasks:
+                        self._tasks[(cid, kind)] = asyncio.create_task(
+                            self._run(pod, c, cid, kind, pod_ip), name=f"probe {kind} {cid}")
+        uid = pod["metadata"]["uid"]
+        for key in wanted:
+            self._owner[key] = uid
+        for key in [k for k, owner in self._owner.items() if owner == uid and k not in wanted]:
+            self._stop(key)
+
+    def forget(self, uid: str) -> None:
+        for key in [k for k, owner in self._owner.items() if owner == uid]:
+            self._stop(key)
+
+    def close(self) -> None:
+        """Stop every probe (the agent is stopping; the containers go on)."""
+        for key in list(self._tasks):
+            self._stop(key)
+
+    def _stop(self, key: tuple[str, str]) -> None:
+        t = self._tasks.pop(key, None)
+        if t is not None:
+            t.cancel()
+        self._results.pop(key, None)
+        self._owner.pop(key, None)
+
+    async def _run(self, pod: dict, c: dict, cid: str, kind: str, pod_ip: str | None) -> None:
+        spec = c[kind] or {}
+        period = max(1, int(spec.get("periodSeconds") or 10))
+        timeout = max(1, int(spec.get("timeoutSeconds") or 1))
+        need_ok = max(1, int(spec.get("successThreshold") or 1))
+        need_fail = max(1, int(spec.get("failureThreshold") or 3))
+        await asyncio.sleep(int(spec.get("initialDelaySeconds") or 0))
+        uid = pod["metadata"]["uid"]
+        key = (cid, kind)
+        while True:
+            if kind != "startupProbe" and "startupProbe" in c and not self.started(c, cid):
+                await asyncio.sleep(1)
+                continue
+            ok, message = await self._probe(pod, c, cid, spec, timeout, pod_ip)
+            # before any result: alive (liveness), not ready, not started
+            r = self._results.setdefault(key, _Result(ok=kind == "livenessProbe"))
+            if ok:
+                r.successes, r.failures = r.successes + 1, 0
+            else:
+                r.successes, r.failures = 0, r.failures + 1
+                self.recorder.event(pod, WARNING, "Unhealthy", f"{WORDS[kind]} probe failed: {message}",
+                                    f"spec.containers{{{c['name']}}}")
+            now_ok = True if ok and r.successes >= need_ok else \
+                False if not ok and r.failures >= need_fail else r.ok
+            if now_ok != r.ok:
+                r.ok, r.message = now_ok, message
+                self.wake(uid)
+            if kind == "startupProbe" and r.ok:
+                return                      # a startup probe ends with its first success
+            await asyncio.sleep(period)
+
+    async def _probe(self, pod: dict, c: dict, cid: str, spec: dict, timeout: float,
+                     pod_ip: str | None) -> tuple[bool, str]:
+        try:
+            if "exec" in spec:
+                out, err, code = await self.runtime.exec_sync(cid, list(spec["exec"].get("command") or []),
+                                                              timeout)
+                return code == 0, (out + err).decode(errors="replace").strip()[:1024] or f"exit code {code}"
+            if "httpGet" in spec:
+                h = spec["httpGet"]
+                host = h.get("host") or pod_ip or "127.0.0.1"
+                return await _http_get(host, _port(c, h.get("port")), h.get("path", "/"),
+                                       h.get("httpHeaders") or [], timeout)
+            if "tcpSocket" in spec:
+                t = spec["tcpSocket"]
+                host = t.get("host") or pod_ip or "127.0.0.1"
+                port = _port(c, t.get("port"))
+                _, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+                w.close()
+                return True, ""
+            return False, "probe type not supported (exec, httpGet and tcpSocket are)"
+        except asyncio.TimeoutError:
+            return False, f"timeout after {timeout}s"
+        except (OSError, ValueError, CRIError) as e:
+            return False, str(e)

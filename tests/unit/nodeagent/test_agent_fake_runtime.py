@@ -1,0 +1,471 @@
+"""The kubelet side end to end with a fake runtime: a real API server, the real informer, pod
+workers, status manager, event recorder and node status — only the containers are pretend."""
+
+import asyncio
+import base64
+
+import pytest
+
+from apiclient import CONFIGMAPS, EVENTS, LEASES, NODES, PODS, SECRETS, SERVICES
+from tests.apiserver import start_server
+from tests.unit.nodeagent.agentkit import NODE, condition, cstatus, phase, pod, running_agent
+from tests.unit.nodeagent.fakecri import FakeRuntime
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("apiserver") / "data")
+    yield srv
+    srv.stop()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_node_registers_ready_with_capacity_and_lease(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            async def ready():
+                node = await a.api.get(NODES, NODE)
+                return condition(node, "Ready").get("status") == "True"
+            for _ in range(200):
+                try:
+                    if await ready():
+                        break
+                except Exception:  # noqa: BLE001 - not registered yet
+                    pass
+                await asyncio.sleep(0.05)
+            node = await a.api.get(NODES, NODE)
+            st = node["status"]
+            assert node["metadata"]["labels"]["kubernetes.io/hostname"] == NODE
+            assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
+            assert st["capacity"]["pods"] == "110" and int(st["capacity"]["cpu"]) >= 1
+            assert st["allocatable"]["memory"].endswith("Ki")
+            assert {c["type"]: c["reason"] for c in st["conditions"]} == {
+                "MemoryPressure": "KubeletHasSufficientMemory", "DiskPressure": "KubeletHasNoDiskPressure",
+                "PIDPressure": "KubeletHasSufficientPID", "Ready": "KubeletReady"}
+            assert {"type": "InternalIP", "address": "127.0.0.1"} in st["addresses"]
+            assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+            assert st["nodeInfo"]["containerRuntimeVersion"] == "fakecri://0.1"
+            assert st["nodeInfo"]["kernelVersion"]
+            assert node["spec"]["podCIDR"] == "10.244.0.0/24"
+            for _ in range(100):       # events are written by the recorder's task, a moment later
+                evs = (await a.api.list(EVENTS, "default",
+                                        field_selector=f"involvedObject.name={NODE}"))["items"]
+                reasons = {e["reason"]: e["message"] for e in evs}
+                if {"Starting", "NodeReady", "NodeHasSufficientMemory"} <= set(reasons):
+                    break
+                await asyncio.sleep(0.05)
+            assert reasons.get("Starting") == "Starting kubelet."
+            assert reasons.get("NodeReady") == f"Node {NODE} status is now: NodeReady"
+            assert "NodeHasSufficientMemory" in reasons
+            lease = await a.api.get(LEASES, NODE, "kube-node-lease")
+            assert lease["spec"]["holderIdentity"] == NODE
+            assert lease["spec"]["leaseDurationSeconds"] == 40
+    run(main())
+
+
+def test_pod_runs_ready_with_ip_and_events_then_graceful_delete(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("web", ["sleep", "1d"], grace=7))
+            p = await a.wait_pod("web", lambda p: condition(p, "Ready").get("status") == "True")
+            st = p["status"]
+            assert st["phase"] == "Running"
+            assert st["podIP"].startswith("10.244.0.") and st["podIPs"] == [{"ip": st["podIP"]}]
+            assert st["hostIP"] == "127.0.0.1" and st["qosClass"] == "BestEffort"
+            assert st["startTime"]
+            cs = cstatus(p)
+            assert cs["ready"] and cs["started"] and cs["restartCount"] == 0
+            assert "running" in cs["state"] and cs["containerID"].startswith("fakecri://")
+            assert cs["imageID"].startswith("sha256:")
+            for t in ("PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady"):
+                assert condition(p, t)["status"] == "True", t
+            # no writes when nothing changed: wake the worker, its status is the same
+            uid = p["metadata"]["uid"]
+            rv = p["metadata"]["resourceVersion"]
+            await asyncio.sleep(0.3)
+            rv = (await a.get("web"))["metadata"]["resourceVersion"]
+            a.task.get_coro()  # (the agent keeps running)
+            await asyncio.sleep(0.5)
+            assert (await a.get("web"))["metadata"]["resourceVersion"] == rv
+
+            evs = (await a.api.list(EVENTS, "default", field_selector=f"involvedObject.uid={uid}"))["items"]
+            reasons = {e["reason"] for e in evs}
+            assert {"Pulled", "Created", "Started"} <= reasons, reasons
+            assert all(e["source"]["component"] == "kubelet" for e in evs)
+
+            await a.api.delete(PODS, "web", "default")
+            await a.wait_gone("web")
+            stops = [c for c in a.fake.calls if c[0] == "stop_container"]
+            assert stops and stops[0][2] == 7.0
+            assert not a.fake.sandboxes and not a.fake.containers   # everything removed
+            assert uid in a.cgroups.removed
+    run(main())
+
+
+def test_restart_policies_reasons_and_backoff(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("never", ["exit", "3"], policy="Never"))
+            await a.create_pod(pod("onfail", ["exit", "0"], policy="OnFailure"))
+            await a.create_pod(pod("always", ["exit", "1"], policy="Always"))
+            p = await a.wait_pod("never", lambda p: phase(p) == "Failed")
+            term = cstatus(p)["state"]["terminated"]
+            assert term["exitCode"] == 3 and term["reason"] == "Error"
+            assert term["startedAt"] and term["finishedAt"]
+            assert condition(p, "Ready")["status"] == "False"
+            p = await a.wait_pod("onfail", lambda p: phase(p) == "Succeeded")
+            assert cstatus(p)["state"]["terminated"]["reason"] == "Completed"
+            assert condition(p, "Ready")["reason"] == "PodCompleted"
+            p = await a.wait_pod("always", lambda p: cstatus(p).get("restartCount", 0) >= 2 and
+                                 cstatus(p)["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff")
+            assert phase(p) == "Running"
+            w = cstatus(p)["state"]["waiting"]
+            assert w["message"].startswith("back-off ") and "restarting failed container=main" in w["message"]
+            assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 1
+            evs = (await a.api.list(EVENTS, "default"))["items"]
+            backoffs = [e for e in evs if e["reason"] == "BackOff" and e["involvedObject"]["name"] == "always"]
+            assert backoffs and backoffs[0]["type"] == "Warning"
+            for name in ("never", "onfail", "always"):
+                await a.api.delete(PODS, name, "default")
+            for name in ("never", "onfail", "always"):
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_oom_killed_and_restarted(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("oom", ["oom"], policy="Always",
+                                   resources={"limits": {"memory": "64Mi", "cpu": "100m"}}))
+            p = await a.wait_pod("oom", lambda p: cstatus(p).get("restartCount", 0) >= 1 and
+                                 cstatus(p).get("lastState", {}).get("terminated"))
+            last = cstatus(p)["lastState"]["terminated"]
+            assert last["reason"] == "OOMKilled" and last["exitCode"] == 137
+            assert p["status"]["qosClass"] == "Guaranteed"
+            cfg = config_of(a.fake, "oom")
+            assert cfg.resources.memory_limit_in_bytes == 64 * 2**20
+            from nodeagent.resources import lowest_oom_score_adj
+            assert cfg.resources.cpu_quota == 10_000
+            assert cfg.resources.oom_score_adj == max(-997, lowest_oom_score_adj())
+            await a.api.delete(PODS, "oom", "default", grace_period_seconds=0)
+            await a.wait_gone("oom")
+    run(main())
+
+
+def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.api.create(CONFIGMAPS, {"metadata": {"name": "cfg"}, "data": {"color": "blue",
+                                                                                    "size": "L"}}, "default")
+            await a.api.create(SECRETS, {"metadata": {"name": "sec"}, "data": {
+                "pw": base64.b64encode(b"hunter2").decode()}}, "default")
+            env = [{"name": "A", "value": "x"}, {"name": "B", "value": "$(A)-$(C_color)-$$(A)"},
+                   {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                   {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                   {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                                      "divisor": "1Mi"}}},
+                   {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "pw"}}},
+                   {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k",
+                                                                     "optional": True}}}]
+            await a.create_pod(pod("env", ["sleep", "$(A)"], env=env,
+                                   envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "C_"}],
+                                   resources={"limits": {"memory": "32Mi"}}))
+            await a.wait_pod("env", lambda p: phase(p) == "Running")
+            cfg = config_of(a.fake, "env")
+            envs = dict(cfg.envs)
+            own = {k: v for k, v in envs.items() if not k.startswith("KUBERNETES_")}
+            assert own == {"C_color": "blue", "C_size": "L", "A": "x", "B": "x-blue-$(A)",
+                           "POD": "env", "NODE": NODE, "MEM": "32", "PW": "hunter2"}
+            # the API server's own Service, as every pod sees it
+            kube = await a.api.get(SERVICES, "kubernetes", "default")
+            assert envs["KUBERNETES_SERVICE_HOST"] == kube["spec"]["clusterIP"]
+            assert envs["KUBERNETES_SERVICE_PORT"] == "443"
+            assert envs["KUBERNETES_PORT_443_TCP"] == f"tcp://{kube['spec']['clusterIP']}:443"
+            assert cfg.command == ("sleep", "x")
+            assert [k for k, _ in cfg.envs][:2] == ["C_color", "C_size"]
+
+            await a.create_pod(pod("badref", ["sleep", "1"], env=[
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "absent"}}}]))
+            p = await a.wait_pod("badref", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                                 .get("reason") == "CreateContainerConfigError")
+            assert cstatus(p)["state"]["waiting"]["message"] == \
+                "couldn't find key absent in ConfigMap default/cfg"
+            assert phase(p) == "Pending"
+
+            await a.create_pod(pod("noimage", ["sleep", "1"], image="registry.example/missing:1"))
+            # ErrImagePull, then (within the pull back-off) ImagePullBackOff
+            await a.wait_pod("noimage", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                             .get("reason") == "ImagePullBackOff")
+            evs = (await a.api.list(EVENTS, "default"))["items"]
+            failed = [e["message"] for e in evs if e["involvedObject"]["name"] == "noimage"
+                      and e["reason"] == "Failed"]
+            assert any("manifest unknown" in m for m in failed), failed
+            assert "Error: ErrImagePull" in failed
+            await a.create_pod(pod("badname", ["sleep", "1"], image="Bad!Name"))
+            await a.wait_pod("badname", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                             .get("reason") == "InvalidImageName")
+            await a.create_pod(pod("noprog", ["no-such-program"]))
+            p = await a.wait_pod("noprog", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                                 .get("reason") == "CreateContainerError")
+            assert "executable file not found" in cstatus(p)["state"]["waiting"]["message"]
+            for name in ("env", "badref", "noimage", "badname", "noprog"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+            for name in ("env", "badref", "noimage", "badname", "noprog"):
+                await a.wait_gone(name)
+    run(main())
+
+
+def config_of(fake, pod_name):
+    """The ContainerConfig of the newest container of that pod."""
+    found = [cfg for cid, cfg in fake.configs.items() if cid in fake.containers and
+             fake.sandbox_configs[fake.containers[cid].pod_sandbox_id].metadata.name == pod_name]
+    return found[-1]
+
+
+def test_init_containers_in_order_then_app(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            body = pod("init", ["sleep", "1d"])
+            body["spec"]["initContainers"] = [
+                {"name": "one", "image": "localhost/busybox:1", "command": ["exit", "0"]},
+                {"name": "two", "image": "localhost/busybox:1", "command": ["exit", "0"]}]
+            await a.create_pod(body)
+            p = await a.wait_pod("init", lambda p: condition(p, "Ready").get("status") == "True")
+            assert condition(p, "Initialized")["status"] == "True"
+            for n in ("one", "two"):
+                assert cstatus(p, n, init=True)["state"]["terminated"]["reason"] == "Completed"
+            created = [c[1] for c in a.fake.calls if c[0] == "create_container"]
+            assert created == ["one", "two", "main"]
+
+            body = pod("initfail", ["sleep", "1d"], policy="Never")
+            body["spec"]["initContainers"] = [
+                {"name": "bad", "image": "localhost/busybox:1", "command": ["exit", "4"]}]
+            await a.create_pod(body)
+            p = await a.wait_pod("initfail", lambda p: phase(p) == "Failed")
+            assert cstatus(p, "bad", init=True)["state"]["terminated"]["exitCode"] == 4
+            assert cstatus(p)["state"]["waiting"]["reason"] == "PodInitializing"
+            assert condition(p, "Initialized")["reason"] == "ContainersNotInitialized"
+            for name in ("init", "initfail"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_force_delete_during_graceful_stop_kills_at_once(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("stubborn", ["ignore-term"], grace=60))
+            await a.wait_pod("stubborn", lambda p: phase(p) == "Running")
+            await a.api.delete(PODS, "stubborn", "default")
+            await a.wait_for(lambda: any(c[0] == "stop_container" for c in a.fake.calls),
+                             what="a graceful stop")
+            await a.api.delete(PODS, "stubborn", "default", grace_period_seconds=0)
+            await a.wait_gone("stubborn", timeout=10)
+            await a.wait_for(lambda: not a.fake.containers, timeout=10, what="containers removed")
+            timeouts = [c[2] for c in a.fake.calls if c[0] == "stop_container"]
+            assert timeouts[0] == 60.0 and 0 in timeouts
+    run(main())
+
+
+def test_restart_recovery_adopts_containers(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("keep", ["sleep", "1d"]))
+            await a.create_pod(pod("dies", ["sleep", "1d"], policy="Never"))
+            p1 = await a.wait_pod("keep", lambda p: phase(p) == "Running")
+            p2 = await a.wait_pod("dies", lambda p: phase(p) == "Running")
+        # the agent is gone; its containers are not. One of them exits meanwhile.
+        dies_id = cstatus(p2)["containerID"].split("://")[1]
+        fake.exit(dies_id, 7)
+        calls_before = len([c for c in fake.calls if c[0] == "create_container"])
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            p = await a.wait_pod("dies", lambda p: phase(p) == "Failed")
+            assert cstatus(p)["state"]["terminated"]["exitCode"] == 7
+            assert cstatus(p)["containerID"] == cstatus(p2)["containerID"]
+            p = await a.get("keep")
+            assert cstatus(p)["containerID"] == cstatus(p1)["containerID"]
+            assert cstatus(p)["restartCount"] == 0 and phase(p) == "Running"
+            assert len([c for c in fake.calls if c[0] == "create_container"]) == calls_before
+            for name in ("keep", "dies"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_orphans_of_pods_deleted_while_down_are_removed(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("orphan", ["sleep", "1d"]))
+            await a.wait_pod("orphan", lambda p: phase(p) == "Running")
+        # deleted while the agent is down: force, so the API forgets it at once
+        from apiclient import ApiClient, load_kubeconfig
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            await api.delete(PODS, "orphan", "default", grace_period_seconds=0)
+        assert fake.sandboxes
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.wait_for(lambda: not fake.sandboxes and not fake.containers,
+                             what="the orphan's sandbox removed")
+    run(main())
+
+
+def test_event_recorder_deduplicates_with_a_count(server):
+    from apiclient import ApiClient, load_kubeconfig
+    from nodeagent.events import WARNING, EventRecorder
+
+    async def main():
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            rec = EventRecorder(api, "kubelet", NODE)
+            task = asyncio.create_task(rec.run())
+            obj = {"kind": "Pod", "apiVersion": "v1",
+                   "metadata": {"name": "dedup", "namespace": "default", "uid": "uid-dedup"}}
+            for _ in range(3):
+                rec.event(obj, WARNING, "BackOff", "Back-off restarting failed container c", "spec.containers{c}")
+            rec.event(obj, WARNING, "BackOff", "another message")
+            await rec.flush()
+            task.cancel()
+            evs = (await api.list(EVENTS, "default", field_selector="involvedObject.uid=uid-dedup"))["items"]
+            counts = sorted((e["message"], e["count"]) for e in evs)
+            assert counts == [("Back-off restarting failed container c", 3), ("another message", 1)]
+            first = next(e for e in evs if e["count"] == 3)
+            assert first["involvedObject"]["fieldPath"] == "spec.containers{c}"
+            assert first["source"] == {"component": "kubelet", "host": NODE}
+            assert first["firstTimestamp"] <= first["lastTimestamp"]
+    run(main())
+
+
+def test_readiness_and_liveness_probes(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            probe = {"exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 1}
+            await a.create_pod(pod("probed", ["sleep", "1d"], readinessProbe=probe))
+            p = await a.wait_pod("probed", lambda p: condition(p, "Ready").get("status") == "True")
+            assert cstatus(p)["ready"]
+            a.fake.healthy["main"] = False
+            p = await a.wait_pod("probed", lambda p: condition(p, "Ready").get("status") == "False")
+            assert not cstatus(p)["ready"] and "running" in cstatus(p)["state"]
+            assert condition(p, "ContainersReady")["message"] == "containers with unready status: [main]"
+            a.fake.healthy["main"] = True
+            await a.wait_pod("probed", lambda p: condition(p, "Ready").get("status") == "True")
+
+            await a.create_pod(pod("lively", ["sleep", "1d"], grace=5, livenessProbe=probe))
+            p = await a.wait_pod("lively", lambda p: phase(p) == "Running")
+            first = cstatus(p)["containerID"]
+            a.fake.healthy["main"] = False
+            p = await a.wait_pod("lively", lambda p: cstatus(p).get("restartCount", 0) >= 1)
+            a.fake.healthy["main"] = True
+            assert cstatus(p)["containerID"] != first
+            assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 143
+            killing = ("Killing", "Container main failed liveness probe, will be restarted")
+            for _ in range(100):        # the recorder writes a moment later
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                mine = [(e["reason"], e["message"]) for e in evs if e["involvedObject"]["name"] == "lively"]
+                if killing in mine:
+                    break
+                await asyncio.sleep(0.05)
+            assert killing in mine
+            assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in mine)
+            for name in ("probed", "lively"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+    run(main())
+
+
+def test_pod_deleted_while_its_sandbox_is_made_is_cleaned_up(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        fake.sandbox_delay = 1.0
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("midway", ["sleep", "1d"]))
+            await asyncio.wait_for(fake.sandbox_started.wait(), 10)
+            await a.api.delete(PODS, "midway", "default")      # graceful, while RunPodSandbox runs
+            await a.wait_gone("midway")
+            assert not fake.sandboxes and not fake.containers
+            assert not any(c[0] == "create_container" for c in fake.calls)
+            assert [c[0] for c in fake.calls].count("remove_pod_sandbox") == 1
+    run(main())
+
+
+def test_sandbox_failure_is_reported_and_retried(server, tmp_path, monkeypatch):
+    async def main():
+        fake = FakeRuntime()
+        fake.fail_sandbox = "set up the pod's network (CNI ADD): no IP addresses left in 10.244.0.0/24"
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("nonet", ["sleep", "1d"]))
+            p = await a.wait_pod("nonet", lambda p: condition(p, "PodReadyToStartContainers")
+                                 .get("status") == "False")
+            assert cstatus(p)["state"]["waiting"]["reason"] == "ContainerCreating"
+            async def failed_event():
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                return [e for e in evs if e["reason"] == "FailedCreatePodSandBox"
+                        and e["involvedObject"]["name"] == "nonet"]
+            for _ in range(100):
+                if await failed_event():
+                    break
+                await asyncio.sleep(0.05)
+            assert "no IP addresses left" in (await failed_event())[0]["message"]
+            fake.fail_sandbox = None                           # the cause goes away: it recovers
+            await a.wait_pod("nonet", lambda p: phase(p) == "Running", timeout=20)
+            await a.api.delete(PODS, "nonet", "default", grace_period_seconds=0)
+            await a.wait_gone("nonet")
+    run(main())
+
+
+def test_volumes_configmap_secret_downward_emptydir(server, tmp_path, monkeypatch):
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.api.create(CONFIGMAPS, {"metadata": {"name": "vcfg"}, "data": {
+                "app.conf": "color=blue\n", "other": "x"}}, "default")
+            await a.api.create(SECRETS, {"metadata": {"name": "vsec"}, "data": {
+                "token": base64.b64encode(b"s3cret").decode()}}, "default")
+            body = pod("vols", ["sleep", "1d"], volumeMounts=[
+                {"name": "cfg", "mountPath": "/etc/app", "readOnly": True},
+                {"name": "sec", "mountPath": "/var/run/sec"},
+                {"name": "info", "mountPath": "/etc/podinfo"},
+                {"name": "scratch", "mountPath": "/scratch", "subPath": "a/b"}])
+            body["metadata"]["labels"] = {"app": "v"}
+            body["spec"]["volumes"] = [
+                {"name": "cfg", "configMap": {"name": "vcfg", "items": [{"key": "app.conf", "path": "app.conf"}]}},
+                {"name": "sec", "secret": {"secretName": "vsec", "defaultMode": 0o400}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                {"name": "scratch", "emptyDir": {}}]
+            await a.create_pod(body)
+            await a.wait_pod("vols", lambda p: phase(p) == "Running")
+            cfg = config_of(a.fake, "vols")
+            m = {x.container_path: x for x in cfg.mounts}
+            assert m["/etc/app"].readonly and not m["/var/run/sec"].readonly
+            from pathlib import Path
+            assert Path(m["/etc/app"].host_path, "app.conf").read_text() == "color=blue\n"
+            assert not Path(m["/etc/app"].host_path, "other").exists()     # only the items asked for
+            tok = Path(m["/var/run/sec"].host_path, "token")
+            assert tok.read_bytes() == b"s3cret" and (tok.stat().st_mode & 0o777) == 0o400
+            assert Path(m["/etc/podinfo"].host_path, "labels").read_text() == 'app="v"'
+            assert Path(m["/etc/podinfo"].host_path, "name").read_text() == "vols"
+            assert m["/scratch"].host_path.endswith("scratch/a/b") and Path(m["/scratch"].host_path).is_dir()
+            pod_dir = Path(m["/scratch"].host_path).parents[4]
+
+            # a ConfigMap that does not exist: FailedMount, and the containers wait
+            bad = pod("novol", ["sleep", "1d"], volumeMounts=[{"name": "c", "mountPath": "/c"}])
+            bad["spec"]["volumes"] = [{"name": "c", "configMap": {"name": "nope"}}]
+            await a.create_pod(bad)
+            p = await a.wait_pod("novol", lambda p: cstatus(p).get("state", {}).get("waiting"))
+            assert cstatus(p)["state"]["waiting"]["reason"] == "ContainerCreating"
+            for _ in range(100):
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                msgs = [e["message"] for e in evs if e["reason"] == "FailedMount"
+                        and e["involvedObject"]["name"] == "novol"]
+                if msgs:
+                    break
+                await asyncio.sleep(0.05)
+            assert msgs == ['MountVolume.SetUp failed for volume "c" : configmap "nope" not found']
+            for name in ("vols", "novol"):
+                await a.api.delete(PODS, name, "default", grace_period_seconds=0)
+                await a.wait_gone(name)
+            await a.wait_for(lambda: not pod_dir.exists(), what="the pod's directory removed")
+    run(main())

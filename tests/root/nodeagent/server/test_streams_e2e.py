@@ -72,6 +72,14 @@ def test_logs_follow_and_previous(node):
         assert "tick 1\n" in first
         later = int(first.strip().splitlines()[-1].split()[1]) + 3
         assert f"tick {later}\n" in read_until(proc, f"tick {later}\n", 10), "no new lines followed"
+        # A line of our own into the container's stdout (its pid 1's fd 1), timed until kubectl
+        # prints it: the path runtime log file → kubelet API → API server → kubectl.
+        t0 = time.monotonic()
+        node.kubectl("exec", "ticker", "--", "sh", "-c", "echo marker-line > /proc/1/fd/1")
+        t1 = time.monotonic()
+        assert "marker-line" in read_until(proc, "marker-line", 10)
+        print(f"logs -f on a real node: kubectl exec took {(t1 - t0) * 1000:.0f} ms; its line reached "
+              f"kubectl logs -f {(time.monotonic() - t1) * 1000:.0f} ms after the exec returned")
     finally:
         stop(proc)
 

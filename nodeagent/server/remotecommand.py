@@ -16,6 +16,10 @@ Every binary message is one channel byte followed by data (apimachinery util/rem
   255 close   (v5) client → us: [255, <channel>] — "no more stdin"; we close the process's stdin
 After the error channel is written we close the WebSocket normally (1000); the client's readers
 see EOF and it returns.
+
+A tty exec waits up to INITIAL_SIZE_WAIT for kubectl's first resize message before asking the
+runtime to start the process, and applies it as soon as the process exists: CRI has no initial
+terminal size, and a shell started at 0x0 columns misdraws until the next resize.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ log = logging.getLogger("nodeagent.server")
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+INITIAL_SIZE_WAIT = 1.0   # seconds a tty exec waits for the client's terminal size
 
 
 @dataclass(frozen=True)
@@ -107,12 +112,17 @@ async def serve(request: web.Request, runtime: RuntimeService, pods: podlookup.P
     try:
         if not await channels.ready():
             return channels.response
+        # kubectl sends the terminal's size first thing; a tty process started before it arrives
+        # would see 0x0 (`stty size`, full-screen programs). Wait a moment for it.
+        size = await channels.initial_size(INITIAL_SIZE_WAIT) if opts.tty and not attach else None
         try:
             session = await (runtime.attach(cid, stdin=opts.stdin) if attach else
                              runtime.exec(cid, list(opts.command), tty=opts.tty, stdin=opts.stdin))
         except CRIError as e:
             await channels.finish(status_for(None, e.message))
             return channels.response
+        if size is not None:
+            _resize(session, size)
         try:
             await _pump(channels, session, opts, what)
         finally:
@@ -129,6 +139,9 @@ class _Channels:
     async def ready(self) -> bool:                       # False: the client left before it began
         return True
 
+    async def initial_size(self, timeout: float) -> bytes | None:   # the first resize message
+        return None
+
     async def send(self, channel: int, data: bytes) -> None: ...
     async def finish(self, status: dict) -> None: ...    # the error channel, then the end
     async def run_input(self, session: StreamSession, stdin_fd: int) -> None: ...  # until the client leaves
@@ -138,6 +151,30 @@ class _Channels:
 class _WebSocketChannels(_Channels):
     def __init__(self, ws: web.WebSocketResponse):
         self.response = self.ws = ws
+        self.early: list = []    # messages read while waiting for the size, replayed by run_input
+
+    async def initial_size(self, timeout: float) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await self.ws.receive(timeout=left)
+            except asyncio.TimeoutError:
+                return None
+            self.early.append(msg)
+            if msg.type != WSMsgType.BINARY:
+                return None
+            if msg.data[:1] == bytes([RESIZE]):
+                return msg.data[1:]
+        return None
+
+    async def _messages(self):
+        early, self.early = self.early, []
+        for msg in early:
+            yield msg
+        if all(m.type == WSMsgType.BINARY for m in early):   # else the client already left
+            async for msg in self.ws:
+                yield msg
 
     @classmethod
     async def accept(cls, request: web.Request) -> _WebSocketChannels:
@@ -154,7 +191,7 @@ class _WebSocketChannels(_Channels):
 
     async def run_input(self, session: StreamSession, stdin_fd: int) -> None:
         v5 = self.ws.ws_protocol == V5
-        async for msg in self.ws:
+        async for msg in self._messages():
             if msg.type != WSMsgType.BINARY or not msg.data:
                 continue
             channel, data = msg.data[0], msg.data[1:]
@@ -183,6 +220,8 @@ class _SpdyChannels(_Channels):
         self.wanted = {"error"} | {k for k, on in (("stdin", opts.stdin), ("stdout", opts.stdout),
                                                    ("stderr", opts.stderr), ("resize", opts.tty)) if on}
         self.all_there = asyncio.Event()
+        self.sizes: asyncio.Queue[bytes] = asyncio.Queue()   # parsed resize objects, in order
+        self.resize_reader: asyncio.Task | None = None
         self.transport = None
         self.task: asyncio.Task | None = None
 
@@ -222,7 +261,29 @@ class _SpdyChannels(_Channels):
         done, _ = await asyncio.wait([waiter, self.task], timeout=30.0,
                                      return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+        if self.all_there.is_set() and "resize" in self.streams:
+            self.resize_reader = asyncio.ensure_future(self._read_sizes(self.streams["resize"]))
         return self.all_there.is_set()
+
+    async def _read_sizes(self, stream: Stream) -> None:
+        decoder, buf = json.JSONDecoder(), ""
+        while data := await stream.read():
+            buf += data.decode(errors="replace")
+            while buf.strip():   # a stream of JSON objects, one per resize
+                try:
+                    obj, end = decoder.raw_decode(buf.lstrip())
+                except ValueError:
+                    break
+                buf = buf.lstrip()[end:]
+                self.sizes.put_nowait(json.dumps(obj).encode())
+
+    async def initial_size(self, timeout: float) -> bytes | None:
+        if self.resize_reader is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.sizes.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
 
     async def send(self, channel: int, data: bytes) -> None:
         kind = next(k for k, c in self.KINDS.items() if c == channel)
@@ -247,18 +308,8 @@ class _SpdyChannels(_Channels):
             _close_stdin(session)   # the client closed its stdin stream: EOF for the process
 
         async def resize() -> None:
-            if "resize" not in self.streams:
-                return
-            decoder, buf = json.JSONDecoder(), ""
-            while data := await self.streams["resize"].read():
-                buf += data.decode(errors="replace")
-                while buf.strip():   # a stream of JSON objects, one per resize
-                    try:
-                        obj, end = decoder.raw_decode(buf.lstrip())
-                    except ValueError:
-                        break
-                    buf = buf.lstrip()[end:]
-                    _resize(session, json.dumps(obj).encode())
+            while self.resize_reader is not None:
+                _resize(session, await self.sizes.get())
 
         helpers = [asyncio.ensure_future(stdin()), asyncio.ensure_future(resize())]
         try:
@@ -269,6 +320,8 @@ class _SpdyChannels(_Channels):
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def close(self) -> None:
+        if self.resize_reader is not None:
+            self.resize_reader.cancel()
         if self.transport is not None:
             self.transport.close()
         if self.task is not None:

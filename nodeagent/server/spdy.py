@@ -99,6 +99,8 @@ class Stream:
                                          self.session._compress({}))
 
     async def write(self, data: bytes) -> None:
+        if self.local_closed:   # we closed it, or the client reset it: nothing more may go out
+            return
         for i in range(0, len(data), MAX_DATA):
             await self.session._send(struct.pack(">II", self.id, min(MAX_DATA, len(data) - i)) +
                                      data[i:i + MAX_DATA])

@@ -153,9 +153,12 @@ def test_exec_large_stdin_round_trip(cluster, kubectl_streams):
 
 
 def test_exec_tty(cluster, kubectl_streams, tmp_path):
-    # script(1) gives kubectl a terminal of 40x100; kubectl sends that size on the resize channel
+    # script(1) gives kubectl a terminal of 40x100; kubectl sends that size on the resize channel.
+    # The runtime starts the process before any size can reach its terminal (CRI has no initial
+    # size; the kubelet applies the first one microseconds later): the short sleep keeps `stty`
+    # out of that window.
     cmd = "stty rows 40 cols 100; " + " ".join([kubectl_streams.exe, "exec", "-it", "web", "--", "sh", "-c",
-                                                "'test -t 0 && echo TTY-YES; stty size'"])
+                                                "'test -t 0 && echo TTY-YES; sleep 0.2; stty size'"])
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=kubectl_streams.env, capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "TTY-YES" in p.stdout, p.stdout + p.stderr

@@ -215,3 +215,28 @@ def test_a_joining_agent_serves_with_a_self_signed_certificate(cluster, tmp_path
         finally:
             await server.stop()
     assert asyncio.run(run()) == (200, "ok")
+
+
+def test_a_node_whose_kubelet_is_down(cluster, kubectl):
+    """The API server answers for an unreachable kubelet with a 503 naming it, as upstream's
+    "error dialing backend"; a pod on no node gets upstream's 400."""
+    import socket
+
+    from tests.unit.nodeagent.server.conftest import _api
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    _api(cluster.server, "POST", "/api/v1/nodes", {"metadata": {"name": "ghost"}})
+    node = _api(cluster.server, "GET", "/api/v1/nodes/ghost")
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                      "daemonEndpoints": {"kubeletEndpoint": {"Port": dead}}}
+    _api(cluster.server, "PUT", "/api/v1/nodes/ghost/status", node)
+    for name, node_name in (("haunted", "ghost"), ("homeless", None)):
+        _api(cluster.server, "POST", "/api/v1/namespaces/default/pods", {
+            "metadata": {"name": name},
+            "spec": {**({"nodeName": node_name} if node_name else {}),
+                     "containers": [{"name": "c", "image": "busybox"}]}})
+    p = kubectl.run("logs", "haunted", check=False)
+    assert p.returncode != 0 and "error dialing backend" in p.stderr and f"127.0.0.1:{dead}" in p.stderr
+    p = kubectl.run("get", "--raw", "/api/v1/namespaces/default/pods/homeless/log", check=False)
+    assert p.returncode != 0 and "pod homeless does not have a host assigned" in p.stderr

@@ -193,6 +193,12 @@ def _confinement(args: argparse.Namespace, spec):
 def main(args: argparse.Namespace) -> int:
     import secrets
 
+    from runtime.process import sealed
+
+    # We fork the container's supervisor ourselves: run from a sealed interpreter first
+    # (runtime/process/sealed.py; the command starts again from one, so this comes first).
+    sealed.ensure_sealed()
+
     from runtime.container.create import CreateOptions
     from runtime.container.run import run
     from runtime.errors import ContainerError, StepError

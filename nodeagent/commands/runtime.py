@@ -94,7 +94,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _create_or_run(args: argparse.Namespace) -> int:
+    import os
+
     from runtime.container.run import signals_held
+    from runtime.process import sealed, zygote
+
+    if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
+        # No zygote: this process will fork the container's supervisor itself, so it must run
+        # from a sealed interpreter (runtime/process/sealed.py). Done before anything else, since
+        # the command starts again from the beginning.
+        sealed.ensure_sealed()
 
     with signals_held():  # a ^C or SIGTERM now goes to the container once it runs (run.py)
         return _create_or_run_held(args)
@@ -153,7 +162,11 @@ def _zygote(args) -> int:
     import importlib
 
     from nodeagent import cli
-    from runtime.process import zygote
+    from runtime.process import sealed, zygote
+
+    # Its workers' children enter containers: the whole zygote runs from a sealed interpreter
+    # (runtime/process/sealed.py), once — this command starts again from one if need be.
+    sealed.ensure_sealed()
 
     for name in VERB_MODULES:
         importlib.import_module(name)

@@ -252,6 +252,12 @@ def _spawn(plan, orphan: bool) -> tuple[Channel, dict]:
     """Fork the supervisor (twice if `orphan`) and wait for its verdict on the creation."""
     from runtime.process.shim import become_supervisor
 
+    from runtime.process import sealed
+
+    # The supervisor forks the container's init and exec'd processes, which must run from a
+    # sealed interpreter (sealed.py, CVE-2019-5736). A zygote and the CLI have sealed themselves
+    # already (once per process); any other creator gets a supervisor started afresh from one.
+    inherit_sealed = sealed.is_sealed()
     ours, theirs = Channel.pair()
     pid = os.fork()
     if pid == 0:  # the supervisor — or, if orphan, the intermediate that forks it and exits
@@ -259,6 +265,9 @@ def _spawn(plan, orphan: bool) -> tuple[Channel, dict]:
             ours.close()
             os.setsid()  # its own session: ^C at the creator's terminal is not for it
             if not orphan or os.fork() == 0:
+                if not inherit_sealed:
+                    from runtime.process.shim import exec_sealed_supervisor
+                    exec_sealed_supervisor(plan, theirs)  # never returns
                 become_supervisor(plan, theirs)  # never returns
         finally:
             os._exit(0)

@@ -9,6 +9,8 @@
     cmdserver.py   what such a worker does: check the client, take over its stdio, cwd, env, argv
     cmdwire.py     the command server's request/reply format (bytes only: its client imports nothing)
     executable.py  finding the program, and why it cannot run (missing, shebang, CRLF, loader)
+    sealed.py      the interpreter that enters containers, run from a file they cannot change
+                   (CVE-2019-5736: /proc/self/exe)
     channel.py     JSON messages (+ fds) over SOCK_SEQPACKET unix sockets between them
     logs.py        CRI-format log files with rotation
     terminal.py    connecting a user's terminal to a container's pty

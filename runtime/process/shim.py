@@ -428,6 +428,40 @@ def become_supervisor(plan: ContainerPlan, creator: Channel, finish=None, undo=N
     Supervisor(plan, creator, finish, undo).run()
 
 
+def exec_sealed_supervisor(plan: ContainerPlan, creator: Channel) -> None:
+    """In a freshly forked supervisor whose creator does not run from a sealed interpreter:
+    become a new interpreter run from one (sealed.py) that supervises the same plan. The plan
+    travels in a memfd (pickled: we are sending it to our own code, in our own process). It
+    costs this supervisor a Python start-up and its imports; sealed creators avoid that."""
+    import pickle
+
+    from runtime.process import sealed
+
+    data = pickle.dumps(plan)
+    fd = os.memfd_create("nodeagent-plan", 0)  # not close-on-exec: the new image reads it
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    keep = (creator.fileno(), fd) + ((plan.explain_fd,) if plan.explain_fd is not None else ())
+    code = f"from runtime.process.shim import _resume; _resume({creator.fileno()}, {fd})"
+    sealed.exec_sealed(["-c", code], env=sealed.python_path_env(), pass_fds=keep)
+
+
+def _resume(creator_fd: int, plan_fd: int) -> None:
+    """exec_sealed_supervisor's other half, in the sealed interpreter."""
+    import pickle
+    import socket
+
+    with open(plan_fd, "rb") as f:
+        plan = pickle.load(f)
+    sock = socket.socket(fileno=creator_fd)
+    os.set_inheritable(creator_fd, False)
+    if plan.explain_fd is not None:
+        os.set_inheritable(plan.explain_fd, False)
+    become_supervisor(plan, Channel(sock))
+
+
 def _max_fd() -> int:
     try:
         return max(int(n) for n in os.listdir("/proc/self/fd")) + 1

@@ -31,6 +31,10 @@ forwards signals and waits for the exit status. cmdwire.py is that wire format, 
 a worker does with it. The spare workers wait on both sockets; the zygote's own single-threaded
 loop only forks new ones.
 
+The zygote runs from a sealed interpreter (sealed.py): every worker, supervisor, container init
+and exec'd process it forks has a /proc/self/exe the container cannot change (CVE-2019-5736),
+paid for once, when the zygote starts, never per container.
+
 If no zygote is running (no socket, or nobody answers), clients simply do the work in their own
 process: the zygote makes starts faster, never necessary.
 
@@ -108,6 +112,15 @@ def serve(root: str, ready_fd: int | None = None,
     give a `warm_up` of its own for the spare workers (spares.py), run after the runtime's."""
     import gc
 
+    from runtime.errors import ContainerError
+    from runtime.process import sealed
+
+    # Every worker becomes a supervisor, whose children enter containers: they must all run from
+    # a sealed interpreter (sealed.py, CVE-2019-5736). A fork inherits it, so it is checked once.
+    if not sealed.is_sealed():
+        raise ContainerError("a zygote must run from a sealed interpreter (see "
+                             "runtime/process/sealed.py): start it with start_detached, or call "
+                             "sealed.ensure_sealed() before serve")
     from runtime.process import cmdserver, cmdwire  # noqa: F401 - cmdserver: for the workers
     from runtime.process.spares import SparePool
     # Everything a worker needs, imported once here so that no worker ever imports anything.
@@ -226,7 +239,7 @@ def start_detached(root: str, command: Callable[[list[str]], int] | None = None,
                 null = os.open("/dev/null", os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                serve(root, ready_fd=w, command=command, warm_up=warm_up)
+                _serve_sealed(root, w, command, warm_up)
         except BaseException as e:  # noqa: BLE001
             print(f"zygote: {e}", file=sys.stderr)
         finally:
@@ -239,3 +252,16 @@ def start_detached(root: str, command: Callable[[list[str]], int] | None = None,
         raise OSError("the zygote did not start")
     with open(os.path.join(root, PID_FILE)) as f:
         return int(f.read())
+
+
+def _serve_sealed(root: str, ready_fd: int, command, warm_up) -> None:
+    """serve(), from a sealed interpreter (sealed.py): if this process is not one, a fresh
+    interpreter run from a sealed file serves instead — which can only be told a state root, so a
+    caller with its own `command` must have sealed itself first (sealed.ensure_sealed)."""
+    from runtime.process import sealed
+
+    if sealed.is_sealed() or command is not None or warm_up is not None:
+        serve(root, ready_fd=ready_fd, command=command, warm_up=warm_up)
+        return
+    sealed.exec_sealed(["-c", f"from runtime.process.zygote import serve; serve({root!r}, ready_fd={ready_fd})"],
+                       env=sealed.python_path_env(), pass_fds=(ready_fd,))

@@ -224,6 +224,8 @@ def _exec(args) -> int:
     from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    from runtime.spec.model import id_problem
+
     uid = gid = None
     if args.user:
         u, _, g = args.user.partition(":")
@@ -231,6 +233,9 @@ def _exec(args) -> int:
             uid, gid = int(u), int(g) if g else None
         except ValueError:
             raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
+        for value, kind in ((uid, "uid"), (gid, "gid")):
+            if value is not None and (problem := id_problem(value, kind)) is not None:
+                raise ContainerError(f"--user {args.user!r}: {problem}")
     return exec_process(args.root, args.id, command, env=args.env, cwd=args.cwd, uid=uid, gid=gid,
                         tty=args.tty)
 

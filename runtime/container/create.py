@@ -79,6 +79,12 @@ class _Undo:
 def check_spec(spec: ContainerSpec) -> None:
     """What we refuse before making anything (bundle.py already checked the JSON itself)."""
     from runtime.rootfs.masks import check_sysctls
+    from runtime.spec.limits import check_resources
+    from runtime.spec.names import check_hostname
+
+    check_resources(spec.linux.resources)  # (a spec from config.json was checked already)
+    if spec.hostname:
+        check_hostname(spec.hostname, "hostname")
 
     mnt = spec.linux.namespace("mount")
     if mnt is None or mnt.path is not None:

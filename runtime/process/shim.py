@@ -125,6 +125,11 @@ class Supervisor:
         except ChannelClosed:
             message = {"error": f"container init exited ({self._reap_status()}) before it was ready",
                        "step": "init"}
+            if self._oom_killed():
+                limit = spec.linux.resources.memory.limit if spec.linux.resources.memory else None
+                message["error"] = ("container init was killed by the out-of-memory killer before "
+                                    "it was ready: linux.resources.memory.limit "
+                                    f"({limit} bytes) is too small for it to start").replace("(1 bytes)", "(1 byte)")
         if "error" in message:
             self._fail(message)
         report = {"created": True, "pid": pid, "pid_start": pid_start, "shim_pid": os.getpid(),
@@ -141,6 +146,12 @@ class Supervisor:
         self.streams.register(self.sel)
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _oom_killed(self) -> bool:
+        try:
+            return self.plan.cgroup is not None and self.plan.cgroup.oom_kills() > 0
+        except OSError:
+            return False
 
     def _move_into_cgroup(self, pid: int) -> None:
         """Write the init's pid into the container's cgroup while the init builds its root

@@ -86,7 +86,7 @@ def timed(argv: list[str]) -> float:
 def in_process(base: Path, bundle: Path, cid: str) -> float:
     """Create (through the zygote), start, wait and remove, from this already-running process."""
     from runtime.container.run import drive
-    from runtime.process import zygote
+    from runtime.zygote import client as zygote
 
     root = str(base / "zstate")
     t = time.perf_counter()
@@ -155,7 +155,7 @@ def main() -> int:
                               str(base / "storage"), "run", "-b", str(bundle), f"na{os.getpid()}-{i}"]
         zyg_cmd = lambda i: [nodeagent, "runtime", "--root", str(base / "zstate"), "--storage",
                              str(base / "storage"), "run", "-b", str(bundle), f"nz{os.getpid()}-{i}"]
-        from runtime.process import zygote
+        from runtime.zygote import server as zygote
         zygote_pid = zygote.start_detached(str(base / "zstate"))
         from nodeagent import launcher
         launcher_path = str(base / "nodeagent")

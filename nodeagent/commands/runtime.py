@@ -12,7 +12,7 @@
     nodeagent runtime zygote [-d]                             serve creates from a warm process
 
 When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
-runtime imported already and forks a creator per request (runtime/process/zygote.py). Started
+runtime imported already and forks a creator per request (runtime/zygote/). Started
 by this command, a zygote is also a command server (<root>/command.sock): the `nodeagent`
 program then hands it the whole command line, and a worker runs it (nodeagent/cmdclient.py).
 
@@ -97,7 +97,8 @@ def _create_or_run(args: argparse.Namespace) -> int:
     import os
 
     from runtime.container.run import signals_held
-    from runtime.process import sealed, zygote
+    from runtime.process import sealed
+    from runtime.zygote import client as zygote
 
     if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
         # No zygote: this process will fork the container's supervisor itself, so it must run
@@ -112,7 +113,7 @@ def _create_or_run(args: argparse.Namespace) -> int:
 def _create_or_run_held(args: argparse.Namespace) -> int:
     import os
 
-    from runtime.process import zygote
+    from runtime.zygote import client as zygote
 
     bundle = os.path.abspath(args.bundle)
     foreground = args.verb == "run" and not args.detach
@@ -162,7 +163,8 @@ def _zygote(args) -> int:
     import importlib
 
     from nodeagent import cli
-    from runtime.process import sealed, zygote
+    from runtime.process import sealed
+    from runtime.zygote import server as zygote
 
     # Its workers' children enter containers: the whole zygote runs from a sealed interpreter
     # (runtime/process/sealed.py), once — this command starts again from one if need be.

@@ -136,7 +136,7 @@ def _check_single_threaded() -> None:
     if threads != 1:
         raise ContainerError(f"create forks the container's supervisor, so it must run in a "
                              f"single-threaded process (this one has {threads} threads); from a "
-                             "threaded program, ask a zygote (runtime/process/zygote.py)")
+                             "threaded program, ask a zygote (runtime/zygote/)")
 
 
 def _own_explain_fd(opts: CreateOptions) -> int | None:
@@ -191,7 +191,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             plan_root = RootfsPlan(spec.root.path)
 
         explainer.step(f"create the cgroup {cgroup_path} and write its limits")
-        from runtime.cgroups.base import create_cgroup
+        from runtime.cgroups import create_cgroup
         from runtime.cgroups.layout import current
         cgroup = create_cgroup(current(), spec.linux.cgroups_path, f"{opts.cgroup_parent}/{cid}",
                                device_rules(spec.linux.resources), explainer.shell if explainer else None)

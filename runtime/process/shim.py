@@ -78,7 +78,7 @@ class Supervisor:
             os._exit(0)
 
     def _create(self) -> None:
-        from runtime.container.state import process_start_time
+        from runtime.statefiles import process_start_time
         from runtime.sys.consts import CLONE_NEWPID
 
         plan, spec = self.plan, self.plan.spec
@@ -297,7 +297,7 @@ class Supervisor:
             self.start_error = error
             self._send(client, {"error": error})
             return
-        from runtime.container.state import write_atomic
+        from runtime.statefiles import write_atomic
         self.started_at = rfc3339nano(started_ns)
         write_atomic(os.path.join(self.plan.state_dir, "started.json"), {"startedAt": self.started_at})
         self._send(client, {"started": True, "startedAt": self.started_at})
@@ -332,7 +332,7 @@ class Supervisor:
 
     # --- the end -------------------------------------------------------------------------------------
     def _init_exited(self, key) -> None:
-        from runtime.container.state import write_atomic
+        from runtime.statefiles import write_atomic
 
         code = _exit_code(self.init_pid)
         finished = rfc3339nano()
@@ -380,7 +380,7 @@ class Supervisor:
         """--rm: delete the container ourselves, before telling anyone it exited (as `runc run`
         has deleted it by the time it returns). Its processes are gone: the pid namespace died
         with its init, or kill_all above ended the rest."""
-        from runtime.container.state import remove_tree
+        from runtime.statefiles import remove_tree
 
         if self.plan.cgroup is not None:
             try:

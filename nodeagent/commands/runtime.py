@@ -96,15 +96,16 @@ def main(args: argparse.Namespace) -> int:
 def _create_or_run(args: argparse.Namespace) -> int:
     import os
 
-    from runtime.container.run import signals_held
     from runtime.process import sealed
     from runtime.zygote import client as zygote
 
     if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
         # No zygote: this process will fork the container's supervisor itself, so it must run
         # from a sealed interpreter (runtime/process/sealed.py). Done before anything else, since
-        # the command starts again from the beginning.
+        # the command starts again from the beginning (one more interpreter start-up, ~25 ms
+        # here, for a CLI without a zygote; a zygote paid it once for all its containers).
         sealed.ensure_sealed()
+    from runtime.container.run import signals_held
 
     with signals_held():  # a ^C or SIGTERM now goes to the container once it runs (run.py)
         return _create_or_run_held(args)

@@ -29,6 +29,8 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
 
 
 def test_an_ordinary_interpreter_is_not_sealed():
+    if os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY:
+        pytest.skip("this interpreter is on a read-only mount: sealed already, as far as a container can tell")
     assert not sealed.is_sealed()
 
 

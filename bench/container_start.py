@@ -23,6 +23,10 @@ Python without `site`) in front of a zygote that is also a command server (`node
 zygote -d`): the launcher hands its whole command line to the zygote, whose forked worker runs it
 (nodeagent/cmdclient.py). Only Python's own start-up is left in the client.
 
+Every process that enters a container runs from a sealed interpreter (runtime/process/sealed.py,
+CVE-2019-5736): a zygote re-executes itself from one once, when it starts; the CLI without a zygote
+(the first row) does so on every call, which is one more interpreter start-up in that row only.
+
 A last row takes the interpreter out: this script itself asks the zygote to create, starts, waits
 and removes the container (what the CLI does after Python has started and imported its client).
 It shows how much of our time is the container and how much is starting a Python program.
@@ -86,7 +90,7 @@ def timed(argv: list[str]) -> float:
 def in_process(base: Path, bundle: Path, cid: str) -> float:
     """Create (through the zygote), start, wait and remove, from this already-running process."""
     from runtime.container.run import drive
-    from runtime.process import zygote
+    from runtime.zygote import client as zygote
 
     root = str(base / "zstate")
     t = time.perf_counter()
@@ -155,7 +159,7 @@ def main() -> int:
                               str(base / "storage"), "run", "-b", str(bundle), f"na{os.getpid()}-{i}"]
         zyg_cmd = lambda i: [nodeagent, "runtime", "--root", str(base / "zstate"), "--storage",
                              str(base / "storage"), "run", "-b", str(bundle), f"nz{os.getpid()}-{i}"]
-        from runtime.process import zygote
+        from runtime.zygote import server as zygote
         zygote_pid = zygote.start_detached(str(base / "zstate"))
         from nodeagent import launcher
         launcher_path = str(base / "nodeagent")

@@ -5,13 +5,13 @@ and importing argparse, json, socket and the runtime costs ~35 ms here, the cont
 A zygote started with `nodeagent runtime zygote -d` has paid for the imports once, and serves
 <root>/command.sock: it forks a worker per command that takes over our argv, environment, working
 directory, umask and stdin/stdout/stderr, and runs the CLI's code exactly as this process would
-have (runtime/process/cmdserver.py). We forward signals to that worker and exit with its status.
+have (runtime/zygote/cmdserver.py). We forward signals to that worker and exit with its status.
 Mercurial's chg does the same for `hg`.
 
 So that this is worth it, this module imports only `sys` and three built-in modules (compiled into
 the interpreter: nothing to find or load): `_socket`, `_signal` and `posix` — the C halves of
 `socket`, `signal` and `os`. The full modules would import `enum`, `re`, `stat`, ... at a few
-milliseconds each, on every call. The request format (runtime/process/cmdwire.py) imports nothing.
+milliseconds each, on every call. The request format (runtime/zygote/cmdwire.py) imports nothing.
 
 When there is no server for the state root (no socket; a stale one, whose zygote was killed; a
 refusal), `try_command_server` returns None and the caller runs the command itself: the server
@@ -30,7 +30,7 @@ import _socket
 import posix
 import sys
 
-from runtime.process import cmdwire
+from runtime.zygote import cmdwire
 
 DEFAULT_ROOT = "/run/nodeagent/runtime"  # = nodeagent.commands.runtime.DEFAULT_ROOT (argparse-free here)
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,

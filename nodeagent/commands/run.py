@@ -179,10 +179,7 @@ def _confinement(args: argparse.Namespace, spec):
                                    process=dataclasses.replace(spec.process, capabilities=caps))
     process = spec.process
     if args.user:
-        uid, _, gid = args.user.partition(":")
-        if not uid.isdigit() or (gid and not gid.isdigit()):
-            raise SpecError("--user", f"{args.user!r}: give a numeric UID[:GID]")
-        process = dataclasses.replace(process, user=User(int(uid), int(gid or 0)))
+        process = dataclasses.replace(process, user=User(*parse_user(args.user)))
     if args.workdir:
         if not args.workdir.startswith("/"):
             raise SpecError("--workdir", f"{args.workdir!r} must be an absolute path")
@@ -190,8 +187,33 @@ def _confinement(args: argparse.Namespace, spec):
     return dataclasses.replace(spec, process=process)
 
 
+def parse_user(text: str) -> tuple[int, int]:
+    """--user UID[:GID] → (uid, gid), each checked as every ID entering a container is
+    (runtime.spec.model.MAX_ID: -1 and 4294967295 would leave the container root)."""
+    from runtime.errors import SpecError
+    from runtime.spec.model import id_problem
+
+    uid, _, gid = text.partition(":")
+    ids = []
+    for part, kind in ((uid, "uid"), (gid or "0", "gid")):
+        try:
+            value = int(part)
+        except ValueError:
+            raise SpecError("--user", f"{text!r}: give a numeric UID[:GID]") from None
+        if (problem := id_problem(value, kind)) is not None:
+            raise SpecError("--user", f"{text!r}: {problem}")
+        ids.append(value)
+    return ids[0], ids[1]
+
+
 def main(args: argparse.Namespace) -> int:
     import secrets
+
+    from runtime.process import sealed
+
+    # We fork the container's supervisor ourselves: run from a sealed interpreter first
+    # (runtime/process/sealed.py; the command starts again from one, so this comes first).
+    sealed.ensure_sealed()
 
     from runtime.container.create import CreateOptions
     from runtime.container.run import run

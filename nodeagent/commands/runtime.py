@@ -12,7 +12,7 @@
     nodeagent runtime zygote [-d]                             serve creates from a warm process
 
 When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
-runtime imported already and forks a creator per request (runtime/process/zygote.py). Started
+runtime imported already and forks a creator per request (runtime/zygote/). Started
 by this command, a zygote is also a command server (<root>/command.sock): the `nodeagent`
 program then hands it the whole command line, and a worker runs it (nodeagent/cmdclient.py).
 
@@ -94,6 +94,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _create_or_run(args: argparse.Namespace) -> int:
+    import os
+
+    from runtime.process import sealed
+    from runtime.zygote import client as zygote
+
+    if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
+        # No zygote: this process will fork the container's supervisor itself, so it must run
+        # from a sealed interpreter (runtime/process/sealed.py). Done before anything else, since
+        # the command starts again from the beginning (one more interpreter start-up, ~25 ms
+        # here, for a CLI without a zygote; a zygote paid it once for all its containers).
+        sealed.ensure_sealed()
     from runtime.container.run import signals_held
 
     with signals_held():  # a ^C or SIGTERM now goes to the container once it runs (run.py)
@@ -103,7 +114,7 @@ def _create_or_run(args: argparse.Namespace) -> int:
 def _create_or_run_held(args: argparse.Namespace) -> int:
     import os
 
-    from runtime.process import zygote
+    from runtime.zygote import client as zygote
 
     bundle = os.path.abspath(args.bundle)
     foreground = args.verb == "run" and not args.detach
@@ -153,7 +164,12 @@ def _zygote(args) -> int:
     import importlib
 
     from nodeagent import cli
-    from runtime.process import zygote
+    from runtime.process import sealed
+    from runtime.zygote import server as zygote
+
+    # Its workers' children enter containers: the whole zygote runs from a sealed interpreter
+    # (runtime/process/sealed.py), once — this command starts again from one if need be.
+    sealed.ensure_sealed()
 
     for name in VERB_MODULES:
         importlib.import_module(name)
@@ -211,6 +227,8 @@ def _exec(args) -> int:
     from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    from runtime.spec.model import id_problem
+
     uid = gid = None
     if args.user:
         u, _, g = args.user.partition(":")
@@ -218,6 +236,9 @@ def _exec(args) -> int:
             uid, gid = int(u), int(g) if g else None
         except ValueError:
             raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
+        for value, kind in ((uid, "uid"), (gid, "gid")):
+            if value is not None and (problem := id_problem(value, kind)) is not None:
+                raise ContainerError(f"--user {args.user!r}: {problem}")
     return exec_process(args.root, args.id, command, env=args.env, cwd=args.cwd, uid=uid, gid=gid,
                         tty=args.tty)
 

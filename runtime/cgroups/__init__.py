@@ -19,6 +19,44 @@ that is what delegation means, and it keeps us from touching anybody else's proc
     layout.py   find the mode, the hierarchies and our own cgroup in each (/proc/self/mountinfo,
                 /proc/self/cgroup)
     probe.py    prove, by creating and removing a child cgroup, which controllers we can use
+    base.py     Cgroup: what the runtime asks of a container's cgroup, and the writes they share
+    v1.py v2.py its two drivers (each builds on base.py only, never on the other)
+    devices.py  the device rules, as v1 devices.allow lines or a v2 BPF program
 
-May import: runtime.sys, the standard library, cgroupspy.
+This module is the package's face: `create_cgroup` and `load_cgroup` pick the driver.
+
+May import: runtime.sys, runtime.spec, runtime.errors, runtime.kernel, the standard library,
+cgroupspy.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.cgroups.base import Cgroup, CgroupError, Explain
+from runtime.cgroups.layout import CgroupLayout, CgroupMode
+
+__all__ = ["Cgroup", "CgroupError", "create_cgroup", "load_cgroup"]
+
+
+def create_cgroup(layout: CgroupLayout, cgroups_path: str | None, default_path: str, resources,
+                  explain: Explain | None = None) -> Cgroup:
+    """Make the container's cgroup with `resources` (a runtime.spec.model.Resources) written."""
+    if layout.mode is CgroupMode.V2:
+        from runtime.cgroups.v2 import V2Cgroup
+        return V2Cgroup.create(layout, cgroups_path, default_path, resources, explain)
+    if layout.mode in (CgroupMode.V1, CgroupMode.HYBRID):
+        from runtime.cgroups.v1 import V1Cgroup
+        return V1Cgroup.create(layout, cgroups_path, default_path, resources, explain)
+    raise CgroupError("no cgroup filesystem is mounted (see `nodeagent doctor`)")
+
+
+def load_cgroup(state: dict, explain: Explain | None = None) -> Cgroup:
+    """The Cgroup a state file describes (see Cgroup.to_state)."""
+    dirs = {k: Path(v) for k, v in state["dirs"].items()}
+    if state["version"] == 2:
+        from runtime.cgroups.v2 import V2Cgroup
+        return V2Cgroup(dirs, explain)
+    from runtime.cgroups.v1 import V1Cgroup
+    return V1Cgroup(dirs, explain, state.get("mounts"))
+

@@ -8,8 +8,8 @@ The runtime asks four things of cgroups, and this class is their whole vocabular
     cg.oom_kills() / cg.procs() / cg.kill_all()
     cg.destroy()                             remove it again (when empty)
 
-`V2Cgroup` (v2.py) and `V1Cgroup` (v1.py) implement it; `create_cgroup` picks one from the host's
-CgroupLayout. A Cgroup serialises to a small dict (`to_state`) kept in the container's state
+`V2Cgroup` (v2.py) and `V1Cgroup` (v1.py) implement it; `create_cgroup` (the package's face,
+runtime/cgroups/__init__.py) picks one from the host's CgroupLayout. A Cgroup serialises to a small dict (`to_state`) kept in the container's state
 file, so the supervisor, `kill` and `delete` — other processes, maybe after a restart — find the
 same directories again with `load_cgroup`.
 
@@ -193,29 +193,30 @@ class Cgroup:
     def kill_all(self) -> None:
         raise NotImplementedError
 
+    def kill_until_empty(self, timeout: float = 5.0) -> None:
+        """SIGKILL every process in the cgroup until none is left (a fork may race one round):
+        the way to kill them all where the kernel has no single switch (cgroup.kill, a freezer)."""
+        import signal
+
+        deadline = time.monotonic() + timeout
+        while (pids := self.procs()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
+
     def container_mounts(self) -> list[tuple[str, str, str]]:
         """How the container sees /sys/fs/cgroup: (fstype, subdir, mount data) to mount there after
         it has its own cgroup namespace, so that its cgroup appears as the root."""
         raise NotImplementedError
 
 
-def create_cgroup(layout: CgroupLayout, cgroups_path: str | None, default_path: str, resources,
-                  explain: Explain | None = None) -> Cgroup:
-    """Make the container's cgroup with `resources` (a runtime.spec.model.Resources) written."""
-    if layout.mode is CgroupMode.V2:
-        from runtime.cgroups.v2 import V2Cgroup
-        return V2Cgroup.create(layout, cgroups_path, default_path, resources, explain)
-    if layout.mode in (CgroupMode.V1, CgroupMode.HYBRID):
-        from runtime.cgroups.v1 import V1Cgroup
-        return V1Cgroup.create(layout, cgroups_path, default_path, resources, explain)
-    raise CgroupError("no cgroup filesystem is mounted (see `nodeagent doctor`)")
-
-
-def load_cgroup(state: dict, explain: Explain | None = None) -> Cgroup:
-    """The Cgroup a state file describes (see Cgroup.to_state)."""
-    dirs = {k: Path(v) for k, v in state["dirs"].items()}
-    if state["version"] == 2:
-        from runtime.cgroups.v2 import V2Cgroup
-        return V2Cgroup(dirs, explain)
-    from runtime.cgroups.v1 import V1Cgroup
-    return V1Cgroup(dirs, explain, state.get("mounts"))
+def __getattr__(name: str):
+    """The driver factory moved to the package's face (runtime/cgroups/__init__.py), so that this
+    module, which v1.py and v2.py build on, no longer imports them; the old names still work."""
+    if name in ("create_cgroup", "load_cgroup"):
+        import runtime.cgroups
+        return getattr(runtime.cgroups, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

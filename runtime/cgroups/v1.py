@@ -179,8 +179,7 @@ class V1Cgroup(Cgroup):
             return
         freezer = self.dirs.get("freezer")
         if freezer is None:
-            from runtime.cgroups.v2 import _kill_until_empty
-            _kill_until_empty(self)
+            self.kill_until_empty()
             return
         self._write(freezer / "freezer.state", "FROZEN")
         deadline = time.monotonic() + 5

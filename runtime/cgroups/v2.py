@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-import time
 from pathlib import Path
 
 from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
@@ -134,7 +132,7 @@ class V2Cgroup(Cgroup):
         except CgroupError as e:
             if e.errno != errno.ENOENT:
                 raise
-            _kill_until_empty(self)  # kernels before 5.14: no cgroup.kill
+            self.kill_until_empty()  # kernels before 5.14: no cgroup.kill
 
     def container_mounts(self) -> list[tuple[str, str, str]]:
         return [("cgroup2", "", "")]
@@ -151,15 +149,3 @@ def _required_controllers(r) -> list[str]:
     if r.block_io is not None and r.block_io.weight is not None:
         need.append("io")
     return need
-
-
-def _kill_until_empty(cg: Cgroup, timeout: float = 5.0) -> None:
-    """SIGKILL every process in the cgroup until none is left (a fork may race one round)."""
-    deadline = time.monotonic() + timeout
-    while (pids := cg.procs()) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.005)

@@ -81,6 +81,12 @@ class _Undo:
 def check_spec(spec: ContainerSpec) -> None:
     """What we refuse before making anything (bundle.py already checked the JSON itself)."""
     from runtime.rootfs.masks import check_sysctls
+    from runtime.spec.limits import check_resources
+    from runtime.spec.names import check_hostname
+
+    check_resources(spec.linux.resources)  # (a spec from config.json was checked already)
+    if spec.hostname:
+        check_hostname(spec.hostname, "hostname")
 
     mnt = spec.linux.namespace("mount")
     if mnt is None or mnt.path is not None:
@@ -132,7 +138,7 @@ def _check_single_threaded() -> None:
     if threads != 1:
         raise ContainerError(f"create forks the container's supervisor, so it must run in a "
                              f"single-threaded process (this one has {threads} threads); from a "
-                             "threaded program, ask a zygote (runtime/process/zygote.py)")
+                             "threaded program, ask a zygote (runtime/zygote/)")
 
 
 def _own_explain_fd(opts: CreateOptions) -> int | None:
@@ -187,7 +193,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
             plan_root = RootfsPlan(spec.root.path)
 
         explainer.step(f"create the cgroup {cgroup_path} and write its limits")
-        from runtime.cgroups.base import create_cgroup
+        from runtime.cgroups import create_cgroup
         from runtime.cgroups.layout import current
         cgroup = create_cgroup(current(), spec.linux.cgroups_path, f"{opts.cgroup_parent}/{cid}",
                                device_rules(spec.linux.resources), explainer.shell if explainer else None)
@@ -255,6 +261,12 @@ def _spawn(plan, orphan: bool) -> tuple[Channel, dict]:
     """Fork the supervisor (twice if `orphan`) and wait for its verdict on the creation."""
     from runtime.process.shim import become_supervisor
 
+    from runtime.process import sealed
+
+    # The supervisor forks the container's init and exec'd processes, which must run from a
+    # sealed interpreter (sealed.py, CVE-2019-5736). A zygote and the CLI have sealed themselves
+    # already (once per process); any other creator gets a supervisor started afresh from one.
+    inherit_sealed = sealed.is_sealed()
     ours, theirs = Channel.pair()
     pid = os.fork()
     if pid == 0:  # the supervisor — or, if orphan, the intermediate that forks it and exits
@@ -262,6 +274,9 @@ def _spawn(plan, orphan: bool) -> tuple[Channel, dict]:
             ours.close()
             os.setsid()  # its own session: ^C at the creator's terminal is not for it
             if not orphan or os.fork() == 0:
+                if not inherit_sealed:
+                    from runtime.process.shim import exec_sealed_supervisor
+                    exec_sealed_supervisor(plan, theirs)  # never returns
                 become_supervisor(plan, theirs)  # never returns
         finally:
             os._exit(0)

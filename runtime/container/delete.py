@@ -36,7 +36,7 @@ def _wait_gone(pid: int | None, start: int | None, timeout: float) -> bool:
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
-    from runtime.cgroups.base import load_cgroup
+    from runtime.cgroups import load_cgroup
 
     d = StateDir(root, cid)
     state = d.load()
@@ -66,7 +66,8 @@ def _planned_cgroup(path: str):
     """The cgroup a "creating" record planned, if it was made (for cleaning up after a crash)."""
     from pathlib import Path
 
-    from runtime.cgroups.base import CgroupError, load_cgroup, relative_path
+    from runtime.cgroups import CgroupError, load_cgroup
+    from runtime.cgroups.base import relative_path
     from runtime.cgroups.layout import detect
 
     layout = detect()

@@ -20,6 +20,12 @@ from runtime.process.channel import ChannelClosed
 def exec_process(root: str, cid: str, args: list[str], *, env: list[str] = (), cwd: str | None = None,
                  uid: int | None = None, gid: int | None = None, tty: bool = False,
                  stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
+    from runtime.errors import SpecError
+    from runtime.spec.model import id_problem
+
+    for name, value in (("uid", uid), ("gid", gid)):
+        if value is not None and (problem := id_problem(value, name)) is not None:
+            raise SpecError(f"exec {name}", problem)
     d = StateDir(root, cid)
     state = d.load()
     if state.status != "running":

@@ -37,7 +37,7 @@ def kill(root: str, cid: str, sig: int | str = signal.SIGTERM, all_processes: bo
     signum = parse_signal(sig)
     rec = state.record
     if all_processes:
-        from runtime.cgroups.base import load_cgroup
+        from runtime.cgroups import load_cgroup
         for pid in load_cgroup(rec["cgroup"]).procs():
             try:
                 os.kill(pid, signum)

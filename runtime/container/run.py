@@ -7,7 +7,7 @@ does. If the caller is killed instead, nothing happens to the container: the sup
 records the exit, and `state` reports it later — the crash-proof property ARCHITECTURE.md asks for.
 
 `drive` is the part after creation. It imports nothing heavy, so a client that had a zygote
-create the container (runtime/process/zygote.py) can use it with only the channel in hand.
+create the container (runtime/zygote/) can use it with only the channel in hand.
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ import time
 from dataclasses import dataclass, field
 
 from runtime.errors import ContainerNotFound, SpecError
+# The file helpers live below process/ (whose supervisor writes these files too); imported here
+# under their old names, which callers still use.
+from runtime.statefiles import process_start_time, read_json, remove_tree, write_atomic  # noqa: F401
 
 DEFAULT_ROOT = "/run/nodeagent/runtime"
 DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
@@ -47,63 +50,6 @@ def check_id(cid: str) -> None:
     if not _ID.match(cid):
         raise SpecError("id", f"{cid!r} is not a valid container id (letters, digits, '_', '.', '-'; "
                         "at most 128; not starting with a punctuation mark)")
-
-
-def write_atomic(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(obj, indent=1).encode() + b"\n")
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
-def remove_tree(path: str) -> None:
-    """rm -rf `path` (never following symlinks out of it). Like shutil.rmtree, without importing
-    shutil, which loads the bz2 and lzma libraries — milliseconds on a container's way out."""
-    try:
-        walk = list(os.walk(path, topdown=False))
-    except OSError:
-        return
-    for directory, dirs, files in walk:
-        for name in files:
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
-        for name in dirs:
-            full = os.path.join(directory, name)
-            try:
-                os.rmdir(full) if not os.path.islink(full) else os.unlink(full)
-            except FileNotFoundError:
-                pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-
-
-def read_json(path: str) -> dict | None:
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) is in parentheses and may itself contain spaces or ')'.
-    fields = raw[raw.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":  # a zombie has exited; it only waits for its parent to reap it
-        return None
-    return int(fields[19])
 
 
 def alive(pid: int | None, start: int | None) -> bool:

@@ -1,6 +1,6 @@
 """Warm-up of a spare zygote worker: the pure steps of a container creation, on sample data.
 
-A spare (runtime/process/spares.py) is a fork of the zygote waiting for its request. Until it
+A spare (runtime/zygote/spares.py) is a fork of the zygote waiting for its request. Until it
 writes to a page, that page is shared with the zygote; the first write costs a fault and a copy.
 Running the creation's own code here — parsing a config.json, reading and writing a channel
 message, building the state record, the plan and the supervisor object — makes the pages that
@@ -20,7 +20,7 @@ import os
 
 def warm_up(root: str) -> None:
     """Run the create path's side-effect-free steps once (see the module docstring)."""
-    from runtime.cgroups.base import load_cgroup
+    from runtime.cgroups import load_cgroup
     from runtime.cgroups.layout import current
     from runtime.container.create import CreateOptions, check_spec, device_rules
     from runtime.container.state import ContainerState, StateDir, process_start_time

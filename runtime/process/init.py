@@ -12,7 +12,8 @@ The steps, in order, each named for errors and --explain:
     PR_SET_DUMPABLE(0)          before joining anything: a non-dumpable process's /proc files are
                                 root's, and no process in the container can ptrace it or open
                                 /proc/<pid>/exe — the CVE-2019-5736 class, where a container
-                                overwrote the runtime's own binary through that link
+                                overwrote the runtime's own binary through that link (our
+                                /proc/self/exe is a sealed interpreter anyway: sealed.py)
     join the cgroup (v1)        we write "0" to each hierarchy's `tasks`: a thread moving itself
                                 is the one move the kernel makes without waiting for an RCU grace
                                 period (cgroups/v1.py says why); the limits were written by the

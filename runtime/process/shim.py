@@ -79,7 +79,7 @@ class Supervisor:
             os._exit(0)
 
     def _create(self) -> None:
-        from runtime.container.state import process_start_time
+        from runtime.statefiles import process_start_time
         from runtime.sys.consts import CLONE_NEWPID
 
         plan, spec = self.plan, self.plan.spec
@@ -126,6 +126,11 @@ class Supervisor:
         except ChannelClosed:
             message = {"error": f"container init exited ({self._reap_status()}) before it was ready",
                        "step": "init"}
+            if self._oom_killed():
+                limit = spec.linux.resources.memory.limit if spec.linux.resources.memory else None
+                message["error"] = ("container init was killed by the out-of-memory killer before "
+                                    "it was ready: linux.resources.memory.limit "
+                                    f"({limit} bytes) is too small for it to start").replace("(1 bytes)", "(1 byte)")
         if "error" in message:
             self._fail(message)
         report = {"created": True, "pid": pid, "pid_start": pid_start, "shim_pid": os.getpid(),
@@ -142,6 +147,12 @@ class Supervisor:
         self.streams.register(self.sel)
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _oom_killed(self) -> bool:
+        try:
+            return self.plan.cgroup is not None and self.plan.cgroup.oom_kills() > 0
+        except OSError:
+            return False
 
     def _move_into_cgroup(self, pid: int) -> None:
         """Write the init's pid into the container's cgroup while the init builds its root
@@ -294,7 +305,7 @@ class Supervisor:
             self.start_error = error
             self._send(client, {"error": error})
             return
-        from runtime.container.state import write_atomic
+        from runtime.statefiles import write_atomic
         self.started_at = rfc3339nano(started_ns)
         write_atomic(os.path.join(self.plan.state_dir, "started.json"), {"startedAt": self.started_at})
         self._send(client, {"started": True, "startedAt": self.started_at})
@@ -329,7 +340,7 @@ class Supervisor:
 
     # --- the end -------------------------------------------------------------------------------------
     def _init_exited(self, key) -> None:
-        from runtime.container.state import write_atomic
+        from runtime.statefiles import write_atomic
 
         code = _exit_code(self.init_pid)
         finished = rfc3339nano()
@@ -377,7 +388,7 @@ class Supervisor:
         """--rm: delete the container ourselves, before telling anyone it exited (as `runc run`
         has deleted it by the time it returns). Its processes are gone: the pid namespace died
         with its init, or kill_all above ended the rest."""
-        from runtime.container.state import remove_tree
+        from runtime.statefiles import remove_tree
 
         if self.plan.cgroup is not None:
             try:
@@ -434,6 +445,40 @@ def become_supervisor(plan: ContainerPlan, creator: Channel, finish=None, undo=N
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])  # a creator may hold signals while it creates
     Supervisor(plan, creator, finish, undo).run()
+
+
+def exec_sealed_supervisor(plan: ContainerPlan, creator: Channel) -> None:
+    """In a freshly forked supervisor whose creator does not run from a sealed interpreter:
+    become a new interpreter run from one (sealed.py) that supervises the same plan. The plan
+    travels in a memfd (pickled: we are sending it to our own code, in our own process). It
+    costs this supervisor a Python start-up and its imports; sealed creators avoid that."""
+    import pickle
+
+    from runtime.process import sealed
+
+    data = pickle.dumps(plan)
+    fd = os.memfd_create("nodeagent-plan", 0)  # not close-on-exec: the new image reads it
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    keep = (creator.fileno(), fd) + ((plan.explain_fd,) if plan.explain_fd is not None else ())
+    code = f"from runtime.process.shim import _resume; _resume({creator.fileno()}, {fd})"
+    sealed.exec_sealed(["-c", code], env=sealed.python_path_env(), pass_fds=keep)
+
+
+def _resume(creator_fd: int, plan_fd: int) -> None:
+    """exec_sealed_supervisor's other half, in the sealed interpreter."""
+    import pickle
+    import socket
+
+    with open(plan_fd, "rb") as f:
+        plan = pickle.load(f)
+    sock = socket.socket(fileno=creator_fd)
+    os.set_inheritable(creator_fd, False)
+    if plan.explain_fd is not None:
+        os.set_inheritable(plan.explain_fd, False)
+    become_supervisor(plan, Channel(sock))
 
 
 def _max_fd() -> int:

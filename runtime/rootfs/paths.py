@@ -34,12 +34,66 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+class SymlinkRefused(SyscallError):
+    """A path in the root filesystem could not be used because of a symlink the image put on it
+    (a SyscallError with the same errno, so callers' errno checks work as before; only the
+    message changes: it names the path and the symlink instead of an openat2 call)."""
+
+    def __init__(self, err: int, path: str, link: str, target: str, must_be_real: bool):
+        super().__init__(err, "openat2", (path,))
+        self.path, self.link, self.target, self.must_be_real = path, link, target, must_be_real
+
+    def __str__(self) -> str:
+        if self.must_be_real:
+            why = f"{self.path} must be a real directory in the root filesystem"
+        else:
+            why = (f"followed inside the root filesystem it leads nowhere ({self.strerror}), and "
+                   "it is never followed outside it")
+        on = "" if self.link == self.path else f" (on the way to {self.path})"
+        return (f"refused: {self.link}{on} in the root filesystem is a symlink to {self.target!r}, "
+                f"which could lead outside the container; {why}")
+
+
 def open_in_root(sys: Syscalls, rootfd: int, path: str, flags: int = os.O_PATH,
                  no_symlinks: bool = False) -> int:
     """An fd for `path` inside the tree at `rootfd`, which acts as "/" for the walk.
     With `no_symlinks`, any symlink on the way is an error (ELOOP)."""
     resolve = _IN_ROOT | (RESOLVE_NO_SYMLINKS if no_symlinks else 0)
-    return sys.openat2(rootfd, path.lstrip("/") or ".", flags, resolve)
+    try:
+        return sys.openat2(rootfd, path.lstrip("/") or ".", flags, resolve)
+    except SyscallError as e:
+        if e.errno not in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.EXDEV):
+            raise
+        link = _first_symlink(rootfd, path)
+        if link is None:
+            raise
+        raise SymlinkRefused(e.errno, "/" + path.strip("/"), link[0], link[1], no_symlinks) from e
+
+
+def _first_symlink(rootfd: int, path: str) -> tuple[str, str] | None:
+    """The first component of `path` (inside the root) that is a symlink, and its target; read
+    without following anything (for error messages only)."""
+    dirfd = os.dup(rootfd)
+    try:
+        walked = ""
+        for name in [p for p in path.split("/") if p and p != "."]:
+            if name == "..":
+                return None  # (our own paths have none; never walk up out of the root here)
+            walked += "/" + name
+            try:
+                return walked, os.readlink(name, dir_fd=dirfd)
+            except OSError:
+                pass  # not a symlink (EINVAL), or missing: go on, or stop below
+            try:
+                nextfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC,
+                                 dir_fd=dirfd)
+            except OSError:
+                return None
+            os.close(dirfd)
+            dirfd = nextfd
+        return None
+    finally:
+        os.close(dirfd)
 
 
 def ensure_dir(sys: Syscalls, rootfd: int, path: str, mode: int = 0o755,

@@ -15,10 +15,12 @@ import os
 from typing import Any
 
 from runtime.errors import SpecError
+from runtime.spec.limits import check_resources
+from runtime.spec.names import check_hostname
 from runtime.spec.model import (LAYERS_ANNOTATION, NAMESPACE_TYPES, BlockIO, Capabilities,
                                 ContainerSpec, Cpu, Device, DeviceRule, Linux, Memory, Mount,
                                 Namespace, Pids, Process, Resources, Rlimit, Root, Seccomp,
-                                SeccompArg, SeccompRule, User)
+                                SeccompArg, SeccompRule, User, id_problem)
 
 _U64_MAX = 2**64 - 1
 
@@ -70,6 +72,13 @@ class _Reader:
             raise self.fail(key, f"must be an integer, not {type(value).__name__}")
         return value
 
+    def id(self, key: str, kind: str) -> int:
+        """A uid or gid (0 if absent): see runtime.spec.model.MAX_ID for the range and why."""
+        value = self.int(key, 0)
+        if (problem := id_problem(value, kind)) is not None:
+            raise self.fail(key, problem)
+        return value
+
     def bool(self, key: str, default: bool = False) -> bool:
         value = self.obj.get(key, default)
         if not isinstance(value, bool):
@@ -107,7 +116,11 @@ def _process(r: _Reader) -> Process:
     if (u := r.child("user")) is not None:
         if u.str("username"):
             raise u.fail("username", "is for Windows; give uid and gid")
-        user = User(u.int("uid", 0), u.int("gid", 0), u.ints("additionalGids"), u.int("umask"))
+        uid, gid, groups = u.id("uid", "uid"), u.id("gid", "gid"), u.ints("additionalGids")
+        for i, g in enumerate(groups):
+            if (problem := id_problem(g, "gid")) is not None:
+                raise SpecError(f"{u.path}.additionalGids[{i}]", problem, u.source)
+        user = User(uid, gid, groups, u.int("umask"))
     caps = Capabilities()
     if (c := r.child("capabilities")) is not None:
         from runtime.sys.consts import CAPABILITIES
@@ -146,8 +159,6 @@ def _resources(r: _Reader | None) -> Resources:
         memory = Memory(m.int("limit"), m.int("reservation"), m.int("swap"))
     if (c := r.child("cpu")) is not None:
         cpu = Cpu(c.int("shares"), c.int("quota"), c.int("period"))
-        if cpu.shares is not None and cpu.shares < 2:
-            raise c.fail("shares", "must be at least 2")
     if (p := r.child("pids")) is not None:
         pids = Pids(p.int("limit", required=True))
     if (b := r.child("blockIO")) is not None:
@@ -161,7 +172,9 @@ def _resources(r: _Reader | None) -> Resources:
         if not access or set(access) - set("rwm"):
             raise d.fail("access", f"must be letters of 'rwm', not {access!r}")
         devices.append(DeviceRule(d.bool("allow"), kind, d.int("major"), d.int("minor"), access))
-    return Resources(memory, cpu, pids, block_io, tuple(devices))
+    resources = Resources(memory, cpu, pids, block_io, tuple(devices))
+    check_resources(resources, r.source, r.path)  # before any cgroup file sees them (limits.py)
+    return resources
 
 
 def _seccomp(s: _Reader | None) -> Seccomp | None:
@@ -223,7 +236,7 @@ def _linux(r: _Reader | None) -> Linux:
         if not path.startswith("/dev/"):
             raise d.fail("path", f"must be under /dev, not {path!r}")
         devices.append(Device(path, kind, d.int("major", required=True), d.int("minor", required=True),
-                              d.int("fileMode", 0o666), d.int("uid", 0), d.int("gid", 0)))
+                              d.int("fileMode", 0o666), d.id("uid", "uid"), d.id("gid", "gid")))
     sysctl = r.obj.get("sysctl") or {}
     if not isinstance(sysctl, dict) or not all(isinstance(v, str) for v in sysctl.values()):
         raise r.fail("sysctl", "must map names to string values")
@@ -268,6 +281,8 @@ def spec_from_dict(config: dict, bundle_dir: str, source: str | None = None) -> 
             src = os.path.normpath(os.path.join(bundle_dir, src))
         mounts.append(Mount(dest, kind, src, opts))
     hostname = top.str("hostname")
+    if hostname:
+        check_hostname(hostname, "hostname", source)
     linux = _linux(top.child("linux"))
     if hostname and linux.namespaces and linux.namespace("uts") is None:
         raise top.fail("hostname", "needs a uts namespace (else it would rename the host)")
@@ -286,6 +301,11 @@ def load_bundle(bundle_dir: str) -> ContainerSpec:
         raise SpecError("config.json", f"no such file in bundle {bundle_dir}", path) from None
     except (OSError, ValueError) as e:
         raise SpecError("config.json", f"cannot read it: {e}", path) from None
+    except RecursionError:
+        # json's parser recurses once per nested array or object; no config.json needs more
+        # than a handful, and the interpreter's stack ends at about a thousand.
+        raise SpecError("config.json", "is not a config: its arrays or objects are nested too "
+                        "deeply to read", path) from None
     return spec_from_dict(config, os.path.abspath(bundle_dir), path)
 
 

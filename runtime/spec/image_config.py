@@ -19,7 +19,7 @@ import os
 
 from runtime.errors import SpecError
 from runtime.spec.defaults import DEFAULT_ENV
-from runtime.spec.model import User
+from runtime.spec.model import User, id_problem
 
 
 def process_fields(config, command: tuple[str, ...], extra_env: tuple[str, ...],
@@ -49,17 +49,31 @@ def resolve_user(spec: str, layers_top_first: tuple[str, ...]) -> User:
 
 
 def _lookup(name: str, table: str, layers: tuple[str, ...], spec: str) -> tuple[int, int | None]:
-    """(id, primary gid or None) of `name` in the image's passwd or group file."""
-    if name.isdigit():
+    """(id, primary gid or None) of `name` in the image's passwd or group file. Every ID is
+    checked (runtime.spec.model.MAX_ID says why), whether the image's User gave it or its
+    /etc/passwd or /etc/group did."""
+    kind = "uid" if table == "etc/passwd" else "gid"
+    if name.lstrip("-").isdigit():
+        _check(int(name), kind, "image config User", f"{spec!r}: ")
         if table == "etc/passwd":
             for fields in _entries(table, layers):
                 if fields[2] == name:
-                    return int(name), int(fields[3])
+                    return int(name), _check(int(fields[3]), "gid", f"the image's /{table}",
+                                             f"user {fields[0]!r}: ")
         return int(name), None
     for fields in _entries(table, layers):
         if fields[0] == name:
-            return int(fields[2]), int(fields[3]) if table == "etc/passwd" else None
+            found = _check(int(fields[2]), kind, f"the image's /{table}", f"{name!r}: ")
+            if table == "etc/passwd":
+                return found, _check(int(fields[3]), "gid", f"the image's /{table}", f"user {name!r}: ")
+            return found, None
     raise SpecError("image config User", f"{spec!r}: no {name!r} in the image's /{table}")
+
+
+def _check(value: int, kind: str, field: str, prefix: str) -> int:
+    if (problem := id_problem(value, kind)) is not None:
+        raise SpecError(field, prefix + problem)
+    return value
 
 
 def _entries(table: str, layers: tuple[str, ...]):
@@ -81,9 +95,14 @@ def _entries(table: str, layers: tuple[str, ...]):
             with open(fd, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     fields = line.rstrip("\n").split(":")
-                    if len(fields) >= 4 and fields[2].isdigit() and \
-                            (table == "etc/group" or fields[3].isdigit()):
+                    if len(fields) >= 4 and _number(fields[2]) and \
+                            (table == "etc/group" or _number(fields[3])):
                         yield fields
         except OSError:
             pass
         return
+
+
+def _number(text: str) -> bool:
+    """An ID field as a number, negative ones included: those are refused, not skipped."""
+    return text.lstrip("-").isdigit() and text.count("-") <= 1

@@ -29,12 +29,41 @@ NAMESPACE_TYPES: dict[str, str] = {
 LAYERS_ANNOTATION = "org.nodeagent.rootfs.layers"
 
 
+# User and group IDs a container may be given: 0 to 2^31-1, runc's rule. The kernel's IDs are
+# 32-bit, and (uid_t)-1 = 4294967295 is not a user at all: to setresuid/setresgid/chown it means
+# "leave this one unchanged" — so a container asking for uid -1 or 4294967295 would simply stay
+# root, with every capability. Anything at or above 2^31 also turns negative in C's signed int
+# and in some tools' parsers. Every edge where an ID enters (config.json, CLI flags, an image's
+# User, its /etc/passwd and /etc/group, an exec request) checks with `check_id`, naming its own
+# field; User refuses one as a last line of defence.
+MAX_ID = 2**31 - 1
+
+
+def id_problem(value: object, kind: str = "uid") -> str | None:
+    """Why `value` cannot be a `kind` ("uid" or "gid"), or None if it can."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{value!r} is not a {kind} (give a number from 0 to {MAX_ID})"
+    if not 0 <= value <= MAX_ID:
+        note = " (to the kernel, -1 = 4294967295 means 'unchanged': it would stay root)" \
+            if value in (-1, 2**32 - 1) else ""
+        return f"{value} is not a valid {kind}: it must be from 0 to {MAX_ID}{note}"
+    return None
+
+
 @dataclass(frozen=True)
 class User:
     uid: int = 0
     gid: int = 0
     additional_gids: tuple[int, ...] = ()
     umask: int | None = None
+
+    def __post_init__(self):
+        for name, value, kind in (("uid", self.uid, "uid"), ("gid", self.gid, "gid"),
+                                  *(("additional_gids", g, "gid") for g in self.additional_gids)):
+            problem = id_problem(value, kind)
+            if problem is not None:
+                from runtime.errors import SpecError
+                raise SpecError(f"user.{name}", problem)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 
+# --- memfd_create(2) flags (the others are in Python's os module) ---------------------------------
+MFD_EXEC = 0x0010  # Linux 6.3+: say the memfd is executable (else vm.memfd_noexec may refuse it)
+
 # --- umount2(2) flags ----------------------------------------------------------------------------
 MNT_FORCE = 1
 MNT_DETACH = 2  # lazy unmount: detach now, free when the last user goes (how pivot_root's old root goes)

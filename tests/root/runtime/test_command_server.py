@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from nodeagent import launcher
-from runtime.process import cmdwire
+from runtime.zygote import cmdwire
 from tests.busybox import REPO
 
 

@@ -84,7 +84,7 @@ def test_a_proc_symlink_planted_in_the_image_is_refused(rt):
     cid = rt.name()
     out = rt.runtime("run", "-b", str(_layered_bundle(rt, evil, ["true"])), cid)
     assert out.returncode == 1
-    assert "mount /proc (proc)" in out.stderr and "Too many levels of symbolic links" in out.stderr
+    assert "mount /proc (proc): refused: /proc in the root filesystem is a symlink to '/tmp'" in out.stderr
     assert not (rt.root / cid).exists()
 
 

@@ -87,7 +87,7 @@ def test_cycles_through_a_zygote_leave_nothing_behind_either(rt):
         import glob, time
         from runtime.container.run import drive
         from runtime.errors import ContainerError
-        from runtime.process import zygote
+        from runtime.zygote import server as zygote
 
         root, storage, prefix = "{rt.root}", "{rt.storage}", "zleak{{}}-".format(os.getpid())
         def ours(line):

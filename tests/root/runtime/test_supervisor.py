@@ -116,7 +116,7 @@ def test_rm_is_done_by_the_supervisor_even_if_the_caller_is_killed(rt):
 
 @pytest.mark.vm  # on cgroup v2 the worker-become-supervisor moves the init into its cgroup
 def test_a_zygote_creates_containers_for_the_cli(rt):
-    from runtime.process import zygote
+    from runtime.zygote import server as zygote
 
     pid = zygote.start_detached(str(rt.root))
     try:

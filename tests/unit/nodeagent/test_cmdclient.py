@@ -159,5 +159,5 @@ def test_the_client_loads_no_module_beyond_builtins():
             "from nodeagent import cmdclient; print(' '.join(sorted(set(sys.modules) - before)))")
     out = subprocess.run([sys.executable, "-S", "-c", code % str(REPO)], capture_output=True,
                          text=True, check=True).stdout.split()
-    assert set(out) <= {"nodeagent", "nodeagent.cmdclient", "runtime", "runtime.process",
-                        "runtime.process.cmdwire", "_socket"}, out
+    assert set(out) <= {"nodeagent", "nodeagent.cmdclient", "runtime", "runtime.zygote",
+                        "runtime.zygote.cmdwire", "_socket"}, out

@@ -1,4 +1,4 @@
-"""Spare workers (runtime/process/spares.py): forked and warmed before their requests, one
+"""Spare workers (runtime/zygote/spares.py): forked and warmed before their requests, one
 request each, replaced when taken or dead, gone with their zygote — real forks, no root needed."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[4]
 ZYGOTE = textwrap.dedent("""
     import os, selectors, socket, sys, time
     from runtime.process.channel import listen
-    from runtime.process.spares import SparePool
+    from runtime.zygote.spares import SparePool
 
     path, fail_marker = sys.argv[1], sys.argv[2]
     forked_at = {}

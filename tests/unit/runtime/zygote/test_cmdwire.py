@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.process.cmdwire import BadRequest, decode_reply, decode_request, encode_reply, encode_request
+from runtime.zygote.cmdwire import BadRequest, decode_reply, decode_request, encode_reply, encode_request
 
 
 def test_a_request_round_trips_byte_for_byte():

@@ -1,0 +1,226 @@
+"""The zygote: a pre-imported, single-threaded process that forks container creators on request.
+
+Two problems, one answer (ARCHITECTURE.md, "Why a per-pod sandbox process"):
+
+1. Starting Python is cheap; importing the runtime is not (tens of milliseconds of module loading
+   on these machines — more than the kernel needs to build the container). A process that has
+   imported everything once can fork a ready-to-run copy of itself in about a millisecond.
+2. The agent is an asyncio program with threads, and a threaded process must never fork into
+   Python code (the child inherits locks held by threads that do not exist in it). The zygote is
+   single-threaded by construction, so forking it is safe.
+
+So: `nodeagent runtime zygote` listens on <root>/zygote.sock. Each request is taken by a *worker*
+(a copy with everything imported, forked and warmed up before the request came: spares.py), which
+creates the container as the CLI would (create.py) and then, instead of forking a supervisor, *becomes* the container's supervisor
+(create_and_supervise): one fork fewer, and a forked process pays for every page it writes
+first (copy-on-write: ~2.5 µs a page here, thousands of pages for a Python process's first
+steps), so the fewer fresh processes a start goes through, the faster it is. The client's
+connection is its channel to the supervisor from then on: it starts the container and waits on
+it as if it had created the container itself. The client's own stdin/stdout/stderr travel with
+the request, so a foreground container still writes straight to the user's terminal.
+
+A supervisor is thus the zygote's child. The zygote ignores SIGCHLD, so the kernel reaps its
+children itself and the zygote never waits for one; if the zygote is stopped, its supervisors are
+reparented and their containers run on.
+
+That still leaves each CLI call paying for its own imports of the client side. So a zygote can
+also be a *command server* (Mercurial's chg): <root>/command.sock takes a whole command line —
+argv, environment, working directory, umask and stdio fds — and a worker runs the CLI's code for
+it, in-process, while the client (nodeagent/cmdclient.py, nothing imported beyond builtins) only
+forwards signals and waits for the exit status. cmdwire.py is that wire format, cmdserver.py what
+a worker does with it. The spare workers wait on both sockets; the zygote's own single-threaded
+loop only forks new ones.
+
+The zygote runs from a sealed interpreter (sealed.py): every worker, supervisor, container init
+and exec'd process it forks has a /proc/self/exe the container cannot change (CVE-2019-5736),
+paid for once, when the zygote starts, never per container.
+
+If no zygote is running (no socket, or nobody answers), clients simply do the work in their own
+process: the zygote makes starts faster, never necessary.
+
+The client side (connect, request_create) is client.py, re-exported here; the server imports the
+runtime only when it starts serving.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from runtime.process.channel import Channel, ChannelClosed, listen
+from runtime.zygote.client import PID_FILE, SOCKET_NAME, connect, request_create  # noqa: F401
+
+# --- server -------------------------------------------------------------------------------------------
+SPARES = 2  # workers kept forked and warm; a CLI command through command.sock uses two at once
+
+
+def serve(root: str, ready_fd: int | None = None,
+          command: Callable[[list[str]], int] | None = None,
+          warm_up: Callable[[], None] | None = None) -> None:
+    """Serve requests for state root `root` until killed. Writes <root>/zygote.pid; if `ready_fd`
+    is given, writes one byte to it once the sockets listen (for --detach) and closes it.
+
+    With `command` (a CLI's in-process entry point: the arguments after the program name → exit
+    status), also serve <root>/command.sock: whole commands, run by a worker on behalf of a thin
+    client (cmdserver.py). The caller imports what its commands need before calling this, and may
+    give a `warm_up` of its own for the spare workers (spares.py), run after the runtime's."""
+    import gc
+
+    from runtime.errors import ContainerError
+    from runtime.process import sealed
+
+    # Every worker becomes a supervisor, whose children enter containers: they must all run from
+    # a sealed interpreter (sealed.py, CVE-2019-5736). A fork inherits it, so it is checked once.
+    if not sealed.is_sealed():
+        raise ContainerError("a zygote must run from a sealed interpreter (see "
+                             "runtime/process/sealed.py): start it with start_detached, or call "
+                             "sealed.ensure_sealed() before serve")
+    from runtime.zygote import cmdserver, cmdwire  # noqa: F401 - cmdserver: for the workers
+    from runtime.zygote.spares import SparePool
+    # Everything a worker needs, imported once here so that no worker ever imports anything.
+    import runtime.container.create, runtime.errors, runtime.spec.bundle  # noqa: E401,F401
+    from runtime.container.warmup import warm_up as warm_up_create
+    from runtime.spec import defaults, runtime_default
+    import runtime.cgroups.v1, runtime.cgroups.v2, runtime.confine, runtime.explain  # noqa: E401,F401
+    import runtime.process.execproc, runtime.process.shim, runtime.rootfs  # noqa: E401,F401
+    import runtime.sys.linux, runtime.sys.seccomp  # noqa: F401
+    from runtime.cgroups.layout import current
+    from runtime.confine.seccomp import compile_profile
+
+    current()  # the host's cgroup layout, detected once for every worker
+    # Warm the seccomp cache with RuntimeDefault for the default capabilities (the common case).
+    compile_profile(runtime_default.runtime_default_seccomp(defaults.default_capabilities().bounding))
+    gc.freeze()  # the imported modules stay shared with every worker (copy-on-write, untouched)
+
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    creates = _listen(os.path.join(root, SOCKET_NAME))
+    commands = _listen(os.path.join(root, cmdwire.SOCKET_NAME)) if command else None
+    with open(os.path.join(root, PID_FILE), "w") as f:
+        f.write(str(os.getpid()))
+    # Workers are our only children; let the kernel reap them (each worker resets this at once,
+    # since the supervisor it becomes must be able to wait for its own children).
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+    def warm() -> None:
+        warm_up_create(root)
+        if warm_up is not None:
+            warm_up()
+
+    def serve_one(conn: socket.socket, listener: socket.socket) -> None:
+        """In a spare that has just accepted `conn`: the request's whole life, then exit."""
+        if listener is creates:
+            _serve_create(Channel(conn))
+        else:
+            _serve_command(conn, command)
+
+    # One thread: forking this process is safe only because no other thread exists (see above).
+    # The spares accept the connections; this loop only keeps their number up (spares.py).
+    pool = SparePool([s for s in (creates, commands) if s is not None], SPARES, warm, serve_one)
+    pool.fill()
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+    pool.run()
+
+
+def _listen(path: str) -> socket.socket:
+    try:
+        os.unlink(path)  # a stale socket from a zygote that died
+    except FileNotFoundError:
+        pass
+    return listen(path)
+
+
+def _serve_create(conn: Channel) -> None:
+    try:
+        request, fds = conn.recv()
+    except (ChannelClosed, OSError):
+        return
+    _work(conn, request, fds)
+
+
+def _serve_command(conn: socket.socket, command) -> None:
+    from runtime.zygote import cmdserver
+
+    try:
+        request = cmdserver.receive(conn)
+    except cmdserver.Refused as e:
+        cmdserver.refuse(conn, str(e))
+        return
+    cmdserver.work(conn, request, command)
+
+
+def _work(conn: Channel, request: dict, fds: list[int]) -> None:
+    """Take the client's stdio, create the container, become its supervisor (create.py)."""
+    from runtime.container.create import CreateOptions, create_and_supervise  # imported by serve()
+    from runtime.errors import ContainerError
+    from runtime.spec import bundle
+
+    try:
+        if request.get("op") != "create":
+            raise ContainerError(f"the zygote does not know request {request.get('op')!r}")
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        explain_fd = fds[3] if len(fds) > 3 else None
+        spec = bundle.load_bundle(request["bundle"])
+        # The same choice the CLI makes in-process: a terminal if the bundle asks for one, else
+        # the client's own stdio in the foreground, else a CRI log.
+        stdio = "tty" if spec.process.terminal else ("inherit" if request.get("foreground") else "log")
+        opts = CreateOptions(root=request["root"], storage=request["storage"],
+                             bundle=request["bundle"], stdio=stdio, log_path=request.get("log"),
+                             stdin_open=request.get("stdin_open", True),
+                             remove_on_exit=request.get("remove_on_exit", False),
+                             stdin_pipe=bool(request.get("stdin_pipe")),
+                             stdin_once=bool(request.get("stdin_once")),
+                             explain_fd=explain_fd)
+        create_and_supervise(request["id"], spec, opts, conn)  # returns only by raising
+    except ContainerError as e:
+        conn.send({"error": str(e), "type": type(e).__name__, "step": getattr(e, "step", None),
+                   "reason": getattr(e, "reason", None), "id": request.get("id")})
+    except Exception as e:  # noqa: BLE001 - a bug in a worker must still answer the client
+        conn.send({"error": f"zygote worker: {type(e).__name__}: {e}", "type": "ContainerError"})
+
+
+def start_detached(root: str, command: Callable[[list[str]], int] | None = None,
+                   warm_up: Callable[[], None] | None = None) -> int:
+    """Start a zygote in the background (double fork, stdio on /dev/null); return its pid once it
+    listens. `command`, `warm_up`: as for `serve`."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                _serve_sealed(root, w, command, warm_up)
+        except BaseException as e:  # noqa: BLE001
+            print(f"zygote: {e}", file=sys.stderr)
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    ok = os.read(r, 1)
+    os.close(r)
+    if ok != b"1":
+        raise OSError("the zygote did not start")
+    with open(os.path.join(root, PID_FILE)) as f:
+        return int(f.read())
+
+
+def _serve_sealed(root: str, ready_fd: int, command, warm_up) -> None:
+    """serve(), from a sealed interpreter (sealed.py): if this process is not one, a fresh
+    interpreter run from a sealed file serves instead — which can only be told a state root, so a
+    caller with its own `command` must have sealed itself first (sealed.ensure_sealed)."""
+    from runtime.process import sealed
+
+    if sealed.is_sealed() or command is not None or warm_up is not None:
+        serve(root, ready_fd=ready_fd, command=command, warm_up=warm_up)
+        return
+    sealed.exec_sealed(["-c", f"from runtime.zygote.server import serve; serve({root!r}, ready_fd={ready_fd})"],
+                       env=sealed.python_path_env(), pass_fds=(ready_fd,))

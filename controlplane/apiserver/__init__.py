@@ -17,6 +17,7 @@ Layers, from the wire inward (each module opens with what it does):
     namespaces.py, subresources.py, allocator.py    namespace termination; scale, binding and
                     eviction (PodDisruptionBudgets); Service ClusterIP/NodePort allocation
     admission.py    Priority admission (pods, PriorityClasses)
+    webhooks.py     admission webhooks from admissionregistration.k8s.io, called over HTTPS
     conversion.py   views stored as another resource: events.k8s.io/v1 Events (core Events),
                     autoscaling/v1 HorizontalPodAutoscalers (stored as v2)
     defaults.py, validation.py, validation_apps.py, validation_config.py, cron.py, schema.py

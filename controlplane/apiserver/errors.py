@@ -84,7 +84,7 @@ def gone(message: str) -> APIError:
 
 def method_not_allowed(message: str = "the server does not allow this method on the requested "
                        "resource") -> APIError:
-    return APIError(405, "MethodNotAllowed", message)
+    return APIError(405, "MethodNotAllowed", message, {})  # go-restful's: empty details
 
 
 def not_acceptable(message: str) -> APIError:

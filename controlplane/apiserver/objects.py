@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import meta, namespaces
+from controlplane.apiserver import meta, namespaces, webhooks
 from controlplane.apiserver.strategy import for_kind
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
@@ -221,6 +221,11 @@ class ObjectStore:
         strategy.canonicalize(obj)
         strategy.default(obj)
         strategy.admit(obj, None, self.cache)
+        mutated = await webhooks.mutate(self.cache, rt, "CREATE", "", obj, None, dry_run)
+        if mutated is not obj:  # a webhook's patch: defaulted again, as decoding its output would
+            obj = mutated
+            strategy.default(obj)
+            md = obj["metadata"]
         errs = strategy.validate(obj)
         if not errs:
             errs = strategy.allocate(obj, None, self, claimed)
@@ -229,6 +234,7 @@ class ObjectStore:
             raise invalid_object(rt.kind, rt.group, md.get("name", ""), errs)
         if rt.namespaced:
             self._check_namespace(rt, ns, md["name"])
+        await webhooks.validate(self.cache, rt, "CREATE", "", obj, None, dry_run)
         if dry_run:
             return obj
         try:
@@ -278,6 +284,8 @@ class ObjectStore:
                 self.reserved |= claimed
                 if errs:
                     raise invalid_object(rt.kind, rt.group, name, errs)
+            if webhooks.any_configured(self.cache):
+                new = await self._update_webhooks(rt, old, new, subresource, dry_run)
             if self._unchanged(old, new):
                 return old, copy.deepcopy(old)
             if dry_run:
@@ -299,6 +307,18 @@ class ObjectStore:
                 raise not_found(rt.plural, rt.group, name) from None
             return old, decode(kv)
         raise conflict(rt.plural, rt.group, name, "too many concurrent writers; try again")
+
+    async def _update_webhooks(self, rt: ResourceType, old: dict, new: dict, subresource: str,
+                               dry_run: bool) -> dict:
+        mutated = await webhooks.mutate(self.cache, rt, "UPDATE", subresource, new, old, dry_run)
+        if mutated is not new:
+            strategy = for_kind(rt)
+            strategy.default(mutated)
+            errs = strategy.validate(mutated) + strategy.validate_update(mutated, old)
+            if errs:
+                raise invalid_object(rt.kind, rt.group, old["metadata"]["name"], errs)
+        await webhooks.validate(self.cache, rt, "UPDATE", subresource, mutated, old, dry_run)
+        return mutated
 
     @staticmethod
     def _unchanged(old: dict, new: dict) -> bool:
@@ -395,6 +415,7 @@ class ObjectStore:
                     continue
             strategy = for_kind(rt)
             strategy.check_delete(obj)
+            await webhooks.validate(self.cache, rt, "DELETE", "", None, entry.obj, dry_run)
             grace = strategy.grace_period(obj, opts)
             finalizers = md.get("finalizers") or []
             new_finalizers = _gc_finalizers(finalizers, opts)

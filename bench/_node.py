@@ -254,7 +254,7 @@ class Podman:
         return time.perf_counter() - t
 
     def teardown(self) -> None:
-        self.cmd("pod", "rm", "-a", "-f", check=False, timeout=1800)   # ~4 s a pod when busy
+        self.cmd("pod", "rm", "-a", "-f", "-t", "0", check=False, timeout=1800)  # -t 0: no 10 s TERM wait
         subprocess.run(["ip", "netns", "delete", self.netns_name], capture_output=True)
 
 

@@ -254,45 +254,47 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                       log_root=str(cfg.agent_dir / "logs"), pods_dir=str(cfg.agent_dir / "pods"),
                       min_oom_score_adj=await asyncio.to_thread(lowest_oom_score_adj))
     services = Informer(api, SERVICES)
-    services_task = asyncio.create_task(services.run(), name="service informer")
+    tasks: list[asyncio.Task] = [asyncio.create_task(services.run(), name="service informer")]
+    kubelet_api = None
+    workers = None
     try:
-        await asyncio.wait_for(services.wait_synced(), 10)
-    except asyncio.TimeoutError:
-        log.warning("services not listed yet: the first pods may miss their service variables")
-    manager = RuntimeManager(runtime, images, cm, recorder, _lookup(api, services), facts, runtime_name)
-    workers = PodWorkers(manager, status, ip, runtime_name)
-    manager.prober = workers.prober = Prober(runtime, recorder, workers.wake)
+        try:
+            await asyncio.wait_for(services.wait_synced(), 10)
+        except asyncio.TimeoutError:
+            log.warning("services not listed yet: the first pods may miss their service variables")
+        manager = RuntimeManager(runtime, images, cm, recorder, _lookup(api, services), facts,
+                                 runtime_name)
+        workers = PodWorkers(manager, status, ip, runtime_name)
+        manager.prober = workers.prober = Prober(runtime, recorder, workers.wake)
 
-    def not_ready() -> str | None:
-        if cni_conf is not None and not cni_conf.exists():
-            return ("container runtime network not ready: NetworkReady=false "
-                    "reason:NetworkPluginNotReady message:no CNI configuration file")
-        return None
+        def not_ready() -> str | None:
+            if cni_conf is not None and not cni_conf.exists():
+                return ("container runtime network not ready: NetworkReady=false "
+                        "reason:NetworkPluginNotReady message:no CNI configuration file")
+            return None
 
-    node = NodeStatus(api, NodeIdentity(name, ip, cfg.data_dir, cidr), machine, runtime.version,
-                      not_ready, recorder)
-    await node.register()
+        node = NodeStatus(api, NodeIdentity(name, ip, cfg.data_dir, cidr), machine, runtime.version,
+                          not_ready, recorder)
+        await node.register()
 
-    def on_pod(type_: str, pod: dict, old: dict | None) -> None:
-        if type_ == "DELETED":
-            workers.remove(pod)
-        else:
-            workers.update(pod)
+        def on_pod(type_: str, pod: dict, old: dict | None) -> None:
+            if type_ == "DELETED":
+                workers.remove(pod)
+            else:
+                workers.update(pod)
 
-    informer.add_handler(on_pod)
+        informer.add_handler(on_pod)
 
-    def pods() -> list[dict]:
-        """The agent's pods for the kubelet API, with the newest status we have."""
-        return [dict(p, status=status.status(p["metadata"]["uid"]) or p.get("status") or {})
-                for p in list(informer.cache.values())]
+        def pods() -> list[dict]:
+            """The agent's pods for the kubelet API, with the newest status we have."""
+            return [dict(p, status=status.status(p["metadata"]["uid"]) or p.get("status") or {})
+                    for p in list(informer.cache.values())]
 
-    kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
-    tasks = [asyncio.create_task(c, name=n) for n, c in (
-        ("pod informer", informer.run()), ("status manager", status.run()),
-        ("event recorder", recorder.run()), ("node status", node.run_status()),
-        ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]
-    tasks.append(services_task)
-    try:
+        kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
+        tasks += [asyncio.create_task(c, name=n) for n, c in (
+            ("pod informer", informer.run()), ("status manager", status.run()),
+            ("event recorder", recorder.run()), ("node status", node.run_status()),
+            ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]
         await informer.wait_synced()
         known = {p["metadata"]["uid"] for p in informer.cache.values()}
         await workers.cleanup_orphans(known)
@@ -305,8 +307,9 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await workers.stop()
-        workers.prober.close()
+        if workers is not None:
+            await workers.stop()
+            workers.prober.close()
         if kubelet_api is not None:
             await kubelet_api.stop()
         close = getattr(runtime, "close", None)

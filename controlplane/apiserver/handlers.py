@@ -219,6 +219,8 @@ class Handlers:
             cur.setdefault("spec", {})["replicas"] = replicas
             if rv:
                 cur["metadata"]["resourceVersion"] = rv
+            else:                          # no precondition: apply to the newest on a race
+                cur["metadata"].pop("resourceVersion", None)
             return cur
         _, new = await self.store.update(t.rt, t.namespace, t.name, transform, "",
                                          dry_run(request))
@@ -250,10 +252,22 @@ class Handlers:
                                "Invalid" if ctype == "application/json-patch+json" else "BadRequest",
                                str(e)) from None
             warnings[:] = check_fields(t.rt, out, request, definition)
-            # A patch that does not mention resourceVersion must not be turned into a
-            # precondition by the copy of the current one it was applied to.
-            prv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
-            out.setdefault("metadata", {})["resourceVersion"] = prv or cur["metadata"]["resourceVersion"]
+            # The patch's own resourceVersion is a precondition (409 when stale). Without one,
+            # the patch applies to whatever is current: the copy of the current resourceVersion
+            # it was applied to must not become a precondition, so that a concurrent write makes
+            # the store apply the patch again to the newer object — upstream's patcher retries
+            # such patches, it never answers 409 to them (`kubectl set image` relies on it).
+            if isinstance(body, dict):
+                prv = (body.get("metadata") or {}).get("resourceVersion")
+            else:   # a JSON patch: only an operation that changed it makes it a precondition
+                prv = (out.get("metadata") or {}).get("resourceVersion")
+                if prv == cur["metadata"].get("resourceVersion"):
+                    prv = None
+            md = out.setdefault("metadata", {})
+            if prv:
+                md["resourceVersion"] = prv
+            else:
+                md.pop("resourceVersion", None)
             return conversion.to_storage(t.rt, out)
 
         if t.subresource == "scale":

@@ -46,6 +46,9 @@ from controlplane.storage import Compacted, Conflict, KeyExists, KeyNotFound, St
 from controlplane.storage.watchcache import Entry, WatchCache
 
 
+MAX_WRITE_ROUNDS = 200   # compare-and-swap attempts of one write before a 409 "too many writers"
+
+
 @dataclass(frozen=True)
 class DeleteOptions:
     grace_period: int | None = None
@@ -267,7 +270,10 @@ class ObjectStore:
 
     async def _update(self, rt, ns, name, transform, subresource, dry_run, precondition_rv,
                       claimed: set) -> tuple[dict, dict]:
-        for _ in range(20):
+        # Each lost race means another writer's update landed, so every round makes progress;
+        # with N writers on one object the last may lose N-1 rounds. Upstream's GuaranteedUpdate
+        # retries without a bound; ours is a guard against a livelock bug, far above any real N.
+        for _ in range(MAX_WRITE_ROUNDS):
             self.reserved -= claimed
             claimed.clear()
             entry = self.get(rt, ns, name)
@@ -396,7 +402,7 @@ class ObjectStore:
     async def delete(self, rt: ResourceType, ns: str | None, name: str,
                      opts: DeleteOptions) -> dict:
         dry_run = opts.dry_run
-        for _ in range(20):
+        for _ in range(MAX_WRITE_ROUNDS):
             entry = self.get(rt, ns, name)
             obj = copy.deepcopy(entry.obj)
             md = obj["metadata"]

@@ -33,7 +33,7 @@ from controlplane.controllers.base import Context, Controller
 from controlplane.controllers.deployment import resolve_int_or_percent, template_hash
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.meta import (
-    CONTROLLERREVISIONS, controller_ref, is_deleting, key_of, owner_ref, pod_available,
+    CONTROLLERREVISIONS, controller_key, controller_ref, is_deleting, key_of, owner_ref, pod_available,
     pod_from_template, pod_ready, selector_matches)
 from controlplane.controllers.nodelifecycle import tolerates
 from controlplane.controllers.replicaset import slow_start_batch
@@ -145,11 +145,7 @@ class DaemonSetController(Controller):
         self.enqueue(ds)
 
     def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_ref(pod)
-        if not ref or ref.get("kind") != "DaemonSet":
-            return None
-        ds = self.dss.get(pod["metadata"].get("namespace", ""), ref.get("name", ""))
-        return key_of(ds) if ds is not None and ds["metadata"]["uid"] == ref.get("uid") else None
+        return controller_key(pod, "DaemonSet", self.dss)
 
     def _pod_event(self, type_: str, pod: dict, old: dict | None) -> None:
         key = self._owner_key(pod)

@@ -43,7 +43,7 @@ from apiclient import DEPLOYMENTS, PODS, REPLICASETS, AlreadyExists, Conflict, N
 
 from controlplane.controllers.base import Context, Controller
 from controlplane.controllers.meta import (
-    controller_ref, is_deleting, key_of, now_rfc3339, owner_ref, parse_time, selector_is_empty,
+    controller_key, controller_ref, is_deleting, key_of, now_rfc3339, owner_ref, parse_time, selector_is_empty,
     selector_matches)
 
 HASH_LABEL = "pod-template-hash"
@@ -182,19 +182,10 @@ class DeploymentController(Controller):
 
     # ---- events ----
 
-    def _owner_key(self, obj: dict, kind: str, informer) -> str | None:
-        ref = controller_ref(obj)
-        if not ref or ref.get("kind") != kind:
-            return None
-        owner = informer.get(obj["metadata"].get("namespace", ""), ref.get("name", ""))
-        if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key_of(owner)
-
     def _rs_event(self, type_: str, rs: dict, old: dict | None) -> None:
-        key = self._owner_key(rs, "Deployment", self.deployments)
+        key = controller_key(rs, "Deployment", self.deployments)
         if old is not None:
-            old_key = self._owner_key(old, "Deployment", self.deployments)
+            old_key = controller_key(old, "Deployment", self.deployments)
             if old_key and old_key != key:
                 self.queue.add(old_key)
         if key:
@@ -208,10 +199,10 @@ class DeploymentController(Controller):
         # Recreate waits for old pods to be gone: their deletion may be the event it waits for.
         if type_ != "DELETED":
             return
-        rs_key = self._owner_key(pod, "ReplicaSet", self.rss)
+        rs_key = controller_key(pod, "ReplicaSet", self.rss)
         rs = self.rss.get_key(rs_key) if rs_key else None
         if rs is not None:
-            key = self._owner_key(rs, "Deployment", self.deployments)
+            key = controller_key(rs, "Deployment", self.deployments)
             if key:
                 self.queue.add(key)
 

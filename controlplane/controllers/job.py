@@ -37,7 +37,7 @@ from apiclient import PODS, Conflict, NotFound
 from controlplane.controllers.base import Context, Controller
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.meta import (
-    JOBS, controller_ref, is_deleting, key_of, now_rfc3339, owner_ref, parse_time, pod_from_template,
+    JOBS, controller_key, controller_ref, is_deleting, key_of, now_rfc3339, owner_ref, parse_time, pod_from_template,
     pod_ready, selector_matches)
 from controlplane.controllers.replicaset import slow_start_batch
 
@@ -135,11 +135,7 @@ class JobController(Controller):
         self.enqueue(job)
 
     def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_ref(pod)
-        if not ref or ref.get("kind") != "Job":
-            return None
-        job = self.jobs.get(pod["metadata"].get("namespace", ""), ref.get("name", ""))
-        return key_of(job) if job is not None and job["metadata"]["uid"] == ref.get("uid") else None
+        return controller_key(pod, "Job", self.jobs)
 
     def _pod_event(self, type_: str, pod: dict, old: dict | None) -> None:
         key = self._owner_key(pod)

@@ -96,6 +96,19 @@ def controller_ref(obj: dict) -> dict | None:
     return None
 
 
+def controller_key(obj: dict, kind: str, owners) -> str | None:
+    """The queue key of obj's controller of `kind`, looked up in the `owners` informer — or None
+    when obj has no such controller or the one named is gone or is another object of the same
+    name (a different uid: the owner was deleted and re-created)."""
+    ref = controller_ref(obj)
+    if not ref or ref.get("kind") != kind:
+        return None
+    owner = owners.get(obj["metadata"].get("namespace", ""), ref.get("name", ""))
+    if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return key_of(owner)
+
+
 def owner_ref(owner: dict, *, controller: bool = True, block: bool = True) -> dict:
     md = owner["metadata"]
     return {"apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"), "name": md["name"],

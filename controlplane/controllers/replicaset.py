@@ -28,7 +28,7 @@ from apiclient import PODS, REPLICASETS, ApiError, Conflict, NotFound
 from controlplane.controllers.base import Context, Controller
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.meta import (
-    controller_ref, is_deleting, key_of, now_rfc3339, owner_ref, parse_time, pod_active, pod_available,
+    controller_key, controller_ref, is_deleting, key_of, now_rfc3339, owner_ref, parse_time, pod_active, pod_available,
     pod_condition, pod_from_template, pod_ready, selector_matches, split_key)
 
 BURST_REPLICAS = 500  # most pods created or deleted in one sync (upstream's burstReplicas)
@@ -110,13 +110,7 @@ class ReplicaSetController(Controller):
         self.enqueue(obj)
 
     def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_ref(pod)
-        if not ref or ref.get("kind") != self.kind:
-            return None
-        owner = self.owners.get(pod["metadata"].get("namespace", ""), ref.get("name", ""))
-        if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key_of(owner)
+        return controller_key(pod, self.kind, self.owners)
 
     def _matching_owners(self, pod: dict) -> list[str]:
         ns = pod["metadata"].get("namespace", "")

@@ -23,7 +23,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from apiclient import EVENTS, ApiClient, ApiError, Resource
+from apiclient import EVENTS, ApiClient, ApiError, Conflict, NotFound, Resource
 
 from controlplane.controllers.informers import SharedInformers
 from controlplane.controllers.meta import key_of, now_rfc3339
@@ -142,6 +142,17 @@ class Controller:
 
     async def tick(self) -> None:
         """Periodic work (only if tick_period > 0)."""
+
+    async def set_owner_refs(self, res: Resource, obj: dict, refs: list[dict]) -> dict | None:
+        """Adopt or release `obj` by writing its ownerReferences, conditional on the
+        resourceVersion we decided on: None when it is gone or changed under us (the next sync
+        sees the new state), as upstream's ControllerRefManager does."""
+        md = obj["metadata"]
+        try:
+            return await self.api.patch(res, md["name"], {"metadata": {
+                "ownerReferences": refs, "resourceVersion": md["resourceVersion"]}}, md["namespace"])
+        except (NotFound, Conflict):
+            return None
 
     async def start(self) -> None:
         """Called once the informers have synced, before the workers start."""

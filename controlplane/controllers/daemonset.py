@@ -187,22 +187,15 @@ class DaemonSetController(Controller):
                 if matches or is_deleting(ds):
                     mine.append(p)
                 else:
-                    await self._patch_refs(p, [r for r in p["metadata"].get("ownerReferences") or []
+                    await self.set_owner_refs(PODS, p, [r for r in p["metadata"].get("ownerReferences") or []
                                                if r.get("uid") != md["uid"]])
                 continue
             if matches and not is_deleting(ds) and not is_deleting(p):
-                adopted = await self._patch_refs(p, (p["metadata"].get("ownerReferences") or []) + [owner_ref(ds)])
+                adopted = await self.set_owner_refs(PODS, p, (p["metadata"].get("ownerReferences") or []) + [owner_ref(ds)])
                 if adopted is not None:
                     mine.append(adopted)
         return mine
 
-    async def _patch_refs(self, pod: dict, refs: list[dict]) -> dict | None:
-        md = pod["metadata"]
-        try:
-            return await self.api.patch(PODS, md["name"], {"metadata": {
-                "ownerReferences": refs, "resourceVersion": md["resourceVersion"]}}, md["namespace"])
-        except (NotFound, Conflict):
-            return None
 
     async def record_revision(self, ds: dict, h: str) -> None:
         """A ControllerRevision per template (when served): what `kubectl rollout history` reads."""

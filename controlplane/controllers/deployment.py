@@ -222,7 +222,7 @@ class DeploymentController(Controller):
                 if matches or is_deleting(d):
                     mine.append(rs)
                 else:
-                    await self._patch_refs(rs, [r for r in rs["metadata"].get("ownerReferences") or []
+                    await self.set_owner_refs(REPLICASETS, rs, [r for r in rs["metadata"].get("ownerReferences") or []
                                                 if r.get("uid") != md["uid"]])
                 continue
             if not matches or is_deleting(d) or is_deleting(rs):
@@ -235,18 +235,11 @@ class DeploymentController(Controller):
                 if fresh["metadata"].get("uid") != md["uid"] or is_deleting(fresh):
                     return mine
                 can_adopt = True
-            adopted = await self._patch_refs(rs, (rs["metadata"].get("ownerReferences") or []) + [owner_ref(d)])
+            adopted = await self.set_owner_refs(REPLICASETS, rs, (rs["metadata"].get("ownerReferences") or []) + [owner_ref(d)])
             if adopted is not None:
                 mine.append(adopted)
         return mine
 
-    async def _patch_refs(self, rs: dict, refs: list[dict]) -> dict | None:
-        md = rs["metadata"]
-        try:
-            return await self.api.patch(REPLICASETS, md["name"], {"metadata": {
-                "ownerReferences": refs, "resourceVersion": md["resourceVersion"]}}, md["namespace"])
-        except (NotFound, Conflict):
-            return None
 
     # ---- writes ----
 

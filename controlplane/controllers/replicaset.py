@@ -170,7 +170,7 @@ class ReplicaSetController(Controller):
                 if matches or is_deleting(owner):
                     mine.append(p)
                     continue
-                await self._patch_refs(p, [r for r in p["metadata"].get("ownerReferences") or []
+                await self.set_owner_refs(PODS, p, [r for r in p["metadata"].get("ownerReferences") or []
                                            if r.get("uid") != md["uid"]])
                 continue
             if not matches or is_deleting(owner) or is_deleting(p):
@@ -183,19 +183,12 @@ class ReplicaSetController(Controller):
                 if fresh["metadata"].get("uid") != md["uid"] or is_deleting(fresh):
                     return mine
                 can_adopt = True
-            adopted = await self._patch_refs(p, (p["metadata"].get("ownerReferences") or [])
+            adopted = await self.set_owner_refs(PODS, p, (p["metadata"].get("ownerReferences") or [])
                                              + [owner_ref(owner)])
             if adopted is not None:
                 mine.append(adopted)
         return mine
 
-    async def _patch_refs(self, pod: dict, refs: list[dict]) -> dict | None:
-        md = pod["metadata"]
-        try:
-            return await self.api.patch(PODS, md["name"], {"metadata": {
-                "ownerReferences": refs, "resourceVersion": md["resourceVersion"]}}, md["namespace"])
-        except (NotFound, Conflict):
-            return None  # gone, or changed under us: the next sync sees the new state
 
     def _ranks(self, owner: dict, pods: list[dict]) -> dict[str, int]:
         """For each pod, how many active pods of the same family (this ReplicaSet, or every

@@ -38,6 +38,7 @@ from nodeagent.cri.events import EventHub
 from nodeagent.cri.images import Images
 from nodeagent.cri.sandbox import Sandboxes
 from nodeagent.cri.store import Store
+from nodeagent.cri.streams import readable as _readable
 
 RUNTIME_NAME = "nodeagent"
 
@@ -291,16 +292,6 @@ def _pidfd(shim: tuple[int, int] | None) -> int | None:
         os.close(fd)
         return None
     return fd
-
-
-async def _readable(fd: int) -> None:
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)
 
 
 async def _exited(fd: int, timeout: float) -> bool:

@@ -71,7 +71,7 @@ class Session:
         if self._waiter is not None:
             self._code = await self._waiter()
             return self._code
-        await _readable(self.channel.fileno())
+        await readable(self.channel.fileno())
         from runtime.process.channel import ChannelClosed
         try:
             message, fds = self.channel.recv()
@@ -96,7 +96,8 @@ class Session:
             self.channel = None
 
 
-async def _readable(fd: int) -> None:
+async def readable(fd: int) -> None:
+    """Wait, on the event loop, until fd is readable (a pidfd: until its process has exited)."""
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
     loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))

@@ -67,7 +67,7 @@ def test_agent_joins_and_runs_a_pod(tmp_path):
             out = kubectl("get", "node", "joined", "-o", "json")
             return out.returncode == 0 and any(
                 c["type"] == "Ready" and c["status"] == "True"
-                for c in json.loads(out.stdout)["status"].get("conditions") or [])
+                for c in (json.loads(out.stdout).get("status") or {}).get("conditions") or [])
         wait(node_ready, "node joined is not Ready")
         node = json.loads(kubectl("get", "node", "joined", "-o", "json").stdout)
         assert node["spec"]["podCIDR"] == "10.244.7.0/24"

@@ -76,10 +76,11 @@ def wait_until(cond, timeout: float = 30, what: str = "") -> None:
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
-# In the vm tier (cgroup v2) only three tests: a node's start, a pod's, and its clean-up. Under TCG
-# each e2e test takes minutes (a whole node's Python start included), and the tier must stay
-# within CI's time; the pod-level v2 paths (limits, OOM, stats, sandboxes) are the CRI tests'.
-@pytest.mark.vm      # (cgroup v2 too)
+# Not in the vm tier (cgroup v2) for now: under TCG a whole node (API server, scheduler,
+# controllers, agent) starts so slowly that its event loop stalled > 10 s (leases lost) and the
+# first pod missed a 60 s wait (seen 2026-12-06, with two VMs on the machine); ten tests took 19-41
+# minutes, more than CI's budget. The pod-level v2 paths (limits, OOM, stats, sandboxes) run there
+# through the CRI tests (tests/root/nodeagent/cri).
 def test_kubectl_run_busybox_running_ready_with_pod_ip(node):
     node.kubectl("run", "web", f"--image={IMAGE}", "--image-pull-policy=Never",
                  f'--overrides={{"spec":{{"nodeName":"{node.name}"}}}}',
@@ -99,7 +100,6 @@ def test_kubectl_run_busybox_running_ready_with_pod_ip(node):
     assert {"Created", "Started"} <= {e["reason"] for e in json.loads(events)["items"]}
 
 
-@pytest.mark.vm      # (cgroup v2 too)
 def test_two_containers_share_ip_and_hostname(node):
     check = ('wget -qO- http://localhost:8080/index.html | grep -q "hello from a pod" && '
              'hostname > /dev/termination-log && exit 0; exit 1')
@@ -298,7 +298,6 @@ def test_agent_kill_9_then_restart_adopts_containers(node):
         cstatus(keep, "c")["state"]["running"]["startedAt"]
 
 
-@pytest.mark.vm      # (cgroup v2 too)
 def test_down_leaves_nothing(node):
     uids = [p["metadata"]["uid"] for p in node.get("pods")["items"]]
     assert uids

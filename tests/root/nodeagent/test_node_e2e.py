@@ -197,10 +197,7 @@ def _own_cgroup_dir(controller: str) -> Path:
     return layout.v1[controller].own_dir
 
 
-# Not in the vm tier yet: the v2 cgroups were found right there (controllers enabled down to the
-# container, memory.max 64 MiB on pod and container, the hog inside); the old hog was just slow
-# (see below). The dd hog was OOM-killed within 6 s in the VM, but this test has not passed there
-# yet as a whole (the last run timed out before the first pod of a fresh node had any status).
+@pytest.mark.vm      # (cgroup v2 too)
 def test_oom_killed_exit_137_restart_count_1_and_cgroup_values(node):
     # One 200 MiB buffer, filled by a single read (the kernel zeroes the pages): over the limit
     # at once. (`head -c 200m /dev/zero | tail` took 64 s to get there in the vm tier: busybox

@@ -111,16 +111,23 @@ class RuntimeManager:
         self.backoff = Backoff()                     # container restarts, keyed "<uid>/<name>"
         self.puller = ImagePuller(images, recorder)  # image pulls, keyed "<uid>_<image>"
         self._pods: dict[str, tuple[set[str], set[str]]] | None = None   # uid → (sandboxes, containers)
+        self._first_listing = asyncio.Lock()         # one listing at startup, awaited by all
         self.prober = None                           # nodeagent.prober.Prober (set by the agent)
 
     # --- 1. observe ---------------------------------------------------------------------------------
     # Which sandboxes and containers belong to which pod: read from the runtime once (labels), then
     # kept as we create and remove them, and refreshed by every PLEG relist (`learn`). Asking the
     # runtime for *everything* on each sync would cost O(pods) per pod — O(pods²) per round.
+    # Until the first listing is in, nothing is known: every caller waits for it. (Publishing an
+    # empty index while the listing ran let a second pod worker of a restarted agent see "no
+    # sandbox, no containers" and start its pod afresh — a slow machine's listing made it visible.)
     async def _index(self) -> dict[str, tuple[set[str], set[str]]]:
         if self._pods is None:
-            self._pods = {}
-            self.learn(await self.runtime.list_pod_sandboxes(), await self.runtime.list_containers())
+            async with self._first_listing:
+                if self._pods is None:
+                    sandboxes = await self.runtime.list_pod_sandboxes()
+                    containers = await self.runtime.list_containers()
+                    self.learn(sandboxes, containers)
         return self._pods
 
     def learn(self, sandboxes: list[PodSandboxStatus], containers: list[ContainerStatus]) -> None:

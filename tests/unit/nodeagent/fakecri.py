@@ -39,6 +39,7 @@ class FakeRuntime:
         self.stop_delay = 0.0          # how long a TERM-honouring container takes to exit
         self.healthy: dict[str, bool] = {}
         self.sandbox_delay = 0.0       # how long RunPodSandbox takes
+        self.list_delay = 0.0          # how long a full listing takes (a slow machine's)
         self.sandbox_started = asyncio.Event()   # container name → what ["check"] probes answer
         self._ids = itertools.count(1)
         self._ips = itertools.count(2)
@@ -93,6 +94,7 @@ class FakeRuntime:
         return self.sandboxes[sandbox_id]
 
     async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
+        await asyncio.sleep(self.list_delay)
         return list(self.sandboxes.values())
 
     async def create_container(self, sandbox_id, config: ContainerConfig, sandbox_config) -> str:
@@ -164,6 +166,7 @@ class FakeRuntime:
         return self.containers[container_id]
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        await asyncio.sleep(self.list_delay)
         return [c for c in self.containers.values() if sandbox_id is None or c.pod_sandbox_id == sandbox_id]
 
     async def container_events(self):

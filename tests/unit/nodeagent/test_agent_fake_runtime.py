@@ -281,6 +281,9 @@ def test_restart_recovery_adopts_containers(server, tmp_path, monkeypatch):
         # the agent is gone; its containers are not. One of them exits meanwhile.
         dies_id = cstatus(p2)["containerID"].split("://")[1]
         fake.exit(dies_id, 7)
+        # a slow first listing (as under an emulator): every pod worker must wait for it, not
+        # take "nothing known yet" for "nothing there" and start the pod afresh
+        fake.list_delay = 0.3
         calls_before = len([c for c in fake.calls if c[0] == "create_container"])
         async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
             p = await a.wait_pod("dies", lambda p: phase(p) == "Failed")

@@ -159,3 +159,14 @@ def running(pod: dict) -> bool:
 def ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def busybox_node(base: Path, tag: str) -> Node:
+    """A node that is up, with the busybox image imported as localhost/busybox:1 and its Node's
+    name in `.name` — what the e2e modules share as their module-scoped fixture."""
+    n = Node(base, tag)
+    busybox_image(base / "oci")
+    n.import_image(base / "oci", "localhost/busybox")
+    n.up()
+    n.name = json.loads(n.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    return n

@@ -17,19 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.nodekit import Node, busybox_image, ready, running
+from tests.nodekit import Node, busybox_node, ready, running
 
 IMAGE = "localhost/busybox:1"
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    base = tmp_path_factory.mktemp("node")
-    n = Node(base, "e2e")
-    busybox_image(base / "oci")
-    n.import_image(base / "oci", "localhost/busybox")
-    n.up()
-    n.name = json.loads(n.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    n = busybox_node(tmp_path_factory.mktemp("node"), "e2e")
     yield n
     if n.running:
         n.down()

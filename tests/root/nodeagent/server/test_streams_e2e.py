@@ -14,19 +14,14 @@ import time
 
 import pytest
 
-from tests.nodekit import Node, busybox_image, running
+from tests.nodekit import Node, busybox_node, running
 
 IMAGE = "localhost/busybox:1"
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kapi-node")
-    n = Node(base, "kapi")
-    busybox_image(base / "oci")
-    n.import_image(base / "oci", "localhost/busybox")
-    n.up()
-    n.name = json.loads(n.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    n = busybox_node(tmp_path_factory.mktemp("kapi-node"), "kapi")
     yield n
     if n.running:
         n.down()

@@ -44,6 +44,8 @@ _SAME = ("metadata", "eventTime", "series", "related", "reportingInstance", "act
 
 
 def converts(rt: ResourceType) -> bool:
+    if rt.custom is not None:  # custom resources: other versions stored, schema defaults
+        return rt.custom.converts
     return bool(rt.storage_plural)
 
 
@@ -154,6 +156,8 @@ def _rename(obj: dict, names: dict, api_version: str) -> dict:
 
 def to_storage(rt: ResourceType, obj):
     """The object a client sent (in rt's shape) as it is stored."""
+    if rt.custom is not None:
+        return rt.custom.to_storage(obj)
     if not converts(rt) or not isinstance(obj, dict):
         return obj
     if rt.kind == "HorizontalPodAutoscaler":
@@ -165,6 +169,8 @@ def from_storage(rt: ResourceType, obj: dict) -> dict:
     """A stored object as rt's clients see it."""
     if not converts(rt):
         return obj
+    if rt.custom is not None:
+        return rt.custom.from_storage(obj)
     if rt.kind == "HorizontalPodAutoscaler":
         return _hpa_to_v1(obj, rt.api_version)
     out = _rename(obj, _EVENT_FIELDS_BACK, rt.api_version)

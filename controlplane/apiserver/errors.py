@@ -91,7 +91,12 @@ def not_acceptable(message: str) -> APIError:
     return APIError(406, "NotAcceptable", message)
 
 
-def unsupported_media_type(content_type: str) -> APIError:
+def unsupported_media_type(content_type: str, custom: bool = False) -> APIError:
+    if custom:  # custom resources take no strategic merge patch (upstream's crdHandler list)
+        return APIError(415, "UnsupportedMediaType",
+                        f'the body of the request was in an unknown format - accepted media types '
+                        f'include: application/json-patch+json, application/merge-patch+json, '
+                        f'application/apply-patch+yaml')
     return APIError(415, "UnsupportedMediaType",
                     f'the body of the request was in an unknown format - accepted media types '
                     f'include: application/json, application/yaml, application/json-patch+json, '
@@ -125,6 +130,7 @@ class FieldError:
                  "FieldValueForbidden": "Forbidden",
                  "FieldValueNotFound": "Not found",
                  "FieldValueTooLong": "Too long",
+                 "FieldValueTooMany": "Too many",
                  "FieldValueTypeInvalid": "Invalid value"}.get(self.type, "Invalid value")
         parts = [label]
         if self.has_value:

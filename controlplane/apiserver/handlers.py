@@ -92,7 +92,7 @@ class Handlers:
         if t.subresource == "scale":
             obj = subresources.scale_of(t.rt, obj)
         elif wants_table(request.headers.get("Accept", "")):
-            obj = tables.table(t.rt.kind, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+            obj = tables.for_resource(t.rt, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                request.query.get("includeObject", "Metadata"))
         else:
             obj = conversion.from_storage(t.rt, obj)
@@ -129,7 +129,7 @@ class Handlers:
                 list_meta["remainingItemCount"] = page.remaining
         if wants_table(request.headers.get("Accept", "")):
             objs = [i.obj if isinstance(i, Entry) else i for i in page.items]
-            return json_response(tables.table(t.rt.kind, objs, list_meta,
+            return json_response(tables.for_resource(t.rt, objs, list_meta,
                                                    request.query.get("includeObject", "Metadata")))
         return self._list_body(t, page, list_meta)
 
@@ -216,7 +216,7 @@ class Handlers:
                 from controlplane.apiserver.errors import invalid, invalid_object
                 raise invalid_object("Scale", "autoscaling", t.name,
                                      [invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
-            cur.setdefault("spec", {})["replicas"] = replicas
+            subresources.set_replicas(t.rt, cur, replicas)
             if rv:
                 cur["metadata"]["resourceVersion"] = rv
             else:                          # no precondition: apply to the newest on a race
@@ -234,6 +234,8 @@ class Handlers:
         if ctype not in ("application/json-patch+json", "application/merge-patch+json",
                          "application/strategic-merge-patch+json"):
             raise unsupported_media_type(ctype)
+        if ctype == "application/strategic-merge-patch+json" and t.rt.custom is not None:
+            raise unsupported_media_type(ctype, custom=True)  # no patch metadata in a CRD schema
         body = await read_body(request)
         definition = "io.k8s.api.autoscaling.v1.Scale" if t.subresource == "scale" else t.rt.definition
         warnings: list[str] = []

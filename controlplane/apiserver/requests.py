@@ -129,7 +129,10 @@ def check_fields(rt: ResourceType, obj: object, request: web.Request,
     if mode not in ("Strict", "Warn", "Ignore"):
         raise bad_request(f'fieldValidation: Unsupported value: "{mode}": supported values: '
                           f'"Ignore", "Strict", "Warn"')
-    res = schema.check(definition, obj)
+    if rt.custom is not None and definition == rt.definition:
+        res = _check_custom(rt, obj)
+    else:
+        res = schema.check(definition, obj)
     prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
     if res.type_errors:
         path, what = res.type_errors[0]
@@ -146,6 +149,21 @@ def check_fields(rt: ResourceType, obj: object, request: web.Request,
         text = ", ".join(f'unknown field "{u}"' for u in res.unknown)
         raise bad_request(prefix + "strict decoding error: " + text)
     return [f'unknown field "{u}"' for u in res.unknown]
+
+def _check_custom(rt: ResourceType, obj: dict) -> schema.CheckResult:
+    """A custom resource: metadata is an ObjectMeta (checked as for every kind); the rest has
+    no type errors at decoding (the CRD schema's 422s come later, from validation) and its
+    unknown fields are what pruning drops."""
+    res = schema.CheckResult()
+    md = obj.get("metadata")
+    if md is not None:
+        sub = schema.check("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", md)
+        res.type_errors = [(f"metadata.{p}" if p else "metadata", w) for p, w in sub.type_errors]
+        res.unknown = [f"metadata.{u}" for u in sub.unknown]
+        res._drop = sub._drop
+    res.unknown += rt.custom.unknown_fields(obj)
+    return res
+
 
 def dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])

@@ -12,6 +12,7 @@ or /registry/<resource>/<name> for cluster-scoped kinds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -33,6 +34,9 @@ class ResourceType:
     # the plural they are stored under and the apiVersion they are stored in (conversion.py).
     storage_plural: str = ""
     storage_version: str = ""
+    # A custom resource (served for a CustomResourceDefinition): its schema, columns and
+    # subresource paths (apiextensions.CustomResource); None for the built-in kinds.
+    custom: Any = field(default=None, compare=False, repr=False)
 
     @property
     def singular(self) -> str:
@@ -57,6 +61,8 @@ class ResourceType:
     def key(self, namespace: str | None, name: str = "") -> str:
         """The storage key of one object, or (name "") the prefix of a namespace or of all."""
         plural = self.storage_plural or self.plural
+        if self.custom is not None:  # every version of a custom resource shares one key space
+            plural = f"{self.group}/{self.plural}"
         if self.namespaced and namespace:
             return f"/registry/{plural}/{namespace}/{name}"
         return f"/registry/{plural}/{name}"
@@ -140,6 +146,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     # Questions rather than objects: answered at once, never stored (`kubectl auth can-i/whoami`).
     ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
                  False, (), (), (), True, "io.k8s.api.authorization.v1.SelfSubjectAccessReview", ("create",)),
+    ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+                 False, ("crd", "crds"), ("api-extensions",), ("status",), True,
+                 "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
     ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, (), (),
                  (), False, "io.k8s.api.authentication.v1.SelfSubjectReview", ("create",)),
 )
@@ -158,12 +167,19 @@ for _r in RESOURCES:
         GROUPS[_r.group].append(_r.version)
 
 
+BUILTIN_GROUPS = frozenset(GROUPS)
+
+
 @dataclass
 class Registry:
-    """Lookups over RESOURCES."""
+    """Lookups over RESOURCES, and over the custom resources that CustomResourceDefinitions add
+    while the server runs (apiextensions/registry.py calls `set_custom`). `generation` changes
+    whenever the set of resources does, so documents built from it (OpenAPI) know when to rebuild."""
 
     by_gv_plural: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
     by_gvk: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+    custom: tuple[ResourceType, ...] = ()
+    generation: int = 0
 
     def __post_init__(self):
         for r in RESOURCES:
@@ -177,7 +193,25 @@ class Registry:
         return self.by_gvk.get((group, version, kind))
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
-        return [r for r in RESOURCES if r.group == group and r.version == version]
+        if group in BUILTIN_GROUPS:
+            return [r for r in RESOURCES if r.group == group and r.version == version]
+        return [r for r in self.custom if r.group == group and r.version == version]
+
+    def set_custom(self, rts: list[ResourceType], group_versions: dict[str, list[str]]) -> None:
+        """Replace the custom resources (all of them: the caller derives them from every
+        established CRD). `group_versions`: group → versions in preference order."""
+        for r in self.custom:
+            self.by_gv_plural.pop((r.group, r.version, r.plural), None)
+            self.by_gvk.pop((r.group, r.version, r.kind), None)
+        for g in [g for g in GROUPS if g not in BUILTIN_GROUPS]:
+            del GROUPS[g]
+        self.custom = tuple(rts)
+        for r in rts:
+            self.by_gv_plural[(r.group, r.version, r.plural)] = r
+            self.by_gvk[(r.group, r.version, r.kind)] = r
+        for g in sorted(group_versions):
+            GROUPS[g] = list(group_versions[g])
+        self.generation += 1
 
 
 REGISTRY = Registry()

@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 _FILE = Path(__file__).parent / "openapi" / "definitions.json.gz"
+# apiextensions.k8s.io/v1 (CustomResourceDefinition, JSONSchemaProps): generated apart, beside
+# the package that serves them (scripts/gen_apiextensions_definitions.py).
+_APIEXTENSIONS = Path(__file__).parent / "apiextensions" / "definitions.json.gz"
 
 
 @functools.cache
 def definitions() -> dict[str, dict]:
-    return json.loads(gzip.decompress(_FILE.read_bytes()))
+    defs = json.loads(gzip.decompress(_FILE.read_bytes()))
+    defs.update(json.loads(gzip.decompress(_APIEXTENSIONS.read_bytes())))
+    return defs
 
 
 def resolve(node: dict | None) -> dict:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from controlplane.apiserver import bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy
+from controlplane.apiserver import (
+    apiextensions, bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy)
 from controlplane.apiserver.errors import (
     APIError, forbidden, internal, not_acceptable, not_found_path, unauthorized)
 from controlplane.apiserver.handlers import Handlers
@@ -59,6 +60,7 @@ class APIServer:
         self.store: objects.ObjectStore | None = None
         self.runner: web.AppRunner | None = None
         self._compactor: asyncio.Task | None = None
+        self.crds: apiextensions.CRDController | None = None
         self.port = config.port
 
     def prepare_pki(self) -> None:
@@ -83,6 +85,9 @@ class APIServer:
         self.cache = WatchCache(self.storage, objects.decode, window=cfg.watch_window)
         await self.cache.start("/registry/")
         self.store = objects.ObjectStore(self.storage, self.cache, cfg.service_cidr)
+        # CustomResourceDefinitions: served from the store's CRDs (after the cache subscribed)
+        self.crds = apiextensions.CRDController(self.store)
+        self.crds.start()
         app = self.make_app()
         # handler_cancellation: a client that hangs up cancels its handler, so a watch stops at once.
         # shutdown_timeout: open watches would otherwise hold a restart for a minute.
@@ -114,6 +119,8 @@ class APIServer:
     async def stop(self) -> None:
         if self._compactor:
             self._compactor.cancel()
+        if self.crds:
+            self.crds.stop()
         if self.cache:
             self.cache.close()  # open watches end now instead of holding the shutdown
         if self.runner:

@@ -179,6 +179,8 @@ STRATEGIES: dict[str, Strategy] = {r.kind: _SPECIAL.get(r.kind, Strategy)(r) for
 
 
 def for_kind(rt: ResourceType) -> Strategy:
+    if rt.custom is not None:  # a custom resource: its CRD decides (apiextensions/custom.py)
+        return rt.custom.strategy
     return STRATEGIES.get(rt.kind) or Strategy(rt)
 
 

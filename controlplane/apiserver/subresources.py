@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 
 def scale_of(rt: ResourceType, obj: dict) -> dict:
+    if rt.custom is not None:  # the CRD's specReplicasPath, statusReplicasPath, labelSelectorPath
+        return rt.custom.scale_of(obj)
     md = obj["metadata"]
     selector = (obj.get("spec") or {}).get("selector")
     if rt.kind == "ReplicationController":  # a plain map there, a LabelSelector elsewhere
@@ -36,6 +38,14 @@ def scale_of(rt: ResourceType, obj: dict) -> dict:
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
             "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
                        "selector": selector_string(selector)}}
+
+def set_replicas(rt: ResourceType, obj: dict, replicas: int) -> None:
+    """What writing a Scale changes: spec.replicas (a custom resource's specReplicasPath)."""
+    if rt.custom is not None:
+        rt.custom.set_replicas(obj, replicas)
+    else:
+        obj.setdefault("spec", {})["replicas"] = replicas
+
 
 async def bind(store: ObjectStore, ns: str, name: str, binding: dict, dry_run: bool) -> None:
     """POST pods/<name>/binding: the scheduler's decision. Sets spec.nodeName once."""

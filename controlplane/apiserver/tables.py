@@ -546,6 +546,7 @@ TABLES: dict[str, tuple[list[Column], Callable[[dict], list]]] = {
                               lambda o: [_md(o).get("name"), o.get("driverName", ""),
                                          age(_md(o).get("creationTimestamp"))]),
     "Role": ([NAME, _s("Created At")], _created_at),
+    "CustomResourceDefinition": ([NAME, _s("Created At")], _created_at),
     "ClusterRole": ([NAME, _s("Created At")], _created_at),
     "RoleBinding": ([NAME, _s("Role"), AGE, _s("Users", 1), _s("Groups", 1), _s("ServiceAccounts", 1)],
                     _binding_row),
@@ -605,6 +606,14 @@ def row(kind: str, obj: dict, include_object: str = "Metadata") -> dict:
     elif include_object != "None":
         r["object"] = partial_metadata(obj)
     return r
+
+
+def for_resource(rt, objs: list[dict], list_meta: dict, include_object: str = "Metadata",
+                 headers: bool = True) -> dict:
+    """The Table of objects of resource rt: a custom resource's columns come from its CRD."""
+    if rt.custom is not None:
+        return rt.custom.table(objs, list_meta, include_object, headers)
+    return table(rt.kind, objs, list_meta, include_object, headers)
 
 
 def table(kind: str, objs: list[dict], list_meta: dict, include_object: str = "Metadata",

@@ -74,7 +74,7 @@ class WatchStream:
 
     def _line(self, type_: str, entry: Entry) -> bytes:
         if self.req.table and type_ != "BOOKMARK" and type_ != "ERROR":
-            t = tables.table(self.req.rt.kind, [entry.obj], {"resourceVersion": str(entry.revision)},
+            t = tables.for_resource(self.req.rt, [entry.obj], {"resourceVersion": str(entry.revision)},
                              headers=self._table_headers)
             self._table_headers = False  # headers only on the first event, as upstream
             return b'{"type":"' + type_.encode() + b'","object":' + \

@@ -199,7 +199,7 @@ def _wrap_refs_v3(node):
         return node
     out = {k: _wrap_refs_v3(v) for k, v in node.items()}
     ref = out.get("$ref")
-    if ref:
+    if isinstance(ref, str):  # not a property named "$ref" (JSONSchemaProps has one)
         out["$ref"] = ref.replace("#/definitions/", "#/components/schemas/")
         if len(out) > 1:
             target = out.pop("$ref")
@@ -207,8 +207,7 @@ def _wrap_refs_v3(node):
     return out
 
 
-def _reachable(names: list[str]) -> dict[str, dict]:
-    defs = schema.definitions()
+def _reachable(names: list[str], defs: dict[str, dict]) -> dict[str, dict]:
     keep: dict[str, dict] = {}
     todo = list(names)
     while todo:
@@ -224,31 +223,60 @@ def _refs_in(node) -> list[str]:
     return re.findall(r'"\$ref": "#/(?:definitions|components/schemas)/([^"]+)"', json.dumps(node))
 
 
-@functools.cache
+def _custom_definitions(v3: bool) -> dict[str, dict]:
+    """The definitions of the served custom resources (apiextensions/openapi.py)."""
+    from controlplane.apiserver.apiextensions import openapi as crd_openapi
+    out: dict[str, dict] = {}
+    for rt in REGISTRY.custom:
+        for name, d in crd_openapi.definitions(rt.custom).items():
+            out[name] = d if v3 else crd_openapi.to_v2(d)
+    return out
+
+
+# The documents change only when the set of resources does (CRDs): built once per generation.
 def v2_document() -> bytes:
+    return _v2_document(REGISTRY.generation)
+
+
+def v3_documents() -> dict[str, bytes]:
+    return _v3_documents(REGISTRY.generation)
+
+
+def v3_index() -> bytes:
+    return _v3_index(REGISTRY.generation)
+
+
+@functools.lru_cache(maxsize=2)
+def _v2_document(generation: int) -> bytes:
     paths: dict[str, dict] = {}
     for group, versions in GROUPS.items():
         for version in versions:
             for rt in REGISTRY.in_group_version(group, version):
                 paths.update(_paths(rt, v3=False))
-    doc = {"swagger": "2.0", "info": TITLE, "paths": paths, "definitions": schema.definitions(),
+    defs = schema.definitions()
+    if REGISTRY.custom:
+        defs = {**defs, **_custom_definitions(v3=False)}
+    doc = {"swagger": "2.0", "info": TITLE, "paths": paths, "definitions": defs,
            "securityDefinitions": {"BearerToken": {"type": "apiKey", "name": "authorization",
                                                    "in": "header"}},
            "security": [{"BearerToken": []}]}
     return json.dumps(doc).encode()
 
 
-@functools.cache
-def v3_documents() -> dict[str, bytes]:
+@functools.lru_cache(maxsize=2)
+def _v3_documents(generation: int) -> dict[str, bytes]:
     """Group-version path ("api/v1", "apis/apps/v1") → v3 document."""
     docs = {}
+    defs = schema.definitions()
+    if REGISTRY.custom:
+        defs = {**defs, **_custom_definitions(v3=True)}
     for group, versions in GROUPS.items():
         for version in versions:
             paths: dict[str, dict] = {}
             for rt in REGISTRY.in_group_version(group, version):
                 paths.update(_paths(rt, v3=True))
             names = set(_refs_in(paths)) | {META + "Status", META + "Patch", META + "DeleteOptions"}
-            comps = {n: _wrap_refs_v3(s) for n, s in sorted(_reachable(sorted(names)).items())}
+            comps = {n: _wrap_refs_v3(s) for n, s in sorted(_reachable(sorted(names), defs).items())}
             doc = {"openapi": "3.0.0", "info": TITLE, "paths": paths,
                    "components": {"schemas": comps,
                                   "securitySchemes": {"BearerToken": {"type": "apiKey",
@@ -260,10 +288,10 @@ def v3_documents() -> dict[str, bytes]:
     return docs
 
 
-@functools.cache
-def v3_index() -> bytes:
+@functools.lru_cache(maxsize=2)
+def _v3_index(generation: int) -> bytes:
     paths = {}
-    for key, body in v3_documents().items():
+    for key, body in _v3_documents(generation).items():
         h = hashlib.sha512(body).hexdigest()[:128].upper()
         paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={h}"}
     return json.dumps({"paths": paths}).encode()

@@ -44,6 +44,14 @@ def _num(v: Any) -> str:
     return str(v)
 
 
+class _GoMap(dict):
+    """A map key printed as upstream's message prints it (Go's %#v of the key fields)."""
+
+    def __str__(self) -> str:
+        return "map[string]interface {}{" + ", ".join(
+            f'"{k}":{json.dumps(v)}' for k, v in sorted(self.items())) + "}"
+
+
 def validate(obj: Any, schema: dict, path: str = "") -> list[FieldError]:
     errs: list[FieldError] = []
     _validate(obj, schema, path, errs, root=True)
@@ -162,7 +170,7 @@ def _array(v: list, s: dict, path: str, name: str, errs: list[FieldError]) -> No
                 k = json.dumps([item.get(key) for key in keys])
                 if k in seen_keys:
                     errs.append(FieldError("FieldValueDuplicate", f"{path}[{i}]", "",
-                                           {key: item.get(key) for key in keys}, True))
+                                           _GoMap({key: item.get(key) for key in keys}), True))
                 seen_keys.add(k)
     items = s.get("items")
     if isinstance(items, dict):

@@ -14,13 +14,59 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 
 from controlplane.apiserver import openapi  # noqa: E402
+from controlplane.apiserver.apiextensions import crd as crds, registry  # noqa: E402
+from controlplane.apiserver.resources import REGISTRY  # noqa: E402
 
 # No example database: the checkout may be read-only (the unit tier runs as an unprivileged user).
 settings.register_profile("apiserver-fuzz", database=None)
 settings.load_profile("apiserver-fuzz")
 
 
+# A custom resource to fuzz as well: served by the test server (created by the fixture below) and
+# added to this process's resource table so that the document we fuzz from describes it.
+FUZZ_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "fuzzthings.fuzz.example.com"},
+    "spec": {"group": "fuzz.example.com", "scope": "Namespaced",
+             "names": {"plural": "fuzzthings", "singular": "fuzzthing", "kind": "FuzzThing"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "subresources": {"status": {}, "scale": {
+                               "specReplicasPath": ".spec.replicas",
+                               "statusReplicasPath": ".status.replicas"}},
+                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                               "spec": {"type": "object", "required": ["size"], "properties": {
+                                   "size": {"type": "integer", "minimum": 1, "default": 1},
+                                   "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
+                                   "tags": {"type": "array", "maxItems": 3, "items": {"type": "string"}},
+                                   "replicas": {"type": "integer"},
+                                   "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
+                               "status": {"type": "object", "properties": {
+                                   "replicas": {"type": "integer"}}}}}}}]}}
+
+
+def _register_fuzz_crd() -> None:
+    crd = json.loads(json.dumps(FUZZ_CRD))
+    crds.default(crd)
+    crds.compute_status(crd, [])
+    rts = registry.resource_types(crd)
+    REGISTRY.set_custom(rts, {"fuzz.example.com": ["v1"]})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fuzz_crd(server):
+    import ssl
+    import urllib.request
+    req = urllib.request.Request(server.url + "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                                 data=json.dumps(FUZZ_CRD).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {server.token}",
+                                          "Content-Type": "application/json"})
+    ctx = ssl.create_default_context(cafile=str(server.data_dir / "pki" / "ca.crt"))
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        assert r.status == 201
+
+
 def _fuzz_document() -> dict:
+    _register_fuzz_crd()
     doc = json.loads(openapi.v2_document())
     for item in doc["paths"].values():
         for op in item.values():

@@ -11,7 +11,8 @@ durability as ours: fsync before acknowledging.
 
 Targets from issue 6 (printed, never asserted): p99 create latency at 20 writes/s <= 50 ms;
 >= 300 creates/s from one client; 100 watchers all see an event, p99 <= 100 ms; LIST of 5,000
-pods as JSON and as Table <= 1 s. Everything runs on 127.0.0.1 and stops by itself.
+pods as JSON and as Table <= 1 s. Issue 12 adds a CRD case: create and LIST 5,000 custom resources
+(`--only crd` runs it alone). Everything runs on 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
-from apiclient import CONFIGMAPS, PODS, ApiClient, load_kubeconfig  # noqa: E402
+from apiclient import CONFIGMAPS, PODS, ApiClient, Resource, load_kubeconfig  # noqa: E402
 
 
 def free_port() -> int:
@@ -186,7 +187,58 @@ async def timed_get(session, url: str, headers: dict, n: int) -> tuple[list[floa
     return lat, size
 
 
-async def main(quick: bool) -> None:
+# The CRD case: an operator-style CRD (schema with defaults, status subresource, printer columns)
+# and 5,000 of its objects, created and listed through the same generic registry as pods.
+BENCH_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "benchapps.bench.example.com"},
+    "spec": {"group": "bench.example.com", "scope": "Namespaced",
+             "names": {"plural": "benchapps", "singular": "benchapp", "kind": "BenchApp"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "subresources": {"status": {}},
+                           "additionalPrinterColumns": [
+                               {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
+                               {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                               {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
+                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                               "spec": {"type": "object", "required": ["image"], "properties": {
+                                   "image": {"type": "string", "minLength": 1},
+                                   "replicas": {"type": "integer", "minimum": 0, "default": 1},
+                                   "env": {"type": "array", "items": {"type": "object", "properties": {
+                                       "name": {"type": "string"}, "value": {"type": "string"}}}},
+                                   "config": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
+                               "status": {"type": "object", "properties": {
+                                   "ready": {"type": "integer"}}}}}}}]}}
+BENCH_APPS = Resource("bench.example.com", "v1", "benchapps", True)
+
+
+def bench_app(name: str) -> dict:
+    return {"apiVersion": "bench.example.com/v1", "kind": "BenchApp",
+            "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"image": "registry.local/app:1.0", "env": [{"name": "A", "value": "1"}],
+                     "config": {"level": "info", "limits": {"cpu": 2}}}}
+
+
+async def crd_case(api: ApiClient, cfg, quick: bool) -> None:
+    url = f"{cfg.server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    hdr = {"Authorization": f"Bearer {cfg.token}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=cfg.ssl_context())) as s:
+        async with s.post(url, json=BENCH_CRD, headers=hdr) as r:
+            assert r.status == 201, await r.text()
+        total = 2000 if quick else 5000
+        rate, lat = await throughput(lambda i: api.create(BENCH_APPS, bench_app(f"cr-{i}"), "default"),
+                                     total, 16)
+        line(f"create custom resource, 16 in flight ({total})", lat)
+        print(f"{'  CR creates/s from one client':<44} {rate:8.0f} /s", flush=True)
+        crs = f"{cfg.server}/apis/bench.example.com/v1/namespaces/default/benchapps"
+        lat, size = await timed_get(s, crs, hdr, 5 if quick else 10)
+        line(f"LIST {total:,} custom resources as JSON ({size / 1e6:.1f} MB)", lat, "<= 1000 ms")
+        lat, size = await timed_get(s, crs, {**hdr, "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+                                    5 if quick else 10)
+        line(f"LIST {total:,} custom resources as Table ({size / 1e6:.1f} MB)", lat, "<= 1000 ms")
+
+
+async def main(quick: bool, only: str = "") -> None:
     tmp = Path(tempfile.mkdtemp(prefix="apiserver-bench-"))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "nodeagent", "server", "--data-dir", str(tmp / "data"),
@@ -213,6 +265,9 @@ async def main(quick: bool) -> None:
                   f"{'3.4 (HTTP JSON gateway)' if etcd else '(not installed: apt-get install etcd-server)'}; "
                   f"{os.cpu_count()} CPUs\n", flush=True)
 
+            if only == "crd":
+                await crd_case(api, cfg, quick)
+                return
             n = 100 if quick else 200
             lat = await paced(lambda i: api.create(PODS, pod(f"paced-{i}"), "default"), 20, n)
             peer = await paced(lambda i: etcd.put(plain, f"/registry/pods/default/paced-{i}",
@@ -246,6 +301,8 @@ async def main(quick: bool) -> None:
 
             lat = await watchers_see(api, cfg, 100, 30 if quick else 60)
             line("100 watchers all see a create", lat, "p99 <= 100 ms")
+
+            await crd_case(api, cfg, quick)
     finally:
         server.terminate()
         server.wait()
@@ -257,4 +314,6 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer samples")
-    asyncio.run(main(ap.parse_args().quick))
+    ap.add_argument("--only", choices=["crd"], default="", help="run one case only")
+    args = ap.parse_args()
+    asyncio.run(main(args.quick, args.only))

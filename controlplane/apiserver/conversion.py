@@ -30,9 +30,11 @@ read-modify-write keeps it, as upstream does (autoscaling.alpha.kubernetes.io/me
 from __future__ import annotations
 
 import json
+import weakref
 
 from controlplane.apiserver.errors import FieldError, forbidden_field, invalid, not_supported, required
 from controlplane.apiserver.resources import ResourceType
+from controlplane.storage.watchcache import Entry
 
 # events.k8s.io/v1 name → core/v1 name, for the fields that differ.
 _EVENT_FIELDS = {"regarding": "involvedObject", "note": "message",
@@ -176,6 +178,25 @@ def from_storage(rt: ResourceType, obj: dict) -> dict:
     out = _rename(obj, _EVENT_FIELDS_BACK, rt.api_version)
     out.setdefault("eventTime", None)  # a MicroTime, not a pointer: Go writes its zero as null
     return out
+
+
+# Each cache entry's JSON in the shapes it was read in (a LIST of 5,000 custom resources read
+# through a version with schema defaults converts each object once, not once per LIST). Keyed
+# by the view: its apiVersion and, for custom resources, the CRD version object (a new schema
+# is a new object). Entries are immutable, so a memo never goes stale; it dies with its entry.
+_VIEWS: "weakref.WeakKeyDictionary[Entry, dict]" = weakref.WeakKeyDictionary()
+
+
+def encoded_view(rt: ResourceType, entry: Entry) -> bytes:
+    """The JSON of a stored object as rt's clients see it, memoized per entry."""
+    views = _VIEWS.get(entry)
+    if views is None:
+        views = _VIEWS[entry] = {}
+    key = (rt.api_version, rt.custom)
+    body = views.get(key)
+    if body is None:
+        body = views[key] = json.dumps(from_storage(rt, entry.obj), separators=(",", ":")).encode()
+    return body
 
 
 def validate_create(rt: ResourceType, obj: dict) -> list[FieldError]:

@@ -138,11 +138,12 @@ class Handlers:
         head = json.dumps({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version,
                            "metadata": list_meta}, separators=(",", ":"))[:-1]
         parts = []
-        if conversion.converts(t.rt):  # a view: each object in the view's shape, no memo
-            page = Page([conversion.from_storage(t.rt, i.obj if isinstance(i, Entry) else i)
-                         for i in page.items], page.revision, page.continue_token, page.remaining)
+        view = conversion.converts(t.rt)  # a view: each object in the view's shape
         for i in page.items:
-            if isinstance(i, Entry):
+            if view:
+                parts.append(conversion.encoded_view(t.rt, i) if isinstance(i, Entry) else
+                             json.dumps(conversion.from_storage(t.rt, i), separators=(",", ":")).encode())
+            elif isinstance(i, Entry):
                 if i.encoded is None:
                     i.encoded = json.dumps(i.obj, separators=(",", ":")).encode()
                 parts.append(i.encoded)

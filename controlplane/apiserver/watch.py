@@ -79,8 +79,8 @@ class WatchStream:
             self._table_headers = False  # headers only on the first event, as upstream
             return b'{"type":"' + type_.encode() + b'","object":' + \
                 json.dumps(t, separators=(",", ":")).encode() + b"}\n"
-        if conversion.converts(self.req.rt):  # a view (events.k8s.io): its own shape, no memo
-            body = json.dumps(conversion.from_storage(self.req.rt, entry.obj), separators=(",", ":")).encode()
+        if conversion.converts(self.req.rt):  # a view (events.k8s.io, custom resources): its shape
+            body = conversion.encoded_view(self.req.rt, entry)
         else:
             body = _encode_object(entry)
         return b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"

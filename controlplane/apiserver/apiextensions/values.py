@@ -188,6 +188,11 @@ def _object(v: dict, s: dict, path: str, name: str, errs: list[FieldError], root
     if s.get("minProperties") is not None and len(v) < s["minProperties"]:
         errs.append(_invalid(path, len(v), f"{name} in body should have at least "
                              f"{s['minProperties']} properties"))
+    if s.get("x-kubernetes-embedded-resource") and v:
+        # a whole object inside this one (a template): upstream's objectmeta validation
+        for key in ("apiVersion", "kind"):
+            if not v.get(key):
+                errs.append(required(f"{path}.{key}" if path else key, "must not be empty"))
     props = s.get("properties") or {}
     ap = s.get("additionalProperties")
     for k, item in v.items():

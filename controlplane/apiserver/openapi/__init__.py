@@ -73,6 +73,10 @@ _DELETE = [
 ]
 _PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
                 "application/strategic-merge-patch+json"]
+# Custom resources take no strategic merge patch; `kubectl apply` reads this list (in v3) to
+# choose between a strategic and a JSON merge patch.
+_CUSTOM_PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
+                       "application/apply-patch+yaml"]
 
 
 def _ref(name: str, v3: bool) -> dict:
@@ -92,7 +96,7 @@ def _op(rt: ResourceType, action: str, op_id: str, desc: str, params: list, body
     if v3:
         op["parameters"] = copy.deepcopy(params)
         if body:
-            types = _PATCH_TYPES if patch else ["application/json", "application/yaml"]
+            types = _patch_types(rt) if patch else ["application/json", "application/yaml"]
             op["requestBody"] = {"content": {t: {"schema": _ref(body, True)} for t in types},
                                  "required": True}
         op["responses"] = {"200": {"description": "OK", "content": {
@@ -111,12 +115,16 @@ def _op(rt: ResourceType, action: str, op_id: str, desc: str, params: list, body
         if body:
             ps.append({"name": "body", "in": "body", "required": True, "schema": _ref(body, False)})
         op["parameters"] = ps
-        op["consumes"] = _PATCH_TYPES if patch else ["*/*"]
+        op["consumes"] = _patch_types(rt) if patch else ["*/*"]
         op["produces"] = ["application/json", "application/yaml"]
         op["schemes"] = ["https"]
         op["responses"] = {"200": {"description": "OK", "schema": _ref(resp, False)},
                            "401": {"description": "Unauthorized"}}
     return op
+
+
+def _patch_types(rt: ResourceType) -> list[str]:
+    return _CUSTOM_PATCH_TYPES if rt.custom is not None else _PATCH_TYPES
 
 
 def _paths(rt: ResourceType, v3: bool) -> dict[str, dict]:

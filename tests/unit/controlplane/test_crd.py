@@ -534,3 +534,30 @@ def test_list_types_per_path():
               "additionalProperties": {"type": "array", "x-kubernetes-list-type": "atomic",
                                        "items": {"type": "string"}}}}}
     assert list_types(nested) == {"m": {"mapType": "atomic"}, "m{}": {"listType": "atomic"}}
+
+
+def test_embedded_resource_needs_apiversion_and_kind(server):
+    if raw(server, "GET", "/apis/charts.example.net/v1/widgets")[0] != 200:
+        create_crd(server, HELM)
+    code, body = raw(server, "POST", "/apis/charts.example.net/v1/widgets", {
+        "apiVersion": "charts.example.net/v1", "kind": "Widget", "metadata": {"name": "w-bad"},
+        "template": {"metadata": {"name": "x"}}})
+    assert code == 422
+    assert body["message"] == ('Widget.charts.example.net "w-bad" is invalid: [template.apiVersion: '
+                               'Required value: must not be empty, template.kind: Required value: '
+                               'must not be empty]')
+
+
+def test_reapply_unchanged_and_field_selector(crontab):
+    crontab("apply", "-f", "-", input=CRONTAB_OBJ)
+    assert "crontab.stable.example.com/my-new-cron-object unchanged" in \
+        crontab("apply", "-f", "-", input=CRONTAB_OBJ)
+    out = crontab("get", "ct", "--field-selector", "metadata.name=my-new-cron-object", "-o", "name")
+    assert out.split() == ["crontab.stable.example.com/my-new-cron-object"]
+    p = crontab.run("get", "ct", "--field-selector", "spec.image=x", check=False)
+    assert p.returncode == 1 and "spec.image" in p.stderr
+
+
+def test_explain_crd_itself(kubectl):
+    out = kubectl("explain", "crd.spec.versions.schema")
+    assert "KIND:       CustomResourceDefinition" in out and "openAPIV3Schema\t<JSONSchemaProps>" in out

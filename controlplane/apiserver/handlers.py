@@ -51,6 +51,13 @@ class Handlers:
         t = parse_path(request.path)
         if t is None:
             raise not_found_path()
+        resp = await self._dispatch(t, request)
+        if t.rt.custom is not None and t.rt.custom.warning and not resp.prepared:
+            text = t.rt.custom.warning.replace("\\", "\\\\").replace('"', '\\"')
+            resp.headers.add("Warning", f'299 - "{text}"')  # a deprecated version
+        return resp
+
+    async def _dispatch(self, t: Target, request: web.Request) -> web.StreamResponse:
         check_accept(request.headers.get("Accept", ""))
         m = request.method
         if t.rt.verbs == ("create",):  # bindings and reviews: verbs, not stored objects
@@ -103,8 +110,10 @@ class Handlers:
         return self._render(t, entry.obj, request)
 
     def _selectors(self, t: Target, request: web.Request):
+        text = request.query.get("fieldSelector")
         return (parse_label_selector(request.query.get("labelSelector")),
-                parse_field_selector(request.query.get("fieldSelector"), t.rt.kind, t.rt.api_version))
+                t.rt.custom.field_selector(text) if t.rt.custom is not None else  # selectableFields
+                parse_field_selector(text, t.rt.kind, t.rt.api_version))
 
     async def list(self, t: Target, request: web.Request) -> web.StreamResponse:
         if t.subresource:

@@ -151,6 +151,7 @@ def _versions(versions) -> list[FieldError]:
         errs += _version_schema(v, p)
         errs += _subresources(v.get("subresources"), f"{p}.subresources")
         errs += _columns(v.get("additionalPrinterColumns"), f"{p}.additionalPrinterColumns")
+        errs += _selectable(v, p)
     if storage != 1:
         errs.append(invalid("spec.versions", _go_versions(versions),
                             "must have exactly one version marked as storage version"))
@@ -234,6 +235,35 @@ def _subresources(subs, p: str) -> list[FieldError]:
             errs.append(invalid(f"{p}.scale.{key}", v, f"should be a json path under {under}"))
         elif not under and not (v.startswith(".spec.") or v.startswith(".status.")):
             errs.append(invalid(f"{p}.scale.{key}", v, "should be a json path under either .spec or .status"))
+    return errs
+
+
+def _selectable(v: dict, p: str) -> list[FieldError]:
+    """selectableFields: at most 8, each a path to a string, integer or boolean field."""
+    fields = v.get("selectableFields") or []
+    schema = ((v.get("schema") or {}).get("openAPIV3Schema")) if isinstance(v.get("schema"), dict) else None
+    errs: list[FieldError] = []
+    if len(fields) > 8:
+        errs.append(FieldError("FieldValueTooMany", f"{p}.selectableFields", "must have at most 8 items",
+                               len(fields), True))
+    seen: set[str] = set()
+    for i, f in enumerate(fields):
+        fp = f"{p}.selectableFields[{i}].jsonPath"
+        jp = f.get("jsonPath") if isinstance(f, dict) else None
+        if not jp:
+            errs.append(required(fp))
+            continue
+        node = schema if isinstance(schema, dict) else None
+        for part in jp.lstrip(".").split(".") if jp.startswith(".") else [None]:
+            node = structural.field_schema(node, part) if part and isinstance(node, dict) else None
+        if node is None:
+            errs.append(invalid(fp, jp, "is an invalid path: does not refer to a valid field"))
+        elif node.get("type") not in ("string", "integer", "boolean"):
+            errs.append(invalid(fp, jp, "must point to a field of type string, boolean or integer. "
+                                "Enum string fields and strings with formats are allowed."))
+        elif jp in seen:
+            errs.append(duplicate(fp, jp))
+        seen.add(jp)
     return errs
 
 

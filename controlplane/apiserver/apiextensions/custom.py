@@ -18,13 +18,14 @@ A `CustomResource` hangs off the ResourceType of `/apis/<group>/<version>/<plura
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.apiserver import validation
 from controlplane.apiserver.apiextensions import printer, structural, values
-from controlplane.apiserver.errors import APIError, FieldError, invalid
-from controlplane.apiserver.selectors import selector_string
+from controlplane.apiserver.errors import APIError, FieldError, bad_request, invalid
+from controlplane.apiserver.selectors import FieldSelector, selector_string
 from controlplane.apiserver.strategy import Strategy
 from controlplane.storage.watchcache import WatchCache
 
@@ -46,6 +47,8 @@ class CustomResource:
     # Reads must go through from_storage (other versions stored, or defaults to apply);
     # otherwise the stored JSON is served as it is (and its encoding memoized).
     converts: bool
+    selectable: tuple[str, ...] = ()  # selectableFields, as field selector labels ("spec.color")
+    warning: str = ""  # sent with every request to a deprecated version
     strategy: Any = field(default=None)
 
     @property
@@ -101,11 +104,44 @@ class CustomResource:
     def set_replicas(self, obj: dict, replicas: int) -> None:
         _set(obj, (self.scale or {}).get("specReplicasPath", ".spec.replicas"), replicas)
 
+    # ---- field selectors ----
+
+    def field_selector(self, text: str | None) -> FieldSelector:
+        """metadata.name, metadata.namespace and the version's selectableFields; anything else
+        is refused as upstream's DefaultMetaV1FieldSelectorConversion refuses it."""
+        if not text or not text.strip():
+            return FieldSelector((), self.kind)
+        terms = []
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            m = re.match(r"^([^!=]+)(==|!=|=)(.*)$", part)
+            if not m:
+                raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
+            label, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
+            if label not in ("metadata.name", "metadata.namespace") and label not in self.selectable:
+                raise bad_request(f'"{label}" is not a known field selector: only "metadata.name", '
+                                  f'"metadata.namespace"')
+            terms.append((label, "!=" if op == "!=" else "=", value))
+        return _CustomFieldSelector(tuple(terms), self.kind)
+
     # ---- tables ----
 
     def table(self, objs: list[dict], list_meta: dict, include_object: str = "Metadata",
               headers: bool = True) -> dict:
         return printer.table(self.columns, objs, list_meta, include_object, headers)
+
+
+@dataclass(frozen=True)
+class _CustomFieldSelector(FieldSelector):
+    def matches(self, obj: dict) -> bool:
+        for label, op, value in self.terms:
+            v = _get(obj, label)
+            actual = "" if v is None else ("true" if v is True else "false" if v is False else str(v))
+            if (actual == value) != (op == "="):
+                return False
+        return True
 
 
 def _get(obj: dict, path: str):

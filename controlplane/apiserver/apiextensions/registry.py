@@ -71,7 +71,10 @@ def resource_types(crd: dict) -> list[ResourceType]:
             storage_version=storage, kind=kind, list_kind=names.get("listKind") or kind + "List",
             plural=plural, namespaced=namespaced, schema=schema, status="status" in subresources,
             scale=subs.get("scale"), columns=tuple(v.get("additionalPrinterColumns") or ()),
-            converts=not single or structural.has_defaults(schema))
+            converts=not single or structural.has_defaults(schema),
+            selectable=tuple(f["jsonPath"].lstrip(".") for f in v.get("selectableFields") or []
+                             if isinstance(f, dict) and isinstance(f.get("jsonPath"), str)),
+            warning=_deprecation(v, versions, group, kind))
         rt = ResourceType(group, v["name"], kind, plural, namespaced,
                           tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ()),
                           subresources, True, openapi.definition_name(group, v["name"], kind), VERBS,
@@ -79,6 +82,21 @@ def resource_types(crd: dict) -> list[ResourceType]:
         object.__setattr__(cr, "strategy", CustomResourceStrategy(rt, cr))
         out.append(rt)
     return out
+
+
+def _deprecation(v: dict, versions: list[dict], group: str, kind: str) -> str:
+    """The Warning a deprecated version's requests carry: the CRD's own text, or upstream's
+    default naming the preferred non-deprecated version."""
+    if not v.get("deprecated"):
+        return ""
+    if v.get("deprecationWarning"):
+        return v["deprecationWarning"]
+    text = f"{group}/{v['name']} {kind} is deprecated"
+    better = sorted((o["name"] for o in versions if o.get("served") and not o.get("deprecated")),
+                    key=version_priority)
+    if better and version_priority(better[0]) < version_priority(v["name"]):
+        text += f"; use {group}/{better[0]} {kind}"
+    return text
 
 
 class CRDController:

@@ -561,3 +561,37 @@ def test_reapply_unchanged_and_field_selector(crontab):
 def test_explain_crd_itself(kubectl):
     out = kubectl("explain", "crd.spec.versions.schema")
     assert "KIND:       CustomResourceDefinition" in out and "openAPIV3Schema\t<JSONSchemaProps>" in out
+
+
+def test_selectable_fields_and_deprecated_version(server, kubectl):
+    crd = json.loads(json.dumps(OPERATOR))
+    crd["metadata"]["name"] = "caches.ops.example.org"
+    crd["spec"]["names"] = {"plural": "caches", "singular": "cache", "kind": "Cache"}
+    v = crd["spec"]["versions"][0]
+    v["selectableFields"] = [{"jsonPath": ".spec.engine"}, {"jsonPath": ".spec.replicas"}]
+    old = json.loads(json.dumps(v))
+    old.update({"name": "v1alpha0", "storage": False, "deprecated": True})
+    crd["spec"]["versions"].append(old)
+    create_crd(server, crd)
+    for name, engine, n in (("c1", "redis", 1), ("c2", "memcached", 2)):
+        kubectl("apply", "-f", "-", input=yaml.safe_dump({
+            "apiVersion": "ops.example.org/v1alpha1", "kind": "Cache", "metadata": {"name": name},
+            "spec": {"engine": engine, "replicas": n}}))
+    out = kubectl("get", "caches", "--field-selector", "spec.engine=redis", "-o", "name")
+    assert out.split() == ["cache.ops.example.org/c1"]
+    out = kubectl("get", "caches", "--field-selector", "spec.replicas!=1", "-o", "name")
+    assert out.split() == ["cache.ops.example.org/c2"]
+    p = kubectl.run("get", "caches", "--field-selector", "spec.port=1", check=False)
+    assert p.returncode == 1
+    assert '"spec.port" is not a known field selector: only "metadata.name", "metadata.namespace"' in p.stderr
+    p = kubectl.run("get", "caches.v1alpha0.ops.example.org", "-o", "name")
+    assert "Warning: ops.example.org/v1alpha0 Cache is deprecated; use ops.example.org/v1alpha1 Cache" \
+        in p.stderr
+    assert p.stdout.split() == ["cache.ops.example.org/c1", "cache.ops.example.org/c2"]
+    bad = json.loads(json.dumps(crd))
+    bad["metadata"]["name"] = "caches2.ops.example.org"
+    bad["spec"]["names"] = {"plural": "caches2", "singular": "cache2", "kind": "Cache2"}
+    bad["spec"]["versions"][0]["selectableFields"] = [{"jsonPath": ".spec.ports"}]
+    code, body = raw(server, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", bad)
+    assert code == 422 and 'spec.versions[0].selectableFields[0].jsonPath: Invalid value: ' \
+        '".spec.ports": must point to a field of type string, boolean or integer' in body["message"]

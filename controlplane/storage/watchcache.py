@@ -211,6 +211,12 @@ class WatchCache:
         self.stop(w)
         w.queue.put_nowait(None)  # wakes the watcher's task, which then ends the stream
 
+    def close_prefix(self, prefix: str) -> None:
+        """End every watch under prefix (its resource went away: a deleted CRD's objects)."""
+        for w in list(self._watchers.get(_bucket(prefix), ())):
+            if w.prefix.startswith(prefix):
+                self._drop(w)
+
     def close(self) -> None:
         """End every watch (server shutdown): each stream finishes, clients re-watch elsewhere."""
         for ws in list(self._watchers.values()):

@@ -92,6 +92,8 @@ def validate(crd: dict, builtin_groups: frozenset[str]) -> list[FieldError]:
     conv = spec.get("conversion") or {}
     if conv.get("strategy") not in ("None", "Webhook"):
         errs.append(not_supported("spec.conversion.strategy", conv.get("strategy"), ["None", "Webhook"]))
+    elif conv.get("strategy") == "Webhook" and not conv.get("webhook"):
+        errs.append(required("spec.conversion.webhook", "required when strategy is set to Webhook"))
     elif conv.get("strategy") == "None" and conv.get("webhook") is not None:
         errs.append(forbidden_field("spec.conversion.webhook", "should not be set when strategy is "
                                     "not set to Webhook"))

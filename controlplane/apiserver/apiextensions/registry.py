@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from controlplane.apiserver import meta
 from controlplane.apiserver.apiextensions import crd as crds, openapi, structural
 from controlplane.apiserver.apiextensions.custom import CustomResource, CustomResourceStrategy
+from controlplane.apiserver.codec import decode
 from controlplane.apiserver.errors import APIError
 from controlplane.apiserver.resources import REGISTRY, VERBS, ResourceType
 from controlplane.storage.interface import Event
@@ -122,6 +123,13 @@ class CRDController:
         if not e.kv.key.startswith(PREFIX):
             return
         self.sync()
+        if e.type == "DELETE" and e.prev is not None:
+            # Upstream tears the resource's storage down with its CRD: open watches end.
+            gone = decode(e.prev)
+            spec = gone.get("spec") or {}
+            plural = ((gone.get("status") or {}).get("acceptedNames") or {}).get("plural") or \
+                (spec.get("names") or {}).get("plural", "")
+            self.store.cache.close_prefix(f"/registry/{spec.get('group', '')}/{plural}/")
         if e.type != "DELETE":
             entry = self.store.cache.get(e.kv.key)
             if entry is not None and (entry.obj.get("metadata") or {}).get("deletionTimestamp"):

@@ -9,8 +9,7 @@ asserts what a real cluster answers (messages from apiextensions-apiserver and k
 from __future__ import annotations
 
 import json
-import ssl
-import time
+import threading
 import urllib.error
 import urllib.request
 
@@ -496,7 +495,23 @@ def test_delete_crd_deletes_objects_and_endpoints(server, kubectl):
     for i in range(3):
         api.create_namespaced_custom_object("charts.example.net", "v1", "default", "gadgets", {
             "apiVersion": "charts.example.net/v1", "kind": "Gadget", "metadata": {"name": f"g{i}"}})
+    # A watch open on the resource ends when its CRD goes (upstream tears the storage down).
+    req = urllib.request.Request(server.url + "/apis/charts.example.net/v1/namespaces/default/gadgets"
+                                 "?watch=true&timeoutSeconds=120",
+                                 headers={"Authorization": f"Bearer {server.token}"})
+    stream = urllib.request.urlopen(req, context=server.ssl_context(), timeout=60)
+    ended = threading.Event()
+    lines: list[bytes] = []
+
+    def read():
+        for ln in stream:
+            lines.append(ln)
+        ended.set()
+    threading.Thread(target=read, daemon=True).start()
     kubectl("delete", "crd", "gadgets.charts.example.net", "--timeout=20s")
+    assert ended.wait(30), "the watch stayed open after its CRD was deleted"
+    types = [json.loads(ln)["type"] for ln in lines]
+    assert types.count("ADDED") == 3 and types.count("DELETED") == 3
     code, body = raw(server, "GET", "/apis/charts.example.net/v1/namespaces/default/gadgets")
     assert code == 404
     code, _ = raw(server, "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"

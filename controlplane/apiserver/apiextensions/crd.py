@@ -187,7 +187,7 @@ def _defaults(schema: dict, path: str) -> list[FieldError]:
     """A default must itself be valid for its node, and already pruned (upstream validates
     defaults when the CRD is written, so that defaulting never produces an invalid object)."""
     errs: list[FieldError] = []
-    for p, node in _nodes(schema, path):
+    for p, crpath, node in _nodes(schema, path, ""):
         if "default" not in node:
             continue
         d = node["default"]
@@ -199,22 +199,23 @@ def _defaults(schema: dict, path: str) -> list[FieldError]:
         if pruned != d:
             errs.append(invalid(f"{p}.default", d, "must not have unknown fields"))
             continue
-        bad = values.validate(d, node, "<default>")
-        if bad:
-            errs.append(invalid(f"{p}.default", d, bad[0].field.replace("<default>", "") .lstrip(".") +
-                                (" " if bad[0].field != "<default>" else "") + bad[0].text()))
+        bad = values.validate(d, node, crpath)
+        if bad:  # the first problem, at the default's place in the CRD, in the CR's words
+            e = bad[0]
+            errs.append(FieldError(e.type, f"{p}.default", e.detail, e.value, e.has_value))
     return errs
 
 
-def _nodes(s: dict, path: str):
-    yield path, s
+def _nodes(s: dict, path: str, crpath: str):
+    """(path in the CRD, path in a custom resource, node) for every node of a schema."""
+    yield path, crpath, s
     for k, v in (s.get("properties") or {}).items():
         if isinstance(v, dict):
-            yield from _nodes(v, f"{path}.properties[{k}]")
+            yield from _nodes(v, f"{path}.properties[{k}]", f"{crpath}.{k}" if crpath else k)
     if isinstance(s.get("items"), dict):
-        yield from _nodes(s["items"], f"{path}.items")
+        yield from _nodes(s["items"], f"{path}.items", f"{crpath}[0]")
     if isinstance(s.get("additionalProperties"), dict):
-        yield from _nodes(s["additionalProperties"], f"{path}.additionalProperties")
+        yield from _nodes(s["additionalProperties"], f"{path}.additionalProperties", f"{crpath}[key]")
 
 
 def _subresources(subs, p: str) -> list[FieldError]:

@@ -170,6 +170,7 @@ def create_crd(server, crd: dict):
 def crontab(kubectl):
     kubectl("apply", "-f", "-", input=CRONTAB)
     kubectl("wait", "--for", "condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s")
+    kubectl("apply", "-f", "-", input=CRONTAB_OBJ)  # the object most tests below work on
     return kubectl
 
 
@@ -193,17 +194,17 @@ def test_crd_is_established_and_served_at_once(server, kubectl):
 
 
 def test_create_get_with_defaults_columns_and_short_name(crontab):
-    assert "crontab.stable.example.com/my-new-cron-object created" in \
-        crontab("apply", "-f", "-", input=CRONTAB_OBJ)
-    obj = json.loads(crontab("get", "ct", "my-new-cron-object", "-o", "json"))
+    assert "crontab.stable.example.com/second-cron created" in \
+        crontab("apply", "-f", "-", input=CRONTAB_OBJ.replace("my-new-cron-object", "second-cron"))
+    obj = json.loads(crontab("get", "ct", "second-cron", "-o", "json"))
     assert obj["spec"]["replicas"] == 1  # the schema's default
     assert obj["metadata"]["generation"] == 1
-    table = crontab("get", "crontabs")
-    header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "SPEC", "REPLICAS", "AGE"]
-    assert row.split()[:7] == ["my-new-cron-object", "*", "*", "*", "*", "*/5", "1"]
+    table = crontab("get", "crontabs").splitlines()
+    assert table[0].split() == ["NAME", "SPEC", "REPLICAS", "AGE"]
+    row = next(r for r in table if r.startswith("second-cron "))
+    assert row.split()[:7] == ["second-cron", "*", "*", "*", "*", "*/5", "1"]
     # categories: `kubectl get all` includes it
-    assert "crontab.stable.example.com/my-new-cron-object" in crontab("get", "all")
+    assert "crontab.stable.example.com/second-cron" in crontab("get", "all")
 
 
 def test_unknown_fields_strict_and_pruned(crontab, server):
@@ -454,7 +455,7 @@ def test_preserve_unknown_fields_and_cluster_scope(server, kubectl):
     (lambda c: c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
         "replicas"].update({"default": "three"}),
      "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].default: "
-     "Invalid value"),
+     'Invalid value: "string": spec.replicas in body must be of type integer: "string"'),
 ])
 def test_invalid_crds(server, change, message):
     crd = json.loads(json.dumps(OPERATOR))

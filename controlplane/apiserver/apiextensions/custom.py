@@ -77,6 +77,11 @@ class CustomResource:
             obj["apiVersion"] = f"{self.group}/{self.storage_version}"
         return obj
 
+    def list_types(self) -> dict[str, dict]:
+        """Per-path x-kubernetes-list-type / list-map-keys / map-type of this version's schema
+        (structural.list_types): what server-side apply merges lists and maps by."""
+        return structural.list_types(self.schema)
+
     # ---- unknown fields (fieldValidation) ----
 
     def unknown_fields(self, obj: dict) -> list[str]:

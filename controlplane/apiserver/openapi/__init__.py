@@ -23,7 +23,7 @@ import re
 
 from controlplane.apiserver import schema
 from controlplane.apiserver.resources import (
-    CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
+    BUILTIN_GROUPS, CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 TITLE = {"title": "Kubernetes", "version": "v1.37.0"}
@@ -273,27 +273,40 @@ def _v2_document(generation: int) -> bytes:
 
 @functools.lru_cache(maxsize=2)
 def _v3_documents(generation: int) -> dict[str, bytes]:
-    """Group-version path ("api/v1", "apis/apps/v1") → v3 document."""
+    """Group-version path ("api/v1", "apis/apps/v1") → v3 document. A CRD change rebuilds only
+    the custom groups' documents; the built-in ones are made once."""
     docs = {}
-    defs = schema.definitions()
-    if REGISTRY.custom:
-        defs = {**defs, **_custom_definitions(v3=True)}
+    defs = None
     for group, versions in GROUPS.items():
         for version in versions:
-            paths: dict[str, dict] = {}
-            for rt in REGISTRY.in_group_version(group, version):
-                paths.update(_paths(rt, v3=True))
-            names = set(_refs_in(paths)) | {META + "Status", META + "Patch", META + "DeleteOptions"}
-            comps = {n: _wrap_refs_v3(s) for n, s in sorted(_reachable(sorted(names), defs).items())}
-            doc = {"openapi": "3.0.0", "info": TITLE, "paths": paths,
-                   "components": {"schemas": comps,
-                                  "securitySchemes": {"BearerToken": {"type": "apiKey",
-                                                                      "name": "authorization",
-                                                                      "in": "header"}}},
-                   "security": [{"BearerToken": []}]}
             key = f"apis/{group}/{version}" if group else f"api/{version}"
-            docs[key] = json.dumps(doc).encode()
+            if group in BUILTIN_GROUPS:
+                docs[key] = _builtin_v3_document(group, version)
+                continue
+            if defs is None:
+                defs = {**schema.definitions(), **_custom_definitions(v3=True)}
+            docs[key] = _v3_document(group, version, defs)
     return docs
+
+
+@functools.cache
+def _builtin_v3_document(group: str, version: str) -> bytes:
+    return _v3_document(group, version, schema.definitions())
+
+
+def _v3_document(group: str, version: str, defs: dict[str, dict]) -> bytes:
+    paths: dict[str, dict] = {}
+    for rt in REGISTRY.in_group_version(group, version):
+        paths.update(_paths(rt, v3=True))
+    names = set(_refs_in(paths)) | {META + "Status", META + "Patch", META + "DeleteOptions"}
+    comps = {n: _wrap_refs_v3(s) for n, s in sorted(_reachable(sorted(names), defs).items())}
+    doc = {"openapi": "3.0.0", "info": TITLE, "paths": paths,
+           "components": {"schemas": comps,
+                          "securitySchemes": {"BearerToken": {"type": "apiKey",
+                                                              "name": "authorization",
+                                                              "in": "header"}}},
+           "security": [{"BearerToken": []}]}
+    return json.dumps(doc).encode()
 
 
 @functools.lru_cache(maxsize=2)

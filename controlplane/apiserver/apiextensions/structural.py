@@ -25,7 +25,7 @@ import copy
 import re
 from typing import Any, Iterator
 
-from controlplane.apiserver.errors import FieldError, forbidden_field, invalid, required
+from controlplane.apiserver.errors import FieldError, forbidden_field, invalid, not_supported, required
 
 JUNCTORS = ("allOf", "anyOf", "oneOf")
 _INT_OR_STRING_ANYOF = [{"type": "integer"}, {"type": "string"}]
@@ -103,9 +103,73 @@ def _invariants(s: Any, level: str, path: str) -> list[FieldError]:
     if embedded and not preserve and not props:
         errs.append(required(f"{path}.properties", "must not be empty if x-kubernetes-embedded-resource "
                              "is true without x-kubernetes-preserve-unknown-fields"))
-    if typ and typ not in ("object", "array", "string", "integer", "number", "boolean"):
-        errs.append(invalid(f"{path}.type", typ, 'must be one of "object", "array", "string", '
-                            '"integer", "number", "boolean"'))
+    errs += _standard(s, path)
+    return errs
+
+
+_TYPES = ["array", "boolean", "integer", "number", "object", "string"]
+_UNSUPPORTED = (("id", "id is not supported"), ("additionalItems", "additionalItems is not supported"),
+                ("patternProperties", "patternProperties is not supported"),
+                ("definitions", "definitions is not supported"),
+                ("dependencies", "dependencies is not supported"), ("$ref", "$ref is not supported"))
+
+
+def _standard(s: dict, path: str) -> list[FieldError]:
+    """What OpenAPI v3 schemas of CRDs may not say, and the list/map topology rules
+    (upstream's specStandardValidatorV3 and validateSchemaListType...)."""
+    errs: list[FieldError] = []
+    typ = s.get("type")
+    if typ == "null":
+        errs.append(forbidden_field(f"{path}.type", "type cannot be set to null, use nullable as an alternative"))
+    elif typ and typ not in _TYPES:
+        errs.append(not_supported(f"{path}.type", typ, _TYPES))
+    for key, detail in _UNSUPPORTED:
+        if s.get(key):
+            errs.append(forbidden_field(f"{path}.{key}", detail))
+    list_type, keys = s.get("x-kubernetes-list-type"), s.get("x-kubernetes-list-map-keys") or []
+    items = s.get("items") if isinstance(s.get("items"), dict) else None
+    if list_type is not None and list_type not in ("atomic", "set", "map"):
+        errs.append(not_supported(f"{path}.x-kubernetes-list-type", list_type, ["atomic", "set", "map"]))
+    if keys and list_type is None:
+        errs.append(required(f"{path}.x-kubernetes-list-type", "must be map if x-kubernetes-list-map-keys is non-empty"))
+    elif keys and list_type != "map":
+        errs.append(invalid(f"{path}.x-kubernetes-list-type", list_type,
+                            "must be map if x-kubernetes-list-map-keys is non-empty"))
+    if list_type == "map":
+        if not keys:
+            errs.append(required(f"{path}.x-kubernetes-list-map-keys", "must not be empty if x-kubernetes-list-type is map"))
+        if items is None:
+            errs.append(required(f"{path}.items", "must have a schema if x-kubernetes-list-type is map"))
+        elif items.get("type") != "object":
+            errs.append(invalid(f"{path}.items.type", items.get("type", ""),
+                                "must be object if parent array's x-kubernetes-list-type is map"))
+        else:
+            props = items.get("properties") or {}
+            need = set(items.get("required") or [])
+            seen: set = set()
+            for k in keys:
+                if k not in props:
+                    errs.append(invalid(f"{path}.x-kubernetes-list-map-keys", keys,
+                                        "entries must all be names of item properties"))
+                else:
+                    if props[k].get("type") in ("array", "object"):
+                        errs.append(invalid(f"{path}.items.properties[{k}].type", "object",
+                                            "must be a scalar type if parent array's x-kubernetes-list-type is map"))
+                    if k not in need and "default" not in props[k]:
+                        errs.append(required(f"{path}.items.properties[{k}].default", "this property is in "
+                                             "x-kubernetes-list-map-keys, so it must have a default or be a "
+                                             "required property"))
+                    if props[k].get("nullable"):
+                        errs.append(forbidden_field(f"{path}.items.properties[{k}].nullable", "this property is "
+                                                    "in x-kubernetes-list-map-keys, so it cannot be nullable"))
+                if k in seen:
+                    errs.append(invalid(f"{path}.x-kubernetes-list-map-keys", keys, "must not contain duplicate entries"))
+                seen.add(k)
+    if list_type in ("set", "map") and items is not None and items.get("nullable"):
+        errs.append(forbidden_field(f"{path}.items.nullable", f"cannot be nullable when x-kubernetes-list-type is {list_type}"))
+    map_type = s.get("x-kubernetes-map-type")
+    if map_type is not None and map_type not in ("granular", "atomic"):
+        errs.append(not_supported(f"{path}.x-kubernetes-map-type", map_type, ["granular", "atomic"]))
     return errs
 
 

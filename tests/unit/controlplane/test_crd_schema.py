@@ -121,3 +121,23 @@ def test_printer_jsonpath():
             {"name": "List", "type": "string", "jsonPath": ".spec.list"},
             {"name": "Gone", "type": "integer", "jsonPath": ".spec.gone"})
     assert printer.cells(cols, obj) == ["n", "True", "[1,2]", None]
+
+
+@pytest.mark.parametrize("node,message", [
+    ({"type": "array", "x-kubernetes-list-type": "map", "items": {"type": "object", "properties": {
+        "name": {"type": "string"}}}},
+     "p.properties[a].x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"),
+    ({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+      "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+     "p.properties[a].items.properties[name].default: Required value: this property is in "
+     "x-kubernetes-list-map-keys, so it must have a default or be a required property"),
+    ({"type": "array", "x-kubernetes-list-type": "bag", "items": {"type": "string"}},
+     'p.properties[a].x-kubernetes-list-type: Unsupported value: "bag": supported values: "atomic", "set", "map"'),
+    ({"type": "array", "x-kubernetes-list-map-keys": ["k"], "items": {"type": "string"}},
+     "p.properties[a].x-kubernetes-list-type: Required value: must be map if x-kubernetes-list-map-keys is non-empty"),
+    ({"type": "null"}, "p.properties[a].type: Forbidden: type cannot be set to null, use nullable as an alternative"),
+    ({"type": "string", "$ref": "#/x"}, "p.properties[a].$ref: Forbidden: $ref is not supported"),
+])
+def test_list_type_and_unsupported_rules(node, message):
+    got = text(structural.validate_structural({"type": "object", "properties": {"a": node}}, "p"))
+    assert message in got, got

@@ -18,6 +18,8 @@ Layers, from the wire inward (each module opens with what it does):
                     eviction (PodDisruptionBudgets); Service ClusterIP/NodePort allocation
     admission.py    Priority admission (pods, PriorityClasses)
     webhooks.py     admission webhooks from admissionregistration.k8s.io, called over HTTPS
+    apiextensions/  CustomResourceDefinitions: resources added while the server runs, their
+                    schemas (validation, defaults, pruning), tables, OpenAPI and cleanup
     conversion.py   views stored as another resource: events.k8s.io/v1 Events (core Events),
                     autoscaling/v1 HorizontalPodAutoscalers (stored as v2)
     defaults.py, validation.py, validation_apps.py, validation_config.py, cron.py, schema.py

@@ -196,6 +196,12 @@ def _object(v: dict, s: dict, path: str, name: str, errs: list[FieldError], root
     props = s.get("properties") or {}
     ap = s.get("additionalProperties")
     for k, item in v.items():
+        if root and k == "metadata" and isinstance(item, dict) and "metadata" in props:
+            # a schema may restrict only name and generateName (structural.py checks that)
+            for f, sub in ((props["metadata"] or {}).get("properties") or {}).items():
+                if f in ("name", "generateName") and f in item:
+                    _validate(item[f], sub, f"metadata.{f}", errs)
+            continue
         if root and k in ("metadata", "apiVersion", "kind"):
             continue  # the server's to check (ObjectMeta validation), as upstream
         sub = f"{path}.{k}" if path else k

@@ -141,3 +141,12 @@ def test_printer_jsonpath():
 def test_list_type_and_unsupported_rules(node, message):
     got = text(structural.validate_structural({"type": "object", "properties": {"a": node}}, "p"))
     assert message in got, got
+
+
+def test_schema_may_restrict_metadata_name():
+    schema = {"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 5}}}}}
+    assert structural.validate_structural(schema, "p") == []
+    assert text(values.validate({"metadata": {"name": "toolong"}}, schema)) == [
+        "metadata.name: Too long: may not be more than 5 bytes"]
+    assert values.validate({"metadata": {"name": "ok", "labels": {"a": "b"}}}, schema) == []

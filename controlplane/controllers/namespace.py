@@ -66,6 +66,7 @@ class NamespaceController(Controller):
             return
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return  # someone else's finalizer holds it; not ours to wait for
+        await self.rediscover()
         remaining, with_finalizers, errors = await self.delete_content(key)
         await self.report(ns, remaining, with_finalizers, errors)
         if remaining or errors:
@@ -73,6 +74,18 @@ class NamespaceController(Controller):
             return
         await self.finalize(key)
         self.emptied.pop(key, None)
+
+    async def rediscover(self) -> None:
+        """Resources come and go with CustomResourceDefinitions: ask discovery again before each
+        pass (upstream's deleter does too), or a terminating namespace would be removed with the
+        objects of a CRD created after this controller started still in it."""
+        from controlplane.controllers.manager import discover  # the manager loads this module
+        try:
+            found = await discover(self.api)
+        except ApiError:
+            return  # keep the last list; the next pass asks again
+        self.resources = [d for d in found if d.res.namespaced and "list" in d.verbs
+                          and ("deletecollection" in d.verbs or "delete" in d.verbs)]
 
     async def delete_content(self, ns: str) -> tuple[dict[str, int], dict[str, int], list[str]]:
         remaining: dict[str, int] = {}

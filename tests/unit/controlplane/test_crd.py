@@ -611,3 +611,29 @@ def test_selectable_fields_and_deprecated_version(server, kubectl):
     code, body = raw(server, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", bad)
     assert code == 422 and 'spec.versions[0].selectableFields[0].jsonPath: Invalid value: ' \
         '".spec.ports": must point to a field of type string, boolean or integer' in body["message"]
+
+
+def test_namespace_deletion_removes_custom_resources(tmp_path):
+    """With the whole control plane: a CRD created after the controllers started; deleting a
+    namespace deletes its custom resources before the namespace goes."""
+    from tests.apiserver import start_server
+    srv = start_server(tmp_path / "data", None, bare=False)
+    try:
+        create_crd(srv, OPERATOR)
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}
+        assert raw(srv, "POST", "/api/v1/namespaces", ns)[0] == 201
+        code, _ = raw(srv, "POST", "/apis/ops.example.org/v1alpha1/namespaces/doomed/databases", {
+            "apiVersion": "ops.example.org/v1alpha1", "kind": "Database", "metadata": {"name": "inside"}})
+        assert code == 201
+        v1 = client.CoreV1Api(api_client(srv))
+        w = watch.Watch()
+        v1.delete_namespace("doomed")
+        for ev in w.stream(v1.list_namespace, field_selector="metadata.name=doomed", timeout_seconds=30):
+            if ev["type"] == "DELETED":
+                w.stop()
+        code, _ = raw(srv, "GET", "/api/v1/namespaces/doomed")
+        assert code == 404
+        code, body = raw(srv, "GET", "/apis/ops.example.org/v1alpha1/databases")
+        assert code == 200 and body["items"] == []
+    finally:
+        srv.stop()

@@ -287,7 +287,7 @@ def _prune(x: Any, s: dict | None, root: bool, path: str, dropped: list[str]) ->
             sub = f"{path}.{k}" if path else k
             if embedded and k in _EMBEDDED_KEEP:
                 if k == "metadata" and isinstance(x[k], dict) and not root:
-                    _prune_embedded_metadata(x[k])
+                    _prune_embedded_metadata(x[k], sub, dropped)
                 continue
             if k in props:
                 _prune(x[k], props[k], False, sub, dropped)
@@ -311,10 +311,11 @@ _META_FIELDS = {"name", "generateName", "namespace", "selfLink", "uid", "resourc
                 "finalizers", "managedFields"}
 
 
-def _prune_embedded_metadata(md: dict) -> None:
+def _prune_embedded_metadata(md: dict, path: str, dropped: list[str]) -> None:
     for k in list(md):
         if k not in _META_FIELDS:
             del md[k]
+            dropped.append(f"{path}.{k}")
 
 
 # ---- defaulting ----

@@ -411,9 +411,11 @@ def test_preserve_unknown_fields_and_cluster_scope(server, kubectl):
                              "metadata": {"name": "inner", "bogus": 1}, "data": {"k": "v"}},
                 "dropped": 1}
     p = kubectl.run("apply", "-f", "-", input=yaml.safe_dump(manifest), check=False)
-    assert p.returncode == 1 and 'unknown field "dropped"' in p.stderr
+    assert p.returncode == 1
+    assert 'unknown field "dropped", unknown field "template.metadata.bogus"' in p.stderr
     del manifest["dropped"]
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    code, out = raw(server, "POST", "/apis/charts.example.net/v1/widgets", manifest)  # Warn: pruned
+    assert code == 201
     obj = json.loads(kubectl("get", "widget", "w1", "-o", "json"))
     assert obj["spec"] == manifest["spec"]
     assert obj["template"]["data"] == {"k": "v"}
@@ -637,3 +639,15 @@ def test_namespace_deletion_removes_custom_resources(tmp_path):
         assert code == 200 and body["items"] == []
     finally:
         srv.stop()
+
+
+def test_reapply_crd_and_change_names(crontab, server):
+    assert "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com unchanged" in \
+        crontab("apply", "-f", "-", input=CRONTAB)
+    changed = CRONTAB.replace("shortNames: [ct]", "shortNames: [ct, cts]")
+    assert "configured" in crontab("apply", "-f", "-", input=changed)
+    crd = json.loads(crontab("get", "crd", "crontabs.stable.example.com", "-o", "json"))
+    assert crd["status"]["acceptedNames"]["shortNames"] == ["ct", "cts"]
+    assert crd["metadata"]["generation"] == 2
+    assert "my-new-cron-object" in crontab("get", "cts", "-o", "name")
+    crontab("apply", "-f", "-", input=CRONTAB)

@@ -31,7 +31,8 @@ def test_prune_keeps_declared_preserved_and_embedded_meta():
                             "spec": {"x": "y", "z": 1}}},
            "status": {"gone": True}}
     dropped = structural.prune(obj, SCHEMA)
-    assert sorted(dropped) == ["spec.items[0].junk", "spec.pod.spec.z", "spec.unknown", "status"]
+    assert sorted(dropped) == ["spec.items[0].junk", "spec.pod.metadata.bad", "spec.pod.spec.z",
+                              "spec.unknown", "status"]
     assert obj["spec"]["free"] == {"any": {"thing": [1]}}
     assert obj["spec"]["pod"] == {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                                   "spec": {"x": "y"}}

@@ -28,9 +28,10 @@ collected by mistake.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from apiclient import ApiError, Conflict, NotFound, Resource
+from apiclient import ApiError, Conflict, Informer, NotFound, Resource
 
 from controlplane.controllers.base import Context, Controller, DiscoveredResource
 
@@ -52,19 +53,67 @@ class Node:
 
 class GarbageCollector(Controller):
     name = "garbagecollector"
+    # Resources come and go with CustomResourceDefinitions: discovery is asked again this often
+    # (upstream's GC resyncs its monitors every 30 s), and at once when an owner's kind is unknown.
+    tick_period = 30.0
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
         self.nodes: dict[str, Node] = {}
         self.dependents: dict[str, set[str]] = {}  # owner uid → dependent uids
         self.by_kind: dict[tuple[str, str], DiscoveredResource] = {}  # (group, kind) → resource
+        self.monitored: set[tuple[str, str]] = set()  # (group, plural) watched: shared informers
+        self.monitors: dict[tuple[str, str], asyncio.Task] = {}  # ... and those found later
+        self.rediscover = asyncio.Event()
         for d in ctx.discovered:
             self.by_kind.setdefault((d.res.group, d.kind), d)
             if (d.res.group, d.res.plural) in IGNORED:
                 continue
             if {"list", "watch", "delete"} <= set(d.verbs):
                 res = d.res
+                self.monitored.add((res.group, res.plural))
                 ctx.informers.get(res).add_handler(lambda t, o, old, res=res: self._event(res, t, o, old))
+
+    # ---- resources that appear later (CRDs) ----
+
+    async def tick(self) -> None:
+        """Runs for the controller's lifetime (the ticker's task): every tick_period, or when
+        an owner's kind was unknown, ask discovery again and watch what is new. The informers
+        it starts are its children, cancelled with it."""
+        from controlplane.controllers.manager import discover  # the manager loads this module
+        try:
+            while True:
+                try:
+                    found = await discover(self.api)
+                except ApiError as e:
+                    self.log.info("garbagecollector: discovery failed: %s", e)
+                    found = None
+                if found is not None:
+                    self._resync(found)
+                try:
+                    await asyncio.wait_for(self.rediscover.wait(), self.tick_period)
+                except asyncio.TimeoutError:
+                    pass
+                self.rediscover.clear()
+        finally:
+            for t in self.monitors.values():
+                t.cancel()
+
+    def _resync(self, found: list[DiscoveredResource]) -> None:
+        served = set()
+        for d in found:
+            self.by_kind[(d.res.group, d.kind)] = d
+            key = (d.res.group, d.res.plural)
+            served.add(key)
+            if key in IGNORED or key in self.monitored or key in self.monitors or \
+                    not {"list", "watch", "delete"} <= set(d.verbs):
+                continue
+            inf = Informer(self.api, d.res)
+            inf.add_handler(lambda t, o, old, res=d.res: self._event(res, t, o, old))
+            self.monitors[key] = asyncio.ensure_future(inf.run())
+            self.log.info("garbagecollector: now watching %s", f"{d.res.plural}.{d.res.group}")
+        for key in [k for k in self.monitors if k not in served]:  # its CRD went away
+            self.monitors.pop(key).cancel()
 
     # ---- the graph ----
 
@@ -141,6 +190,7 @@ class GarbageCollector(Controller):
         group = (ref.get("apiVersion") or "").rpartition("/")[0]
         d = self.by_kind.get((group, ref.get("kind", "")))
         if d is None:
+            self.rediscover.set()  # perhaps a CRD created since the last look: the retry will know
             raise ApiError(0, "UnknownOwnerKind", f"{dep.res.plural}/{dep.name}: owner kind "
                            f"{ref.get('apiVersion')}/{ref.get('kind')} is not served")
         try:

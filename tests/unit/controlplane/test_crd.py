@@ -651,3 +651,47 @@ def test_reapply_crd_and_change_names(crontab, server):
     assert crd["metadata"]["generation"] == 2
     assert "my-new-cron-object" in crontab("get", "cts", "-o", "name")
     crontab("apply", "-f", "-", input=CRONTAB)
+
+
+def test_garbage_collection_with_custom_resource_owners(tmp_path):
+    """The operator pattern, with the whole control plane and a CRD created after the
+    controllers started: objects owned by a custom resource go when it goes (background), and
+    a foreground delete of the custom resource waits for its dependents."""
+    from tests.apiserver import start_server
+    srv = start_server(tmp_path / "data", None, bare=False)
+    try:
+        create_crd(srv, OPERATOR)
+        v1 = client.CoreV1Api(api_client(srv))
+        api = client.CustomObjectsApi(api_client(srv))
+        g, v, pl = "ops.example.org", "v1alpha1", "databases"
+
+        def owned(owner_name):
+            owner = api.create_namespaced_custom_object(g, v, "default", pl, {
+                "apiVersion": f"{g}/{v}", "kind": "Database", "metadata": {"name": owner_name}})
+            v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(
+                name=f"{owner_name}-config", owner_references=[client.V1OwnerReference(
+                    api_version=f"{g}/{v}", kind="Database", name=owner_name,
+                    uid=owner["metadata"]["uid"], block_owner_deletion=True)])))
+
+        def wait_gone(list_fn, name, *args):
+            w = watch.Watch()
+            for ev in w.stream(list_fn, *args, field_selector=f"metadata.name={name}", timeout_seconds=40):
+                if ev["type"] == "DELETED":
+                    w.stop()
+                    return True
+            return False
+
+        owned("bg")
+        api.delete_namespaced_custom_object(g, v, "default", pl, "bg")
+        assert wait_gone(v1.list_namespaced_config_map, "bg-config", "default")
+
+        owned("fg")
+        api.delete_namespaced_custom_object(g, v, "default", pl, "fg",
+                                            body=client.V1DeleteOptions(propagation_policy="Foreground"))
+        assert wait_gone(v1.list_namespaced_config_map, "fg-config", "default")
+        code, _ = raw(srv, "GET", f"/apis/{g}/{v}/namespaces/default/{pl}/fg")
+        deadline_ok = code == 404 or wait_gone(
+            lambda **kw: api.list_namespaced_custom_object(g, v, "default", pl, **kw), "fg")
+        assert deadline_ok
+    finally:
+        srv.stop()

@@ -58,18 +58,14 @@ class CustomResource:
     # ---- reading ----
 
     def from_storage(self, obj: dict) -> dict:
-        out = dict(obj)
+        """The stored object as this version shows it (objects in the cache are shared: a copy)."""
+        if not self.converts:
+            return {**obj, "apiVersion": self.api_version}
+        out = copy.deepcopy(obj)
         out["apiVersion"] = self.api_version
-        if self.schema_applies_on_read:
-            out = copy.deepcopy(out)
-            out["apiVersion"] = self.api_version
-            structural.prune(out, self.schema)
-            structural.default(out, self.schema)
+        structural.prune(out, self.schema)
+        structural.default(out, self.schema)
         return out
-
-    @property
-    def schema_applies_on_read(self) -> bool:
-        return self.converts
 
     def to_storage(self, obj: Any) -> Any:
         if isinstance(obj, dict) and obj.get("apiVersion") == self.api_version:
@@ -149,6 +145,37 @@ class _CustomFieldSelector(FieldSelector):
         return True
 
 
+_MISSING = object()
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _at(obj: Any, path: str) -> Any:
+    """The value at a field error's path ("spec.items[0].name"), or _MISSING."""
+    cur = obj
+    for m in _STEP.finditer(path):
+        key, idx = m.group(1), m.group(2)
+        if key is not None:
+            if not isinstance(cur, dict) or key not in cur:
+                return _MISSING
+            cur = cur[key]
+        else:
+            i = int(idx)
+            if not isinstance(cur, list) or i >= len(cur):
+                return _MISSING
+            cur = cur[i]
+    return cur
+
+
+def _unchanged(e: FieldError, new: dict, old: dict) -> bool:
+    """Whether the value an error is about is the same in the old object. A missing required
+    field or a duplicate item is about the object or list that holds it."""
+    path = e.field
+    if e.type in ("FieldValueRequired", "FieldValueDuplicate"):
+        path = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", path)
+    before = _at(old, path)
+    return before is not _MISSING and before == _at(new, path)
+
+
 def _get(obj: dict, path: str):
     cur: Any = obj
     for part in [p for p in path.split(".") if p]:
@@ -175,6 +202,8 @@ class CustomResourceStrategy(Strategy):
         super().__init__(rt)
         self.cr = cr
         self.status_split = cr.status
+        # new object's id → the object it updates, from admit() to validate() (ratcheting)
+        self._ratchet: dict[int, dict] = {}
 
     def canonicalize(self, obj: dict) -> None:
         structural.prune(obj, self.cr.schema)
@@ -197,10 +226,21 @@ class CustomResourceStrategy(Strategy):
             if e is not None and (e.obj.get("metadata") or {}).get("deletionTimestamp"):
                 raise APIError(405, "MethodNotAllowed", "create not allowed while custom resource "
                                "definition is terminating", {})
+        else:
+            # objects._merge_update calls validate(obj) right after admit(obj, old), nothing
+            # in between that awaits or raises: the old object waits there for it, keyed by obj.
+            self._ratchet[id(obj)] = old
 
     def validate(self, obj: dict) -> list[FieldError]:
+        old = self._ratchet.pop(id(obj), None)
         errs = validation.metadata("CustomResource", obj, self.rt.namespaced)
-        errs += values.validate(obj, self.cr.schema)
+        schema_errs = values.validate(obj, self.cr.schema)
+        if old is not None:
+            # Validation ratcheting (upstream's CRDValidationRatcheting, on since 1.30): an
+            # update may keep a value that a tightened schema now refuses, if it leaves it as
+            # it was; only what the update changes must be valid.
+            schema_errs = [e for e in schema_errs if not _unchanged(e, obj, old)]
+        errs += schema_errs
         if self.cr.scale:
             errs += self._scale_paths(obj)
         return errs

@@ -695,3 +695,31 @@ def test_garbage_collection_with_custom_resource_owners(tmp_path):
         assert deadline_ok
     finally:
         srv.stop()
+
+
+def test_validation_ratcheting(server):
+    """A schema tightened after objects exist: an update that leaves the now-invalid value as it
+    was is accepted; one that changes it must make it valid."""
+    crd = json.loads(json.dumps(OPERATOR))
+    crd["metadata"]["name"] = "queues.ops.example.org"
+    crd["spec"]["names"] = {"plural": "queues", "singular": "queue", "kind": "Queue"}
+    crd["spec"]["versions"][0].pop("subresources")
+    created = create_crd(server, crd)
+    api = client.CustomObjectsApi(api_client(server))
+    g, v = "ops.example.org", "v1alpha1"
+    api.create_namespaced_custom_object(g, v, "default", "queues", {
+        "apiVersion": f"{g}/{v}", "kind": "Queue", "metadata": {"name": "q"},
+        "spec": {"replicas": 50, "engine": "a"}})
+    ext = client.ApiextensionsV1Api(api_client(server))
+    tight = ext.read_custom_resource_definition("queues.ops.example.org")
+    tight.spec.versions[0].schema.open_apiv3_schema.properties["spec"].properties["replicas"].maximum = 10
+    ext.replace_custom_resource_definition("queues.ops.example.org", tight)
+    # replicas stays 50 (invalid now) while engine changes: accepted
+    out = api.patch_namespaced_custom_object(g, v, "default", "queues", "q", {"spec": {"engine": "b"}})
+    assert out["spec"] == {"replicas": 50, "engine": "b"}
+    with pytest.raises(ApiException) as e:
+        api.patch_namespaced_custom_object(g, v, "default", "queues", "q", {"spec": {"replicas": 40}})
+    assert e.value.status == 422
+    assert "spec.replicas: Invalid value: 40: spec.replicas in body should be less than or equal to 10" \
+        in json.loads(e.value.body)["message"]
+    assert created.metadata.name == "queues.ops.example.org"

@@ -161,6 +161,23 @@ def raw(server, method: str, path: str, body=None, ctype: str = "application/jso
         return e.code, json.loads(e.read() or b"null")
 
 
+def wait_gone(list_fn, name, *args):
+    """True once no object `name` exists (a list, then a watch from that list)."""
+    listed = list_fn(*args, field_selector=f"metadata.name={name}")
+    items = listed["items"] if isinstance(listed, dict) else listed.items
+    if not items:
+        return True
+    rv = listed["metadata"]["resourceVersion"] if isinstance(listed, dict) else \
+        listed.metadata.resource_version
+    w = watch.Watch()
+    for ev in w.stream(list_fn, *args, field_selector=f"metadata.name={name}",
+                       resource_version=rv, timeout_seconds=40):
+        if ev["type"] == "DELETED":
+            w.stop()
+            return True
+    return False
+
+
 def create_crd(server, crd: dict):
     ext = client.ApiextensionsV1Api(api_client(server))
     return ext.create_custom_resource_definition(crd)
@@ -628,11 +645,8 @@ def test_namespace_deletion_removes_custom_resources(tmp_path):
             "apiVersion": "ops.example.org/v1alpha1", "kind": "Database", "metadata": {"name": "inside"}})
         assert code == 201
         v1 = client.CoreV1Api(api_client(srv))
-        w = watch.Watch()
         v1.delete_namespace("doomed")
-        for ev in w.stream(v1.list_namespace, field_selector="metadata.name=doomed", timeout_seconds=30):
-            if ev["type"] == "DELETED":
-                w.stop()
+        assert wait_gone(v1.list_namespace, "doomed")
         code, _ = raw(srv, "GET", "/api/v1/namespaces/doomed")
         assert code == 404
         code, body = raw(srv, "GET", "/apis/ops.example.org/v1alpha1/databases")
@@ -673,13 +687,6 @@ def test_garbage_collection_with_custom_resource_owners(tmp_path):
                     api_version=f"{g}/{v}", kind="Database", name=owner_name,
                     uid=owner["metadata"]["uid"], block_owner_deletion=True)])))
 
-        def wait_gone(list_fn, name, *args):
-            w = watch.Watch()
-            for ev in w.stream(list_fn, *args, field_selector=f"metadata.name={name}", timeout_seconds=40):
-                if ev["type"] == "DELETED":
-                    w.stop()
-                    return True
-            return False
 
         owned("bg")
         api.delete_namespaced_custom_object(g, v, "default", pl, "bg")
@@ -689,10 +696,7 @@ def test_garbage_collection_with_custom_resource_owners(tmp_path):
         api.delete_namespaced_custom_object(g, v, "default", pl, "fg",
                                             body=client.V1DeleteOptions(propagation_policy="Foreground"))
         assert wait_gone(v1.list_namespaced_config_map, "fg-config", "default")
-        code, _ = raw(srv, "GET", f"/apis/{g}/{v}/namespaces/default/{pl}/fg")
-        deadline_ok = code == 404 or wait_gone(
-            lambda **kw: api.list_namespaced_custom_object(g, v, "default", pl, **kw), "fg")
-        assert deadline_ok
+        assert wait_gone(lambda **kw: api.list_namespaced_custom_object(g, v, "default", pl, **kw), "fg")
     finally:
         srv.stop()
 

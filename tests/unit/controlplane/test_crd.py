@@ -727,3 +727,19 @@ def test_validation_ratcheting(server):
     assert "spec.replicas: Invalid value: 40: spec.replicas in body should be less than or equal to 10" \
         in json.loads(e.value.body)["message"]
     assert created.metadata.name == "queues.ops.example.org"
+
+
+def test_replace_with_resource_version(crontab, server):
+    api = client.CustomObjectsApi(api_client(server))
+    g, v = "stable.example.com", "v1"
+    obj = api.get_namespaced_custom_object(g, v, "default", "crontabs", "my-new-cron-object")
+    stale = json.loads(json.dumps(obj))
+    obj["spec"]["image"] = "replaced:2"
+    obj["spec"].pop("replicas")
+    out = api.replace_namespaced_custom_object(g, v, "default", "crontabs", "my-new-cron-object", obj)
+    assert out["spec"]["image"] == "replaced:2" and out["spec"]["replicas"] == 1  # defaulted again
+    assert out["metadata"]["generation"] == obj["metadata"]["generation"] + 1
+    stale["spec"]["image"] = "stale"
+    with pytest.raises(ApiException) as e:
+        api.replace_namespaced_custom_object(g, v, "default", "crontabs", "my-new-cron-object", stale)
+    assert e.value.status == 409 and json.loads(e.value.body)["reason"] == "Conflict"

@@ -168,6 +168,7 @@ for _r in RESOURCES:
 
 
 BUILTIN_GROUPS = frozenset(GROUPS)
+_BUILTIN_KEYS = frozenset((r.group, r.version, r.plural) for r in RESOURCES)
 
 
 @dataclass
@@ -205,6 +206,9 @@ class Registry:
             self.by_gvk.pop((r.group, r.version, r.kind), None)
         for g in [g for g in GROUPS if g not in BUILTIN_GROUPS]:
             del GROUPS[g]
+        # The built-in resources win over a CRD that names one of them (upstream serves CRDs
+        # only for what the built-in handlers do not).
+        rts = [r for r in rts if (r.group, r.version, r.plural) not in _BUILTIN_KEYS]
         self.custom = tuple(rts)
         for r in rts:
             self.by_gv_plural[(r.group, r.version, r.plural)] = r

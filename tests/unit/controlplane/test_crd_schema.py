@@ -151,3 +151,22 @@ def test_schema_may_restrict_metadata_name():
     assert text(values.validate({"metadata": {"name": "toolong"}}, schema)) == [
         "metadata.name: Too long: may not be more than 5 bytes"]
     assert values.validate({"metadata": {"name": "ok", "labels": {"a": "b"}}}, schema) == []
+
+
+def test_a_crd_cannot_replace_a_built_in_resource():
+    from controlplane.apiserver.apiextensions import crd as crds, registry
+    from controlplane.apiserver.resources import REGISTRY
+    crd = {"metadata": {"name": "ingresses.networking.k8s.io",
+                        "annotations": {"api-approved.kubernetes.io": "yes"}},
+           "spec": {"group": "networking.k8s.io", "scope": "Namespaced",
+                    "names": {"plural": "ingresses", "kind": "Ingress"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    crds.default(crd)
+    crds.compute_status(crd, [])
+    try:
+        REGISTRY.set_custom(registry.resource_types(crd), {})
+        assert REGISTRY.lookup("networking.k8s.io", "v1", "ingresses").custom is None
+    finally:
+        REGISTRY.set_custom([], {})
+    assert REGISTRY.lookup("networking.k8s.io", "v1", "ingresses").custom is None

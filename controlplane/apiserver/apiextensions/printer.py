@@ -11,11 +11,13 @@ filters `[?(@.type=="Ready")]`.
 
 from __future__ import annotations
 
+import datetime as _dt
+import functools
 import json
 import re
 from typing import Any
 
-from controlplane.apiserver import meta, tables
+from controlplane.apiserver import tables
 
 _NAME_COL = {"name": "Name", "type": "string", "format": "name",
              "description": "Name must be unique within a namespace. Is required when creating "
@@ -39,7 +41,18 @@ def column_definitions(columns: tuple[dict, ...]) -> list[dict]:
     return out
 
 
-def cells(columns: tuple[dict, ...], obj: dict) -> list:
+def _age(value: str, now: _dt.datetime) -> str:
+    try:  # RFC 3339 as the server writes it; fromisoformat is C, strptime would dominate a LIST
+        t = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return tables.human_duration((now - t).total_seconds())
+
+
+def cells(columns: tuple[dict, ...], obj: dict, now: _dt.datetime | None = None) -> list:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
     out: list[Any] = [(obj.get("metadata") or {}).get("name", "")]
     for c in columns or DEFAULT_COLUMNS:
         results = find(obj, c.get("jsonPath", ""))
@@ -49,8 +62,7 @@ def cells(columns: tuple[dict, ...], obj: dict) -> list:
         v = results[0]
         typ = c.get("type")
         if typ == "date" and isinstance(v, str):
-            t = meta.parse_time(v)
-            out.append(tables.age(v) if t is not None else v)
+            out.append(_age(v, now))
         elif isinstance(v, (dict, list)):
             out.append(json.dumps(v, separators=(",", ":")))
         elif typ == "string" and not isinstance(v, str):
@@ -63,8 +75,9 @@ def cells(columns: tuple[dict, ...], obj: dict) -> list:
 def table(columns: tuple[dict, ...], objs: list[dict], list_meta: dict,
           include_object: str = "Metadata", headers: bool = True) -> dict:
     rows = []
+    now = _dt.datetime.now(_dt.timezone.utc)
     for o in objs:
-        r: dict[str, Any] = {"cells": cells(columns, o)}
+        r: dict[str, Any] = {"cells": cells(columns, o, now)}
         if include_object == "Object":
             r["object"] = o
         elif include_object != "None":
@@ -80,7 +93,8 @@ _TOKEN = re.compile(r"""\.(?P<name>[A-Za-z0-9_$-]+)|\[(?P<index>-?\d+|\*)\]|\[['
                     r"""\[\?\(@\.(?P<fpath>[A-Za-z0-9_.-]+)\s*(?P<op>==|!=)\s*['"]?(?P<fval>[^'")]*)['"]?\)\]""")
 
 
-def parse(path: str) -> list[tuple[str, Any]]:
+@functools.lru_cache(maxsize=256)  # a column's path, parsed once for every row
+def parse(path: str) -> tuple[tuple[str, Any], ...]:
     path = path.strip()
     if path.startswith("{") and path.endswith("}"):
         path = path[1:-1]
@@ -102,7 +116,7 @@ def parse(path: str) -> list[tuple[str, Any]]:
         else:
             steps.append(("filter", (m.group("fpath").split("."), m.group("op"), m.group("fval"))))
         pos = m.end()
-    return steps
+    return tuple(steps)
 
 
 def find(obj: Any, path: str) -> list:

@@ -14,8 +14,7 @@ heard of, checked against the schema in the CRD. The modules, from the CRD inwar
     registry.py     the resource table follows the CRDs; deleting a CRD deletes its objects
 
 Out of scope: conversion webhooks (a `Webhook` strategy is stored, reads convert as `None`
-would), CEL rules (`x-kubernetes-validations` are stored, not evaluated), and the completeness
-rule of structural schemas (a field named only inside allOf/anyOf).
+would) and CEL rules (`x-kubernetes-validations` are stored, not evaluated).
 
 May import: the rest of controlplane.apiserver (never handlers or server), controlplane.storage,
 the standard library.

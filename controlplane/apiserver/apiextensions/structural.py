@@ -34,8 +34,52 @@ _INT_OR_STRING_ANYOF = [{"type": "integer"}, {"type": "string"}]
 # ---- structural validation ----
 
 def validate_structural(schema: dict, path: str) -> list[FieldError]:
-    errs = _invariants(schema, "root", path)
+    errs = _invariants(schema, "root", path) + _completeness(schema, path)
     return sorted(errs, key=lambda e: f"{e.field}: {e.text()}")
+
+
+# ---- completeness: what a junctor names must exist outside it ----
+
+def _completeness(s: Any, path: str) -> list[FieldError]:
+    """Every field or item a value validation (allOf, anyOf, oneOf, not) speaks of must also be
+    specified in the structural part (upstream's validateStructuralCompleteness)."""
+    if not isinstance(s, dict):
+        return []
+    errs: list[FieldError] = []
+    for j in JUNCTORS:
+        for i, n in enumerate(s.get(j) or []):
+            errs += _nested_complete(n, s, path, f"{path}.{j}[{i}]")
+    if isinstance(s.get("not"), dict):
+        errs += _nested_complete(s["not"], s, path, f"{path}.not")
+    for k, v in (s.get("properties") or {}).items():
+        errs += _completeness(v, _child(path, k))
+    if isinstance(s.get("items"), dict):
+        errs += _completeness(s["items"], f"{path}.items")
+    if isinstance(s.get("additionalProperties"), dict):
+        errs += _completeness(s["additionalProperties"], f"{path}.additionalProperties")
+    return errs
+
+
+def _nested_complete(v: Any, s: dict | None, spath: str, vpath: str) -> list[FieldError]:
+    if not isinstance(v, dict):
+        return []
+    if s is None:
+        return [required(spath, f"because it is defined in {vpath}")]
+    errs: list[FieldError] = []
+    for k, sub in (v.get("properties") or {}).items():
+        props = s.get("properties") or {}
+        ap = s.get("additionalProperties")
+        target = props.get(k) if k in props else (ap if isinstance(ap, dict) else None)
+        errs += _nested_complete(sub, target, _child(spath, k), _child(vpath, k))
+    if isinstance(v.get("items"), dict):
+        items = s.get("items") if isinstance(s.get("items"), dict) else None
+        errs += _nested_complete(v["items"], items, f"{spath}.items", f"{vpath}.items")
+    for j in JUNCTORS:
+        for i, n in enumerate(v.get(j) or []):
+            errs += _nested_complete(n, s, spath, f"{vpath}.{j}[{i}]")
+    if isinstance(v.get("not"), dict):
+        errs += _nested_complete(v["not"], s, spath, f"{vpath}.not")
+    return errs
 
 
 def _child(path: str, key: str) -> str:

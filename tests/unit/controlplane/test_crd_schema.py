@@ -170,3 +170,15 @@ def test_a_crd_cannot_replace_a_built_in_resource():
     finally:
         REGISTRY.set_custom([], {})
     assert REGISTRY.lookup("networking.k8s.io", "v1", "ingresses").custom is None
+
+
+def test_completeness_of_value_validations():
+    ok = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "a": {"type": "string"}, "b": {"type": "string"}},
+        "oneOf": [{"required": ["a"]}, {"properties": {"b": {"pattern": "^x"}}}]}}}
+    assert structural.validate_structural(ok, "p") == []
+    bad = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "a": {"type": "string"}}, "anyOf": [{"properties": {"c": {"minLength": 1}}}]}}}
+    assert text(structural.validate_structural(bad, "p")) == [
+        "p.properties[spec].properties[c]: Required value: because it is defined in "
+        "p.properties[spec].anyOf[0].properties[c]"]

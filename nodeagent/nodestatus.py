@@ -162,17 +162,28 @@ class NodeStatus:
                 "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
                 "beta.kubernetes.io/arch": arch, **self.ident.labels}
 
-    async def register(self) -> dict:
-        """POST the Node; if it exists (a restart, or a re-join), reconcile our labels onto it."""
-        body = {"apiVersion": "v1", "kind": "Node",
+    async def initial_node(self) -> dict:
+        """The Node as first POSTed (the kubelet's initialNode): labels, annotations, spec — and the
+        whole status already filled by the same setters as every later update (setNodeStatus), so
+        the first object anyone sees (a scheduler's or a `kubectl get nodes -w`'s ADDED event) has
+        capacity, allocatable, addresses, nodeInfo and conditions, never a bare Node. (The API
+        server keeps a Node's status on create: its PrepareForCreate does not reset it.)"""
+        return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.ident.name, "labels": self._labels(),
                              "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                                              "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
                 "spec": {"podCIDR": self.ident.pod_cidr, "podCIDRs": [self.ident.pod_cidr]}
-                if self.ident.pod_cidr else {}}
+                if self.ident.pod_cidr else {},
+                "status": await self._status({})}
+
+    async def register(self) -> dict:
+        """POST the Node with its status; if it exists (a restart, or a re-join), reconcile our
+        labels onto it — the status loop then brings its status up to date."""
+        body = await self.initial_node()
         while True:
             try:
                 node = await self.api.create(NODES, body)
+                self.writes += 1
                 break
             except AlreadyExists:
                 def mutate(n: dict) -> dict | None:

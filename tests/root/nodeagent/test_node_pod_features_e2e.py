@@ -1,0 +1,160 @@
+"""A whole node, end to end, for the pod features beyond the basics: lifecycle hooks, memory-backed
+and service-account volumes, hostPort admission and mapping, and a create/delete leak check.
+
+One node serves the module (tests/nodekit.py), driven with the real kubectl; the last test takes
+the node down. Pods name the node in spec.nodeName, as a scheduler's binding would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.nodekit import Node, busybox_node, running
+
+IMAGE = "localhost/busybox:1"
+LOOP = "while true; do sleep 0.2; done"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    n = busybox_node(tmp_path_factory.mktemp("node"), "feat")
+    yield n
+    if n.running:
+        n.down()
+
+
+def create(node: Node, name: str, containers: list[dict], policy: str = "Always", grace: int = 30,
+           **spec) -> None:
+    for c in containers:
+        c.setdefault("image", IMAGE)
+        c.setdefault("imagePullPolicy", "Never")
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node.name, "restartPolicy": policy,
+                     "terminationGracePeriodSeconds": grace, "containers": containers, **spec}}
+    node.kubectl("create", "-f", "-", input=json.dumps(body))
+
+
+def cstatus(pod: dict, name: str) -> dict:
+    return next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
+                 if c["name"] == name), {"state": {}, "restartCount": 0})
+
+
+def events(node: Node, name: str) -> list[dict]:
+    out = node.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json")
+    return json.loads(out.stdout)["items"]
+
+
+def wait_event(node: Node, name: str, reason: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for e in events(node, name):
+            if e["reason"] == reason:
+                return e
+        time.sleep(0.3)
+    raise AssertionError(f"no {reason} event for {name} in {timeout} s: "
+                         f"{[(e['reason'], e['message']) for e in events(node, name)]}")
+
+
+class Watch:
+    """`kubectl get pods -w -o json` for one name: every version of the pod a watcher saw (by a
+    field selector, so the watch may start before the pod exists)."""
+
+    def __init__(self, node: Node, name: str):
+        self.proc = node.kubectl_popen("get", "pods", "--field-selector", f"metadata.name={name}",
+                                       "-w", "-o", "json", "--output-watch-events",
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def stop(self) -> list[dict]:
+        self.proc.terminate()
+        text = self.proc.communicate(timeout=10)[0]
+        dec, i, out = json.JSONDecoder(), 0, []
+        while i < len(text):
+            while i < len(text) and text[i].isspace():
+                i += 1
+            if i >= len(text):
+                break
+            obj, i = dec.raw_decode(text, i)
+            out.append(obj)
+        return out
+
+
+# --- lifecycle hooks ---------------------------------------------------------------------------------
+def test_post_start_exec_http_and_sleep_hooks_run(node):
+    web = ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
+    create(node, "hooks", [
+        {"name": "web", "command": web},
+        {"name": "c", "command": ["sh", "-c", LOOP],
+         "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo from-poststart > /tmp/mark"]}}}},
+        {"name": "http", "command": ["sh", "-c", LOOP],
+         "lifecycle": {"postStart": {"httpGet": {"path": "/index.html", "port": 8080}}}},
+        {"name": "nap", "command": ["sh", "-c", LOOP],
+         "lifecycle": {"postStart": {"sleep": {"seconds": 1}}}}])
+    node.wait_pod("hooks", lambda p: running(p) and all(
+        "running" in cstatus(p, n)["state"] for n in ("web", "c", "http", "nap")))
+    got = node.kubectl("exec", "hooks", "-c", "c", "--", "cat", "/tmp/mark").stdout
+    assert got == "from-poststart\n"
+    assert not [e for e in events(node, "hooks") if e["reason"] == "FailedPostStartHook"]
+    node.kubectl("delete", "pod", "hooks", "--grace-period=0", "--force")
+
+
+def test_failing_post_start_kills_the_container_with_the_kubelets_reasons(node):
+    w = Watch(node, "badstart")
+    create(node, "badstart", [
+        {"name": "c", "command": ["sh", "-c", f'trap "exit 1" TERM; {LOOP}'],
+         "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo oops; exit 3"]}}}}],
+        policy="OnFailure", grace=5)
+    pod = node.wait_pod("badstart", lambda p: cstatus(p, "c")["restartCount"] >= 1)
+    seen = w.stop()
+    assert cstatus(pod, "c")["lastState"]["terminated"]["exitCode"] == 1    # its TERM trap ran
+    ev = wait_event(node, "badstart", "FailedPostStartHook")
+    assert ev["type"] == "Warning" and ev["message"] == "PostStartHook failed"
+    killing = wait_event(node, "badstart", "Killing")
+    assert killing["message"] == "FailedPostStartHook"
+    waiting = [cstatus(e["object"], "c")["state"].get("waiting") for e in seen]
+    hook_err = [wt for wt in waiting if wt and wt.get("reason") == "PostStartHookError"]
+    assert hook_err, waiting
+    uid = pod["metadata"]["uid"]
+    assert hook_err[0]["message"] == (
+        f'Exec lifecycle hook ([sh -c echo oops; exit 3]) for Container "c" in Pod '
+        f'"badstart_default({uid})" failed - error: command \'sh -c echo oops; exit 3\' exited '
+        f'with 3: , message: "oops\\n"')
+    node.kubectl("delete", "pod", "badstart", "--grace-period=0", "--force")
+
+
+def test_pre_stop_runs_before_the_stop_signal_and_counts_against_the_grace_period(node):
+    # the preStop hook and then the TERM trap append to the termination log: their order shows
+    trap = 'trap "echo term >> /dev/termination-log; exit 0" TERM; ' + LOOP
+    create(node, "prestop", [{"name": "c", "command": ["sh", "-c", trap], "lifecycle": {
+        "preStop": {"exec": {"command": ["sh", "-c", "echo prestop > /dev/termination-log"]}}}}])
+    # a preStop that outlasts the grace period, in a container that ignores TERM: the hook gets
+    # the whole 4 s, then the signal the 2 s minimum, then SIGKILL
+    create(node, "slowstop", [{"name": "c", "command": ["sh", "-c", f'trap "" TERM; {LOOP}'],
+                               "lifecycle": {"preStop": {"exec": {"command": ["sleep", "60"]}}}}],
+           grace=4)
+    create(node, "badstop", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}'],
+                              "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "exit 1"]}}}}])
+    for name in ("prestop", "slowstop", "badstop"):
+        node.wait_pod(name, running)
+
+    w = Watch(node, "prestop")
+    node.kubectl("delete", "pod", "prestop", "--timeout=25s")
+    before = [e["object"] for e in w.stop() if e["type"] != "DELETED"][-1]
+    t = cstatus(before, "c")["state"]["terminated"]
+    assert (t["exitCode"], t.get("message")) == (0, "prestop\nterm\n"), t
+
+    w = Watch(node, "slowstop")
+    t0 = time.monotonic()
+    node.kubectl("delete", "pod", "slowstop", "--timeout=25s")
+    took = time.monotonic() - t0
+    before = [e["object"] for e in w.stop() if e["type"] != "DELETED"][-1]
+    assert cstatus(before, "c")["state"]["terminated"]["exitCode"] == 137
+    assert took >= 4 + 2, took               # the hook's 4 s, then the signal's minimum 2 s
+
+    node.kubectl("delete", "pod", "badstop", "--wait=false")
+    ev = wait_event(node, "badstop", "FailedPreStopHook")
+    assert ev["type"] == "Warning" and ev["message"] == "PreStopHook failed"
+    node.wait_gone("pod", "badstop")

@@ -33,7 +33,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from apiclient import CONFIGMAPS, NODES, PODS, SECRETS, SERVICES, ApiClient, Informer, NotFound
+from apiclient import (CONFIGMAPS, NODES, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiClient,
+                       ApiError, Informer, NotFound)
 from nodeagent.errors import AgentError
 
 log = logging.getLogger("nodeagent.node")
@@ -168,6 +169,26 @@ def _lookup(api: ApiClient, services: Informer):
     return lookup
 
 
+def _token_request(api: ApiClient):
+    """POST serviceaccounts/<name>/token (TokenRequest) for volumes.TokenCache: the status, or
+    None when the API server does not serve the subresource (404 for the route itself, not for
+    a missing ServiceAccount; or 405)."""
+    async def request(ns: str, account: str, body: dict) -> dict | None:
+        try:
+            out = await api.create(SERVICEACCOUNTS, body, ns, subresource="token", name=account)
+        except NotFound as e:
+            if (e.status.get("details") or {}).get("kind") in ("serviceaccounts", "ServiceAccount"):
+                raise
+            return None
+        except ApiError as e:
+            if e.code == 405:
+                return None
+            raise
+        status = out.get("status") or {}
+        return status if status.get("token") else None
+    return request
+
+
 async def pleg(runtime, workers, manager=None) -> None:
     """Wake the worker of each pod whose containers changed: on the runtime's events, and by
     relisting every few seconds (the generic PLEG), so that no exit goes unseen."""
@@ -266,6 +287,8 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                                  runtime_name)
         workers = PodWorkers(manager, status, ip, runtime_name)
         manager.prober = workers.prober = Prober(runtime, recorder, workers.wake)
+        from nodeagent.volumes import TokenCache
+        manager.tokens = TokenCache(_token_request(api))
 
         def not_ready() -> str | None:
             if cni_conf is not None and not cni_conf.exists():
@@ -355,9 +378,13 @@ async def _clean(cfg: AgentConfig) -> list[str]:
     from nodeagent.cm import ContainerManager
     from nodeagent.cri import cleanup
 
+    from nodeagent.volumes import unmount_all
+
     out: list[str] = []
     if cfg.agent_dir.exists():
         problems = await asyncio.to_thread(cleanup, str(cfg.agent_dir), cni=cni_config(cfg))
+        # the pods' memory-backed volumes (tmpfs), in case a pod's own removal did not run
+        problems += await asyncio.to_thread(unmount_all, cfg.agent_dir / "pods")
         out += [f"left behind: {p}" for p in problems]
         out.append("removed every pod (containers, sandboxes, pod IPs)")
         from cni.podnet import teardown_node

@@ -123,6 +123,7 @@ class RuntimeManager:
         self._first_listing = asyncio.Lock()         # one listing at startup, awaited by all
         self.prober = None                           # nodeagent.prober.Prober (set by the agent)
         self.hooks = HookRunner(runtime)             # postStart / preStop (lifecycle.py)
+        self.tokens = None                           # volumes.TokenCache (set by the agent)
 
     # --- 1. observe ---------------------------------------------------------------------------------
     # Which sandboxes and containers belong to which pod: read from the runtime once (labels), then
@@ -205,7 +206,7 @@ class RuntimeManager:
 
         # the pod's volumes, made (or brought up to date) before any container needs them
         try:
-            planned = await volumes.plan(pod, self.lookup, self.node.allocatable)
+            planned = await volumes.plan(pod, self.lookup, self.node.allocatable, self.tokens)
             paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned)
         except VolumeError as e:
             self.recorder.event(pod, WARNING, "FailedMount", str(e))
@@ -454,6 +455,8 @@ class RuntimeManager:
             except CRIError as e:
                 log.warning("removing sandbox %s: %s", sb.id, e)
         await asyncio.to_thread(volumes.remove, self.node.pods_dir, uid)
+        if self.tokens is not None:
+            self.tokens.forget(uid)
         try:
             self.cm.remove_pod(uid)
         except Exception as e:  # noqa: BLE001 - a busy cgroup is retried on the next cleanup

@@ -18,6 +18,9 @@ Rules the kubelet keeps, and so do we:
 - A shorter grace period wins: `kubectl delete --force --grace-period=0` during a 30 s graceful
   stop sends the containers SIGKILL at once.
 - Workers never write pod status themselves: they give it to the status manager (status.py).
+- A new pod is admitted first (admission.py: host ports free?). A rejected pod gets a worker that
+  goes straight to TERMINATED: it reports the rejection (phase Failed, reason NodePorts), starts
+  nothing, and waits for the pod's deletion like any finished pod.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import enum
 import logging
 import time
 
-from nodeagent import podstatus
+from nodeagent import admission, podstatus
 from nodeagent.cri.api import ContainerState
 from nodeagent.kuberuntime import RuntimeManager, SyncResult
 from nodeagent.status import StatusManager
@@ -64,8 +67,10 @@ def _changed(old: dict, new: dict) -> bool:
 
 
 class PodWorker:
-    def __init__(self, workers: "PodWorkers", pod: dict):
+    def __init__(self, workers: "PodWorkers", pod: dict,
+                 rejection: admission.Rejection | None = None):
         self.workers = workers
+        self.rejection = rejection              # set once, at admission: never runs
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -95,6 +100,10 @@ class PodWorker:
         m = self.workers.manager
         while True:
             if self.state is WorkerState.SYNCING:
+                if self.rejection is not None:
+                    self._reject()
+                    self.state = WorkerState.TERMINATED
+                    continue
                 if self.kill_requested() or self._finished_in_api():
                     self.state = WorkerState.TERMINATING
                     continue
@@ -113,7 +122,7 @@ class PodWorker:
                 pod = self.pod
                 state = await m.observe(self.uid)
                 deleting = self.kill_requested()
-                if not self.removed:
+                if not self.removed and self.rejection is None:
                     self._report(pod, state, SyncResult(), stopping=deleting)
                 if not deleting:
                     self._wake.clear()
@@ -127,6 +136,14 @@ class PodWorker:
                 else:
                     await self.workers.status.delete_pod(pod)
                 return
+
+    def _reject(self) -> None:
+        """The kubelet's rejectPod: a Warning event named after the failed check, phase Failed."""
+        r = self.rejection
+        log.info("pod %s rejected: %s", self.uid, r.message)
+        self.workers.manager.recorder.event(self.pod, "Warning", r.reason, r.message)
+        self.workers.status.set_status(
+            self.pod, r.status((self.pod.get("status") or {}).get("qosClass")))
 
     async def _sleep(self, until: float | None) -> None:
         timeout = None if until is None else max(0.0, until - time.time())
@@ -193,12 +210,23 @@ class PodWorkers:
             return
         w = self.workers.get(uid)
         if w is None:
-            w = self.workers[uid] = PodWorker(self, pod)
+            w = self.workers[uid] = PodWorker(self, pod, self._admit(pod))
             w.task = asyncio.create_task(self._run(w), name=f"pod {pod['metadata'].get('name')}")
         elif _changed(w.pod, pod):
             w.deliver(pod)
         else:
             w.pod = pod          # only the status moved (often our own write): nothing to do
+
+    def _admit(self, pod: dict) -> admission.Rejection | None:
+        """Admission of a pod seen for the first time, against the active pods (admitted, not
+        terminated). A pod that is finished, being deleted, or already Running (admitted before
+        the agent restarted) is not checked again."""
+        md, st = pod.get("metadata") or {}, pod.get("status") or {}
+        if md.get("deletionTimestamp") or st.get("phase") in ("Running", "Succeeded", "Failed"):
+            return None
+        active = [w.pod for w in self.workers.values()
+                  if w.rejection is None and w.state is not WorkerState.TERMINATED]
+        return admission.admit(pod, active)
 
     def remove(self, pod: dict) -> None:
         """The pod has left the API (its final DELETE, or a force delete)."""

@@ -208,3 +208,43 @@ def test_kube_api_access_volume_as_the_serviceaccount_admission_adds_it(node):
     else:
         assert token.returncode != 0
     node.kubectl("delete", "pod", "sa", "--grace-period=0", "--force")
+
+
+# --- hostPort ----------------------------------------------------------------------------------------
+def _web_with_host_port(node: Node, name: str, host_port: int) -> None:
+    create(node, name, [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+                         "ports": [{"containerPort": 8080, "hostPort": host_port}]}])
+
+
+def test_host_port_maps_and_a_second_pod_asking_for_it_is_rejected(node):
+    _web_with_host_port(node, "hp1", 18080)
+    node.wait_pod("hp1", running)
+    # The test node's only address is loopback; a host port is reached on the node's other
+    # addresses (hostPort through 127.0.0.1 needs route_localnet, which the CNI portmap plugin
+    # does not set): give the node's namespace one more (on lo: no dummy links in this kernel).
+    ip = "192.0.2.1"
+    assert node.sh("ip", "addr", "add", f"{ip}/32", "dev", "lo").returncode == 0
+    got = node.sh("busybox", "wget", "-qO-", f"http://{ip}:18080/index.html")
+    assert got.stdout == "hello from a pod\n", (ip, got.stderr)
+
+    # the same host port on the same node: the kubelet's admission rejects it (NodePorts)
+    _web_with_host_port(node, "hp2", 18080)
+    pod = node.wait_pod("hp2", lambda p: p["status"].get("phase") == "Failed")
+    assert pod["status"]["reason"] == "NodePorts"
+    assert pod["status"]["message"] == ("Pod was rejected: Predicate NodePorts failed: node(s) didn't "
+                                        "have free ports for the requested pod ports")
+    assert not pod["status"].get("containerStatuses") and not pod["status"].get("podIP")
+    ev = wait_event(node, "hp2", "NodePorts")
+    assert ev["type"] == "Warning"
+    table = node.kubectl("get", "pod", "hp2").stdout
+    assert "NodePorts" in table, table                      # kubectl shows the reason as STATUS
+    assert node.get("pod", "hp1")["status"]["phase"] == "Running"    # the first pod is unaffected
+
+    # a rejected pod is deleted like any finished pod; the port is free again once hp1 is gone
+    node.kubectl("delete", "pod", "hp2", "--timeout=30s")
+    node.kubectl("delete", "pod", "hp1", "--grace-period=1", "--timeout=30s")
+    _web_with_host_port(node, "hp3", 18080)
+    node.wait_pod("hp3", running)
+    got = node.sh("busybox", "wget", "-qO-", f"http://{ip}:18080/index.html")
+    assert got.stdout == "hello from a pod\n", got.stderr
+    node.kubectl("delete", "pod", "hp3", "--grace-period=0", "--force")

@@ -12,7 +12,7 @@ kubelet.go Run, in one page).
                       manager (status.py); events go through the recorder (events.py)
       6. PLEG         container events from the runtime (and a relist every 5 s) wake the worker
                       of the pod whose container changed — that is how an exit becomes a restart
-                      and a status
+                      and a status; image GC (imagegc.py) every 5 min
       7. clean-up     once the informer has synced: pods the runtime has that the API no longer
                       does (deleted while we were down) are killed and removed
 
@@ -55,6 +55,7 @@ class AgentConfig:
     kubelet_port: int | None = 10250        # the kubelet API (nodeagent/server); None: not served
     cluster_ca: str | None = None           # the CA whose clients (the API server) it accepts
     cluster_ca_key: str | None = None       # all-in-one: sign our serving certificate with it
+    image_gc: object = None                 # imagegc.ImageGCPolicy; None: the kubelet's defaults
 
     @property
     def agent_dir(self) -> Path:
@@ -72,7 +73,8 @@ def _agent_config(config) -> AgentConfig:
     pki = Path(config.data_dir) / "control-plane" / "pki"
     return AgentConfig(data_dir=config.data_dir, node_name=config.node_name, node_ip=config.node_ip,
                        pod_cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr,
-                       cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"))
+                       cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"),
+                       image_gc=getattr(config, "image_gc", None))
 
 
 # --- 1. who am I ------------------------------------------------------------------------------------
@@ -314,7 +316,11 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                     for p in list(informer.cache.values())]
 
         kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
+        from nodeagent.imagegc import ImageGC, ImageGCPolicy
+        image_gc = ImageGC(runtime, images, str(Path(cfg.data_dir) / "images"),
+                           cfg.image_gc or ImageGCPolicy(), node_event=node.event)
         tasks += [asyncio.create_task(c, name=n) for n, c in (
+            ("image gc", image_gc.run()),
             ("pod informer", informer.run()), ("status manager", status.run()),
             ("event recorder", recorder.run()), ("node status", node.run_status()),
             ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]

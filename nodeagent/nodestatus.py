@@ -207,6 +207,10 @@ class NodeStatus:
         self._event("Normal", "Starting", "Starting kubelet.")
         return node
 
+    def event(self, type_: str, reason: str, message: str) -> None:
+        """An event about the Node (image GC's FreeDiskSpaceFailed, ...)."""
+        self._event(type_, reason, message)
+
     def _event(self, type_: str, reason: str, message: str) -> None:
         # The kubelet's node events name the node by its name, also as the UID.
         if self.recorder is not None:

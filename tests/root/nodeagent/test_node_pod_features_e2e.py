@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -359,3 +360,39 @@ def test_pod_create_delete_cycles_leave_nothing_behind(node):
     # show as hundreds
     for key in ("agent fds", "agent threads"):
         assert after[key] <= before[key] + 6, (key, before[key], after[key])
+
+
+# --- image GC (last: it restarts the node with other flags) -----------------------------------------
+def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
+    from tests.imagekit import OciLayout
+    from tests.nodekit import busybox_layer
+
+    layout = OciLayout(tmp_path / "spare")                 # another image (another config → ID)
+    layout.image([busybox_layer()], tag="1", config={"Cmd": ["sh"], "Env": ["SPARE=1"]})
+    node.import_image(tmp_path / "spare", "localhost/spare")
+
+    def images() -> str:
+        out = node.nodeagent("image", "ls", "--store", str(node.data / "images"), in_netns=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert "localhost/spare" in images() and "localhost/busybox" in images()
+    create(node, "user", [{"name": "c", "command": ["sh", "-c", LOOP]}])
+    node.wait_pod("user", running)
+
+    # The whole node again, with image GC at any usage (high 1%, low 0%) and no minimum age: the
+    # first pass at start removes what no container uses and cannot free the rest.
+    pid = int((node.data / "nodeagent.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    node.up("--image-gc-high-threshold=1", "--image-gc-low-threshold=0",
+            "--minimum-image-ttl-duration=0s")
+    ev = wait_event(node, node.name, "FreeDiskSpaceFailed", timeout=60)
+    assert ev["type"] == "Warning" and ev["message"].startswith(
+        "Failed to garbage collect required amount of images. Attempted to free ")
+    listed = images()
+    assert "localhost/spare" not in listed and "localhost/busybox" in listed, listed
+    assert node.get("pod", "user")["status"]["phase"] == "Running"

@@ -90,9 +90,13 @@ def node_ip(config: AgentConfig) -> str:
     from network.errors import NetworkError
     from network.nodeip import choose_node_ip
 
+    # Not the pod bridge's own address (cni0 holds the first of the pod range once a pod ran):
+    # after a restart it would otherwise be a candidate, or the only one on a bare node.
+    pods = ipaddress.ip_network(config.cluster_cidr, strict=False)
     addrs = [(name, ipaddress.ip_interface(f"{a.address}/{a.netmask}"))
              for name, lst in psutil.net_if_addrs().items() for a in lst
-             if a.family == socket.AF_INET and a.netmask]
+             if a.family == socket.AF_INET and a.netmask
+             and ipaddress.ip_address(a.address) not in pods]
     if config.node_ip and any(str(a.ip) == config.node_ip and a.ip.is_loopback for _, a in addrs):
         return config.node_ip           # a single-machine node, reached on loopback
     try:
@@ -228,6 +232,7 @@ async def pleg(runtime, workers, manager=None) -> None:
             owners.update({sb.id: sb.metadata.uid for sb in sandboxes})
             if manager is not None:
                 manager.learn(sandboxes, containers)
+                await manager.housekeeping()
             now: dict[str, list] = {}
             for sb in sandboxes:
                 now.setdefault(sb.metadata.uid, []).append((sb.id, sb.state.value))

@@ -124,6 +124,7 @@ class RuntimeManager:
         self.prober = None                           # nodeagent.prober.Prober (set by the agent)
         self.hooks = HookRunner(runtime)             # postStart / preStop (lifecycle.py)
         self.tokens = None                           # volumes.TokenCache (set by the agent)
+        self._cgroups_left: set[str] = set()         # pod uids whose cgroup was still busy
 
     # --- 1. observe ---------------------------------------------------------------------------------
     # Which sandboxes and containers belong to which pod: read from the runtime once (labels), then
@@ -457,11 +458,26 @@ class RuntimeManager:
         await asyncio.to_thread(volumes.remove, self.node.pods_dir, uid)
         if self.tokens is not None:
             self.tokens.forget(uid)
-        try:
-            self.cm.remove_pod(uid)
-        except Exception as e:  # noqa: BLE001 - a busy cgroup is retried on the next cleanup
-            log.warning("removing the cgroup of pod %s: %s", uid, e)
+        if not await self._remove_cgroup(uid):
+            self._cgroups_left.add(uid)          # retried by housekeeping()
         self.backoff.forget(uid)
         self.puller.backoff.forget(uid)
         if self._pods is not None:
             self._pods.pop(uid, None)
+
+    async def _remove_cgroup(self, uid: str) -> bool:
+        """The pod's cgroup, in a thread: a cgroup whose last process is still leaving is retried
+        for a few seconds (rmdir's EBUSY), which must not stall the loop."""
+        try:
+            await asyncio.to_thread(self.cm.remove_pod, uid)
+            return True
+        except Exception as e:  # noqa: BLE001 - CgroupError, OSError: tried again later
+            log.warning("removing the cgroup of pod %s (will retry): %s", uid, e)
+            return False
+
+    async def housekeeping(self) -> None:
+        """Finish what remove_pod could not: pod cgroups that were still busy (the kubelet's
+        HandlePodCleanups retries them on every housekeeping pass too)."""
+        for uid in list(self._cgroups_left):
+            if await self._remove_cgroup(uid):
+                self._cgroups_left.discard(uid)

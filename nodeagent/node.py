@@ -56,6 +56,7 @@ class AgentConfig:
     cluster_ca: str | None = None           # the CA whose clients (the API server) it accepts
     cluster_ca_key: str | None = None       # all-in-one: sign our serving certificate with it
     image_gc: object = None                 # imagegc.ImageGCPolicy; None: the kubelet's defaults
+    eviction_hard: tuple = ()               # eviction.Threshold...; (): the kubelet's defaults
 
     @property
     def agent_dir(self) -> Path:
@@ -74,7 +75,8 @@ def _agent_config(config) -> AgentConfig:
     return AgentConfig(data_dir=config.data_dir, node_name=config.node_name, node_ip=config.node_ip,
                        pod_cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr,
                        cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"),
-                       image_gc=getattr(config, "image_gc", None))
+                       image_gc=getattr(config, "image_gc", None),
+                       eviction_hard=getattr(config, "eviction_hard", ()))
 
 
 # --- 1. who am I ------------------------------------------------------------------------------------
@@ -305,6 +307,11 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
 
         node = NodeStatus(api, NodeIdentity(name, ip, cfg.data_dir, cidr), machine, runtime.version,
                           not_ready, recorder)
+        from nodeagent.eviction import DEFAULT_HARD, EvictionManager, parse_eviction_hard
+        eviction = EvictionManager(cfg.eviction_hard or parse_eviction_hard(DEFAULT_HARD),
+                                   cfg.data_dir, workers.evictable_pods, workers.evict, node.changed)
+        workers.admit_more = eviction.admit
+        node.eviction = eviction
         await node.register()
 
         def on_pod(type_: str, pod: dict, old: dict | None) -> None:
@@ -325,7 +332,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
         image_gc = ImageGC(runtime, images, str(Path(cfg.data_dir) / "images"),
                            cfg.image_gc or ImageGCPolicy(), node_event=node.event)
         tasks += [asyncio.create_task(c, name=n) for n, c in (
-            ("image gc", image_gc.run()),
+            ("image gc", image_gc.run()), ("eviction", eviction.run()),
             ("pod informer", informer.run()), ("status manager", status.run()),
             ("event recorder", recorder.run()), ("node status", node.run_status()),
             ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]

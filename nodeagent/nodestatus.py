@@ -148,6 +148,7 @@ class NodeStatus:
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready     # None when ready, else why not (the Ready message)
         self.node_uid = ""
+        self.eviction = None                    # eviction.EvictionManager: memory/disk pressure
         self._changed = asyncio.Event()
         self.writes = 0
 
@@ -225,7 +226,11 @@ class NodeStatus:
         before = {c.get("type"): c for c in (old.get("conditions") or [])}
         now = now_rfc3339()
         conds = []
-        for type_, on in (await asyncio.to_thread(pressure, self.ident.data_dir)).items():
+        flags = await asyncio.to_thread(pressure, self.ident.data_dir)
+        if self.eviction is not None:          # the eviction manager's thresholds decide these
+            for cond in ("MemoryPressure", "DiskPressure"):
+                flags[cond] = self.eviction.under(cond)
+        for type_, on in flags.items():
             reason, message = _CONDITION_TEXT[(type_, on)]
             conds.append(self._cond(before, type_, on, reason, message, now))
         not_ready = self.runtime_ready()

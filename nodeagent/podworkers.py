@@ -18,9 +18,12 @@ Rules the kubelet keeps, and so do we:
 - A shorter grace period wins: `kubectl delete --force --grace-period=0` during a 30 s graceful
   stop sends the containers SIGKILL at once.
 - Workers never write pod status themselves: they give it to the status manager (status.py).
-- A new pod is admitted first (admission.py: host ports free?). A rejected pod gets a worker that
-  goes straight to TERMINATED: it reports the rejection (phase Failed, reason NodePorts), starts
-  nothing, and waits for the pod's deletion like any finished pod.
+- A new pod is admitted first (admission.py: host ports free?; eviction.py: no node pressure?).
+  A rejected pod gets a worker that goes straight to TERMINATED: it reports the rejection (phase
+  Failed, reason NodePorts or Evicted), starts nothing, and waits for the pod's deletion like any
+  finished pod.
+- An evicted pod (eviction.py) is killed with a 1 s grace period and ends Failed, reason Evicted,
+  with a DisruptionTarget condition; it stays in the API until someone deletes it.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class PodWorker:
                  rejection: admission.Rejection | None = None):
         self.workers = workers
         self.rejection = rejection              # set once, at admission: never runs
+        self.evicted: str | None = None         # the eviction message, once evicted
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -104,7 +108,7 @@ class PodWorker:
                     self._reject()
                     self.state = WorkerState.TERMINATED
                     continue
-                if self.kill_requested() or self._finished_in_api():
+                if self.kill_requested() or self._finished_in_api() or self.evicted:
                     self.state = WorkerState.TERMINATING
                     continue
                 self._wake.clear()
@@ -123,7 +127,7 @@ class PodWorker:
                 state = await m.observe(self.uid)
                 deleting = self.kill_requested()
                 if not self.removed and self.rejection is None:
-                    self._report(pod, state, SyncResult(), stopping=deleting)
+                    self._report(pod, state, SyncResult(), stopping=deleting or bool(self.evicted))
                 if not deleting:
                     self._wake.clear()
                     await self._wake.wait()       # a finished pod: wait for its deletion
@@ -157,6 +161,8 @@ class PodWorker:
         kill at once (the runtime's stop is idempotent and the shorter deadline wins)."""
         m = self.workers.manager
         self.grace = _grace(self.pod, self.removed) if self.kill_requested() else 0.0
+        if self.evicted and not self.kill_requested():
+            self.grace = EVICTION_GRACE
         kills = {asyncio.create_task(m.kill_pod(self.pod, self.uid, self.grace))}
         while True:
             self._wake.clear()
@@ -193,7 +199,21 @@ class PodWorker:
         status = podstatus.generate(view, state, result, host_ip=self.workers.host_ip,
                                     runtime_name=self.workers.runtime_name, now=time.time(),
                                     prober=prober)
+        if self.evicted and stopping:
+            status = _evicted(status, self.evicted)
         status_mgr.set_status(pod, status)
+
+
+EVICTION_GRACE = 1.0     # immediateEvictionGracePeriodSeconds: a hard threshold was met
+
+
+def _evicted(status: dict, message: str) -> dict:
+    """An evicted pod's status: Failed, reason Evicted, and DisruptionTarget (the kubelet's)."""
+    now = podstatus.rfc3339(time.time())
+    conds = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
+    conds.append({"type": "DisruptionTarget", "status": "True", "lastTransitionTime": now,
+                  "reason": "TerminationByKubelet", "message": message})
+    return dict(status, phase="Failed", reason="Evicted", message=message, conditions=conds)
 
 
 class PodWorkers:
@@ -202,6 +222,7 @@ class PodWorkers:
         self.manager, self.status, self.host_ip, self.runtime_name = manager, status, host_ip, runtime_name
         self.prober = prober                         # nodeagent.prober.Prober, or None
         self.workers: dict[str, PodWorker] = {}      # uid → worker; owned by the agent's loop
+        self.admit_more = None                       # eviction.EvictionManager.admit, or None
         self._finished: set[str] = set()             # uids whose worker is done (until DELETED)
 
     def update(self, pod: dict) -> None:
@@ -224,9 +245,31 @@ class PodWorkers:
         md, st = pod.get("metadata") or {}, pod.get("status") or {}
         if md.get("deletionTimestamp") or st.get("phase") in ("Running", "Succeeded", "Failed"):
             return None
-        active = [w.pod for w in self.workers.values()
-                  if w.rejection is None and w.state is not WorkerState.TERMINATED]
-        return admission.admit(pod, active)
+        if self.admit_more is not None:
+            rejected = self.admit_more(pod)
+            if rejected is not None:
+                return rejected
+        return admission.admit(pod, self.active_pods())
+
+    def active_pods(self) -> list[dict]:
+        """Admitted pods not yet terminated — a pod in its grace period still holds its ports."""
+        return [w.pod for w in self.workers.values()
+                if w.rejection is None and w.state is not WorkerState.TERMINATED]
+
+    def evictable_pods(self) -> list[dict]:
+        """Active pods that nobody is stopping yet (eviction's candidates)."""
+        return [w.pod for w in self.workers.values()
+                if w.rejection is None and not w.evicted and not w.kill_requested()
+                and w.state is WorkerState.SYNCING]
+
+    def evict(self, pod: dict, message: str) -> None:
+        """Kill the pod and report it Evicted (eviction.py's choice); it stays in the API."""
+        w = self.workers.get(pod["metadata"]["uid"])
+        if w is None or w.evicted:
+            return
+        w.evicted = message
+        self.manager.recorder.event(w.pod, "Warning", "Evicted", message)
+        w.wake()
 
     def remove(self, pod: dict) -> None:
         """The pod has left the API (its final DELETE, or a force delete)."""

@@ -44,6 +44,8 @@ def add_image_gc_flags(p: argparse.ArgumentParser) -> None:
                    help="image filesystem usage image GC brings it down to")
     p.add_argument("--minimum-image-ttl-duration", default="2m0s", metavar="DURATION",
                    help="how long an image is kept after it is first seen, unused (Go duration)")
+    p.add_argument("--eviction-hard", default="memory.available<100Mi,nodefs.available<10%",
+                   metavar="SIGNAL<QUANTITY,...", help="hard eviction thresholds (nodeagent/eviction.py)")
 
 
 def image_gc_policy(args: argparse.Namespace):
@@ -51,6 +53,12 @@ def image_gc_policy(args: argparse.Namespace):
 
     return ImageGCPolicy(args.image_gc_high_threshold, args.image_gc_low_threshold,
                          parse_duration(args.minimum_image_ttl_duration, "--minimum-image-ttl-duration"))
+
+
+def eviction_thresholds(args: argparse.Namespace) -> tuple:
+    from nodeagent.eviction import parse_eviction_hard
+
+    return parse_eviction_hard(args.eviction_hard)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     config = AgentConfig(data_dir=os.path.abspath(args.data_dir), node_name=args.node_name,
                          node_ip=args.node_ip, pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
                          cluster_dns=tuple(args.cluster_dns), wait_for_pod_cidr=30.0,
-                         cluster_ca=str(ca_path) if ca_pem else None, image_gc=image_gc_policy(args))
+                         cluster_ca=str(ca_path) if ca_pem else None, image_gc=image_gc_policy(args),
+                         eviction_hard=eviction_thresholds(args))
 
     async def main() -> None:
         api = ApiClient(ClientConfig(server=args.server, ca_pem=ca_pem, token=args.token,

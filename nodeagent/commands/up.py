@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # --- up ---------------------------------------------------------------------------------------------
 def up(args: argparse.Namespace) -> int:
     from nodeagent import allinone
-    from nodeagent.commands.agent import image_gc_policy
+    from nodeagent.commands.agent import eviction_thresholds, image_gc_policy
     from nodeagent.errors import AgentError
 
     if os.geteuid() != 0:
@@ -70,7 +70,8 @@ def up(args: argparse.Namespace) -> int:
         data_dir=data_dir, listen=args.listen, node_name=args.node_name, node_ip=args.node_ip,
         pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cluster_ip_range, controllers=args.controllers,
-        scheduler=not args.no_scheduler, image_gc=image_gc_policy(args))
+        scheduler=not args.no_scheduler, image_gc=image_gc_policy(args),
+        eviction_hard=eviction_thresholds(args))
     try:
         config.components().check()          # a bad flag is one line, before anything starts
     except ValueError as e:

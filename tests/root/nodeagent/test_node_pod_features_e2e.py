@@ -397,7 +397,18 @@ def test_pod_create_delete_cycles_leave_nothing_behind(node):
         assert after[key] <= before[key] + 16, (key, before[key], after[key])
 
 
-# --- image GC (last: it restarts the node with other flags) -----------------------------------------
+# --- image GC and eviction (last: they restart the node with other flags) ---------------------------
+def _restart(node: Node, *flags: str) -> None:
+    """kill -9 the node's process (its pods live on), then `nodeagent up` again with flags."""
+    pid = int((node.data / "nodeagent.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    node.up(*flags)
+
+
 def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
     from tests.imagekit import OciLayout
     from tests.nodekit import busybox_layer
@@ -417,17 +428,42 @@ def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
 
     # The whole node again, with image GC at any usage (high 1%, low 0%) and no minimum age: the
     # first pass at start removes what no container uses and cannot free the rest.
-    pid = int((node.data / "nodeagent.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] \
-            and time.monotonic() < deadline:
-        time.sleep(0.1)
-    node.up("--image-gc-high-threshold=1", "--image-gc-low-threshold=0",
-            "--minimum-image-ttl-duration=0s")
+    _restart(node, "--image-gc-high-threshold=1", "--image-gc-low-threshold=0",
+             "--minimum-image-ttl-duration=0s")
     ev = wait_event(node, node.name, "FreeDiskSpaceFailed", timeout=60)
     assert ev["type"] == "Warning" and ev["message"].startswith(
         "Failed to garbage collect required amount of images. Attempted to free ")
     listed = images()
     assert "localhost/spare" not in listed and "localhost/busybox" in listed, listed
     assert node.get("pod", "user")["status"]["phase"] == "Running"
+
+
+def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
+    # a hard threshold no machine is above: the node is under memory pressure at once
+    create(node, "victim", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}']}])
+    node.wait_pod("victim", running)
+    _restart(node, "--eviction-hard=memory.available<1000Ti")
+
+    def pressure(n: dict) -> dict:
+        return next(c for c in n["status"]["conditions"] if c["type"] == "MemoryPressure")
+    deadline = time.monotonic() + 60
+    while pressure(node.get("node", node.name, namespace=""))["status"] != "True":
+        assert time.monotonic() < deadline, "no MemoryPressure"
+        time.sleep(0.5)
+    assert pressure(node.get("node", node.name, namespace=""))["reason"] == "KubeletHasInsufficientMemory"
+
+    pod = node.wait_pod("victim", lambda p: p["status"].get("reason") == "Evicted", timeout=90)
+    st = pod["status"]
+    assert st["phase"] == "Failed"
+    assert st["message"].startswith("The node was low on resource: memory. Threshold quantity: 1000Ti, "
+                                    "available: "), st["message"]
+    target = next(c for c in st["conditions"] if c["type"] == "DisruptionTarget")
+    assert (target["status"], target["reason"]) == ("True", "TerminationByKubelet")
+    assert "terminated" in cstatus(pod, "c")["state"]
+    assert wait_event(node, "victim", "Evicted")["type"] == "Warning"
+
+    # while under pressure a new BestEffort pod is refused (the kubelet's eviction admission)
+    create(node, "late", [{"name": "c", "command": ["sh", "-c", LOOP]}])
+    pod = node.wait_pod("late", lambda p: p["status"].get("phase") == "Failed")
+    assert (pod["status"]["reason"], pod["status"]["message"]) == (
+        "Evicted", "Pod was rejected: The node had condition: [MemoryPressure]. ")

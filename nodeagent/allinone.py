@@ -56,6 +56,8 @@ class NodeConfig:
     service_cidr: str = "10.96.0.0/12"
     controllers: str = "*"
     scheduler: bool = True
+    image_gc: object = None          # nodeagent.imagegc.ImageGCPolicy; None: the kubelet's defaults
+    eviction_hard: tuple = ()        # nodeagent.eviction.Threshold...; (): the kubelet's defaults
 
     def components(self):
         """The control-plane parts besides the API server (controlplane/components.py)."""

@@ -12,7 +12,7 @@ kubelet.go Run, in one page).
                       manager (status.py); events go through the recorder (events.py)
       6. PLEG         container events from the runtime (and a relist every 5 s) wake the worker
                       of the pod whose container changed — that is how an exit becomes a restart
-                      and a status
+                      and a status; image GC (imagegc.py) every 5 min
       7. clean-up     once the informer has synced: pods the runtime has that the API no longer
                       does (deleted while we were down) are killed and removed
 
@@ -33,7 +33,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from apiclient import CONFIGMAPS, NODES, PODS, SECRETS, SERVICES, ApiClient, Informer, NotFound
+from apiclient import (CONFIGMAPS, NODES, PODS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiClient,
+                       ApiError, Informer, NotFound)
 from nodeagent.errors import AgentError
 
 log = logging.getLogger("nodeagent.node")
@@ -54,6 +55,8 @@ class AgentConfig:
     kubelet_port: int | None = 10250        # the kubelet API (nodeagent/server); None: not served
     cluster_ca: str | None = None           # the CA whose clients (the API server) it accepts
     cluster_ca_key: str | None = None       # all-in-one: sign our serving certificate with it
+    image_gc: object = None                 # imagegc.ImageGCPolicy; None: the kubelet's defaults
+    eviction_hard: tuple = ()               # eviction.Threshold...; (): the kubelet's defaults
 
     @property
     def agent_dir(self) -> Path:
@@ -71,7 +74,9 @@ def _agent_config(config) -> AgentConfig:
     pki = Path(config.data_dir) / "control-plane" / "pki"
     return AgentConfig(data_dir=config.data_dir, node_name=config.node_name, node_ip=config.node_ip,
                        pod_cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr,
-                       cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"))
+                       cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"),
+                       image_gc=getattr(config, "image_gc", None),
+                       eviction_hard=getattr(config, "eviction_hard", ()))
 
 
 # --- 1. who am I ------------------------------------------------------------------------------------
@@ -87,9 +92,13 @@ def node_ip(config: AgentConfig) -> str:
     from network.errors import NetworkError
     from network.nodeip import choose_node_ip
 
+    # Not the pod bridge's own address (cni0 holds the first of the pod range once a pod ran):
+    # after a restart it would otherwise be a candidate, or the only one on a bare node.
+    pods = ipaddress.ip_network(config.cluster_cidr, strict=False)
     addrs = [(name, ipaddress.ip_interface(f"{a.address}/{a.netmask}"))
              for name, lst in psutil.net_if_addrs().items() for a in lst
-             if a.family == socket.AF_INET and a.netmask]
+             if a.family == socket.AF_INET and a.netmask
+             and ipaddress.ip_address(a.address) not in pods]
     if config.node_ip and any(str(a.ip) == config.node_ip and a.ip.is_loopback for _, a in addrs):
         return config.node_ip           # a single-machine node, reached on loopback
     try:
@@ -168,6 +177,26 @@ def _lookup(api: ApiClient, services: Informer):
     return lookup
 
 
+def _token_request(api: ApiClient):
+    """POST serviceaccounts/<name>/token (TokenRequest) for volumes.TokenCache: the status, or
+    None when the API server does not serve the subresource (404 for the route itself, not for
+    a missing ServiceAccount; or 405)."""
+    async def request(ns: str, account: str, body: dict) -> dict | None:
+        try:
+            out = await api.create(SERVICEACCOUNTS, body, ns, subresource="token", name=account)
+        except NotFound as e:
+            if (e.status.get("details") or {}).get("kind") in ("serviceaccounts", "ServiceAccount"):
+                raise
+            return None
+        except ApiError as e:
+            if e.code == 405:
+                return None
+            raise
+        status = out.get("status") or {}
+        return status if status.get("token") else None
+    return request
+
+
 async def pleg(runtime, workers, manager=None) -> None:
     """Wake the worker of each pod whose containers changed: on the runtime's events, and by
     relisting every few seconds (the generic PLEG), so that no exit goes unseen."""
@@ -205,6 +234,7 @@ async def pleg(runtime, workers, manager=None) -> None:
             owners.update({sb.id: sb.metadata.uid for sb in sandboxes})
             if manager is not None:
                 manager.learn(sandboxes, containers)
+                await manager.housekeeping()
             now: dict[str, list] = {}
             for sb in sandboxes:
                 now.setdefault(sb.metadata.uid, []).append((sb.id, sb.state.value))
@@ -266,6 +296,8 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                                  runtime_name)
         workers = PodWorkers(manager, status, ip, runtime_name)
         manager.prober = workers.prober = Prober(runtime, recorder, workers.wake)
+        from nodeagent.volumes import TokenCache
+        manager.tokens = TokenCache(_token_request(api))
 
         def not_ready() -> str | None:
             if cni_conf is not None and not cni_conf.exists():
@@ -275,6 +307,11 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
 
         node = NodeStatus(api, NodeIdentity(name, ip, cfg.data_dir, cidr), machine, runtime.version,
                           not_ready, recorder)
+        from nodeagent.eviction import DEFAULT_HARD, EvictionManager, parse_eviction_hard
+        eviction = EvictionManager(cfg.eviction_hard or parse_eviction_hard(DEFAULT_HARD),
+                                   cfg.data_dir, workers.evictable_pods, workers.evict, node.changed)
+        workers.admit_more = eviction.admit
+        node.eviction = eviction
         await node.register()
 
         def on_pod(type_: str, pod: dict, old: dict | None) -> None:
@@ -291,7 +328,11 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                     for p in list(informer.cache.values())]
 
         kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
+        from nodeagent.imagegc import ImageGC, ImageGCPolicy
+        image_gc = ImageGC(runtime, images, str(Path(cfg.data_dir) / "images"),
+                           cfg.image_gc or ImageGCPolicy(), node_event=node.event)
         tasks += [asyncio.create_task(c, name=n) for n, c in (
+            ("image gc", image_gc.run()), ("eviction", eviction.run()),
             ("pod informer", informer.run()), ("status manager", status.run()),
             ("event recorder", recorder.run()), ("node status", node.run_status()),
             ("node lease", node.run_lease()), ("pleg", pleg(runtime, workers, manager)))]
@@ -355,9 +396,13 @@ async def _clean(cfg: AgentConfig) -> list[str]:
     from nodeagent.cm import ContainerManager
     from nodeagent.cri import cleanup
 
+    from nodeagent.volumes import unmount_all
+
     out: list[str] = []
     if cfg.agent_dir.exists():
         problems = await asyncio.to_thread(cleanup, str(cfg.agent_dir), cni=cni_config(cfg))
+        # the pods' memory-backed volumes (tmpfs), in case a pod's own removal did not run
+        problems += await asyncio.to_thread(unmount_all, cfg.agent_dir / "pods")
         out += [f"left behind: {p}" for p in problems]
         out.append("removed every pod (containers, sandboxes, pod IPs)")
         from cni.podnet import teardown_node

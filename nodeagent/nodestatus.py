@@ -148,6 +148,7 @@ class NodeStatus:
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready     # None when ready, else why not (the Ready message)
         self.node_uid = ""
+        self.eviction = None                    # eviction.EvictionManager: memory/disk pressure
         self._changed = asyncio.Event()
         self.writes = 0
 
@@ -162,17 +163,28 @@ class NodeStatus:
                 "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
                 "beta.kubernetes.io/arch": arch, **self.ident.labels}
 
-    async def register(self) -> dict:
-        """POST the Node; if it exists (a restart, or a re-join), reconcile our labels onto it."""
-        body = {"apiVersion": "v1", "kind": "Node",
+    async def initial_node(self) -> dict:
+        """The Node as first POSTed (the kubelet's initialNode): labels, annotations, spec — and the
+        whole status already filled by the same setters as every later update (setNodeStatus), so
+        the first object anyone sees (a scheduler's or a `kubectl get nodes -w`'s ADDED event) has
+        capacity, allocatable, addresses, nodeInfo and conditions, never a bare Node. (The API
+        server keeps a Node's status on create: its PrepareForCreate does not reset it.)"""
+        return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.ident.name, "labels": self._labels(),
                              "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                                              "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
                 "spec": {"podCIDR": self.ident.pod_cidr, "podCIDRs": [self.ident.pod_cidr]}
-                if self.ident.pod_cidr else {}}
+                if self.ident.pod_cidr else {},
+                "status": await self._status({})}
+
+    async def register(self) -> dict:
+        """POST the Node with its status; if it exists (a restart, or a re-join), reconcile our
+        labels onto it — the status loop then brings its status up to date."""
+        body = await self.initial_node()
         while True:
             try:
                 node = await self.api.create(NODES, body)
+                self.writes += 1
                 break
             except AlreadyExists:
                 def mutate(n: dict) -> dict | None:
@@ -196,6 +208,10 @@ class NodeStatus:
         self._event("Normal", "Starting", "Starting kubelet.")
         return node
 
+    def event(self, type_: str, reason: str, message: str) -> None:
+        """An event about the Node (image GC's FreeDiskSpaceFailed, ...)."""
+        self._event(type_, reason, message)
+
     def _event(self, type_: str, reason: str, message: str) -> None:
         # The kubelet's node events name the node by its name, also as the UID.
         if self.recorder is not None:
@@ -210,7 +226,11 @@ class NodeStatus:
         before = {c.get("type"): c for c in (old.get("conditions") or [])}
         now = now_rfc3339()
         conds = []
-        for type_, on in (await asyncio.to_thread(pressure, self.ident.data_dir)).items():
+        flags = await asyncio.to_thread(pressure, self.ident.data_dir)
+        if self.eviction is not None:          # the eviction manager's thresholds decide these
+            for cond in ("MemoryPressure", "DiskPressure"):
+                flags[cond] = self.eviction.under(cond)
+        for type_, on in flags.items():
             reason, message = _CONDITION_TEXT[(type_, on)]
             conds.append(self._cond(before, type_, on, reason, message, now))
         not_ready = self.runtime_ready()

@@ -18,6 +18,12 @@ Rules the kubelet keeps, and so do we:
 - A shorter grace period wins: `kubectl delete --force --grace-period=0` during a 30 s graceful
   stop sends the containers SIGKILL at once.
 - Workers never write pod status themselves: they give it to the status manager (status.py).
+- A new pod is admitted first (admission.py: host ports free?; eviction.py: no node pressure?).
+  A rejected pod gets a worker that goes straight to TERMINATED: it reports the rejection (phase
+  Failed, reason NodePorts or Evicted), starts nothing, and waits for the pod's deletion like any
+  finished pod.
+- An evicted pod (eviction.py) is killed with a 1 s grace period and ends Failed, reason Evicted,
+  with a DisruptionTarget condition; it stays in the API until someone deletes it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import enum
 import logging
 import time
 
-from nodeagent import podstatus
+from nodeagent import admission, podstatus
 from nodeagent.cri.api import ContainerState
 from nodeagent.kuberuntime import RuntimeManager, SyncResult
 from nodeagent.status import StatusManager
@@ -64,8 +70,11 @@ def _changed(old: dict, new: dict) -> bool:
 
 
 class PodWorker:
-    def __init__(self, workers: "PodWorkers", pod: dict):
+    def __init__(self, workers: "PodWorkers", pod: dict,
+                 rejection: admission.Rejection | None = None):
         self.workers = workers
+        self.rejection = rejection              # set once, at admission: never runs
+        self.evicted: str | None = None         # the eviction message, once evicted
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -95,7 +104,11 @@ class PodWorker:
         m = self.workers.manager
         while True:
             if self.state is WorkerState.SYNCING:
-                if self.kill_requested() or self._finished_in_api():
+                if self.rejection is not None:
+                    self._reject()
+                    self.state = WorkerState.TERMINATED
+                    continue
+                if self.kill_requested() or self._finished_in_api() or self.evicted:
                     self.state = WorkerState.TERMINATING
                     continue
                 self._wake.clear()
@@ -113,8 +126,8 @@ class PodWorker:
                 pod = self.pod
                 state = await m.observe(self.uid)
                 deleting = self.kill_requested()
-                if not self.removed:
-                    self._report(pod, state, SyncResult(), stopping=deleting)
+                if not self.removed and self.rejection is None:
+                    self._report(pod, state, SyncResult(), stopping=deleting or bool(self.evicted))
                 if not deleting:
                     self._wake.clear()
                     await self._wake.wait()       # a finished pod: wait for its deletion
@@ -128,6 +141,14 @@ class PodWorker:
                     await self.workers.status.delete_pod(pod)
                 return
 
+    def _reject(self) -> None:
+        """The kubelet's rejectPod: a Warning event named after the failed check, phase Failed."""
+        r = self.rejection
+        log.info("pod %s rejected: %s", self.uid, r.message)
+        self.workers.manager.recorder.event(self.pod, "Warning", r.reason, r.message)
+        self.workers.status.set_status(
+            self.pod, r.status((self.pod.get("status") or {}).get("qosClass")))
+
     async def _sleep(self, until: float | None) -> None:
         timeout = None if until is None else max(0.0, until - time.time())
         try:
@@ -140,6 +161,8 @@ class PodWorker:
         kill at once (the runtime's stop is idempotent and the shorter deadline wins)."""
         m = self.workers.manager
         self.grace = _grace(self.pod, self.removed) if self.kill_requested() else 0.0
+        if self.evicted and not self.kill_requested():
+            self.grace = EVICTION_GRACE
         kills = {asyncio.create_task(m.kill_pod(self.pod, self.uid, self.grace))}
         while True:
             self._wake.clear()
@@ -176,7 +199,21 @@ class PodWorker:
         status = podstatus.generate(view, state, result, host_ip=self.workers.host_ip,
                                     runtime_name=self.workers.runtime_name, now=time.time(),
                                     prober=prober)
+        if self.evicted and stopping:
+            status = _evicted(status, self.evicted)
         status_mgr.set_status(pod, status)
+
+
+EVICTION_GRACE = 1.0     # immediateEvictionGracePeriodSeconds: a hard threshold was met
+
+
+def _evicted(status: dict, message: str) -> dict:
+    """An evicted pod's status: Failed, reason Evicted, and DisruptionTarget (the kubelet's)."""
+    now = podstatus.rfc3339(time.time())
+    conds = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
+    conds.append({"type": "DisruptionTarget", "status": "True", "lastTransitionTime": now,
+                  "reason": "TerminationByKubelet", "message": message})
+    return dict(status, phase="Failed", reason="Evicted", message=message, conditions=conds)
 
 
 class PodWorkers:
@@ -185,6 +222,7 @@ class PodWorkers:
         self.manager, self.status, self.host_ip, self.runtime_name = manager, status, host_ip, runtime_name
         self.prober = prober                         # nodeagent.prober.Prober, or None
         self.workers: dict[str, PodWorker] = {}      # uid → worker; owned by the agent's loop
+        self.admit_more = None                       # eviction.EvictionManager.admit, or None
         self._finished: set[str] = set()             # uids whose worker is done (until DELETED)
 
     def update(self, pod: dict) -> None:
@@ -193,12 +231,45 @@ class PodWorkers:
             return
         w = self.workers.get(uid)
         if w is None:
-            w = self.workers[uid] = PodWorker(self, pod)
+            w = self.workers[uid] = PodWorker(self, pod, self._admit(pod))
             w.task = asyncio.create_task(self._run(w), name=f"pod {pod['metadata'].get('name')}")
         elif _changed(w.pod, pod):
             w.deliver(pod)
         else:
             w.pod = pod          # only the status moved (often our own write): nothing to do
+
+    def _admit(self, pod: dict) -> admission.Rejection | None:
+        """Admission of a pod seen for the first time, against the active pods (admitted, not
+        terminated). A pod that is finished, being deleted, or already Running (admitted before
+        the agent restarted) is not checked again."""
+        md, st = pod.get("metadata") or {}, pod.get("status") or {}
+        if md.get("deletionTimestamp") or st.get("phase") in ("Running", "Succeeded", "Failed"):
+            return None
+        if self.admit_more is not None:
+            rejected = self.admit_more(pod)
+            if rejected is not None:
+                return rejected
+        return admission.admit(pod, self.active_pods())
+
+    def active_pods(self) -> list[dict]:
+        """Admitted pods not yet terminated — a pod in its grace period still holds its ports."""
+        return [w.pod for w in self.workers.values()
+                if w.rejection is None and w.state is not WorkerState.TERMINATED]
+
+    def evictable_pods(self) -> list[dict]:
+        """Active pods that nobody is stopping yet (eviction's candidates)."""
+        return [w.pod for w in self.workers.values()
+                if w.rejection is None and not w.evicted and not w.kill_requested()
+                and w.state is WorkerState.SYNCING]
+
+    def evict(self, pod: dict, message: str) -> None:
+        """Kill the pod and report it Evicted (eviction.py's choice); it stays in the API."""
+        w = self.workers.get(pod["metadata"]["uid"])
+        if w is None or w.evicted:
+            return
+        w.evicted = message
+        self.manager.recorder.event(w.pod, "Warning", "Evicted", message)
+        w.wake()
 
     def remove(self, pod: dict) -> None:
         """The pod has left the API (its final DELETE, or a force delete)."""

@@ -6,26 +6,44 @@ that names it in volumeMounts (with subPath and readOnly); the runtime does the 
 
     <pods-dir>/<pod uid>/volumes/<plugin>/<volume name>/
 
-    emptyDir      an empty directory, for the pod's life (shared by its containers)
+    emptyDir      an empty directory, for the pod's life (shared by its containers); with
+                  `medium: Memory` a tmpfs mounted there, of sizeLimit — capped by the pod's
+                  memory limit, or the node's allocatable memory when neither is set (the
+                  kubelet's calculateEmptyDirMemorySize) — its pages count as the writer's memory
     hostPath      the node's own path; DirectoryOrCreate / FileOrCreate make it, Directory / File
                   / Socket insist it is there
     configMap     one file per key (or per `items` entry), mode defaultMode (0644)
     secret        the same, from a Secret's decoded data
     downwardAPI   the pod's own fields (labels, annotations, name, ...) and resources, as files
-    projected     configMap, secret and downwardAPI sources in one directory
+    projected     configMap, secret, downwardAPI and serviceAccountToken sources in one
+                  directory — what the ServiceAccount admission plugin adds to every pod as
+                  `kube-api-access-*`: a token, ca.crt (ConfigMap kube-root-ca.crt), namespace
 
 Files are rewritten when their content changes (an edited ConfigMap reaches running pods on the
 next sync, as on a real node) and each write is atomic (a temporary file renamed over the old
 one): a program reading a key never sees half of it. A missing ConfigMap or Secret (not
 `optional`) is FailedMount, with the kubelet's message, and the containers wait.
+
+A serviceAccountToken is the API's TokenRequest (serviceaccounts/<name>/token, bound to the
+pod), asked for again at 80% of its life as the kubelet's token manager does. TODO: our API
+server does not serve TokenRequest yet; while it answers 404, the token file is left out and
+the rest of the volume (ca.crt, namespace) is mounted, so pods that carry kube-api-access still
+run. When the API serves it, the same code writes the token.
+
+The tmpfs mounts are the only mounts this module makes (in the agent's mount namespace, under
+the pod's directory, where the runtime's bind mounts find them); `remove` and `unmount_all`
+take them down before the directory goes, or `nodeagent down` would leave them behind.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
+import time
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from nodeagent.cri.api import Mount
 from nodeagent.envvars import Lookup, field_value, resource_value
@@ -35,6 +53,12 @@ PLUGIN_DIR = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io
               "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
               "projected": "kubernetes.io~projected"}
 DEFAULT_MODE = 0o644
+
+log = logging.getLogger("nodeagent.volumes")
+
+# (namespace, service account, audience, expirationSeconds, pod dict) → the TokenRequest's status
+# ({"token", "expirationTimestamp"}), or None when the API does not serve TokenRequest
+TokenSource = Callable[[str, str, str, int, dict], Awaitable["dict | None"]]
 
 
 class VolumeError(AgentError):
@@ -92,7 +116,40 @@ def _downward_files(pod: dict, src: dict, allocatable: dict[str, int]) -> dict[s
     return out
 
 
-async def plan(pod: dict, lookup: Lookup, allocatable: dict[str, int]) -> dict[str, tuple[str, object]]:
+def memory_size(pod: dict, source: dict, allocatable: dict[str, int]) -> int:
+    """The tmpfs size of a `medium: Memory` emptyDir: its sizeLimit, no larger than the pod's
+    memory limit (when every container has one) or else the node's allocatable memory."""
+    from nodeagent.resources import QuantityError, bytes_of, pod_limits
+
+    cap = pod_limits(pod).memory_limit or allocatable.get("memory") or 0
+    try:
+        limit = bytes_of(source["sizeLimit"]) if source.get("sizeLimit") else 0
+    except QuantityError as e:
+        raise VolumeError(f"emptyDir sizeLimit: {e}") from e
+    if limit > 0 and (not cap or limit < cap):
+        return limit
+    return cap
+
+
+async def _token_file(pod: dict, src: dict, tokens: TokenSource | None, mode: int,
+                      vol: str) -> dict[str, tuple[bytes, int]]:
+    spec, ns = pod.get("spec") or {}, (pod.get("metadata") or {}).get("namespace", "default")
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    got = None
+    if tokens is not None:
+        try:
+            got = await tokens(ns, account, src.get("audience", ""),
+                               int(src.get("expirationSeconds") or 3600), pod)
+        except Exception as e:  # noqa: BLE001 - ApiError and friends: the mount waits
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{vol}" : failed to fetch '
+                              f'token: {e}') from e
+    if got is None:                    # TokenRequest not served (see the module's TODO)
+        return {}
+    return {src.get("path") or "token": (got["token"].encode(), mode)}
+
+
+async def plan(pod: dict, lookup: Lookup, allocatable: dict[str, int],
+               tokens: TokenSource | None = None) -> dict[str, tuple[str, object]]:
     """volume name → (kind, what to make): files for configMap/secret/downwardAPI/projected,
     the spec for emptyDir/hostPath. Raises VolumeError."""
     ns = (pod.get("metadata") or {}).get("namespace", "default")
@@ -100,7 +157,14 @@ async def plan(pod: dict, lookup: Lookup, allocatable: dict[str, int]) -> dict[s
     for v in (pod.get("spec") or {}).get("volumes") or []:
         name = v["name"]
         if "emptyDir" in v:
-            out[name] = ("emptyDir", None)
+            src = v["emptyDir"] or {}
+            if src.get("medium") == "Memory":
+                out[name] = ("emptyDir", {"tmpfs": memory_size(pod, src, allocatable)})
+            elif src.get("medium") in (None, ""):
+                out[name] = ("emptyDir", None)
+            else:
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : emptyDir '
+                                  f'medium {src["medium"]!r} is not supported on this node')
         elif "hostPath" in v:
             out[name] = ("hostPath", v["hostPath"])
         elif "configMap" in v or "secret" in v:
@@ -123,7 +187,8 @@ async def plan(pod: dict, lookup: Lookup, allocatable: dict[str, int]) -> dict[s
                                                      ns, lookup, name) or {})
                 elif "downwardAPI" in s:
                     files.update(_downward_files(pod, {"defaultMode": mode, **s["downwardAPI"]}, allocatable))
-                # serviceAccountToken needs the TokenRequest API: not served here yet, so skipped
+                elif "serviceAccountToken" in s:
+                    files.update(await _token_file(pod, s["serviceAccountToken"], tokens, mode, name))
             out[name] = ("projected", files)
         else:
             kind = next((k for k in v if k != "name"), "?")
@@ -167,7 +232,9 @@ def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]]) -> dic
             continue
         d = base / PLUGIN_DIR[kind] / name
         d.mkdir(parents=True, exist_ok=True)
-        if kind != "emptyDir":
+        if kind == "emptyDir" and what:
+            _mount_tmpfs(d, what["tmpfs"])
+        elif kind != "emptyDir":
             d.chmod(0o755)
             wanted = {_safe_rel(rel): v for rel, v in (what or {}).items()}
             for rel, (data, mode) in wanted.items():
@@ -179,6 +246,46 @@ def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]]) -> dic
             d.chmod(0o777)
         paths[name] = str(d)
     return paths
+
+
+def _mount_tmpfs(d: Path, size: int) -> None:
+    """A tmpfs of `size` bytes on d, once (make runs on every sync)."""
+    if os.path.ismount(d):
+        return
+    from runtime.sys import real
+
+    try:
+        real().mount("tmpfs", str(d), "tmpfs", 0, f"size={size}" if size else None)
+    except OSError as e:
+        raise VolumeError(f"MountVolume.SetUp failed for volume \"{d.name}\" : mounting a tmpfs "
+                          f"on {d}: {e}") from e
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below root, deepest first (/proc/self/mountinfo, field 5)."""
+    prefix = str(root.resolve()) if root.exists() else str(root)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4].replace("\\040", " ") for line in f]
+    except OSError:
+        return []
+    return sorted({p for p in points if p == prefix or p.startswith(prefix + "/")},
+                  key=len, reverse=True)
+
+
+def unmount_all(root: str | os.PathLike) -> list[str]:
+    """Take down every mount this module made below root (a pod's directory, or the whole pods
+    directory for `nodeagent down`); what could not be unmounted."""
+    from runtime.sys import real
+    from runtime.sys.consts import MNT_DETACH
+
+    left = []
+    for point in _mounts_under(Path(root)):
+        try:
+            real().umount2(point, MNT_DETACH)
+        except OSError as e:
+            left.append(f"{point}: {e}")
+    return left
 
 
 def _host_path(name: str, spec: dict) -> str:
@@ -214,5 +321,46 @@ def mounts(container: dict, paths: dict[str, str]) -> list[Mount]:
 
 
 def remove(pods_dir: str, uid: str) -> None:
-    """The pod's directory, volumes and termination-log files with it (after its containers)."""
+    """The pod's directory, volumes and termination-log files with it (after its containers);
+    its tmpfs volumes are unmounted first."""
+    for problem in unmount_all(pod_dir(pods_dir, uid)):
+        log.warning("pod %s: %s", uid, problem)
     shutil.rmtree(pod_dir(pods_dir, uid), ignore_errors=True)
+
+
+class TokenCache:
+    """Service-account tokens for projected volumes (the kubelet's token manager): one
+    TokenRequest per (pod, account, audience, expiration), asked for again once 80% of its life
+    has passed. `request` does the API call and returns the status, or None when the API does
+    not serve TokenRequest — remembered for 5 minutes, so a sync does not ask every time."""
+
+    def __init__(self, request: Callable[[str, str, dict], Awaitable["dict | None"]]):
+        self.request = request
+        self._cache: dict[tuple, tuple[float, dict]] = {}     # key → (refresh at, status)
+        self._unserved_until = 0.0
+
+    async def __call__(self, ns: str, account: str, audience: str, expiration: int,
+                       pod: dict) -> dict | None:
+        now = time.time()
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        key = (uid, ns, account, audience, expiration)
+        hit = self._cache.get(key)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        if now < self._unserved_until:
+            return None
+        md = pod.get("metadata") or {}
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"audiences": [audience] if audience else None,
+                         "expirationSeconds": expiration,
+                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                                            "name": md.get("name"), "uid": uid}}}
+        got = await self.request(ns, account, body)
+        if got is None:
+            self._unserved_until = now + 300
+            return None
+        self._cache[key] = (now + 0.8 * expiration, got)
+        return got
+
+    def forget(self, uid: str) -> None:
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != uid}

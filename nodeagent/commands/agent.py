@@ -32,7 +32,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="the whole cluster's pod range")
     p.add_argument("--cluster-dns", action="append", default=[],
                    help="the cluster DNS service IP for ClusterFirst pods (repeatable)")
+    add_image_gc_flags(p)
     p.set_defaults(func=run)
+
+
+def add_image_gc_flags(p: argparse.ArgumentParser) -> None:
+    """The kubelet's image GC flags (nodeagent/imagegc.py), shared with `nodeagent up`."""
+    p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
+                   help="image filesystem usage that starts image GC (100: never)")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80, metavar="PERCENT",
+                   help="image filesystem usage image GC brings it down to")
+    p.add_argument("--minimum-image-ttl-duration", default="2m0s", metavar="DURATION",
+                   help="how long an image is kept after it is first seen, unused (Go duration)")
+    p.add_argument("--eviction-hard", default="memory.available<100Mi,nodefs.available<10%",
+                   metavar="SIGNAL<QUANTITY,...", help="hard eviction thresholds (nodeagent/eviction.py)")
+
+
+def image_gc_policy(args: argparse.Namespace):
+    from nodeagent.imagegc import ImageGCPolicy, parse_duration
+
+    return ImageGCPolicy(args.image_gc_high_threshold, args.image_gc_low_threshold,
+                         parse_duration(args.minimum_image_ttl_duration, "--minimum-image-ttl-duration"))
+
+
+def eviction_thresholds(args: argparse.Namespace) -> tuple:
+    from nodeagent.eviction import parse_eviction_hard
+
+    return parse_eviction_hard(args.eviction_hard)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     config = AgentConfig(data_dir=os.path.abspath(args.data_dir), node_name=args.node_name,
                          node_ip=args.node_ip, pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
                          cluster_dns=tuple(args.cluster_dns), wait_for_pod_cidr=30.0,
-                         cluster_ca=str(ca_path) if ca_pem else None)
+                         cluster_ca=str(ca_path) if ca_pem else None, image_gc=image_gc_policy(args),
+                         eviction_hard=eviction_thresholds(args))
 
     async def main() -> None:
         api = ApiClient(ClientConfig(server=args.server, ca_pem=ca_pem, token=args.token,

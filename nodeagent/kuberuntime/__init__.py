@@ -3,6 +3,7 @@
 
     config.py    pod spec → PodSandboxConfig / ContainerConfig (env, resources, securityContext)
     images.py    imagePullPolicy, imagePullSecrets, pull back-off
+    lifecycle.py postStart / preStop hooks (exec, httpGet, sleep) and their grace accounting
     manager.py   SyncPod (sandbox, init containers, app containers, restarts with back-off),
                  KillPod, removal — what a pod worker (podworkers.py) calls
 

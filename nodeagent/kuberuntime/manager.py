@@ -17,11 +17,14 @@ the end of a back-off). Each call looks at what the runtime has *now* and takes 
                        `lastState` and `kubectl logs --previous`)
 
 Starting one container is: the image (images.py) → its config (config.py) → CreateContainer →
-StartContainer, with the kubelet's events (Pulling, Pulled, Created, Started, Failed, BackOff)
-and, on failure, the waiting reason the status will show (ErrImagePull, CreateContainerError...).
+StartContainer → its postStart hook (lifecycle.py), with the kubelet's events (Pulling, Pulled,
+Created, Started, Failed, BackOff, FailedPostStartHook) and, on failure, the waiting reason the
+status will show (ErrImagePull, CreateContainerError, PostStartHookError...).
 
-`kill_pod` stops every container (SIGTERM or the image's StopSignal, the grace period, SIGKILL —
-in parallel, as the kubelet does) and then the sandbox; `remove_pod` removes them and the pod's
+Stopping one container (`kill_container`: pod deletion, failed liveness, failed postStart) is:
+the Killing event, the preStop hook within the grace period, then SIGTERM (or the image's
+StopSignal) and SIGKILL once the rest of the grace period is over. `kill_pod` stops every
+container that way, in parallel as the kubelet does, and then the sandbox; `remove_pod` removes them and the pod's
 cgroup. Both are idempotent: the runtime's stop and remove succeed on what is already gone.
 """
 
@@ -42,6 +45,7 @@ from nodeagent.envvars import ConfigError, Lookup
 from nodeagent.events import NORMAL, WARNING, EventRecorder
 from nodeagent.kuberuntime import config as cfg
 from nodeagent.kuberuntime.images import ImageError, ImagePuller
+from nodeagent.kuberuntime.lifecycle import HookFailed, HookRunner
 from nodeagent.volumes import VolumeError
 
 log = logging.getLogger("nodeagent.kuberuntime")
@@ -51,6 +55,11 @@ def go_duration(seconds: float) -> str:
     """Go's time.Duration.String for whole seconds: 10s, 1m20s, 5m0s."""
     s = int(seconds)
     return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
+
+
+def _pod_ip(sb: PodSandboxStatus) -> str:
+    """Where a hook's httpGet goes: the pod IP (a hostNetwork pod is on the node: loopback)."""
+    return sb.ip or "127.0.0.1"
 
 
 def should_restart(policy: str, exit_code: int | None) -> bool:
@@ -113,6 +122,9 @@ class RuntimeManager:
         self._pods: dict[str, tuple[set[str], set[str]]] | None = None   # uid → (sandboxes, containers)
         self._first_listing = asyncio.Lock()         # one listing at startup, awaited by all
         self.prober = None                           # nodeagent.prober.Prober (set by the agent)
+        self.hooks = HookRunner(runtime)             # postStart / preStop (lifecycle.py)
+        self.tokens = None                           # volumes.TokenCache (set by the agent)
+        self._cgroups_left: set[str] = set()         # pod uids whose cgroup was still busy
 
     # --- 1. observe ---------------------------------------------------------------------------------
     # Which sandboxes and containers belong to which pod: read from the runtime once (labels), then
@@ -195,7 +207,7 @@ class RuntimeManager:
 
         # the pod's volumes, made (or brought up to date) before any container needs them
         try:
-            planned = await volumes.plan(pod, self.lookup, self.node.allocatable)
+            planned = await volumes.plan(pod, self.lookup, self.node.allocatable, self.tokens)
             paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned)
         except VolumeError as e:
             self.recorder.event(pod, WARNING, "FailedMount", str(e))
@@ -215,7 +227,8 @@ class RuntimeManager:
                 return result, state
             if cs is not None and cs.state is ContainerState.EXITED and policy == "Never":
                 return result, state          # the pod has failed (podstatus.py says so)
-            await self._start(pod, c, state, sb, result, init=True, after=cs, volumes=paths)
+            await self._start(pod, c, state, sb, result, init=True, after=cs, volumes=paths,
+                              stop=stop)
             return result, await self.observe(uid)
 
         # 4. app containers
@@ -229,19 +242,19 @@ class RuntimeManager:
                 if why is None:
                     continue
                 # liveness (or startup) failed: stop it, then the restart policy decides
-                self.recorder.event(pod, NORMAL, "Killing", why, f"spec.containers{{{c['name']}}}")
                 grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds") or \
                     spec.get("terminationGracePeriodSeconds", 30)
-                await self.runtime.stop_container(cs.id, float(grace))
+                await self.kill_container(pod, c, cs.id, float(grace), why, _pod_ip(sb))
                 state = await self.observe(uid)
                 latest = state.latest(c["name"])
             if cs is not None and cs.state is ContainerState.CREATED:
-                await self._run(pod, c, cs.id, result, init=False)
+                await self._run(pod, c, cs.id, result, init=False, pod_ip=_pod_ip(sb), stop=stop)
                 continue
             if latest is not None and latest.state is not ContainerState.RUNNING \
                     and not should_restart(policy, latest.exit_code):
                 continue                    # done for good (Never; OnFailure after success)
-            await self._start(pod, c, state, sb, result, init=False, after=latest, volumes=paths)
+            await self._start(pod, c, state, sb, result, init=False, after=latest, volumes=paths,
+                              stop=stop)
 
         state = await self.observe(uid)
         await self._collect_garbage(state)
@@ -270,7 +283,8 @@ class RuntimeManager:
 
     async def _start(self, pod: dict, c: dict, state: PodRuntimeState, sb: PodSandboxStatus,
                      result: SyncResult, *, init: bool, after: ContainerStatus | None,
-                     volumes: dict[str, str] | None = None) -> None:
+                     volumes: dict[str, str] | None = None,
+                     stop: Callable[[], bool] = lambda: False) -> None:
         """Start container c (again, if `after` is its previous instance), honouring back-off."""
         md = pod["metadata"]
         name = c["name"]
@@ -322,9 +336,10 @@ class RuntimeManager:
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e.message}", fp)
             return
         self.recorder.event(pod, NORMAL, "Created", f"Created container: {name}", fp)
-        await self._run(pod, c, cid, result, init=init)
+        await self._run(pod, c, cid, result, init=init, pod_ip=_pod_ip(sb), stop=stop)
 
-    async def _run(self, pod: dict, c: dict, cid: str, result: SyncResult, *, init: bool) -> None:
+    async def _run(self, pod: dict, c: dict, cid: str, result: SyncResult, *, init: bool,
+                   pod_ip: str | None = None, stop: Callable[[], bool] = lambda: False) -> None:
         fp = f"spec.{'initContainers' if init else 'containers'}{{{c['name']}}}"
         try:
             await self.runtime.start_container(cid)
@@ -334,6 +349,56 @@ class RuntimeManager:
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e.message}", fp)
             return
         self.recorder.event(pod, NORMAL, "Started", f"Started container {c['name']}", fp)
+        hook = (c.get("lifecycle") or {}).get("postStart")
+        if hook:
+            await self._post_start(pod, c, cid, hook, result, pod_ip, stop, fp)
+
+    async def _post_start(self, pod: dict, c: dict, cid: str, hook: dict, result: SyncResult,
+                          pod_ip: str | None, stop: Callable[[], bool], fp: str) -> None:
+        """Run the postStart hook to its end (the worker waits, as the kubelet's does); a pod
+        deleted meanwhile abandons it — its kill stops the container and so the hook."""
+        task = asyncio.create_task(self.hooks.run(pod, c, cid, hook, pod_ip))
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            if stop() and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return
+        try:
+            task.result()
+        except HookFailed as e:
+            log.info("pod %s: postStart of %s failed: %s", cfg.pod_key(pod), c["name"], e)
+            # the hook's output may hold secrets: the event only says that it failed
+            self.recorder.event(pod, WARNING, "FailedPostStartHook", "PostStartHook failed", fp)
+            grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            await self.kill_container(pod, c, cid, grace, "FailedPostStartHook", pod_ip, fp=fp)
+            # waiting with the hook's error until the restart; a container that will not be
+            # restarted shows how it ended (terminated) instead, as the kubelet's status does
+            try:
+                code = (await self.runtime.container_status(cid)).exit_code
+            except NotFound:
+                code = None
+            if should_restart((pod.get("spec") or {}).get("restartPolicy") or "Always", code):
+                result.waiting[c["name"]] = ("PostStartHookError", str(e))
+            result.wake_at(time.time() + 1)
+
+    async def kill_container(self, pod: dict | None, c: dict | None, cid: str, grace: float,
+                             message: str, pod_ip: str | None, fp: str | None = None) -> None:
+        """The kubelet's killContainer: the Killing event, the preStop hook (which counts against
+        the grace period), then the stop signal and, after what is left of it, SIGKILL."""
+        name = (c or {}).get("name", "")
+        fp = fp or f"spec.containers{{{name}}}"
+        if pod is not None:
+            self.recorder.event(pod, NORMAL, "Killing", message, fp)
+        if pod is not None and c is not None:
+            def failed(why: str) -> None:
+                log.info("pod %s: preStop of %s failed: %s", cfg.pod_key(pod), name, why)
+                self.recorder.event(pod, WARNING, "FailedPreStopHook", "PreStopHook failed", fp)
+            grace = await self.hooks.pre_stop(pod, c, cid, pod_ip, grace, failed)
+        try:
+            await self.runtime.stop_container(cid, grace)
+        except NotFound:
+            pass
 
     async def _collect_garbage(self, state: PodRuntimeState) -> None:
         seen: dict[str, int] = {}
@@ -356,12 +421,17 @@ class RuntimeManager:
         running = [c for c in state.containers
                    if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
 
+        specs = {c["name"]: (c, f"spec.{key}{{{c['name']}}}")
+                 for key in ("initContainers", "containers")
+                 for c in ((pod or {}).get("spec") or {}).get(key) or []}
+        pod_ip = _pod_ip(state.sandbox) if state.sandbox is not None else None
+
         async def stop_one(cs: ContainerStatus) -> None:
-            if pod is not None:
-                fp = f"spec.containers{{{cs.metadata.name}}}"
-                self.recorder.event(pod, NORMAL, "Killing", f"Stopping container {cs.metadata.name}", fp)
+            c, fp = specs.get(cs.metadata.name, (None, None))
             try:
-                await self.runtime.stop_container(cs.id, grace)
+                await self.kill_container(pod, c, cs.id, grace,
+                                          f"Stopping container {cs.metadata.name}", pod_ip,
+                                          fp=fp or f"spec.containers{{{cs.metadata.name}}}")
             except CRIError as e:
                 log.warning("stopping container %s: %s", cs.id, e)
 
@@ -386,11 +456,28 @@ class RuntimeManager:
             except CRIError as e:
                 log.warning("removing sandbox %s: %s", sb.id, e)
         await asyncio.to_thread(volumes.remove, self.node.pods_dir, uid)
-        try:
-            self.cm.remove_pod(uid)
-        except Exception as e:  # noqa: BLE001 - a busy cgroup is retried on the next cleanup
-            log.warning("removing the cgroup of pod %s: %s", uid, e)
+        if self.tokens is not None:
+            self.tokens.forget(uid)
+        if not await self._remove_cgroup(uid):
+            self._cgroups_left.add(uid)          # retried by housekeeping()
         self.backoff.forget(uid)
         self.puller.backoff.forget(uid)
         if self._pods is not None:
             self._pods.pop(uid, None)
+
+    async def _remove_cgroup(self, uid: str) -> bool:
+        """The pod's cgroup, in a thread: a cgroup whose last process is still leaving is retried
+        for a few seconds (rmdir's EBUSY), which must not stall the loop."""
+        try:
+            await asyncio.to_thread(self.cm.remove_pod, uid)
+            return True
+        except Exception as e:  # noqa: BLE001 - CgroupError, OSError: tried again later
+            log.warning("removing the cgroup of pod %s (will retry): %s", uid, e)
+            return False
+
+    async def housekeeping(self) -> None:
+        """Finish what remove_pod could not: pod cgroups that were still busy (the kubelet's
+        HandlePodCleanups retries them on every housekeeping pass too)."""
+        for uid in list(self._cgroups_left):
+            if await self._remove_cgroup(uid):
+                self._cgroups_left.discard(uid)

@@ -66,6 +66,50 @@ def test_node_registers_ready_with_capacity_and_lease(server, tmp_path, monkeypa
     run(main())
 
 
+def test_node_is_created_with_its_status_not_patched_later(server, tmp_path, monkeypatch):
+    """What a watcher sees first (`kubectl get nodes -w`'s ADDED event, as a scheduler's informer
+    would) is the whole Node: capacity, allocatable, addresses, nodeInfo and conditions."""
+    import json
+    import subprocess
+    import time
+
+    from apiclient import NotFound
+    from tests.apiserver import Kubectl
+
+    kubectl = Kubectl(server, tmp_path / "kubecache")
+
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path / "a", monkeypatch=monkeypatch) as a:
+            for _ in range(200):
+                try:
+                    node = await a.api.get(NODES, NODE)
+                    if condition(node, "Ready").get("status") == "True":
+                        break
+                except NotFound:
+                    pass
+                await asyncio.sleep(0.05)
+
+    kubectl.run("delete", "node", NODE, "--ignore-not-found")
+    watch = subprocess.Popen([kubectl.exe, "get", "nodes", "-w", "-o", "json", "--output-watch-events"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    try:
+        time.sleep(1)                      # the watch is open before the agent starts
+        run(main())
+    finally:
+        watch.terminate()
+        out, err = watch.communicate(timeout=10)
+    first = json.JSONDecoder().raw_decode(out.lstrip())[0]
+    assert first["type"] == "ADDED", (out[:500], err)
+    st = first["object"]["status"]
+    assert st["capacity"]["pods"] == "110" and st["allocatable"]["cpu"] == st["capacity"]["cpu"]
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in st["addresses"]
+    assert st["nodeInfo"]["containerRuntimeVersion"] == "fakecri://0.1"
+    assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+    assert {c["type"] for c in st["conditions"]} == {"Ready", "MemoryPressure", "DiskPressure",
+                                                     "PIDPressure"}
+    assert condition(first["object"], "Ready")["reason"] == "KubeletReady"
+
+
 def test_pod_runs_ready_with_ip_and_events_then_graceful_delete(server, tmp_path, monkeypatch):
     async def main():
         async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:

@@ -189,11 +189,8 @@ def _zygote(args) -> int:
 def _pid_file(path: str | None, pid: int) -> None:
     """Write the pid whole or not at all (rename), as runc's --pid-file does."""
     if path:
-        import os
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.rename(tmp, path)
+        import localfs
+        localfs.write_atomic(path, str(pid))
 
 
 def _start(args) -> int:

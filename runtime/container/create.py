@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from runtime.container.state import (DEFAULT_ROOT, DEFAULT_STORAGE, ContainerState, StateDir,
                                      process_start_time, write_atomic)
 from runtime.errors import ContainerError, ContainerExists, SpecError, StepError
+from runtime.statefiles import thread_count
 from runtime.process.channel import Channel, ChannelClosed
 from runtime.spec.model import ContainerSpec
 
@@ -134,7 +135,7 @@ def create_and_supervise(cid: str, spec: ContainerSpec, opts: CreateOptions, cli
 
 
 def _check_single_threaded() -> None:
-    threads = _thread_count()
+    threads = thread_count()
     if threads != 1:
         raise ContainerError(f"create forks the container's supervisor, so it must run in a "
                              f"single-threaded process (this one has {threads} threads); from a "
@@ -242,11 +243,6 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
     except BaseException:
         undo.run()
         raise
-
-
-def _thread_count() -> int:
-    with open("/proc/self/stat", "rb") as f:
-        return int(f.read().rsplit(b")", 1)[1].split()[17])  # field 20: num_threads
 
 
 def _rmtree(path: str) -> None:

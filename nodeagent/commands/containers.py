@@ -8,7 +8,8 @@
 They work on the same state as `nodeagent run` (the runtime's state root, /run/nodeagent/runtime),
 through the runtime's own verbs (runtime/container/: kill, delete, exec), so `nodeagent runtime
 list` and these always agree. Exit status as docker's: 0, 1 when a named container failed (each
-failure one line on stderr, the others still done), and the program's own for exec.
+failure one line on stderr, the others still done), and the program's own for exec (the rule:
+nodeagent/commands/__init__.py).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _each(names: list[str], action) -> int:
+def _each(command: str, names: list[str], action) -> int:
     """Run action(name) for every name; report each failure on one line, as docker does."""
     from runtime.errors import ContainerError
 
@@ -101,8 +102,8 @@ def _each(names: list[str], action) -> int:
         try:
             action(name)
             print(name)
-        except ContainerError as e:
-            print(f"nodeagent: {e}", file=sys.stderr)
+        except ContainerError as e:   # one line each, and on to the next name (docker's way)
+            print(f"nodeagent {command}: {e}", file=sys.stderr)
             status = 1
     return status
 
@@ -114,10 +115,9 @@ def stop(args: argparse.Namespace) -> int:
 
     try:
         sig = parse_signal(args.signal)
-    except (ValueError, ContainerError) as e:
-        print(f"nodeagent stop: --signal {args.signal!r}: {e}", file=sys.stderr)
-        return 1
-    return _each(args.names, lambda name: stop_container(args.root, name, sig, args.time))
+    except ContainerError as e:
+        raise ContainerError(f"--signal: {e}") from None
+    return _each(args.cli_command, args.names, lambda name: stop_container(args.root, name, sig, args.time))
 
 
 def rm(args: argparse.Namespace) -> int:
@@ -131,7 +131,7 @@ def rm(args: argparse.Namespace) -> int:
             raise ContainerError(f"container {name} is {state.status}: stop it first, or use rm -f")
         delete(args.root, name, force=args.force)
 
-    return _each(args.names, remove)
+    return _each(args.cli_command, args.names, remove)
 
 
 def exec_(args: argparse.Namespace) -> int:
@@ -140,7 +140,7 @@ def exec_(args: argparse.Namespace) -> int:
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise ContainerError("exec: give the command to run")
+        raise ContainerError("give the command to run")
     uid = gid = None
     if args.user:
         u, _, g = args.user.partition(":")

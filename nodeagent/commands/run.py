@@ -10,16 +10,13 @@ own upper directory and disappear with it, the directory itself is never changed
 is an image reference: its layers (runtime/images, pulled if missing unless --pull never) become
 the overlay's lower layers and its config gives the defaults (Entrypoint + Cmd, Env, WorkingDir,
 User; CMD replaces Cmd). The exit status is the container's; 125 means the container could not be
-created, as with docker.
+created, 127 that its program was not found, as with docker (the rule: nodeagent/commands/__init__.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-
-CREATE_FAILED = 125
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -217,22 +214,14 @@ def main(args: argparse.Namespace) -> int:
 
     from runtime.container.create import CreateOptions
     from runtime.container.run import run
-    from runtime.errors import ContainerError, StepError
 
     name = args.name or f"na-{secrets.token_hex(4)}"
-    try:
-        spec = build_spec(args, name)
-        stdio = "tty" if args.tty and not args.detach else ("log" if args.detach else "inherit")
-        opts = CreateOptions(root=args.root, storage=args.storage, stdio=stdio,
-                             stdin_open=args.interactive, explain_fd=2 if args.explain else None,
-                             orphan_supervisor=False)  # we exit soon: no need to fork twice
-        code = run(name, spec, opts, detach=args.detach, remove=args.rm)
-    except StepError as e:
-        print(f"nodeagent run: {e}", file=sys.stderr)
-        return 127 if e.step == "find the executable" else CREATE_FAILED
-    except ContainerError as e:
-        print(f"nodeagent run: {e}", file=sys.stderr)
-        return CREATE_FAILED
+    spec = build_spec(args, name)
+    stdio = "tty" if args.tty and not args.detach else ("log" if args.detach else "inherit")
+    opts = CreateOptions(root=args.root, storage=args.storage, stdio=stdio,
+                         stdin_open=args.interactive, explain_fd=2 if args.explain else None,
+                         orphan_supervisor=False)  # we exit soon: no need to fork twice
+    code = run(name, spec, opts, detach=args.detach, remove=args.rm)
     if args.detach:
         print(name)
     return code

@@ -19,13 +19,12 @@ program then hands it the whole command line, and a worker runs it (nodeagent/cm
 The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
 each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
 Exit status: 0, or the container's own for `run` in the foreground and for `exec`; 1 with one
-line on stderr when something is wrong.
+line on stderr when something is wrong, as runc (the rule: nodeagent/commands/__init__.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 DEFAULT_ROOT = "/run/nodeagent/runtime"
 DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
@@ -84,13 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runtime.errors import ContainerError
-
-    try:
-        return _VERBS[args.verb](args)
-    except ContainerError as e:
-        print(f"nodeagent runtime {args.verb}: {e}", file=sys.stderr)
-        return 1
+    return _VERBS[args.verb](args)
 
 
 def _create_or_run(args: argparse.Namespace) -> int:

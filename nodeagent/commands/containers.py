@@ -135,19 +135,14 @@ def rm(args: argparse.Namespace) -> int:
 
 
 def exec_(args: argparse.Namespace) -> int:
+    from nodeagent.commands.run import parse_user
     from runtime.container.exec import exec_process
     from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise ContainerError("give the command to run")
-    uid = gid = None
-    if args.user:
-        u, _, g = args.user.partition(":")
-        try:
-            uid, gid = int(u), int(g) if g else None
-        except ValueError:
-            raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
+    uid, gid = parse_user(args.user) if args.user else (None, None)
     if args.workdir and not args.workdir.startswith("/"):
         raise ContainerError(f"--workdir {args.workdir!r} must be an absolute path")
     return exec_process(args.root, args.name, command, env=args.env, cwd=args.workdir, uid=uid,

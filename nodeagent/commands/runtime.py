@@ -148,7 +148,7 @@ VERB_MODULES = ("json", "runtime.container.create", "runtime.container.delete",
                 "runtime.container.exec", "runtime.container.kill", "runtime.container.run",
                 "runtime.container.start", "runtime.container.state", "runtime.errors",
                 "runtime.process.terminal", "runtime.spec.bundle", "runtime.spec.defaults",
-                "termios", "tty", "fcntl")
+                "runtime.spec.model", "nodeagent.commands.run", "termios", "tty", "fcntl")
 
 
 def _zygote(args) -> int:
@@ -213,22 +213,11 @@ def _delete(args) -> int:
 
 
 def _exec(args) -> int:
+    from nodeagent.commands.run import parse_user
     from runtime.container.exec import exec_process
-    from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    from runtime.spec.model import id_problem
-
-    uid = gid = None
-    if args.user:
-        u, _, g = args.user.partition(":")
-        try:
-            uid, gid = int(u), int(g) if g else None
-        except ValueError:
-            raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
-        for value, kind in ((uid, "uid"), (gid, "gid")):
-            if value is not None and (problem := id_problem(value, kind)) is not None:
-                raise ContainerError(f"--user {args.user!r}: {problem}")
+    uid, gid = parse_user(args.user) if args.user else (None, None)
     return exec_process(args.root, args.id, command, env=args.env, cwd=args.cwd, uid=uid, gid=gid,
                         tty=args.tty)
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 
 # Command → its module under nodeagent.commands, in the order `nodeagent --help` lists them. (A
-# module may serve several commands: containers.py is docker's ps/stop/rm/exec.)
+# module may serve several commands: containers.py is docker's ps/logs/stop/rm/exec.)
 COMMANDS = {"up": "up", "down": "down", "agent": "agent", "doctor": "doctor", "run": "run", "ps": "containers",
-            "exec": "containers", "stop": "containers", "rm": "containers", "runtime": "runtime",
+            "logs": "containers", "exec": "containers", "stop": "containers", "rm": "containers", "runtime": "runtime",
             "pull": "pull", "image": "image", "server": "server", "kubeconfig": "kubeconfig",
             "cni": "cni", "net": "net"}
 

@@ -1,6 +1,7 @@
-"""`nodeagent ps | stop | rm | exec`: docker's verbs for the containers `nodeagent run` made.
+"""`nodeagent ps | logs | stop | rm | exec`: docker's verbs for the containers `nodeagent run` made.
 
     nodeagent ps [-a] [-q]                      running containers (-a: all), docker's columns
+    nodeagent logs [-f] [-t] [-n N] NAME        what a `run -d` container printed (-f: and prints)
     nodeagent stop [-t SECONDS] [-s SIGNAL] NAME...   signal, wait, then SIGKILL (docker stop)
     nodeagent rm [-f] NAME...                   remove stopped containers (-f: running ones too)
     nodeagent exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] NAME CMD...
@@ -30,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-a", "--all", action="store_true", help="stopped ones too")
     p.add_argument("-q", "--quiet", action="store_true", help="names only")
     p.set_defaults(func=ps)
+    p = verb("logs", "print what a container started with `run -d` has written")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    p.add_argument("-t", "--timestamps", action="store_true", help="each line's time first")
+    p.add_argument("-n", "--tail", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=logs)
     p = verb("stop", "stop running containers: the signal, then SIGKILL after a timeout")
     p.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL (default 10)")
     p.add_argument("-s", "--signal", default="TERM", help="signal to send first (default TERM)")
@@ -90,6 +97,41 @@ def ps(args: argparse.Namespace) -> int:
         command = " ".join(s.record.get("args") or [])
         command = command if len(command) <= 28 else command[:27] + "…"
         print(f"{s.id:<20} {chr(34) + command + chr(34):<30} {_ago(s.created):<18} {_status(s)}")
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    """Each record to the stream it came from (stdout or stderr), as docker logs does."""
+    from runtime.container.state import StateDir
+    from runtime.errors import ContainerError, ContainerNotFound
+    from runtime.process.logs import read_records
+
+    state = StateDir(args.root, args.name).load()
+    path = state.record.get("log")
+    if not path:
+        raise ContainerError(f"container {args.name} has no log: its output went to the terminal "
+                             "that ran it (a container started with `run -d` keeps one)")
+    if args.tail is not None and args.tail < 0:
+        raise ContainerError("--tail: must be 0 or more")
+
+    def running() -> bool:
+        try:
+            return StateDir(args.root, args.name).load().status in ("created", "running")
+        except ContainerNotFound:      # removed (rm -f) while we followed it
+            return False
+
+    line_start = {"stdout": True, "stderr": True}
+    try:
+        for rec in read_records(path, tail=args.tail, follow=args.follow, running=running):
+            out = sys.stdout.buffer if rec.stream == "stdout" else sys.stderr.buffer
+            data = rec.content if rec.partial else rec.content + b"\n"
+            if args.timestamps and line_start[rec.stream]:
+                data = rec.time.encode() + b" " + data
+            line_start[rec.stream] = not rec.partial
+            out.write(data)
+            out.flush()
+    except FileNotFoundError:
+        raise ContainerError(f"container {args.name}: its log {path} is gone") from None
     return 0
 
 

@@ -10,6 +10,7 @@
     nodeagent runtime run [--bundle DIR] [-d] [--keep] ID     create + start (+ wait, delete)
     nodeagent runtime spec [--bundle DIR] [--rootfs DIR] [ARGS...]   write a default config.json
     nodeagent runtime zygote [-d]                             serve creates from a warm process
+    nodeagent runtime zygote --stop                           end it; remove its sockets, pid file
 
 When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
 runtime imported already and forks a creator per request (runtime/zygote/). Started
@@ -74,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = verb("zygote", "serve create requests from a pre-imported process (faster starts)",
              id_arg=False)
     v.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    v.add_argument("--stop", action="store_true",
+                   help="stop the zygote serving --root, and remove its sockets and pid file")
     v = verb("spec", "write a default config.json (our defaults: 14 caps, RuntimeDefault seccomp)",
              id_arg=False)
     v.add_argument("-b", "--bundle", default=".")
@@ -159,6 +162,11 @@ def _zygote(args) -> int:
     from nodeagent import cli
     from runtime.process import sealed
     from runtime.zygote import server as zygote
+
+    if args.stop:
+        pid = zygote.stop(args.root)
+        print(f"stopped the zygote (pid {pid})" if pid else f"no zygote was serving {args.root}")
+        return 0
 
     # Its workers' children enter containers: the whole zygote runs from a sealed interpreter
     # (runtime/process/sealed.py), once — this command starts again from one if need be.

@@ -104,12 +104,22 @@ def check_spec(spec: ContainerSpec) -> None:
 def device_rules(resources):
     """The device cgroup rules a container gets: deny everything, then the spec's own rules, then
     the devices every container needs (/dev/null, ptys, ... — runc appends the same list), so a
-    bundle cannot forget to close the door on the host's disks."""
+    bundle cannot forget to close the door on the host's disks.
+
+    A spec made by our own defaults (runtime.spec.defaults) already starts with the deny and ends
+    with the list: those are not added twice (twice is the same rules, written twice — and printed
+    twice by --explain): a deny-all right after the deny-all, or the list again right after itself,
+    changes nothing."""
     import dataclasses
 
     from runtime.spec.defaults import DEFAULT_DEVICE_RULES
-    return dataclasses.replace(resources, devices=DEFAULT_DEVICE_RULES[:1] + resources.devices
-                               + DEFAULT_DEVICE_RULES[1:])
+    deny, needed = DEFAULT_DEVICE_RULES[:1], DEFAULT_DEVICE_RULES[1:]
+    own = resources.devices
+    if own[:1] == deny:
+        own = own[1:]
+    if needed and own[-len(needed):] == needed:
+        own = own[:-len(needed)]
+    return dataclasses.replace(resources, devices=deny + own + needed)
 
 
 def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:

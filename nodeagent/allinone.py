@@ -103,7 +103,7 @@ def running_pid(data_dir: str) -> int | None:
 
 def _write_pid_file(data_dir: str) -> Path:
     path = Path(data_dir, PID_FILE)
-    localfs.write_atomic(path, f"{os.getpid()} {_start_time(os.getpid())}\n")
+    localfs.write_atomic(path, f"{os.getpid()} {_start_time(os.getpid())}\n", durable=False)
     return path
 
 

@@ -20,7 +20,8 @@ from localfs import remove_tree  # noqa: F401  (the state files' users import it
 
 
 def write_atomic(path: str, obj: dict) -> None:
-    localfs.write_atomic(path, json.dumps(obj, indent=1).encode() + b"\n", 0o600)
+    # Not durable: a container's state dies with the machine (localfs says why that is right).
+    localfs.write_atomic(path, json.dumps(obj, indent=1).encode() + b"\n", 0o600, durable=False)
 
 
 def read_json(path: str) -> dict | None:

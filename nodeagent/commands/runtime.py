@@ -191,7 +191,7 @@ def _pid_file(path: str | None, pid: int) -> None:
     """Write the pid whole or not at all (rename), as runc's --pid-file does."""
     if path:
         import localfs
-        localfs.write_atomic(path, str(pid))
+        localfs.write_atomic(path, str(pid), durable=False)   # a pid means nothing after a reboot
 
 
 def _start(args) -> int:

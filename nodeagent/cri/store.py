@@ -57,7 +57,8 @@ def creator() -> list:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    localfs.write_atomic(path, json.dumps(obj, indent=1) + "\n")
+    # Not durable: the records describe containers, which do not outlive the machine (localfs).
+    localfs.write_atomic(path, json.dumps(obj, indent=1) + "\n", durable=False)
 
 
 def read_json(path: Path) -> dict | None:

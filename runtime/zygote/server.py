@@ -99,7 +99,7 @@ def serve(root: str, ready_fd: int | None = None,
     os.makedirs(root, mode=0o711, exist_ok=True)
     creates = _listen(os.path.join(root, SOCKET_NAME))
     commands = _listen(os.path.join(root, cmdwire.SOCKET_NAME)) if command else None
-    localfs.write_atomic(os.path.join(root, PID_FILE), str(os.getpid()))
+    localfs.write_atomic(os.path.join(root, PID_FILE), str(os.getpid()), durable=False)
     _remove_files_on_sigterm(root)
     # Workers are our only children; let the kernel reap them (each worker resets this at once,
     # since the supervisor it becomes must be able to wait for its own children).

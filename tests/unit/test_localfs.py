@@ -84,3 +84,11 @@ def test_remove_tree_copes_with_directories_an_image_made_unreadable(tmp_path):
     (tree / "locked").chmod(0)
     localfs.remove_tree(tree)
     assert not tree.exists()
+
+
+def test_a_write_that_need_not_be_durable_is_still_whole_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "state.json"
+    target.write_text("old")
+    localfs.write_atomic(target, "new", 0o600, durable=False)
+    assert target.read_text() == "new" and target.stat().st_mode & 0o7777 == 0o600
+    assert os.listdir(tmp_path) == ["state.json"]

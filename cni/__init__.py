@@ -16,5 +16,5 @@ The protocol                          The runtime side (what the agent uses)
 The plugins (plugins/), IPAM (ipam/)      podview.py   a pod's network read back from the kernel
                                           install.py   launchers in /opt/cni/bin, the default conflist
 
-May import: network, runtime.sys, the standard library. Never nodeagent, apiclient, controlplane.
+May import: network, runtime.sys, localfs, the standard library. Never nodeagent, apiclient, controlplane.
 """

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import localfs
+
 KIND = "cniCacheV1"
 
 
@@ -72,11 +74,7 @@ class ResultCache:
             entry["capabilityArgs"] = rt.capability_args
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         final = self.path(network, rt)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(entry, f)
-        os.replace(tmp, final)
+        localfs.write_atomic(final, json.dumps(entry), 0o600)
         return final
 
     def read(self, network: str, rt: RuntimeConf) -> CachedAttachment | None:

@@ -29,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 
+import localfs
 from cni.invoke import BUILTIN_PLUGINS
 
 DEFAULT_BIN_DIR = "/opt/cni/bin"
@@ -58,12 +59,7 @@ def default_conflist(pod_cidr: str, *, name: str = "nodeagent", bridge: str = "c
 
 def _write_atomic(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    localfs.write_atomic(path, text, mode)
 
 
 def launcher(module: str, python: str = sys.executable) -> str:

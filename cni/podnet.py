@@ -274,29 +274,6 @@ class PodNetwork:
                 self._helper = None
 
 
-# --- module-level convenience for the agent ---------------------------------------------------------
-_default: PodNetwork | None = None
-_default_lock = threading.Lock()
-
-
-def _shared(config: PodNetworkConfig | None) -> PodNetwork:
-    global _default
-    with _default_lock:
-        if _default is None or (config is not None and config != _default.config):
-            _default = PodNetwork(config or PodNetworkConfig())
-        return _default
-
-
-def setup_pod_network(netns_path: str, container_id: str, ifname: str = "eth0", port_mappings=(),
-                      config: PodNetworkConfig | None = None) -> PodAttachment:
-    return _shared(config).setup(netns_path, container_id, ifname, port_mappings)
-
-
-def teardown_pod_network(netns_path: str, container_id: str, ifname: str = "eth0",
-                         config: PodNetworkConfig | None = None) -> list:
-    return _shared(config).teardown(netns_path, container_id, ifname)
-
-
 def teardown_node(bridge: str = "cni0", nft_binary: str = "nft") -> list:
     """Remove the node-wide pod network: our nftables tables, the bridge, the routes to other nodes
     and the VXLAN device. For taking a node out of the cluster; pods should be torn down first (a

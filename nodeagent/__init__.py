@@ -27,10 +27,17 @@ The rooms, in the order a pod passes through them (each named after the kubelet'
     podstatus.py     runtime state → the pod's status (phase, conditions, container states)
     status.py        the status manager: the only writer of pod status
     events.py        the event recorder (de-duplicated, with counts)
-    cri/             the runtime side of the CRI line (sandboxes, containers, images)
+    volumes.py       a pod's volumes on the node: emptyDir, hostPath, configMap, secret, projected
+    cri/             the runtime side of the CRI line (sandboxes, containers, images); cri/spec.py
+                     also builds `nodeagent run`'s containers (one ContainerSpec assembly)
     server/          the kubelet API on :10250 (logs, exec, attach, port-forward, stats)
     allinone.py      `nodeagent up`: control plane and agent in one process
-    cli.py, commands/  the command line, one module per command
+    doctor/          `nodeagent doctor`: can this machine be a node (cgroups, nftables, sysctls)
+    cli.py, commands/  the command line, one module per command; errors become exit statuses by
+                     one rule (commands/__init__.py)
+    launcher.py, cmdclient.py   the fast `nodeagent` program: a `runtime` command handed to a
+                     warm zygote's command server when one serves the state root
+    errors.py        AgentError, the agent's one error type
 
-May import: runtime, network, cni, apiclient, the standard library, third-party libraries.
+May import: runtime, network, cni, apiclient, localfs, the standard library, third-party libraries.
 """

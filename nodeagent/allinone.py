@@ -38,6 +38,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import localfs
 from nodeagent.errors import AgentError
 
 log = logging.getLogger("nodeagent.up")
@@ -80,13 +81,16 @@ class NodeConfig:
 
 # --- the pid file -----------------------------------------------------------------------------------
 def _start_time(pid: int) -> int | None:
-    """The process's start time (centiseconds since the epoch): a reused pid does not share it."""
-    import psutil
+    """The process's start time (the runtime's, runtime/statefiles.py: clock ticks since boot), or
+    None once it has exited — a zombie (killed, not yet reaped by whoever inherited it) included.
+    A reused pid does not share it."""
+    from runtime.statefiles import process_start_time
 
     try:
-        return int(psutil.Process(pid).create_time() * 100)
-    except psutil.Error:
-        return None
+        os.waitpid(pid, os.WNOHANG)   # our own child (start_detached): reap it if it died
+    except ChildProcessError:
+        pass
+    return process_start_time(pid)
 
 
 def running_pid(data_dir: str) -> int | None:
@@ -96,15 +100,12 @@ def running_pid(data_dir: str) -> int | None:
         pid, start = int(pid_s), int(start_s)
     except (OSError, ValueError):
         return None
-    # A zombie (killed, not yet reaped by whoever inherited it) serves nothing any more.
-    return pid if _start_time(pid) == start and not _is_zombie(pid) else None
+    return pid if _start_time(pid) == start else None
 
 
 def _write_pid_file(data_dir: str) -> Path:
     path = Path(data_dir, PID_FILE)
-    tmp = path.with_name(f".{PID_FILE}.{os.getpid()}")
-    tmp.write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
-    os.replace(tmp, path)
+    localfs.write_atomic(path, f"{os.getpid()} {_start_time(os.getpid())}\n", durable=False)
     return path
 
 
@@ -149,7 +150,7 @@ def wait_ready(data_dir: str, pid: int, timeout: float) -> None:
     log_path = os.path.join(data_dir, "nodeagent.log")
     last = "the API server has not answered yet"
     while time.monotonic() < deadline:
-        if _start_time(pid) is None or _is_zombie(pid):
+        if _start_time(pid) is None:
             raise AgentError(f"the node process exited during start-up; the end of {log_path}:\n"
                              f"{_tail(log_path)}")
         try:
@@ -163,19 +164,6 @@ def wait_ready(data_dir: str, pid: int, timeout: float) -> None:
             last = f"the API server has not answered yet ({e})"
         time.sleep(0.25)
     raise AgentError(f"the node is not Ready after {timeout:.0f} s: {last}; see {log_path}")
-
-
-def _is_zombie(pid: int) -> bool:
-    import psutil
-
-    try:
-        os.waitpid(pid, os.WNOHANG)   # our own child (start_detached): reap it if it died
-    except ChildProcessError:
-        pass
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
 
 
 # --- the node process -------------------------------------------------------------------------------

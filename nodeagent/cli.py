@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module and imports its heavy dependencies only when it runs, so
 `nodeagent doctor` does not pay for aiohttp or pyroute2 (≈140 ms and ≈110 ms of imports here).
-An AgentError from any command is printed as one line (exit status 2), never as a traceback.
+A user's error from any command is printed as one line and becomes the exit status `exit_status`
+gives (the rule is in nodeagent/commands/__init__.py), never a traceback; commands raise, they do
+not catch to print.
 
 `main` first offers a `runtime` command to a command server (a warm zygote, cmdclient.py), which
 runs `run` in a worker; only without one does this process run it. Even argparse (≈8 ms) is
@@ -13,12 +15,10 @@ from __future__ import annotations
 
 import sys
 
-from nodeagent.errors import AgentError
-
 # Command → its module under nodeagent.commands, in the order `nodeagent --help` lists them. (A
-# module may serve several commands: containers.py is docker's ps/stop/rm/exec.)
+# module may serve several commands: containers.py is docker's ps/logs/stop/rm/exec.)
 COMMANDS = {"up": "up", "down": "down", "agent": "agent", "doctor": "doctor", "run": "run", "ps": "containers",
-            "exec": "containers", "stop": "containers", "rm": "containers", "runtime": "runtime",
+            "logs": "containers", "exec": "containers", "stop": "containers", "rm": "containers", "runtime": "runtime",
             "pull": "pull", "image": "image", "server": "server", "kubeconfig": "kubeconfig",
             "cni": "cni", "net": "net"}
 
@@ -75,6 +75,10 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":  # noqa:
     modules = dict.fromkeys(COMMANDS.values() if only is None else [COMMANDS[only]])
     for module in modules:
         importlib.import_module(f"nodeagent.commands.{module}").register(sub)
+    for name, command_parser in sub.choices.items():
+        # The command's name, for its error lines and exit status (args.command may be taken: it
+        # is also the dest of `run CMD...`).
+        command_parser.set_defaults(cli_command=name)
     _parsers[only] = parser
     return parser
 
@@ -94,11 +98,54 @@ def run(argv: list[str]) -> int:
     args = build_parser(named if named in COMMANDS else None).parse_args(argv)
     try:
         return args.func(args)
-    except AgentError as e:
-        print(f"nodeagent: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        ruled = exit_status(args.cli_command, e)
+        if ruled is None:
+            raise                      # not a user's error: a bug, with its traceback
+        status, runtime_error = ruled
+        if runtime_error:
+            verb = getattr(args, "verb", None) if args.cli_command == "runtime" else None
+            print(f"nodeagent {args.cli_command}{' ' + verb if verb else ''}: {e}", file=sys.stderr)
+        else:
+            print(f"nodeagent: error: {e}", file=sys.stderr)
+        return status
+
+
+# The errors users meet, by package, each a class named by module and class, looked up only among
+# the modules already imported: an error of a module never imported cannot have been raised, and
+# the CLI must not import aiohttp or pyroute2 just to ask (see the module docstring).
+USER_ERRORS = ("nodeagent.errors.AgentError", "runtime.images.errors.ImageError",
+               "cni.errors.CNIError", "network.errors.NetworkError", "runtime.sys.errors.SyscallError",
+               "controlplane.storage.interface.StorageError")
+# docker run's statuses for a container that did not run (the container's own status otherwise).
+DOCKER_RUN_FAILED, DOCKER_RUN_NOT_FOUND = 125, 127
+
+
+def exit_status(command: str, error: BaseException) -> tuple[int, bool] | None:
+    """(exit status, is it the runtime's error) for `error` escaping `nodeagent COMMAND`, or None
+    when it is not a user's error. The rule, in one place (nodeagent/commands/__init__.py says why):
+
+        runtime errors (runtime.errors.ContainerError)
+            `run`                     125, or 127 when the program was not found (docker run)
+            every other command       1 (runc's verbs; docker's ps/stop/rm/exec)
+        every other user's error (USER_ERRORS)    2
+    """
+    if _is(error, "runtime.errors.ContainerError"):
+        if command == "run":
+            return (DOCKER_RUN_NOT_FOUND if getattr(error, "step", None) == "find the executable"
+                    else DOCKER_RUN_FAILED), True
+        return 1, True
+    if any(_is(error, name) for name in USER_ERRORS):
+        return 2, False
+    return None
+
+
+def _is(error: BaseException, dotted: str) -> bool:
+    module, _, name = dotted.rpartition(".")
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls is not None and isinstance(error, cls)
 
 
 if __name__ == "__main__":

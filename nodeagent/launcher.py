@@ -55,13 +55,11 @@ def write(path: str, python: str | None = None) -> None:
     the interpreter `python` (default: this one, which should be the venv's)."""
     import os
 
+    import localfs
+
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     text = SCRIPT.format(python=python or sys.executable, package_dir=package_dir)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, path)  # a rename replaces a symlink itself, never the file it points to
+    localfs.write_atomic(path, text, 0o755)  # a rename replaces a symlink itself, never its target
 
 
 if __name__ == "__main__":

@@ -200,7 +200,3 @@ def pod_limits(pod: dict) -> PodLimits:
     return PodLimits(cpu_shares=MIN_SHARES if cls == "BestEffort" else shares(cpu_req),
                      cpu_quota=quota(total("cpu_limit", True)),
                      memory_limit=total("memory_limit", True))
-
-
-def format_cpu(milli: int) -> str:
-    return f"{milli // 1000}" if milli % 1000 == 0 else f"{milli}m"

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
+import localfs
 from nodeagent.cri.api import Mount
 from nodeagent.envvars import Lookup, field_value, resource_value
 from nodeagent.errors import AgentError
@@ -205,14 +206,7 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
     except OSError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    localfs.write_atomic(path, data, mode)
 
 
 def _safe_rel(p: str) -> str:

@@ -21,7 +21,7 @@ Layers inside, bottom up (like xv6's fs.c, each uses only the ones below it; pyp
     zygote/     warm processes that create containers and serve whole CLI commands
     images/     OCI images: registry client, content store, safe layer unpacking (see its __init__)
 
-May import: the standard library, psutil, cgroupspy; runtime.images also aiohttp (its registry
+May import: localfs, the standard library, psutil; runtime.images also aiohttp (its registry
 client only) and zstandard (zstd layers only). Never nodeagent, network, cni, apiclient,
 controlplane.
 """

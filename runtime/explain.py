@@ -155,6 +155,10 @@ class ExplainingSyscalls:
         self._x.call(f"sethostname({name!r})", f"hostname {shlex.quote(name)}")
         return self._inner.sethostname(name)
 
+    def loopback_up(self):
+        self._x.call("ioctl(SIOCSIFFLAGS, 'lo', IFF_UP)", "ip link set lo up")
+        return self._inner.loopback_up()
+
     def mknod(self, path, mode, device):
         kind = "c" if mode & 0o020000 and not mode & 0o040000 else "b"
         shown = _resolve_fd_path(path)

@@ -5,48 +5,23 @@ Below both process/ (the supervisor writes started.json and exit.json, and remov
 container's directories) and container/ (state.json, and everything that reads them): a helper
 used by two layers lives under both. container/state.py says what each file holds.
 
-May import: the standard library only.
+Writing and removing go through localfs (the one atomic, durable write and the one rm -rf of the
+whole project); what is left here is what is particular to a container's files: JSON, mode 0600.
+
+May import: localfs, the standard library.
 """
 
 from __future__ import annotations
 
 import json
-import os
+
+import localfs
+from localfs import remove_tree  # noqa: F401  (the state files' users import it from here)
 
 
 def write_atomic(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(obj, indent=1).encode() + b"\n")
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
-def remove_tree(path: str) -> None:
-    """rm -rf `path` (never following symlinks out of it). Like shutil.rmtree, without importing
-    shutil, which loads the bz2 and lzma libraries — milliseconds on a container's way out."""
-    try:
-        walk = list(os.walk(path, topdown=False))
-    except OSError:
-        return
-    for directory, dirs, files in walk:
-        for name in files:
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
-        for name in dirs:
-            full = os.path.join(directory, name)
-            try:
-                os.rmdir(full) if not os.path.islink(full) else os.unlink(full)
-            except FileNotFoundError:
-                pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
+    # Not durable: a container's state dies with the machine (localfs says why that is right).
+    localfs.write_atomic(path, json.dumps(obj, indent=1).encode() + b"\n", 0o600, durable=False)
 
 
 def read_json(path: str) -> dict | None:
@@ -57,15 +32,29 @@ def read_json(path: str) -> dict | None:
         return None
 
 
-def process_start_time(pid: int) -> int | None:
-    """Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat; None if gone."""
+# /proc/<pid>/stat is read here, and only here. Not through psutil (a dependency, used for the
+# node's figures): importing it costs ~16 ms, and these are read on every container start and
+# every `state`; reading the file is 0.02 ms a call, psutil's Process().create_time() 0.09 ms.
+
+def _proc_stat(pid: int | str) -> list[bytes] | None:
+    """/proc/<pid>/stat's fields from the third (state) on: index i is field i + 3 of proc(5)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # The command name (field 2) is in parentheses and may itself contain spaces or ')'.
-    fields = raw[raw.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":  # a zombie has exited; it only waits for its parent to reap it
+    return raw[raw.rindex(b")") + 2:].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat; None if gone."""
+    fields = _proc_stat(pid)
+    if fields is None or fields[0] == b"Z":  # a zombie has exited; it waits for its parent to reap it
         return None
     return int(fields[19])
+
+
+def thread_count() -> int:
+    """This process's threads (field 20 of /proc/self/stat)."""
+    return int(_proc_stat("self")[17])

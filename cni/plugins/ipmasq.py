@@ -205,25 +205,3 @@ def gc(nft: N.Nft, network: str, valid: set[tuple[str, str]]) -> list[Change]:
     valid_names = {attachment(c, i) for c, i in valid}
     stale = [ipaddress.ip_address(ip) for ip, owner in elements(nft, network) if owner not in valid_names]
     return remove(nft, network, stale)
-
-
-def delete_network(nft: N.Nft, network: str) -> list[Change]:
-    """Remove the network's sets and chain (and the table when nothing else is left in it)."""
-    pods, nomasq, chain = names(network)
-    objs = nft.list_table(FAMILY, TABLE)
-    if objs is None:
-        return []
-    mine = {pods, nomasq, chain}
-    cmds = [{"delete": N.chain(FAMILY, TABLE, chain)}] if any(o.get("chain", {}).get("name") == chain for o in objs) else []
-    cmds += [{"delete": N.set_(FAMILY, TABLE, s, "ipv4_addr")} for s in (pods, nomasq)
-             if any(o.get("set", {}).get("name") == s for o in objs)]
-    others = [o for o in objs if ("chain" in o and o["chain"]["name"] not in mine)
-              or ("set" in o and o["set"]["name"] not in mine)]
-    if not others:
-        cmds = [{"delete": N.table(FAMILY, TABLE)}]
-    nft.run(cmds, f"remove ipMasq of network {network}")
-    with _layout_lock:
-        _layout_written.difference_update({k for k in _layout_written if k[0] == network})
-    return [Change("delete", f"ipMasq rules of network {network}",
-                   f"nft delete table {FAMILY} {TABLE}" if not others else
-                   f"nft delete chain {FAMILY} {TABLE} {chain}; nft delete set ...")]

@@ -30,6 +30,6 @@ Layers, from the wire inward (each module opens with what it does):
     resources.py    the table of resource types we serve
     errors.py       APIError → Status
 
-May import: controlplane.storage, the standard library, aiohttp, pyyaml. Never nodeagent, runtime,
+May import: controlplane.storage, localfs, the standard library, aiohttp, pyyaml. Never nodeagent, runtime,
 network or cni (import-linter checks it).
 """

@@ -11,10 +11,11 @@ a reader never sees half a file.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import yaml
+
+import localfs
 
 
 def render(server: str, ca_pem: bytes, token: str, name: str = "nodeagent") -> str:
@@ -34,8 +35,4 @@ def render(server: str, ca_pem: bytes, token: str, name: str = "nodeagent") -> s
 def write(path: Path, server: str, pki) -> None:
     text = render(server, pki.ca_cert.read_bytes(), pki.token)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    localfs.write_atomic(path, text, 0o600)

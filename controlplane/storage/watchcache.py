@@ -112,10 +112,6 @@ class WatchCache:
     def revision(self) -> int:
         return self._revision
 
-    @property
-    def oldest_revision(self) -> int:
-        return self._oldest
-
     def _to_cache_event(self, e: Event) -> CacheEvent:
         entry = Entry(e.kv, self._decode(e.kv))
         prev = Entry(e.prev, self._decode(e.prev)) if e.prev is not None else None
@@ -222,7 +218,3 @@ class WatchCache:
         for ws in list(self._watchers.values()):
             for w in list(ws):
                 self._drop(w)
-
-    @property
-    def watcher_count(self) -> int:
-        return sum(len(s) for s in self._watchers.values())

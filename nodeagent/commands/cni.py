@@ -74,12 +74,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_status)
 
 
-def _fail(e: Exception):
-    from nodeagent.errors import AgentError
-
-    return AgentError(str(e))
-
-
 def pod_network(args):
     from cni.install import DEFAULT_BIN_DIR
     from cni.podnet import PodNetwork, PodNetworkConfig
@@ -125,21 +119,17 @@ def run_install(args) -> int:
         conf = default_conflist(args.pod_cidr, name=args.name, bridge=args.bridge,
                                 cluster_cidr=args.cluster_cidr, mtu=mtu, data_dir=args.data_dir)
         print(f"wrote {install_conflist(conf_dir, conf)}")
-    except (OSError, ValueError) as e:
-        raise _fail(e) from e
+    except (OSError, ValueError) as e:   # a directory we may not write, a bad CIDR
+        raise AgentError(str(e)) from e
     return 0
 
 
 def run_add(args) -> int:
-    from cni.errors import CNIError
     from network.changes import explain
-    from network.errors import NetworkError
 
     pn = pod_network(args)
     try:
         att = pn.setup(args.netns, args.container_id, args.ifname, [parse_port(p) for p in args.port])
-    except (CNIError, NetworkError) as e:
-        raise _fail(e) from e
     finally:
         pn.close()
     print(json.dumps(att.result.to_json(), indent=2))
@@ -149,15 +139,11 @@ def run_add(args) -> int:
 
 
 def run_del(args) -> int:
-    from cni.errors import CNIError
     from network.changes import explain
-    from network.errors import NetworkError
 
     pn = pod_network(args)
     try:
         changes = pn.teardown(args.netns, args.container_id, args.ifname)
-    except (CNIError, NetworkError) as e:
-        raise _fail(e) from e
     finally:
         pn.close()
     print(explain(changes, verbose=False))
@@ -165,14 +151,9 @@ def run_del(args) -> int:
 
 
 def run_check(args) -> int:
-    from cni.errors import CNIError
-    from network.errors import NetworkError
-
     pn = pod_network(args)
     try:
         pn.check(args.netns, args.container_id, args.ifname)
-    except (CNIError, NetworkError) as e:
-        raise _fail(e) from e
     finally:
         pn.close()
     print(f"ok: {args.container_id} ({args.ifname}) matches its cached result")
@@ -180,15 +161,10 @@ def run_check(args) -> int:
 
 
 def run_gc(args) -> int:
-    from cni.errors import CNIError
-    from network.errors import NetworkError
-
     valid = [(v.partition("/")[0], v.partition("/")[2] or "eth0") for v in args.valid]
     pn = pod_network(args)
     try:
         pn.gc(valid)
-    except (CNIError, NetworkError) as e:
-        raise _fail(e) from e
     finally:
         pn.close()
     print(f"gc done; kept {len(valid)} attachment(s)")
@@ -196,14 +172,9 @@ def run_gc(args) -> int:
 
 
 def run_status(args) -> int:
-    from cni.errors import CNIError
-    from network.errors import NetworkError
-
     pn = pod_network(args)
     try:
         pn.status()
-    except (CNIError, NetworkError) as e:
-        raise _fail(e) from e
     finally:
         pn.close()
     print(f"ok: network {pn.network().name!r} can take new pods")

@@ -1,6 +1,7 @@
-"""`nodeagent ps | stop | rm | exec`: docker's verbs for the containers `nodeagent run` made.
+"""`nodeagent ps | logs | stop | rm | exec`: docker's verbs for the containers `nodeagent run` made.
 
     nodeagent ps [-a] [-q]                      running containers (-a: all), docker's columns
+    nodeagent logs [-f] [-t] [-n N] NAME        what a `run -d` container printed (-f: and prints)
     nodeagent stop [-t SECONDS] [-s SIGNAL] NAME...   signal, wait, then SIGKILL (docker stop)
     nodeagent rm [-f] NAME...                   remove stopped containers (-f: running ones too)
     nodeagent exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] NAME CMD...
@@ -8,7 +9,8 @@
 They work on the same state as `nodeagent run` (the runtime's state root, /run/nodeagent/runtime),
 through the runtime's own verbs (runtime/container/: kill, delete, exec), so `nodeagent runtime
 list` and these always agree. Exit status as docker's: 0, 1 when a named container failed (each
-failure one line on stderr, the others still done), and the program's own for exec.
+failure one line on stderr, the others still done), and the program's own for exec (the rule:
+nodeagent/commands/__init__.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-a", "--all", action="store_true", help="stopped ones too")
     p.add_argument("-q", "--quiet", action="store_true", help="names only")
     p.set_defaults(func=ps)
+    p = verb("logs", "print what a container started with `run -d` has written")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    p.add_argument("-t", "--timestamps", action="store_true", help="each line's time first")
+    p.add_argument("-n", "--tail", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=logs)
     p = verb("stop", "stop running containers: the signal, then SIGKILL after a timeout")
     p.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL (default 10)")
     p.add_argument("-s", "--signal", default="TERM", help="signal to send first (default TERM)")
@@ -92,7 +100,42 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _each(names: list[str], action) -> int:
+def logs(args: argparse.Namespace) -> int:
+    """Each record to the stream it came from (stdout or stderr), as docker logs does."""
+    from runtime.container.state import StateDir
+    from runtime.errors import ContainerError, ContainerNotFound
+    from runtime.process.logs import read_records
+
+    state = StateDir(args.root, args.name).load()
+    path = state.record.get("log")
+    if not path:
+        raise ContainerError(f"container {args.name} has no log: its output went to the terminal "
+                             "that ran it (a container started with `run -d` keeps one)")
+    if args.tail is not None and args.tail < 0:
+        raise ContainerError("--tail: must be 0 or more")
+
+    def running() -> bool:
+        try:
+            return StateDir(args.root, args.name).load().status in ("created", "running")
+        except ContainerNotFound:      # removed (rm -f) while we followed it
+            return False
+
+    line_start = {"stdout": True, "stderr": True}
+    try:
+        for rec in read_records(path, tail=args.tail, follow=args.follow, running=running):
+            out = sys.stdout.buffer if rec.stream == "stdout" else sys.stderr.buffer
+            data = rec.content if rec.partial else rec.content + b"\n"
+            if args.timestamps and line_start[rec.stream]:
+                data = rec.time.encode() + b" " + data
+            line_start[rec.stream] = not rec.partial
+            out.write(data)
+            out.flush()
+    except FileNotFoundError:
+        raise ContainerError(f"container {args.name}: its log {path} is gone") from None
+    return 0
+
+
+def _each(command: str, names: list[str], action) -> int:
     """Run action(name) for every name; report each failure on one line, as docker does."""
     from runtime.errors import ContainerError
 
@@ -101,8 +144,8 @@ def _each(names: list[str], action) -> int:
         try:
             action(name)
             print(name)
-        except ContainerError as e:
-            print(f"nodeagent: {e}", file=sys.stderr)
+        except ContainerError as e:   # one line each, and on to the next name (docker's way)
+            print(f"nodeagent {command}: {e}", file=sys.stderr)
             status = 1
     return status
 
@@ -114,10 +157,9 @@ def stop(args: argparse.Namespace) -> int:
 
     try:
         sig = parse_signal(args.signal)
-    except (ValueError, ContainerError) as e:
-        print(f"nodeagent stop: --signal {args.signal!r}: {e}", file=sys.stderr)
-        return 1
-    return _each(args.names, lambda name: stop_container(args.root, name, sig, args.time))
+    except ContainerError as e:
+        raise ContainerError(f"--signal: {e}") from None
+    return _each(args.cli_command, args.names, lambda name: stop_container(args.root, name, sig, args.time))
 
 
 def rm(args: argparse.Namespace) -> int:
@@ -131,23 +173,18 @@ def rm(args: argparse.Namespace) -> int:
             raise ContainerError(f"container {name} is {state.status}: stop it first, or use rm -f")
         delete(args.root, name, force=args.force)
 
-    return _each(args.names, remove)
+    return _each(args.cli_command, args.names, remove)
 
 
 def exec_(args: argparse.Namespace) -> int:
+    from nodeagent.commands.run import parse_user
     from runtime.container.exec import exec_process
     from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise ContainerError("exec: give the command to run")
-    uid = gid = None
-    if args.user:
-        u, _, g = args.user.partition(":")
-        try:
-            uid, gid = int(u), int(g) if g else None
-        except ValueError:
-            raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
+        raise ContainerError("give the command to run")
+    uid, gid = parse_user(args.user) if args.user else (None, None)
     if args.workdir and not args.workdir.startswith("/"):
         raise ContainerError(f"--workdir {args.workdir!r} must be an absolute path")
     return exec_process(args.root, args.name, command, env=args.env, cwd=args.workdir, uid=uid,

@@ -42,20 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_store_option(v)
 
 
-def _guard(fn):
-    """Turn image errors into the one-line AgentError the CLI prints."""
-    def wrapped(args):
-        from nodeagent.errors import AgentError
-        from runtime.images.errors import ImageError
-
-        try:
-            return fn(args)
-        except ImageError as e:
-            raise AgentError(str(e)) from e
-    return wrapped
-
-
-@_guard
 def run_ls(args) -> int:
     from nodeagent.commands._images import human, open_store
     from runtime.images.reference import parse_reference
@@ -77,7 +63,6 @@ def run_ls(args) -> int:
     return 0
 
 
-@_guard
 def run_inspect(args) -> int:
     import json
 
@@ -108,7 +93,6 @@ def _gc(store):
     return asyncio.run(go())
 
 
-@_guard
 def run_rm(args) -> int:
     from nodeagent.commands._images import human, open_store
 
@@ -122,7 +106,6 @@ def run_rm(args) -> int:
     return 0
 
 
-@_guard
 def run_prune(args) -> int:
     from nodeagent.commands._images import human, open_store
 
@@ -132,7 +115,6 @@ def run_prune(args) -> int:
     return 0
 
 
-@_guard
 def run_df(args) -> int:
     from nodeagent.commands._images import human, open_store
 
@@ -143,7 +125,6 @@ def run_df(args) -> int:
     return 0
 
 
-@_guard
 def run_import(args) -> int:
     import asyncio
 

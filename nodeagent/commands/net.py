@@ -73,14 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_show(args) -> int:
     from cni.podview import gather, render, to_json
-    from network.errors import NetworkError
     from network.netns import ForkAccess
+    from nodeagent.errors import AgentError
     from runtime.sys import real
 
     try:
         view = gather(args.pod, args.cache_dir, ForkAccess(real()))
-    except (LookupError, NetworkError) as e:
-        raise cnicmd._fail(e) from e
+    except LookupError as e:
+        raise AgentError(str(e)) from e
     print(to_json(view) if args.json else render(view, args.explain))
     return 0
 
@@ -101,14 +101,10 @@ def _choose(ipr, args):
 
 
 def run_node_ip(args) -> int:
-    from network.errors import NetworkError
     from network.rtnl import node_session
 
-    try:
-        with node_session() as ipr:
-            chosen = _choose(ipr, args)
-    except NetworkError as e:
-        raise cnicmd._fail(e) from e
+    with node_session() as ipr:
+        chosen = _choose(ipr, args)
     print(f"{chosen.ip}  (interface {chosen.interface}: {chosen.reason})")
     return 0
 
@@ -116,26 +112,22 @@ def run_node_ip(args) -> int:
 def run_nodes(args) -> int:
     from network.changes import explain
     from network.crossnode import Node, reconcile, teardown
-    from network.errors import NetworkError
     from network.rtnl import node_session
     from nodeagent.errors import AgentError
 
-    try:
-        with node_session() as ipr:
-            if args.down:
-                changes = teardown(ipr)
-            else:
-                nodes = [Node.parse(t) for t in args.node]
-                me = next((n for n in nodes if n.name == args.self_name), None)
-                if me is None:
-                    raise AgentError(f"--self {args.self_name!r} is not in the --node list")
-                chosen = _choose(ipr, args)
-                if chosen.ip != me.ip:
-                    raise AgentError(f"the node list gives {me.name} the IP {me.ip}, but this node's IP is "
-                                     f"{chosen.ip} ({chosen.reason})")
-                changes = reconcile(ipr, args.mode, me, nodes, underlay=chosen.interface, mtu=args.mtu)
-    except NetworkError as e:
-        raise cnicmd._fail(e) from e
+    with node_session() as ipr:
+        if args.down:
+            changes = teardown(ipr)
+        else:
+            nodes = [Node.parse(t) for t in args.node]
+            me = next((n for n in nodes if n.name == args.self_name), None)
+            if me is None:
+                raise AgentError(f"--self {args.self_name!r} is not in the --node list")
+            chosen = _choose(ipr, args)
+            if chosen.ip != me.ip:
+                raise AgentError(f"the node list gives {me.name} the IP {me.ip}, but this node's IP is "
+                                 f"{chosen.ip} ({chosen.reason})")
+            changes = reconcile(ipr, args.mode, me, nodes, underlay=chosen.interface, mtu=args.mtu)
     print(explain(changes, verbose=args.explain))
     return 0
 
@@ -143,25 +135,17 @@ def run_nodes(args) -> int:
 def run_down(args) -> int:
     from cni.podnet import teardown_node
     from network.changes import explain
-    from network.errors import NetworkError
 
-    try:
-        print(explain(teardown_node(args.bridge), verbose=False))
-    except NetworkError as e:
-        raise cnicmd._fail(e) from e
+    print(explain(teardown_node(args.bridge), verbose=False))
     return 0
 
 
 def run_netns(args) -> int:
-    from network.errors import NetworkError
-    from network.netns import ForkAccess, create_netns, delete_netns
     from network.changes import explain
-    from runtime.sys import SyscallError, real
+    from network.netns import ForkAccess, create_netns, delete_netns
+    from runtime.sys import real
 
     s = real()
-    try:
-        changes = create_netns(args.path, ForkAccess(s), s) if args.action == "add" else delete_netns(args.path, s)
-    except (NetworkError, SyscallError) as e:
-        raise cnicmd._fail(e) from e
+    changes = create_netns(args.path, ForkAccess(s), s) if args.action == "add" else delete_netns(args.path, s)
     print(explain(changes, verbose=False), file=sys.stderr)
     return 0

@@ -23,17 +23,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from nodeagent.commands._images import ProgressView, open_store, registry_settings
-    from nodeagent.errors import AgentError
-    from runtime.images.errors import ImageError
     from runtime.images.pull import Puller
 
-    try:
-        store = open_store(args)
-        view = None if args.quiet else ProgressView(sys.stderr)
-        puller = Puller(store, progress=view or (lambda ev: None), **registry_settings(args))
-        rec = asyncio.run(puller.pull(args.image))
-    except ImageError as e:
-        raise AgentError(str(e)) from e
+    store = open_store(args)
+    view = None if args.quiet else ProgressView(sys.stderr)
+    puller = Puller(store, progress=view or (lambda ev: None), **registry_settings(args))
+    rec = asyncio.run(puller.pull(args.image))
     if not args.quiet:
         print(f"Digest: {rec.manifest_digest}", file=sys.stderr)
     print(rec.name)

@@ -10,16 +10,13 @@ own upper directory and disappear with it, the directory itself is never changed
 is an image reference: its layers (runtime/images, pulled if missing unless --pull never) become
 the overlay's lower layers and its config gives the defaults (Entrypoint + Cmd, Env, WorkingDir,
 User; CMD replaces Cmd). The exit status is the container's; 125 means the container could not be
-created, as with docker.
+created, 127 that its program was not found, as with docker (the rule: nodeagent/commands/__init__.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-
-CREATE_FAILED = 125
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,44 +57,76 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_spec(args: argparse.Namespace, name: str):
-    """The container spec the flags describe (defaults from runtime.spec.defaults)."""
+    """The container spec the flags describe: docker's flags resolved here, the spec assembled by
+    the function the agent's CRI uses too (nodeagent/cri/spec.py: container_spec). Each bad flag
+    is a SpecError naming it."""
     import dataclasses
 
+    from nodeagent.cri.spec import Bind, container_spec, merge_argv, merge_env
     from runtime.errors import SpecError
-    from runtime.spec.defaults import default_spec
-    from runtime.spec.model import Cpu, Memory, Mount, Pids
+    from runtime.spec.defaults import (DEFAULT_DEVICE_RULES, DEFAULT_ENV, DEFAULT_NAMESPACES,
+                                       default_capabilities)
+    from runtime.spec.image_config import resolve_user
+    from runtime.spec.model import Cpu, Memory, Namespace, Pids, Resources, User
     from runtime.spec.units import millicores_to_quota, millicores_to_shares, parse_cpus, parse_memory
 
     command = tuple(args.command[1:] if args.command[:1] == ["--"] else args.command)
+    env = []
     for e in args.env:
-        if "=" not in e:
+        k, eq, v = e.partition("=")
+        if not eq or not k:
             raise SpecError("--env", f"{e!r} is not K=V")
+        env.append((k, v))
     rootfs = os.path.join(args.storage, name, "rootfs")
-    hostname = args.hostname or name
     if args.rootfs.startswith(("/", "./", "../")) and not os.path.isdir(args.rootfs):
         raise SpecError("ROOTFS_DIR_OR_IMAGE", f"{args.rootfs}: no such directory")
     if os.path.isdir(args.rootfs):
         if not command:
             raise SpecError("CMD", "give the command to run in the container")
-        spec = default_spec(command, rootfs, layers=(os.path.abspath(args.rootfs),),
-                            env=tuple(args.env), hostname=hostname, terminal=args.tty,
-                            readonly=args.read_only)
+        layers, argv, image_env, cwd, user = (os.path.abspath(args.rootfs),), command, (), "/", User()
     else:
-        spec = _spec_from_image(args, command, rootfs, hostname)
-    spec = _confinement(args, spec)
-    res = spec.linux.resources
+        # An image: its config gives the defaults (docker's CMD replaces Cmd: Kubernetes' args).
+        record = _image(args)
+        config = record.config
+        layers = tuple(str(d) for d in reversed(record.lowerdirs))   # overlay wants the top first
+        argv = merge_argv(config.entrypoint, config.cmd, (), command)
+        if not argv:
+            raise SpecError("CMD", f"{record.name}: the image has neither Entrypoint nor Cmd: give "
+                            "the command to run")
+        image_env, cwd = config.env, config.working_dir or "/"
+        try:
+            user = resolve_user(config.user, layers)
+        except SpecError as e:
+            raise SpecError(e.field, f"{record.name}: {e.problem}") from None
+
+    capabilities = None
+    if (args.cap_add or args.cap_drop) and not args.privileged:
+        try:
+            capabilities = default_capabilities(tuple(args.cap_add), tuple(args.cap_drop))
+        except ValueError as e:
+            raise SpecError("--cap-add/--cap-drop", str(e)) from None
+    if args.user:
+        uid, gid = parse_user(args.user)
+        user = User(uid, 0 if gid is None else gid)
+    if args.workdir:
+        if not args.workdir.startswith("/"):
+            raise SpecError("--workdir", f"{args.workdir!r} must be an absolute path")
+        cwd = args.workdir
+
+    resources = Resources(devices=DEFAULT_DEVICE_RULES)
     if args.memory:
         limit = parse_memory(args.memory, "--memory")
-        res = dataclasses.replace(res, memory=Memory(limit=limit, swap=limit))  # no swap, as k8s
+        resources = dataclasses.replace(resources, memory=Memory(limit=limit, swap=limit))  # no swap, as k8s
     if args.cpus:
         milli = parse_cpus(args.cpus, "--cpus")
-        res = dataclasses.replace(res, cpu=Cpu(shares=millicores_to_shares(milli),
-                                               quota=millicores_to_quota(milli), period=100_000))
+        resources = dataclasses.replace(resources, cpu=Cpu(shares=millicores_to_shares(milli),
+                                                           quota=millicores_to_quota(milli),
+                                                           period=100_000))
     if args.pids is not None:
         if args.pids < 1:
             raise SpecError("--pids", "must be at least 1")
-        res = dataclasses.replace(res, pids=Pids(args.pids))
-    mounts = list(spec.mounts)
+        resources = dataclasses.replace(resources, pids=Pids(args.pids))
+    binds = []
     for v in args.volume:
         parts = v.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")) \
@@ -106,32 +135,16 @@ def build_spec(args: argparse.Namespace, name: str):
         src = os.path.abspath(parts[0])
         if not os.path.exists(src):
             raise SpecError("--volume", f"{src} does not exist")
-        options = ("rbind", "rprivate") + (("ro",) if parts[2:] == ["ro"] else ())
-        mounts.append(Mount(parts[1], "bind", src, options))
-    namespaces = spec.linux.namespaces
+        binds.append(Bind(parts[1], src, readonly=parts[2:] == ["ro"]))
+    namespaces = None   # all six of its own
     if args.net == "host":
-        namespaces = tuple(n for n in namespaces if n.type != "network")
-    linux = dataclasses.replace(spec.linux, resources=res, namespaces=namespaces)
-    return dataclasses.replace(spec, mounts=tuple(mounts), linux=linux)
+        namespaces = tuple(Namespace(t) for t in DEFAULT_NAMESPACES if t != "network")
 
-
-def _spec_from_image(args: argparse.Namespace, command: tuple[str, ...], rootfs: str, hostname: str):
-    """The default spec, with the image's layers and its config's process defaults."""
-    import dataclasses
-
-    from runtime.errors import SpecError
-    from runtime.spec.defaults import default_spec
-    from runtime.spec.image_config import process_fields
-
-    record = _image(args)
-    layers = tuple(str(d) for d in reversed(record.lowerdirs))   # overlay wants the top first
-    spec = default_spec(("/unused",), rootfs, layers=layers, hostname=hostname,
-                        terminal=args.tty, readonly=args.read_only)
-    try:
-        fields = process_fields(record.config, command, tuple(args.env), layers)
-    except SpecError as e:
-        raise SpecError(e.field, f"{record.name}: {e.problem}") from None
-    return dataclasses.replace(spec, process=dataclasses.replace(spec.process, **fields))
+    return container_spec(
+        argv, rootfs, layers=layers, env=merge_env(image_env, tuple(env), DEFAULT_ENV[0].partition("=")[2]),
+        cwd=cwd, user=user, hostname=args.hostname or name, terminal=args.tty,
+        readonly=args.read_only, capabilities=capabilities, resources=resources, binds=tuple(binds),
+        namespaces=namespaces, privileged=args.privileged)
 
 
 def _image(args: argparse.Namespace):
@@ -157,45 +170,19 @@ def _image(args: argparse.Namespace):
                         f"failed: {e}") from None
 
 
-def _confinement(args: argparse.Namespace, spec):
-    """--cap-add/--cap-drop, --privileged, --user, --workdir."""
-    import dataclasses
-
-    from runtime.errors import SpecError
-    from runtime.spec.defaults import default_capabilities, privileged
-    from runtime.spec.model import User
-    from runtime.spec.runtime_default import runtime_default_seccomp
-
-    if args.privileged:
-        spec = privileged(spec)
-    elif args.cap_add or args.cap_drop:
-        try:
-            caps = default_capabilities(tuple(args.cap_add), tuple(args.cap_drop))
-        except ValueError as e:
-            raise SpecError("--cap-add/--cap-drop", str(e)) from None
-        # The seccomp profile follows the capabilities (CAP_SYS_ADMIN opens mount, unshare, ...).
-        linux = dataclasses.replace(spec.linux, seccomp=runtime_default_seccomp(caps.bounding))
-        spec = dataclasses.replace(spec, linux=linux,
-                                   process=dataclasses.replace(spec.process, capabilities=caps))
-    process = spec.process
-    if args.user:
-        process = dataclasses.replace(process, user=User(*parse_user(args.user)))
-    if args.workdir:
-        if not args.workdir.startswith("/"):
-            raise SpecError("--workdir", f"{args.workdir!r} must be an absolute path")
-        process = dataclasses.replace(process, cwd=args.workdir)
-    return dataclasses.replace(spec, process=process)
-
-
-def parse_user(text: str) -> tuple[int, int]:
-    """--user UID[:GID] → (uid, gid), each checked as every ID entering a container is
-    (runtime.spec.model.MAX_ID: -1 and 4294967295 would leave the container root)."""
+def parse_user(text: str) -> tuple[int, int | None]:
+    """--user UID[:GID] (run, exec, runtime exec) → (uid, gid or None), each checked as every ID
+    entering a container is (runtime.spec.model.MAX_ID: -1 and 4294967295 would leave the
+    container root)."""
     from runtime.errors import SpecError
     from runtime.spec.model import id_problem
 
     uid, _, gid = text.partition(":")
     ids = []
-    for part, kind in ((uid, "uid"), (gid or "0", "gid")):
+    for part, kind in ((uid, "uid"), (gid, "gid")):
+        if kind == "gid" and not part:
+            ids.append(None)
+            continue
         try:
             value = int(part)
         except ValueError:
@@ -217,22 +204,14 @@ def main(args: argparse.Namespace) -> int:
 
     from runtime.container.create import CreateOptions
     from runtime.container.run import run
-    from runtime.errors import ContainerError, StepError
 
     name = args.name or f"na-{secrets.token_hex(4)}"
-    try:
-        spec = build_spec(args, name)
-        stdio = "tty" if args.tty and not args.detach else ("log" if args.detach else "inherit")
-        opts = CreateOptions(root=args.root, storage=args.storage, stdio=stdio,
-                             stdin_open=args.interactive, explain_fd=2 if args.explain else None,
-                             orphan_supervisor=False)  # we exit soon: no need to fork twice
-        code = run(name, spec, opts, detach=args.detach, remove=args.rm)
-    except StepError as e:
-        print(f"nodeagent run: {e}", file=sys.stderr)
-        return 127 if e.step == "find the executable" else CREATE_FAILED
-    except ContainerError as e:
-        print(f"nodeagent run: {e}", file=sys.stderr)
-        return CREATE_FAILED
+    spec = build_spec(args, name)
+    stdio = "tty" if args.tty and not args.detach else ("log" if args.detach else "inherit")
+    opts = CreateOptions(root=args.root, storage=args.storage, stdio=stdio,
+                         stdin_open=args.interactive, explain_fd=2 if args.explain else None,
+                         orphan_supervisor=False)  # we exit soon: no need to fork twice
+    code = run(name, spec, opts, detach=args.detach, remove=args.rm)
     if args.detach:
         print(name)
     return code

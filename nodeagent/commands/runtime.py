@@ -10,6 +10,7 @@
     nodeagent runtime run [--bundle DIR] [-d] [--keep] ID     create + start (+ wait, delete)
     nodeagent runtime spec [--bundle DIR] [--rootfs DIR] [ARGS...]   write a default config.json
     nodeagent runtime zygote [-d]                             serve creates from a warm process
+    nodeagent runtime zygote --stop                           end it; remove its sockets, pid file
 
 When a zygote serves the --root (<root>/zygote.sock), create and run go through it: it has the
 runtime imported already and forks a creator per request (runtime/zygote/). Started
@@ -19,13 +20,12 @@ program then hands it the whole command line, and a worker runs it (nodeagent/cm
 The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
 each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
 Exit status: 0, or the container's own for `run` in the foreground and for `exec`; 1 with one
-line on stderr when something is wrong.
+line on stderr when something is wrong, as runc (the rule: nodeagent/commands/__init__.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 DEFAULT_ROOT = "/run/nodeagent/runtime"
 DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = verb("zygote", "serve create requests from a pre-imported process (faster starts)",
              id_arg=False)
     v.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    v.add_argument("--stop", action="store_true",
+                   help="stop the zygote serving --root, and remove its sockets and pid file")
     v = verb("spec", "write a default config.json (our defaults: 14 caps, RuntimeDefault seccomp)",
              id_arg=False)
     v.add_argument("-b", "--bundle", default=".")
@@ -84,13 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from runtime.errors import ContainerError
-
-    try:
-        return _VERBS[args.verb](args)
-    except ContainerError as e:
-        print(f"nodeagent runtime {args.verb}: {e}", file=sys.stderr)
-        return 1
+    return _VERBS[args.verb](args)
 
 
 def _create_or_run(args: argparse.Namespace) -> int:
@@ -155,7 +151,7 @@ VERB_MODULES = ("json", "runtime.container.create", "runtime.container.delete",
                 "runtime.container.exec", "runtime.container.kill", "runtime.container.run",
                 "runtime.container.start", "runtime.container.state", "runtime.errors",
                 "runtime.process.terminal", "runtime.spec.bundle", "runtime.spec.defaults",
-                "termios", "tty", "fcntl")
+                "runtime.spec.model", "nodeagent.commands.run", "termios", "tty", "fcntl")
 
 
 def _zygote(args) -> int:
@@ -166,6 +162,11 @@ def _zygote(args) -> int:
     from nodeagent import cli
     from runtime.process import sealed
     from runtime.zygote import server as zygote
+
+    if args.stop:
+        pid = zygote.stop(args.root)
+        print(f"stopped the zygote (pid {pid})" if pid else f"no zygote was serving {args.root}")
+        return 0
 
     # Its workers' children enter containers: the whole zygote runs from a sealed interpreter
     # (runtime/process/sealed.py), once — this command starts again from one if need be.
@@ -189,11 +190,8 @@ def _zygote(args) -> int:
 def _pid_file(path: str | None, pid: int) -> None:
     """Write the pid whole or not at all (rename), as runc's --pid-file does."""
     if path:
-        import os
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.rename(tmp, path)
+        import localfs
+        localfs.write_atomic(path, str(pid), durable=False)   # a pid means nothing after a reboot
 
 
 def _start(args) -> int:
@@ -223,22 +221,11 @@ def _delete(args) -> int:
 
 
 def _exec(args) -> int:
+    from nodeagent.commands.run import parse_user
     from runtime.container.exec import exec_process
-    from runtime.errors import ContainerError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    from runtime.spec.model import id_problem
-
-    uid = gid = None
-    if args.user:
-        u, _, g = args.user.partition(":")
-        try:
-            uid, gid = int(u), int(g) if g else None
-        except ValueError:
-            raise ContainerError(f"--user {args.user!r}: give a numeric UID[:GID]") from None
-        for value, kind in ((uid, "uid"), (gid, "gid")):
-            if value is not None and (problem := id_problem(value, kind)) is not None:
-                raise ContainerError(f"--user {args.user!r}: {problem}")
+    uid, gid = parse_user(args.user) if args.user else (None, None)
     return exec_process(args.root, args.id, command, env=args.env, cwd=args.cwd, uid=uid, gid=gid,
                         tty=args.tty)
 

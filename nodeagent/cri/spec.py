@@ -3,6 +3,12 @@
 This is containerd's `containerSpec` (internal/cri/server/container_create_linux.go), kept pure:
 no files are written and no kernel is asked, so every rule here is checked by unit tests.
 
+Two steps: `build_spec` resolves the CRI's fields (the rules below), then `container_spec` — a
+plain function over plain values, with no CRI type in its signature — assembles the ContainerSpec.
+`nodeagent run` (nodeagent/commands/run.py) resolves docker's flags its own way and calls the same
+`container_spec` (and merge_argv/merge_env: docker's CMD is Kubernetes' args), so a container
+made from the command line and one made for a pod are made the same way.
+
 The rules, with where Kubernetes states them:
 
     argv      Kubernetes' command/args rule (k8s.io/docs "Define a Command and Arguments"):
@@ -33,7 +39,8 @@ import os
 
 from nodeagent.cri.api import ContainerConfig, CreateContainerError, LinuxContainerResources
 from runtime.errors import SpecError
-from runtime.spec.model import ContainerSpec, Cpu, Memory, Mount, Namespace, Pids, User
+from runtime.spec.model import (Capabilities, ContainerSpec, Cpu, Memory, Mount, Namespace, Pids,
+                                Resources, User)
 
 MAX_UID = 2147483647          # the API's limit for runAsUser / runAsGroup (int32, non-negative)
 MIN_SHARES, MAX_SHARES = 2, 262144
@@ -140,12 +147,55 @@ class SandboxView:
     host_pid: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Bind:
+    """A host path bind-mounted into the container."""
+    destination: str
+    source: str
+    readonly: bool = False
+    propagation: str = "rprivate"
+
+
+def container_spec(argv: tuple[str, ...], rootfs: str, *, layers: tuple[str, ...] = (),
+                   env: tuple[str, ...] | None = None, cwd: str = "/", user: User = User(),
+                   hostname: str | None = None, terminal: bool = False, readonly: bool = False,
+                   capabilities: Capabilities | None = None, seccomp: bool = True,
+                   no_new_privileges: bool = False, oom_score_adj: int | None = None,
+                   resources: Resources | None = None, binds: tuple[Bind, ...] = (),
+                   namespaces: tuple[Namespace, ...] | None = None, cgroups_path: str | None = None,
+                   annotations: tuple[tuple[str, str], ...] = (), privileged: bool = False
+                   ) -> ContainerSpec:
+    """The ContainerSpec for values already resolved and checked by the caller. None keeps the
+    runtime's default (runtime.spec.defaults): env (just PATH), capabilities (its 14), resources
+    (the default device rules), namespaces (all six new). `seccomp`: RuntimeDefault, following the
+    capabilities (CAP_SYS_ADMIN opens mount, unshare, ...), or none. `privileged` comes last: it
+    overrides capabilities, seccomp, masked paths and device rules (runtime.spec.defaults)."""
+    from runtime.spec.defaults import default_spec
+    from runtime.spec.defaults import privileged as make_privileged
+    from runtime.spec.runtime_default import runtime_default_seccomp
+
+    spec = default_spec(argv, rootfs, layers=layers, hostname=hostname, readonly=readonly,
+                        terminal=terminal)
+    caps = capabilities or spec.process.capabilities
+    process = dataclasses.replace(spec.process, env=spec.process.env if env is None else env,
+                                  cwd=cwd, user=user, capabilities=caps,
+                                  no_new_privileges=no_new_privileges, oom_score_adj=oom_score_adj)
+    mounts = spec.mounts + tuple(Mount(b.destination, "bind", b.source,
+                                       ("rbind", b.propagation) + (("ro",) if b.readonly else ()))
+                                 for b in binds)
+    linux = dataclasses.replace(
+        spec.linux, seccomp=runtime_default_seccomp(caps.bounding) if seccomp else None,
+        resources=resources or spec.linux.resources, cgroups_path=cgroups_path,
+        namespaces=spec.linux.namespaces if namespaces is None else namespaces)
+    spec = dataclasses.replace(spec, process=process, mounts=mounts, linux=linux,
+                               annotations=annotations)
+    return make_privileged(spec) if privileged else spec
+
+
 def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, rootfs: str
                ) -> ContainerSpec:
     """The container's OCI spec. `image`: a runtime.images ImageRecord (.config, .lowerdirs)."""
-    from runtime.spec.defaults import (DEFAULT_ENV, default_capabilities, default_spec,
-                                       privileged)
-    from runtime.spec.runtime_default import runtime_default_seccomp
+    from runtime.spec.defaults import DEFAULT_DEVICE_RULES, DEFAULT_ENV, default_capabilities
 
     icfg = image.config
     layers = tuple(str(d) for d in reversed(image.lowerdirs))   # overlay wants the top first
@@ -160,24 +210,15 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
     user = resolve_user(config, icfg.user, layers)
 
     sec = config.security
-    spec = default_spec(argv, rootfs, layers=layers, readonly=sec.readonly_rootfs,
-                        terminal=config.tty)
     try:
         caps = default_capabilities(sec.add_capabilities, sec.drop_capabilities)
     except ValueError as e:
         raise CreateContainerError(f"securityContext.capabilities: {e}") from None
-    seccomp = spec.linux.seccomp
-    if sec.seccomp in ("Unconfined", "unconfined"):
-        seccomp = None
-    elif sec.seccomp in ("RuntimeDefault", "runtime/default", "docker/default", ""):
-        seccomp = runtime_default_seccomp(caps.bounding)
-    else:
+    if sec.seccomp not in ("Unconfined", "unconfined", "RuntimeDefault", "runtime/default",
+                           "docker/default", ""):
         raise CreateContainerError(f"securityContext.seccompProfile {sec.seccomp!r}: only "
                                    "RuntimeDefault and Unconfined are supported")
-    resources, oom_score_adj = map_resources(config.resources, spec.linux.resources)
-    process = dataclasses.replace(spec.process, args=argv, env=env, cwd=cwd, user=user,
-                                  capabilities=caps, no_new_privileges=sec.no_new_privs,
-                                  oom_score_adj=oom_score_adj)
+    resources, oom_score_adj = map_resources(config.resources, Resources(devices=DEFAULT_DEVICE_RULES))
 
     namespaces = [Namespace("mount"), Namespace("cgroup")]
     if not sandbox.host_pid:
@@ -187,10 +228,8 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
             namespaces.append(Namespace(kind, sandbox.namespaces[kind]))
 
     own = {m.container_path for m in config.mounts}
-    mounts = list(spec.mounts)
-    for dest in ETC_FILES:
-        if dest not in own and dest in sandbox.etc_files:
-            mounts.append(Mount(dest, "bind", sandbox.etc_files[dest], ("rbind", "rprivate")))
+    binds = [Bind(dest, sandbox.etc_files[dest]) for dest in ETC_FILES
+             if dest not in own and dest in sandbox.etc_files]
     for m in config.mounts:
         if not m.container_path.startswith("/"):
             raise CreateContainerError(f"mount {m.container_path!r}: the path in the container "
@@ -201,14 +240,13 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
         if m.propagation not in _PROPAGATION:
             raise CreateContainerError(f"mount {m.container_path}: propagation {m.propagation!r}: "
                                        f"want one of {', '.join(_PROPAGATION)}")
-        options = ("rbind", _PROPAGATION[m.propagation]) + (("ro",) if m.readonly else ())
-        mounts.append(Mount(m.container_path, "bind", m.host_path, options))
+        binds.append(Bind(m.container_path, m.host_path, m.readonly, _PROPAGATION[m.propagation]))
 
-    linux = dataclasses.replace(spec.linux, namespaces=tuple(namespaces), resources=resources,
-                                seccomp=seccomp, cgroups_path=f"{sandbox.cgroup_parent}/{cid}")
-    spec = dataclasses.replace(spec, process=process, mounts=tuple(mounts), linux=linux,
-                               hostname=None,   # the sandbox's uts namespace already has it
-                               annotations=tuple(sorted(config.annotations.items())))
-    if sec.privileged:
-        spec = privileged(spec)
-    return spec
+    return container_spec(
+        argv, rootfs, layers=layers, env=env, cwd=cwd, user=user,
+        hostname=None,   # the sandbox's uts namespace already has it
+        terminal=config.tty, readonly=sec.readonly_rootfs, capabilities=caps,
+        seccomp=sec.seccomp not in ("Unconfined", "unconfined"), no_new_privileges=sec.no_new_privs,
+        oom_score_adj=oom_score_adj, resources=resources, binds=tuple(binds),
+        namespaces=tuple(namespaces), cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
+        annotations=tuple(sorted(config.annotations.items())), privileged=sec.privileged)

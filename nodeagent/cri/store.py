@@ -31,6 +31,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+import localfs
+
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -55,11 +57,8 @@ def creator() -> list:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.rename(tmp, path)
+    # Not durable: the records describe containers, which do not outlive the machine (localfs).
+    localfs.write_atomic(path, json.dumps(obj, indent=1) + "\n", durable=False)
 
 
 def read_json(path: Path) -> dict | None:

@@ -19,13 +19,15 @@ pods are relative to. `stop` ends it (cleanup, `nodeagent down`).
 
 from __future__ import annotations
 
+import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 
 from runtime.process import zygote as rz
+
+log = logging.getLogger(__name__)
 
 _START = ("import sys\nfrom runtime.process.zygote import start_detached\n"
           "print(start_detached(sys.argv[1]))\n")
@@ -101,26 +103,13 @@ def create(root: str, storage: str, cid: str, bundle: str, log_path: str, *,
 
 
 def stop(root: str) -> None:
-    """End the zygote serving `root`, if its pid file names a live zygote (its workers and the
-    supervisors it made are separate processes; they are not touched)."""
-    path = os.path.join(root, rz.PID_FILE)
+    """End the zygote serving `root` (runtime/zygote: the one way, for `nodeagent runtime zygote
+    --stop` too) and forget which code it ran."""
     try:
-        with open(path) as f:
-            pid = int(f.read().strip())
-    except (OSError, ValueError):
-        return
+        rz.stop(root)
+    except OSError as e:   # it did not exit in time: the next ensure() starts another anyway
+        log.warning("%s", e)
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-    except OSError:
-        cmdline = b""
-    if b"start_detached" in cmdline or b"zygote" in cmdline:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for name in (rz.PID_FILE, rz.SOCKET_NAME, CODE_FILE):
-        try:
-            os.unlink(os.path.join(root, name))
-        except FileNotFoundError:
-            pass
+        os.unlink(os.path.join(root, CODE_FILE))
+    except FileNotFoundError:
+        pass

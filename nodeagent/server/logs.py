@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nodeagent.server.errors import bad_request
+# The format, read back: with its writer (runtime/process/logs.py), and shared with `nodeagent logs`.
+from runtime.process.logs import BLOCK, Record, parse_record, tail_offset  # noqa: F401
 
 WAKE = 0.1            # seconds between looks at a followed file
 CHECK_RUNNING = 1.0   # seconds between asking the runtime whether the container still runs
-BLOCK = 64 * 1024
 
 
 def _parse_time(value: str, field: str) -> float:
@@ -79,54 +80,6 @@ class LogOptions:
                  _parse_time(since_time, "sinceTime") if since_time else None)
         return cls(flag("follow"), flag("previous"), _int(q, "tailLines", 0), since,
                    flag("timestamps"), _int(q, "limitBytes", 1))
-
-
-@dataclass(frozen=True)
-class Record:
-    time: str           # as written, RFC3339Nano
-    stream: str         # stdout | stderr
-    partial: bool
-    content: bytes
-
-    @property
-    def epoch(self) -> float:
-        return datetime.fromisoformat(self.time.replace("Z", "+00:00")).timestamp()
-
-
-def parse_record(line: bytes) -> Record | None:
-    """One line of a CRI log file (without its newline); None if it is not one."""
-    parts = line.split(b" ", 3)
-    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr"):
-        return None
-    if len(parts) == 3:  # an empty line written as "<time> stdout F"
-        parts.append(b"")
-    return Record(parts[0].decode(), parts[1].decode(), parts[2] == b"P", parts[3])
-
-
-def tail_offset(path: str, lines: int) -> int:
-    """The file offset where the last `lines` records begin, scanning back a block at a time."""
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        if lines == 0:
-            return end
-        seen = 0
-        f.seek(max(0, end - 1))
-        if f.read(1) == b"\n":     # the newline that ends the last record does not start one
-            pos_last = end - 1
-        else:
-            pos_last = end
-        pos = pos_last
-        while pos > 0:
-            start = max(0, pos - BLOCK)
-            f.seek(start)
-            block = f.read(pos - start)
-            i = len(block)
-            while (i := block.rfind(b"\n", 0, i)) != -1:
-                seen += 1
-                if seen == lines:
-                    return start + i + 1
-            pos = start
-        return 0
 
 
 class _Formatter:

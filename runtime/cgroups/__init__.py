@@ -25,8 +25,14 @@ that is what delegation means, and it keeps us from touching anybody else's proc
 
 This module is the package's face: `create_cgroup` and `load_cgroup` pick the driver.
 
-May import: runtime.sys, runtime.spec, runtime.errors, runtime.kernel, the standard library,
-cgroupspy.
+Every knob is a plain write of a decimal string to a file (base.Cgroup._write, which names the file
+and value in its error and echoes the write for --explain), in v1 and v2 alike. Not through
+cgroupspy: it models v1 only, so v2 (the primary target) would write its files directly anyway;
+its typed attributes are int(value) written to a file, which _write already is; and its
+Controllers need a tree of its Nodes, which we had to fake for our own cgroup (its Tree walks, and
+may create, whole hierarchies). It bought two ways of writing one kind of file.
+
+May import: runtime.sys, runtime.spec, runtime.errors, runtime.kernel, the standard library.
 """
 
 from __future__ import annotations

@@ -8,9 +8,7 @@ nothing is left behind even when a step fails.
 
 v1 (and the v1 half of hybrid): each controller has its own hierarchy. The write test writes back
 the value the new, empty cgroup already has (for example memory.limit_in_bytes = its default), which
-changes nothing but proves the file is writable. cgroupspy models these v1 hierarchies and their
-typed files, so the probe uses it for the controllers it knows (it has no pids or freezer
-controller; those are read and written directly).
+changes nothing but proves the file is writable.
 
 v2: a controller is usable below us when it is in our cgroup.controllers and we may enable it in our
 cgroup.subtree_control. The "no internal processes" rule forbids that in a non-root cgroup that has
@@ -25,17 +23,16 @@ import os
 from dataclasses import dataclass
 from runtime.cgroups.layout import CgroupLayout, Hierarchy
 
-# The file that shows a v1 controller is really there, and the cgroupspy attribute for it (None:
-# cgroupspy does not model this controller).
-_V1_KEY_FILE: dict[str, tuple[str, str | None]] = {
-    "memory": ("memory.limit_in_bytes", "limit_in_bytes"),
-    "cpu": ("cpu.cfs_quota_us", "cfs_quota_us"),
-    "cpuacct": ("cpuacct.usage", None),  # usage is a counter; writing 0 would reset it: read only
-    "cpuset": ("cpuset.cpus", None),
-    "pids": ("pids.max", None),
-    "freezer": ("freezer.state", None),
-    "blkio": ("blkio.throttle.read_bps_device", None),  # blkio.weight exists only under CFQ/BFQ
-    "devices": ("devices.list", None),
+# The file that shows a v1 controller is really there.
+_V1_KEY_FILE: dict[str, str] = {
+    "memory": "memory.limit_in_bytes",
+    "cpu": "cpu.cfs_quota_us",
+    "cpuacct": "cpuacct.usage",  # usage is a counter; writing 0 would reset it: read only
+    "cpuset": "cpuset.cpus",
+    "pids": "pids.max",
+    "freezer": "freezer.state",
+    "blkio": "blkio.throttle.read_bps_device",  # blkio.weight exists only under CFQ/BFQ
+    "devices": "devices.list",
 }
 # Files we write back to prove write access (the others are only read).
 _V1_WRITE_BACK = {"memory", "cpu", "pids", "freezer"}
@@ -54,12 +51,10 @@ def _probe_name() -> str:
 
 
 def _probe_v1(controller: str, h: Hierarchy) -> ControllerProbe:
-    key_file, attr = _V1_KEY_FILE.get(controller, ("cgroup.procs", None))
-    name = _probe_name()
-    child_dir = h.own_dir / name
+    key_file = _V1_KEY_FILE.get(controller, "cgroup.procs")
+    child_dir = h.own_dir / _probe_name()
     try:
-        node = _cgroupspy_node(h)
-        child = node.create_cgroup(name)
+        child_dir.mkdir()
     except OSError as e:
         return ControllerProbe(controller, 1, False,
                                f"cannot create a cgroup in {h.own_dir}: {e.strerror}")
@@ -68,10 +63,7 @@ def _probe_v1(controller: str, h: Hierarchy) -> ControllerProbe:
         if not path.exists():
             return ControllerProbe(controller, 1, False, f"{key_file} missing in {h.own_dir}")
         if controller in _V1_WRITE_BACK:
-            if attr is not None and child.controller is not None:
-                setattr(child.controller, attr, getattr(child.controller, attr))
-            else:
-                path.write_text(path.read_text())
+            path.write_text(path.read_text())
         else:
             path.read_text()
         return ControllerProbe(controller, 1, True, f"delegated under {h.own_dir}")
@@ -79,24 +71,9 @@ def _probe_v1(controller: str, h: Hierarchy) -> ControllerProbe:
         return ControllerProbe(controller, 1, False, f"{key_file} in {h.own_dir}: {e.strerror}")
     finally:
         try:
-            node.delete_cgroup(name)
+            child_dir.rmdir()
         except OSError:
             pass  # reported by the caller's leak check below if it matters
-
-
-def _cgroupspy_node(h: Hierarchy):
-    """A cgroupspy Node standing for our cgroup in hierarchy `h`.
-
-    cgroupspy derives a node's controller from the name of the hierarchy's directory (the node right
-    under its root: /sys/fs/cgroup/<memory>), so the chain is root → mount point → our path. Building
-    it by hand avoids cgroupspy's Tree, which walks (and may create) whole hierarchies."""
-    from cgroupspy.nodes import Node
-
-    node = Node(str(h.mountpoint.parent))
-    node = Node(h.mountpoint.name, parent=node)
-    for part in h.own_dir.relative_to(h.mountpoint).parts:
-        node = Node(part, parent=node)
-    return node
 
 
 def _probe_v2(h: Hierarchy, wanted: tuple[str, ...]) -> list[ControllerProbe]:

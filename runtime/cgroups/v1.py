@@ -16,9 +16,6 @@ Files we write, from the OCI resources:
     devices.deny / devices.allow   the device allow-list ("a" denies everything first)
     blkio.weight                   blockIO.weight (only with the CFQ/BFQ I/O schedulers)
 
-The memory and cpu knobs go through cgroupspy's typed controllers (MemoryController.limit_in_bytes,
-CpuController.cfs_quota_us, ...); the controllers cgroupspy does not model are written directly.
-
 OOM kills are counted in memory.oom_control ("oom_kill N", Linux 4.13+). To kill everything at once,
 v1 has no cgroup.kill: we freeze the freezer cgroup (so nothing can fork while we look), SIGKILL
 every pid in it, and thaw it so the kills are delivered.
@@ -110,38 +107,23 @@ class V1Cgroup(Cgroup):
             self._write(d / ("cgroup.procs" if name == "unified" else "tasks"), "0")
 
     # --- limits --------------------------------------------------------------------------------------
-    def _typed(self, hierarchy: str, attr: str, filename: str, value: int) -> None:
-        """Write through cgroupspy's typed controller for `hierarchy` ("memory" or "cpu").
-        A cgroupspy Controller needs only its node's full path, so we hand it the directory."""
-        from cgroupspy.controllers import CpuController, MemoryController
-
-        d = self.dirs[hierarchy]
-        if self.explain:
-            self.explain(f"echo {value} > {d / filename}")
-        controller = {"memory": MemoryController, "cpu": CpuController}[hierarchy](_DirNode(d))
-        try:
-            setattr(controller, attr, value)
-        except OSError as e:
-            from runtime.cgroups.base import write_error
-            raise write_error(d / filename, str(value), e) from e
-
     def _apply(self, r) -> None:
         if r.memory is not None and "memory" in self.dirs:
             m = r.memory
             if m.limit is not None:
-                self._typed("memory", "limit_in_bytes", "memory.limit_in_bytes", m.limit)
+                self._write(self.dirs["memory"] / "memory.limit_in_bytes", str(m.limit))
             if m.swap is not None and (self.dirs["memory"] / "memory.memsw.limit_in_bytes").exists():
-                self._typed("memory", "memsw_limit_in_bytes", "memory.memsw.limit_in_bytes", m.swap)
+                self._write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", str(m.swap))
             if m.reservation is not None:
-                self._typed("memory", "soft_limit_in_bytes", "memory.soft_limit_in_bytes", m.reservation)
+                self._write(self.dirs["memory"] / "memory.soft_limit_in_bytes", str(m.reservation))
         if r.cpu is not None and "cpu" in self.dirs:
             c = r.cpu
             if c.period is not None:
-                self._typed("cpu", "cfs_period_us", "cpu.cfs_period_us", c.period)
+                self._write(self.dirs["cpu"] / "cpu.cfs_period_us", str(c.period))
             if c.quota is not None:
-                self._typed("cpu", "cfs_quota_us", "cpu.cfs_quota_us", c.quota)
+                self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(c.quota))
             if c.shares is not None:
-                self._typed("cpu", "shares", "cpu.shares", c.shares)
+                self._write(self.dirs["cpu"] / "cpu.shares", str(c.shares))
         if r.pids is not None:
             self._write(self.dirs["pids"] / "pids.max", "max" if r.pids.limit <= 0 else str(r.pids.limit))
         if r.devices and "devices" in self.dirs:
@@ -199,12 +181,3 @@ class V1Cgroup(Cgroup):
     def container_mounts(self) -> list[tuple[str, str, str]]:
         return [(fstype, name, data) for name, fstype, data in self._mounts]
 
-
-class _DirNode:
-    """The one thing cgroupspy's Controller needs from a node: its full path (as bytes)."""
-
-    def __init__(self, d: Path):
-        self.full_path = os.fsencode(d)
-
-    def __repr__(self):
-        return f"<cgroup {self.full_path.decode()}>"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from runtime.container.state import (DEFAULT_ROOT, DEFAULT_STORAGE, ContainerState, StateDir,
                                      process_start_time, write_atomic)
 from runtime.errors import ContainerError, ContainerExists, SpecError, StepError
+from runtime.statefiles import thread_count
 from runtime.process.channel import Channel, ChannelClosed
 from runtime.spec.model import ContainerSpec
 
@@ -103,12 +104,22 @@ def check_spec(spec: ContainerSpec) -> None:
 def device_rules(resources):
     """The device cgroup rules a container gets: deny everything, then the spec's own rules, then
     the devices every container needs (/dev/null, ptys, ... — runc appends the same list), so a
-    bundle cannot forget to close the door on the host's disks."""
+    bundle cannot forget to close the door on the host's disks.
+
+    A spec made by our own defaults (runtime.spec.defaults) already starts with the deny and ends
+    with the list: those are not added twice (twice is the same rules, written twice — and printed
+    twice by --explain): a deny-all right after the deny-all, or the list again right after itself,
+    changes nothing."""
     import dataclasses
 
     from runtime.spec.defaults import DEFAULT_DEVICE_RULES
-    return dataclasses.replace(resources, devices=DEFAULT_DEVICE_RULES[:1] + resources.devices
-                               + DEFAULT_DEVICE_RULES[1:])
+    deny, needed = DEFAULT_DEVICE_RULES[:1], DEFAULT_DEVICE_RULES[1:]
+    own = resources.devices
+    if own[:1] == deny:
+        own = own[1:]
+    if needed and own[-len(needed):] == needed:
+        own = own[:-len(needed)]
+    return dataclasses.replace(resources, devices=deny + own + needed)
 
 
 def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions()) -> Created:
@@ -134,7 +145,7 @@ def create_and_supervise(cid: str, spec: ContainerSpec, opts: CreateOptions, cli
 
 
 def _check_single_threaded() -> None:
-    threads = _thread_count()
+    threads = thread_count()
     if threads != 1:
         raise ContainerError(f"create forks the container's supervisor, so it must run in a "
                              f"single-threaded process (this one has {threads} threads); from a "
@@ -242,11 +253,6 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
     except BaseException:
         undo.run()
         raise
-
-
-def _thread_count() -> int:
-    with open("/proc/self/stat", "rb") as f:
-        return int(f.read().rsplit(b")", 1)[1].split()[17])  # field 20: num_threads
 
 
 def _rmtree(path: str) -> None:

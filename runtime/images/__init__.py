@@ -11,7 +11,7 @@ Layers inside, bottom up (each uses only the ones above it in this list):
     auth          credentials (config.json, Kubernetes dockerconfigjson) and WWW-Authenticate
     decompress    blob → plain tar stream: gzip/zstd sniffing, diff_id hashing, bomb cap
     unpack        the safe tar extractor (fd-relative, no symlink following, overlay whiteouts)
-    fsutil        atomic writes, tree removal, disk usage
+    fsutil        disk usage (atomic writes and tree removal: localfs)
     store         the content store on disk: blobs, unpacked layers, image records, locks, GC
     registry      the OCI distribution client (aiohttp): tokens, redirects, mirrors, resume
     pull          reference → verified, unpacked image record (concurrent layers, progress)
@@ -22,7 +22,7 @@ What the rest of the runtime uses (the narrow interface): `ImageStore.get(ref)` 
 (Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts). Importing this package is cheap: aiohttp is
 imported only by `registry`, zstandard only when a zstd layer is read.
 
-May import: the standard library, aiohttp (registry only), zstandard. Like all of runtime: never
+May import: localfs, the standard library, aiohttp (registry only), zstandard. Like all of runtime: never
 nodeagent, network, cni, apiclient, controlplane.
 """
 

@@ -62,9 +62,6 @@ class Reference:
         """What to ask the registry for: the digest when we have one, else the tag."""
         return self.digest or self.tag or "latest"
 
-    def with_digest(self, digest: str) -> "Reference":
-        return Reference(self.registry, self.repository, self.tag, digest)
-
     @property
     def familiar_name(self) -> str:
         """Docker's short name: `busybox` for docker.io/library/busybox."""

@@ -11,7 +11,7 @@
       tmp/                       unpacks in progress (renamed into layers/ when verified)
       locks/                     flock files: one per blob/layer being fetched, and gc.lock
 
-Every publication is a rename of something complete and verified (fsutil.atomic_write; a whole
+Every publication is a rename of something complete and verified (localfs.write_atomic; a whole
 unpacked directory renamed from tmp/), so a crash or a kill leaves either nothing or the finished
 thing — plus, at most, an ingest partial that the next pull resumes and garbage in tmp/ that GC
 clears.
@@ -42,7 +42,8 @@ from pathlib import Path
 
 from runtime.images.digest import hex_of, sha256_bytes
 from runtime.images.errors import DigestMismatch, ImageError, StoreError
-from runtime.images.fsutil import atomic_write, disk_usage, fsync_dir, remove_tree
+from localfs import fsync_dir, publish, remove_tree, write_atomic
+from runtime.images.fsutil import disk_usage
 from runtime.images.manifest import ImageConfig, parse_config
 from runtime.images.reference import Reference, parse_reference
 from runtime.images.unpack import DEFAULT_MAX_BYTES, unpack_layer
@@ -150,21 +151,14 @@ class ImageStore:
         if actual != digest:
             raise DigestMismatch("blob", digest, actual)
         if not self.has_blob(digest):
-            atomic_write(self.blob_path(digest), data)
+            write_atomic(self.blob_path(digest), data)
 
     def ingest_path(self, digest: str) -> Path:
         return self.ingest / f"{hex_of(digest)}.partial"
 
     def commit_ingest(self, digest: str) -> None:
         """Publish a finished, verified download (the caller checked its digest while streaming)."""
-        src = self.ingest_path(digest)
-        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(src, self.blob_path(digest))
-        fsync_dir(self.blobs)
+        publish(self.ingest_path(digest), self.blob_path(digest))
 
     def import_blob(self, digest: str, src, size: int | None = None, *, origin: str = "") -> None:
         """Copy a blob from an open file (a member of an archive being imported), verifying its
@@ -177,7 +171,7 @@ class ImageStore:
             if actual != digest or (size is not None and n != size):
                 raise DigestMismatch("blob", digest, actual, detail=f"{n} bytes from {origin}"
                                      + (f", expected {size}" if size is not None else ""))
-            os.rename(tmp, self.blob_path(digest))
+            publish(tmp, self.blob_path(digest))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -203,7 +197,7 @@ class ImageStore:
             meta = {"diffID": layer.diff_id, "digest": layer.digest, "mediaType": layer.media_type,
                     "tarSize": result.tar_size, "entries": result.entries,
                     "diskUsage": disk_usage(work / "root"), "unpacked": time.time()}
-            atomic_write(work / "layer.json", json.dumps(meta, indent=1).encode())
+            write_atomic(work / "layer.json", json.dumps(meta, indent=1).encode())
             os.rename(work, self.layer_dir(layer.diff_id))
             fsync_dir(self.layers)
         except BaseException:
@@ -224,7 +218,7 @@ class ImageStore:
         missing = [lr.diff_id for lr in rec.layers if not self.has_layer(lr.diff_id)]
         if missing or not self.has_blob(rec.config_digest) or not self.has_blob(rec.manifest_digest):
             raise StoreError(f"image {rec.name}: content missing from the store ({missing or 'config'})")
-        atomic_write(self.images / _record_file_name(rec.name), json.dumps(rec.to_json(), indent=1).encode())
+        write_atomic(self.images / _record_file_name(rec.name), json.dumps(rec.to_json(), indent=1).encode())
         return self._load(self.images / _record_file_name(rec.name))
 
     def _load(self, path: Path) -> ImageRecord:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.images.decompress import LayerStream
-from runtime.images.fsutil import remove_tree
+from localfs import remove_tree
 from runtime.images.errors import (DigestMismatch, ImageError, LayerTooLarge, LayerWriteError,
                                    UnsafeLayer)
 

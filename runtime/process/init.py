@@ -20,6 +20,8 @@ The steps, in order, each named for errors and --explain:
                                 creator and apply to us from here on
     join namespaces by path     e.g. a pod's network namespace, held by its sandbox process
     create namespaces           unshare(mnt|uts|ipc|net)
+    loopback up                 in a new network namespace, `lo` starts down: up, as every
+                                runtime does (docker's --network none has a working 127.0.0.1)
     hostname
     root filesystem             runtime/rootfs: overlay, mounts, /dev, pivot_root, masks
       ... on cgroup v2 a process cannot move itself cheaply, so the supervisor moves us meanwhile;
@@ -50,7 +52,7 @@ from runtime.process.channel import Channel
 from runtime.process.executable import find_executable  # (a fresh import costs the init ~1.7 ms)
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
-from runtime.sys.consts import CLONE_NEWCGROUP, MS_BIND, NAMESPACE_FLAGS
+from runtime.sys.consts import CLONE_NEWCGROUP, CLONE_NEWNET, MS_BIND, NAMESPACE_FLAGS
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         if flags:
             with step("create namespaces"):
                 sys.unshare(flags)
+            if flags & CLONE_NEWNET:
+                with step("bring up the loopback interface"):
+                    sys.loopback_up()
         if spec.hostname:
             with step(f"set the hostname to {spec.hostname}"):
                 sys.sethostname(spec.hostname)

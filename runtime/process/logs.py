@@ -14,14 +14,20 @@ pipes is what lets output survive the agent's restarts: nobody else needs to be 
 Rotation: when a write would take the file past `max_bytes`, it is renamed to <path>.1 (older ones
 shift to .2, ... and the oldest beyond `max_files` is dropped) and a new file is started; a reader
 holding the old file open keeps reading it to its end.
+
+Who reads: the kubelet API's containerLogs (nodeagent/server/logs.py, asynchronously) and
+`nodeagent logs` (`read_records`); both parse records with `parse_record` below.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 MAX_LINE = 16 * 1024
+BLOCK = 64 * 1024
 
 
 def rfc3339nano(ns: int | None = None) -> str:
@@ -89,3 +95,81 @@ class CriLog:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+# --- reading ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    time: str           # as written, RFC3339Nano
+    stream: str         # stdout | stderr
+    partial: bool
+    content: bytes
+
+    @property
+    def epoch(self) -> float:
+        from datetime import datetime  # only readers need it, never the supervisor that writes
+
+        return datetime.fromisoformat(self.time.replace("Z", "+00:00")).timestamp()
+
+
+def parse_record(line: bytes) -> Record | None:
+    """One line of a CRI log file (without its newline); None if it is not one."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr"):
+        return None
+    if len(parts) == 3:  # an empty line written as "<time> stdout F"
+        parts.append(b"")
+    return Record(parts[0].decode(), parts[1].decode(), parts[2] == b"P", parts[3])
+
+
+def tail_offset(path: str, lines: int) -> int:
+    """The file offset where the last `lines` records begin, scanning back a block at a time."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        if lines == 0:
+            return end
+        seen = 0
+        f.seek(max(0, end - 1))
+        if f.read(1) == b"\n":     # the newline that ends the last record does not start one
+            pos_last = end - 1
+        else:
+            pos_last = end
+        pos = pos_last
+        while pos > 0:
+            start = max(0, pos - BLOCK)
+            f.seek(start)
+            block = f.read(pos - start)
+            i = len(block)
+            while (i := block.rfind(b"\n", 0, i)) != -1:
+                seen += 1
+                if seen == lines:
+                    return start + i + 1
+            pos = start
+        return 0
+
+
+def read_records(path: str, *, tail: int | None = None, follow: bool = False,
+                 running: Callable[[], bool] = lambda: False, wake: float = 0.1) -> Iterator[Record]:
+    """The records of the log at `path` (the last `tail` only, if given); with `follow`, then
+    those written later too, until `running()` says the writer is gone — whatever it wrote before
+    it went is read first. New bytes are looked for every `wake` seconds (as the kubelet API does:
+    a few wake-ups a second, no inotify fd). Blocking: for a CLI, not an event loop."""
+    with open(path, "rb") as f:
+        if tail is not None:
+            f.seek(tail_offset(path, tail))
+        pending = b""
+        while True:
+            chunk = f.read(BLOCK)
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                yield from (r for r in map(parse_record, lines) if r is not None)
+                continue
+            if not follow:
+                return
+            if not running():
+                if not f.read(1):
+                    return
+                f.seek(-1, os.SEEK_CUR)
+                continue
+            time.sleep(wake)

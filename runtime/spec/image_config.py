@@ -1,12 +1,8 @@
-"""From an image's config (Entrypoint, Cmd, Env, WorkingDir, User) to the container's process.
+"""An image's User (its config's "uid", "uid:gid", or names like "app", "app:staff") resolved to
+ids in the image's own /etc/passwd and /etc/group — the container's idea of names, not the host's.
 
-The rules are Docker's (and the CRI's, which Kubernetes documents for `command` and `args`):
-
-    args   Entrypoint + Cmd; a command given by the user replaces Cmd (not the Entrypoint)
-    env    the image's Env, then the user's (a later KEY= wins); PATH defaults if the image has none
-    cwd    WorkingDir, else "/"
-    user   User: "uid", "uid:gid", or names ("app", "app:staff") looked up in the image's own
-           /etc/passwd and /etc/group — the container's idea of names, not the host's
+(The image config's other defaults — Entrypoint + Cmd, Env, WorkingDir — are merged with what the
+user or the pod asks for in one place, nodeagent/cri/spec.py, for `nodeagent run` and pods alike.)
 
 The image's layers are directories (runtime/images); /etc/passwd is read from the topmost layer
 that has one, which is what the container will see (a deleted file would be a whiteout; an image
@@ -18,22 +14,7 @@ from __future__ import annotations
 import os
 
 from runtime.errors import SpecError
-from runtime.spec.defaults import DEFAULT_ENV
 from runtime.spec.model import User, id_problem
-
-
-def process_fields(config, command: tuple[str, ...], extra_env: tuple[str, ...],
-                   layers_top_first: tuple[str, ...]) -> dict:
-    """Keyword arguments for runtime.spec.model.Process from an image config (duck-typed:
-    .entrypoint, .cmd, .env, .working_dir, .user)."""
-    args = tuple(config.entrypoint) + (tuple(command) if command else tuple(config.cmd))
-    if not args:
-        raise SpecError("CMD", "the image has neither Entrypoint nor Cmd: give the command to run")
-    env = tuple(config.env)
-    if not any(e.startswith("PATH=") for e in env):
-        env = DEFAULT_ENV + env
-    return {"args": args, "env": env + tuple(extra_env), "cwd": config.working_dir or "/",
-            "user": resolve_user(config.user, layers_top_first)}
 
 
 def resolve_user(spec: str, layers_top_first: tuple[str, ...]) -> User:

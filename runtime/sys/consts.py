@@ -65,6 +65,11 @@ MNT_DETACH = 2  # lazy unmount: detach now, free when the last user goes (how pi
 MNT_EXPIRE = 4
 UMOUNT_NOFOLLOW = 8
 
+# --- network interface ioctls (<linux/sockios.h>, <net/if.h>) -----------------------------------
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
 # --- prctl(2) options ----------------------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2

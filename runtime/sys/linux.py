@@ -125,6 +125,26 @@ class LinuxSyscalls:
         raw = name.encode()
         _check(_sethostname(raw, len(raw)), "sethostname", (name,))
 
+    def loopback_up(self) -> None:
+        # struct ifreq: the name (IFNAMSIZ 16) and, in its union, the short ifr_flags; 40 bytes.
+        # Any socket of the namespace serves as the handle for the interface ioctls; _socket and
+        # fcntl are built in, so the container's init imports nothing for this.
+        import _socket
+        import fcntl
+        import struct
+
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+        try:
+            try:
+                ifreq = fcntl.ioctl(sock.fileno(), consts.SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
+                flags = struct.unpack("16sh22x", ifreq)[1]
+                fcntl.ioctl(sock.fileno(), consts.SIOCSIFFLAGS,
+                            struct.pack("16sh22x", b"lo", flags | consts.IFF_UP))
+            except OSError as e:
+                raise SyscallError(e.errno, "ioctl", ("lo", named("SIOCSIFFLAGS"), named("IFF_UP"))) from None
+        finally:
+            sock.close()
+
     # --- mounts ----------------------------------------------------------------------------------
     def mount(self, source: str | None, target: str, fstype: str | None,
               flags: int = 0, data: str | None = None) -> None:

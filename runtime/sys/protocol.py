@@ -38,6 +38,10 @@ class Syscalls(Protocol):
     def sethostname(self, name: str) -> None:
         """sethostname(2) in the caller's UTS namespace."""
 
+    def loopback_up(self) -> None:
+        """Set IFF_UP on `lo` in the caller's network namespace (ioctl SIOCSIFFLAGS): a new
+        network namespace starts with its loopback down."""
+
     # --- mounts ----------------------------------------------------------------------------------
     def mount(self, source: str | None, target: str, fstype: str | None,
               flags: int = 0, data: str | None = None) -> None:

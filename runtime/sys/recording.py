@@ -85,6 +85,9 @@ class RecordingSyscalls:
     def sethostname(self, name: str) -> None:
         self._record("sethostname", name)
 
+    def loopback_up(self) -> None:
+        self._record("loopback_up")
+
     def mount(self, source: str | None, target: str, fstype: str | None,
               flags: int = 0, data: str | None = None) -> None:
         self._record("mount", source, target, fstype, flags, data)

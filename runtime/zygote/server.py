@@ -50,8 +50,9 @@ import socket
 import sys
 from collections.abc import Callable
 
+import localfs
 from runtime.process.channel import Channel, ChannelClosed, listen
-from runtime.zygote.client import PID_FILE, SOCKET_NAME, connect, request_create  # noqa: F401
+from runtime.zygote.client import PID_FILE, SOCKET_NAME, connect, request_create, stop  # noqa: F401
 
 # --- server -------------------------------------------------------------------------------------------
 SPARES = 2  # workers kept forked and warm; a CLI command through command.sock uses two at once
@@ -98,8 +99,8 @@ def serve(root: str, ready_fd: int | None = None,
     os.makedirs(root, mode=0o711, exist_ok=True)
     creates = _listen(os.path.join(root, SOCKET_NAME))
     commands = _listen(os.path.join(root, cmdwire.SOCKET_NAME)) if command else None
-    with open(os.path.join(root, PID_FILE), "w") as f:
-        f.write(str(os.getpid()))
+    localfs.write_atomic(os.path.join(root, PID_FILE), str(os.getpid()), durable=False)
+    _remove_files_on_sigterm(root)
     # Workers are our only children; let the kernel reap them (each worker resets this at once,
     # since the supervisor it becomes must be able to wait for its own children).
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -124,6 +125,32 @@ def serve(root: str, ready_fd: int | None = None,
         os.write(ready_fd, b"1")
         os.close(ready_fd)
     pool.run()
+
+
+def _remove_files_on_sigterm(root: str) -> None:
+    """On SIGTERM, remove our sockets and pid file, then die of the signal as before. Only if the
+    pid file still names us: a zygote started later for the same root has taken the paths over.
+    (Spares reset SIGTERM as they start: spares.py; a worker never runs this.)"""
+    me = os.getpid()
+
+    def on_sigterm(signum, frame) -> None:
+        if os.getpid() == me:
+            try:
+                with open(os.path.join(root, PID_FILE)) as f:
+                    ours = f.read().strip() == str(me)
+            except OSError:
+                ours = False
+            if ours:
+                from runtime.zygote.client import COMMAND_SOCKET_NAME
+                for name in (SOCKET_NAME, COMMAND_SOCKET_NAME, PID_FILE):
+                    try:
+                        os.unlink(os.path.join(root, name))
+                    except FileNotFoundError:
+                        pass
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _listen(path: str) -> socket.socket:

@@ -108,6 +108,7 @@ class SparePool:
     def _spare(self, taken: int, zygote: int) -> None:
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it; a worker must not
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote's handler removes its files
             self.sys.set_pdeathsig(signal.SIGKILL)
             if os.getppid() != zygote:
                 os._exit(0)                   # the zygote died before we could ask to follow it

@@ -15,7 +15,7 @@ import grimp
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ["nodeagent", "runtime", "network", "cni", "apiclient", "controlplane"]
+PACKAGES = ["nodeagent", "runtime", "network", "cni", "apiclient", "controlplane", "localfs"]
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
-"""`nodeagent run -d` and then docker's other verbs on what it started: ps, exec, stop, rm."""
+"""`nodeagent run -d` and then docker's other verbs on what it started: ps, logs, exec, stop, rm."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.busybox import make_rootfs, nodeagent
+from tests.busybox import REPO, make_rootfs, nodeagent
 
 
 @pytest.fixture()
@@ -15,10 +17,13 @@ def env(tmp_path):
     root, storage = tmp_path / "state", tmp_path / "storage"
     names: list[str] = []
 
-    def na(*args: str, **kw):
+    def na(*args: str, popen: bool = False, **kw):
         hidden = ["--root", str(root)]
         if args[0] == "run":
             hidden += ["--storage", str(storage)]
+        if popen:   # a command that keeps running (logs -f): the caller reads and waits
+            return subprocess.Popen([sys.executable, "-m", "nodeagent", args[0], *hidden, *args[1:]],
+                                    cwd=REPO, text=True, **kw)
         return nodeagent(args[0], *hidden, *args[1:], **kw)
 
     yield na, str(rootfs), names
@@ -56,3 +61,42 @@ def test_run_detached_then_ps_exec_stop_rm(env):
     assert "nosuch" in out.stderr
     assert na("ps", "-a", "-q").stdout == ""
     names.clear()
+
+
+def test_logs_prints_each_stream_to_its_own_and_follow_ends_with_the_container(env):
+    na, rootfs, names = env
+    names.append("talker")
+    out = na("run", "-d", "--name", "talker", rootfs, "sh", "-c",
+             "echo one; echo oops >&2; read line; echo $line; echo three")
+    assert out.returncode == 0, out.stderr
+    # Follow from the start, while the container waits on its stdin... it has none (run -d), so
+    # `read` sees EOF at once: the whole output is known, and -f must end when the container does.
+    out = na("logs", "-f", "talker", timeout=30)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "one\n\nthree\n", "oops\n")
+    out = na("logs", "-n", "1", "talker")            # the last record only (of either stream:
+    assert (out.stdout + out.stderr) in ("three\n", "oops\n")   # the two pipes are read apart)
+    stamped = na("logs", "-t", "talker").stdout.splitlines()     # stdout's records, each stamped
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "", "three"]
+    assert all(line[:4].isdigit() and "T" in line.split(" ")[0] for line in stamped)
+    out = na("logs", "nosuch")
+    assert out.returncode == 1 and out.stderr == "nodeagent logs: container 'nosuch' does not exist\n"
+
+
+def test_logs_follow_prints_lines_as_they_are_written(env):
+    """A running container: `logs -f` shows what it has written so far and then what it writes
+    next, and returns once the container stops."""
+    na, rootfs, names = env
+    names.append("ticker")
+    assert na("run", "-d", "--name", "ticker", rootfs, "sh", "-c",
+              "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second").returncode == 0
+    follower = na("logs", "-f", "ticker", popen=True, stdout=subprocess.PIPE)
+    try:
+        assert follower.stdout.readline() == "first\n"
+        assert follower.poll() is None                       # still following
+        assert na("exec", "ticker", "touch", "/tmp/go").returncode == 0
+        assert follower.stdout.readline() == "second\n"
+        assert follower.wait(timeout=30) == 0                 # the container ended: so does -f
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        follower.stdout.close()

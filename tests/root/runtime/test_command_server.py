@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import select
 import shutil
 import signal
 import subprocess
@@ -48,21 +49,18 @@ def start_zygote(root: Path) -> int:
     return int(out.stdout)
 
 
-def stop_zygote(pid: int) -> None:
-    """SIGTERM to the zygote we started (by its pid), and wait until it is gone (init reaps it)."""
+def stop_zygote(pid: int, sig: int = signal.SIGTERM) -> None:
+    """`sig` to the zygote we started (by its pid), and wait until it is gone: its pidfd turns
+    readable when it exits (whoever reaps it)."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
-                return
-        except FileNotFoundError:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"zygote {pid} did not exit on SIGTERM")
+    try:
+        os.kill(pid, sig)
+        assert select.select([pidfd], [], [], 10)[0], f"zygote {pid} did not exit on {sig!r}"
+    finally:
+        os.close(pidfd)
 
 
 class Served:
@@ -190,8 +188,8 @@ def test_usage_errors_and_help_come_from_argparse(served):
 
 
 def test_with_its_zygote_gone_the_cli_runs_the_command_itself(served):
-    stop_zygote(served.zygote)
-    assert (served.rt.root / cmdwire.SOCKET_NAME).exists()     # stale: nobody listens
+    stop_zygote(served.zygote, signal.SIGKILL)                 # dead without cleaning up:
+    assert (served.rt.root / cmdwire.SOCKET_NAME).exists()     # a stale socket, nobody listens
     cid = served.rt.name()
     out = served.client("run", "-d", "--keep", "-b", str(served.rt.bundle(["true"])), cid)
     assert out.returncode == 0, out.stderr
@@ -226,3 +224,27 @@ def test_a_client_with_another_uid_is_refused(tmp_path):
         if pid is not None:
             stop_zygote(pid)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_zygote_stop_ends_it_and_removes_its_sockets_and_pid_file(tmp_path):
+    root = tmp_path / "state"
+    pid = start_zygote(root)
+    pidfd = os.pidfd_open(pid)
+    try:
+        assert sorted(os.listdir(root)) == ["command.sock", "zygote.pid", "zygote.sock"]
+        out = subprocess.run([sys.executable, "-m", "nodeagent", "runtime", "--root", str(root),
+                              "zygote", "--stop"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                             capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout) == (0, f"stopped the zygote (pid {pid})\n"), out.stderr
+        assert select.select([pidfd], [], [], 10)[0]          # it has exited
+        assert os.listdir(root) == []
+    finally:
+        os.close(pidfd)
+        stop_zygote(pid)
+
+
+def test_a_zygote_ended_by_sigterm_leaves_no_sockets_behind(tmp_path):
+    root = tmp_path / "state"
+    stop_zygote(start_zygote(root))
+    assert os.listdir(root) == []
+

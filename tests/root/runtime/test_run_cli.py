@@ -29,6 +29,21 @@ def test_host_network_shares_the_hosts_network_namespace(rt):
     assert lines[0] != own and lines[1:] == ["lo"]     # --net none: only a loopback
 
 
+def test_a_network_namespace_of_its_own_has_its_loopback_up(rt):
+    """As docker's --network none: 127.0.0.1 answers inside (a new netns starts with lo down)."""
+    out = rt.run("--rm", str(rt.rootfs), "sh", "-c", "cat /sys/class/net/lo/flags; ping -c1 -W2 127.0.0.1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert int(out.stdout.split()[0], 16) & 0x1                      # IFF_UP
+    assert "1 packets received" in out.stdout
+
+
+def test_explain_writes_each_device_rule_once(rt):
+    out = rt.run("--rm", "--explain", str(rt.rootfs), "true")
+    assert out.returncode == 0, out.stderr
+    rules = [line.strip() for line in out.stderr.splitlines() if "devices.allow" in line or "devices.deny" in line]
+    assert len(rules) == len(set(rules)), "\n".join(rules)
+
+
 def test_user_workdir_env_and_read_only_root(rt):
     out = rt.run("--rm", "-u", "65534:65534", "-w", "/tmp", "-e", "GREETING=hi", "--read-only",
                  str(rt.rootfs), "sh", "-c", "id -u; pwd; echo $GREETING; (touch /x) 2>&1; touch /tmp/y && echo tmp-ok")

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.busybox import REPO
+from tests.waits import wait_exit
 
 
 def _wait(rt, cid, want, timeout=15.0):
@@ -61,7 +62,7 @@ def test_a_detached_container_records_its_exit_with_nobody_watching(rt):
     out = rt.run("-d", "--name", cid, str(rt.rootfs), "sh", "-c", "sleep 0.5; exit 3")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == cid
-    time.sleep(1.5)                                            # nobody asks while it ends
+    wait_exit(_record(rt, cid)["shim_pid"])   # nobody asks while it ends; its supervisor then exits
     state = rt.state(cid)
     assert (state["status"], state["exitCode"], state["reason"]) == ("stopped", 3, "Error")
 
@@ -71,10 +72,7 @@ def test_if_the_supervisor_dies_the_container_dies_with_it(rt):
     assert rt.run("-d", "--name", cid, str(rt.rootfs), "sleep", "30").returncode == 0
     record = _record(rt, cid)
     os.kill(record["shim_pid"], signal.SIGKILL)               # our own process: started by this test
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{record['pid']}") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not os.path.exists(f"/proc/{record['pid']}")      # PR_SET_PDEATHSIG(SIGKILL)
+    wait_exit(record["pid"])                                  # PR_SET_PDEATHSIG(SIGKILL)
     state = rt.state(cid)
     assert state["status"] == "stopped"
     assert "supervisor died" in state["reason"]
@@ -86,7 +84,7 @@ def test_output_goes_to_a_cri_log_file(rt):
     out = rt.run("-d", "--name", cid, str(rt.rootfs), "sh", "-c",
                  "echo hello; echo oops >&2; printf 'no newline'")
     assert out.returncode == 0, out.stderr
-    _wait(rt, cid, "stopped")
+    wait_exit(_record(rt, cid)["shim_pid"])                   # it has recorded the exit
     lines = (rt.root / cid / "container.log").read_text().splitlines()
     parsed = [line.split(" ", 3) for line in lines]
     for stamp, *_ in parsed:
@@ -102,11 +100,10 @@ def test_rm_is_done_by_the_supervisor_even_if_the_caller_is_killed(rt):
                             "sleep", "1"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(rt, cid, "running")
+        shim = _record(rt, cid)["shim_pid"]
         cli.send_signal(signal.SIGKILL)
         cli.wait(10)
-        deadline = time.monotonic() + 10
-        while (rt.root / cid).exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_exit(shim)                                       # it removes the container, then exits
     finally:
         if cli.poll() is None:
             cli.kill()
@@ -139,7 +136,7 @@ def test_a_zygote_creates_containers_for_the_cli(rt):
             f"container name '{cid}' is already in use")
     finally:
         os.kill(pid, signal.SIGTERM)   # the zygote this test started
+        wait_exit(pid)
     # The zygote's end is not its containers' end.
-    time.sleep(0.2)
     assert _wait(rt, cid, "running")["pid"] == record["pid"]
     assert rt.runtime("delete", "--force", cid).returncode == 0

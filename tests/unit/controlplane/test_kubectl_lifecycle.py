@@ -1,7 +1,8 @@
 """kubectl apply/patch/label/delete/wait/describe/explain and dry-run against our server."""
 
 import json
-import time
+
+from tests.waits import Lines
 
 
 POD = """
@@ -96,8 +97,9 @@ def test_delete_blocks_while_a_finalizer_remains(kubectl):
     assert p.returncode != 0  # timed out waiting: the object is still there
     pod = json.loads(kubectl("get", "pod", "fin", "-o", "json"))
     assert pod["metadata"]["deletionTimestamp"]
-    waiter = kubectl.popen("wait", "--for=delete", "pod/fin", "--timeout=30s")
-    time.sleep(0.5)
+    # -v=6 logs each request once answered: the watch's line means it is in place.
+    waiter = kubectl.popen("wait", "--for=delete", "pod/fin", "--timeout=30s", "-v=6")
+    Lines(waiter.stderr).wait_for(_is_watch)
     kubectl("patch", "pod", "fin", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
     assert waiter.wait(30) == 0
     assert kubectl.run("get", "pod", "fin", check=False).returncode == 1
@@ -132,11 +134,12 @@ def test_wait_for_condition_and_describe_events(kubectl):
              "type": "Normal", "source": {"component": "default-scheduler"}, "count": 1,
              "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"}
     kubectl("create", "-f", "-", input=json.dumps(event))
-    waiter = kubectl.popen("wait", "--for=condition=Ready", "pod/wt", "--timeout=30s")
-    time.sleep(0.5)
+    waiter = kubectl.popen("wait", "--for=condition=Ready", "pod/wt", "--timeout=30s", "-v=6")
+    log = Lines(waiter.stderr)
+    log.wait_for(_is_watch)
     kubectl("patch", "pod", "wt", "--subresource=status", "--type=merge", "-p",
             '{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}')
-    assert waiter.wait(30) == 0, waiter.stderr.read()
+    assert waiter.wait(30) == 0, log.text
     desc = kubectl("describe", "pod", "wt")
     assert "Events:" in desc and "Scheduled" in desc and "Successfully assigned default/wt" in desc
     ev = kubectl("get", "events")
@@ -154,14 +157,16 @@ def test_explain(kubectl):
 
 def test_get_watch_prints_changes_as_they_happen(kubectl):
     kubectl("apply", "-f", "-", input=POD.format(name="wa", image="busybox"))
-    w = kubectl.popen("get", "pods", "wa", "-w", "--request-timeout=20s")
-    time.sleep(1)
+    w = kubectl.popen("get", "pods", "wa", "-w", "--request-timeout=20s", "-v=6")
+    table, log = Lines(w.stdout), Lines(w.stderr)
+    table.wait_for(lambda line: line.split()[:3] == ["wa", "0/1", "Pending"])
+    log.wait_for(_is_watch)                  # the list is printed before the watch starts
     kubectl("patch", "pod", "wa", "--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Running"}}')
-    time.sleep(1)
+    table.wait_for(lambda line: line.split()[:3] == ["wa", "0/1", "Running"])
     kubectl("delete", "pod", "wa")
-    time.sleep(1)
     w.terminate()
-    out = w.stdout.read()
+    w.wait(30)
+    out = table.text
     lines = [l.split() for l in out.splitlines()]
     assert lines[0][:3] == ["NAME", "READY", "STATUS"] and sum(1 for l in lines if l[0] == "NAME") == 1
     assert ["wa", "0/1", "Pending"] == lines[1][:3]
@@ -192,3 +197,9 @@ def test_field_validation_warn_and_ignore(kubectl):
     p = kubectl.run("apply", "--validate=false", "-f", "-", input=m)
     assert "Warning" not in p.stderr
     kubectl("delete", "pod", "fv")
+
+
+def _is_watch(line: str) -> bool:
+    """kubectl -v=6's line for an answered watch request."""
+    return "watch=true" in line and "200 OK" in line
+

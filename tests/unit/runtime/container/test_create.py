@@ -50,3 +50,11 @@ def test_device_rules_always_start_from_deny_all_and_end_with_the_basics():
     assert rules[0] == DeviceRule(False, "a", None, None, "rwm")
     assert rules[1] == spec_rules[0]
     assert rules[2:] == DEFAULT_DEVICE_RULES[1:]
+
+
+def test_a_spec_made_from_our_defaults_gets_each_device_rule_once():
+    res = default_spec(("true",), "/r").linux.resources       # already framed by the defaults
+    assert device_rules(res).devices == DEFAULT_DEVICE_RULES
+    extra = DeviceRule(True, "c", 10, 200, "rwm")
+    framed = dataclasses.replace(res, devices=res.devices[:1] + (extra,) + res.devices[1:])
+    assert device_rules(framed).devices == DEFAULT_DEVICE_RULES[:1] + (extra,) + DEFAULT_DEVICE_RULES[1:]

@@ -1,36 +1,14 @@
-"""Image config → process: Docker's rules for Entrypoint/Cmd/Env/WorkingDir/User."""
+"""An image's User resolved in its own /etc/passwd and /etc/group."""
 
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
 import pytest
 
 from runtime.errors import SpecError
-from runtime.spec.image_config import process_fields, resolve_user
+from runtime.spec.image_config import resolve_user
 from runtime.spec.model import User
-
-
-def _config(**kw):
-    base = dict(entrypoint=(), cmd=(), env=(), working_dir="", user="")
-    return SimpleNamespace(**(base | kw))
-
-
-def test_command_replaces_cmd_but_keeps_the_entrypoint():
-    cfg = _config(entrypoint=("/bin/sh", "-c"), cmd=("echo default",), env=("PATH=/bin", "A=1"),
-                  working_dir="/app")
-    assert process_fields(cfg, (), (), ())["args"] == ("/bin/sh", "-c", "echo default")
-    fields = process_fields(cfg, ("echo mine",), ("A=2",), ())
-    assert fields["args"] == ("/bin/sh", "-c", "echo mine")
-    assert fields["env"] == ("PATH=/bin", "A=1", "A=2")       # the user's A wins (it comes last)
-    assert fields["cwd"] == "/app"
-
-
-def test_path_defaults_when_the_image_has_none_and_nothing_to_run_is_an_error():
-    assert process_fields(_config(cmd=("x",)), (), (), ())["env"][0].startswith("PATH=")
-    with pytest.raises(SpecError, match="neither Entrypoint nor Cmd"):
-        process_fields(_config(), (), (), ())
 
 
 def test_users_by_number_and_by_name_from_the_topmost_layer_with_the_file(tmp_path):

@@ -4,6 +4,7 @@ request each, replaced when taken or dead, gone with their zygote — real forks
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -12,10 +13,13 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.waits import Lines
+
 REPO = Path(__file__).resolve().parents[4]
 
 # A small zygote: a pool of 2 spares whose "serve" answers with the worker's pid and the time it
-# was forked (so a test can tell it existed before the request), whose warm-up can be made to fail.
+# was forked (so a test can tell it existed before the request), whose warm-up can be made to fail,
+# and which prints "warm PID" when a spare is ready (so a test waits for that line, not a while).
 ZYGOTE = textwrap.dedent("""
     import os, selectors, socket, sys, time
     from runtime.process.channel import listen
@@ -27,6 +31,7 @@ ZYGOTE = textwrap.dedent("""
     def warm_up():
         if os.path.exists(fail_marker):
             raise RuntimeError("a broken warm-up")
+        os.write(1, f"warm {os.getpid()}\\n".encode())   # one write: spares print at once
 
     def serve(conn, listener):
         conn.send(f"{os.getpid()} {forked_at['t']}".encode())
@@ -44,7 +49,7 @@ ZYGOTE = textwrap.dedent("""
     os.fork = fork
     pool = SparePool([listener], 2, warm_up, serve)
     pool.fill()
-    print("ready", flush=True)
+    os.write(1, b"ready\\n")                  # one write each, as the spares
     sel = selectors.DefaultSelector()
     while True:
         for fd in list(pool.pipes):
@@ -62,8 +67,15 @@ def _start(tmp_path):
     sock = tmp_path / "z.sock"
     proc = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(sock), str(tmp_path / "fail")],
                             cwd=REPO, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    return proc, sock
+    out = Lines(proc.stdout)
+    out.wait_for(lambda line: line == "ready\n")
+    return proc, sock, out
+
+
+def _warm(out: Lines, count: int) -> list[int]:
+    """The pids of the first `count` spares to be warm, once they are."""
+    out.wait_for(lambda line: sum(w.startswith("warm ") for w in out.lines) >= count)
+    return [int(w.split()[1]) for w in out.lines if w.startswith("warm ")][:count]
 
 
 def _ask(sock: Path) -> tuple[int, float, float]:
@@ -89,25 +101,17 @@ def _children(pid: int, zombies: bool = False) -> set[int]:
     return out
 
 
-def _wait_for(cond, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_each_request_gets_a_spare_forked_before_it_and_the_pool_refills(tmp_path):
-    proc, sock = _start(tmp_path)
+    proc, sock, out = _start(tmp_path)
     try:
-        assert _wait_for(lambda: len(_children(proc.pid)) == 2)
+        _warm(out, 2)
         seen = []
-        for _ in range(5):
+        for i in range(5):
             pid, forked, asked = _ask(sock)
             assert forked < asked                  # the worker existed before the request
             seen.append(pid)
-            assert _wait_for(lambda: len(_children(proc.pid) - set(seen)) == 2)
+            warm = _warm(out, 3 + i)               # a new spare has replaced it
+            assert len(set(warm) - set(seen)) == 2
         assert len(set(seen)) == 5                 # one request per worker
     finally:
         proc.kill()                                # the zygote this test started (its pid)
@@ -115,19 +119,22 @@ def test_each_request_gets_a_spare_forked_before_it_and_the_pool_refills(tmp_pat
 
 
 def test_idle_spares_end_with_their_zygote(tmp_path):
-    proc, sock = _start(tmp_path)
-    assert _wait_for(lambda: len(_children(proc.pid)) == 2)
-    spares = _children(proc.pid)
+    proc, sock, out = _start(tmp_path)
+    spares = _warm(out, 2)
+    pidfds = [os.pidfd_open(p) for p in spares]    # opened while they run: no pid reuse to fear
     proc.kill()
     proc.wait()
-    assert _wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in spares))
+    for fd in pidfds:
+        wait_fd = select.select([fd], [], [], 10)[0]
+        os.close(fd)
+        assert wait_fd                             # that spare has exited
 
 
 def test_spares_that_keep_dying_are_replaced_at_most_once_a_second(tmp_path):
     (tmp_path / "fail").touch()
-    proc, sock = _start(tmp_path)
+    proc, sock, out = _start(tmp_path)
     try:
-        time.sleep(2.5)
+        time.sleep(2.5)                            # (this test measures a rate: a time window)
         # Count forks: each failing spare lives for milliseconds; its pid is new each time.
         forks = 0
         seen = _children(proc.pid, zombies=True)   # (dead spares stay zombies: nobody reaps here)
@@ -139,7 +146,7 @@ def test_spares_that_keep_dying_are_replaced_at_most_once_a_second(tmp_path):
             time.sleep(0.002)
         assert forks <= 4, forks                   # not a fork loop
         (tmp_path / "fail").unlink()               # the warm-up works again: service resumes
-        assert _wait_for(lambda: len(_children(proc.pid)) == 2, timeout=5)
+        _warm(out, 2)
         _, forked, asked = _ask(sock)
         assert forked < asked                      # served by a spare, forked ahead again
     finally:

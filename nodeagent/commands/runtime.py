@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         ("run", "create and start a container, and wait for it unless -d")):
         v = verb(name, help_)
         v.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
-        v.add_argument("--log", help="CRI log file for stdout/stderr (default: in the state dir)")
+        v.add_argument("--log", help="write stdout/stderr to this CRI log file instead of passing "
+                       "our own stdio to the container (as runc does)")
         v.add_argument("--pid-file", help="write the container's pid here")
         v.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
         if name == "run":
@@ -117,7 +118,9 @@ def _create_or_run_held(args: argparse.Namespace) -> int:
     from runtime.zygote import client as zygote
 
     bundle = os.path.abspath(args.bundle)
-    foreground = args.verb == "run" and not args.detach
+    # Like runc, the container gets our own stdin/stdout/stderr (or a terminal), whether we wait
+    # for it or not; a CRI log (the agent's way) only when asked for with --log.
+    foreground = args.log is None
     remove = args.verb == "run" and not args.keep and not args.detach
     explain_fd = 2 if args.explain else None
     conn = zygote.connect(args.root)

@@ -47,7 +47,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
+from runtime.cgroups.base import Cgroup, CgroupError, locate, remove_made
 from runtime.cgroups.layout import CgroupLayout, Hierarchy
 
 # Controllers a container joins. cpuset is left out: a new cpuset cgroup starts with no CPUs and no
@@ -78,8 +78,8 @@ class V1Cgroup(Cgroup):
         dirs: dict[str, Path] = {}
         mounts = []
         for name, h in hierarchies.items():
-            rel = relative_path(h.own_path, cgroups_path, default_path)
-            dirs[name] = h.own_dir / rel
+            base, rel = locate(h, cgroups_path, default_path)
+            dirs[name] = base / rel
             mounts.append((name, "cgroup", ",".join(h.controllers)))
         cg = cls(dirs, explain, mounts)
         made: list[Path] = []

@@ -31,7 +31,7 @@ import errno
 import os
 from pathlib import Path
 
-from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
+from runtime.cgroups.base import Cgroup, CgroupError, locate, remove_made
 from runtime.cgroups.layout import CgroupLayout
 
 CONTROLLERS = ("cpu", "memory", "pids", "io")
@@ -47,8 +47,8 @@ class V2Cgroup(Cgroup):
     @classmethod
     def create(cls, layout: CgroupLayout, cgroups_path, default_path, resources, explain=None) -> "V2Cgroup":
         h = layout.unified
-        rel = relative_path(h.own_path, cgroups_path, default_path)
-        cg = cls({"unified": h.own_dir / rel}, explain)
+        base, rel = locate(h, cgroups_path, default_path)
+        cg = cls({"unified": base / rel}, explain)
         wanted = _required_controllers(resources)
         missing = [c for c in wanted if c not in h.controllers]
         if missing:
@@ -57,7 +57,7 @@ class V2Cgroup(Cgroup):
         usable = [c for c in CONTROLLERS if c in h.controllers]
         made: list[Path] = []
         try:
-            parent = h.own_dir
+            parent = base
             cg._enable(parent, usable)
             for part in rel.parts[:-1]:
                 parent = parent / part

@@ -44,13 +44,20 @@ def drop_bounding(sys: Syscalls, caps: Capabilities) -> None:
             sys.capbset_drop(cap)
 
 
-def set_capabilities(sys: Syscalls, caps: Capabilities) -> None:
+def set_capabilities(sys: Syscalls, caps: Capabilities, keep_until_execve: int = 0) -> None:
     """capset, then the ambient set. The kernel only lets a capability into the ambient set if it is
     both permitted and inheritable; `runc spec` writes ambient caps with an empty inheritable set,
-    and runc skips those with a warning — so do we (they could never be raised)."""
+    and runc skips those with a warning — so do we (they could never be raised).
+
+    `keep_until_execve`: capabilities (a mask) kept in effective and permitted beyond the spec's,
+    for the runtime's own last step (CAP_SYS_ADMIN to install a seccomp filter without
+    no_new_privs). execve recomputes permitted and effective from the bounding, inheritable and
+    ambient sets (and file capabilities, themselves capped by the bounding set), never from the
+    old permitted set, so the extra ones do not reach the container's program."""
     from runtime.sys.consts import CAPABILITIES
 
-    sys.capset(CapSets(effective=mask_of(caps.effective), permitted=mask_of(caps.permitted),
+    sys.capset(CapSets(effective=mask_of(caps.effective) | keep_until_execve,
+                       permitted=mask_of(caps.permitted) | keep_until_execve,
                        inheritable=mask_of(caps.inheritable)))
     sys.ambient_clear_all()
     raisable = mask_of(caps.permitted) & mask_of(caps.inheritable)

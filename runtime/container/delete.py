@@ -67,16 +67,18 @@ def _planned_cgroup(path: str):
     from pathlib import Path
 
     from runtime.cgroups import CgroupError, load_cgroup
-    from runtime.cgroups.base import relative_path
+    from runtime.cgroups.base import locate
     from runtime.cgroups.layout import detect
 
     layout = detect()
     dirs = {}
     try:
         if layout.unified is not None:
-            dirs["unified"] = layout.unified.own_dir / relative_path(layout.unified.own_path, path, path)
+            base, rel = locate(layout.unified, path, path)
+            dirs["unified"] = base / rel
         for h in layout.v1.values():
-            dirs[h.mountpoint.name] = h.own_dir / relative_path(h.own_path, path, path)
+            base, rel = locate(h, path, path)
+            dirs[h.mountpoint.name] = base / rel
     except CgroupError:
         return None
     dirs = {k: v for k, v in dirs.items() if Path(v).is_dir()}

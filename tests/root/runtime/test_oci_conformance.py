@@ -1,0 +1,158 @@
+"""What the OCI runtime spec asks and runc does, checked without the OCI validation suite itself
+(scripts/oci-validation.sh runs that one where it is installed): seccomp rules with several
+conditions on one argument, the filter as the last step before execve, stdio passed through by
+`create`, absolute cgroup paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.busybox import REPO
+
+
+def _edit(bundle: Path, change) -> Path:
+    """Apply `change(config)` to the bundle's config.json (the way a user writes one by hand)."""
+    path = bundle / "config.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+    return bundle
+
+
+def _wait_stopped(rt, cid: str, timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = rt.state(cid)
+        if state["status"] == "stopped" or time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def _run(rt, bundle: Path, cid: str | None = None) -> subprocess.CompletedProcess:
+    return rt.runtime("run", "-b", str(bundle), cid or rt.name())
+
+
+# --- seccomp --------------------------------------------------------------------------------------
+
+def _personality_profile(values):
+    # Docker's profile allows personality(2) for a few values of arg 0 only; here the same shape
+    # (several SCMP_CMP_EQ on arg 0 in one rule) denies the values given.
+    def change(config: dict) -> None:
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                          "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"} for v in values]}]}
+    return change
+
+
+@pytest.mark.parametrize("values, seen", [
+    ((0, 8), "linux32=1 linux64=1"),              # each condition denies its own value
+    ((8, 0x20000), "linux32=1 linux64=0"),        # ... and only those
+])
+def test_several_conditions_on_one_argument_match_if_any_holds(rt, values, seen):
+    # linux32 asks personality(2) for PER_LINUX32 (8), linux64 for PER_LINUX (0).
+    script = "linux32 true; echo linux32=$?; linux64 true; echo linux64=$?"
+    bundle = _edit(rt.bundle(["sh", "-c", script]), _personality_profile(values))
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    assert " ".join(out.stdout.split()) == seen
+
+
+def test_the_filter_does_not_judge_the_runtime_own_last_steps(rt):
+    # An allowlist without close_range (older profiles have none), and no_new_privs off: the
+    # runtime's own close_range must not meet the filter, which goes in right before execve.
+    def allowlist(config):
+        import errno
+        names = ["execve", "brk", "arch_prctl", "set_tid_address", "exit_group", "write",
+                 "getpid", "rt_sigaction", "rt_sigprocmask", "mmap", "munmap", "prlimit64",
+                 "getuid", "geteuid", "set_robust_list", "rseq", "getrandom", "mprotect", "prctl",
+                 "readlink"]
+        config["process"]["noNewPrivileges"] = False
+        config["process"]["args"] = ["/bin/echo", "still here"]
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.EPERM,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]}
+    bundle = _edit(rt.bundle(["true"]), allowlist)
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "still here\n"
+
+
+def test_without_no_new_privs_the_program_still_gets_only_its_capabilities(rt):
+    # CAP_SYS_ADMIN is kept for the filter until execve, and must end there.
+    def change(config):
+        config["process"]["noNewPrivileges"] = False
+    bundle = _edit(rt.bundle(["grep", "-E", "^(CapEff|CapPrm|Seccomp):", "/proc/self/status"]), change)
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    fields = dict(line.split(":\t") for line in out.stdout.splitlines())
+    assert fields == {"CapPrm": "00000000a80425fb", "CapEff": "00000000a80425fb", "Seccomp": "2"}
+
+
+# --- stdio ----------------------------------------------------------------------------------------
+
+def test_create_passes_its_own_stdio_to_the_container(rt, tmp_path):
+    # As runc: the container writes to the files `create` was given, after `create` has exited.
+    bundle = rt.bundle(["sh", "-c", "echo to-stdout; echo to-stderr >&2; read line; echo got $line"])
+    cid = rt.name()
+    out, err, inp = tmp_path / "out", tmp_path / "err", tmp_path / "in"
+    inp.write_text("input-line\n")
+    with open(out, "w") as o, open(err, "w") as e, open(inp) as i:
+        code = subprocess.run([sys.executable, "-m", "nodeagent", "runtime", "--root", str(rt.root),
+                               "create", "-b", str(bundle), cid], stdin=i, stdout=o, stderr=e,
+                              cwd=REPO, timeout=60).returncode
+    assert code == 0, err.read_text()
+    assert out.read_text() == ""                       # nothing yet: it has not started
+    assert rt.runtime("start", cid).returncode == 0
+    assert _wait_stopped(rt, cid)["status"] == "stopped"
+    assert out.read_text() == "to-stdout\ngot input-line\n"
+    assert err.read_text() == "to-stderr\n"
+    assert not (rt.root / cid / "container.log").exists()
+    assert rt.runtime("delete", cid).returncode == 0
+
+
+def test_create_with_log_still_writes_a_cri_log(rt):
+    bundle = rt.bundle(["echo", "logged"])
+    cid = rt.name()
+    log = rt.base / "c.log"
+    assert rt.runtime("create", "--log", str(log), "-b", str(bundle), cid).returncode == 0
+    assert rt.runtime("start", cid).returncode == 0
+    _wait_stopped(rt, cid)
+    assert log.read_text().split(" ", 3)[1:] == ["stdout", "F", "logged\n"]
+
+
+# --- cgroups --------------------------------------------------------------------------------------
+
+def test_an_absolute_cgroups_path_is_relative_to_the_hierarchy_root(rt):
+    # Run inside a cgroup namespace whose root is a cgroup of ours (with the memory hierarchy
+    # mounted again in a private mount namespace), so that "/" below is ours, not the host's.
+    own = [line.split(":", 2) for line in Path("/proc/self/cgroup").read_text().splitlines()]
+    memory = next(p for _, c, p in own if c == "memory")
+    sandbox = Path("/sys/fs/cgroup/memory") / memory.lstrip("/") / f"oci-abs-{os.getpid()}"
+    sandbox.mkdir()
+    cid = rt.name()
+    bundle = _edit(rt.bundle(["true"]), lambda c: c["linux"].update(cgroupsPath=f"/abs-{cid}"))
+    runtime = f"{sys.executable} -m nodeagent runtime --root {rt.root}"
+    inner = (f"umount /sys/fs/cgroup/memory && mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory "
+             f"&& {runtime} create -b {bundle} {cid} </dev/null >/dev/null "
+             f"&& cat /sys/fs/cgroup/memory/abs-{cid}/cgroup.procs "
+             f"&& {runtime} delete --force {cid} && test ! -e /sys/fs/cgroup/memory/abs-{cid}")
+    script = f"echo 0 > {sandbox}/cgroup.procs && unshare -C -m --propagation private sh -c '{inner}'"
+    try:
+        out = subprocess.run(["sh", "-c", script], capture_output=True, stdin=subprocess.DEVNULL,
+                             text=True, cwd=REPO, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert len(out.stdout.split()) == 1            # the container's init was in it
+    finally:
+        rt.runtime("delete", "--force", cid)
+        for d in (sandbox / f"abs-{cid}", sandbox):
+            if d.exists():
+                d.rmdir()

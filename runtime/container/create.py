@@ -173,6 +173,10 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
         record = {"id": cid, "status": "creating", "bundle": opts.bundle, "storage": storage,
                   "cgroupsPath": cgroup_path, "creator": os.getpid(),
                   "creator_start": process_start_time(os.getpid())}
+        if spec.hooks.poststop:  # `delete` runs them, from the record (the bundle may change)
+            from runtime.spec.bundle import hooks_to_dict
+            record["poststop"] = hooks_to_dict(spec.hooks)["poststop"]
+            record["ociVersion"] = spec.oci_version
         write_atomic(state_dir.file("state.json"), record)
 
         program = None
@@ -209,7 +213,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
                              stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
                              storage_dir=storage, stdin_pipe=opts.stdin_pipe,
-                             stdin_once=opts.stdin_once)
+                             stdin_once=opts.stdin_once, bundle=opts.bundle)
 
         def finish(created: dict) -> dict:
             """Step 7, once the supervisor reports the init ready: the complete state.json."""

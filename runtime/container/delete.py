@@ -60,6 +60,23 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     if rec.get("storage"):
         remove_tree(rec["storage"])
     remove_tree(d.path)
+    if rec.get("poststop"):
+        _poststop(rec)
+
+
+def _poststop(rec: dict) -> None:
+    """The poststop hooks, after the container is gone and before delete returns; a failing one
+    is a warning (hooks.py)."""
+    import sys
+
+    from runtime.process.hooks import state_bytes, warn_hooks
+    from runtime.spec.bundle import hooks_from_dict
+
+    hooks = hooks_from_dict({"poststop": rec["poststop"]}).poststop
+    state = state_bytes(rec.get("ociVersion", "1.0.2"), rec["id"], "stopped", None,
+                        rec.get("bundle", ""), rec.get("annotations", {}))
+    for warning in warn_hooks(hooks, "poststop", state):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _planned_cgroup(path: str):

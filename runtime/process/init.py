@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from runtime.errors import ContainerError, StepError
 from runtime.process.channel import Channel
 from runtime.process.executable import find_executable  # (a fresh import costs the init ~1.7 ms)
+from runtime.process.hooks import run_hooks, state_json
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
 from runtime.sys.consts import CLONE_NEWCGROUP, MS_BIND, NAMESPACE_FLAGS
@@ -72,6 +73,7 @@ class ContainerPlan:
     storage_dir: str | None = None      # overlay upper/work, removed with the container
     stdin_pipe: bool = False            # "log": stdin is a pipe the supervisor holds (CRI stdin),
     stdin_once: bool = False            # closed when the first attached writer ends (stdin_once)
+    bundle: str = ""                    # for the state the hooks read
 
 
 def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
@@ -200,8 +202,29 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
                     sys.unshare(new_namespace_flags(spec, include_cgroup=True) & CLONE_NEWCGROUP)
             joined.append(True)
 
+        host_pid = []
+
+        def create_hooks() -> None:
+            """prestart and createRuntime by the supervisor (the runtime's namespaces), then
+            createContainer here (ours), before pivot_root: see hooks.py."""
+            hooks = spec.hooks
+            if not (hooks.prestart or hooks.create_runtime or hooks.create_container):
+                return
+            cgroup_ready()  # the supervisor's "joined" comes first on the channel
+            with step("run the prestart and createRuntime hooks (supervisor)"):
+                sync.send({"hooks": "create"})
+                message, fds = sync.recv()
+                for fd in fds:
+                    os.close(fd)
+                if "error" in message:
+                    raise StepError(message.get("step") or "hooks", message.get("reason") or message["error"])
+                host_pid.append(message["pid"])
+            with step("run the createContainer hooks"):
+                run_hooks(hooks.create_container, "createContainer",
+                          state_json(spec, plan.id, "creating", host_pid[0], plan.bundle))
+
         setup_rootfs(sys, spec, plan.rootfs, plan.cgroup, spec.linux.namespace("cgroup") is not None,
-                     step, cgroup_ready)
+                     step, cgroup_ready, create_hooks)
         with step("connect stdin, stdout and stderr"):
             if plan.stdio == "tty":
                 _open_pty(sys, sync)
@@ -220,6 +243,10 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
             os.close(fd)
         if not message.get("start"):
             os._exit(0)
+        if spec.hooks.start_container:
+            with step("run the startContainer hooks"):
+                run_hooks(spec.hooks.start_container, "startContainer",
+                          state_json(spec, plan.id, "created", message.get("pid"), plan.bundle))
         explainer.step("start: close fds above 2, then execve")
         reset_signals()
         try:

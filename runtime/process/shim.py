@@ -120,8 +120,14 @@ class Supervisor:
         self.listener = listen(os.path.join(plan.state_dir, "shim.sock"))
         try:
             message, fds = self.sync.recv()
-            if message.get("pty"):
-                self.streams.master = fds[0]
+            while message.get("pty") or message.get("hooks"):
+                if message.get("pty"):
+                    self.streams.master = fds[0]
+                else:
+                    reply = self._create_hooks(pid)
+                    self.sync.send(reply)
+                    if "error" in reply:
+                        self._fail(reply)
                 message, fds = self.sync.recv()
         except ChannelClosed:
             message = {"error": f"container init exited ({self._reap_status()}) before it was ready",
@@ -147,6 +153,24 @@ class Supervisor:
         self.streams.register(self.sel)
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _create_hooks(self, pid: int) -> dict:
+        """The prestart and createRuntime hooks, in our (the runtime's) namespaces, while the init
+        waits before pivot_root (hooks.py)."""
+        from runtime.errors import StepError
+        from runtime.process.hooks import run_hooks, state_json
+
+        hooks, state = self.plan.spec.hooks, self._state("creating")
+        try:
+            run_hooks(hooks.prestart, "prestart", state)
+            run_hooks(hooks.create_runtime, "createRuntime", state)
+        except StepError as e:
+            return {"error": str(e), "step": e.step, "reason": e.reason}
+        return {"pid": pid}
+
+    def _state(self, status: str) -> bytes:
+        from runtime.process.hooks import state_json
+        return state_json(self.plan.spec, self.plan.id, status, self.init_pid, self.plan.bundle)
 
     def _oom_killed(self) -> bool:
         try:
@@ -292,7 +316,7 @@ class Supervisor:
         started_ns = time.time_ns()
         error = None
         try:
-            self.sync.send({"start": True})
+            self.sync.send({"start": True, "pid": self.init_pid})
             message, _ = self.sync.recv()
             error = message.get("error", "unexpected message from the container's init")
         except ChannelClosed:
@@ -308,7 +332,14 @@ class Supervisor:
         from runtime.statefiles import write_atomic
         self.started_at = rfc3339nano(started_ns)
         write_atomic(os.path.join(self.plan.state_dir, "started.json"), {"startedAt": self.started_at})
-        self._send(client, {"started": True, "startedAt": self.started_at})
+        reply = {"started": True, "startedAt": self.started_at}
+        if self.plan.spec.hooks.poststart:
+            from runtime.process.hooks import warn_hooks
+            # A failing poststart hook is a warning only (the spec): the program runs on.
+            warnings = warn_hooks(self.plan.spec.hooks.poststart, "poststart", self._state("running"))
+            if warnings:
+                reply["warnings"] = warnings
+        self._send(client, reply)
 
     # --- exec ---------------------------------------------------------------------------------------------
     def _exec(self, client: Channel, message: dict, fds: list[int]) -> None:

@@ -33,13 +33,16 @@ class RootfsPlan:
 
 
 def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, cgroup_ns: bool,
-                 step, cgroup_ready=lambda: None) -> None:
+                 step, cgroup_ready=lambda: None, before_pivot=lambda: None) -> None:
     """Everything from "make / private" to "readonly root", in the container's mount namespace.
     `step(name)` is a context manager naming the stage for errors and --explain.
     `cgroup_ready()` returns once we are in the container's cgroup (and its cgroup namespace): it
-    is called before anything that needs that, and at the latest after pivot_root."""
+    is called before anything that needs that, and at the latest after pivot_root.
+    `before_pivot()` runs once the mounts are made, right before pivot_root (the create hooks)."""
     with step("make the mount tree private"):
         mounts.make_private(sys, spec.linux.rootfs_propagation)
+        if spec.linux.rootfs_propagation in ("shared", "rshared"):
+            mounts.make_parent_private(sys, plan.rootfs)
     with step("mount the root filesystem"):
         mounts.mount_root(sys, spec, plan.rootfs, plan.upper, plan.work)
     rootfd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -54,9 +57,13 @@ def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, c
                 devices.populate_dev(sys, rootfd, spec.linux.devices, defaults=False)
     finally:
         os.close(rootfd)
+    before_pivot()
     with step("pivot_root into the container's root"):
         pivot.pivot_root(sys, plan.rootfs)
     cgroup_ready()
+    if spec.linux.rootfs_propagation is not None:
+        with step(f"make the root mount {spec.linux.rootfs_propagation}"):
+            mounts.root_propagation_after_pivot(sys, spec.linux.rootfs_propagation)
     if deferred:
         rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -18,9 +18,10 @@ from runtime.errors import SpecError
 from runtime.spec.limits import check_resources
 from runtime.spec.names import check_hostname
 from runtime.spec.model import (LAYERS_ANNOTATION, NAMESPACE_TYPES, BlockIO, Capabilities,
-                                ContainerSpec, Cpu, Device, DeviceRule, Linux, Memory, Mount,
-                                Namespace, Pids, Process, Resources, Rlimit, Root, Seccomp,
-                                SeccompArg, SeccompRule, User, id_problem)
+                                ContainerSpec, Cpu, Device, DeviceRule, Hook, Hooks,
+                                HugepageLimit, Linux, Memory, Mount, Namespace, Network, Pids,
+                                Process, Resources, Rlimit, Root, Seccomp, SeccompArg,
+                                SeccompRule, User, id_problem)
 
 _U64_MAX = 2**64 - 1
 
@@ -154,15 +155,45 @@ def _process(r: _Reader) -> Process:
 def _resources(r: _Reader | None) -> Resources:
     if r is None:
         return Resources()
-    memory = cpu = pids = block_io = None
+    memory = cpu = pids = block_io = network = None
+    # Settings we cannot apply are refused by name, never dropped: a limit the user believes in
+    # must be in force (the cgroup drivers refuse the ones this host lacks).
+    for key in ("rdma", "unified"):
+        if r.obj.get(key):
+            raise r.fail(key, "is not supported by this runtime")
     if (m := r.child("memory")) is not None:
-        memory = Memory(m.int("limit"), m.int("reservation"), m.int("swap"))
+        oom = m.obj.get("disableOOMKiller")
+        if oom is not None and not isinstance(oom, bool):
+            raise m.fail("disableOOMKiller", "must be true or false")
+        if m.obj.get("useHierarchy") is not None:
+            raise m.fail("useHierarchy", "is not supported by this runtime")
+        memory = Memory(m.int("limit"), m.int("reservation"), m.int("swap"), m.int("kernel"),
+                        m.int("kernelTCP"), m.int("swappiness"), oom)
     if (c := r.child("cpu")) is not None:
-        cpu = Cpu(c.int("shares"), c.int("quota"), c.int("period"))
+        cpu = Cpu(c.int("shares"), c.int("quota"), c.int("period"), c.str("cpus") or None,
+                  c.str("mems") or None, c.int("realtimeRuntime"), c.int("realtimePeriod"))
+        if c.obj.get("idle") is not None:
+            raise c.fail("idle", "is not supported by this runtime")
     if (p := r.child("pids")) is not None:
         pids = Pids(p.int("limit", required=True))
     if (b := r.child("blockIO")) is not None:
+        for key in ("leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                    "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+            if b.obj.get(key) not in (None, []):
+                raise b.fail(key, "is not supported by this runtime (only blockIO.weight is)")
         block_io = BlockIO(b.int("weight"))
+    hugepages = []
+    for h in r.items("hugepageLimits"):
+        size = h.str("pageSize", required=True)
+        limit = h.obj.get("limit")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise h.fail("limit", "must be a number of bytes")
+        hugepages.append(HugepageLimit(size, limit))
+    if (n := r.child("network")) is not None:
+        priorities = []
+        for pr in n.items("priorities"):
+            priorities.append((pr.str("name", required=True), pr.int("priority", required=True)))
+        network = Network(n.int("classID"), tuple(priorities))
     devices = []
     for d in r.items("devices"):
         kind = d.str("type", "a")
@@ -172,7 +203,7 @@ def _resources(r: _Reader | None) -> Resources:
         if not access or set(access) - set("rwm"):
             raise d.fail("access", f"must be letters of 'rwm', not {access!r}")
         devices.append(DeviceRule(d.bool("allow"), kind, d.int("major"), d.int("minor"), access))
-    resources = Resources(memory, cpu, pids, block_io, tuple(devices))
+    resources = Resources(memory, cpu, pids, block_io, tuple(devices), tuple(hugepages), network)
     check_resources(resources, r.source, r.path)  # before any cgroup file sees them (limits.py)
     return resources
 
@@ -288,7 +319,37 @@ def spec_from_dict(config: dict, bundle_dir: str, source: str | None = None) -> 
         raise top.fail("hostname", "needs a uts namespace (else it would rename the host)")
     return ContainerSpec(process=process, root=Root(root_path, root_r.bool("readonly"), layers),
                          hostname=hostname, mounts=tuple(mounts), linux=linux,
-                         annotations=tuple(sorted(annotations.items())), oci_version=version)
+                         annotations=tuple(sorted(annotations.items())), oci_version=version,
+                         hooks=_hooks(top.child("hooks")))
+
+
+def _hooks(r: _Reader | None) -> Hooks:
+    if r is None:
+        return Hooks()
+    found = {}
+    for key, attr in Hooks.FIELDS:
+        hooks = []
+        for h in r.items(key):
+            path = h.str("path", required=True)
+            if not path.startswith("/"):
+                raise h.fail("path", f"must be an absolute path, not {path!r}")
+            timeout = h.int("timeout")
+            if timeout is not None and timeout <= 0:
+                raise h.fail("timeout", f"must be a positive number of seconds, not {timeout}")
+            hooks.append(Hook(path, h.strs("args"), h.strs("env"), timeout))
+        found[attr] = tuple(hooks)
+    return Hooks(**found)
+
+
+def hooks_from_dict(hooks: dict) -> Hooks:
+    """Hooks from config.json's "hooks" object (or the part of it a state file keeps)."""
+    return _hooks(_Reader(hooks, "hooks", None))
+
+
+def hooks_to_dict(hooks: Hooks) -> dict:
+    return _drop_none({key: [_drop_none({"path": h.path, "args": list(h.args), "env": list(h.env),
+                                         "timeout": h.timeout}) for h in getattr(hooks, attr)]
+                       for key, attr in Hooks.FIELDS})
 
 
 def load_bundle(bundle_dir: str) -> ContainerSpec:
@@ -326,8 +387,18 @@ def spec_to_dict(spec: ContainerSpec, bundle_dir: str | None = None) -> dict:
     r = spec.linux.resources
     resources = _drop_none({
         "memory": r.memory and _drop_none({"limit": r.memory.limit, "reservation": r.memory.reservation,
-                                           "swap": r.memory.swap}),
-        "cpu": r.cpu and _drop_none({"shares": r.cpu.shares, "quota": r.cpu.quota, "period": r.cpu.period}),
+                                           "swap": r.memory.swap, "kernel": r.memory.kernel,
+                                           "kernelTCP": r.memory.kernel_tcp,
+                                           "swappiness": r.memory.swappiness,
+                                           "disableOOMKiller": r.memory.disable_oom_killer}),
+        "cpu": r.cpu and _drop_none({"shares": r.cpu.shares, "quota": r.cpu.quota, "period": r.cpu.period,
+                                     "cpus": r.cpu.cpus, "mems": r.cpu.mems,
+                                     "realtimeRuntime": r.cpu.realtime_runtime,
+                                     "realtimePeriod": r.cpu.realtime_period}),
+        "hugepageLimits": [{"pageSize": h.page_size, "limit": h.limit} for h in r.hugepage_limits],
+        "network": r.network and _drop_none({
+            "classID": r.network.class_id,
+            "priorities": [{"name": n, "priority": v} for n, v in r.network.priorities]}),
         "pids": r.pids and {"limit": r.pids.limit},
         "blockIO": r.block_io and _drop_none({"weight": r.block_io.weight}),
         "devices": [_drop_none({"allow": d.allow, "type": d.type, "major": d.major, "minor": d.minor,
@@ -362,6 +433,7 @@ def spec_to_dict(spec: ContainerSpec, bundle_dir: str | None = None) -> dict:
         "mounts": [_drop_none({"destination": m.destination, "type": m.type, "source": m.source,
                                "options": list(m.options)}) for m in spec.mounts],
         "annotations": annotations,
+        "hooks": hooks_to_dict(spec.hooks),
         "linux": _drop_none({
             "namespaces": [_drop_none({"type": n.type, "path": n.path}) for n in spec.linux.namespaces],
             "resources": resources,

@@ -156,3 +156,88 @@ def test_an_absolute_cgroups_path_is_relative_to_the_hierarchy_root(rt):
         for d in (sandbox / f"abs-{cid}", sandbox):
             if d.exists():
                 d.rmdir()
+
+
+# --- resources: applied, or refused by name ------------------------------------------------------
+
+def _created_dirs(rt, resources: dict, args=("sleep", "30")) -> tuple[str, dict]:
+    bundle = _edit(rt.bundle(list(args)), lambda c: c["linux"].update(resources=resources))
+    cid = rt.name()
+    out = rt.runtime("create", "-b", str(bundle), cid)
+    assert out.returncode == 0, out.stderr
+    record = json.loads((rt.root / cid / "state.json").read_text())
+    return cid, {k: Path(v) for k, v in record["cgroup"]["dirs"].items()}
+
+
+def test_cpuset_cpus_and_mems_are_applied(rt):
+    bundle = _edit(rt.bundle(["grep", "-E", "^(Cpus|Mems)_allowed_list", "/proc/self/status"]),
+                   lambda c: c["linux"].update(resources={"cpu": {"cpus": "0", "mems": "0"}}))
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Cpus_allowed_list:", "0", "Mems_allowed_list:", "0"]
+
+
+def test_memory_swappiness_and_disable_oom_killer_are_applied(rt):
+    from runtime.cgroups.layout import current
+    if "memory" not in current().v1:
+        pytest.skip("cgroup v2 has neither: there they are refused (the next test's kind)")
+    cid, dirs = _created_dirs(rt, {"memory": {"swappiness": 7, "disableOOMKiller": True}})
+    assert (dirs["memory"] / "memory.swappiness").read_text().strip() == "7"
+    assert "oom_kill_disable 1" in (dirs["memory"] / "memory.oom_control").read_text()
+    assert rt.runtime("delete", "--force", cid).returncode == 0
+
+
+@pytest.mark.parametrize("resources, field", [
+    ({"network": {"classID": 1048577}}, "linux.resources.network.classID"),
+    ({"rdma": {"mlx5_1": {"hcaHandles": 3}}}, "linux.resources.rdma"),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}]}},
+     "linux.resources.blockIO.throttleReadBpsDevice"),
+    ({"memory": {"swappiness": 101}}, "linux.resources.memory.swappiness"),
+    ({"hugepageLimits": [{"pageSize": "2XB", "limit": 1}]}, "linux.resources.hugepageLimits[0].pageSize"),
+])
+def test_a_setting_that_cannot_be_applied_is_refused_by_name(rt, resources, field):
+    from runtime.cgroups.layout import current
+    if field == "linux.resources.network.classID" and "net_cls" in current().v1:
+        pytest.skip("this host has net_cls: the class id is applied")
+    bundle = _edit(rt.bundle(["true"]), lambda c: c["linux"].update(resources=resources))
+    cid = rt.name()
+    out = rt.runtime("create", "-b", str(bundle), cid)
+    assert out.returncode == 1
+    assert field in out.stderr and len(out.stderr.splitlines()) == 1
+    assert not (rt.root / cid).exists()
+
+
+def test_hugepage_limits_are_applied_where_the_host_has_hugetlb_else_refused(rt):
+    from runtime.cgroups.layout import CgroupMode, current
+    layout = current()
+    applied = "hugetlb" in layout.v1 or (layout.mode is CgroupMode.V2 and "hugetlb" in layout.unified.controllers)
+    bundle = _edit(rt.bundle(["sleep", "30"]), lambda c: c["linux"].update(
+        resources={"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}))
+    cid = rt.name()
+    out = rt.runtime("create", "-b", str(bundle), cid)
+    if not applied:
+        assert out.returncode == 1
+        assert "linux.resources.hugepageLimits: the hugetlb cgroup controller is not available" in out.stderr
+        return
+    assert out.returncode == 0, out.stderr
+    dirs = json.loads((rt.root / cid / "state.json").read_text())["cgroup"]["dirs"]
+    name = "hugetlb.2MB.limit_in_bytes" if "hugetlb" in layout.v1 else "hugetlb.2MB.max"
+    assert any((Path(d) / name).exists() and (Path(d) / name).read_text().strip() == "4194304"
+               for d in dirs.values())
+    assert rt.runtime("delete", "--force", cid).returncode == 0
+
+
+# --- mounts ----------------------------------------------------------------------------------------
+
+def test_a_shared_root_propagation_survives_pivot_root(rt):
+    def host_root() -> str:
+        line = next(l for l in Path("/proc/self/mountinfo").read_text().splitlines()
+                    if l.split()[4] == "/")
+        return line.partition(" - ")[0]
+    before = host_root()
+    bundle = _edit(rt.bundle(["awk", '$5 == "/" { print $7 }', "/proc/self/mountinfo"]),
+                   lambda c: c["linux"].update(rootfsPropagation="shared"))
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("shared:")
+    assert host_root() == before          # the host's own root mount kept its propagation

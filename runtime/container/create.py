@@ -88,10 +88,6 @@ def check_spec(spec: ContainerSpec) -> None:
     if spec.hostname:
         check_hostname(spec.hostname, "hostname")
 
-    mnt = spec.linux.namespace("mount")
-    if mnt is None or mnt.path is not None:
-        raise SpecError("linux.namespaces", "a new mount namespace is required (the container's "
-                        "root filesystem is built in it)")
     net, ipc = spec.linux.namespace("network"), spec.linux.namespace("ipc")
     check_sysctls(spec.linux.sysctl, net is not None and net.path is None,
                   ipc is not None and ipc.path is None)
@@ -173,6 +169,9 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
         record = {"id": cid, "status": "creating", "bundle": opts.bundle, "storage": storage,
                   "cgroupsPath": cgroup_path, "creator": os.getpid(),
                   "creator_start": process_start_time(os.getpid())}
+        if spec.linux.namespace("mount") is None:
+            # It shares our mount namespace: its mounts are left in ours for `delete` to detach.
+            record["host_rootfs"] = storage and os.path.join(storage, "rootfs") or spec.root.path
         if spec.hooks.poststop:  # `delete` runs them, from the record (the bundle may change)
             from runtime.spec.bundle import hooks_to_dict
             record["poststop"] = hooks_to_dict(spec.hooks)["poststop"]

@@ -57,6 +57,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             cgroup.kill_all()
     if cgroup is not None:
         cgroup.destroy()
+    if rec.get("host_rootfs"):
+        from runtime.rootfs.mounts import detach_root
+        from runtime.sys import real
+        detach_root(real(), rec["host_rootfs"])
     if rec.get("storage"):
         remove_tree(rec["storage"])
     remove_tree(d.path)

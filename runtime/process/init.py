@@ -90,13 +90,17 @@ def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
 def join_namespaces(sys, spec: ContainerSpec, skip: tuple[str, ...] = ("pid",)) -> None:
     """setns into every namespace the spec gives by path (the pid one is joined by the supervisor,
     since a pid namespace only applies to children)."""
-    for ns in spec.linux.namespaces:
-        if ns.path is None or ns.type in skip:
-            continue
-        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sys.setns(fd, NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]])
-        finally:
+    # Every path is opened before the first setns: once in another mount namespace, the next
+    # path would be looked up in that one's file tree.
+    fds = []
+    try:
+        for ns in spec.linux.namespaces:
+            if ns.path is not None and ns.type not in skip:
+                fds.append((os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC), ns.type))
+        for fd, kind in fds:
+            sys.setns(fd, NAMESPACE_FLAGS[NAMESPACE_TYPES[kind]])
+    finally:
+        for fd, _ in fds:
             os.close(fd)
 
 

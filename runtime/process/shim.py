@@ -421,6 +421,9 @@ class Supervisor:
         with its init, or kill_all above ended the rest."""
         from runtime.statefiles import remove_tree
 
+        if self.plan.spec.linux.namespace("mount") is None:
+            from runtime.rootfs.mounts import detach_root  # (its mounts are in our namespace)
+            detach_root(self.sys, self.plan.rootfs.rootfs)
         if self.plan.cgroup is not None:
             try:
                 self.plan.cgroup.destroy()

@@ -39,10 +39,16 @@ def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, c
     `cgroup_ready()` returns once we are in the container's cgroup (and its cgroup namespace): it
     is called before anything that needs that, and at the latest after pivot_root.
     `before_pivot()` runs once the mounts are made, right before pivot_root (the create hooks)."""
-    with step("make the mount tree private"):
-        mounts.make_private(sys, spec.linux.rootfs_propagation)
-        if spec.linux.rootfs_propagation in ("shared", "rshared"):
-            mounts.make_parent_private(sys, plan.rootfs)
+    # Without a mount namespace of its own the container shares ours (the spec allows it): then
+    # we leave our mount tree's propagation alone and chroot instead of pivot_root, which would
+    # move the root of every process in the namespace. The mounts made for the container stay
+    # below its root directory, and `delete` detaches them (container/delete.py).
+    own_mount_ns = spec.linux.namespace("mount") is not None
+    if own_mount_ns:
+        with step("make the mount tree private"):
+            mounts.make_private(sys, spec.linux.rootfs_propagation)
+            if spec.linux.rootfs_propagation in ("shared", "rshared"):
+                mounts.make_parent_private(sys, plan.rootfs)
     with step("mount the root filesystem"):
         mounts.mount_root(sys, spec, plan.rootfs, plan.upper, plan.work)
     rootfd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -58,10 +64,18 @@ def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, c
     finally:
         os.close(rootfd)
     before_pivot()
-    with step("pivot_root into the container's root"):
-        pivot.pivot_root(sys, plan.rootfs)
+    if own_mount_ns:
+        with step("pivot_root into the container's root"):
+            pivot.pivot_root(sys, plan.rootfs)
+    else:
+        with step("chroot into the container's root (no mount namespace of its own)"):
+            fd = os.open(plan.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sys.chroot_fd(fd)
+            finally:
+                os.close(fd)
     cgroup_ready()
-    if spec.linux.rootfs_propagation is not None:
+    if spec.linux.rootfs_propagation is not None and own_mount_ns:
         with step(f"make the root mount {spec.linux.rootfs_propagation}"):
             mounts.root_propagation_after_pivot(sys, spec.linux.rootfs_propagation)
     if deferred:

@@ -52,7 +52,8 @@ def populate_dev(sys: Syscalls, rootfd: int, extra: tuple[Device, ...] = (),
         parent, name = os.path.split(d.path)
         pfd = ensure_dir(sys, rootfd, parent, no_symlinks=True)
         try:
-            kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
+            # "u" is an unbuffered character device (the same node as "c"); "p" a FIFO.
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.type]
             path = f"{fd_path(pfd)}/{name}"
             sys.mknod(path, kind | (d.file_mode & 0o7777), os.makedev(d.major, d.minor))
             os.chown(path, d.uid, d.gid, follow_symlinks=False)

@@ -66,6 +66,18 @@ def make_parent_private(sys: Syscalls, rootfs: str) -> None:
         sys.mount(None, best, None, MS_PRIVATE)
 
 
+def detach_root(sys: Syscalls, rootfs: str) -> None:
+    """A container without a mount namespace of its own built its root in ours (the bind or
+    overlay mount of its root, its /proc, /dev, ... below): detach it all at once, when the
+    container is deleted. Nothing to do if it is not mounted (any more)."""
+    from runtime.sys.consts import MNT_DETACH
+
+    with open("/proc/self/mountinfo") as f:
+        mounted = any(line.split()[4] == rootfs for line in f)
+    if mounted:
+        sys.umount2(rootfs, MNT_DETACH)
+
+
 def root_propagation_after_pivot(sys: Syscalls, propagation: str | None) -> None:
     """The spec's rootfsPropagation for the container's "/" itself: it is a new (bind or overlay)
     mount, made after make_private, so it must be given the propagation again (as runc does)."""

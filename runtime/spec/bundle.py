@@ -261,12 +261,14 @@ def _linux(r: _Reader | None) -> Linux:
     devices = []
     for d in r.items("devices"):
         kind = d.str("type", required=True)
-        if kind not in ("c", "b"):
-            raise d.fail("type", f"must be c or b, not {kind!r}")
+        if kind not in ("c", "b", "u", "p"):
+            raise d.fail("type", f"must be c, b, u or p, not {kind!r}")
         path = d.str("path", required=True)
         if not path.startswith("/dev/"):
             raise d.fail("path", f"must be under /dev, not {path!r}")
-        devices.append(Device(path, kind, d.int("major", required=True), d.int("minor", required=True),
+        fifo = kind == "p"  # a FIFO has no device number
+        devices.append(Device(path, kind, d.int("major", 0 if fifo else None, required=not fifo),
+                              d.int("minor", 0 if fifo else None, required=not fifo),
                               d.int("fileMode", 0o666), d.id("uid", "uid"), d.id("gid", "gid")))
     sysctl = r.obj.get("sysctl") or {}
     if not isinstance(sysctl, dict) or not all(isinstance(v, str) for v in sysctl.values()):

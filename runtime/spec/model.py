@@ -220,7 +220,7 @@ class Device:
     """A device node to create in the container's /dev (beyond the default ones)."""
 
     path: str
-    type: str                          # "c" or "b"
+    type: str                          # "c", "u" (both character), "b" or "p" (a FIFO)
     major: int
     minor: int
     file_mode: int = 0o666

@@ -241,3 +241,54 @@ def test_a_shared_root_propagation_survives_pivot_root(rt):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("shared:")
     assert host_root() == before          # the host's own root mount kept its propagation
+
+
+# --- devices and namespaces -------------------------------------------------------------------------
+
+def test_a_fifo_device_is_created(rt):
+    bundle = _edit(rt.bundle(["stat", "-c", "%F %a", "/dev/queue"]), lambda c: c["linux"].update(
+        devices=[{"path": "/dev/queue", "type": "p", "fileMode": 0o620}]))
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "fifo 620\n"
+
+
+def _in_private_mount_namespace(rt, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run the CLI in a mount namespace of its own (unshare -m): a container that shares its
+    creator's mount namespace then shares this throw-away one, never the host's."""
+    script = " ".join(f"'{a}'" for a in argv)
+    inner = (f"{sys.executable} -m nodeagent runtime --root {rt.root} {script} </dev/null; echo rc=$?; "
+             "grep -c ' - ' /proc/self/mountinfo")
+    before = "grep -c ' - ' /proc/self/mountinfo; "
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", before + inner],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+def test_without_a_mount_namespace_the_container_shares_its_creators_and_leaves_no_mount(rt):
+    bundle = _edit(rt.bundle(["sh", "-c", "readlink /proc/$$/ns/mnt; ls /"]), lambda c: c["linux"].update(
+        namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]))
+    out = _in_private_mount_namespace(rt, ["run", "-b", str(bundle), rt.name()])
+    assert out.returncode == 0, out.stderr
+    before, ns, *listing, rc, after = out.stdout.split()
+    assert rc == "rc=0", out.stderr
+    assert ns != os.readlink("/proc/self/ns/mnt")      # the unshare's namespace, not ours...
+    assert "bin" in listing and "tmp" in listing          # ... with the container's root (chroot)
+    assert before == after                                # and its mounts detached by --rm
+
+
+def test_a_mount_namespace_given_by_path_is_joined(rt):
+    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "60"])
+    try:
+        path = f"/proc/{holder.pid}/ns/mnt"
+        deadline = time.monotonic() + 10
+        while os.readlink(path) == os.readlink("/proc/self/ns/mnt") and time.monotonic() < deadline:
+            time.sleep(0.01)                             # until unshare has made it
+        bundle = _edit(rt.bundle(["readlink", "/proc/self/ns/mnt"]), lambda c: c["linux"].update(
+            namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+            + [{"type": "mount", "path": path}]))
+        out = _run(rt, bundle)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == os.readlink(path)
+    finally:
+        holder.kill()
+        holder.wait()

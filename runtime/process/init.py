@@ -79,10 +79,12 @@ class ContainerPlan:
 def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
                         include_cgroup: bool = False) -> int:
     """CLONE_NEW* flags for the namespaces the spec wants created (not joined). The pid namespace
-    is the supervisor's to create, the cgroup one waits until we are in our cgroup."""
+    is the supervisor's to create, the cgroup one waits until we are in our cgroup, and the user
+    one comes first of all (enter_user_namespace)."""
     flags = 0
     for ns in spec.linux.namespaces:
-        if ns.path is None and (ns.type != "pid" or include_pid) and (ns.type != "cgroup" or include_cgroup):
+        if ns.path is None and ns.type != "user" and (ns.type != "pid" or include_pid) \
+                and (ns.type != "cgroup" or include_cgroup):
             flags |= NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]]
     return flags
 
@@ -94,7 +96,8 @@ def join_namespaces(sys, spec: ContainerSpec, skip: tuple[str, ...] = ("pid",)) 
     # path would be looked up in that one's file tree.
     fds = []
     try:
-        for ns in spec.linux.namespaces:
+        # A user namespace first: the others are then joined with its privileges.
+        for ns in sorted(spec.linux.namespaces, key=lambda n: n.type != "user"):
             if ns.path is not None and ns.type not in skip:
                 fds.append((os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC), ns.type))
         for fd, kind in fds:
@@ -181,6 +184,18 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         if any(ns.path for ns in spec.linux.namespaces if ns.type != "pid"):
             with step("join namespaces by path"):
                 join_namespaces(sys, spec)
+        joined = []
+        user_ns = spec.linux.namespace("user")
+        if user_ns is not None and user_ns.path is None:
+            if plan.cgroup is not None and not self_joined:
+                _wait_joined(sync, step)  # the move must be done before we fork below
+                joined.append(True)
+            with step("create the user namespace (the supervisor writes its ID maps)"):
+                enter_user_namespace(sys, spec, sync)
+            pidns = spec.linux.namespace("pid")
+            if pidns is not None and pidns.path is None:
+                with step("create the pid namespace and fork its first process"):
+                    fork_into_pid_namespace(sys, sync)  # returns in the new process only
         flags = new_namespace_flags(spec)
         if flags:
             with step("create namespaces"):
@@ -189,22 +204,16 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
             with step(f"set the hostname to {spec.hostname}"):
                 sys.sethostname(spec.hostname)
         new_cgroup_ns = (ns := spec.linux.namespace("cgroup")) is not None and ns.path is None
-        joined = []
 
         def cgroup_ready() -> None:
-            if joined:
+            if len(joined) == 2:
                 return
-            if plan.cgroup is not None and not self_joined:
-                with step("wait for the supervisor to move us into the container's cgroup"):
-                    message, fds = sync.recv()
-                    for fd in fds:
-                        os.close(fd)
-                    if not message.get("joined"):
-                        raise StepError("join the container's cgroup", message.get("error", "refused"))
+            if plan.cgroup is not None and not self_joined and not joined:
+                _wait_joined(sync, step)
             if new_cgroup_ns:
                 with step("create the cgroup namespace"):
                     sys.unshare(new_namespace_flags(spec, include_cgroup=True) & CLONE_NEWCGROUP)
-            joined.append(True)
+            joined[:] = [True, True]
 
         host_pid = []
 
@@ -266,6 +275,54 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
                        "reason": str(e)})
     finally:
         os._exit(code)
+
+
+def _wait_joined(sync: Channel, step) -> None:
+    with step("wait for the supervisor to move us into the container's cgroup"):
+        message, fds = sync.recv()
+        for fd in fds:
+            os.close(fd)
+        if not message.get("joined"):
+            raise StepError("join the container's cgroup", message.get("error", "refused"))
+
+
+def enter_user_namespace(sys, spec: ContainerSpec, sync: Channel) -> None:
+    """unshare(CLONE_NEWUSER), and have the supervisor — root outside, which may map any ids —
+    write our uid_map and gid_map (a process may map only its own id into its new namespace).
+    Every namespace created after this one is owned by it, so the container's root has its
+    capabilities over them (mount, hostname, network) and over nothing outside. Then we become
+    its root, when root is mapped, for the steps that follow."""
+    sys.unshare(NAMESPACE_FLAGS["user"])
+    sync.send({"userns": True})
+    message, fds = sync.recv()
+    for fd in fds:
+        os.close(fd)
+    if "error" in message:
+        raise StepError("create the user namespace", message["error"])
+    if any(m.container_id == 0 for m in spec.linux.gid_mappings):
+        sys.setresgid(0, 0, 0)
+    if any(m.container_id == 0 for m in spec.linux.uid_mappings):
+        sys.setresuid(0, 0, 0)
+
+
+def fork_into_pid_namespace(sys, sync: Channel) -> None:
+    """With a user namespace, the pid namespace must be created inside it (procfs may only be
+    mounted by a process privileged over the pid namespace's owner), so we create it here rather
+    than the supervisor, and fork its first process: this one tells the supervisor (a child
+    subreaper, which adopts the new process) and exits; the new one returns once adopted."""
+    sys.unshare(NAMESPACE_FLAGS["pid"])
+    pid = os.fork()
+    if pid > 0:
+        try:
+            sync.send({"forked": pid})
+        finally:
+            os._exit(0)
+    message, fds = sync.recv()  # {"adopted": true}: our parent is the supervisor now
+    for fd in fds:
+        os.close(fd)
+    if not message.get("adopted"):
+        raise StepError("create the pid namespace", message.get("error", "not adopted"))
+    sys.set_pdeathsig(signal.SIGKILL)  # (a fork does not inherit it)
 
 
 def _report(sync: Channel, message: dict) -> None:

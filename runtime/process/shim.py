@@ -84,8 +84,14 @@ class Supervisor:
 
         plan, spec = self.plan, self.plan.spec
         pidns = spec.linux.namespace("pid")
+        userns = spec.linux.namespace("user")
+        new_userns = userns is not None and userns.path is None
         try:
-            if pidns is not None and pidns.path is None:
+            if new_userns:
+                # The init creates the pid namespace inside its user namespace and forks its
+                # first process (init.fork_into_pid_namespace); we adopt that one.
+                self.sys.set_child_subreaper(True)
+            elif pidns is not None and pidns.path is None:
                 self.sys.unshare(CLONE_NEWPID)
             elif pidns is not None:
                 fd = os.open(pidns.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -120,9 +126,16 @@ class Supervisor:
         self.listener = listen(os.path.join(plan.state_dir, "shim.sock"))
         try:
             message, fds = self.sync.recv()
-            while message.get("pty") or message.get("hooks"):
+            while message.get("pty") or message.get("hooks") or message.get("userns") \
+                    or message.get("forked"):
                 if message.get("pty"):
                     self.streams.master = fds[0]
+                elif message.get("userns"):
+                    self.sync.send(self._write_id_maps(pid))
+                elif message.get("forked"):
+                    pid = self._adopt(pid, message["forked"])
+                    pid_start = process_start_time(pid)
+                    self.sync.send({"adopted": True})
                 else:
                     reply = self._create_hooks(pid)
                     self.sync.send(reply)
@@ -153,6 +166,43 @@ class Supervisor:
         self.streams.register(self.sel)
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _write_id_maps(self, pid: int) -> dict:
+        """The init's user namespace ID maps (init.enter_user_namespace): we are root outside it,
+        so any ranges of the spec may be mapped; each file takes all its lines in one write."""
+        linux = self.plan.spec.linux
+        try:
+            for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+                text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+                fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            return {"error": f"linux.{'uidMappings' if name == 'uid_map' else 'gidMappings'}: "
+                             f"writing /proc/{pid}/{name}: {e.strerror}"}
+        return {"mapped": True}
+
+    def _adopt(self, middle: int, pid: int) -> int:
+        """The init forked the container's first process into its new pid namespace and exits:
+        reap it, and watch the new one (ours now: we are a child subreaper) as the init."""
+        try:
+            os.waitpid(middle, 0)
+        except ChildProcessError:
+            pass
+        os.close(self.init_pidfd)
+        self.init_pid = pid
+        self.init_pidfd = os.pidfd_open(pid)
+        # Our later children (exec'd processes) belong in its pid namespace, as they do when we
+        # create that namespace ourselves: see the module docstring.
+        from runtime.sys.consts import CLONE_NEWPID
+        fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.sys.setns(fd, CLONE_NEWPID)
+        finally:
+            os.close(fd)
+        return pid
 
     def _create_hooks(self, pid: int) -> dict:
         """The prestart and createRuntime hooks, in our (the runtime's) namespaces, while the init

@@ -55,12 +55,13 @@ def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, c
     try:
         dev_is_ours, deferred = mounts.mount_all(sys, rootfd, spec, cgroup, cgroup_ns, step,
                                                  cgroup_ready)
+        userns = spec.linux.namespace("user") is not None
         if dev_is_ours:
             with step("create /dev nodes and links"):
-                devices.populate_dev(sys, rootfd, spec.linux.devices)
+                devices.populate_dev(sys, rootfd, spec.linux.devices, bind=userns)
         elif spec.linux.devices:
             with step("create /dev nodes"):
-                devices.populate_dev(sys, rootfd, spec.linux.devices, defaults=False)
+                devices.populate_dev(sys, rootfd, spec.linux.devices, defaults=False, bind=userns)
     finally:
         os.close(rootfd)
     before_pivot()

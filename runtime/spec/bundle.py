@@ -4,8 +4,8 @@ This is the edge where JSON becomes a ContainerSpec (and back): the only place i
 looks at dictionaries. Every problem is reported as a SpecError naming the field the way config.json
 spells it ("process.args[0]", "linux.namespaces[2].type") and the file, so the same bundle that
 `runc run` accepts is accepted here, and a bundle we cannot honour is refused with a reason instead
-of half-run. Unknown keys are ignored, as the OCI spec asks of runtimes, except for the few whose
-meaning we do not implement and would silently get wrong (user namespaces' ID mappings).
+of half-run. Unknown keys are ignored, as the OCI spec asks of runtimes; a known setting we cannot
+apply is refused by name, never dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from runtime.spec.limits import check_resources
 from runtime.spec.names import check_hostname
 from runtime.spec.model import (LAYERS_ANNOTATION, NAMESPACE_TYPES, BlockIO, Capabilities,
                                 ContainerSpec, Cpu, Device, DeviceRule, Hook, Hooks,
-                                HugepageLimit, Linux, Memory, Mount, Namespace, Network, Pids,
+                                HugepageLimit, IDMapping, Linux, Memory, Mount, Namespace, Network, Pids,
                                 Process, Resources, Rlimit, Root, Seccomp, SeccompArg,
                                 SeccompRule, User, id_problem)
 
@@ -249,15 +249,27 @@ def _linux(r: _Reader | None) -> Linux:
             raise n.fail("type", f"unknown namespace type {kind!r} (one of {', '.join(NAMESPACE_TYPES)})")
         if kind in seen:
             raise n.fail("type", f"namespace {kind!r} is listed twice")
-        if kind in ("user", "time"):
+        if kind == "time":
             raise n.fail("type", f"{kind} namespaces are not supported by this runtime")
         seen.add(kind)
         path = n.str("path")
         if path is not None and not path.startswith("/"):
             raise n.fail("path", f"must be an absolute path, not {path!r}")
         namespaces.append(Namespace(kind, path))
-    if r.obj.get("uidMappings") or r.obj.get("gidMappings"):
-        raise r.fail("uidMappings", "user namespaces are not supported by this runtime")
+    mappings = {}
+    for key in ("uidMappings", "gidMappings"):
+        found = []
+        for m in r.items(key):
+            found.append(IDMapping(m.int("containerID", required=True), m.int("hostID", required=True),
+                                   m.int("size", required=True)))
+            if found[-1].size <= 0 or min(found[-1].container_id, found[-1].host_id) < 0:
+                raise m.fail("size", "ids and size must be positive numbers")
+        mappings[key] = tuple(found)
+    user = next((n for n in namespaces if n.type == "user"), None)
+    if (mappings["uidMappings"] or mappings["gidMappings"]) and (user is None or user.path):
+        raise r.fail("uidMappings", "ID mappings need a new user namespace in linux.namespaces")
+    if user is not None and user.path is None and not (mappings["uidMappings"] and mappings["gidMappings"]):
+        raise r.fail("uidMappings", "a new user namespace needs uidMappings and gidMappings")
     devices = []
     for d in r.items("devices"):
         kind = d.str("type", required=True)
@@ -281,7 +293,8 @@ def _linux(r: _Reader | None) -> Linux:
                  cgroups_path=cgroups_path, masked_paths=r.strs("maskedPaths"),
                  readonly_paths=r.strs("readonlyPaths"), seccomp=_seccomp(r.child("seccomp")),
                  sysctl=tuple(sorted(sysctl.items())), devices=tuple(devices),
-                 rootfs_propagation=propagation)
+                 rootfs_propagation=propagation, uid_mappings=mappings["uidMappings"],
+                 gid_mappings=mappings["gidMappings"])
 
 
 def spec_from_dict(config: dict, bundle_dir: str, source: str | None = None) -> ContainerSpec:
@@ -447,6 +460,10 @@ def spec_to_dict(spec: ContainerSpec, bundle_dir: str | None = None) -> dict:
             "devices": [{"path": d.path, "type": d.type, "major": d.major, "minor": d.minor,
                          "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid} for d in spec.linux.devices],
             "rootfsPropagation": spec.linux.rootfs_propagation,
+            "uidMappings": [{"containerID": m.container_id, "hostID": m.host_id, "size": m.size}
+                            for m in spec.linux.uid_mappings],
+            "gidMappings": [{"containerID": m.container_id, "hostID": m.host_id, "size": m.size}
+                            for m in spec.linux.gid_mappings],
         }),
     })
 

@@ -229,6 +229,16 @@ class Device:
 
 
 @dataclass(frozen=True)
+class IDMapping:
+    """One line of a user namespace's uid_map or gid_map: `size` ids from `container_id` inside
+    are `host_id`... outside."""
+
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True)
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
     resources: Resources = field(default_factory=Resources)
@@ -239,6 +249,8 @@ class Linux:
     sysctl: tuple[tuple[str, str], ...] = ()
     devices: tuple[Device, ...] = ()
     rootfs_propagation: str | None = None
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
 
     def namespace(self, type_: str) -> Namespace | None:
         return next((n for n in self.namespaces if n.type == type_), None)

@@ -292,3 +292,79 @@ def test_a_mount_namespace_given_by_path_is_joined(rt):
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- user namespaces ----------------------------------------------------------------------------------
+
+def _userns(config: dict) -> None:
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+
+
+@pytest.fixture
+def userns_bundle(rt):
+    """A bundle whose root the container's root (host uid 100000) can reach: pytest's own temp
+    directories are root's alone (0700), as a container image's directory is not."""
+    import shutil
+    import tempfile
+
+    from tests.busybox import make_rootfs
+
+    top = Path(tempfile.mkdtemp(prefix="nodeagent-userns-"))
+    top.chmod(0o755)
+    rootfs = make_rootfs(top / "rootfs")
+
+    def make(args: list[str]) -> Path:
+        bundle = _edit(rt.bundle(args), _userns)
+        return _edit(bundle, lambda c: c["root"].update(path=str(rootfs)))
+    yield make
+    shutil.rmtree(top)
+
+
+def test_a_user_namespace_maps_the_containers_root_to_an_unprivileged_host_id(rt, userns_bundle):
+    cid = rt.name()
+    out = rt.runtime("create", "-b", str(userns_bundle(["true"])), cid)
+    assert out.returncode == 0, out.stderr
+    status = Path(f"/proc/{rt.state(cid)['pid']}/status").read_text().splitlines()
+    uid_line = next(l for l in status if l.startswith("Uid:"))
+    gid_line = next(l for l in status if l.startswith("Gid:"))
+    assert uid_line.split()[1:] == ["100000"] * 4          # root inside, nobody special outside
+    assert gid_line.split()[1:] == ["200000"] * 4
+    assert rt.runtime("delete", cid).returncode == 0
+
+
+def test_a_user_namespace_container_sees_its_maps_and_is_root_inside(rt, userns_bundle):
+    script = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; echo pid=$$; "
+              "echo x > /dev/null && echo null-ok; mknod /dev/sda b 8 0 2>&1 | sed 's/.*: //'")
+    bundle = userns_bundle(["sh", "-c", script])
+    out = _run(rt, bundle)
+    assert out.returncode == 0, out.stderr
+    lines = [" ".join(l.split()) for l in out.stdout.splitlines()]
+    assert lines == ["0 100000 65536", "0 200000 65536", "0", "0", "pid=1", "null-ok",
+                     "Operation not permitted"]   # a device node is the host's root's to make
+
+
+def test_exec_joins_the_user_namespace_too(rt, userns_bundle):
+    bundle = userns_bundle(["sleep", "30"])
+    cid = rt.name()
+    assert rt.runtime("run", "-d", "-b", str(bundle), cid).returncode == 0
+    out = rt.runtime("exec", cid, "sh", "-c", "cat /proc/self/uid_map; id -u; echo $$")
+    assert out.returncode == 0, out.stderr
+    mapping, uid, pid = out.stdout.splitlines()
+    assert mapping.split() == ["0", "100000", "65536"] and uid == "0"
+    assert int(pid) > 1                                    # in the container's pid namespace
+    assert rt.runtime("delete", "--force", cid).returncode == 0
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 10}]),
+     "linux.uidMappings: ID mappings need a new user namespace in linux.namespaces"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}),
+     "linux.uidMappings: a new user namespace needs uidMappings and gidMappings"),
+])
+def test_user_namespace_mistakes_are_one_line_naming_the_field(rt, change, problem):
+    bundle = _edit(rt.bundle(["true"]), change)
+    out = rt.runtime("create", "-b", str(bundle), rt.name())
+    assert out.returncode == 1
+    assert out.stderr.strip().endswith(problem)

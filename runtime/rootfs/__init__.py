@@ -46,7 +46,10 @@ def setup_rootfs(sys: Syscalls, spec: ContainerSpec, plan: RootfsPlan, cgroup, c
     own_mount_ns = spec.linux.namespace("mount") is not None
     if own_mount_ns:
         with step("make the mount tree private"):
-            mounts.make_private(sys, spec.linux.rootfs_propagation)
+            # An unbindable tree could not be bound onto itself below: private until pivot_root,
+            # then the asked-for propagation is given to the new root (root_propagation_after_pivot).
+            unbindable = spec.linux.rootfs_propagation in ("unbindable", "runbindable")
+            mounts.make_private(sys, None if unbindable else spec.linux.rootfs_propagation)
             if spec.linux.rootfs_propagation in ("shared", "rshared"):
                 mounts.make_parent_private(sys, plan.rootfs)
     with step("mount the root filesystem"):

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         v.add_argument("--log", help="write stdout/stderr to this CRI log file instead of passing "
                        "our own stdio to the container (as runc does)")
         v.add_argument("--pid-file", help="write the container's pid here")
+        v.add_argument("--console-socket", metavar="PATH",
+                       help="with process.terminal: send the pty's master side to this unix "
+                       "socket (SCM_RIGHTS), as runc does, instead of keeping it")
         v.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
         if name == "run":
             v.add_argument("-d", "--detach", action="store_true", help="do not wait; log the output")
@@ -123,13 +126,14 @@ def _create_or_run_held(args: argparse.Namespace) -> int:
     foreground = args.log is None
     remove = args.verb == "run" and not args.keep and not args.detach
     explain_fd = 2 if args.explain else None
+    console_socket = os.path.abspath(args.console_socket) if args.console_socket else None
     conn = zygote.connect(args.root)
     if conn is not None:
         # A warm zygote creates it and hands back the supervisor channel; our stdio travels
         # with the request so that a foreground container still writes to our terminal.
         request = {"op": "create", "id": args.id, "bundle": bundle, "root": args.root,
                    "storage": args.storage, "log": args.log, "remove_on_exit": remove,
-                   "foreground": foreground}
+                   "foreground": foreground, "console_socket": console_socket}
         fds = [0, 1, 2] + ([explain_fd] if explain_fd is not None else [])
         record, channel = zygote.request_create(conn, request, fds)
     else:
@@ -140,6 +144,7 @@ def _create_or_run_held(args: argparse.Namespace) -> int:
         stdio = "tty" if spec.process.terminal else ("inherit" if foreground else "log")
         opts = CreateOptions(root=args.root, storage=args.storage, bundle=bundle, stdio=stdio,
                              log_path=args.log, explain_fd=explain_fd, remove_on_exit=remove,
+                             console_socket=console_socket,
                              orphan_supervisor=False)  # we exit soon: no need to fork twice
         created = create(args.id, spec, opts)
         record, channel = created.state.record, created.channel

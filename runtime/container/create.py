@@ -49,6 +49,7 @@ class CreateOptions:
     stdin_pipe: bool = False               # stdio "log": stdin a pipe for attach (else /dev/null)
     stdin_once: bool = False               # ... closed after the first attach's input ends
     explain_fd: int | None = None
+    console_socket: str | None = None      # stdio "tty": hand the pty master to this socket
 
 
 @dataclass
@@ -212,7 +213,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
                              stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
                              storage_dir=storage, stdin_pipe=opts.stdin_pipe,
-                             stdin_once=opts.stdin_once, bundle=opts.bundle)
+                             stdin_once=opts.stdin_once, bundle=opts.bundle,
+                             console_socket=opts.console_socket)
 
         def finish(created: dict) -> dict:
             """Step 7, once the supervisor reports the init ready: the complete state.json."""
@@ -222,6 +224,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                           shim_start=created["shim_start"], created=rfc3339nano(),
                           cgroup=cgroup.to_state(), log=plan.log_path, stdio=stdio,
                           annotations=dict(spec.annotations), executable=created.get("executable"))
+            if opts.console_socket:
+                record["console_socket"] = opts.console_socket  # the terminal is not ours
             write_atomic(state_dir.file("state.json"), record)
             return record
 

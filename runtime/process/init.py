@@ -74,6 +74,7 @@ class ContainerPlan:
     stdin_pipe: bool = False            # "log": stdin is a pipe the supervisor holds (CRI stdin),
     stdin_once: bool = False            # closed when the first attached writer ends (stdin_once)
     bundle: str = ""                    # for the state the hooks read
+    console_socket: str | None = None   # "tty": send the pty master there (runc's --console-socket)
 
 
 def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
@@ -146,7 +147,7 @@ def _open_pty(sys, sync: Channel) -> None:
         pass
     sys.mount(os.ttyname(slave), "/dev/console", None, MS_BIND)
     _install_stdio((slave, slave, slave))
-    sync.send({"pty": True}, [master])
+    sync.send({"pty": True, "name": os.ttyname(0)}, [master])
     os.close(master)
 
 

@@ -128,7 +128,9 @@ class Supervisor:
             message, fds = self.sync.recv()
             while message.get("pty") or message.get("hooks") or message.get("userns") \
                     or message.get("forked"):
-                if message.get("pty"):
+                if message.get("pty") and plan.console_socket:
+                    self._to_console_socket(fds[0], message.get("name", ""))
+                elif message.get("pty"):
                     self.streams.master = fds[0]
                 elif message.get("userns"):
                     self.sync.send(self._write_id_maps(pid))
@@ -166,6 +168,23 @@ class Supervisor:
         self.streams.register(self.sel)
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _to_console_socket(self, master: int, name: str) -> None:
+        """runc's --console-socket: the terminal's master side goes to whoever listens on that
+        socket (SCM_RIGHTS, with the pty's name as the message, as runc sends it), and is no
+        longer ours to pump or log."""
+        import socket
+
+        path = self.plan.console_socket
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(path)
+                socket.send_fds(sock, [name.encode()], [master])
+        except OSError as e:
+            self._fail({"error": f"--console-socket {path}: {e.strerror or e}", "step": "create",
+                        "reason": f"--console-socket {path}: {e.strerror or e}"})
+        finally:
+            os.close(master)
 
     def _write_id_maps(self, pid: int) -> dict:
         """The init's user namespace ID maps (init.enter_user_namespace): we are root outside it,

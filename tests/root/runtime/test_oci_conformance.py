@@ -368,3 +368,38 @@ def test_user_namespace_mistakes_are_one_line_naming_the_field(rt, change, probl
     out = rt.runtime("create", "-b", str(bundle), rt.name())
     assert out.returncode == 1
     assert out.stderr.strip().endswith(problem)
+
+
+def test_console_socket_receives_the_terminal(rt, tmp_path):
+    import socket
+
+    bundle = _edit(rt.bundle(["sh", "-c", "tty; read line; echo got $line"]),
+                   lambda c: c["process"].update(terminal=True))
+    path = str(tmp_path / "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    listener.settimeout(30)
+    cid = rt.name()
+    try:
+        out = rt.runtime("create", "--console-socket", path, "-b", str(bundle), cid)
+        assert out.returncode == 0, out.stderr
+        conn, _ = listener.accept()
+        with conn:
+            name, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        assert name.decode().startswith("/dev/pts/") and len(fds) == 1
+        master = fds[0]
+        assert rt.runtime("start", cid).returncode == 0
+        os.write(master, b"typed\n")
+        seen = b""
+        deadline = time.monotonic() + 15
+        while b"got typed" not in seen and time.monotonic() < deadline:
+            try:
+                seen += os.read(master, 1024)
+            except OSError:                              # EIO: the container closed its side
+                break
+        os.close(master)
+        assert name.decode().encode() in seen             # `tty` printed the name we were sent
+        assert b"got typed" in seen
+    finally:
+        listener.close()

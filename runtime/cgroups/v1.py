@@ -174,8 +174,14 @@ class V1Cgroup(Cgroup):
             if m.disable_oom_killer:
                 self._write(self._file("memory", "memory.oom_control", "memory.disableOOMKiller"), "1")
             if m.kernel is not None:
-                self._write(self._file("memory", "memory.kmem.limit_in_bytes", "memory.kernel"),
-                            str(m.kernel))
+                path = self._file("memory", "memory.kmem.limit_in_bytes", "memory.kernel")
+                self._write(path, str(m.kernel))
+                # Linux 5.16+ keeps the file but ignores what is written to it (deprecated):
+                # a limit that is not in force is refused, not reported as set.
+                if int(self._read(path)) != m.kernel:
+                    raise CgroupError("linux.resources.memory.kernel: this kernel ignores kernel "
+                                      "memory limits (memory.kmem.limit_in_bytes, deprecated since "
+                                      "Linux 5.16)", str(path))
             if m.kernel_tcp is not None:
                 self._write(self._file("memory", "memory.kmem.tcp.limit_in_bytes", "memory.kernelTCP"),
                             str(m.kernel_tcp))

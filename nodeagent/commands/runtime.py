@@ -16,6 +16,10 @@ runtime imported already and forks a creator per request (runtime/zygote/). Star
 by this command, a zygote is also a command server (<root>/command.sock): the `nodeagent`
 program then hands it the whole command line, and a worker runs it (nodeagent/cmdclient.py).
 
+As with runc, `create` and `run` hand their own stdin, stdout and stderr to the container (which
+keeps them after `create` returns), or, with process.terminal, a pty: kept by the supervisor, or
+sent to --console-socket. `--log FILE` writes a CRI log instead (the agent's way).
+
 The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
 each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
 Exit status: 0, or the container's own for `run` in the foreground and for `exec`; 1 with one

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _hook(cmd: str, timeout: int | None = None) -> dict:
     hook = {"path": "/bin/sh", "args": ["sh", "-c", cmd]}
@@ -35,6 +37,7 @@ def _wait_stopped(rt, cid: str) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.vm
 def test_every_hook_runs_in_order_with_the_state_on_stdin(rt, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -65,6 +65,7 @@ def test_several_conditions_on_one_argument_match_if_any_holds(rt, values, seen)
     assert " ".join(out.stdout.split()) == seen
 
 
+@pytest.mark.vm
 def test_the_filter_does_not_judge_the_runtime_own_last_steps(rt):
     # An allowlist without close_range (older profiles have none), and no_new_privs off: the
     # runtime's own close_range must not meet the filter, which goes in right before execve.
@@ -169,6 +170,7 @@ def _created_dirs(rt, resources: dict, args=("sleep", "30")) -> tuple[str, dict]
     return cid, {k: Path(v) for k, v in record["cgroup"]["dirs"].items()}
 
 
+@pytest.mark.vm
 def test_cpuset_cpus_and_mems_are_applied(rt):
     bundle = _edit(rt.bundle(["grep", "-E", "^(Cpus|Mems)_allowed_list", "/proc/self/status"]),
                    lambda c: c["linux"].update(resources={"cpu": {"cpus": "0", "mems": "0"}}))
@@ -187,6 +189,7 @@ def test_memory_swappiness_and_disable_oom_killer_are_applied(rt):
     assert rt.runtime("delete", "--force", cid).returncode == 0
 
 
+@pytest.mark.vm
 @pytest.mark.parametrize("resources, field", [
     ({"network": {"classID": 1048577}}, "linux.resources.network.classID"),
     ({"rdma": {"mlx5_1": {"hcaHandles": 3}}}, "linux.resources.rdma"),
@@ -211,6 +214,7 @@ def test_a_setting_that_cannot_be_applied_is_refused_by_name(rt, resources, fiel
     assert not (rt.root / cid).exists()
 
 
+@pytest.mark.vm
 def test_hugepage_limits_are_applied_where_the_host_has_hugetlb_else_refused(rt):
     from runtime.cgroups.layout import CgroupMode, current
     layout = current()
@@ -338,6 +342,7 @@ def test_a_user_namespace_maps_the_containers_root_to_an_unprivileged_host_id(rt
     assert rt.runtime("delete", cid).returncode == 0
 
 
+@pytest.mark.vm
 def test_a_user_namespace_container_sees_its_maps_and_is_root_inside(rt, userns_bundle):
     script = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; echo pid=$$; "
               "echo x > /dev/null && echo null-ok; mknod /dev/sda b 8 0 2>&1 | sed 's/.*: //'")

@@ -56,9 +56,25 @@ def set_capabilities(sys: Syscalls, caps: Capabilities, keep_until_execve: int =
     old permitted set, so the extra ones do not reach the container's program."""
     from runtime.sys.consts import CAPABILITIES
 
-    sys.capset(CapSets(effective=mask_of(caps.effective) | keep_until_execve,
-                       permitted=mask_of(caps.permitted) | keep_until_execve,
-                       inheritable=mask_of(caps.inheritable)))
+    wanted = CapSets(effective=mask_of(caps.effective) | keep_until_execve,
+                     permitted=mask_of(caps.permitted) | keep_until_execve,
+                     inheritable=mask_of(caps.inheritable))
+    try:
+        sys.capset(wanted)
+    except OSError as e:
+        import errno
+        if e.errno != errno.EPERM:
+            raise
+        # The usual reason: the spec grants a capability the runtime itself does not hold (a
+        # sandbox or an outer container dropped it). Say which, naming the field.
+        held = sys.capget()
+        missing = (wanted.permitted | wanted.inheritable) & ~held.permitted
+        if not missing:
+            raise
+        from runtime.errors import SpecError
+        from runtime.sys.caps import names_of
+        raise SpecError("process.capabilities", f"{', '.join(names_of(missing))}: not held by the "
+                        "runtime itself, so it cannot be granted") from e
     sys.ambient_clear_all()
     raisable = mask_of(caps.permitted) & mask_of(caps.inheritable)
     for name in caps.ambient:

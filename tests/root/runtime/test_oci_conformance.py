@@ -412,3 +412,18 @@ def test_console_socket_receives_the_terminal(rt, tmp_path):
         assert b"got typed" in seen
     finally:
         listener.close()
+
+
+def test_a_capability_the_runtime_lacks_is_named(rt):
+    held = int(next(l for l in open("/proc/self/status") if l.startswith("CapBnd:")).split()[1], 16)
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    missing = [bit for bit in range(last + 1) if not held >> bit & 1]
+    if not missing:
+        pytest.skip("this process holds every capability: none to be missing")
+    from runtime.sys.caps import names_of
+    name = names_of(1 << missing[0])[0]
+    bundle = _edit(rt.bundle(["true"]), lambda c: [c["process"]["capabilities"][k].append(name)
+                                                   for k in ("bounding", "effective", "permitted")])
+    out = rt.runtime("run", "-b", str(bundle), rt.name())
+    assert out.returncode == 1
+    assert f"process.capabilities: {name}: not held by the runtime itself" in out.stderr

@@ -113,6 +113,9 @@ def _process(r: _Reader) -> Process:
     cwd = r.str("cwd", "/")
     if not cwd.startswith("/"):
         raise r.fail("cwd", f"must be an absolute path, not {cwd!r}")
+    for key in ("apparmorProfile", "selinuxLabel"):  # an LSM label we would not apply
+        if r.obj.get(key):
+            raise r.fail(key, "is not supported by this runtime (no AppArmor or SELinux support)")
     user = User()
     if (u := r.child("user")) is not None:
         if u.str("username"):
@@ -285,6 +288,9 @@ def _linux(r: _Reader | None) -> Linux:
     sysctl = r.obj.get("sysctl") or {}
     if not isinstance(sysctl, dict) or not all(isinstance(v, str) for v in sysctl.values()):
         raise r.fail("sysctl", "must map names to string values")
+    for key in ("mountLabel", "intelRdt", "personality"):
+        if r.obj.get(key):
+            raise r.fail(key, "is not supported by this runtime")
     cgroups_path = r.str("cgroupsPath")
     propagation = r.str("rootfsPropagation")
     if propagation not in (None, "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"):

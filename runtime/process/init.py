@@ -19,9 +19,14 @@ The steps, in order, each named for errors and --explain:
                                 period (cgroups/v1.py says why); the limits were written by the
                                 creator and apply to us from here on
     join namespaces by path     e.g. a pod's network namespace, held by its sandbox process
+    user namespace              unshare(CLONE_NEWUSER), the supervisor writes the ID maps; then
+                                the pid namespace is created here, inside it, and its first
+                                process forked (the supervisor, a subreaper, adopts it)
     create namespaces           unshare(mnt|uts|ipc|net)
     hostname
-    root filesystem             runtime/rootfs: overlay, mounts, /dev, pivot_root, masks
+    root filesystem             runtime/rootfs: overlay, mounts, /dev, (the create hooks:
+                                prestart and createRuntime by the supervisor, createContainer
+                                here; hooks.py), pivot_root, masks
       ... on cgroup v2 a process cannot move itself cheaply, so the supervisor moves us meanwhile;
       that move waits for the grace period (~5-20 ms), in parallel with the mounts, and we wait
       for its "joined" just before the steps that need it:
@@ -31,7 +36,8 @@ The steps, in order, each named for errors and --explain:
     find the executable         after pivot_root, in the container's PATH (executable.py)
     confinement                 runtime/confine: rlimits, seccomp, capabilities, user, no_new_privs
     report "ready", wait for "start"
-    close fds, (seccomp), execve
+    startContainer hooks
+    close fds, seccomp, execve
 
 The channel to the supervisor is close-on-exec: a successful execve closes it, which the
 supervisor reads as "running". A failure sends {"error": ..., "step": ...} instead.
@@ -185,12 +191,14 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         if any(ns.path for ns in spec.linux.namespaces if ns.type != "pid"):
             with step("join namespaces by path"):
                 join_namespaces(sys, spec)
-        joined = []
+        # The supervisor's "joined" (cgroup v2: it moved us) is read once; the cgroup namespace
+        # is made once we are in the cgroup. cgroup_ready() below does whichever is still to do.
+        cgroup_state = {"moved": self_joined or plan.cgroup is None, "ready": False}
         user_ns = spec.linux.namespace("user")
         if user_ns is not None and user_ns.path is None:
-            if plan.cgroup is not None and not self_joined:
+            if not cgroup_state["moved"]:
                 _wait_joined(sync, step)  # the move must be done before we fork below
-                joined.append(True)
+                cgroup_state["moved"] = True
             with step("create the user namespace (the supervisor writes its ID maps)"):
                 enter_user_namespace(sys, spec, sync)
             pidns = spec.linux.namespace("pid")
@@ -207,14 +215,15 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         new_cgroup_ns = (ns := spec.linux.namespace("cgroup")) is not None and ns.path is None
 
         def cgroup_ready() -> None:
-            if len(joined) == 2:
+            if cgroup_state["ready"]:
                 return
-            if plan.cgroup is not None and not self_joined and not joined:
+            if not cgroup_state["moved"]:
                 _wait_joined(sync, step)
+                cgroup_state["moved"] = True
             if new_cgroup_ns:
                 with step("create the cgroup namespace"):
                     sys.unshare(new_namespace_flags(spec, include_cgroup=True) & CLONE_NEWCGROUP)
-            joined[:] = [True, True]
+            cgroup_state["ready"] = True
 
         host_pid = []
 

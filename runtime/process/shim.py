@@ -231,11 +231,30 @@ class Supervisor:
 
         hooks, state = self.plan.spec.hooks, self._state("creating")
         try:
-            run_hooks(hooks.prestart, "prestart", state)
-            run_hooks(hooks.create_runtime, "createRuntime", state)
+            self._in_our_pid_namespace(run_hooks, hooks.prestart, "prestart", state)
+            self._in_our_pid_namespace(run_hooks, hooks.create_runtime, "createRuntime", state)
         except StepError as e:
             return {"error": str(e), "step": e.step, "reason": e.reason}
         return {"pid": pid}
+
+    def _in_our_pid_namespace(self, fn, *args):
+        """fn(*args) with our children born in our own pid namespace, not the container's: a hook
+        runs in the runtime's namespaces, and must not die with (or be refused by the end of)
+        the container's pid namespace. setns(CLONE_NEWPID) only changes where our *children*
+        go, and to our own namespace or a descendant of it, so it can be done and undone."""
+        from runtime.sys.consts import CLONE_NEWPID
+
+        theirs = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+        ours = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.sys.setns(ours, CLONE_NEWPID)
+            try:
+                return fn(*args)
+            finally:
+                self.sys.setns(theirs, CLONE_NEWPID)
+        finally:
+            os.close(theirs)
+            os.close(ours)
 
     def _state(self, status: str) -> bytes:
         from runtime.process.hooks import state_json
@@ -405,7 +424,8 @@ class Supervisor:
         if self.plan.spec.hooks.poststart:
             from runtime.process.hooks import warn_hooks
             # A failing poststart hook is a warning only (the spec): the program runs on.
-            warnings = warn_hooks(self.plan.spec.hooks.poststart, "poststart", self._state("running"))
+            warnings = self._in_our_pid_namespace(warn_hooks, self.plan.spec.hooks.poststart,
+                                                  "poststart", self._state("running"))
             if warnings:
                 reply["warnings"] = warnings
         self._send(client, reply)

@@ -5,6 +5,7 @@ container, a failing poststart or poststop hook is a warning."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_every_hook_runs_in_order_with_the_state_on_stdin(rt, tmp_path):
     log = out / "log"
 
     def record(name: str, where: str = str(log)) -> dict:
-        return _hook(f'printf "%s %s\\n" {name} "$(cat)" >> {where}')
+        return _hook(f'printf "%s %s %s\\n" {name} "$(readlink /proc/self/ns/pid)" "$(cat)" >> {where}')
     hooks = {"prestart": [record("prestart")], "createRuntime": [record("createRuntime")],
              "createContainer": [record("createContainer")],
              "startContainer": [record("startContainer", "/out/log")],   # a path in the container
@@ -58,10 +59,15 @@ def test_every_hook_runs_in_order_with_the_state_on_stdin(rt, tmp_path):
     assert rt.runtime("start", cid).returncode == 0
     _wait_stopped(rt, cid)
     assert rt.runtime("delete", cid).returncode == 0
-    seen = [line.split(" ", 1) for line in log.read_text().splitlines()]
-    assert [name for name, _ in seen] == ["prestart", "createRuntime", "createContainer",
-                                          "startContainer", "poststart", "poststop"]
-    states = {name: json.loads(state) for name, state in seen}
+    seen = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    assert [name for name, _, _ in seen] == ["prestart", "createRuntime", "createContainer",
+                                             "startContainer", "poststart", "poststop"]
+    states = {name: json.loads(state) for name, _, state in seen}
+    # The runtime's hooks run in our pid namespace, the container's in its own.
+    ours = os.readlink("/proc/self/ns/pid")
+    assert {name: ns == ours for name, ns, _ in seen} == {
+        "prestart": True, "createRuntime": True, "createContainer": False,
+        "startContainer": False, "poststart": True, "poststop": True}
     assert {n: s["status"] for n, s in states.items()} == {
         "prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
         "startContainer": "created", "poststart": "running", "poststop": "stopped"}

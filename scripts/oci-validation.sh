@@ -109,6 +109,13 @@ for rt in $RUNTIMES; do
     done
 done
 
+# Remove the sandbox cgroups, deepest first (whatever a runtime left in them goes too, if empty).
+while IFS=: read -r _ ctrls path; do
+    [ -n "$ctrls" ] || continue
+    dir=/sys/fs/cgroup/$(echo "$ctrls" | sed 's/^name=//')$path/$SANDBOX
+    [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
+done < /proc/self/cgroup
+
 printf '%-40s' program; for rt in $RUNTIMES; do printf ' %-18s' "$rt"; done; echo
 for p in $PROGRAMS; do
     printf '%-40s' "$p"

@@ -261,27 +261,32 @@ def test_a_fifo_device_is_created(rt):
     assert out.stdout == "fifo 620\n"
 
 
-def _in_private_mount_namespace(rt, argv: list[str]) -> subprocess.CompletedProcess:
+def _in_private_mount_namespace(rt, argv: list[str], watch: str) -> subprocess.CompletedProcess:
     """Run the CLI in a mount namespace of its own (unshare -m): a container that shares its
-    creator's mount namespace then shares this throw-away one, never the host's."""
+    creator's mount namespace then shares this throw-away one, never the host's. Prints how many
+    mounts lie below `watch` before and after (only those: mounts elsewhere can vanish from a
+    copied namespace when another process on the host removes their mount point)."""
     script = " ".join(f"'{a}'" for a in argv)
-    inner = (f"{sys.executable} -m nodeagent runtime --root {rt.root} {script} </dev/null; echo rc=$?; "
-             "grep -c ' - ' /proc/self/mountinfo")
-    before = "grep -c ' - ' /proc/self/mountinfo; "
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", before + inner],
+    count = f"awk '$5 ~ \"^{watch}(/|$)\"' /proc/self/mountinfo | wc -l"
+    inner = (f"{count}; {sys.executable} -m nodeagent runtime --root {rt.root} {script} </dev/null; "
+             f"echo rc=$?; {count}")
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
 
 
 def test_without_a_mount_namespace_the_container_shares_its_creators_and_leaves_no_mount(rt):
-    bundle = _edit(rt.bundle(["sh", "-c", "readlink /proc/$$/ns/mnt; ls /"]), lambda c: c["linux"].update(
-        namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]))
-    out = _in_private_mount_namespace(rt, ["run", "-b", str(bundle), rt.name()])
+    bundle = _edit(rt.bundle(["sh", "-c", "readlink /proc/$$/ns/mnt; ls /; "
+                                          "awk '$5 == \"/proc\"' /proc/self/mountinfo | wc -l"]),
+                   lambda c: c["linux"].update(
+                       namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]))
+    out = _in_private_mount_namespace(rt, ["run", "-b", str(bundle), rt.name()], str(rt.rootfs))
     assert out.returncode == 0, out.stderr
-    before, ns, *listing, rc, after = out.stdout.split()
+    before, ns, *listing, mounted, rc, after = out.stdout.split()
     assert rc == "rc=0", out.stderr
     assert ns != os.readlink("/proc/self/ns/mnt")      # the unshare's namespace, not ours...
     assert "bin" in listing and "tmp" in listing          # ... with the container's root (chroot)
-    assert before == after                                # and its mounts detached by --rm
+    assert mounted == "1"                                 # its /proc, mounted in that namespace
+    assert before == after == "0"                         # and detached by --rm
 
 
 def test_a_mount_namespace_given_by_path_is_joined(rt):

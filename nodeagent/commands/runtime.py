@@ -17,6 +17,10 @@ runtime imported already and forks a creator per request (runtime/zygote/). Star
 by this command, a zygote is also a command server (<root>/command.sock): the `nodeagent`
 program then hands it the whole command line, and a worker runs it (nodeagent/cmdclient.py).
 
+As with runc, `create` and `run` hand their own stdin, stdout and stderr to the container (which
+keeps them after `create` returns), or, with process.terminal, a pty: kept by the supervisor, or
+sent to --console-socket. `--log FILE` writes a CRI log instead (the agent's way).
+
 The same bundle runs under `runc run`. `--explain` (create, run) prints every step — clone flags,
 each mount, pivot_root, cgroup writes, capabilities, seccomp — with the equivalent shell command.
 Exit status: 0, or the container's own for `run` in the foreground and for `exec`; 1 with one
@@ -49,8 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         ("run", "create and start a container, and wait for it unless -d")):
         v = verb(name, help_)
         v.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
-        v.add_argument("--log", help="CRI log file for stdout/stderr (default: in the state dir)")
+        v.add_argument("--log", help="write stdout/stderr to this CRI log file instead of passing "
+                       "our own stdio to the container (as runc does)")
         v.add_argument("--pid-file", help="write the container's pid here")
+        v.add_argument("--console-socket", metavar="PATH",
+                       help="with process.terminal: send the pty's master side to this unix "
+                       "socket (SCM_RIGHTS), as runc does, instead of keeping it")
         v.add_argument("--explain", action="store_true", help="print every step with its shell equivalent")
         if name == "run":
             v.add_argument("-d", "--detach", action="store_true", help="do not wait; log the output")
@@ -113,16 +121,19 @@ def _create_or_run_held(args: argparse.Namespace) -> int:
     from runtime.zygote import client as zygote
 
     bundle = os.path.abspath(args.bundle)
-    foreground = args.verb == "run" and not args.detach
+    # Like runc, the container gets our own stdin/stdout/stderr (or a terminal), whether we wait
+    # for it or not; a CRI log (the agent's way) only when asked for with --log.
+    foreground = args.log is None
     remove = args.verb == "run" and not args.keep and not args.detach
     explain_fd = 2 if args.explain else None
+    console_socket = os.path.abspath(args.console_socket) if args.console_socket else None
     conn = zygote.connect(args.root)
     if conn is not None:
         # A warm zygote creates it and hands back the supervisor channel; our stdio travels
         # with the request so that a foreground container still writes to our terminal.
         request = {"op": "create", "id": args.id, "bundle": bundle, "root": args.root,
                    "storage": args.storage, "log": args.log, "remove_on_exit": remove,
-                   "foreground": foreground}
+                   "foreground": foreground, "console_socket": console_socket}
         fds = [0, 1, 2] + ([explain_fd] if explain_fd is not None else [])
         record, channel = zygote.request_create(conn, request, fds)
     else:
@@ -133,6 +144,7 @@ def _create_or_run_held(args: argparse.Namespace) -> int:
         stdio = "tty" if spec.process.terminal else ("inherit" if foreground else "log")
         opts = CreateOptions(root=args.root, storage=args.storage, bundle=bundle, stdio=stdio,
                              log_path=args.log, explain_fd=explain_fd, remove_on_exit=remove,
+                             console_socket=console_socket,
                              orphan_supervisor=False)  # we exit soon: no need to fork twice
         created = create(args.id, spec, opts)
         record, channel = created.state.record, created.channel

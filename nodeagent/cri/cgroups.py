@@ -25,13 +25,29 @@ DEFAULT_PARENT = "nodeagent-pods"
 
 
 def check_parent(path: str) -> str:
-    """A cgroup_parent as the runtime will take it: relative, no '..', no systemd slice form."""
+    """A cgroup_parent as the runtime will take it: relative, no '..', no systemd slice form.
+
+    The agent's rule, not the runtime's: pods live below the agent's own cgroup. The runtime
+    honours an absolute cgroupsPath anywhere in the hierarchy (the OCI spec's meaning, as runc),
+    so an absolute cgroup_parent is accepted here only inside our own cgroup in every hierarchy."""
     p = PurePosixPath(path)
     if ":" in path or ".." in p.parts:
         raise CreateContainerError(f"cgroup_parent {path!r}: give a path relative to the agent's "
                                    "own cgroup, without '..' (the systemd slice:prefix:name form "
                                    "is not supported)")
-    return str(p).lstrip("/") if not p.is_absolute() else str(p)
+    if not p.is_absolute():
+        return str(p)
+    from runtime.cgroups.base import relative_path
+    from runtime.cgroups.layout import current
+
+    layout = current()
+    for h in list(layout.v1.values()) + ([layout.unified] if layout.unified else []):
+        try:
+            relative_path(h.own_path, path, path)
+        except Exception:  # noqa: BLE001 - a CgroupError: outside our own cgroup here
+            raise CreateContainerError(f"cgroup_parent {path!r} is outside the agent's own "
+                                       f"cgroup ({h.own_path} in {h.mountpoint})") from None
+    return str(p)
 
 
 def dirs(rel: str) -> list[str]:

@@ -55,7 +55,8 @@ def write_error(path: Path, value: str, e: OSError) -> CgroupError:
 
 
 def relative_path(layout_own: str, cgroups_path: str | None, default: str) -> PurePosixPath:
-    """The container's cgroup path relative to our own cgroup, from the spec's cgroupsPath."""
+    """The container's cgroup path relative to our own cgroup, from the spec's cgroupsPath (one
+    inside our own cgroup when absolute; see `locate` for one anywhere in the hierarchy)."""
     raw = cgroups_path or default
     if ":" in raw and not raw.startswith("/"):
         raise CgroupError(f"linux.cgroupsPath {raw!r}: the systemd form slice:prefix:name is not "
@@ -68,11 +69,31 @@ def relative_path(layout_own: str, cgroups_path: str | None, default: str) -> Pu
         try:
             p = p.relative_to(own)
         except ValueError:
-            raise CgroupError(f"linux.cgroupsPath {raw!r} is outside our own cgroup {own}; "
-                              "we only create cgroups below it") from None
+            raise CgroupError(f"linux.cgroupsPath {raw!r} is outside our own cgroup {own}") from None
     if not p.parts:
         raise CgroupError(f"linux.cgroupsPath {raw!r} names our own cgroup, not a new one below it")
     return p
+
+
+def locate(hierarchy, cgroups_path: str | None, default: str) -> tuple[Path, PurePosixPath]:
+    """(base directory, path below it) of the container's cgroup in `hierarchy` (a layout
+    Hierarchy). A relative cgroupsPath is below our own cgroup; an absolute one is, as the OCI
+    spec says and runc does, relative to the hierarchy's mount point — usually inside our own
+    cgroup (then based there, so nothing above it is touched), but anywhere the caller asks: which
+    cgroups a caller may use is the caller's policy (the agent only ever gives relative paths),
+    not the runtime's."""
+    raw = cgroups_path or default
+    if raw.startswith("/") and ".." not in PurePosixPath(raw).parts:
+        p = PurePosixPath(raw)
+        own = PurePosixPath(hierarchy.own_path)
+        if p != own and own in p.parents:
+            return hierarchy.own_dir, p.relative_to(own)
+        if not p.relative_to("/").parts:
+            raise CgroupError(f"linux.cgroupsPath {raw!r} names the root cgroup, not a new one")
+        if p == own:
+            raise CgroupError(f"linux.cgroupsPath {raw!r} names our own cgroup, not a new one below it")
+        return hierarchy.mountpoint, p.relative_to("/")
+    return hierarchy.own_dir, relative_path(hierarchy.own_path, cgroups_path, default)
 
 
 def remove_made(made: list[Path]) -> None:

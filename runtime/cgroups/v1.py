@@ -44,12 +44,33 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
+from runtime.cgroups.base import Cgroup, CgroupError, locate, remove_made
 from runtime.cgroups.layout import CgroupLayout, Hierarchy
 
-# Controllers a container joins. cpuset is left out: a new cpuset cgroup starts with no CPUs and no
-# memory nodes and would have to be filled in from its parent first; containers do not ask for it.
+# Controllers a container joins. cpuset only when the spec asks for cpus or mems: a new cpuset
+# cgroup starts with no CPUs and no memory nodes and must be filled in from its parent first
+# (each missing ancestor too), which a container that does not care need not pay for. hugetlb,
+# net_cls and net_prio likewise only when asked.
 JOIN = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio")
+
+
+def _wanted(resources) -> tuple[str, ...]:
+    """The optional controllers `resources` needs (see JOIN)."""
+    extra = []
+    if resources.cpu is not None and (resources.cpu.cpus or resources.cpu.mems):
+        extra.append("cpuset")
+    if resources.hugepage_limits:
+        extra.append("hugetlb")
+    if resources.network is not None and resources.network.class_id is not None:
+        extra.append("net_cls")
+    if resources.network is not None and resources.network.priorities:
+        extra.append("net_prio")
+    return tuple(extra)
+
+
+# The spec's field for each optional controller, for the error when the host lacks it.
+_FIELD = {"cpuset": "cpu.cpus/cpu.mems", "hugetlb": "hugepageLimits", "net_cls": "network.classID",
+          "net_prio": "network.priorities"}
 
 
 class V1Cgroup(Cgroup):
@@ -63,10 +84,15 @@ class V1Cgroup(Cgroup):
     @classmethod
     def create(cls, layout: CgroupLayout, cgroups_path, default_path, resources, explain=None) -> "V1Cgroup":
         hierarchies: dict[str, Hierarchy] = {}
-        for controller in JOIN:
+        for controller in JOIN + _wanted(resources):
             h = layout.v1.get(controller)
             if h is not None:
                 hierarchies.setdefault(h.mountpoint.name, h)
+        for controller in _wanted(resources):
+            if controller not in layout.v1:
+                raise CgroupError(f"linux.resources.{_FIELD[controller]}: the {controller} cgroup "
+                                  "controller is not available on this host (no v1 hierarchy for "
+                                  "it; see `nodeagent doctor`)")
         for controller, needed in (("memory", resources.memory), ("cpu", resources.cpu),
                                    ("pids", resources.pids)):
             if needed is not None and controller not in layout.v1:
@@ -75,18 +101,22 @@ class V1Cgroup(Cgroup):
         dirs: dict[str, Path] = {}
         mounts = []
         for name, h in hierarchies.items():
-            rel = relative_path(h.own_path, cgroups_path, default_path)
-            dirs[name] = h.own_dir / rel
+            base, rel = locate(h, cgroups_path, default_path)
+            dirs[name] = base / rel
             mounts.append((name, "cgroup", ",".join(h.controllers)))
         cg = cls(dirs, explain, mounts)
         made: list[Path] = []
         try:
-            for d in dirs.values():
-                made += cg._mkdir_parents(d)
+            for name, d in dirs.items():
+                parents = cg._mkdir_parents(d)
+                made += parents
                 if not cg._mkdir(d):
                     raise CgroupError(f"cgroup {d} already exists (left over from a container "
                                       "that was not deleted?)", str(d))
                 made.append(d)
+                if "cpuset" in hierarchies[name].controllers:
+                    for new in parents + [d]:   # empty until filled in from the parent
+                        cg._inherit_cpuset(new)
             cg._apply(resources)
         except BaseException:
             remove_made(made)
@@ -106,6 +136,10 @@ class V1Cgroup(Cgroup):
         for name, d in self.dirs.items():
             self._write(d / ("cgroup.procs" if name == "unified" else "tasks"), "0")
 
+    def _inherit_cpuset(self, d: Path) -> None:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            self._write(d / name, self._read(d.parent / name).strip())
+
     # --- limits --------------------------------------------------------------------------------------
     def _apply(self, r) -> None:
         if r.memory is not None and "memory" in self.dirs:
@@ -116,6 +150,23 @@ class V1Cgroup(Cgroup):
                 self._write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", str(m.swap))
             if m.reservation is not None:
                 self._write(self.dirs["memory"] / "memory.soft_limit_in_bytes", str(m.reservation))
+            if m.swappiness is not None:
+                self._write(self._file("memory", "memory.swappiness", "memory.swappiness"),
+                            str(m.swappiness))
+            if m.disable_oom_killer:
+                self._write(self._file("memory", "memory.oom_control", "memory.disableOOMKiller"), "1")
+            if m.kernel is not None:
+                path = self._file("memory", "memory.kmem.limit_in_bytes", "memory.kernel")
+                self._write(path, str(m.kernel))
+                # Linux 5.16+ keeps the file but ignores what is written to it (deprecated):
+                # a limit that is not in force is refused, not reported as set.
+                if int(self._read(path)) != m.kernel:
+                    raise CgroupError("linux.resources.memory.kernel: this kernel ignores kernel "
+                                      "memory limits (memory.kmem.limit_in_bytes, deprecated since "
+                                      "Linux 5.16)", str(path))
+            if m.kernel_tcp is not None:
+                self._write(self._file("memory", "memory.kmem.tcp.limit_in_bytes", "memory.kernelTCP"),
+                            str(m.kernel_tcp))
         if r.cpu is not None and "cpu" in self.dirs:
             c = r.cpu
             if c.period is not None:
@@ -124,6 +175,27 @@ class V1Cgroup(Cgroup):
                 self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(c.quota))
             if c.shares is not None:
                 self._write(self.dirs["cpu"] / "cpu.shares", str(c.shares))
+            if c.realtime_period is not None:
+                self._write(self._file("cpu", "cpu.rt_period_us", "cpu.realtimePeriod"),
+                            str(c.realtime_period))
+            if c.realtime_runtime is not None:
+                self._write(self._file("cpu", "cpu.rt_runtime_us", "cpu.realtimeRuntime"),
+                            str(c.realtime_runtime))
+        if r.cpu is not None and "cpuset" in self.dirs:
+            if r.cpu.cpus:
+                self._write(self.dirs["cpuset"] / "cpuset.cpus", r.cpu.cpus)
+            if r.cpu.mems:
+                self._write(self.dirs["cpuset"] / "cpuset.mems", r.cpu.mems)
+        for i, h in enumerate(r.hugepage_limits):
+            self._write(self._file("hugetlb", f"hugetlb.{h.page_size}.limit_in_bytes",
+                                   f"hugepageLimits[{i}].pageSize"), str(h.limit))
+        if r.network is not None and r.network.class_id is not None:
+            self._write(self._file("net_cls", "net_cls.classid", "network.classID"),
+                        str(r.network.class_id))
+        if r.network is not None:
+            for name, priority in r.network.priorities:
+                self._write(self._file("net_prio", "net_prio.ifpriomap", "network.priorities"),
+                            f"{name} {priority}")
         if r.pids is not None:
             self._write(self.dirs["pids"] / "pids.max", "max" if r.pids.limit <= 0 else str(r.pids.limit))
         if r.devices and "devices" in self.dirs:
@@ -140,6 +212,16 @@ class V1Cgroup(Cgroup):
                 raise CgroupError("blockIO.weight: blkio.weight is not available on this host "
                                   "(it needs the CFQ or BFQ I/O scheduler)", str(path))
             self._write(path, str(r.block_io.weight))
+
+    def _file(self, controller: str, filename: str, field: str) -> Path:
+        """The cgroup file for an OCI field, or a CgroupError naming the field if this host does
+        not have it (a setting is applied or refused, never dropped)."""
+        for name, d in self.dirs.items():
+            if (d / filename).exists():
+                return d / filename
+        raise CgroupError(f"linux.resources.{field}: {filename} does not exist on this host "
+                          f"({controller} cgroup v1), so the setting cannot be applied",
+                          filename)
 
     # --- events and teardown --------------------------------------------------------------------------
     def oom_kills(self) -> int:

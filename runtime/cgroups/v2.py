@@ -31,7 +31,7 @@ import errno
 import os
 from pathlib import Path
 
-from runtime.cgroups.base import Cgroup, CgroupError, relative_path, remove_made
+from runtime.cgroups.base import Cgroup, CgroupError, locate, remove_made
 from runtime.cgroups.layout import CgroupLayout
 
 CONTROLLERS = ("cpu", "memory", "pids", "io")
@@ -47,17 +47,19 @@ class V2Cgroup(Cgroup):
     @classmethod
     def create(cls, layout: CgroupLayout, cgroups_path, default_path, resources, explain=None) -> "V2Cgroup":
         h = layout.unified
-        rel = relative_path(h.own_path, cgroups_path, default_path)
-        cg = cls({"unified": h.own_dir / rel}, explain)
+        base, rel = locate(h, cgroups_path, default_path)
+        cg = cls({"unified": base / rel}, explain)
         wanted = _required_controllers(resources)
         missing = [c for c in wanted if c not in h.controllers]
         if missing:
             raise CgroupError(f"cgroup v2 controller {', '.join(missing)} is not available in "
                               f"{h.own_dir} (not in its cgroup.controllers)")
-        usable = [c for c in CONTROLLERS if c in h.controllers]
+        # cpuset and hugetlb only when asked (enabling cpuset on the way down costs every sibling).
+        usable = [c for c in CONTROLLERS + tuple(c for c in ("cpuset", "hugetlb") if c in wanted)
+                  if c in h.controllers]
         made: list[Path] = []
         try:
-            parent = h.own_dir
+            parent = base
             cg._enable(parent, usable)
             for part in rel.parts[:-1]:
                 parent = parent / part
@@ -83,6 +85,7 @@ class V2Cgroup(Cgroup):
 
     def _apply(self, r) -> None:
         d = self.dir
+        _refuse_v1_only(r)
         if r.memory is not None:
             m = r.memory
             if m.limit is not None:
@@ -102,6 +105,16 @@ class V2Cgroup(Cgroup):
             if c.shares is not None:
                 from runtime.spec.units import shares_to_weight
                 self._write(d / "cpu.weight", str(shares_to_weight(c.shares)))
+        if r.cpu is not None and r.cpu.cpus:
+            self._write(d / "cpuset.cpus", r.cpu.cpus)
+        if r.cpu is not None and r.cpu.mems:
+            self._write(d / "cpuset.mems", r.cpu.mems)
+        for i, h in enumerate(r.hugepage_limits):
+            path = d / f"hugetlb.{h.page_size}.max"
+            if not path.exists():
+                raise CgroupError(f"linux.resources.hugepageLimits[{i}].pageSize: {path.name} does "
+                                  f"not exist (no {h.page_size} huge pages on this host)", str(path))
+            self._write(path, str(h.limit))
         if r.pids is not None:
             self._write(d / "pids.max", "max" if r.pids.limit <= 0 else str(r.pids.limit))
         if r.block_io is not None and r.block_io.weight is not None:
@@ -138,8 +151,27 @@ class V2Cgroup(Cgroup):
         return [("cgroup2", "", "")]
 
 
+def _refuse_v1_only(r) -> None:
+    """Settings cgroup v2 has no file for: refused by name rather than dropped."""
+    m, c, n = r.memory, r.cpu, r.network
+    for field, value in (("memory.swappiness", m and m.swappiness),
+                         ("memory.disableOOMKiller", m and m.disable_oom_killer),
+                         ("memory.kernel", m and m.kernel), ("memory.kernelTCP", m and m.kernel_tcp),
+                         ("cpu.realtimeRuntime", c and c.realtime_runtime),
+                         ("cpu.realtimePeriod", c and c.realtime_period),
+                         ("network.classID", n and n.class_id),
+                         ("network.priorities", n and n.priorities)):
+        if value is not None and value is not False and value != ():
+            raise CgroupError(f"linux.resources.{field}: cgroup v2 has no such setting, so it "
+                              "cannot be applied on this host")
+
+
 def _required_controllers(r) -> list[str]:
     need = []
+    if r.cpu is not None and (r.cpu.cpus or r.cpu.mems):
+        need.append("cpuset")
+    if r.hugepage_limits:
+        need.append("hugetlb")
     if r.memory is not None:
         need.append("memory")
     if r.cpu is not None:

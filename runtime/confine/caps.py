@@ -44,14 +44,37 @@ def drop_bounding(sys: Syscalls, caps: Capabilities) -> None:
             sys.capbset_drop(cap)
 
 
-def set_capabilities(sys: Syscalls, caps: Capabilities) -> None:
+def set_capabilities(sys: Syscalls, caps: Capabilities, keep_until_execve: int = 0) -> None:
     """capset, then the ambient set. The kernel only lets a capability into the ambient set if it is
     both permitted and inheritable; `runc spec` writes ambient caps with an empty inheritable set,
-    and runc skips those with a warning — so do we (they could never be raised)."""
+    and runc skips those with a warning — so do we (they could never be raised).
+
+    `keep_until_execve`: capabilities (a mask) kept in effective and permitted beyond the spec's,
+    for the runtime's own last step (CAP_SYS_ADMIN to install a seccomp filter without
+    no_new_privs). execve recomputes permitted and effective from the bounding, inheritable and
+    ambient sets (and file capabilities, themselves capped by the bounding set), never from the
+    old permitted set, so the extra ones do not reach the container's program."""
     from runtime.sys.consts import CAPABILITIES
 
-    sys.capset(CapSets(effective=mask_of(caps.effective), permitted=mask_of(caps.permitted),
-                       inheritable=mask_of(caps.inheritable)))
+    wanted = CapSets(effective=mask_of(caps.effective) | keep_until_execve,
+                     permitted=mask_of(caps.permitted) | keep_until_execve,
+                     inheritable=mask_of(caps.inheritable))
+    try:
+        sys.capset(wanted)
+    except OSError as e:
+        import errno
+        if e.errno != errno.EPERM:
+            raise
+        # The usual reason: the spec grants a capability the runtime itself does not hold (a
+        # sandbox or an outer container dropped it). Say which, naming the field.
+        held = sys.capget()
+        missing = (wanted.permitted | wanted.inheritable) & ~held.permitted
+        if not missing:
+            raise
+        from runtime.errors import SpecError
+        from runtime.sys.caps import names_of
+        raise SpecError("process.capabilities", f"{', '.join(names_of(missing))}: not held by the "
+                        "runtime itself, so it cannot be granted") from e
     sys.ambient_clear_all()
     raisable = mask_of(caps.permitted) & mask_of(caps.inheritable)
     for name in caps.ambient:

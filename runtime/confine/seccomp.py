@@ -23,8 +23,8 @@ def compile_profile(profile: Seccomp) -> bytes:
         rules = []
         for rule in profile.syscalls:
             act = lib.action(rule.action, rule.errno_ret)
-            args = [(a.index, lib.OPS[a.op], a.value, a.value_two) for a in rule.args]
-            rules.extend((name, act, args) for name in rule.names)
+            for args in _condition_sets(rule.args, lib.OPS):
+                rules.extend((name, act, args) for name in rule.names)
         arches = [lib.ARCHES[a] for a in profile.architectures]
         program = lib.compile_filter(lib.action(profile.default_action, profile.default_errno_ret),
                                      arches, rules)
@@ -32,3 +32,16 @@ def compile_profile(profile: Seccomp) -> bytes:
         raise StepError("compile the seccomp profile", str(e)) from e
     _cache[profile] = program
     return program
+
+
+def _condition_sets(args, ops) -> list[list[tuple[int, int, int, int]]]:
+    """The libseccomp rules one OCI rule becomes. Conditions on different arguments are ANDed in
+    one rule. Several conditions on the *same* argument (Docker's profile allows `personality`
+    for three values of arg 0) cannot be ANDed — libseccomp refuses them with EINVAL, and they
+    would never all hold anyway — so, as runc does, each condition then gets a rule of its own:
+    the syscall matches if any of them holds (OR)."""
+    conds = [(a.index, ops[a.op], a.value, a.value_two) for a in args]
+    indexes = [a.index for a in args]
+    if len(set(indexes)) == len(indexes):
+        return [conds]
+    return [[c] for c in conds]

@@ -50,6 +50,7 @@ class CreateOptions:
     stdin_pipe: bool = False               # stdio "log": stdin a pipe for attach (else /dev/null)
     stdin_once: bool = False               # ... closed after the first attach's input ends
     explain_fd: int | None = None
+    console_socket: str | None = None      # stdio "tty": hand the pty master to this socket
 
 
 @dataclass
@@ -89,10 +90,6 @@ def check_spec(spec: ContainerSpec) -> None:
     if spec.hostname:
         check_hostname(spec.hostname, "hostname")
 
-    mnt = spec.linux.namespace("mount")
-    if mnt is None or mnt.path is not None:
-        raise SpecError("linux.namespaces", "a new mount namespace is required (the container's "
-                        "root filesystem is built in it)")
     net, ipc = spec.linux.namespace("network"), spec.linux.namespace("ipc")
     check_sysctls(spec.linux.sysctl, net is not None and net.path is None,
                   ipc is not None and ipc.path is None)
@@ -184,6 +181,13 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
         record = {"id": cid, "status": "creating", "bundle": opts.bundle, "storage": storage,
                   "cgroupsPath": cgroup_path, "creator": os.getpid(),
                   "creator_start": process_start_time(os.getpid())}
+        if spec.linux.namespace("mount") is None:
+            # It shares our mount namespace: its mounts are left in ours for `delete` to detach.
+            record["host_rootfs"] = storage and os.path.join(storage, "rootfs") or spec.root.path
+        if spec.hooks.poststop:  # `delete` runs them, from the record (the bundle may change)
+            from runtime.spec.bundle import hooks_to_dict
+            record["poststop"] = hooks_to_dict(spec.hooks)["poststop"]
+            record["ociVersion"] = spec.oci_version
         write_atomic(state_dir.file("state.json"), record)
 
         program = None
@@ -220,7 +224,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                              explain_fd=explain_fd, log_max_bytes=opts.log_max_bytes,
                              stdin_open=opts.stdin_open, remove_on_exit=opts.remove_on_exit,
                              storage_dir=storage, stdin_pipe=opts.stdin_pipe,
-                             stdin_once=opts.stdin_once)
+                             stdin_once=opts.stdin_once, bundle=opts.bundle,
+                             console_socket=opts.console_socket)
 
         def finish(created: dict) -> dict:
             """Step 7, once the supervisor reports the init ready: the complete state.json."""
@@ -230,6 +235,8 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
                           shim_start=created["shim_start"], created=rfc3339nano(),
                           cgroup=cgroup.to_state(), log=plan.log_path, stdio=stdio,
                           annotations=dict(spec.annotations), executable=created.get("executable"))
+            if opts.console_socket:
+                record["console_socket"] = opts.console_socket  # the terminal is not ours
             write_atomic(state_dir.file("state.json"), record)
             return record
 

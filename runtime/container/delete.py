@@ -57,9 +57,30 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             cgroup.kill_all()
     if cgroup is not None:
         cgroup.destroy()
+    if rec.get("host_rootfs"):
+        from runtime.rootfs.mounts import detach_root
+        from runtime.sys import real
+        detach_root(real(), rec["host_rootfs"])
     if rec.get("storage"):
         remove_tree(rec["storage"])
     remove_tree(d.path)
+    if rec.get("poststop"):
+        _poststop(rec)
+
+
+def _poststop(rec: dict) -> None:
+    """The poststop hooks, after the container is gone and before delete returns; a failing one
+    is a warning (hooks.py)."""
+    import sys
+
+    from runtime.process.hooks import state_bytes, warn_hooks
+    from runtime.spec.bundle import hooks_from_dict
+
+    hooks = hooks_from_dict({"poststop": rec["poststop"]}).poststop
+    state = state_bytes(rec.get("ociVersion", "1.0.2"), rec["id"], "stopped", None,
+                        rec.get("bundle", ""), rec.get("annotations", {}))
+    for warning in warn_hooks(hooks, "poststop", state):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _planned_cgroup(path: str):
@@ -67,16 +88,18 @@ def _planned_cgroup(path: str):
     from pathlib import Path
 
     from runtime.cgroups import CgroupError, load_cgroup
-    from runtime.cgroups.base import relative_path
+    from runtime.cgroups.base import locate
     from runtime.cgroups.layout import detect
 
     layout = detect()
     dirs = {}
     try:
         if layout.unified is not None:
-            dirs["unified"] = layout.unified.own_dir / relative_path(layout.unified.own_path, path, path)
+            base, rel = locate(layout.unified, path, path)
+            dirs["unified"] = base / rel
         for h in layout.v1.values():
-            dirs[h.mountpoint.name] = h.own_dir / relative_path(h.own_path, path, path)
+            base, rel = locate(h, path, path)
+            dirs[h.mountpoint.name] = base / rel
     except CgroupError:
         return None
     dirs = {k: v for k, v in dirs.items() if Path(v).is_dir()}

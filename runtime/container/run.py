@@ -60,7 +60,7 @@ def drive(ch: Channel, record: dict, root: str, cid: str, *, detach: bool = Fals
     try:
         if on_created is not None:
             on_created(record["pid"])
-        if record.get("stdio") == "tty" and not detach:
+        if record.get("stdio") == "tty" and not detach and not record.get("console_socket"):
             attach = _attach(root, cid)
         pid = record["pid"]
         previous = {}

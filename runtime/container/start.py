@@ -36,6 +36,9 @@ def start(root: str, cid: str) -> str:
         ch.close()
     if "error" in reply:
         raise StepError("start", reply["error"])
+    import sys
+    for warning in reply.get("warnings", ()):
+        print(f"warning: {warning}", file=sys.stderr)
     return reply["startedAt"]
 
 

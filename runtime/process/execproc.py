@@ -106,8 +106,14 @@ def exec_in_container(sys, plan: ContainerPlan, init_pid: int, request: dict, fd
                 plan.cgroup.join_self()
         with step("join the container's namespaces"):
             ns_fds = []
-            for name in _JOIN_ORDER:
-                ns_fds.append((name, os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+            # A user namespace first, so that the others are joined with its privileges
+            # (setns into the namespace we are already in would be EINVAL: only if it has one).
+            user = ("user",) if plan.spec.linux.namespace("user") is not None else ()
+            for name in user + _JOIN_ORDER:
+                theirs = f"/proc/{init_pid}/ns/{name}"
+                if user and os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue  # one it shares with us (not ours to enter again from its user ns)
+                ns_fds.append((name, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
             # The init's root, opened while the host's /proc is still in sight: see below.
             root_fd = os.open(f"/proc/{init_pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             for name, fd in ns_fds:

@@ -19,11 +19,16 @@ The steps, in order, each named for errors and --explain:
                                 period (cgroups/v1.py says why); the limits were written by the
                                 creator and apply to us from here on
     join namespaces by path     e.g. a pod's network namespace, held by its sandbox process
+    user namespace              unshare(CLONE_NEWUSER), the supervisor writes the ID maps; then
+                                the pid namespace is created here, inside it, and its first
+                                process forked (the supervisor, a subreaper, adopts it)
     create namespaces           unshare(mnt|uts|ipc|net)
     loopback up                 in a new network namespace, `lo` starts down: up, as every
                                 runtime does (docker's --network none has a working 127.0.0.1)
     hostname
-    root filesystem             runtime/rootfs: overlay, mounts, /dev, pivot_root, masks
+    root filesystem             runtime/rootfs: overlay, mounts, /dev, (the create hooks:
+                                prestart and createRuntime by the supervisor, createContainer
+                                here; hooks.py), pivot_root, masks
       ... on cgroup v2 a process cannot move itself cheaply, so the supervisor moves us meanwhile;
       that move waits for the grace period (~5-20 ms), in parallel with the mounts, and we wait
       for its "joined" just before the steps that need it:
@@ -33,7 +38,8 @@ The steps, in order, each named for errors and --explain:
     find the executable         after pivot_root, in the container's PATH (executable.py)
     confinement                 runtime/confine: rlimits, seccomp, capabilities, user, no_new_privs
     report "ready", wait for "start"
-    close fds, (seccomp), execve
+    startContainer hooks
+    close fds, seccomp, execve
 
 The channel to the supervisor is close-on-exec: a successful execve closes it, which the
 supervisor reads as "running". A failure sends {"error": ..., "step": ...} instead.
@@ -50,6 +56,7 @@ from dataclasses import dataclass
 from runtime.errors import ContainerError, StepError
 from runtime.process.channel import Channel
 from runtime.process.executable import find_executable  # (a fresh import costs the init ~1.7 ms)
+from runtime.process.hooks import run_hooks, state_json
 from runtime.rootfs import RootfsPlan
 from runtime.spec.model import NAMESPACE_TYPES, ContainerSpec
 from runtime.sys.consts import CLONE_NEWCGROUP, CLONE_NEWNET, MS_BIND, NAMESPACE_FLAGS
@@ -74,15 +81,19 @@ class ContainerPlan:
     storage_dir: str | None = None      # overlay upper/work, removed with the container
     stdin_pipe: bool = False            # "log": stdin is a pipe the supervisor holds (CRI stdin),
     stdin_once: bool = False            # closed when the first attached writer ends (stdin_once)
+    bundle: str = ""                    # for the state the hooks read
+    console_socket: str | None = None   # "tty": send the pty master there (runc's --console-socket)
 
 
 def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
                         include_cgroup: bool = False) -> int:
     """CLONE_NEW* flags for the namespaces the spec wants created (not joined). The pid namespace
-    is the supervisor's to create, the cgroup one waits until we are in our cgroup."""
+    is the supervisor's to create, the cgroup one waits until we are in our cgroup, and the user
+    one comes first of all (enter_user_namespace)."""
     flags = 0
     for ns in spec.linux.namespaces:
-        if ns.path is None and (ns.type != "pid" or include_pid) and (ns.type != "cgroup" or include_cgroup):
+        if ns.path is None and ns.type != "user" and (ns.type != "pid" or include_pid) \
+                and (ns.type != "cgroup" or include_cgroup):
             flags |= NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]]
     return flags
 
@@ -90,13 +101,18 @@ def new_namespace_flags(spec: ContainerSpec, *, include_pid: bool = False,
 def join_namespaces(sys, spec: ContainerSpec, skip: tuple[str, ...] = ("pid",)) -> None:
     """setns into every namespace the spec gives by path (the pid one is joined by the supervisor,
     since a pid namespace only applies to children)."""
-    for ns in spec.linux.namespaces:
-        if ns.path is None or ns.type in skip:
-            continue
-        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sys.setns(fd, NAMESPACE_FLAGS[NAMESPACE_TYPES[ns.type]])
-        finally:
+    # Every path is opened before the first setns: once in another mount namespace, the next
+    # path would be looked up in that one's file tree.
+    fds = []
+    try:
+        # A user namespace first: the others are then joined with its privileges.
+        for ns in sorted(spec.linux.namespaces, key=lambda n: n.type != "user"):
+            if ns.path is not None and ns.type not in skip:
+                fds.append((os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC), ns.type))
+        for fd, kind in fds:
+            sys.setns(fd, NAMESPACE_FLAGS[NAMESPACE_TYPES[kind]])
+    finally:
+        for fd, _ in fds:
             os.close(fd)
 
 
@@ -139,7 +155,7 @@ def _open_pty(sys, sync: Channel) -> None:
         pass
     sys.mount(os.ttyname(slave), "/dev/console", None, MS_BIND)
     _install_stdio((slave, slave, slave))
-    sync.send({"pty": True}, [master])
+    sync.send({"pty": True, "name": os.ttyname(0)}, [master])
     os.close(master)
 
 
@@ -177,6 +193,20 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
         if any(ns.path for ns in spec.linux.namespaces if ns.type != "pid"):
             with step("join namespaces by path"):
                 join_namespaces(sys, spec)
+        # The supervisor's "joined" (cgroup v2: it moved us) is read once; the cgroup namespace
+        # is made once we are in the cgroup. cgroup_ready() below does whichever is still to do.
+        cgroup_state = {"moved": self_joined or plan.cgroup is None, "ready": False}
+        user_ns = spec.linux.namespace("user")
+        if user_ns is not None and user_ns.path is None:
+            if not cgroup_state["moved"]:
+                _wait_joined(sync, step)  # the move must be done before we fork below
+                cgroup_state["moved"] = True
+            with step("create the user namespace (the supervisor writes its ID maps)"):
+                enter_user_namespace(sys, spec, sync)
+            pidns = spec.linux.namespace("pid")
+            if pidns is not None and pidns.path is None:
+                with step("create the pid namespace and fork its first process"):
+                    fork_into_pid_namespace(sys, sync)  # returns in the new process only
         flags = new_namespace_flags(spec)
         if flags:
             with step("create namespaces"):
@@ -188,25 +218,41 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
             with step(f"set the hostname to {spec.hostname}"):
                 sys.sethostname(spec.hostname)
         new_cgroup_ns = (ns := spec.linux.namespace("cgroup")) is not None and ns.path is None
-        joined = []
 
         def cgroup_ready() -> None:
-            if joined:
+            if cgroup_state["ready"]:
                 return
-            if plan.cgroup is not None and not self_joined:
-                with step("wait for the supervisor to move us into the container's cgroup"):
-                    message, fds = sync.recv()
-                    for fd in fds:
-                        os.close(fd)
-                    if not message.get("joined"):
-                        raise StepError("join the container's cgroup", message.get("error", "refused"))
+            if not cgroup_state["moved"]:
+                _wait_joined(sync, step)
+                cgroup_state["moved"] = True
             if new_cgroup_ns:
                 with step("create the cgroup namespace"):
                     sys.unshare(new_namespace_flags(spec, include_cgroup=True) & CLONE_NEWCGROUP)
-            joined.append(True)
+            cgroup_state["ready"] = True
+
+        host_pid = []
+
+        def create_hooks() -> None:
+            """prestart and createRuntime by the supervisor (the runtime's namespaces), then
+            createContainer here (ours), before pivot_root: see hooks.py."""
+            hooks = spec.hooks
+            if not (hooks.prestart or hooks.create_runtime or hooks.create_container):
+                return
+            cgroup_ready()  # the supervisor's "joined" comes first on the channel
+            with step("run the prestart and createRuntime hooks (supervisor)"):
+                sync.send({"hooks": "create"})
+                message, fds = sync.recv()
+                for fd in fds:
+                    os.close(fd)
+                if "error" in message:
+                    raise StepError(message.get("step") or "hooks", message.get("reason") or message["error"])
+                host_pid.append(message["pid"])
+            with step("run the createContainer hooks"):
+                run_hooks(hooks.create_container, "createContainer",
+                          state_json(spec, plan.id, "creating", host_pid[0], plan.bundle))
 
         setup_rootfs(sys, spec, plan.rootfs, plan.cgroup, spec.linux.namespace("cgroup") is not None,
-                     step, cgroup_ready)
+                     step, cgroup_ready, create_hooks)
         with step("connect stdin, stdout and stderr"):
             if plan.stdio == "tty":
                 _open_pty(sys, sync)
@@ -225,6 +271,10 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
             os.close(fd)
         if not message.get("start"):
             os._exit(0)
+        if spec.hooks.start_container:
+            with step("run the startContainer hooks"):
+                run_hooks(spec.hooks.start_container, "startContainer",
+                          state_json(spec, plan.id, "created", message.get("pid"), plan.bundle))
         explainer.step("start: close fds above 2, then execve")
         reset_signals()
         try:
@@ -240,6 +290,54 @@ def container_init(sys, plan: ContainerPlan, sync: Channel, stdio_fds: tuple[int
                        "reason": str(e)})
     finally:
         os._exit(code)
+
+
+def _wait_joined(sync: Channel, step) -> None:
+    with step("wait for the supervisor to move us into the container's cgroup"):
+        message, fds = sync.recv()
+        for fd in fds:
+            os.close(fd)
+        if not message.get("joined"):
+            raise StepError("join the container's cgroup", message.get("error", "refused"))
+
+
+def enter_user_namespace(sys, spec: ContainerSpec, sync: Channel) -> None:
+    """unshare(CLONE_NEWUSER), and have the supervisor — root outside, which may map any ids —
+    write our uid_map and gid_map (a process may map only its own id into its new namespace).
+    Every namespace created after this one is owned by it, so the container's root has its
+    capabilities over them (mount, hostname, network) and over nothing outside. Then we become
+    its root, when root is mapped, for the steps that follow."""
+    sys.unshare(NAMESPACE_FLAGS["user"])
+    sync.send({"userns": True})
+    message, fds = sync.recv()
+    for fd in fds:
+        os.close(fd)
+    if "error" in message:
+        raise StepError("create the user namespace", message["error"])
+    if any(m.container_id == 0 for m in spec.linux.gid_mappings):
+        sys.setresgid(0, 0, 0)
+    if any(m.container_id == 0 for m in spec.linux.uid_mappings):
+        sys.setresuid(0, 0, 0)
+
+
+def fork_into_pid_namespace(sys, sync: Channel) -> None:
+    """With a user namespace, the pid namespace must be created inside it (procfs may only be
+    mounted by a process privileged over the pid namespace's owner), so we create it here rather
+    than the supervisor, and fork its first process: this one tells the supervisor (a child
+    subreaper, which adopts the new process) and exits; the new one returns once adopted."""
+    sys.unshare(NAMESPACE_FLAGS["pid"])
+    pid = os.fork()
+    if pid > 0:
+        try:
+            sync.send({"forked": pid})
+        finally:
+            os._exit(0)
+    message, fds = sync.recv()  # {"adopted": true}: our parent is the supervisor now
+    for fd in fds:
+        os.close(fd)
+    if not message.get("adopted"):
+        raise StepError("create the pid namespace", message.get("error", "not adopted"))
+    sys.set_pdeathsig(signal.SIGKILL)  # (a fork does not inherit it)
 
 
 def _report(sync: Channel, message: dict) -> None:

@@ -84,8 +84,14 @@ class Supervisor:
 
         plan, spec = self.plan, self.plan.spec
         pidns = spec.linux.namespace("pid")
+        userns = spec.linux.namespace("user")
+        new_userns = userns is not None and userns.path is None
         try:
-            if pidns is not None and pidns.path is None:
+            if new_userns:
+                # The init creates the pid namespace inside its user namespace and forks its
+                # first process (init.fork_into_pid_namespace); we adopt that one.
+                self.sys.set_child_subreaper(True)
+            elif pidns is not None and pidns.path is None:
                 self.sys.unshare(CLONE_NEWPID)
             elif pidns is not None:
                 fd = os.open(pidns.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -120,8 +126,23 @@ class Supervisor:
         self.listener = listen(os.path.join(plan.state_dir, "shim.sock"))
         try:
             message, fds = self.sync.recv()
-            if message.get("pty"):
-                self.streams.master = fds[0]
+            while message.get("pty") or message.get("hooks") or message.get("userns") \
+                    or message.get("forked"):
+                if message.get("pty") and plan.console_socket:
+                    self._to_console_socket(fds[0], message.get("name", ""))
+                elif message.get("pty"):
+                    self.streams.master = fds[0]
+                elif message.get("userns"):
+                    self.sync.send(self._write_id_maps(pid))
+                elif message.get("forked"):
+                    pid = self._adopt(pid, message["forked"])
+                    pid_start = process_start_time(pid)
+                    self.sync.send({"adopted": True})
+                else:
+                    reply = self._create_hooks(pid)
+                    self.sync.send(reply)
+                    if "error" in reply:
+                        self._fail(reply)
                 message, fds = self.sync.recv()
         except ChannelClosed:
             message = {"error": f"container init exited ({self._reap_status()}) before it was ready",
@@ -147,6 +168,97 @@ class Supervisor:
         self.streams.register(self.sel)
         if plan.explain_fd is not None:
             os.close(plan.explain_fd)
+
+    def _to_console_socket(self, master: int, name: str) -> None:
+        """runc's --console-socket: the terminal's master side goes to whoever listens on that
+        socket (SCM_RIGHTS, with the pty's name as the message, as runc sends it), and is no
+        longer ours to pump or log."""
+        import socket
+
+        path = self.plan.console_socket
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(path)
+                socket.send_fds(sock, [name.encode()], [master])
+        except OSError as e:
+            self._fail({"error": f"--console-socket {path}: {e.strerror or e}", "step": "create",
+                        "reason": f"--console-socket {path}: {e.strerror or e}"})
+        finally:
+            os.close(master)
+
+    def _write_id_maps(self, pid: int) -> dict:
+        """The init's user namespace ID maps (init.enter_user_namespace): we are root outside it,
+        so any ranges of the spec may be mapped; each file takes all its lines in one write."""
+        linux = self.plan.spec.linux
+        try:
+            for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+                text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+                fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            return {"error": f"linux.{'uidMappings' if name == 'uid_map' else 'gidMappings'}: "
+                             f"writing /proc/{pid}/{name}: {e.strerror}"}
+        return {"mapped": True}
+
+    def _adopt(self, middle: int, pid: int) -> int:
+        """The init forked the container's first process into its new pid namespace and exits:
+        reap it, and watch the new one (ours now: we are a child subreaper) as the init."""
+        try:
+            os.waitpid(middle, 0)
+        except ChildProcessError:
+            pass
+        os.close(self.init_pidfd)
+        self.init_pid = pid
+        self.init_pidfd = os.pidfd_open(pid)
+        # Our later children (exec'd processes) belong in its pid namespace, as they do when we
+        # create that namespace ourselves: see the module docstring.
+        from runtime.sys.consts import CLONE_NEWPID
+        fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.sys.setns(fd, CLONE_NEWPID)
+        finally:
+            os.close(fd)
+        return pid
+
+    def _create_hooks(self, pid: int) -> dict:
+        """The prestart and createRuntime hooks, in our (the runtime's) namespaces, while the init
+        waits before pivot_root (hooks.py)."""
+        from runtime.errors import StepError
+        from runtime.process.hooks import run_hooks, state_json
+
+        hooks, state = self.plan.spec.hooks, self._state("creating")
+        try:
+            self._in_our_pid_namespace(run_hooks, hooks.prestart, "prestart", state)
+            self._in_our_pid_namespace(run_hooks, hooks.create_runtime, "createRuntime", state)
+        except StepError as e:
+            return {"error": str(e), "step": e.step, "reason": e.reason}
+        return {"pid": pid}
+
+    def _in_our_pid_namespace(self, fn, *args):
+        """fn(*args) with our children born in our own pid namespace, not the container's: a hook
+        runs in the runtime's namespaces, and must not die with (or be refused by the end of)
+        the container's pid namespace. setns(CLONE_NEWPID) only changes where our *children*
+        go, and to our own namespace or a descendant of it, so it can be done and undone."""
+        from runtime.sys.consts import CLONE_NEWPID
+
+        theirs = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+        ours = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.sys.setns(ours, CLONE_NEWPID)
+            try:
+                return fn(*args)
+            finally:
+                self.sys.setns(theirs, CLONE_NEWPID)
+        finally:
+            os.close(theirs)
+            os.close(ours)
+
+    def _state(self, status: str) -> bytes:
+        from runtime.process.hooks import state_json
+        return state_json(self.plan.spec, self.plan.id, status, self.init_pid, self.plan.bundle)
 
     def _oom_killed(self) -> bool:
         try:
@@ -292,7 +404,7 @@ class Supervisor:
         started_ns = time.time_ns()
         error = None
         try:
-            self.sync.send({"start": True})
+            self.sync.send({"start": True, "pid": self.init_pid})
             message, _ = self.sync.recv()
             error = message.get("error", "unexpected message from the container's init")
         except ChannelClosed:
@@ -308,7 +420,15 @@ class Supervisor:
         from runtime.statefiles import write_atomic
         self.started_at = rfc3339nano(started_ns)
         write_atomic(os.path.join(self.plan.state_dir, "started.json"), {"startedAt": self.started_at})
-        self._send(client, {"started": True, "startedAt": self.started_at})
+        reply = {"started": True, "startedAt": self.started_at}
+        if self.plan.spec.hooks.poststart:
+            from runtime.process.hooks import warn_hooks
+            # A failing poststart hook is a warning only (the spec): the program runs on.
+            warnings = self._in_our_pid_namespace(warn_hooks, self.plan.spec.hooks.poststart,
+                                                  "poststart", self._state("running"))
+            if warnings:
+                reply["warnings"] = warnings
+        self._send(client, reply)
 
     # --- exec ---------------------------------------------------------------------------------------------
     def _exec(self, client: Channel, message: dict, fds: list[int]) -> None:
@@ -390,6 +510,9 @@ class Supervisor:
         with its init, or kill_all above ended the rest."""
         from runtime.statefiles import remove_tree
 
+        if self.plan.spec.linux.namespace("mount") is None:
+            from runtime.rootfs.mounts import detach_root  # (its mounts are in our namespace)
+            detach_root(self.sys, self.plan.rootfs.rootfs)
         if self.plan.cgroup is not None:
             try:
                 self.plan.cgroup.destroy()

@@ -3,7 +3,8 @@ attached clients.
 
 Three ways a container's stdio can be connected (ContainerPlan.stdio):
 
-    inherit   the container gets its creator's own fds 0-2 (a foreground `run`): nothing to pump
+    inherit   the container gets its creator's own fds 0-2 (runc's pass-through: `nodeagent
+              runtime create/run`, and a foreground `nodeagent run`): nothing to pump
     log       stdout and stderr are pipes whose read ends only the supervisor holds; everything
               read goes to the CRI log (logs.py), and to the pipes of attached clients ("tees",
               given to us by `attach`, non-blocking: a slow client loses output, the container
@@ -12,7 +13,8 @@ Three ways a container's stdio can be connected (ContainerPlan.stdio):
               it is closed when that client's input ends, so the program sees EOF.
     tty       the container's init makes a pty in its own devpts and sends the master side here.
               Output goes to the log (as "stdout", as CRI does for terminals) and to every
-              attached client; input from an attached client goes to the program.
+              attached client; input from an attached client goes to the program. (With
+              --console-socket the master goes to that socket instead, and is not ours.)
 
 Somebody must always read: a program blocks once a pipe or pty buffer is full. That somebody is
 the supervisor, which is why it owns the read ends (who owns what: this object owns the pipes'

@@ -24,6 +24,7 @@ import stat
 from runtime.rootfs.paths import ensure_dir, fd_path, open_in_root
 from runtime.spec.model import Device
 from runtime.sys import Syscalls
+from runtime.sys.consts import MS_BIND
 
 DEFAULT_DEVICES: tuple[tuple[str, int, int], ...] = (
     ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
@@ -36,14 +37,20 @@ SYMLINKS: tuple[tuple[str, str], ...] = (
 
 
 def populate_dev(sys: Syscalls, rootfd: int, extra: tuple[Device, ...] = (),
-                 defaults: bool = True) -> None:
-    """Create the default nodes and links (when /dev is our tmpfs) and the spec's extra devices."""
+                 defaults: bool = True, bind: bool = False) -> None:
+    """Create the default nodes and links (when /dev is our tmpfs) and the spec's extra devices.
+    `bind`: in a user namespace, where mknod of a device is refused (EPERM: a device node is a
+    door to the host's hardware, which only the host's root may open), bind the host's node onto
+    an empty file instead, as runc does."""
     if defaults:
         devfd = open_in_root(sys, rootfd, "/dev", os.O_PATH | os.O_DIRECTORY, no_symlinks=True)
         try:
             here = fd_path(devfd)
             for name, major, minor in DEFAULT_DEVICES:
-                sys.mknod(f"{here}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
+                if bind:
+                    _bind_node(sys, f"/dev/{name}", f"{here}/{name}")
+                else:
+                    sys.mknod(f"{here}/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor))
             for target, name in SYMLINKS:
                 os.symlink(target, f"{here}/{name}")
         finally:
@@ -52,9 +59,18 @@ def populate_dev(sys: Syscalls, rootfd: int, extra: tuple[Device, ...] = (),
         parent, name = os.path.split(d.path)
         pfd = ensure_dir(sys, rootfd, parent, no_symlinks=True)
         try:
-            kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
+            # "u" is an unbuffered character device (the same node as "c"); "p" a FIFO.
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.type]
             path = f"{fd_path(pfd)}/{name}"
+            if bind and kind != stat.S_IFIFO:
+                _bind_node(sys, d.path, path)
+                continue
             sys.mknod(path, kind | (d.file_mode & 0o7777), os.makedev(d.major, d.minor))
             os.chown(path, d.uid, d.gid, follow_symlinks=False)
         finally:
             os.close(pfd)
+
+
+def _bind_node(sys: Syscalls, host: str, path: str) -> None:
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+    sys.mount(host, path, None, MS_BIND)

@@ -48,6 +48,43 @@ def make_private(sys: Syscalls, propagation: str | None) -> None:
     sys.mount(None, "/", None, _PROPAGATION[propagation])
 
 
+def make_parent_private(sys: Syscalls, rootfs: str) -> None:
+    """pivot_root(2) fails with EINVAL when the new root's parent mount, or the current root, is
+    shared. With rootfsPropagation "shared" both are, so — as runc does (rootfsParentMountPrivate)
+    — the mount holding the rootfs directory is made private before the root is bound onto
+    itself; the propagation asked for is given to the new "/" after pivot_root instead
+    (root_propagation_after_pivot)."""
+    best, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.partition(" - ")[0].split()
+            point = fields[4].encode().decode("unicode_escape") if "\\" in fields[4] else fields[4]
+            inside = rootfs == point or rootfs.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, shared = point, any(x.startswith("shared:") for x in fields[6:])
+    if shared:
+        sys.mount(None, best, None, MS_PRIVATE)
+
+
+def detach_root(sys: Syscalls, rootfs: str) -> None:
+    """A container without a mount namespace of its own built its root in ours (the bind or
+    overlay mount of its root, its /proc, /dev, ... below): detach it all at once, when the
+    container is deleted. Nothing to do if it is not mounted (any more)."""
+    from runtime.sys.consts import MNT_DETACH
+
+    with open("/proc/self/mountinfo") as f:
+        mounted = any(line.split()[4] == rootfs for line in f)
+    if mounted:
+        sys.umount2(rootfs, MNT_DETACH)
+
+
+def root_propagation_after_pivot(sys: Syscalls, propagation: str | None) -> None:
+    """The spec's rootfsPropagation for the container's "/" itself: it is a new (bind or overlay)
+    mount, made after make_private, so it must be given the propagation again (as runc does)."""
+    if propagation is not None:
+        sys.mount(None, "/", None, _PROPAGATION[propagation])
+
+
 def overlay_data(layers: tuple[str, ...], upper: str, work: str) -> str:
     """The overlay mount's data string; ':' separates lowerdirs and ',' options, so paths holding
     either are refused rather than escaped."""

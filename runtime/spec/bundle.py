@@ -4,8 +4,8 @@ This is the edge where JSON becomes a ContainerSpec (and back): the only place i
 looks at dictionaries. Every problem is reported as a SpecError naming the field the way config.json
 spells it ("process.args[0]", "linux.namespaces[2].type") and the file, so the same bundle that
 `runc run` accepts is accepted here, and a bundle we cannot honour is refused with a reason instead
-of half-run. Unknown keys are ignored, as the OCI spec asks of runtimes, except for the few whose
-meaning we do not implement and would silently get wrong (user namespaces' ID mappings).
+of half-run. Unknown keys are ignored, as the OCI spec asks of runtimes; a known setting we cannot
+apply is refused by name, never dropped.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from runtime.errors import SpecError
 from runtime.spec.limits import check_resources
 from runtime.spec.names import check_hostname
 from runtime.spec.model import (LAYERS_ANNOTATION, NAMESPACE_TYPES, BlockIO, Capabilities,
-                                ContainerSpec, Cpu, Device, DeviceRule, Linux, Memory, Mount,
-                                Namespace, Pids, Process, Resources, Rlimit, Root, Seccomp,
-                                SeccompArg, SeccompRule, User, id_problem)
+                                ContainerSpec, Cpu, Device, DeviceRule, Hook, Hooks,
+                                HugepageLimit, IDMapping, Linux, Memory, Mount, Namespace, Network, Pids,
+                                Process, Resources, Rlimit, Root, Seccomp, SeccompArg,
+                                SeccompRule, User, id_problem)
 
 _U64_MAX = 2**64 - 1
 
@@ -112,6 +113,9 @@ def _process(r: _Reader) -> Process:
     cwd = r.str("cwd", "/")
     if not cwd.startswith("/"):
         raise r.fail("cwd", f"must be an absolute path, not {cwd!r}")
+    for key in ("apparmorProfile", "selinuxLabel"):  # an LSM label we would not apply
+        if r.obj.get(key):
+            raise r.fail(key, "is not supported by this runtime (no AppArmor or SELinux support)")
     user = User()
     if (u := r.child("user")) is not None:
         if u.str("username"):
@@ -154,15 +158,45 @@ def _process(r: _Reader) -> Process:
 def _resources(r: _Reader | None) -> Resources:
     if r is None:
         return Resources()
-    memory = cpu = pids = block_io = None
+    memory = cpu = pids = block_io = network = None
+    # Settings we cannot apply are refused by name, never dropped: a limit the user believes in
+    # must be in force (the cgroup drivers refuse the ones this host lacks).
+    for key in ("rdma", "unified"):
+        if r.obj.get(key):
+            raise r.fail(key, "is not supported by this runtime")
     if (m := r.child("memory")) is not None:
-        memory = Memory(m.int("limit"), m.int("reservation"), m.int("swap"))
+        oom = m.obj.get("disableOOMKiller")
+        if oom is not None and not isinstance(oom, bool):
+            raise m.fail("disableOOMKiller", "must be true or false")
+        if m.obj.get("useHierarchy") is not None:
+            raise m.fail("useHierarchy", "is not supported by this runtime")
+        memory = Memory(m.int("limit"), m.int("reservation"), m.int("swap"), m.int("kernel"),
+                        m.int("kernelTCP"), m.int("swappiness"), oom)
     if (c := r.child("cpu")) is not None:
-        cpu = Cpu(c.int("shares"), c.int("quota"), c.int("period"))
+        cpu = Cpu(c.int("shares"), c.int("quota"), c.int("period"), c.str("cpus") or None,
+                  c.str("mems") or None, c.int("realtimeRuntime"), c.int("realtimePeriod"))
+        if c.obj.get("idle") is not None:
+            raise c.fail("idle", "is not supported by this runtime")
     if (p := r.child("pids")) is not None:
         pids = Pids(p.int("limit", required=True))
     if (b := r.child("blockIO")) is not None:
+        for key in ("leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                    "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+            if b.obj.get(key) not in (None, []):
+                raise b.fail(key, "is not supported by this runtime (only blockIO.weight is)")
         block_io = BlockIO(b.int("weight"))
+    hugepages = []
+    for h in r.items("hugepageLimits"):
+        size = h.str("pageSize", required=True)
+        limit = h.obj.get("limit")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise h.fail("limit", "must be a number of bytes")
+        hugepages.append(HugepageLimit(size, limit))
+    if (n := r.child("network")) is not None:
+        priorities = []
+        for pr in n.items("priorities"):
+            priorities.append((pr.str("name", required=True), pr.int("priority", required=True)))
+        network = Network(n.int("classID"), tuple(priorities))
     devices = []
     for d in r.items("devices"):
         kind = d.str("type", "a")
@@ -172,7 +206,7 @@ def _resources(r: _Reader | None) -> Resources:
         if not access or set(access) - set("rwm"):
             raise d.fail("access", f"must be letters of 'rwm', not {access!r}")
         devices.append(DeviceRule(d.bool("allow"), kind, d.int("major"), d.int("minor"), access))
-    resources = Resources(memory, cpu, pids, block_io, tuple(devices))
+    resources = Resources(memory, cpu, pids, block_io, tuple(devices), tuple(hugepages), network)
     check_resources(resources, r.source, r.path)  # before any cgroup file sees them (limits.py)
     return resources
 
@@ -218,28 +252,45 @@ def _linux(r: _Reader | None) -> Linux:
             raise n.fail("type", f"unknown namespace type {kind!r} (one of {', '.join(NAMESPACE_TYPES)})")
         if kind in seen:
             raise n.fail("type", f"namespace {kind!r} is listed twice")
-        if kind in ("user", "time"):
+        if kind == "time":
             raise n.fail("type", f"{kind} namespaces are not supported by this runtime")
         seen.add(kind)
         path = n.str("path")
         if path is not None and not path.startswith("/"):
             raise n.fail("path", f"must be an absolute path, not {path!r}")
         namespaces.append(Namespace(kind, path))
-    if r.obj.get("uidMappings") or r.obj.get("gidMappings"):
-        raise r.fail("uidMappings", "user namespaces are not supported by this runtime")
+    mappings = {}
+    for key in ("uidMappings", "gidMappings"):
+        found = []
+        for m in r.items(key):
+            found.append(IDMapping(m.int("containerID", required=True), m.int("hostID", required=True),
+                                   m.int("size", required=True)))
+            if found[-1].size <= 0 or min(found[-1].container_id, found[-1].host_id) < 0:
+                raise m.fail("size", "ids and size must be positive numbers")
+        mappings[key] = tuple(found)
+    user = next((n for n in namespaces if n.type == "user"), None)
+    if (mappings["uidMappings"] or mappings["gidMappings"]) and (user is None or user.path):
+        raise r.fail("uidMappings", "ID mappings need a new user namespace in linux.namespaces")
+    if user is not None and user.path is None and not (mappings["uidMappings"] and mappings["gidMappings"]):
+        raise r.fail("uidMappings", "a new user namespace needs uidMappings and gidMappings")
     devices = []
     for d in r.items("devices"):
         kind = d.str("type", required=True)
-        if kind not in ("c", "b"):
-            raise d.fail("type", f"must be c or b, not {kind!r}")
+        if kind not in ("c", "b", "u", "p"):
+            raise d.fail("type", f"must be c, b, u or p, not {kind!r}")
         path = d.str("path", required=True)
         if not path.startswith("/dev/"):
             raise d.fail("path", f"must be under /dev, not {path!r}")
-        devices.append(Device(path, kind, d.int("major", required=True), d.int("minor", required=True),
+        fifo = kind == "p"  # a FIFO has no device number
+        devices.append(Device(path, kind, d.int("major", 0 if fifo else None, required=not fifo),
+                              d.int("minor", 0 if fifo else None, required=not fifo),
                               d.int("fileMode", 0o666), d.id("uid", "uid"), d.id("gid", "gid")))
     sysctl = r.obj.get("sysctl") or {}
     if not isinstance(sysctl, dict) or not all(isinstance(v, str) for v in sysctl.values()):
         raise r.fail("sysctl", "must map names to string values")
+    for key in ("mountLabel", "intelRdt", "personality"):
+        if r.obj.get(key):
+            raise r.fail(key, "is not supported by this runtime")
     cgroups_path = r.str("cgroupsPath")
     propagation = r.str("rootfsPropagation")
     if propagation not in (None, "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"):
@@ -248,7 +299,8 @@ def _linux(r: _Reader | None) -> Linux:
                  cgroups_path=cgroups_path, masked_paths=r.strs("maskedPaths"),
                  readonly_paths=r.strs("readonlyPaths"), seccomp=_seccomp(r.child("seccomp")),
                  sysctl=tuple(sorted(sysctl.items())), devices=tuple(devices),
-                 rootfs_propagation=propagation)
+                 rootfs_propagation=propagation, uid_mappings=mappings["uidMappings"],
+                 gid_mappings=mappings["gidMappings"])
 
 
 def spec_from_dict(config: dict, bundle_dir: str, source: str | None = None) -> ContainerSpec:
@@ -288,7 +340,37 @@ def spec_from_dict(config: dict, bundle_dir: str, source: str | None = None) -> 
         raise top.fail("hostname", "needs a uts namespace (else it would rename the host)")
     return ContainerSpec(process=process, root=Root(root_path, root_r.bool("readonly"), layers),
                          hostname=hostname, mounts=tuple(mounts), linux=linux,
-                         annotations=tuple(sorted(annotations.items())), oci_version=version)
+                         annotations=tuple(sorted(annotations.items())), oci_version=version,
+                         hooks=_hooks(top.child("hooks")))
+
+
+def _hooks(r: _Reader | None) -> Hooks:
+    if r is None:
+        return Hooks()
+    found = {}
+    for key, attr in Hooks.FIELDS:
+        hooks = []
+        for h in r.items(key):
+            path = h.str("path", required=True)
+            if not path.startswith("/"):
+                raise h.fail("path", f"must be an absolute path, not {path!r}")
+            timeout = h.int("timeout")
+            if timeout is not None and timeout <= 0:
+                raise h.fail("timeout", f"must be a positive number of seconds, not {timeout}")
+            hooks.append(Hook(path, h.strs("args"), h.strs("env"), timeout))
+        found[attr] = tuple(hooks)
+    return Hooks(**found)
+
+
+def hooks_from_dict(hooks: dict) -> Hooks:
+    """Hooks from config.json's "hooks" object (or the part of it a state file keeps)."""
+    return _hooks(_Reader(hooks, "hooks", None))
+
+
+def hooks_to_dict(hooks: Hooks) -> dict:
+    return _drop_none({key: [_drop_none({"path": h.path, "args": list(h.args), "env": list(h.env),
+                                         "timeout": h.timeout}) for h in getattr(hooks, attr)]
+                       for key, attr in Hooks.FIELDS})
 
 
 def load_bundle(bundle_dir: str) -> ContainerSpec:
@@ -326,8 +408,18 @@ def spec_to_dict(spec: ContainerSpec, bundle_dir: str | None = None) -> dict:
     r = spec.linux.resources
     resources = _drop_none({
         "memory": r.memory and _drop_none({"limit": r.memory.limit, "reservation": r.memory.reservation,
-                                           "swap": r.memory.swap}),
-        "cpu": r.cpu and _drop_none({"shares": r.cpu.shares, "quota": r.cpu.quota, "period": r.cpu.period}),
+                                           "swap": r.memory.swap, "kernel": r.memory.kernel,
+                                           "kernelTCP": r.memory.kernel_tcp,
+                                           "swappiness": r.memory.swappiness,
+                                           "disableOOMKiller": r.memory.disable_oom_killer}),
+        "cpu": r.cpu and _drop_none({"shares": r.cpu.shares, "quota": r.cpu.quota, "period": r.cpu.period,
+                                     "cpus": r.cpu.cpus, "mems": r.cpu.mems,
+                                     "realtimeRuntime": r.cpu.realtime_runtime,
+                                     "realtimePeriod": r.cpu.realtime_period}),
+        "hugepageLimits": [{"pageSize": h.page_size, "limit": h.limit} for h in r.hugepage_limits],
+        "network": r.network and _drop_none({
+            "classID": r.network.class_id,
+            "priorities": [{"name": n, "priority": v} for n, v in r.network.priorities]}),
         "pids": r.pids and {"limit": r.pids.limit},
         "blockIO": r.block_io and _drop_none({"weight": r.block_io.weight}),
         "devices": [_drop_none({"allow": d.allow, "type": d.type, "major": d.major, "minor": d.minor,
@@ -362,6 +454,7 @@ def spec_to_dict(spec: ContainerSpec, bundle_dir: str | None = None) -> dict:
         "mounts": [_drop_none({"destination": m.destination, "type": m.type, "source": m.source,
                                "options": list(m.options)}) for m in spec.mounts],
         "annotations": annotations,
+        "hooks": hooks_to_dict(spec.hooks),
         "linux": _drop_none({
             "namespaces": [_drop_none({"type": n.type, "path": n.path}) for n in spec.linux.namespaces],
             "resources": resources,
@@ -373,6 +466,10 @@ def spec_to_dict(spec: ContainerSpec, bundle_dir: str | None = None) -> dict:
             "devices": [{"path": d.path, "type": d.type, "major": d.major, "minor": d.minor,
                          "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid} for d in spec.linux.devices],
             "rootfsPropagation": spec.linux.rootfs_propagation,
+            "uidMappings": [{"containerID": m.container_id, "hostID": m.host_id, "size": m.size}
+                            for m in spec.linux.uid_mappings],
+            "gidMappings": [{"containerID": m.container_id, "hostID": m.host_id, "size": m.size}
+                            for m in spec.linux.gid_mappings],
         }),
     })
 

@@ -20,6 +20,8 @@ The ranges are the kernel's (both cgroup versions), with OCI's -1 for "no limit"
 
 from __future__ import annotations
 
+import re
+
 from runtime.errors import SpecError
 
 _I64_MAX = 2**63 - 1
@@ -45,6 +47,8 @@ def first_problem(r) -> tuple[str, str] | None:
         if m.swap not in (None, -1) and m.limit not in (None, -1) and m.swap < m.limit:
             return "memory.swap", (f"{m.swap} is below memory.limit ({m.limit}): OCI's swap counts "
                                    "memory plus swap, so it cannot be less than the memory limit")
+        if m.swappiness is not None and not 0 <= m.swappiness <= 100:
+            return "memory.swappiness", f"{m.swappiness} is not valid: it must be from 0 to 100"
     if (c := r.cpu) is not None:
         if c.shares is not None and not 2 <= c.shares <= 262144:
             return "cpu.shares", f"{c.shares} is not a valid weight: it must be from 2 to 262144"
@@ -54,6 +58,13 @@ def first_problem(r) -> tuple[str, str] | None:
         if c.quota is not None and c.quota != -1 and not 1000 <= c.quota <= _I64_MAX:
             return "cpu.quota", (f"{c.quota} is not a valid quota: give at least 1000 microseconds "
                                  "per period, or -1 for no limit")
+    if (c := r.cpu) is not None:
+        for name, value in (("cpus", c.cpus), ("mems", c.mems)):
+            if value is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+                return f"cpu.{name}", f"{value!r} is not a list of ranges like 0-2,4"
+    for i, h in enumerate(r.hugepage_limits):
+        if not re.fullmatch(r"\d+[KMG]B", h.page_size):
+            return f"hugepageLimits[{i}].pageSize", f"{h.page_size!r} is not a page size like 2MB or 1GB"
     if (p := r.pids) is not None and not -1 <= p.limit <= PID_MAX_LIMIT:
         return "pids.limit", (f"{p.limit} is not a valid limit: it must be from 1 to {PID_MAX_LIMIT}, "
                               "or 0 or -1 for no limit")

@@ -130,6 +130,10 @@ class Memory:
     limit: int | None = None           # bytes; memory.max / memory.limit_in_bytes
     reservation: int | None = None     # bytes; memory.low / memory.soft_limit_in_bytes
     swap: int | None = None            # OCI: memory *plus* swap, as v1's memsw; -1 unlimited
+    kernel: int | None = None          # v1 memory.kmem.limit_in_bytes (gone from newer kernels)
+    kernel_tcp: int | None = None      # v1 memory.kmem.tcp.limit_in_bytes
+    swappiness: int | None = None      # v1 memory.swappiness, 0..100
+    disable_oom_killer: bool | None = None  # v1 memory.oom_control: pause instead of killing
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,10 @@ class Cpu:
     shares: int | None = None          # v1 cpu.shares (2..262144); v2 cpu.weight by conversion
     quota: int | None = None           # microseconds per period; -1 unlimited
     period: int | None = None          # microseconds
+    cpus: str | None = None            # cpuset.cpus, e.g. "0-1"
+    mems: str | None = None            # cpuset.mems, e.g. "0"
+    realtime_runtime: int | None = None  # v1 cpu.rt_runtime_us
+    realtime_period: int | None = None   # v1 cpu.rt_period_us
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,18 @@ class Pids:
 @dataclass(frozen=True)
 class BlockIO:
     weight: int | None = None          # 10..1000 (OCI); v2 io.weight by conversion
+
+
+@dataclass(frozen=True)
+class HugepageLimit:
+    page_size: str                     # "2MB", "1GB": the size in the hugetlb file names
+    limit: int                         # bytes
+
+
+@dataclass(frozen=True)
+class Network:
+    class_id: int | None = None        # net_cls.classid
+    priorities: tuple[tuple[str, int], ...] = ()   # net_prio.ifpriomap: (interface, priority)
 
 
 @dataclass(frozen=True)
@@ -167,6 +187,8 @@ class Resources:
     pids: Pids | None = None
     block_io: BlockIO | None = None
     devices: tuple[DeviceRule, ...] = ()
+    hugepage_limits: tuple[HugepageLimit, ...] = ()
+    network: Network | None = None
 
 
 @dataclass(frozen=True)
@@ -198,12 +220,22 @@ class Device:
     """A device node to create in the container's /dev (beyond the default ones)."""
 
     path: str
-    type: str                          # "c" or "b"
+    type: str                          # "c", "u" (both character), "b" or "p" (a FIFO)
     major: int
     minor: int
     file_mode: int = 0o666
     uid: int = 0
     gid: int = 0
+
+
+@dataclass(frozen=True)
+class IDMapping:
+    """One line of a user namespace's uid_map or gid_map: `size` ids from `container_id` inside
+    are `host_id`... outside."""
+
+    container_id: int
+    host_id: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -217,9 +249,35 @@ class Linux:
     sysctl: tuple[tuple[str, str], ...] = ()
     devices: tuple[Device, ...] = ()
     rootfs_propagation: str | None = None
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
 
     def namespace(self, type_: str) -> Namespace | None:
         return next((n for n in self.namespaces if n.type == type_), None)
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A program the runtime runs at a point of the container's life (runtime/process/hooks.py)."""
+
+    path: str                          # absolute; the executable
+    args: tuple[str, ...] = ()         # argv, argv[0] included (empty: just the path)
+    env: tuple[str, ...] = ()          # KEY=value, the hook's whole environment
+    timeout: int | None = None         # seconds; the hook is killed and fails after it
+
+
+@dataclass(frozen=True)
+class Hooks:
+    prestart: tuple[Hook, ...] = ()          # deprecated by the spec; run with createRuntime
+    create_runtime: tuple[Hook, ...] = ()    # create, runtime namespace, before pivot_root
+    create_container: tuple[Hook, ...] = ()  # create, container namespace, before pivot_root
+    start_container: tuple[Hook, ...] = ()   # start, container namespace, before the program
+    poststart: tuple[Hook, ...] = ()         # start, runtime namespace, after the program runs
+    poststop: tuple[Hook, ...] = ()          # delete, runtime namespace, after the container went
+
+    FIELDS = (("prestart", "prestart"), ("createRuntime", "create_runtime"),
+              ("createContainer", "create_container"), ("startContainer", "start_container"),
+              ("poststart", "poststart"), ("poststop", "poststop"))
 
 
 @dataclass(frozen=True)
@@ -231,6 +289,7 @@ class ContainerSpec:
     linux: Linux = field(default_factory=Linux)
     annotations: tuple[tuple[str, str], ...] = ()
     oci_version: str = "1.0.2"
+    hooks: Hooks = field(default_factory=Hooks)
 
     def annotation(self, key: str) -> str | None:
         return dict(self.annotations).get(key)

@@ -202,7 +202,7 @@ def _work(conn: Channel, request: dict, fds: list[int]) -> None:
                              remove_on_exit=request.get("remove_on_exit", False),
                              stdin_pipe=bool(request.get("stdin_pipe")),
                              stdin_once=bool(request.get("stdin_once")),
-                             explain_fd=explain_fd)
+                             explain_fd=explain_fd, console_socket=request.get("console_socket"))
         create_and_supervise(request["id"], spec, opts, conn)  # returns only by raising
     except ContainerError as e:
         conn.send({"error": str(e), "type": type(e).__name__, "step": getattr(e, "step", None),

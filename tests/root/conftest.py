@@ -41,8 +41,25 @@ class Runtime:
                          timeout=timeout, **kw)
 
     def runtime(self, *args: str, timeout: float = 60, **kw):
-        return nodeagent("runtime", "--root", str(self.root), "--storage", str(self.storage), *args,
-                         timeout=timeout, **kw)
+        """`nodeagent runtime ...`, its output captured through files, not pipes: `create` and
+        `run -d` hand their own stdio to the container, as runc does, so a pipe would stay open
+        (and the call would wait) until the container ends."""
+        import subprocess
+        import sys
+        import tempfile
+
+        from tests.busybox import REPO
+
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            if "input" not in kw:
+                kw.setdefault("stdin", subprocess.DEVNULL)
+            argv = [sys.executable, "-m", "nodeagent", "runtime", "--root", str(self.root),
+                    "--storage", str(self.storage), *args]
+            proc = subprocess.run(argv, stdout=out, stderr=err, text=True, timeout=timeout,
+                                  cwd=REPO, **kw)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
 
     def state(self, cid: str) -> dict:
         out = self.runtime("state", cid)

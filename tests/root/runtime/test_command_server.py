@@ -79,13 +79,18 @@ class Served:
                                  "--storage", str(self.rt.storage), *args], text=True, **kw)
 
     def client(self, *args: str, timeout: float = 60, **kw) -> Result:
-        proc = self.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        return Result(proc.returncode, out, err, proc.pid)
+        # Output through files, not pipes: `run -d` hands its stdio to the container, as runc
+        # does, so a pipe would stay open until the container ends.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = self.popen(*args, stdout=out, stderr=err, **kw)
+            try:
+                proc.wait(timeout=timeout)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            out.seek(0)
+            err.seek(0)
+            return Result(proc.returncode, out.read(), err.read(), proc.pid)
 
     def creator(self, cid: str) -> int:
         return json.loads((self.rt.root / cid / "state.json").read_text())["creator"]

@@ -99,3 +99,21 @@ def test_the_store_never_turns_a_foreign_id_into_a_path(tmp_path):
         with pytest.raises(ValueError):
             store.sandbox_dir(bad)
     assert (tmp_path / "precious").is_dir() and valid_id(new_id())
+
+
+def test_an_absolute_cgroup_parent_outside_the_agents_cgroup_is_refused():
+    # The runtime honours any absolute cgroupsPath (as runc does); the agent keeps pods below
+    # its own cgroup itself.
+    import pytest
+
+    from nodeagent.cri import cgroups
+    from nodeagent.cri.api import CreateContainerError
+    from runtime.cgroups.layout import current
+
+    layout = current()
+    hierarchies = list(layout.v1.values()) + ([layout.unified] if layout.unified else [])
+    if not hierarchies or all(h.own_path == "/" for h in hierarchies):
+        pytest.skip("our own cgroup is the root everywhere: nothing is outside it")
+    with pytest.raises(CreateContainerError, match="outside the agent's own cgroup"):
+        cgroups.check_parent("/elsewhere/pods")
+    assert cgroups.check_parent("pods/p1") == "pods/p1"

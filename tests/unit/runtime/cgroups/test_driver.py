@@ -3,9 +3,11 @@ reading OOM counts and processes back from the files (on fake directories)."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
 
-from runtime.cgroups.base import CgroupError, load_cgroup, relative_path
+from runtime.cgroups.base import CgroupError, load_cgroup, locate, relative_path
 
 
 def test_paths_are_taken_relative_to_our_own_cgroup():
@@ -24,6 +26,24 @@ def test_paths_are_taken_relative_to_our_own_cgroup():
 def test_paths_that_leave_our_subtree_are_refused(path, problem):
     with pytest.raises(CgroupError, match=problem):
         relative_path("/process_api/x", path, "unused")
+
+
+def test_an_absolute_path_is_relative_to_the_hierarchy_root_as_the_spec_says():
+    # Inside our own cgroup: based there, as before (nothing above it is touched); elsewhere:
+    # below the mount point, as runc does. Which paths a caller may use is the caller's rule.
+    from pathlib import Path
+
+    from runtime.cgroups.layout import Hierarchy
+    h = Hierarchy(1, ("memory",), Path("/sys/fs/cgroup/memory"), "/process_api/x",
+                  Path("/sys/fs/cgroup/memory/process_api/x"))
+    assert locate(h, "/process_api/x/pods/c1", "unused") == (h.own_dir, PurePosixPath("pods/c1"))
+    assert locate(h, "/cgrouptest", "unused") == (h.mountpoint, PurePosixPath("cgrouptest"))
+    assert locate(h, "pods/c1", "unused") == (h.own_dir, PurePosixPath("pods/c1"))
+    assert locate(h, None, "nodeagent/c1") == (h.own_dir, PurePosixPath("nodeagent/c1"))
+    for bad, problem in (("/", "root cgroup"), ("/process_api/x", "our own cgroup"),
+                         ("/a/../b", "'..' is not allowed")):
+        with pytest.raises(CgroupError, match=problem):
+            locate(h, bad, "unused")
 
 
 def test_v2_oom_kills_and_procs_from_the_files(tmp_path):

@@ -23,12 +23,15 @@ def _first(names, *wanted):
     return [names.index(w) for w in wanted]
 
 
-def test_without_no_new_privs_seccomp_goes_in_before_capabilities_are_dropped():
+def test_without_no_new_privs_seccomp_still_waits_until_just_before_execve():
+    # CAP_SYS_ADMIN (bit 21) stays in effective and permitted for the filter, never in the
+    # bounding or inheritable sets, so execve ends it.
     s = RecordingSyscalls()
     p = _process(rlimits=(Rlimit("RLIMIT_NOFILE", 512, 1024),), user=User(1000, 1000, (5,)))
     confine(s, p, PROGRAM, Steps())
     names = s.names()
-    order = _first(names, "setrlimit", "seccomp_set_filter", "capbset_drop", "setgroups", "setresgid",
+    assert "seccomp_set_filter" not in names
+    order = _first(names, "setrlimit", "capbset_drop", "setgroups", "setresgid",
                    "setresuid", "capset", "ambient_clear_all")
     assert order == sorted(order)
     assert s.calls_to("setrlimit")[0].args == (RLIMITS["RLIMIT_NOFILE"], 512, 1024)
@@ -36,8 +39,17 @@ def test_without_no_new_privs_seccomp_goes_in_before_capabilities_are_dropped():
     assert s.calls_to("setresuid")[0].args == (1000, 1000, 1000)
     # keepcaps brackets the uid change, so the permitted set survives it for capset
     assert names.index("set_keepcaps") < names.index("setresuid") < len(names) - names[::-1].index("set_keepcaps")
-    assert s.calls_to("capset")[0].args == (CapSets(0xA80425FB, 0xA80425FB, 0),)
+    assert s.calls_to("capset")[0].args == (CapSets(0xA80425FB | 1 << 21, 0xA80425FB | 1 << 21, 0),)
+    assert 21 in {c.args[0] for c in s.calls_to("capbset_drop")}
     assert "set_no_new_privs" not in names
+    finish(s, p, PROGRAM, "/bin/sh")
+    assert s.names()[-3:] == ["close_range", "seccomp_set_filter", "execve"]
+
+
+def test_without_seccomp_no_capability_is_kept_for_the_runtime():
+    s = RecordingSyscalls()
+    confine(s, _process(), None, Steps())
+    assert s.calls_to("capset")[0].args == (CapSets(0xA80425FB, 0xA80425FB, 0),)
 
 
 def test_bounding_set_loses_exactly_the_capabilities_not_granted():

@@ -60,7 +60,8 @@ class NodeRuntime:
         self.sandboxes = sandboxes
         self.containers = containers
         self.hub = EventHub()
-        self._watching = False
+        self._watching = False             # true once the first scan's watches are registered
+        self._first_scan = asyncio.Lock()  # that scan, once, awaited by every caller
         self._tasks: set[asyncio.Task] = set()
         # Our own threads for blocking work, so that a burst of pod operations neither waits for
         # nor starves the event loop's default executor (6 threads on 2 cores), which the
@@ -69,11 +70,14 @@ class NodeRuntime:
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri")
 
     # --- housekeeping ----------------------------------------------------------------------------
+    # Until the supervisors a previous agent left are watched, a call must not proceed: a
+    # container it stops meanwhile would be scanned as already exited and never watched, so no
+    # STOPPED event would ever come for it (the scan is slow on a slow machine with many pods).
+    # So the first scan is done once, under a lock that every caller waits on; `_watching` turns
+    # true only when its watches are registered.
     async def _watch_all(self) -> None:
-        """Once, at the first call: watch every supervisor still running (see events.py). The
-        files are read in a thread; only the pidfds are registered on the loop."""
-        self._watching = True
-
+        """Once, before the first call proceeds: watch every supervisor still running (see
+        events.py). The files are read in a thread; only the pidfds are registered on the loop."""
         def scan() -> list[tuple[str, str, tuple[int, int] | None]]:
             found = []
             for cid in self.store.container_ids():
@@ -81,8 +85,12 @@ class NodeRuntime:
                 if rec is not None:
                     found.append((cid, rec["sandbox_id"], self.containers.shim_process(cid)))
             return found
-        for cid, sid, shim in await self._blocking(scan):
-            self.hub.watch(cid, sid, shim)
+        async with self._first_scan:
+            if self._watching:
+                return
+            for cid, sid, shim in await self._blocking(scan):
+                self.hub.watch(cid, sid, shim)
+            self._watching = True
 
     async def _run(self, fn, *args, **kw):
         if not self._watching:

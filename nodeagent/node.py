@@ -148,8 +148,9 @@ def open_runtime(config: AgentConfig):
     """(RuntimeService, ImageService) of nodeagent.cri for this node's directories (blocking)."""
     from nodeagent.cri import open_runtime as cri_open
 
+    # two pod networks made ahead of the pods: RunPodSandbox then skips netns + CNI ADD (cri/spares.py)
     return cri_open(str(config.agent_dir), cni=cni_config(config),
-                    image_store=str(Path(config.data_dir) / "images"))
+                    image_store=str(Path(config.data_dir) / "images"), spare_sandboxes=2)
 
 
 # --- 5/6. the pods ----------------------------------------------------------------------------------

@@ -91,6 +91,14 @@ class NodeRuntime:
             for cid, sid, shim in await self._blocking(scan):
                 self.hub.watch(cid, sid, shim)
             self._watching = True
+        self._refill_spares()
+
+    def _refill_spares(self) -> None:
+        """Make spare sandboxes up to the pool's size, in a worker thread (spares.py); nobody
+        waits for it."""
+        spares = self.sandboxes.spares
+        if spares is not None and not spares.closed:
+            self._pool.submit(spares.refill)
 
     async def _run(self, fn, *args, **kw):
         if not self._watching:
@@ -104,7 +112,9 @@ class NodeRuntime:
     def close(self) -> None:
         """Stop watching (the containers and sandboxes themselves are left as they are)."""
         self.hub.close()
-        self._pool.shutdown(wait=False)
+        if self.sandboxes.spares is not None:
+            self.sandboxes.spares.closed = True   # the spares made stay for the next service
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.sandboxes.helper.close()
         net = self.sandboxes.network
         if net is not None:
@@ -115,7 +125,10 @@ class NodeRuntime:
         return RUNTIME_NAME, _version()
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
-        return await self._made(self.sandboxes.run, self.sandboxes.remove, config)
+        try:
+            return await self._made(self.sandboxes.run, self.sandboxes.remove, config)
+        finally:
+            self._refill_spares()
 
     async def _made(self, make, unmake, *args) -> str:
         """Run `make` in a thread and return the ID it made. A thread cannot be cancelled: if our
@@ -312,7 +325,7 @@ async def _exited(fd: int, timeout: float) -> bool:
 
 # --- opening -----------------------------------------------------------------------------------------
 def open_runtime(state_dir: str | os.PathLike, *, cni=None, image_store: str | os.PathLike | None = None,
-                 registry_config=None, start_zygote: bool = True):
+                 registry_config=None, start_zygote: bool = True, spare_sandboxes: int = 0):
     """The runtime side for one node: (RuntimeService, ImageService).
 
     state_dir     everything the runtime side makes lives under it (store.py has the layout);
@@ -321,6 +334,7 @@ def open_runtime(state_dir: str | os.PathLike, *, cni=None, image_store: str | o
                   PodNetwork, or None: sandboxes then get a network namespace with only lo
     image_store   the runtime.images store directory (default: <state_dir>/images)
     registry_config  runtime.images.registry.RegistryConfig (insecure registries, mirrors)
+    spare_sandboxes  how many pod networks to keep made ahead of the pods (spares.py); 0: none
 
     Blocking (it may start the runtime's zygote, ~0.2 s): call it before the event loop runs, or
     through asyncio.to_thread. The process calling it must stay in the cgroup and network
@@ -340,7 +354,7 @@ def open_runtime(state_dir: str | os.PathLike, *, cni=None, image_store: str | o
     _prepare_pins_dir(store)
     if start_zygote:
         zygote.ensure(str(store.runtime_root))
-    sandboxes = Sandboxes(store, network)
+    sandboxes = Sandboxes(store, network, spares=spare_sandboxes)
     containers = Containers(store, images)
     _finish_interrupted(store, sandboxes, containers)
     return NodeRuntime(store, sandboxes, containers), Images(images, registry_config)
@@ -356,7 +370,8 @@ def _prepare_pins_dir(store: Store) -> None:
 
 
 def _finish_interrupted(store: Store, sandboxes: Sandboxes, containers: Containers) -> None:
-    """Remove what a dead process left half-created (a record still "creating")."""
+    """Remove what a dead process left half-created (a record still "creating"), and its
+    spare sandboxes."""
     from runtime.container.state import alive
 
     for cid in store.container_ids():
@@ -371,7 +386,9 @@ def _finish_interrupted(store: Store, sandboxes: Sandboxes, containers: Containe
                 pass
     for sid in store.sandbox_ids():
         rec = store.sandbox(sid)
-        if rec is None or rec.get("phase") == "creating":
+        # a spare left by another process is removed too: the pod range or network config it
+        # was made with may have changed since (spares.py)
+        if rec is None or rec.get("phase") in ("creating", "spare"):
             creator = (rec or {}).get("creator")
             if rec is not None and creator and alive(creator[0], creator[1]):
                 continue

@@ -19,6 +19,12 @@ connection is its channel to the supervisor from then on: it starts the containe
 it as if it had created the container itself. The client's own stdin/stdout/stderr travel with
 the request, so a foreground container still writes straight to the user's terminal.
 
+A zygote that serves creates only (the node's) trades those first-write copies the other way: a
+supervisor lives as long as its container, so the pages it keeps matter more than the ~ms they
+cost once. Its spares stay cold and each worker has a child prepare the container and becomes a
+*lean* supervisor of the plan it is handed (see "lean supervisors" below): 2.8 MiB of private
+pages per container instead of 4.3.
+
 A supervisor is thus the zygote's child. The zygote ignores SIGCHLD, so the kernel reaps its
 children itself and the zygote never waits for one; if the zygote is stopped, its supervisors are
 reparented and their containers run on.

@@ -270,4 +270,7 @@ def test_spare_sandboxes_give_a_pod_the_same_sandbox_and_are_removed_by_the_next
         report({"sandboxes": rt.store.sandbox_ids()})
     ''')
     assert after["sandboxes"] == []
-    assert node.leaks() == node.NONE, (out, node.leaks())
+    # what spares hold (a pinned netns, a veth, an IP) is gone; the pods' cgroups are checked by
+    # the sandbox tests above (other nodes on this machine may have pod cgroups meanwhile)
+    left = node.leaks()
+    assert (left["mounts"], left["veths"], left["ips"], left["procs"]) == ([], [], [], []), left

@@ -187,8 +187,11 @@ class NodeRuntime:
         return cid
 
     async def start_container(self, container_id: str) -> None:
-        rec = await self._run(self._record, container_id)
-        await self._blocking(self.containers.start, container_id)
+        def start() -> dict:                # one trip to a worker thread, not two
+            rec = self._record(container_id)
+            self.containers.start(container_id)
+            return rec
+        rec = await self._run(start)
         self.hub.publish(container_id, rec["sandbox_id"], ContainerEventType.STARTED)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:

@@ -194,18 +194,30 @@ def in_kubepods(pid: int) -> bool:
         return False
 
 
-def pod_overhead_pids() -> list[int]:
+def pod_overhead_pids(under: str | os.PathLike | None = None) -> list[int]:
     """The per-pod processes that are not the pods' own programs: the parents of container
     processes that are themselves outside the pods' cgroups (our supervisors; podman's conmon),
     plus podman's infra (pause) processes (in kubepods? no: podman puts them in the pod's
-    cgroup; they are counted by the caller)."""
+    cgroup; they are counted by the caller). With `under`, only parents whose command line names
+    that directory (our supervisors name their node's state dir): other nodes on the machine —
+    other benchmarks, tests — are not ours to count."""
     import psutil
 
     out = set()
     for p in psutil.process_iter(["pid", "ppid"]):
         if in_kubepods(p.info["pid"]) and not in_kubepods(p.info["ppid"]) and p.info["ppid"] > 1:
             out.add(p.info["ppid"])
+    if under is not None:
+        mark = str(under).encode()
+        out = {pid for pid in out if mark in _cmdline(pid)}
     return sorted(out)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 # --- podman, the peer -------------------------------------------------------------------------------

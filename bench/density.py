@@ -36,7 +36,7 @@ def main() -> None:
         try:
             res = run_driver(node, "create", str(args.pods), "0", "d-")
             time.sleep(5)                                   # let start-up pages settle
-            overhead = pod_overhead_pids()
+            overhead = pod_overhead_pids(under=base)
             pss, _ = pss_rss(overhead)
             pid = int((node.data / "nodeagent.pid").read_text().split()[0])
             proc = psutil.Process(pid)

@@ -157,8 +157,9 @@ def open_runtime(config: AgentConfig):
     """(RuntimeService, ImageService) of nodeagent.cri for this node's directories (blocking)."""
     from nodeagent.cri import open_runtime as cri_open
 
+    # two pod networks made ahead of the pods: RunPodSandbox then skips netns + CNI ADD (cri/spares.py)
     return cri_open(str(config.agent_dir), cni=cni_config(config),
-                    image_store=str(Path(config.data_dir) / "images"))
+                    image_store=str(Path(config.data_dir) / "images"), spare_sandboxes=2)
 
 
 # --- 5/6. the pods ----------------------------------------------------------------------------------
@@ -251,8 +252,24 @@ async def pleg(runtime, workers, manager=None) -> None:
     await asyncio.gather(events(), relist())
 
 
+# The agent's own modules, imported in a worker thread before the agent uses them: an import reads
+# and compiles files, ~0.3 s here for these and tens of seconds on an emulated VM, where it stalled
+# the event loop (and with it the API server and the node's Lease) for as long.
+_AGENT_MODULES = ("nodeagent.cm", "nodeagent.events", "nodeagent.kuberuntime", "nodeagent.nodestatus",
+                  "nodeagent.podworkers", "nodeagent.prober", "nodeagent.resources",
+                  "nodeagent.status")
+
+
+def _import_all(names) -> None:
+    import importlib
+
+    for n in names:
+        importlib.import_module(n)
+
+
 async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, cm=None) -> None:
     """Run the agent until cancelled. `runtime`/`images`/`cm` are for tests (fakes)."""
+    await asyncio.to_thread(_import_all, _AGENT_MODULES)    # (imports: see _AGENT_MODULES)
     from nodeagent.cm import ContainerManager
     from nodeagent.events import EventRecorder
     from nodeagent.kuberuntime import NodeFacts, RuntimeManager
@@ -264,7 +281,7 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
 
     cfg = _agent_config(config)
     name = node_name(cfg)
-    ip = node_ip(cfg)
+    ip = await asyncio.to_thread(node_ip, cfg)
     cidr = await pod_cidr(api, cfg, name)
     cni_conf = None
     if runtime is None:
@@ -368,6 +385,7 @@ async def _serve_kubelet_api(cfg: AgentConfig, runtime, pods, name: str, ip: str
         log.warning("no cluster CA to check the API server's client certificate with: "
                     "the kubelet API (logs, exec, port-forward) is not served")
         return None
+    await asyncio.to_thread(_import_all, ("nodeagent.server",))   # aiohttp's server: not on the loop
     from nodeagent.server import kubelet_tls, serve_kubelet_api
 
     tls = await asyncio.to_thread(kubelet_tls, cfg.agent_dir / "pki", name, [ip],

@@ -21,6 +21,9 @@ runtime's per-container supervisors (runtime/process/shim.py), which also outliv
              5. the record, complete: "ready"
          Each step registers its undo first, so a failure leaves nothing: no netns, no veth, no
          IP, no directory — and the error says which step failed.
+         With spares (spares.py), a pod that may take one skips the network: its sandbox is a
+         spare whose netns is pinned and attached already; step 2 pins only ipc and uts, 3 is
+         done, 4 and 5 are the same.
     stop     CNI DEL (frees the IP, removes the veth and the hostPort rules); the namespaces stay
              pinned until remove, as CRI says (a stopped sandbox may still be inspected)
     remove   CNI DEL again (idempotent), unpin (umount + unlink), the pod cgroup if it is ours,
@@ -128,15 +131,24 @@ def _sysctl_split(sysctls: dict) -> dict:
 
 
 class Sandboxes:
-    def __init__(self, store: Store, network, helper=None):
+    def __init__(self, store: Store, network, helper=None, spares: int = 0):
         from nodeagent.cri.nshelper import Client
+        from nodeagent.cri.spares import SparePool
 
         self.store = store
         self.network = network            # cni.podnet.PodNetwork, or None (no pod network)
         self.helper = helper or Client()  # the namespace helper (started on first use)
+        # pre-made pod networks (spares.py); None: every sandbox makes its own
+        self.spares = SparePool(self, spares) if spares and network is not None else None
 
     # --- run ---------------------------------------------------------------------------------------
     def run(self, config: PodSandboxConfig) -> str:
+        from nodeagent.cri.spares import eligible
+
+        if self.spares is not None and eligible(config, self.network):
+            sid = self.spares.take()
+            if sid is not None:
+                return self._finish_spare(sid, config)
         sid = new_id()
         d = self.store.sandbox_dir(sid)
         owned_cgroup = not config.cgroup_parent
@@ -198,6 +210,77 @@ class Sandboxes:
                 raise SandboxError(f"{step}: {e}") from e
             raise
 
+    def make_spare(self) -> str:
+        """A spare (spares.py): a sandbox directory with its network namespace pinned and CNI
+        ADD done, the record saying "spare". Steps 1-3 of run, with nothing of a pod's."""
+        sid = new_id()
+        d = self.store.sandbox_dir(sid)
+        record = {"id": sid, "phase": "creating", "spare": True, "created_at": time.time(),
+                  "namespaces": {}, "ip": None, "ips": [], "network_attached": False,
+                  "creator": creator()}
+        step = "make the sandbox directory"
+        try:
+            (d / "ns").mkdir(parents=True)
+            self.store.put_sandbox(sid, record)
+            step = "pin the pod's network namespace"
+            _pin(self.helper, d / "ns", ["net"], "", {})
+            netns = record["namespaces"]["network"] = str(d / "ns" / "net")
+            step = "set up the pod's network (CNI ADD)"
+            from nodeagent.cri.spares import SPARE_CNI_ARGS
+            att = self.network.setup(netns, container_id=sid, cni_args=SPARE_CNI_ARGS)
+            record.update(phase="spare", network_attached=True, ips=[str(i.ip) for i in att.ips],
+                          ip=str(att.ip.ip) if att.ip is not None else None)
+            self.store.put_sandbox(sid, record)
+            return sid
+        except BaseException as e:
+            try:
+                self.remove(sid)          # the record says "creating": CNI DEL, unpin, drop
+            except Exception:  # noqa: BLE001 - the first failure is the one to report
+                pass
+            if isinstance(e, Exception) and not isinstance(e, SandboxError):
+                raise SandboxError(f"spare sandbox: {step}: {e}") from e
+            raise
+
+    def _finish_spare(self, sid: str, config: PodSandboxConfig) -> str:
+        """Make spare `sid` the pod's sandbox: pin ipc and uts (with the hostname and the
+        non-net sysctls), write the /etc files, record the config. On failure the whole sandbox
+        goes, network included, as a failed run leaves nothing."""
+        d = self.store.sandbox_dir(sid)
+        record = self.store.sandbox(sid)
+        step = "pin the pod's namespaces"
+        try:
+            if record is None or record.get("phase") != "spare":
+                raise SandboxError(f"spare sandbox {sid} is gone ({record and record.get('phase')})")
+            sysctls = _sysctl_split(config.sysctls)
+            types = ["uts"] if config.host_ipc else ["uts", "ipc"]
+            owned_cgroup = not config.cgroup_parent
+            parent = cgroups.check_parent(config.cgroup_parent) if config.cgroup_parent \
+                else f"{cgroups.DEFAULT_PARENT}/{sid}"
+            record.pop("spare", None)
+            record.update(phase="creating", created_at=time.time(), config=config_to_json(config),
+                          cgroup_parent=parent, cgroup_owned=owned_cgroup, creator=creator())
+            self.store.put_sandbox(sid, record)
+            _pin(self.helper, d / "ns", types, config.hostname, sysctls)
+            names = {"ipc": "ipc", "uts": "uts"}
+            record["namespaces"].update({names[t]: str(d / "ns" / t) for t in types})
+            step = "write /etc/hostname, /etc/hosts, /etc/resolv.conf"
+            (d / "hostname").write_text(config.hostname + "\n")
+            (d / "hosts").write_text(hosts_file(record["ip"], config.hostname))
+            (d / "resolv.conf").write_text(resolv_conf(config.dns))
+            record["phase"] = "ready"
+            self.store.put_sandbox(sid, record)
+            return sid
+        except BaseException as e:
+            try:
+                self.remove(sid)
+            except Exception:  # noqa: BLE001 - the first failure is the one to report
+                pass
+            if isinstance(e, SandboxError):
+                raise
+            if isinstance(e, Exception):
+                raise SandboxError(f"{step}: {e}") from e
+            raise
+
     def _teardown(self, netns: str, sid: str) -> None:
         if self.network is not None:
             self.network.teardown(netns, container_id=sid)
@@ -243,8 +326,8 @@ class Sandboxes:
     # --- status --------------------------------------------------------------------------------------
     def status(self, sid: str, rec: dict | None = None) -> PodSandboxStatus | None:
         rec = rec or self.store.sandbox(sid)
-        if rec is None:
-            return None
+        if rec is None or rec.get("spare"):
+            return None                     # a spare is nobody's sandbox yet (spares.py)
         config = config_from_json(rec["config"])
         # Ready while every pinned namespace is still a namespace: after a reboot the files are
         # there but no longer bind mounts of nsfs (network/netns.py: namespace_id).

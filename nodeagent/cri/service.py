@@ -43,7 +43,10 @@ from nodeagent.cri.streams import readable as _readable
 RUNTIME_NAME = "nodeagent"
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
+    """Our version, from the installed distribution's metadata: a scan of sys.path (~40 ms
+    here), so done once, in a worker thread (NodeRuntime.version)."""
     try:
         from importlib.metadata import version
         return version("nodeagent")
@@ -60,7 +63,8 @@ class NodeRuntime:
         self.sandboxes = sandboxes
         self.containers = containers
         self.hub = EventHub()
-        self._watching = False
+        self._watching = False             # true once the first scan's watches are registered
+        self._first_scan = asyncio.Lock()  # that scan, once, awaited by every caller
         self._tasks: set[asyncio.Task] = set()
         # Our own threads for blocking work, so that a burst of pod operations neither waits for
         # nor starves the event loop's default executor (6 threads on 2 cores), which the
@@ -69,11 +73,14 @@ class NodeRuntime:
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri")
 
     # --- housekeeping ----------------------------------------------------------------------------
+    # Until the supervisors a previous agent left are watched, a call must not proceed: a
+    # container it stops meanwhile would be scanned as already exited and never watched, so no
+    # STOPPED event would ever come for it (the scan is slow on a slow machine with many pods).
+    # So the first scan is done once, under a lock that every caller waits on; `_watching` turns
+    # true only when its watches are registered.
     async def _watch_all(self) -> None:
-        """Once, at the first call: watch every supervisor still running (see events.py). The
-        files are read in a thread; only the pidfds are registered on the loop."""
-        self._watching = True
-
+        """Once, before the first call proceeds: watch every supervisor still running (see
+        events.py). The files are read in a thread; only the pidfds are registered on the loop."""
         def scan() -> list[tuple[str, str, tuple[int, int] | None]]:
             found = []
             for cid in self.store.container_ids():
@@ -81,8 +88,20 @@ class NodeRuntime:
                 if rec is not None:
                     found.append((cid, rec["sandbox_id"], self.containers.shim_process(cid)))
             return found
-        for cid, sid, shim in await self._blocking(scan):
-            self.hub.watch(cid, sid, shim)
+        async with self._first_scan:
+            if self._watching:
+                return
+            for cid, sid, shim in await self._blocking(scan):
+                self.hub.watch(cid, sid, shim)
+            self._watching = True
+        self._refill_spares()
+
+    def _refill_spares(self) -> None:
+        """Make spare sandboxes up to the pool's size, in a worker thread (spares.py); nobody
+        waits for it."""
+        spares = self.sandboxes.spares
+        if spares is not None and not spares.closed:
+            self._pool.submit(spares.refill)
 
     async def _run(self, fn, *args, **kw):
         if not self._watching:
@@ -96,7 +115,9 @@ class NodeRuntime:
     def close(self) -> None:
         """Stop watching (the containers and sandboxes themselves are left as they are)."""
         self.hub.close()
-        self._pool.shutdown(wait=False)
+        if self.sandboxes.spares is not None:
+            self.sandboxes.spares.closed = True   # the spares made stay for the next service
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.sandboxes.helper.close()
         net = self.sandboxes.network
         if net is not None:
@@ -104,10 +125,13 @@ class NodeRuntime:
 
     # --- the service -------------------------------------------------------------------------------
     async def version(self) -> tuple[str, str]:
-        return RUNTIME_NAME, _version()
+        return RUNTIME_NAME, await self._blocking(_version)
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
-        return await self._made(self.sandboxes.run, self.sandboxes.remove, config)
+        try:
+            return await self._made(self.sandboxes.run, self.sandboxes.remove, config)
+        finally:
+            self._refill_spares()
 
     async def _made(self, make, unmake, *args) -> str:
         """Run `make` in a thread and return the ID it made. A thread cannot be cancelled: if our
@@ -163,8 +187,11 @@ class NodeRuntime:
         return cid
 
     async def start_container(self, container_id: str) -> None:
-        rec = await self._run(self._record, container_id)
-        await self._blocking(self.containers.start, container_id)
+        def start() -> dict:                # one trip to a worker thread, not two
+            rec = self._record(container_id)
+            self.containers.start(container_id)
+            return rec
+        rec = await self._run(start)
         self.hub.publish(container_id, rec["sandbox_id"], ContainerEventType.STARTED)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
@@ -304,7 +331,7 @@ async def _exited(fd: int, timeout: float) -> bool:
 
 # --- opening -----------------------------------------------------------------------------------------
 def open_runtime(state_dir: str | os.PathLike, *, cni=None, image_store: str | os.PathLike | None = None,
-                 registry_config=None, start_zygote: bool = True):
+                 registry_config=None, start_zygote: bool = True, spare_sandboxes: int = 0):
     """The runtime side for one node: (RuntimeService, ImageService).
 
     state_dir     everything the runtime side makes lives under it (store.py has the layout);
@@ -313,6 +340,7 @@ def open_runtime(state_dir: str | os.PathLike, *, cni=None, image_store: str | o
                   PodNetwork, or None: sandboxes then get a network namespace with only lo
     image_store   the runtime.images store directory (default: <state_dir>/images)
     registry_config  runtime.images.registry.RegistryConfig (insecure registries, mirrors)
+    spare_sandboxes  how many pod networks to keep made ahead of the pods (spares.py); 0: none
 
     Blocking (it may start the runtime's zygote, ~0.2 s): call it before the event loop runs, or
     through asyncio.to_thread. The process calling it must stay in the cgroup and network
@@ -332,7 +360,7 @@ def open_runtime(state_dir: str | os.PathLike, *, cni=None, image_store: str | o
     _prepare_pins_dir(store)
     if start_zygote:
         zygote.ensure(str(store.runtime_root))
-    sandboxes = Sandboxes(store, network)
+    sandboxes = Sandboxes(store, network, spares=spare_sandboxes)
     containers = Containers(store, images)
     _finish_interrupted(store, sandboxes, containers)
     return NodeRuntime(store, sandboxes, containers), Images(images, registry_config)
@@ -348,7 +376,8 @@ def _prepare_pins_dir(store: Store) -> None:
 
 
 def _finish_interrupted(store: Store, sandboxes: Sandboxes, containers: Containers) -> None:
-    """Remove what a dead process left half-created (a record still "creating")."""
+    """Remove what a dead process left half-created (a record still "creating"), and its
+    spare sandboxes."""
     from runtime.container.state import alive
 
     for cid in store.container_ids():
@@ -363,7 +392,9 @@ def _finish_interrupted(store: Store, sandboxes: Sandboxes, containers: Containe
                 pass
     for sid in store.sandbox_ids():
         rec = store.sandbox(sid)
-        if rec is None or rec.get("phase") == "creating":
+        # a spare left by another process is removed too: the pod range or network config it
+        # was made with may have changed since (spares.py)
+        if rec is None or rec.get("phase") in ("creating", "spare"):
             creator = (rec or {}).get("creator")
             if rec is not None and creator and alive(creator[0], creator[1]):
                 continue

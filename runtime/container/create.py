@@ -131,14 +131,19 @@ def create(cid: str, spec: ContainerSpec, opts: CreateOptions = CreateOptions())
             os.close(explain_fd)
 
 
-def create_and_supervise(cid: str, spec: ContainerSpec, opts: CreateOptions, client: Channel):
+def create_and_supervise(cid: str, spec: ContainerSpec, opts: CreateOptions, client: Channel,
+                         supervise=None):
     """Create container `cid` and become its supervisor: for a zygote worker, a fresh process with
     nothing else to do, which saves forking one (and the supervisor the cost of touching its pages
     for the first time — see zygote.py). `client` receives {"created": state record} (or an
     error) and then talks to us as to any supervisor. Returns only by raising, before anything is
-    left behind; once the supervisor runs, it ends the process itself."""
+    left behind; once the supervisor runs, it ends the process itself.
+
+    `supervise(plan, client, finish, undo)`, if given, is called instead of becoming the
+    supervisor here (shim.become_supervisor's arguments; it never returns): the zygote hands the
+    plan to a leaner process that supervises (runtime/zygote/server.py, "lean supervisors")."""
     _check_single_threaded()
-    _create(cid, spec, opts, _own_explain_fd(opts), client)
+    _create(cid, spec, opts, _own_explain_fd(opts), client, supervise)
 
 
 def _check_single_threaded() -> None:
@@ -158,7 +163,7 @@ def _own_explain_fd(opts: CreateOptions) -> int | None:
 
 
 def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int | None,
-            client: Channel | None = None) -> Created:
+            client: Channel | None = None, supervise=None) -> Created:
     from runtime.explain import Explainer
 
     explainer = Explainer(explain_fd, "create")
@@ -243,6 +248,7 @@ def _create(cid: str, spec: ContainerSpec, opts: CreateOptions, explain_fd: int 
         if client is not None:
             explainer.step("become the supervisor, which forks the container's init")
             from runtime.process.shim import become_supervisor
+            become_supervisor = supervise or become_supervisor
             os.setsid()  # a session of its own, as _spawn gives a forked supervisor
             become_supervisor(plan, client, finish=lambda c: {"created": finish(c)}, undo=undo.run)
         explainer.step(f"start the supervisor ({'double ' if opts.orphan_supervisor else ''}fork), "

@@ -546,11 +546,13 @@ def _exit_code(pid: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def become_supervisor(plan: ContainerPlan, creator: Channel, finish=None, undo=None) -> None:
+def become_supervisor(plan: ContainerPlan, creator: Channel, finish=None, undo=None,
+                      keep_fds: tuple[int, ...] = ()) -> None:
     """Called in the freshly forked process (or a zygote worker that creates the container
-    itself; see Supervisor.finish): tidy up what we inherited, then supervise. Never returns."""
+    itself; see Supervisor.finish): tidy up what we inherited, then supervise. Never returns.
+    `keep_fds`: fds that `finish`/`undo` use, left open with the creator's."""
     gc.freeze()  # the creator's objects are never collected here: no stray finalizer closes our fds
-    keep = {creator.fileno()}
+    keep = {creator.fileno(), *keep_fds}
     if plan.explain_fd is not None:
         keep.add(plan.explain_fd)
     if plan.stdio == "inherit":

@@ -44,7 +44,8 @@ from nodeagent.cri import open_runtime
 from nodeagent.cri.api import *
 CNI = PodNetworkConfig(conf_dir={conf!r}, bin_dirs=({bin!r},), cache_dir={cache!r})
 STATE, LOGS, IMAGE = {state!r}, {logs!r}, "localhost/busybox:1"
-rt, images = open_runtime(STATE, cni=CNI, image_store={images!r})
+IMAGE_STORE = {images!r}
+rt, images = open_runtime(STATE, cni=CNI, image_store=IMAGE_STORE)
 
 def sandbox_config(name, **kw):
     return PodSandboxConfig(metadata=PodSandboxMetadata(name, "default", "uid-" + name),

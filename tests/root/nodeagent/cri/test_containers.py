@@ -105,6 +105,39 @@ def test_a_new_service_after_kill_9_sees_the_same_containers_and_the_exit_meanwh
     assert second["event"] == [first["stay"], "STOPPED"]
 
 
+def test_a_call_made_while_a_new_service_scans_waits_for_the_scan(node):
+    """A restarted agent's first calls come at once (the event subscription, a pod worker's stop).
+    A stop that went ahead while the new service was still finding the old supervisors left its
+    container unwatched: no STOPPED event ever came. A slow scan (a slow machine, many pods) is
+    made here by delaying the listing of the state dir."""
+    first = node.agent('''
+        sc = sandbox_config("scan")
+        sid = await rt.run_pod_sandbox(sc)
+        report({"stay": await run_container(sid, sc, "stay", "sleep", "1000")})
+    ''', kill9=True)
+    second = node.agent(f'''
+        listing = rt.store.container_ids
+        def slow_listing():
+            time.sleep(1.5)                 # in the service's thread, as a slow disk would be
+            return listing()
+        rt.store.container_ids = slow_listing
+        events = rt.container_events()      # the first call: starts the scan
+        await asyncio.sleep(0.2)            # ... which is now under way
+        await rt.stop_container({first["stay"]!r}, 0)
+        async def stopped():
+            async for ev in events:
+                if ev.container_id == {first["stay"]!r} and ev.type is ContainerEventType.STOPPED:
+                    return True
+        try:
+            seen = await asyncio.wait_for(stopped(), 10)
+        except asyncio.TimeoutError:
+            seen = False
+        st = await rt.container_status({first["stay"]!r})
+        report({{"stopped_event": seen, "state": st.state.name}})
+    ''')
+    assert second == {"stopped_event": True, "state": "EXITED"}
+
+
 @pytest.mark.vm
 def test_bad_input_gets_the_cri_error_naming_the_cause_and_leaves_nothing(node):
     out = node.agent('''

@@ -51,8 +51,10 @@ def start_server(data: Path, port: int) -> subprocess.Popen:
     help_text = subprocess.run([sys.executable, "-m", "nodeagent", "server", "--help"], cwd=REPO,
                                capture_output=True, text=True, env=ENV).stdout
     extra = ["--no-scheduler"] if "--no-scheduler" in help_text else []
+    # SERVER_PROFILE=file runs it under cProfile (written on its clean stop)
+    prof = ["-m", "cProfile", "-o", os.environ["SERVER_PROFILE"]] if os.environ.get("SERVER_PROFILE") else []
     with open(data.parent / f"server-{port}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "nodeagent", "server", "--data-dir", str(data),
+        return subprocess.Popen([sys.executable, *prof, "-m", "nodeagent", "server", "--data-dir", str(data),
                                  "--listen", f"127.0.0.1:{port}", "--default-watch-cache-size", "100000",
                                  *extra], cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT)
 

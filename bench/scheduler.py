@@ -3,8 +3,8 @@
 
     .venv/bin/python bench/scheduler.py [--nodes 100,1000] [--pods 5000] [--rate 300] [--quick] [--keep]
 
-For each node count: a fresh `nodeagent server` (started with `--no-scheduler` where the command
-has it), N fake Nodes created through the API (4 cpu, 32 Gi, 110 pods each), then ONE scheduler
+For each node count: a fresh `nodeagent server` (started with `--no-scheduler --controllers=`: the
+API server alone), N fake Nodes created through the API (4 cpu, 32 Gi, 110 pods each), then ONE scheduler
 process (`python -m controlplane.scheduler`, leader-elected; the run starts only once the Lease
 kube-system/kube-scheduler names it, so no other scheduler can be acting). Two phases:
 
@@ -50,7 +50,11 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 def start_server(data: Path, port: int) -> subprocess.Popen:
     help_text = subprocess.run([sys.executable, "-m", "nodeagent", "server", "--help"], cwd=REPO,
                                capture_output=True, text=True, env=ENV).stdout
+    # Only the API server, as scheduler_perf runs it: its controllers would act on these fake
+    # nodes — no Leases, so node lifecycle taints all of them after 40 s, and 1,000 nodes do
+    # not fit the default cluster CIDR's 256 /24s — and share the server's CPU.
     extra = ["--no-scheduler"] if "--no-scheduler" in help_text else []
+    extra += ["--controllers="] if "--controllers" in help_text else []
     # SERVER_PROFILE=file runs it under cProfile (written on its clean stop)
     prof = ["-m", "cProfile", "-o", os.environ["SERVER_PROFILE"]] if os.environ.get("SERVER_PROFILE") else []
     with open(data.parent / f"server-{port}.log", "ab") as log:

@@ -1,7 +1,8 @@
 """The scheduler's loop: watch pods and nodes, take pending pods one at a time, bind them.
 
     informers ──► cache (nodes, bound + assumed pods)      handlers run on this event loop
-             └──► queue (pending pods of ours)
+             ├──► queue (pending pods of ours)
+             └──► namespaces' labels (affinity), PodDisruptionBudgets (preemption's victims)
     loop: pop a pod ─► algorithm (filter, score) ─► assume onto the node ─► bind in a task
                                    │ no node fits
                                    └─► preemption? ─► PodScheduled=False + FailedScheduling,

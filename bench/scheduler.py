@@ -3,8 +3,8 @@
 
     .venv/bin/python bench/scheduler.py [--nodes 100,1000] [--pods 5000] [--rate 300] [--quick] [--keep]
 
-For each node count: a fresh `nodeagent server` (started with `--no-scheduler` where the command
-has it), N fake Nodes created through the API (4 cpu, 32 Gi, 110 pods each), then ONE scheduler
+For each node count: a fresh `nodeagent server` (started with `--no-scheduler --controllers=`: the
+API server alone), N fake Nodes created through the API (4 cpu, 32 Gi, 110 pods each), then ONE scheduler
 process (`python -m controlplane.scheduler`, leader-elected; the run starts only once the Lease
 kube-system/kube-scheduler names it, so no other scheduler can be acting). Two phases:
 
@@ -37,6 +37,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# BENCH_REPO=dir: the server and the scheduler run that tree's code (an A/B against another
+# checkout with this same client); the client itself always runs this tree's.
+CODE = Path(os.environ.get("BENCH_REPO") or REPO)
 
 import psutil  # noqa: E402
 
@@ -44,17 +47,23 @@ from apiclient import LEASES, NODES, PODS, ApiClient, load_kubeconfig  # noqa: E
 from bench.apiserver import free_port, pct  # noqa: E402
 
 IDENTITY = "bench-scheduler"
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+ENV = {**os.environ, "PYTHONPATH": str(CODE)}
 
 
 def start_server(data: Path, port: int) -> subprocess.Popen:
-    help_text = subprocess.run([sys.executable, "-m", "nodeagent", "server", "--help"], cwd=REPO,
+    help_text = subprocess.run([sys.executable, "-m", "nodeagent", "server", "--help"], cwd=CODE,
                                capture_output=True, text=True, env=ENV).stdout
+    # Only the API server, as scheduler_perf runs it: its controllers would act on these fake
+    # nodes — no Leases, so node lifecycle taints all of them after 40 s, and 1,000 nodes do
+    # not fit the default cluster CIDR's 256 /24s — and share the server's CPU.
     extra = ["--no-scheduler"] if "--no-scheduler" in help_text else []
+    extra += ["--controllers="] if "--controllers" in help_text else []
+    # SERVER_PROFILE=file runs it under cProfile (written on its clean stop)
+    prof = ["-m", "cProfile", "-o", os.environ["SERVER_PROFILE"]] if os.environ.get("SERVER_PROFILE") else []
     with open(data.parent / f"server-{port}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "nodeagent", "server", "--data-dir", str(data),
+        return subprocess.Popen([sys.executable, *prof, "-m", "nodeagent", "server", "--data-dir", str(data),
                                  "--listen", f"127.0.0.1:{port}", "--default-watch-cache-size", "100000",
-                                 *extra], cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+                                 *extra], cwd=CODE, env=ENV, stdout=log, stderr=subprocess.STDOUT)
 
 
 def start_scheduler(kubeconfig: Path, log: Path) -> subprocess.Popen:
@@ -62,7 +71,7 @@ def start_scheduler(kubeconfig: Path, log: Path) -> subprocess.Popen:
     prof = ["-m", "cProfile", "-o", os.environ["SCHED_PROFILE"]] if os.environ.get("SCHED_PROFILE") else []
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, *prof, "-m", "controlplane.scheduler", "--kubeconfig",
-                                 str(kubeconfig), "--identity", IDENTITY], cwd=REPO, env=ENV,
+                                 str(kubeconfig), "--identity", IDENTITY], cwd=CODE, env=ENV,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -149,10 +158,10 @@ async def phase(api: ApiClient, prefix: str, n_pods: int, rate: float | None, pr
     cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
     t0 = time.monotonic()
     names = [f"{prefix}{i:05d}" for i in range(n_pods)]
-    if rate is None:
-        await gather_limited([create(n) for n in names], 32)
-    else:
-        await asyncio.gather(*(create(n, t0 + i / rate) for i, n in enumerate(names)))
+    # At most 32 creates in flight in both phases: when the server falls behind the pace, the
+    # later creates go late (and the rate printed says so) instead of thousands of them queueing
+    # inside the client for a connection, timing out, and counting client queueing as latency.
+    await gather_limited([create(n, None if rate is None else t0 + i / rate) for i, n in enumerate(names)], 32)
     t_sent = time.monotonic()
     try:
         await asyncio.wait_for(done.wait(), 600)

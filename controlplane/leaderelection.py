@@ -138,8 +138,21 @@ class LeaderElector:
 
     # ---- the loops ----
 
-    async def _sleep_retry(self) -> None:
-        await asyncio.sleep(self.config.retry_period * (1 + random.random() * JITTER))
+    def _expires_in(self) -> float | None:
+        """Seconds until the holder's Lease expires by our clock (None: nobody holds it)."""
+        if self._observed is None or not self.holder or self.holder == self.config.identity:
+            return None
+        duration = float(self._observed.get("leaseDurationSeconds") or self.config.lease_duration)
+        return self._observed_at + duration - time.monotonic()
+
+    async def _sleep_retry(self, expires_in: float | None = None) -> None:
+        """The jittered retry period, but no longer than until the holder's Lease expires: a
+        dead leader's successor then takes over at the expiry itself, not up to a retry period
+        (2-4.4 s) later — lease duration + one poll, not + two, after the leader's last renewal."""
+        delay = self.config.retry_period * (1 + random.random() * JITTER)
+        if expires_in is not None:
+            delay = min(delay, max(expires_in, 0.0) + 0.05)
+        await asyncio.sleep(delay)
 
     async def acquire(self) -> None:
         """Return once we lead."""
@@ -154,7 +167,7 @@ class LeaderElector:
                 last_holder = self.holder
                 log.info("lease %s/%s is held by %s", self.config.namespace, self.config.name,
                          last_holder or "nobody")
-            await self._sleep_retry()
+            await self._sleep_retry(self._expires_in())
 
     async def _renew_until_lost(self) -> None:
         """Return when we could not renew for renew_deadline (leadership lost)."""

@@ -40,6 +40,7 @@ from controlplane.storage import Compacted
 from controlplane.storage.watchcache import CacheEvent, Entry
 
 BOOKMARK_INTERVAL = 5.0  # seconds of quiet before a progress bookmark
+WRITE_BATCH = 500  # events joined into one write at most
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,8 @@ class WatchStream:
             if watcher is None:  # the kube-apiserver reports this inside the stream, as an ERROR
                 await resp.write(json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n")
                 return resp
-            for e in initial:
-                await resp.write(self._line("ADDED", e))
+            for i in range(0, len(initial), WRITE_BATCH):
+                await resp.write(b"".join(self._line("ADDED", e) for e in initial[i:i + WRITE_BATCH]))
             if req.send_initial_events:
                 await resp.write(self._bookmark(start, initial_end=True))
             loop = asyncio.get_running_loop()
@@ -167,12 +168,27 @@ class WatchStream:
                         last = cache.revision
                         await resp.write(self._bookmark(last))
                     continue
-                if ev is None:
-                    break  # the cache dropped us (too far behind): the client re-watches
-                last = ev.revision
-                line = self.translate(ev)
-                if line is not None:
-                    await resp.write(line)
+                # Everything already queued goes out in one write: under a burst of writes, one
+                # write (and one wait_for task) per event per watcher was the server's watch cost.
+                lines, ended = [], False
+                while True:
+                    if ev is None:
+                        ended = True  # the cache dropped us (too far behind): the client re-watches
+                        break
+                    last = ev.revision
+                    line = self.translate(ev)
+                    if line is not None:
+                        lines.append(line)
+                    if len(lines) >= WRITE_BATCH:
+                        break
+                    try:
+                        ev = watcher.queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                if lines:
+                    await resp.write(b"".join(lines))
+                if ended:
+                    break
         except ConnectionResetError:
             pass  # the client went away
         finally:

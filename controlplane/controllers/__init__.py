@@ -19,6 +19,7 @@ real cluster too. They never import controlplane.apiserver.
     replicaset.py  deployment.py  daemonset.py  statefulset.py  job.py  cronjob.py (+ cron.py)
     ttlafterfinished.py  nodelifecycle.py  nodeipam.py  endpoint.py  endpointslice.py
     serviceaccount.py (+ the root CA ConfigMap)  namespace.py  garbagecollector.py  podgc.py
+    disruption.py (PodDisruptionBudget status: what eviction and preemption read)
 
 Run them in-process with `run_controllers(api, enabled)` (nodeagent server/up), or as their own
 process with `python -m controlplane.controllers --kubeconfig K` (kube-controller-manager's flags).

@@ -187,7 +187,11 @@ class Controller:
             except Exception as e:  # noqa: BLE001
                 self.log.warning("%s periodic check failed: %r", self.name, e,
                                  exc_info=not isinstance(e, ApiError))
-            await asyncio.sleep(self.tick_period)
+            await asyncio.sleep(self.next_tick_in())
+
+    def next_tick_in(self) -> float:
+        """Seconds to the next tick(): the period, unless a controller knows of something due sooner."""
+        return self.tick_period
 
     async def run(self) -> None:
         await self.start()

@@ -27,7 +27,7 @@ log = logging.getLogger("nodeagent.controllers")
 LEASE_NAMESPACE, LEASE_NAME = "kube-system", "kube-controller-manager"
 
 # kube-controller-manager's names, in its order; the value names the module and class.
-KNOWN = ("replicaset", "deployment", "daemonset", "job", "cronjob", "statefulset", "nodelifecycle",
+KNOWN = ("replicaset", "deployment", "daemonset", "job", "cronjob", "statefulset", "disruption", "nodelifecycle",
          "nodeipam", "endpoint", "endpointslice", "serviceaccount", "root-ca-cert-publisher",
          "namespace", "garbagecollector", "podgc", "ttl-after-finished")
 
@@ -40,6 +40,7 @@ CLASSES = {
     "job": "job:JobController",
     "cronjob": "cronjob:CronJobController",
     "statefulset": "statefulset:StatefulSetController",
+    "disruption": "disruption:DisruptionController",
     "nodelifecycle": "nodelifecycle:NodeLifecycleController",
     "nodeipam": "nodeipam:NodeIpamController",
     "endpoint": "endpoint:EndpointsController",

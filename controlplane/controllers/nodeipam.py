@@ -10,6 +10,11 @@ pod addresses from it.
 The set of used subnets lives only in memory: at the start of each term of leadership it is
 rebuilt from the nodes' podCIDRs, so two leaders one after the other never hand out the same one.
 A node's podCIDR never changes once set (the API server refuses it); a deleted node's is released.
+
+When the range is used up, a node without a subnet gets one CIDRNotAvailable event and a log
+line, then *waits*: it is tried again when a subnet is released (a node deleted), not on each of
+its updates — with every kubelet posting status, retrying on updates (and recording an event
+each time) would be a storm of failed syncs and events that helps nobody.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class NodeIpamController(Controller):
         self.nodes = ctx.informers.get(NODES)
         self.nodes.add_handler(self._event)
         self.owner: dict[str, str] = {}  # node → the podCIDR we hold for it
+        self.waiting: set[str] = set()  # nodes told CIDRNotAvailable, waiting for a release
 
     def _event(self, type_: str, node: dict, old: dict | None) -> None:
         name = node["metadata"]["name"]
@@ -86,7 +92,12 @@ class NodeIpamController(Controller):
                 self.cidrs.release(cidr)
                 self.owner.pop(name, None)
                 self.log.info("released %s of deleted node %s", cidr, name)
+                for waiter in self.waiting:
+                    self.queue.add(waiter)
+            self.waiting.discard(name)
             return
+        if name in self.waiting and not (node.get("spec") or {}).get("podCIDR"):
+            return  # nothing has been released since it was told: an update changes nothing
         self.queue.add(name)
 
     async def start(self) -> None:
@@ -103,6 +114,7 @@ class NodeIpamController(Controller):
             return
         have = (node.get("spec") or {}).get("podCIDR")
         if have:
+            self.waiting.discard(key)
             if self.owner.get(key) != have and self.cidrs.occupy(have):
                 self.owner[key] = have
             return
@@ -110,9 +122,14 @@ class NodeIpamController(Controller):
             return  # allocated; the informer has not shown our patch yet
         cidr = self.cidrs.allocate()
         if cidr is None:
-            self.events.emit({**node, "metadata": {**node["metadata"], "namespace": "default"}}, "Normal",
-                             "CIDRNotAvailable", f"Node {key} status is now: CIDRNotAvailable")
-            raise RuntimeError(f"no free /{self.cidrs.mask} left in {self.cidrs.net} for node {key}")
+            if key not in self.waiting:
+                self.waiting.add(key)
+                self.events.emit({**node, "metadata": {**node["metadata"], "namespace": "default"}}, "Normal",
+                                 "CIDRNotAvailable", f"Node {key} status is now: CIDRNotAvailable")
+                self.log.warning("node %s: no free /%d left in %s; it waits for a node to be deleted",
+                                 key, self.cidrs.mask, self.cidrs.net)
+            return
+        self.waiting.discard(key)
         self.owner[key] = cidr
         for attempt in range(5):
             try:

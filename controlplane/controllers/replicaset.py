@@ -265,8 +265,15 @@ class ReplicaSetController(Controller):
                "readyReplicas": sum(1 for p in pods if pod_ready(p)),
                "availableReplicas": sum(1 for p in pods if pod_available(p, min_ready, now)),
                "observedGeneration": owner["metadata"].get("generation", 1)}
+        # upstream calculateStatus: a failure adds the condition once and a success removes it;
+        # a failure while it is there keeps it as it is — a fresh lastTransitionTime on every
+        # retry would be a status write, whose watch event would queue the object again at once
+        # and defeat the per-key backoff of a ReplicaSet that keeps failing
+        failed_before = [c for c in st.get("conditions") or [] if c.get("type") == "ReplicaFailure"]
         conds = [c for c in st.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
-        if err is not None:
+        if err is not None and failed_before:
+            conds.extend(failed_before)
+        elif err is not None:
             verb = "create" if len(pods) < spec.get("replicas", 1) else "delete"
             conds.append({"type": "ReplicaFailure", "status": "True", "lastTransitionTime": now_rfc3339(),
                           "reason": "FailedCreate" if verb == "create" else "FailedDelete",

@@ -1,7 +1,8 @@
 """The scheduler's loop: watch pods and nodes, take pending pods one at a time, bind them.
 
     informers ──► cache (nodes, bound + assumed pods)      handlers run on this event loop
-             └──► queue (pending pods of ours)
+             ├──► queue (pending pods of ours)
+             └──► namespaces' labels (affinity), PodDisruptionBudgets (preemption's victims)
     loop: pop a pod ─► algorithm (filter, score) ─► assume onto the node ─► bind in a task
                                    │ no node fits
                                    └─► preemption? ─► PodScheduled=False + FailedScheduling,
@@ -24,7 +25,7 @@ import dataclasses
 import logging
 import time
 
-from apiclient import NAMESPACES, NODES, PODS, ApiClient, ApiError, Conflict, Informer, NotFound
+from apiclient import NAMESPACES, NODES, PODS, ApiClient, ApiError, Conflict, Informer, NotFound, Resource
 from controlplane.scheduler import binder
 from controlplane.scheduler.algorithm import Algorithm, FitError, Nominator
 from controlplane.scheduler.cache import Cache
@@ -34,12 +35,13 @@ from controlplane.scheduler.framework import Framework
 from controlplane.scheduler.framework.plugin import NODE_ADD, NODE_CHANGE, POD_CHANGE, POD_GONE
 from controlplane.scheduler.framework.runtime import default_plugins
 from controlplane.scheduler.podinfo import PodInfo, pod_info
-from controlplane.scheduler.preemption import preempt
+from controlplane.scheduler.preemption import Budget, budget, preempt
 from controlplane.scheduler.queue import SchedulingQueue
 
 log = logging.getLogger("nodeagent.scheduler")
 
 BIND_CONCURRENCY = 64
+PDBS = Resource("policy", "v1", "poddisruptionbudgets", True)
 GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 
 
@@ -63,9 +65,12 @@ class Scheduler:
         self.nodes = Informer(api, NODES)
         self.namespaces = Informer(api, NAMESPACES)  # labels, for affinity namespaceSelectors
         self.namespace_labels: dict[str, dict] = {}
+        self.pdbs = Informer(api, PDBS)  # preemption prefers victims whose eviction breaks none
+        self.budgets: dict[tuple[str, str], Budget] = {}
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
         self.namespaces.add_handler(self._on_namespace)
+        self.pdbs.add_handler(self._on_pdb)
         self._binds = asyncio.Semaphore(BIND_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
         self.scheduled = 0  # pods sent to binding (metrics, tests)
@@ -148,6 +153,14 @@ class Scheduler:
             self.namespace_labels[name] = labels
             self.queue.move(POD_CHANGE)  # a namespaceSelector may match (or stop matching) now
 
+    def _on_pdb(self, type_: str, obj: dict, old: dict | None) -> None:
+        md = obj.get("metadata") or {}
+        key = (md.get("namespace") or "", md.get("name") or "")
+        if type_ == "DELETED":
+            self.budgets.pop(key, None)
+        else:
+            self.budgets[key] = budget(obj)
+
     def _on_node(self, type_: str, obj: dict, old: dict | None) -> None:
         name = obj["metadata"]["name"]
         if type_ == "DELETED":
@@ -176,10 +189,10 @@ class Scheduler:
             log.error("scheduler task failed: %r", t.exception())
 
     async def run(self) -> None:
-        informers = [asyncio.ensure_future(i.run()) for i in (self.namespaces, self.nodes, self.pods)]
+        informers = [asyncio.ensure_future(i.run()) for i in (self.namespaces, self.pdbs, self.nodes, self.pods)]
         events = asyncio.ensure_future(self.recorder.run())
         try:
-            for informer in (self.namespaces, self.nodes, self.pods):
+            for informer in (self.namespaces, self.pdbs, self.nodes, self.pods):
                 await informer.wait_synced()
             log.info("%s: %d nodes, %d pods pending", self.name, len(self.cache.node_list()), len(self.queue.pods))
             while True:
@@ -213,7 +226,7 @@ class Scheduler:
         pod = qp.pod
         post, nominated = "", None
         if fe.num_nodes:
-            cand, msg = preempt(self.framework, self.cache, pod, fe.statuses)
+            cand, msg = preempt(self.framework, self.cache, pod, fe.statuses, list(self.budgets.values()))
             if cand is not None:
                 nominated = cand.node
                 self.nominator.add(pod, cand.node)

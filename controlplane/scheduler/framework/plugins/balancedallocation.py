@@ -19,18 +19,12 @@ class BalancedAllocation(Plugin):
         return bool(pod.cpu or pod.memory)
 
     def score(self, state, pod, nodes):
-        # spelled out without min()/abs(): it runs for every feasible node of every pod
-        out = []
-        append = out.append
+        # one comprehension, without min()/abs() (`for x in [e]` is an assignment): it runs for
+        # every feasible node of every pod
         pc, pm = pod.cpu, pod.memory
-        for ni in nodes:
-            ac, am = ni.alloc_cpu, ni.alloc_memory
-            fc = (ni.req_cpu + pc) / ac if ac else 1.0
-            fm = (ni.req_memory + pm) / am if am else 1.0
-            if fc > 1.0:
-                fc = 1.0
-            if fm > 1.0:
-                fm = 1.0
-            d = fc - fm if fc > fm else fm - fc
-            append(int((1 - d / 2) * MAX_SCORE))
-        return out
+        return [int((1 - (fc - fm if fc > fm else fm - fc) / 2) * MAX_SCORE)
+                for ni in nodes
+                for fc in [(ni.req_cpu + pc) / ni.alloc_cpu if ni.alloc_cpu else 1.0]
+                for fm in [(ni.req_memory + pm) / ni.alloc_memory if ni.alloc_memory else 1.0]
+                for fc in [fc if fc < 1.0 else 1.0]
+                for fm in [fm if fm < 1.0 else 1.0]]

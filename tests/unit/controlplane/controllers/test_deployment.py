@@ -140,3 +140,21 @@ def test_progress_deadline_makes_rollout_status_fail(kubectl, kubelet):
     conds = {c["type"]: c for c in get_json(kubectl, "get", "deploy", "stuck")["status"]["conditions"]}
     assert conds["Progressing"]["status"] == "False"
     assert conds["Progressing"]["reason"] == "ProgressDeadlineExceeded"
+
+
+def test_selector_not_matching_template_is_422_and_nothing_stored(kubectl):
+    p = kubectl.run("create", "-v=6", "-f", "-", check=False, input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mismatch}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: {labels: {app: b}}
+    spec: {containers: [{name: c, image: busybox}]}
+""")
+    assert p.returncode != 0 and "422 Unprocessable Entity" in p.stderr
+    assert 'The Deployment "mismatch" is invalid: spec.template.metadata.labels: Invalid value: ' in p.stderr
+    assert "`selector` does not match template `labels`" in p.stderr
+    assert kubectl.run("get", "deployment", "mismatch", check=False).returncode == 1
+    assert not [rs for rs in get_json(kubectl, "get", "rs")["items"] if rs["metadata"]["name"].startswith("mismatch")]

@@ -138,7 +138,8 @@ def test_negative_completions_is_422(kubectl):
 
 def test_ttl_after_finished(kubectl, start_controllers):
     start_controllers("--controllers=ttl-after-finished", "--leader-elect=false")
-    kubectl("apply", "-f", "-", input=job("ttl", ttlSecondsAfterFinished=1))
+    # 5 s, not 1: on a loaded machine a 1 s TTL could delete the Job before `kubectl wait` saw it complete
+    kubectl("apply", "-f", "-", input=job("ttl", ttlSecondsAfterFinished=5))
     pod = wait_until(lambda: job_pods(kubectl, "ttl"), what="a pod")[0]
     finish(kubectl, pod)
     kubectl("wait", "--for=condition=complete", "job/ttl", "--timeout=30s")

@@ -40,6 +40,13 @@ def test_distinct_cidrs_released_on_delete_and_exhaustion(kubectl, server):
                                  if e["reason"] == "CIDRNotAvailable"], what="CIDRNotAvailable event")
         assert ev[0]["involvedObject"]["name"] == "f"
         assert not (get_json(kubectl, "get", "node", "f").get("spec") or {}).get("podCIDR")
+        # f waits: its updates (a kubelet posting status) do not retry it nor repeat the event
+        for i in range(3):
+            kubectl("label", "node", "f", f"touch={i}", "--overwrite")
+        kubectl("delete", "node", "c")  # a release wakes it
+        assert cidr_of(kubectl, "f") == got["c"]
+        assert len([e for e in get_json(kubectl, "get", "events", "-n", "default")["items"]
+                    if e["reason"] == "CIDRNotAvailable"]) == 1
 
 
 def test_bad_cluster_cidr_is_one_line(server):

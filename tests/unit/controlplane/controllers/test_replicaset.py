@@ -86,3 +86,49 @@ def test_adopts_orphans_and_releases_non_matching(kubectl):
     wait_until(lambda: not json.loads(kubectl("get", "pod", "stray", "-o", "json"))["metadata"].get(
         "ownerReferences"), what="stray released")
     wait_until(lambda: len(owned(pods_of(kubectl, "adopt"), uid)) == 2, what="a replacement for the released pod")
+
+
+def retries(controllers, key):
+    """The backoff delays the controller logged for `key`, in order."""
+    return [float(line.rsplit("(retry in ", 1)[1].rstrip("s)"))
+            for line in controllers.text().splitlines() if f"replicaset {key}: " in line and "(retry in " in line]
+
+
+def test_failing_object_backs_off_and_others_are_served(kubectl, controllers):
+    """A ReplicaSet whose pods the API refuses (its template names a PriorityClass that does not
+    exist: 403 from admission) is retried with a doubling delay, its failure shown once as the
+    ReplicaFailure condition and FailedCreate events, and is not rewritten on every retry; the
+    other ReplicaSets are served meanwhile; once the class exists, its pods are made."""
+    broken = (RS % {"name": "broken", "replicas": 2}).replace(
+        "spec: {containers:", "spec: {priorityClassName: missing-class, containers:")
+    kubectl("apply", "-f", "-", input=broken)
+    kubectl("apply", "-f", "-", input=RS % {"name": "fine", "replicas": 2})
+    wait_until(lambda: len(pods_of(kubectl, "fine")) == 2, what="the other ReplicaSet's pods")
+
+    def failure():
+        rs = json.loads(kubectl("get", "rs", "broken", "-o", "json"))
+        cond = [c for c in rs["status"].get("conditions") or [] if c["type"] == "ReplicaFailure"]
+        return (rs, cond[0]) if cond else None
+    rs, cond = wait_until(failure, what="the ReplicaFailure condition")
+    assert cond["reason"] == "FailedCreate" and "no PriorityClass with name missing-class was found" in cond["message"]
+    assert "ReplicaFailure" in kubectl("describe", "rs", "broken")
+    n = len(retries(controllers, "default/broken"))
+    wait_until(lambda: len(retries(controllers, "default/broken")) >= max(n + 3, 7), what="more retries")
+    delays = retries(controllers, "default/broken")
+    assert all(b == 2 * a for a, b in zip(delays, delays[1:])), delays  # 5 ms doubling, per key
+    later = json.loads(kubectl("get", "rs", "broken", "-o", "json"))
+    assert later["metadata"]["resourceVersion"] == rs["metadata"]["resourceVersion"]  # not rewritten per retry
+    assert later["status"]["conditions"] == rs["status"]["conditions"]
+    failed = [e for e in items(kubectl, "events") if e["reason"] == "FailedCreate"
+              and e["involvedObject"]["name"] == "broken"]
+    assert failed and "missing-class" in failed[0]["message"]
+
+    kubectl("apply", "-f", "-", input=RS % {"name": "fine", "replicas": 3})  # still served
+    wait_until(lambda: len(pods_of(kubectl, "fine")) == 3, what="the scaled ReplicaSet's pod")
+    kubectl("create", "priorityclass", "missing-class", "--value=100")
+    wait_until(lambda: len(pods_of(kubectl, "broken")) == 2, timeout=60, what="the fixed ReplicaSet's pods")
+    wait_until(lambda: failure() is None, what="the ReplicaFailure condition to go")
+    assert controllers.proc.poll() is None
+    kubectl("delete", "rs", "broken", "fine")  # no garbage collector here: the pods stay
+    kubectl("delete", "pods", "-l", "app in (broken,fine)")
+    kubectl("delete", "priorityclass", "missing-class")

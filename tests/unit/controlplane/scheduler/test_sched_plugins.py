@@ -273,3 +273,28 @@ def test_nonzero_requests_add_overhead_and_init_max():
     assert (nz_cpu, nz_mem) == (150, 200 * 2**20)
     _, nz_cpu, _ = pod_requests({"containers": [{}], "initContainers": [{"resources": {"requests": {"cpu": "1"}}}]})
     assert nz_cpu == 1000
+
+
+def test_fitting_fast_path_matches_the_filter():
+    """algorithm.fitting (one comprehension per chunk) accepts exactly the nodes NodeResourcesFit's
+    filter accepts, in order, stopping at the same node — over full, over-committed and empty
+    nodes, for pods with and without cpu/memory requests."""
+    import random
+
+    from controlplane.scheduler.algorithm import fitting
+    from controlplane.scheduler.framework.plugins.noderesources import NodeResourcesFit
+
+    rng = random.Random(7)
+    s = Sched([node(f"n{i:03d}", cpu=rng.choice(["1", "2", "500m"]), memory=rng.choice(["1Gi", "2Gi"]),
+                    pods=rng.choice([1, 3, 110])) for i in range(300)])
+    for i in range(600):  # bound pods, some over-committing their node (as a kubelet may admit)
+        s.cache.set_pod(pod_info(pod(f"b{i}", cpu=rng.choice([None, "100m", "700m"]), memory=rng.choice([None, "300Mi"]),
+                                     node_name=f"n{rng.randrange(300):03d}")))
+    nodes, fit = s.cache.node_list(), NodeResourcesFit()
+    for cpu, mem in ((None, None), ("100m", None), (None, "100Mi"), ("250m", "500Mi"), ("3", None)):
+        p = pod_info(pod("new", cpu=cpu, memory=mem))
+        ok = [ni for ni in nodes if fit.filter({}, p, ni) is None]
+        for want in (1, 5, 50, 1000):
+            got, visited = fitting(nodes, p, want)
+            assert got == ok[:want], (cpu, mem, want)
+            assert visited == (nodes.index(ok[want - 1]) + 1 if len(ok) >= want else len(nodes))

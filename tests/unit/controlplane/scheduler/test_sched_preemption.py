@@ -4,7 +4,7 @@ import pytest
 
 from controlplane.scheduler.algorithm import FitError
 from controlplane.scheduler.podinfo import pod_info
-from controlplane.scheduler.preemption import preempt
+from controlplane.scheduler.preemption import budget, preempt, split_by_budget
 from tests.unit.controlplane.scheduler.objects import Sched, node, pod
 
 
@@ -58,3 +58,50 @@ def test_nominated_room_is_kept_for_the_preemptor():
     with pytest.raises(FitError):
         s.place(pod("sneaky", cpu="500m", priority=0))
     assert s.place(pod("peer", cpu="500m", priority=200)) == "a"  # higher priority may still go
+
+
+def pdb(name, labels, allowed, ns="default", disrupted=()):
+    return budget({"metadata": {"name": name, "namespace": ns},
+                   "spec": {"selector": {"matchLabels": labels}} if labels is not None else {},
+                   "status": {"disruptionsAllowed": allowed, "disruptedPods": {d: "2026-01-01T00:00:00Z" for d in disrupted}}})
+
+
+def test_budgets_spent_pod_by_pod():
+    ps = [pod_info(pod(n, labels={"app": "g"}, node_name="a")) for n in ("p1", "p2", "p3")]
+    violating, fine = split_by_budget(ps, [pdb("g", {"app": "g"}, 1, disrupted=["p2"])])
+    assert [p.name for p in fine] == ["p1", "p2"] and [p.name for p in violating] == ["p3"]
+    # an empty selector, another namespace: no budget applies
+    assert split_by_budget(ps, [pdb("e", None, 0), pdb("o", {"app": "g"}, 0, ns="other")]) == ([], ps)
+
+
+def test_node_whose_victims_break_no_budget_is_preferred():
+    guarded = {"app": "guarded"}
+    s = Sched([node("a", cpu="1"), node("b", cpu="1")],
+              [pod("a-guarded", cpu="1", priority=1, labels=guarded, node_name="a"),
+               pod("b-free", cpu="1", priority=50, labels={"app": "free"}, node_name="b")])
+    pi = pod_info(pod("vip", cpu="1", priority=100))
+    with pytest.raises(FitError) as e:
+        s.algorithm.schedule(pi)
+    cand, _ = preempt(s.framework, s.cache, pi, e.value.statuses)
+    assert cand.node == "a"  # no budget: the lower-priority victim
+    cand, _ = preempt(s.framework, s.cache, pi, e.value.statuses, [pdb("g", guarded, 0)])
+    assert cand.node == "b" and [v.name for v in cand.victims] == ["b-free"] and cand.pdb_violations == 0
+    # every candidate breaks a budget: preempt anyway (best effort), then by priority as before
+    cand, _ = preempt(s.framework, s.cache, pi, e.value.statuses, [pdb("g", guarded, 0), pdb("f", {"app": "free"}, 0)])
+    assert cand.node == "a" and cand.pdb_violations == 1
+    # an empty selector selects nothing
+    cand, _ = preempt(s.framework, s.cache, pi, e.value.statuses, [pdb("g", guarded, 0), pdb("all", {}, 0)])
+    assert cand.node == "b"
+
+
+def test_guarded_pods_are_given_back_first():
+    s = Sched([node("a", cpu="2")],
+              [pod("guarded", cpu="1", priority=1, labels={"app": "g"}, node_name="a"),
+               pod("free", cpu="1", priority=2, node_name="a")])
+    pi = pod_info(pod("vip", cpu="1", priority=100))
+    with pytest.raises(FitError) as e:
+        s.algorithm.schedule(pi)
+    cand, _ = preempt(s.framework, s.cache, pi, e.value.statuses)
+    assert [v.name for v in cand.victims] == ["guarded"]  # the less important one goes
+    cand, _ = preempt(s.framework, s.cache, pi, e.value.statuses, [pdb("g", {"app": "g"}, 0)])
+    assert [v.name for v in cand.victims] == ["free"] and cand.pdb_violations == 0

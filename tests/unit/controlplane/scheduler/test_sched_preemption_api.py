@@ -56,3 +56,31 @@ def test_high_priority_pod_preempts_one_victim(cluster, kubectl):
     assert msg == ("0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {k: }. "
                    "preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, "
                    "1 Preemption is not helpful for scheduling.."), msg
+
+
+def test_victim_whose_eviction_breaks_no_budget_is_preferred(cluster, kubectl):
+    """Two full nodes; the least important pod is guarded by a PodDisruptionBudget (made with
+    kubectl, none of its disruptions allowed): the preemptor takes the other node, whose victim
+    is of higher priority but unguarded (upstream: fewest budget violations first)."""
+    kubectl("create", "pdb", "guard", "--selector=app=guarded", "--min-available=1")
+    cluster.node("a", cpu="1")
+    cluster.node("b", cpu="1")
+    guarded = with_priority(cluster, "guarded", 5)
+    guarded["metadata"]["labels"] = {"app": "guarded"}
+    guarded["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "a"}
+    plain = with_priority(cluster, "plain", 10)
+    plain["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "b"}
+    for p in (guarded, plain):
+        cluster.create_pod(p)
+    assert cluster.bound("guarded") == "a" and cluster.bound("plain") == "b"
+    try:
+        cluster.create_pod(with_priority(cluster, "vip", 1000))
+        cluster.wait(lambda: cluster.pod("vip")["status"].get("nominatedNodeName"), 30, "nomination")
+        assert cluster.pod("vip")["status"]["nominatedNodeName"] == "b"
+        cluster.wait(lambda: (cluster.pod("plain") or {}).get("metadata", {}).get("deletionTimestamp"), 30,
+                     "the unguarded victim's deletion")
+        assert not cluster.pod("guarded")["metadata"].get("deletionTimestamp")
+        kubectl("delete", "pod", "plain", "--grace-period=0", "--force")
+        assert cluster.bound("vip") == "b"
+    finally:
+        kubectl("delete", "pdb", "guard")

@@ -1,8 +1,9 @@
 """Many pods at once against a real API server: 1,050 pods created concurrently on 10 nodes with
 room for exactly 1,000 — no node over-committed (the cache counts pods still being bound), the
-rest Unschedulable."""
+rest Unschedulable; `kubectl describe nodes` shows each node's cpu requests at exactly 100%."""
 
 import asyncio
+import re
 from collections import Counter
 
 from apiclient import PODS, ApiClient, load_kubeconfig
@@ -18,7 +19,7 @@ async def create_pods(kubeconfig, names, cpu="100m", concurrency=32):
         await asyncio.gather(*(one(n) for n in names))
 
 
-def test_thousand_pods_at_once_never_overcommit(cluster, server):
+def test_thousand_pods_at_once_never_overcommit(cluster, server, kubectl):
     for i in range(10):
         cluster.node(f"n{i:02d}", cpu="10", memory="64Gi", pods=110)
     asyncio.run(create_pods(server.kubeconfig, [f"p{i:04d}" for i in range(1050)]))
@@ -36,3 +37,6 @@ def test_thousand_pods_at_once_never_overcommit(cluster, server):
     assert {c["message"] for p in failed for c in p["status"]["conditions"] if c["type"] == "PodScheduled"} == {
         "0/10 nodes are available: 10 Insufficient cpu. preemption: 0/10 nodes are available: "
         "10 No preemption victims found for incoming pod.."}
+    described = kubectl("describe", "nodes")
+    assert re.findall(r"Non-terminated Pods:\s+\((\d+) in total\)", described) == ["100"] * 10
+    assert re.findall(r"^\s+cpu\s+(\S+ \(\d+%\))", described, re.M) == ["10 (100%)"] * 10

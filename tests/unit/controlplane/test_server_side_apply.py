@@ -75,3 +75,196 @@ def test_server_side_apply_creates_and_owns_only_what_it_applied(kubectl):
     out = kubectl("apply", "--server-side", "-f", "-", input=_deploy("ssa-new", 2))
     assert "serverside-applied" in out
     assert _get(kubectl, "deploy", "ssa-new")["metadata"]["resourceVersion"] == rv
+
+
+def test_conflict_with_client_side_apply_then_force(kubectl):
+    kubectl("apply", "-f", "-", input=_deploy("ssa-conflict", 1))
+    p = kubectl.run("apply", "--server-side", "--field-manager=ci", "-f", "-",
+                    input=_deploy("ssa-conflict", 3), check=False)
+    assert p.returncode == 1
+    assert ('Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: '
+            '.spec.replicas') in p.stderr
+    assert "--force-conflicts" in p.stderr  # kubectl's own advice follows the server's message
+    assert _get(kubectl, "deploy", "ssa-conflict")["spec"]["replicas"] == 1
+    kubectl("apply", "--server-side", "--field-manager=ci", "--force-conflicts", "-f", "-",
+            input=_deploy("ssa-conflict", 3))
+    d = _get(kubectl, "deploy", "ssa-conflict")
+    assert d["spec"]["replicas"] == 3
+    # The forced field moved to ci; kubectl then moved the rest of the client-side apply
+    # manager's fields to ci (csaupgrade: that manager owns the last-applied annotation) and
+    # applied again, which dropped what ci does not apply: the annotation (kept only for the
+    # default manager `kubectl`) and its ownership of defaulted fields (defaulted again).
+    assert _managers(d) == {("ci", "Apply")}
+    ci = _entry(d, "ci", "Apply")["fieldsV1"]
+    assert "f:replicas" in ci["f:spec"] and "f:annotations" not in ci["f:metadata"]
+    assert "annotations" not in d["metadata"]
+    assert d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_two_conflicting_managers_listed_as_upstream(kubectl):
+    kubectl("apply", "--server-side", "--field-manager=a", "-f", "-", input=_deploy("ssa-two", 1))
+    kubectl("patch", "deploy", "ssa-two", "--field-manager=b", "-p",
+            '{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.26"}]}}}}')
+    p = kubectl.run("apply", "--server-side", "--field-manager=c", "-f", "-",
+                    input=_deploy("ssa-two", 5, "nginx:1.27"), check=False)
+    assert p.returncode == 1
+    assert ('Apply failed with 2 conflicts: conflicts with "a"\n- .spec.replicas\n'
+            'conflicts with "b" using apps/v1\n'
+            '- .spec.template.spec.containers[name="web"].image') in p.stderr
+
+
+def test_apply_removes_fields_it_no_longer_applies(kubectl):
+    two = _deploy("ssa-prune").replace("  labels: {app: ssa-prune}",
+                                        "  labels: {app: ssa-prune}\n  annotations: {a: '1', b: '2'}")
+    kubectl("apply", "--server-side", "-f", "-", input=two)
+    kubectl("annotate", "deploy", "ssa-prune", "c=3")   # another manager's field survives
+    one = two.replace(", b: '2'", "")
+    kubectl("apply", "--server-side", "-f", "-", input=one)
+    ann = _get(kubectl, "deploy", "ssa-prune")["metadata"]["annotations"]
+    assert ann == {"a": "1", "c": "3"}
+    # a field shared with another manager stays when one of them stops applying it
+    kubectl("apply", "--server-side", "--field-manager=other", "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa-prune, annotations: {a: '1'}}
+""")
+    kubectl("apply", "--server-side", "-f", "-", input=one.replace("annotations: {a: '1'}",
+                                                                   "annotations: {}"))
+    assert _get(kubectl, "deploy", "ssa-prune")["metadata"]["annotations"] == {"a": "1", "c": "3"}
+
+
+def test_keyed_lists_merge_items_of_different_managers(kubectl):
+    kubectl("apply", "--server-side", "--field-manager=app", "-f", "-", input=_deploy("ssa-lists"))
+    kubectl("apply", "--server-side", "--field-manager=sidecar", "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa-lists}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: proxy, image: envoy:1}
+""")
+    d = _get(kubectl, "deploy", "ssa-lists")
+    names = [c["name"] for c in d["spec"]["template"]["spec"]["containers"]]
+    assert names == ["web", "proxy"]
+    # the sidecar's manager stops applying its container: it goes, web stays
+    kubectl("apply", "--server-side", "--field-manager=sidecar", "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa-lists}
+""")
+    d = _get(kubectl, "deploy", "ssa-lists")
+    assert [c["name"] for c in d["spec"]["template"]["spec"]["containers"]] == ["web"]
+    assert ("sidecar", "Apply") not in _managers(d)
+
+
+def test_set_lists_union_and_atomic_lists_replace(kubectl):
+    kubectl("apply", "--server-side", "--field-manager=one", "-f", "-", input="""
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ssa-set, finalizers: [example.com/a]}
+data: {k: v}
+""")
+    kubectl("apply", "--server-side", "--field-manager=two", "-f", "-", input="""
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ssa-set, finalizers: [example.com/b]}
+""")
+    cm = _get(kubectl, "cm", "ssa-set")
+    assert cm["metadata"]["finalizers"] == ["example.com/a", "example.com/b"]
+    two = _entry(cm, "two", "Apply")["fieldsV1"]
+    assert two == {"f:metadata": {"f:finalizers": {'v:"example.com/b"': {}}}}
+    kubectl("patch", "cm", "ssa-set", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+
+
+def test_dry_run_changes_nothing(kubectl):
+    kubectl("apply", "--server-side", "-f", "-", input=_deploy("ssa-dry"))
+    before = _get(kubectl, "deploy", "ssa-dry")
+    out = kubectl("apply", "--server-side", "--dry-run=server", "-o", "json", "-f", "-",
+                  input=_deploy("ssa-dry", 4))
+    assert json.loads(out)["spec"]["replicas"] == 4
+    after = _get(kubectl, "deploy", "ssa-dry")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"]["replicas"] == 1
+    p = kubectl.run("apply", "--server-side", "--dry-run=server", "-f", "-",
+                    input=_deploy("ssa-dry-absent"), check=False)
+    assert p.returncode == 0
+    assert kubectl.run("get", "deploy", "ssa-dry-absent", check=False).returncode == 1
+
+
+def test_client_side_to_server_side_migration(kubectl):
+    kubectl("apply", "-f", "-", input=_deploy("ssa-migrate", 2))
+    d = _get(kubectl, "deploy", "ssa-migrate")
+    assert ("kubectl-client-side-apply", "Update") in _managers(d)
+    kubectl("apply", "--server-side", "-f", "-", input=_deploy("ssa-migrate", 2))
+    d = _get(kubectl, "deploy", "ssa-migrate")
+    # kubectl moved the client-side apply fields into its Apply entry (csaupgrade), after
+    # handing the last-applied annotation to a manager of its own so that it stays
+    assert _managers(d) == {("kubectl", "Apply"), ("kubectl-last-applied", "Apply")}
+    f = _entry(d, "kubectl", "Apply")["fieldsV1"]
+    assert "f:replicas" in f["f:spec"] and "f:imagePullPolicy" not in json.dumps(f)
+    la = _entry(d, "kubectl-last-applied", "Apply")["fieldsV1"]
+    assert la == {"f:metadata": {"f:annotations": {
+        "f:kubectl.kubernetes.io/last-applied-configuration": {}}}}
+    assert "kubectl.kubernetes.io/last-applied-configuration" in d["metadata"]["annotations"]
+    # a value change while migrating is no conflict: the annotation shows it was kubectl's
+    kubectl("apply", "-f", "-", input=_deploy("ssa-migrate2", 2))
+    kubectl("apply", "--server-side", "-f", "-", input=_deploy("ssa-migrate2", 3))
+    d = _get(kubectl, "deploy", "ssa-migrate2")
+    assert d["spec"]["replicas"] == 3
+    last = json.loads(d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 3  # kept in step by the server for kubectl's manager
+    # and back to client-side apply computes its patch from that annotation
+    kubectl("apply", "-f", "-", input=_deploy("ssa-migrate2", 3, "nginx:1.26"))
+    assert _get(kubectl, "deploy", "ssa-migrate2")["spec"]["template"]["spec"]["containers"][0][
+        "image"] == "nginx:1.26"
+
+
+def test_updates_by_one_manager_collapse_and_cap_at_ten(kubectl):
+    kubectl("create", "configmap", "ssa-cap", "--from-literal=k0=v")
+    for i in range(3):
+        kubectl("patch", "cm", "ssa-cap", "--field-manager=same", "-p", f'{{"data":{{"s{i}":"v"}}}}')
+    cm = _get(kubectl, "cm", "ssa-cap")
+    same = [e for e in cm["metadata"]["managedFields"] if e["manager"] == "same"]
+    assert len(same) == 1 and set(same[0]["fieldsV1"]["f:data"]) == {"f:s0", "f:s1", "f:s2"}
+    for i in range(12):
+        kubectl("patch", "cm", "ssa-cap", f"--field-manager=m{i}", "-p", f'{{"data":{{"m{i}":"v"}}}}')
+    entries = _get(kubectl, "cm", "ssa-cap")["metadata"]["managedFields"]
+    assert len(entries) == 10
+    assert "ancient-changes" in {e["manager"] for e in entries}
+
+
+def test_bad_apply_requests(server, kubectl):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    def patch(path, body, ctype, query=""):
+        req = urllib.request.Request(server.url + path + query, data=body.encode(), method="PATCH",
+                                     headers={"Content-Type": ctype,
+                                              "Authorization": f"Bearer {server.token}"})
+        try:
+            with urllib.request.urlopen(req, context=server.ssl_context()) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    kubectl("create", "configmap", "ssa-bad", "--from-literal=k=v")
+    path = "/api/v1/namespaces/default/configmaps/ssa-bad"
+    body = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa-bad}\ndata: {k: w}\n"
+    code, st = patch(path, body, "application/apply-patch+yaml")
+    assert code == 422 and st["message"] == ('PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
+                                             'Required value: is required for apply patch')
+    code, st = patch(path, '{"data":{"k":"w"}}', "application/merge-patch+json", "?force=true")
+    assert code == 422 and "force: Forbidden: may not be specified for non-apply patch" in st["message"]
+    with_mf = body.replace("name: ssa-bad}", "name: ssa-bad, managedFields: [{manager: x}]}")
+    code, st = patch(path, with_mf, "application/apply-patch+yaml", "?fieldManager=t")
+    assert code == 400 and st["message"] == "metadata.managedFields must be nil"
+    code, st = patch(path, body, "application/apply-patch+yaml", "?fieldManager=t")
+    assert code == 409 and st["reason"] == "Conflict"
+    assert st["details"]["causes"] == [{"reason": "FieldManagerConflict",
+                                        "message": 'conflict with "kubectl-create" using v1',
+                                        "field": ".data.k"}]
+    code, st = patch(path, body, "application/apply-patch+yaml", "?fieldManager=t&force=true")
+    assert code == 200 and st["data"] == {"k": "w"}

@@ -32,13 +32,20 @@ def field(name: str) -> str:
     return "f:" + name
 
 
+# One encoder, made once: json.dumps with options builds a new encoder on every call, and a
+# 50-container Deployment names a few hundred list items per apply.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+
+
 def key(fields: dict[str, Any]) -> str:
-    return "k:" + json.dumps(dict(sorted(fields.items())), separators=(",", ":"),
-                             ensure_ascii=False)
+    if len(fields) == 1:
+        (k, v), = fields.items()
+        return 'k:{' + _encode(k) + ":" + _encode(v) + "}"
+    return "k:" + _encode(fields)
 
 
 def value(v: Any) -> str:
-    return "v:" + json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return "v:" + _encode(v)
 
 
 def index(i: int) -> str:
@@ -125,7 +132,8 @@ def with_ancestors(paths: Iterable[Path]) -> set[Path]:
 
 def exclude(paths: set[Path], prefixes: Iterable[Path]) -> set[Path]:
     """`paths` without those at or under any of `prefixes` (a set's RecursiveDifference)."""
-    prefixes = tuple(prefixes)
-    if not prefixes:
+    if not paths:
         return paths
-    return {p for p in paths if not any(p[:len(x)] == x for x in prefixes)}
+    wanted = frozenset(prefixes)
+    lengths = sorted({len(x) for x in wanted})
+    return {p for p in paths if not any(p[:n] in wanted for n in lengths)}

@@ -85,6 +85,8 @@ def decode(entries) -> Managed | None:
     out: Managed = {}
     try:
         for e in entries:
+            if e == {}:
+                continue  # `managedFields: [{}]` is how a client clears them
             if not isinstance(e, dict) or e.get("operation") not in (APPLY, UPDATE) or \
                     e.get("fieldsType", "FieldsV1") != "FieldsV1":
                 return None
@@ -197,7 +199,7 @@ def apply(node: Node, live, config, managers: Managed, writer: Identity, api_ver
     last = managers.get(writer)
     fields = fp.exclude(typed.field_set(node, config), ignored)
     managers[writer] = Owned(fields, api_version, last.time if last else None)
-    if last is not None and last.fields:
+    if last is not None and not last.fields <= fields:  # it stopped applying something
         merged = _prune(node, merged, managers, last.fields)
     _update(node, live, merged, managers, writer, force, ignored)
     return merged
@@ -209,7 +211,7 @@ def _prune(node: Node, merged, managers: Managed, last: set):
     owned: set = set()
     for o in managers.values():
         owned |= o.fields
-    keep = fp.with_ancestors(typed.ensure_named(node, owned))
+    keep = fp.with_ancestors(owned)  # (ensure_named adds only ancestors: already here)
     drop = {p for p in typed.ensure_named(node, last) if p not in keep}
     return typed.remove(node, merged, drop)
 

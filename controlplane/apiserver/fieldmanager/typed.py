@@ -117,41 +117,62 @@ class Comparison:
 
 def compare(node: Node, lhs: Any, rhs: Any) -> Comparison:
     c = Comparison()
-    _cmp(node, lhs, rhs, (), c, False)
+    _cmp(node, lhs, rhs, (), c, True)  # the root exists on both sides
     return c
 
 
+def _added(node: Node, v: Any, path: Path, out: set, value_struct: bool) -> None:
+    """_cmp with nothing on the left (every create): all of `v` is added. `value_struct`: the
+    left side is a typed object that has this struct, empty (see typeinfo._VALUE_STRUCTS);
+    only a chain of such structs from an existing parent exists there, nothing inside a new
+    list item does."""
+    kind = kind_of(node, v)
+    if kind == MAP and isinstance(v, dict) and v and not is_atomic(node, kind):
+        for k, val in v.items():
+            child, declared = node.field(k)
+            _added(child, val, path + ("f:" + k,), out,
+                   value_struct and declared and node.value_struct(k))
+        if not value_struct:
+            out.add(path)
+    elif kind == LIST and isinstance(v, list) and v and not is_atomic(node, kind):
+        elem = node.elem()
+        seen = set()
+        for item in v:
+            pe = item_element(node, item)
+            if pe not in seen:
+                seen.add(pe)
+                _added(elem, item, path + (pe,), out, False)
+        out.add(path)
+    elif not (value_struct and v == {}):
+        out.add(path)
+
+
 def _cmp(node: Node, l: Any, r: Any, path: Path, c: Comparison, value_struct: bool) -> None:
-    kind = kind_of(node, l if r is MISSING else r)
-    if l is not MISSING and r is not MISSING and kind_of(node, l) != kind:
+    if l is MISSING and r is not MISSING:
+        _added(node, r, path, c.added, value_struct)
+        return
+    if r is MISSING and l is not MISSING:
+        _added(node, l, path, c.removed, value_struct)  # the mirror image: all removed
+        return
+    kind = kind_of(node, r)  # both present from here on
+    if kind_of(node, l) != kind:
         c.modified.add(path)  # changed shape: compared as one value
         return
-    a = None if l is MISSING else l
-    b = None if r is MISSING else r
-    if _is_leaf(node, kind, a, b) or (kind == MAP and not (isinstance(a, (dict, type(None))) and
-                                                           isinstance(b, (dict, type(None))))):
-        if l is MISSING:
-            c.added.add(path)
-        elif r is MISSING:
-            c.removed.add(path)
-        elif l != r:
+    if _is_leaf(node, kind, l, r) or (kind == MAP and not (isinstance(l, dict) and
+                                                           isinstance(r, dict))):
+        if l != r:
             c.modified.add(path)
         return
     if kind == MAP:
-        a, b = a or {}, b or {}
-        for k in a.keys() | b.keys() if len(a) != len(b) or a.keys() != b.keys() else a.keys():
-            av, bv = a.get(k, MISSING), b.get(k, MISSING)
-            if av is not MISSING and bv is not MISSING and av is bv:
-                continue
+        keys = l.keys() if l.keys() == r.keys() else l.keys() | r.keys()
+        for k in keys:
+            av, bv = l.get(k, MISSING), r.get(k, MISSING)
+            if av is bv:
+                continue  # the same object (merge shares what it did not touch)
             child, declared = node.field(k)
             _cmp(child, av, bv, path + ("f:" + k,), c, declared and node.value_struct(k))
     else:
-        _cmp_list(node, a or [], b or [], path, c)
-    if not value_struct:
-        if l is MISSING:
-            c.added.add(path)
-        elif r is MISSING:
-            c.removed.add(path)
+        _cmp_list(node, l, r, path, c)
 
 
 def _cmp_list(node: Node, a: list, b: list, path: Path, c: Comparison) -> None:
@@ -177,6 +198,7 @@ def _cmp_list(node: Node, a: list, b: list, path: Path, c: Comparison) -> None:
         p = path + (pe,)
         if len(ll) <= 1 and len(rl) <= 1:
             _cmp(elem, ll[0] if ll else MISSING, rl[0] if rl else MISSING, p, c, False)
+            # (an item on one side only is wholly added or removed, zero structs and all)
         elif len(ll) >= 2 and len(rl) >= 2:
             if ll != rl:
                 c.modified.add(p)

@@ -54,6 +54,11 @@ def test_create_records_an_update_manager(kubectl):
     assert "." not in f["f:spec"] and f["f:spec"]["f:replicas"] == {}
     web = f["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"web"}']
     assert web["."] == {} and web["f:image"] == {} and web["f:imagePullPolicy"] == {}  # defaults too
+    assert web["f:resources"] == {}  # an empty struct inside a new item is a leaf
+    # Go value structs exist, empty, in any decoded object: adding into one does not add the
+    # struct itself; a pointer struct (rollingUpdate) or a map (labels) is added with a "."
+    strategy = f["f:spec"]["f:strategy"]
+    assert "." not in strategy and strategy["f:rollingUpdate"]["."] == {}
     assert "f:uid" not in f["f:metadata"] and "f:status" not in f
     # hidden unless asked for, as kubectl does
     plain = json.loads(kubectl("get", "deploy", "mf-create", "-o", "json"))
@@ -268,3 +273,46 @@ def test_bad_apply_requests(server, kubectl):
                                         "field": ".data.k"}]
     code, st = patch(path, body, "application/apply-patch+yaml", "?fieldManager=t&force=true")
     assert code == 200 and st["data"] == {"k": "w"}
+
+
+def test_python_client_apply_and_managed_fields(server):
+    import pytest
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    core = client.CoreV1Api(api)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "py-ssa"},
+          "data": {"a": "1"}}
+    made = core.patch_namespaced_config_map("py-ssa", "default", cm, field_manager="py-controller",
+                                            _content_type="application/apply-patch+yaml")
+    assert made.data == {"a": "1"}
+    [entry] = made.metadata.managed_fields
+    assert (entry.manager, entry.operation, entry.api_version, entry.fields_type) == \
+        ("py-controller", "Apply", "v1", "FieldsV1")
+    assert entry.fields_v1 == {"f:data": {"f:a": {}}}
+    # a plain update with no fieldManager is recorded under the client's user agent product
+    api.user_agent = "my-operator/1.0 (linux)"
+    core.patch_namespaced_config_map("py-ssa", "default", {"data": {"a": "2", "b": "x"}})
+    got = core.read_namespaced_config_map("py-ssa", "default")
+    mf = {(e.manager, e.operation): e.fields_v1 for e in got.metadata.managed_fields}
+    assert mf == {("my-operator", "Update"): {"f:data": {"f:a": {}, "f:b": {}}}}  # took "a" over
+    with pytest.raises(ApiException) as e:
+        core.patch_namespaced_config_map("py-ssa", "default", {**cm, "data": {"a": "3"}},
+                                         field_manager="py-controller",
+                                         _content_type="application/apply-patch+yaml")
+    assert e.value.status == 409
+    assert json.loads(e.value.body)["message"] == (
+        'Apply failed with 1 conflict: conflict with "my-operator" using v1: .data.a')
+    forced = core.patch_namespaced_config_map("py-ssa", "default", {**cm, "data": {"a": "3"}},
+                                              field_manager="py-controller", force=True,
+                                              _content_type="application/apply-patch+yaml")
+    assert forced.data == {"a": "3", "b": "x"}
+    mf = {(e.manager, e.operation): e.fields_v1 for e in forced.metadata.managed_fields}
+    assert mf == {("py-controller", "Apply"): {"f:data": {"f:a": {}}},
+                  ("my-operator", "Update"): {"f:data": {"f:b": {}}}}
+    # managedFields: [{}] is how a client clears them (the clearing write owns nothing)
+    cleared = core.patch_namespaced_config_map("py-ssa", "default",
+                                               {"metadata": {"managedFields": [{}]}})
+    assert cleared.metadata.managed_fields is None
+    core.delete_namespaced_config_map("py-ssa", "default")

@@ -355,6 +355,8 @@ class ObjectStore:
             new = ns_new
         elif subresource == "status":
             new = copy.deepcopy(old)
+            if "managedFields" in wanted["metadata"]:  # an apply's, computed for this write
+                new["metadata"]["managedFields"] = wanted["metadata"]["managedFields"]
             new["status"] = wanted.get("status")
             if new["status"] is None:
                 new.pop("status")

@@ -85,8 +85,9 @@ def _root(rt: ResourceType) -> typeinfo.Node:
 def _ignored(rt: ResourceType, subresource: str) -> tuple:
     """Paths a write through this endpoint never owns: server-set metadata, and what the
     strategy resets (status through the main resource, spec through /status)."""
-    if subresource == "status":
-        return _m.STRIPPED + (("f:spec",),)
+    if subresource == "status":  # our /status writes change nothing but status
+        top = (_root(rt).raw.get("properties") or {}).keys() - {"status"}
+        return _m.STRIPPED + tuple(("f:" + k,) for k in sorted(top))
     if "status" in rt.subresources:
         return _m.STRIPPED + (("f:status",),)
     return _m.STRIPPED
@@ -185,8 +186,11 @@ def apply(rt: ResourceType, live: dict | None, config: dict, writer: Writer) -> 
                 raise _m.conflict_error(rest) from None
             merged, managers = attempt(True)
     except typed.SchemaMismatch as e:
-        raise APIError(500, "InternalError", f"failed to create typed patch object "
-                       f"({rt.api_version}, Kind={rt.kind}): {e}") from None
+        # Upstream's words and code for an applied object its schema cannot type.
+        md = config.get("metadata") or {}
+        where = "/".join(x for x in (md.get("namespace"), md.get("name")) if x)
+        raise APIError(500, "InternalError", f"failed to create typed patch object ({where}; "
+                       f"{rt.api_version}, Kind={rt.kind}): {e}") from None
     if merged != live_v or managers[ident].time is None:
         managers[ident].time = meta.now()
     if writer.manager == KUBECTL_SSA:

@@ -40,8 +40,13 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=
 def key(fields: dict[str, Any]) -> str:
     if len(fields) == 1:
         (k, v), = fields.items()
-        return 'k:{' + _encode(k) + ":" + _encode(v) + "}"
+        return key1(k, v)
     return "k:" + _encode(fields)
+
+
+def key1(name: str, v: Any) -> str:
+    """key({name: v}) without building the dict."""
+    return 'k:{' + _encode(name) + ":" + _encode(v) + "}"
 
 
 def value(v: Any) -> str:

@@ -195,9 +195,9 @@ def apply(node: Node, live, config, managers: Managed, writer: Identity, api_ver
           force: bool, ignored: tuple):
     """An Apply by `writer`: the merged object, after pruning what it no longer applies.
     Raises Conflicts. (merge/update.go Updater.Apply.)"""
+    fields = fp.exclude(typed.field_set(node, config, strict=True), ignored)
     merged = typed.merge(node, live, config)
     last = managers.get(writer)
-    fields = fp.exclude(typed.field_set(node, config), ignored)
     managers[writer] = Owned(fields, api_version, last.time if last else None)
     if last is not None and not last.fields <= fields:  # it stopped applying something
         merged = _prune(node, merged, managers, last.fields)

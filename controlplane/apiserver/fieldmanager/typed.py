@@ -27,11 +27,14 @@ class SchemaMismatch(Exception):
     """A value does not fit its list's shape (an item without its key fields, a duplicate)."""
 
 
-def item_element(node: Node, item: Any) -> str:
-    """The path element of a list item: keyed (`k:`), by value (`v:`), else by position."""
+def item_element(node: Node, item: Any, path: Path = ()) -> str:
+    """The path element of a list item: keyed (`k:`) or by value (`v:`)."""
+    if len(node.keys) == 1 and isinstance(item, dict) and node.keys[0] in item:
+        return fp.key1(node.keys[0], item[node.keys[0]])  # the common case, kept short
     if node.keys:
         if not isinstance(item, dict):
-            raise SchemaMismatch("associative list with keys may not have non-map elements")
+            raise SchemaMismatch(f"{fp.to_string(path)}: associative list with keys may not "
+                                 f"have non-map elements")
         k = {}
         for name in node.keys:
             if name in item:
@@ -39,12 +42,17 @@ def item_element(node: Node, item: Any) -> str:
             elif name in node.key_defaults:
                 k[name] = node.key_defaults[name]
         if not k:
-            raise SchemaMismatch(f"associative list with keys has an element that omits all key "
-                                 f"fields {list(node.keys)!r}")
+            raise SchemaMismatch(f"{fp.to_string(path)}: associative list with keys has an "
+                                 f"element that omits all key fields {_go_list(node.keys)}")
         return fp.key(k)
     if isinstance(item, (dict, list)):
-        raise SchemaMismatch("associative list without keys has an element that is a map type")
+        raise SchemaMismatch(f"{fp.to_string(path)}: associative list without keys has an "
+                             f"element that is a map type")
     return fp.value(item)
+
+
+def _go_list(keys) -> str:
+    return "[" + " ".join(f'"{k}"' for k in keys) + "]"  # Go's %q of a []string
 
 
 def _is_leaf(node: Node, kind: str, a: Any, b: Any = MISSING) -> bool:
@@ -55,13 +63,15 @@ def _is_leaf(node: Node, kind: str, a: Any, b: Any = MISSING) -> bool:
 
 # ---- field sets (ToFieldSet) ----
 
-def field_set(node: Node, obj: Any) -> set[Path]:
+def field_set(node: Node, obj: Any, strict: bool = False) -> set[Path]:
+    """The paths of `obj`'s fields. `strict`: an applied configuration, where a list item
+    named twice is an error (a live object may have such duplicates; upstream allows them)."""
     out: set[Path] = set()
-    _tfs(node, obj, (), out)
+    _tfs(node, obj, (), out, strict)
     return out
 
 
-def _tfs(node: Node, v: Any, path: Path, out: set[Path]) -> None:
+def _tfs(node: Node, v: Any, path: Path, out: set[Path], strict: bool) -> None:
     kind = kind_of(node, v)
     if kind == MAP:
         if is_atomic(node, kind):
@@ -72,7 +82,7 @@ def _tfs(node: Node, v: Any, path: Path, out: set[Path]) -> None:
         for k, val in v.items():
             child, declared = node.field(k)
             p = path + ("f:" + k,)
-            _tfs(child, val, p, out)
+            _tfs(child, val, p, out, strict)
             if val is None or val == {} or not declared:
                 out.add(p)
     elif kind == LIST:
@@ -84,12 +94,16 @@ def _tfs(node: Node, v: Any, path: Path, out: set[Path]) -> None:
         elem = node.elem()
         seen: set[str] = set()
         for item in v:
-            pe = item_element(node, item)
+            pe = item_element(node, item, path)
             p = path + (pe,)
             if pe in seen:
+                if strict:
+                    what = "key" if pe[0] == "k" else "value"
+                    raise SchemaMismatch(f"{fp.to_string(path)}: duplicate entries for {what} "
+                                         f"{fp.to_string((pe,))}")
                 continue
             seen.add(pe)
-            _tfs(elem, item, p, out)
+            _tfs(elem, item, p, out, strict)
             out.add(p)
     else:
         out.add(path)
@@ -138,7 +152,7 @@ def _added(node: Node, v: Any, path: Path, out: set, value_struct: bool) -> None
         elem = node.elem()
         seen = set()
         for item in v:
-            pe = item_element(node, item)
+            pe = item_element(node, item, path)
             if pe not in seen:
                 seen.add(pe)
                 _added(elem, item, path + (pe,), out, False)
@@ -183,13 +197,13 @@ def _cmp_list(node: Node, a: list, b: list, path: Path, c: Comparison) -> None:
     left: dict[str, list] = {}
     order: list[str] = []
     for item in a:
-        pe = item_element(node, item)
+        pe = item_element(node, item, path)
         if pe not in left:
             order.append(pe)
         left.setdefault(pe, []).append(item)
     right: dict[str, list] = {}
     for item in b:
-        pe = item_element(node, item)
+        pe = item_element(node, item, path)
         if pe not in right and pe not in left:
             order.append(pe)
         right.setdefault(pe, []).append(item)
@@ -211,10 +225,10 @@ def _cmp_list(node: Node, a: list, b: list, path: Path, c: Comparison) -> None:
 # ---- merge (Merge): the applied configuration over the live object ----
 
 def merge(node: Node, live: Any, config: Any) -> Any:
-    return _merge(node, live, config)
+    return _merge(node, live, config, ())
 
 
-def _merge(node: Node, l: Any, r: Any) -> Any:
+def _merge(node: Node, l: Any, r: Any, path: Path) -> Any:
     if r is MISSING:
         return l
     if l is MISSING:
@@ -228,7 +242,7 @@ def _merge(node: Node, l: Any, r: Any) -> Any:
         out = {}
         for k, lv in l.items():
             rv = r.get(k, MISSING)
-            v = lv if rv is MISSING else _merge(node.field(k)[0], lv, rv)
+            v = lv if rv is MISSING else _merge(node.field(k)[0], lv, rv, path + ("f:" + k,))
             if v is not None:
                 out[k] = v
         for k, rv in r.items():
@@ -237,20 +251,22 @@ def _merge(node: Node, l: Any, r: Any) -> Any:
         return out
     if not isinstance(l, list) or not isinstance(r, list):
         return r
-    return _merge_list(node, l, r)
+    return _merge_list(node, l, r, path)
 
 
-def _merge_list(node: Node, lhs: list, rhs: list) -> list:
+def _merge_list(node: Node, lhs: list, rhs: list, path: Path) -> list:
     """The order upstream gives a merged list (typed/merge.go visitListItems): the applied items
     in the applied order, live-only items kept where they stood relative to them."""
     elem = node.elem()
-    r_pes = [item_element(node, x) for x in rhs]
+    r_pes = [item_element(node, x, path) for x in rhs]
     observed_r = {}
     for pe, x in zip(r_pes, rhs):
         if pe in observed_r:
-            raise SchemaMismatch(f"duplicate entries for key {pe[2:]}")
+            what = "key" if pe[0] == "k" else "value"
+            raise SchemaMismatch(f"{fp.to_string(path)}: duplicate entries for {what} "
+                                 f"{fp.to_string((pe,))}")
         observed_r[pe] = x
-    l_pes = [item_element(node, x) for x in lhs]
+    l_pes = [item_element(node, x, path) for x in lhs]
     observed_l = {}
     for pe, x in zip(l_pes, lhs):
         observed_l[pe] = x if pe not in observed_l else None  # a duplicate merges as null
@@ -264,7 +280,7 @@ def _merge_list(node: Node, lhs: list, rhs: list) -> list:
             pe = l_pes[li]
             if pe == r_pes[ri]:
                 merged_r.add(pe)
-                out.append(_merge(elem, observed_l[pe], observed_r[pe]))
+                out.append(_merge(elem, observed_l[pe], observed_r[pe], path + (pe,)))
                 li += 1
                 ri += 1
                 nxt = shared.pop(0) if shared else None
@@ -284,7 +300,7 @@ def _merge_list(node: Node, lhs: list, rhs: list) -> list:
             pe = r_pes[ri]
             merged_r.add(pe)
             lv = observed_l.get(pe, MISSING)
-            out.append(_merge(elem, MISSING if lv is None else lv, observed_r[pe]))
+            out.append(_merge(elem, MISSING if lv is None else lv, observed_r[pe], path + (pe,)))
             ri += 1
             if nxt is not None and nxt == pe:
                 nxt = shared.pop(0) if shared else None

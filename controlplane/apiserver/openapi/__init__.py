@@ -72,7 +72,7 @@ _DELETE = [
            "performed: Orphan, Background or Foreground."),
 ]
 _PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
-                "application/strategic-merge-patch+json"]
+                "application/strategic-merge-patch+json", "application/apply-patch+yaml"]
 
 
 def _ref(name: str, v3: bool) -> dict:

@@ -316,3 +316,31 @@ def test_python_client_apply_and_managed_fields(server):
                                                {"metadata": {"managedFields": [{}]}})
     assert cleared.metadata.managed_fields is None
     core.delete_namespaced_config_map("py-ssa", "default")
+
+
+def test_apply_through_the_status_subresource(kubectl):
+    kubectl("apply", "--server-side", "-f", "-", input=_deploy("ssa-status"))
+    kubectl("apply", "--server-side", "--subresource=status", "--field-manager=st", "-f", "-",
+            input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa-status, labels: {ignored: "yes"}}
+spec: {replicas: 9}
+status: {observedGeneration: 1, replicas: 7}
+""")
+    d = _get(kubectl, "deploy", "ssa-status")
+    assert d["status"]["replicas"] == 7
+    assert d["spec"]["replicas"] == 1 and "ignored" not in d["metadata"]["labels"]
+    st = _entry(d, "st", "Apply")
+    assert st["subresource"] == "status"
+    assert st["fieldsV1"] == {"f:status": {"f:observedGeneration": {}, "f:replicas": {}}}
+
+
+def test_duplicate_list_items_in_an_applied_object(kubectl):
+    dup = _deploy("ssa-dup").replace("      - name: web\n        image: nginx:1.25\n",
+                                      "      - name: web\n        image: nginx:1.25\n"
+                                      "      - name: web\n        image: nginx:1.26\n")
+    p = kubectl.run("apply", "--server-side", "-f", "-", input=dup, check=False)
+    assert p.returncode == 1
+    assert ('failed to create typed patch object (default/ssa-dup; apps/v1, Kind=Deployment): '
+            '.spec.template.spec.containers: duplicate entries for key [name="web"]') in p.stderr

@@ -128,14 +128,12 @@ def kind_of(node: Node, value: Any) -> str:
     if isinstance(value, dict):
         return MAP
     if isinstance(value, list):
-        return LIST  # deduced lists are atomic (DEDUCED.atomic is set below)
+        return LIST
     return SCALAR
 
 
-DEDUCED.atomic = False  # a deduced object is granular; `is_atomic` makes deduced lists atomic
-
-
 def is_atomic(node: Node, kind: str) -> bool:
+    """Replaced and owned whole? Deduced objects are granular, deduced lists atomic."""
     if node.kind == UNTYPED:
         return kind == LIST
     return node.atomic

@@ -293,7 +293,7 @@ class Handlers:
             config = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
             raise bad_request(f"error decoding YAML: {e}") from None
-        fieldmanager.check_config(t.rt, config, t.name)
+        fieldmanager.check_config(t.rt, config, t.name, t.namespace)
         warnings = check_fields(t.rt, config, request)
         writer = fieldmanager.Writer(
             _writer(t, request, "PatchOptions").manager, fieldmanager.APPLY, t.rt.api_version,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from controlplane.apiserver import meta
 from controlplane.apiserver.errors import APIError, bad_request, invalid, invalid_object, required
+from controlplane.apiserver.fieldmanager import fieldpath as fp
 from controlplane.apiserver.fieldmanager import managers as _m
 from controlplane.apiserver.fieldmanager import typed, typeinfo
 from controlplane.apiserver.fieldmanager.typeinfo import register_schema
@@ -124,6 +125,15 @@ def track(rt: ResourceType, old: dict | None, new: dict, writer: Writer | None) 
     managers = None if writer.subresource else _m.decode(given)
     if managers is None:
         managers = _m.decode(old_entries) or {}
+    if old is None and not managers:  # a plain create: the creator owns all there is
+        tree = typed.added_tree(_root(rt), _plain(new))
+        tree = fp.without(tree, _ignored(rt, writer.subresource)) if tree else None
+        if tree:
+            md["managedFields"] = [{"manager": writer.manager, "operation": UPDATE,
+                                    "apiVersion": writer.api_version or rt.api_version,
+                                    "time": meta.now(), "fieldsType": "FieldsV1",
+                                    "fieldsV1": tree}]
+        return
     ident = _m.identity(writer.manager, UPDATE, writer.api_version or rt.api_version,
                         writer.subresource)
     try:
@@ -142,7 +152,7 @@ def track(rt: ResourceType, old: dict | None, new: dict, writer: Writer | None) 
         md["managedFields"] = entries
 
 
-def check_config(rt: ResourceType, config, name: str) -> None:
+def check_config(rt: ResourceType, config, name: str, namespace: str | None = None) -> None:
     """What an applied configuration must be before anything is merged (400s as upstream)."""
     if not isinstance(config, dict):
         raise bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a "
@@ -157,6 +167,9 @@ def check_config(rt: ResourceType, config, name: str) -> None:
         raise bad_request("metadata: expected an object")
     if md.get("managedFields") is not None:
         raise bad_request("metadata.managedFields must be nil")
+    if rt.namespaced and md.get("namespace") and namespace and md["namespace"] != namespace:
+        raise bad_request("the namespace of the provided object does not match the namespace "
+                          "sent on the request")
     if md.get("name") and md["name"] != name:
         raise bad_request(f"the name of the object ({md['name']}) does not match the name on "
                           f"the URL ({name})")

@@ -57,8 +57,12 @@ def index(i: int) -> str:
     return f"i:{i}"
 
 
-def _order(pe: str):
+def element_order(pe: str):
+    """Sort key of path elements: upstream's order (fields, keys, values, indexes)."""
     return (_RANK.get(pe[0], 4), int(pe[2:]) if pe[0] == "i" else pe[2:])
+
+
+_order = element_order
 
 
 def to_fields_v1(paths: Iterable[Path]) -> dict:
@@ -80,6 +84,30 @@ def _emit(node: dict) -> dict:
     for pe in sorted(node, key=_order):
         out[pe] = _emit(node[pe])
     return out
+
+
+def without(tree: dict, prefixes: Iterable[Path]) -> dict:
+    """A fieldsV1 tree without what is at or under `prefixes`; a node left with nothing under
+    it is dropped, or becomes a leaf if it was a member itself."""
+    for p in prefixes:
+        _cut(tree, p)
+    return tree
+
+
+def _cut(node: dict, p: Path) -> bool:
+    """Remove p under node; True if node is now empty of content."""
+    head = p[0]
+    if head not in node:
+        return False
+    if len(p) == 1:
+        del node[head]
+    else:
+        child = node[head]
+        if _cut(child, p[1:]):
+            del node[head]
+        elif list(child) == ["."]:
+            node[head] = {}
+    return not node
 
 
 def from_fields_v1(tree: Any) -> set[Path]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.apiserver.fieldmanager import fieldpath as fp
-from controlplane.apiserver.fieldmanager.typeinfo import LIST, MAP, Node, is_atomic, kind_of
+from controlplane.apiserver.fieldmanager.typeinfo import LIST, MAP, UNTYPED, Node, is_atomic, kind_of
 
 Path = fp.Path
 MISSING: Any = object()
@@ -159,6 +159,36 @@ def _added(node: Node, v: Any, path: Path, out: set, value_struct: bool) -> None
         out.add(path)
     elif not (value_struct and v == {}):
         out.add(path)
+
+
+def added_tree(node: Node, v: Any, value_struct: bool = True) -> dict | None:
+    """The fieldsV1 tree of `_added(node, v, ...)`, built directly: a create's ownership is all
+    of the new object, and building the tree without the set of paths in between keeps a
+    create's cost down (every pod and event the cluster makes goes through here)."""
+    kind = node.kind if node.kind != UNTYPED else kind_of(node, v)
+    if kind == MAP and v and isinstance(v, dict) and not is_atomic(node, kind):
+        out: dict = {} if value_struct else {".": {}}
+        structs = node.value_structs if value_struct else ()
+        for k in sorted(v):
+            child, declared = node.field(k)
+            sub = added_tree(child, v[k], declared and k in structs)
+            if sub is not None:
+                out["f:" + k] = sub
+        return out if len(out) > 1 or "." not in out else {}
+    if kind == LIST and v and isinstance(v, list) and not is_atomic(node, kind):
+        elem = node.elem()
+        items = {}
+        for item in v:
+            pe = item_element(node, item)
+            if pe not in items:
+                items[pe] = added_tree(elem, item, False)
+        out = {".": {}}
+        for pe in sorted(items, key=fp.element_order):
+            out[pe] = items[pe]
+        return out
+    if value_struct and v == {}:
+        return None
+    return {}
 
 
 def _cmp(node: Node, l: Any, r: Any, path: Path, c: Comparison, value_struct: bool) -> None:

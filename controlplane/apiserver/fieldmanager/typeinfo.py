@@ -52,7 +52,7 @@ class Node:
         raw = resolve(raw)
         self.raw = raw
         self.value_structs = value_structs
-        self._fields: dict[str, Node] = {}
+        self._fields: dict[str, tuple[Node, bool]] = {}
         self._elem: Node | None = None
         self.keys: tuple[str, ...] = ()
         self.key_defaults: dict[str, Any] = {}
@@ -91,16 +91,18 @@ class Node:
 
     def field(self, name: str) -> tuple[Node, bool]:
         """(the node of `name`, whether it is a declared field of a struct)."""
-        n = self._fields.get(name)
+        hit = self._fields.get(name)
+        if hit is not None:
+            return hit
         props = self.raw.get("properties")
         declared = bool(props) and name in props
-        if n is None:
-            if declared:
-                n = Node(props[name], self._resolve, self.value_structs)
-            else:
-                ap = self.raw.get("additionalProperties")
-                n = Node(ap, self._resolve, self.value_structs) if isinstance(ap, dict) else DEDUCED
-            self._fields[name] = n
+        if declared:
+            n = Node(props[name], self._resolve, self.value_structs)
+        else:
+            ap = self.raw.get("additionalProperties")
+            n = Node(ap, self._resolve, self.value_structs) if isinstance(ap, dict) else DEDUCED
+        if declared or len(self._fields) < 1000:  # map keys are unbounded: memoize only some
+            self._fields[name] = (n, declared)
         return n, declared
 
     def elem(self) -> Node:

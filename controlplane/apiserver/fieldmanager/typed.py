@@ -135,18 +135,16 @@ def compare(node: Node, lhs: Any, rhs: Any) -> Comparison:
     return c
 
 
-def _added(node: Node, v: Any, path: Path, out: set, value_struct: bool) -> None:
-    """_cmp with nothing on the left (every create): all of `v` is added. `value_struct`: the
-    left side is a typed object that has this struct, empty (see typeinfo._VALUE_STRUCTS);
-    only a chain of such structs from an existing parent exists there, nothing inside a new
-    list item does."""
+def _added(node: Node, v: Any, path: Path, out: set, exists: bool) -> None:
+    """_cmp with nothing on the left: all of `v` is added. `exists`: the left side is a typed
+    object that has this field as its zero value (see typeinfo._VALUE_STRUCTS); only fields of
+    a struct that exists there exist, nothing inside a new list item does."""
     kind = kind_of(node, v)
     if kind == MAP and isinstance(v, dict) and v and not is_atomic(node, kind):
         for k, val in v.items():
             child, declared = node.field(k)
-            _added(child, val, path + ("f:" + k,), out,
-                   value_struct and declared and node.value_struct(k))
-        if not value_struct:
+            _added(child, val, path + ("f:" + k,), out, exists and declared and node.in_zero(k))
+        if not exists:
             out.add(path)
     elif kind == LIST and isinstance(v, list) and v and not is_atomic(node, kind):
         elem = node.elem()
@@ -156,22 +154,24 @@ def _added(node: Node, v: Any, path: Path, out: set, value_struct: bool) -> None
             if pe not in seen:
                 seen.add(pe)
                 _added(elem, item, path + (pe,), out, False)
-        out.add(path)
-    elif not (value_struct and v == {}):
+        if not exists:
+            out.add(path)
+    elif not (exists and (v == {} or v is None)):
         out.add(path)
 
 
-def added_tree(node: Node, v: Any, value_struct: bool = True) -> dict | None:
-    """The fieldsV1 tree of `_added(node, v, ...)`, built directly: a create's ownership is all
-    of the new object, and building the tree without the set of paths in between keeps a
-    create's cost down (every pod and event the cluster makes goes through here)."""
+def added_tree(node: Node, v: Any, exists: bool = True) -> dict | None:
+    """The fieldsV1 tree of what `_added(node, v, ...)` finds, built directly: a create's
+    ownership is all of the new object, and building the tree without the set of paths in
+    between keeps a create's cost down (every pod and event the cluster makes goes through
+    here). Sorted as upstream serializes it."""
     kind = node.kind if node.kind != UNTYPED else kind_of(node, v)
     if kind == MAP and v and isinstance(v, dict) and not is_atomic(node, kind):
-        out: dict = {} if value_struct else {".": {}}
-        structs = node.value_structs if value_struct else ()
+        out: dict = {} if exists else {".": {}}
+        zero = node.zero_fields if exists else ()
         for k in sorted(v):
             child, declared = node.field(k)
-            sub = added_tree(child, v[k], declared and k in structs)
+            sub = added_tree(child, v[k], declared and k in zero)
             if sub is not None:
                 out["f:" + k] = sub
         return out if len(out) > 1 or "." not in out else {}
@@ -182,21 +182,24 @@ def added_tree(node: Node, v: Any, value_struct: bool = True) -> dict | None:
             pe = item_element(node, item)
             if pe not in items:
                 items[pe] = added_tree(elem, item, False)
-        out = {".": {}}
+        out = {} if exists else {".": {}}
         for pe in sorted(items, key=fp.element_order):
             out[pe] = items[pe]
         return out
-    if value_struct and v == {}:
-        return None
+    if exists and (v == {} or v is None):
+        return None  # the zero value had it just so
     return {}
 
 
-def _cmp(node: Node, l: Any, r: Any, path: Path, c: Comparison, value_struct: bool) -> None:
+def _cmp(node: Node, l: Any, r: Any, path: Path, c: Comparison, in_zero: bool) -> None:
+    """Compare l and r (either may be MISSING). `in_zero`: the typed objects upstream compares
+    would have this field even when absent here (a Go zero value), so it is never added or
+    removed itself, only what is in it."""
     if l is MISSING and r is not MISSING:
-        _added(node, r, path, c.added, value_struct)
+        _added(node, r, path, c.added, in_zero)
         return
     if r is MISSING and l is not MISSING:
-        _added(node, l, path, c.removed, value_struct)  # the mirror image: all removed
+        _added(node, l, path, c.removed, in_zero)  # the mirror image: all removed
         return
     kind = kind_of(node, r)  # both present from here on
     if kind_of(node, l) != kind:
@@ -214,7 +217,7 @@ def _cmp(node: Node, l: Any, r: Any, path: Path, c: Comparison, value_struct: bo
             if av is bv:
                 continue  # the same object (merge shares what it did not touch)
             child, declared = node.field(k)
-            _cmp(child, av, bv, path + ("f:" + k,), c, declared and node.value_struct(k))
+            _cmp(child, av, bv, path + ("f:" + k,), c, declared and node.in_zero(k))
     else:
         _cmp_list(node, l, r, path, c)
 

@@ -30,10 +30,12 @@ from controlplane.apiserver import schema as _schema
 
 MAP, LIST, SCALAR, UNTYPED = "map", "list", "scalar", "untyped"
 
-# Go value (non-pointer) structs of the built-in types: they exist, empty, in any decoded object,
-# so adding content to one never adds the struct itself (upstream compares against a typed zero
-# object). The OpenAPI definitions do not say which fields are pointers; these names are the
-# non-pointer structs of the workload kinds. Custom resources are unstructured: no such fields.
+# Fields a typed zero object has: upstream compares a create against the kind's Go zero value,
+# where non-pointer structs exist (empty) and fields without `omitempty` exist (null), so
+# adding content into them does not add the field itself (no "." for it in fieldsV1). The
+# OpenAPI definitions mark the fields without omitempty as `required`; they do not say which
+# structs are pointers, so these names are the non-pointer structs of the workload kinds.
+# Custom resources are unstructured: their zero object is empty.
 _VALUE_STRUCTS = frozenset({"metadata", "spec", "status", "template", "jobTemplate", "strategy",
                             "updateStrategy", "resources"})
 # Key fields with a schema default that our v2 definitions do not carry (upstream's v3 does):
@@ -45,13 +47,16 @@ class Node:
     """One node of a schema. `kind` is MAP (struct or map), LIST, SCALAR or UNTYPED."""
 
     __slots__ = ("raw", "kind", "atomic", "set_list", "keys", "key_defaults", "_fields",
-                 "_elem", "value_structs", "_resolve")
+                 "_elem", "value_structs", "zero_fields", "_resolve")
 
     def __init__(self, raw: dict, resolve, value_structs: frozenset = frozenset()):
         self._resolve = resolve
         raw = resolve(raw)
         self.raw = raw
         self.value_structs = value_structs
+        # the fields of this struct that its Go zero value has (see _VALUE_STRUCTS)
+        self.zero_fields = value_structs | frozenset(raw.get("required") or ()) \
+            if value_structs else frozenset()
         self._fields: dict[str, tuple[Node, bool]] = {}
         self._elem: Node | None = None
         self.keys: tuple[str, ...] = ()
@@ -111,9 +116,9 @@ class Node:
             self._elem = Node(items, self._resolve, self.value_structs) if items else DEDUCED
         return self._elem
 
-    def value_struct(self, name: str) -> bool:
-        """Is field `name` a struct that a decoded object always has (a Go value struct)?"""
-        return name in self.value_structs
+    def in_zero(self, name: str) -> bool:
+        """Does this struct's Go zero value have field `name` (empty or null)?"""
+        return name in self.zero_fields
 
 
 def _no_ref(node: Any) -> dict:

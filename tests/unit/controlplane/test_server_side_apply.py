@@ -59,6 +59,8 @@ def test_create_records_an_update_manager(kubectl):
     # struct itself; a pointer struct (rollingUpdate) or a map (labels) is added with a "."
     strategy = f["f:spec"]["f:strategy"]
     assert "." not in strategy and strategy["f:rollingUpdate"]["."] == {}
+    # a field without omitempty (containers) is null in the zero value: no "." either
+    assert "." not in f["f:spec"]["f:template"]["f:spec"]["f:containers"]
     assert "f:uid" not in f["f:metadata"] and "f:status" not in f
     # hidden unless asked for, as kubectl does
     plain = json.loads(kubectl("get", "deploy", "mf-create", "-o", "json"))

@@ -306,7 +306,11 @@ async def main(quick: bool, cases: set[str] = set(CASES)) -> None:
                 line("100 watchers all see a create", lat, "p99 <= 100 ms")
     finally:
         server.terminate()
-        server.wait()
+        try:  # the whole control plane (scheduler, controllers) has been seen to outlive SIGTERM
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         if etcd:
             etcd.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -282,7 +282,7 @@ class ObjectStore:
             claimed.clear()
             entry = self.get(rt, ns, name)
             old = entry.obj
-            wanted = transform(copy.deepcopy(old))
+            wanted = transform(fieldmanager.copy_object(old))
             rv = precondition_rv
             if rv is None and isinstance(wanted.get("metadata"), dict):
                 rv = wanted["metadata"].get("resourceVersion") or None
@@ -298,7 +298,7 @@ class ObjectStore:
                 new = await self._update_webhooks(rt, old, new, subresource, dry_run)
             fieldmanager.track(rt, old, new, writer)  # managedFields, before "did it change?"
             if self._unchanged(old, new):
-                return old, copy.deepcopy(old)
+                return old, fieldmanager.copy_object(old)
             if dry_run:
                 return old, new
             md = new["metadata"]
@@ -354,14 +354,14 @@ class ObjectStore:
         if ns_new is not None:
             new = ns_new
         elif subresource == "status":
-            new = copy.deepcopy(old)
+            new = fieldmanager.copy_object(old)
             if "managedFields" in wanted["metadata"]:  # an apply's, computed for this write
                 new["metadata"]["managedFields"] = wanted["metadata"]["managedFields"]
             new["status"] = wanted.get("status")
             if new["status"] is None:
                 new.pop("status")
         elif subresource == "ephemeralcontainers":  # kubectl debug: only this list may change
-            new = copy.deepcopy(old)
+            new = fieldmanager.copy_object(old)
             ephemeral = (wanted.get("spec") or {}).get("ephemeralContainers")
             spec = new.setdefault("spec", {})
             if ephemeral:

@@ -27,6 +27,7 @@ managedFields, which `track` takes as given.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 
@@ -102,6 +103,20 @@ def _plain(obj: dict | None) -> dict:
     if not isinstance(md, dict) or "managedFields" not in md:
         return obj
     return {**obj, "metadata": {k: v for k, v in md.items() if k != "managedFields"}}
+
+
+def copy_object(obj: dict) -> dict:
+    """A deep copy of a stored object that shares its managedFields. They are many small dicts
+    (costly to copy on every write) and are never changed in place: every write that changes
+    ownership replaces the list (`track`, `apply`), and the patch functions copy what they
+    patch."""
+    md = obj.get("metadata")
+    if not isinstance(md, dict) or "managedFields" not in md:
+        return copy.deepcopy(obj)
+    mf = md["managedFields"]
+    out = copy.deepcopy({**obj, "metadata": {k: v for k, v in md.items() if k != "managedFields"}})
+    out["metadata"]["managedFields"] = mf
+    return out
 
 
 def track(rt: ResourceType, old: dict | None, new: dict, writer: Writer | None) -> None:
@@ -250,5 +265,5 @@ def _sync_last_applied(merged: dict, config: dict) -> None:
                           "annotations": {**ann, LAST_APPLIED: json.dumps(cfg, separators=(",", ":"))}}
 
 
-__all__ = ["APPLY", "UPDATE", "Writer", "apply", "check_config", "manager_name", "register_schema",
-           "require_apply_manager", "track"]
+__all__ = ["APPLY", "UPDATE", "Writer", "apply", "check_config", "copy_object", "manager_name",
+           "register_schema", "require_apply_manager", "track"]

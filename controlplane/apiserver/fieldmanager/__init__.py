@@ -105,6 +105,18 @@ def _plain(obj: dict | None) -> dict:
     return {**obj, "metadata": {k: v for k, v in md.items() if k != "managedFields"}}
 
 
+def _unowned_dropped(obj: dict, ignored: tuple) -> dict:
+    """`obj` without the fields no one owns (`ignored`: paths one or two fields deep), by
+    shallow copies: cheaper than cutting them out of the ownership tree afterwards."""
+    top = {p[0][2:] for p in ignored if len(p) == 1}
+    meta_ = {p[1][2:] for p in ignored if len(p) == 2 and p[0] == "f:metadata"}
+    out = {k: v for k, v in obj.items() if k not in top}
+    md = out.get("metadata")
+    if isinstance(md, dict):
+        out["metadata"] = {k: v for k, v in md.items() if k not in meta_ and k != "managedFields"}
+    return out
+
+
 def copy_object(obj: dict) -> dict:
     """A deep copy of a stored object that shares its managedFields. They are many small dicts
     (costly to copy on every write) and are never changed in place: every write that changes
@@ -141,8 +153,7 @@ def track(rt: ResourceType, old: dict | None, new: dict, writer: Writer | None) 
     if managers is None:
         managers = _m.decode(old_entries) or {}
     if old is None and not managers:  # a plain create: the creator owns all there is
-        tree = typed.added_tree(_root(rt), _plain(new))
-        tree = fp.without(tree, _ignored(rt, writer.subresource)) if tree else None
+        tree = typed.added_tree(_root(rt), _unowned_dropped(new, _ignored(rt, writer.subresource)))
         if tree:
             md["managedFields"] = [{"manager": writer.manager, "operation": UPDATE,
                                     "apiVersion": writer.api_version or rt.api_version,

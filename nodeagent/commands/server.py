@@ -6,7 +6,6 @@ that several `nodeagent server`s on one store share the work. `--no-scheduler` a
 from __future__ import annotations
 
 import argparse
-import gc
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,11 +74,6 @@ def run(args: argparse.Namespace) -> int:
     except APIError as e:
         raise AgentError(f"certificates: {e.message}") from e
 
-    # The watch cache and every in-process informer hold each object as long-lived dicts
-    # (managedFields alone are a few dozen small ones per object), and the default thresholds
-    # make the cyclic collector walk them again every 700 allocations. Objects hold no
-    # reference cycles, so collect rarely, as the scheduler does (controlplane/scheduler).
-    gc.set_threshold(50_000, 20, 100)
     try:
         asyncio.run(allinone.serve(server, lambda api: components.parts(api, wanted)))
     except (StorageError, OSError) as e:

@@ -10,7 +10,9 @@ while /api/v1/namespaces/<ns>/pods is a collection — decided by whether the th
 namespaced resource.
 
 Verbs by method: GET → get | list | watch (watch=true), POST → create (or pods/<p>/binding),
-PUT → update, PATCH → patch (by Content-Type), DELETE → delete | deletecollection.
+PUT → update, PATCH → patch (by Content-Type; application/apply-patch+yaml is server-side
+apply, see fieldmanager/), DELETE → delete | deletecollection. Every write names its field
+manager (`fieldManager`, else the user agent) and records it in metadata.managedFields.
 Common parameters: dryRun=All (do everything but store), fieldValidation=Strict|Warn|Ignore
 (unknown fields: reject, warn in a `Warning: 299` header, or drop; default Warn as upstream).
 """
@@ -24,9 +26,10 @@ import yaml
 
 from aiohttp import web
 
-from controlplane.apiserver import conversion, patch as patching, subresources, tables
+from controlplane.apiserver import conversion, fieldmanager, patch as patching, subresources, tables
 from controlplane.apiserver.errors import (
-    APIError, bad_request, invalid_object, method_not_allowed, not_found_path, unsupported_media_type)
+    APIError, bad_request, forbidden_field, invalid_object, method_not_allowed, not_found_path,
+    unsupported_media_type)
 from controlplane.apiserver.objects import DeleteOptions, ObjectStore, Page, delete_options
 from controlplane.apiserver.requests import (
     JSON, Target, as_bool, as_int, check_accept, check_fields, dry_run, json_response, parse_path,
@@ -203,7 +206,7 @@ class Handlers:
         if errs:
             raise invalid_object(t.rt.kind, t.rt.group, (body.get("metadata") or {}).get("name", ""), errs)
         obj = await self.store.create(t.rt, t.namespace, conversion.to_storage(t.rt, body),
-                                      dry_run(request))
+                                      dry_run(request), _writer(t, request, "CreateOptions"))
         return self._render(t, obj, request, 201, warnings)
 
     async def update(self, t: Target, request: web.Request) -> web.Response:
@@ -214,7 +217,7 @@ class Handlers:
         warnings = check_fields(t.rt, body, request)
         stored = conversion.to_storage(t.rt, body)
         _, new = await self.store.update(t.rt, t.namespace, t.name, lambda cur: stored, t.subresource,
-                                         dry_run(request))
+                                         dry_run(request), writer=_writer(t, request, "UpdateOptions"))
         return self._render(t, new, request, 200, warnings)
 
     async def _update_scale(self, t: Target, body, request, make_scale) -> web.Response:
@@ -233,14 +236,16 @@ class Handlers:
                 cur["metadata"].pop("resourceVersion", None)
             return cur
         _, new = await self.store.update(t.rt, t.namespace, t.name, transform, "",
-                                         dry_run(request))
+                                         dry_run(request), writer=_writer(t, request, "UpdateOptions"))
         return json_response(subresources.scale_of(t.rt, new))
 
     async def patch(self, t: Target, request: web.Request) -> web.Response:
         ctype = request.content_type
         if ctype == "application/apply-patch+yaml":
-            raise unsupported_media_type(ctype + " (server-side apply is not supported yet; use "
-                                         "client-side `kubectl apply`)")
+            return await self.apply(t, request)
+        if "force" in request.query:
+            raise invalid_object("PatchOptions", "meta.k8s.io", "", [forbidden_field(
+                "force", "may not be specified for non-apply patch")])
         if ctype not in ("application/json-patch+json", "application/merge-patch+json",
                          "application/strategic-merge-patch+json"):
             raise unsupported_media_type(ctype)
@@ -285,8 +290,50 @@ class Handlers:
         if t.subresource == "scale":
             return await self._update_scale(t, body, request, apply)
         _, new = await self.store.update(t.rt, t.namespace, t.name, apply, t.subresource,
-                                         dry_run(request))
+                                         dry_run(request), writer=_writer(t, request, "PatchOptions"))
         return self._render(t, new, request, 200, warnings)
+
+    async def apply(self, t: Target, request: web.Request) -> web.Response:
+        """Server-side apply: PATCH with an applied configuration (YAML or JSON). Creates the
+        object when it is absent (201), as upstream's patcher does for apply."""
+        fieldmanager.require_apply_manager(request.query.get("fieldManager"))
+        if t.subresource not in ("", "status"):
+            raise unsupported_media_type(f"application/apply-patch+yaml on the {t.subresource} "
+                                         f"subresource")
+        config = _decode_yaml(await request.read())
+        fieldmanager.check_config(t.rt, config, t.name, t.namespace)
+        warnings = check_fields(t.rt, config, request)
+        writer = fieldmanager.Writer(
+            _writer(t, request, "PatchOptions").manager, fieldmanager.APPLY, t.rt.api_version,
+            t.subresource, as_bool(request.query.get("force")))
+        precondition = config["metadata"].get("resourceVersion")
+
+        def transform(cur: dict) -> dict:
+            out = fieldmanager.apply(t.rt, conversion.from_storage(t.rt, cur), config, writer)
+            md = out["metadata"]
+            if precondition:  # the config's resourceVersion is a precondition; none: newest
+                md["resourceVersion"] = precondition
+            else:
+                md.pop("resourceVersion", None)
+            return conversion.to_storage(t.rt, out)
+
+        for _ in range(2):  # absent → create; a create that lost a race → apply again
+            if self.store.cache.get(t.rt.key(t.namespace, t.name)) is None and not t.subresource:
+                obj = fieldmanager.apply(t.rt, None, config, writer)
+                obj["metadata"].pop("resourceVersion", None)
+                try:
+                    new = await self.store.create(t.rt, t.namespace, conversion.to_storage(t.rt, obj),
+                                                  dry_run(request), writer)
+                except APIError as e:
+                    if e.code == 409 and e.reason == "AlreadyExists":
+                        continue
+                    raise
+                return self._render(t, new, request, 201, warnings)
+            _, new = await self.store.update(t.rt, t.namespace, t.name, transform, t.subresource,
+                                             dry_run(request), writer=writer)
+            return self._render(t, new, request, 200, warnings)
+        raise APIError(409, "Conflict", "the object was created and deleted while it was applied; "
+                       "try again")
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         """DeleteOptions come from the body when there is one, else from the query — never
@@ -367,6 +414,30 @@ class Handlers:
             out["status"] = {"userInfo": {"username": "kubernetes-admin",
                                           "groups": ["system:masters", "system:authenticated"]}}
         return json_response(out, 201)
+
+
+def _decode_yaml(raw: bytes):
+    """An apply body: YAML, which JSON is a part of. Clients mostly send JSON (kubectl does),
+    which json decodes far faster than a YAML parser; libyaml's loader for the rest."""
+    if not raw.strip():
+        return None
+    if raw.lstrip()[:1] == b"{":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass  # YAML flow style, not JSON
+    try:
+        return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise bad_request(f"error decoding YAML: {e}") from None
+
+
+def _writer(t: Target, request: web.Request, options_kind: str) -> fieldmanager.Writer:
+    """The field manager of a write: `fieldManager`, else the user agent's product name."""
+    name = fieldmanager.manager_name(request.query.get("fieldManager"),
+                                     request.headers.get("User-Agent", ""), options_kind)
+    return fieldmanager.Writer(name, fieldmanager.UPDATE, t.rt.api_version,
+                               t.subresource if t.subresource in ("status", "scale") else "")
 
 
 __all__ = ["Handlers", "parse_path"]

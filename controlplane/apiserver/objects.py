@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from controlplane.apiserver import meta, namespaces, webhooks
+from controlplane.apiserver import fieldmanager, meta, namespaces, webhooks
 from controlplane.apiserver.strategy import for_kind
 from controlplane.apiserver.codec import decode, encode
 from controlplane.apiserver.errors import (
@@ -186,7 +186,9 @@ class ObjectStore:
 
     # ---- create ----
 
-    async def create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool = False) -> dict:
+    async def create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool = False,
+                     writer: fieldmanager.Writer | None = None) -> dict:
+        """`writer` is who creates (fieldManager); None for the server's own objects."""
         obj = copy.deepcopy(obj)
         md = obj.setdefault("metadata", {}) if isinstance(obj.get("metadata"), dict) else None
         if md is None:
@@ -203,8 +205,7 @@ class ObjectStore:
         if not md.get("name") and md.get("generateName"):
             md["name"] = meta.generate_name(md["generateName"])
         obj["apiVersion"], obj["kind"] = rt.stored_api_version, rt.kind
-        for f in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
-                  "managedFields"):
+        for f in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"):
             md.pop(f, None)
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = meta.now()
@@ -212,12 +213,12 @@ class ObjectStore:
             md["generation"] = 1
         claimed: set = set()  # ClusterIP/NodePorts this create reserved, released below
         try:
-            return await self._create(rt, ns, obj, dry_run, claimed)
+            return await self._create(rt, ns, obj, dry_run, claimed, writer)
         finally:
             self.reserved -= claimed
 
     async def _create(self, rt: ResourceType, ns: str | None, obj: dict, dry_run: bool,
-                      claimed: set) -> dict:
+                      claimed: set, writer: fieldmanager.Writer | None) -> dict:
         md = obj["metadata"]
         strategy = for_kind(rt)
         strategy.prepare_for_create(obj)
@@ -238,6 +239,7 @@ class ObjectStore:
         if rt.namespaced:
             self._check_namespace(rt, ns, md["name"])
         await webhooks.validate(self.cache, rt, "CREATE", "", obj, None, dry_run)
+        fieldmanager.track(rt, None, obj, writer)  # managedFields: the final object's owners
         if dry_run:
             return obj
         try:
@@ -258,18 +260,20 @@ class ObjectStore:
 
     async def update(self, rt: ResourceType, ns: str | None, name: str,
                      transform: Callable[[dict], dict], subresource: str = "",
-                     dry_run: bool = False, precondition_rv: str | None = None) -> tuple[dict, dict]:
-        """Compare-and-swap loop. `transform(current)` returns the object the client asks for.
+                     dry_run: bool = False, precondition_rv: str | None = None,
+                     writer: fieldmanager.Writer | None = None) -> tuple[dict, dict]:
+        """Compare-and-swap loop. `transform(current)` returns the object the client asks for;
+        `writer` is who writes (fieldManager), None for the server's own writes.
         Returns (old, new) objects."""
         claimed: set = set()  # ClusterIP/NodePorts this update reserved, released below
         try:
             return await self._update(rt, ns, name, transform, subresource, dry_run,
-                                      precondition_rv, claimed)
+                                      precondition_rv, claimed, writer)
         finally:
             self.reserved -= claimed
 
     async def _update(self, rt, ns, name, transform, subresource, dry_run, precondition_rv,
-                      claimed: set) -> tuple[dict, dict]:
+                      claimed: set, writer) -> tuple[dict, dict]:
         # Each lost race means another writer's update landed, so every round makes progress;
         # with N writers on one object the last may lose N-1 rounds. Upstream's GuaranteedUpdate
         # retries without a bound; ours is a guard against a livelock bug, far above any real N.
@@ -278,7 +282,7 @@ class ObjectStore:
             claimed.clear()
             entry = self.get(rt, ns, name)
             old = entry.obj
-            wanted = transform(copy.deepcopy(old))
+            wanted = transform(fieldmanager.copy_object(old))
             rv = precondition_rv
             if rv is None and isinstance(wanted.get("metadata"), dict):
                 rv = wanted["metadata"].get("resourceVersion") or None
@@ -292,8 +296,9 @@ class ObjectStore:
                     raise invalid_object(rt.kind, rt.group, name, errs)
             if webhooks.any_configured(self.cache):
                 new = await self._update_webhooks(rt, old, new, subresource, dry_run)
+            fieldmanager.track(rt, old, new, writer)  # managedFields, before "did it change?"
             if self._unchanged(old, new):
-                return old, copy.deepcopy(old)
+                return old, fieldmanager.copy_object(old)
             if dry_run:
                 return old, new
             md = new["metadata"]
@@ -349,12 +354,14 @@ class ObjectStore:
         if ns_new is not None:
             new = ns_new
         elif subresource == "status":
-            new = copy.deepcopy(old)
+            new = fieldmanager.copy_object(old)
+            if "managedFields" in wanted["metadata"]:  # an apply's, computed for this write
+                new["metadata"]["managedFields"] = wanted["metadata"]["managedFields"]
             new["status"] = wanted.get("status")
             if new["status"] is None:
                 new.pop("status")
         elif subresource == "ephemeralcontainers":  # kubectl debug: only this list may change
-            new = copy.deepcopy(old)
+            new = fieldmanager.copy_object(old)
             ephemeral = (wanted.get("spec") or {}).get("ephemeralContainers")
             spec = new.setdefault("spec", {})
             if ephemeral:
@@ -376,8 +383,7 @@ class ObjectStore:
                 md[f] = omd[f]
             else:
                 md.pop(f, None)
-        md.pop("managedFields", None)
-        md.pop("selfLink", None)
+        md.pop("selfLink", None)  # managedFields stay for fieldmanager.track to judge
         md["resourceVersion"] = omd["resourceVersion"]
         if not subresource:
             strategy.prepare_for_update(new, old)

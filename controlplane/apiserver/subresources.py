@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
-from controlplane.apiserver import meta
+from controlplane.apiserver import fieldmanager, meta
 from controlplane.apiserver.errors import APIError, conflict, forbidden, invalid_object, required
 from controlplane.apiserver.resources import REGISTRY, ResourceType
 from controlplane.apiserver.selectors import selector_from_match, selector_string
@@ -74,7 +73,7 @@ async def bind(store: ObjectStore, ns: str, name: str, binding: dict, dry_run: b
     # Binding changes spec and status together, which no client verb may: go under them.
     for _ in range(20):
         entry = store.get(pods, ns, name)
-        pod = assign(copy.deepcopy(entry.obj))
+        pod = assign(fieldmanager.copy_object(entry.obj))
         if dry_run:
             return
         try:

@@ -72,7 +72,7 @@ _DELETE = [
            "performed: Orphan, Background or Foreground."),
 ]
 _PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
-                "application/strategic-merge-patch+json"]
+                "application/strategic-merge-patch+json", "application/apply-patch+yaml"]
 # Custom resources take no strategic merge patch; `kubectl apply` reads this list (in v3) to
 # choose between a strategic and a JSON merge patch.
 _CUSTOM_PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",

@@ -167,9 +167,14 @@ class APIServer:
             return web.Response(text="ok")
 
         async def openapi_v2(request):
+            # As kube-openapi's handler: JSON, or gnostic protobuf for client-go (openapi/v2proto.py)
             accept = request.headers.get("Accept", "")
+            if any(t in accept for t in openapi.v2proto.MEDIA_TYPES):
+                return web.Response(body=openapi.v2_protobuf(),
+                                    content_type=openapi.v2proto.MEDIA_TYPES[1])
             if accept and "json" not in accept and "*/*" not in accept:
-                raise not_acceptable("only application/json is served for /openapi/v2")
+                raise not_acceptable("only application/json and "
+                                     f"{openapi.v2proto.MEDIA_TYPES[1]} are served for /openapi/v2")
             return web.Response(body=openapi.v2_document(), content_type="application/json")
 
         async def openapi_v3_index(request):

@@ -172,7 +172,7 @@ def _paths(rt: ResourceType, v3: bool) -> dict[str, dict]:
         cap = sub.capitalize()
         if sub in CREATE_ONLY_SUBRESOURCES:
             g, v, k = SUBRESOURCE_KINDS[sub]
-            sd = f"io.k8s.api.{'core' if not g else g}.{v}.{k}"
+            sd = f"io.k8s.api.{g.split('.')[0] or 'core'}.{v}.{k}"
             paths[subpath] = {"parameters": copy.deepcopy(common + [path_name]),
                               "post": _op(rt, "post", f"create{ver}{scope}{kindname}{cap}",
                                           f"create {sub} of a {kindname}", [_DRY, _FM, _FV],

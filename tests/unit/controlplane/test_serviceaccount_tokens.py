@@ -3,6 +3,7 @@ driven by the real kubectl and the kubernetes Python client (controlplane/apiser
 
 import base64
 import json
+import subprocess
 import time
 import uuid
 
@@ -162,3 +163,23 @@ def test_python_client_token_for_a_pods_volume(server, ns, kubectl):
     with pytest.raises(ApiException) as e:
         v1.create_namespaced_service_account_token("other", ns, req)
     assert e.value.status == 400 and "different serviceaccount name" in json.loads(e.value.body)["message"]
+
+
+def test_signature_is_standard_rs256(kubectl, ns, server, tmp_path):
+    """openssl, not our own code, checks the signature against the key's public half."""
+    head, body, sig = kubectl("create", "token", "default", "-n", ns).strip().split(".")
+    assert json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["alg"] == "RS256"
+    (tmp_path / "msg").write_text(f"{head}.{body}")
+    (tmp_path / "sig").write_bytes(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    pub = subprocess.run(["openssl", "rsa", "-in", str(server.data_dir / "pki" / "sa.key"), "-pubout",
+                          "-out", str(tmp_path / "pub.pem")], capture_output=True)
+    assert pub.returncode == 0, pub.stderr
+    p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(tmp_path / "pub.pem"),
+                        "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
+                       capture_output=True, text=True)
+    assert p.stdout.strip() == "Verified OK", p.stderr
+    (tmp_path / "msg").write_text(f"{head}.{body}x")
+    p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(tmp_path / "pub.pem"),
+                        "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
+                       capture_output=True, text=True)
+    assert "Verification failure" in p.stdout

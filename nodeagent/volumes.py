@@ -25,10 +25,11 @@ one): a program reading a key never sees half of it. A missing ConfigMap or Secr
 `optional`) is FailedMount, with the kubelet's message, and the containers wait.
 
 A serviceAccountToken is the API's TokenRequest (serviceaccounts/<name>/token, bound to the
-pod), asked for again at 80% of its life as the kubelet's token manager does. TODO: our API
-server does not serve TokenRequest yet; while it answers 404, the token file is left out and
-the rest of the volume (ca.crt, namespace) is mounted, so pods that carry kube-api-access still
-run. When the API serves it, the same code writes the token.
+pod), asked for again at 80% of its life as the kubelet's token manager does. Our API server
+serves it (controlplane/apiserver/serviceaccounts.py) and accepts the token as the pod's
+account until the pod is deleted. Against an API server that does not (404 for the route, or
+405), the token file is left out and the rest of the volume (ca.crt, namespace) is mounted, so
+pods that carry kube-api-access still run.
 
 The tmpfs mounts are the only mounts this module makes (in the agent's mount namespace, under
 the pod's directory, where the runtime's bind mounts find them); `remove` and `unmount_all`
@@ -144,7 +145,7 @@ async def _token_file(pod: dict, src: dict, tokens: TokenSource | None, mode: in
         except Exception as e:  # noqa: BLE001 - ApiError and friends: the mount waits
             raise VolumeError(f'MountVolume.SetUp failed for volume "{vol}" : failed to fetch '
                               f'token: {e}') from e
-    if got is None:                    # TokenRequest not served (see the module's TODO)
+    if got is None:                    # TokenRequest not served (see the module's docstring)
         return {}
     return {src.get("path") or "token": (got["token"].encode(), mode)}
 

@@ -5,6 +5,7 @@
     <data-dir>/pki/admin.token                    the admin bearer token (mode 0600)
     <data-dir>/pki/apiserver-kubelet-client.crt, .key   how the API server proves itself to kubelets
                                                   (logs, exec, port-forward: proxy.py)
+    <data-dir>/pki/sa.key                         RSA key signing service-account tokens
 
 The serving certificate names every address a client may use (its subjectAltNames): localhost,
 127.0.0.1, the advertise address, the `kubernetes` service names and its ClusterIP. TLS clients
@@ -45,6 +46,10 @@ class PKI:
     @property
     def token(self) -> str:
         return self.token_file.read_text().strip()
+
+    @property
+    def sa_key(self) -> Path:
+        return self.cert.parent / "sa.key"
 
     @property
     def kubelet_client_cert(self) -> Path:
@@ -109,6 +114,10 @@ def ensure(data_dir: Path, advertise: list[str], service_ip: str = "10.96.0.1") 
         # kubelets trust because the cluster CA signed it (their --client-ca-file).
         _sign(p.ca_cert, p.ca_key, p.kubelet_client_cert, p.kubelet_client_key,
               "/O=system:masters/CN=kube-apiserver-kubelet-client", "extendedKeyUsage=clientAuth\n")
+    if not p.sa_key.exists():
+        # The service-account token signing key (serviceaccounts.py reads this PKCS #1 form).
+        _openssl("genrsa", "-traditional", "-out", str(p.sa_key), "2048")
+        os.chmod(p.sa_key, 0o600)
     if not p.token_file.exists():
         fd = os.open(p.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -26,7 +26,8 @@ import yaml
 
 from aiohttp import web
 
-from controlplane.apiserver import conversion, fieldmanager, patch as patching, subresources, tables
+from controlplane.apiserver import (
+    conversion, fieldmanager, patch as patching, serviceaccounts, subresources, tables)
 from controlplane.apiserver.errors import (
     APIError, bad_request, forbidden_field, invalid_object, method_not_allowed, not_found_path,
     unsupported_media_type)
@@ -36,6 +37,7 @@ from controlplane.apiserver.requests import (
     read_body, wants_table)
 from controlplane.apiserver.resources import CREATE_ONLY_SUBRESOURCES
 from controlplane.apiserver.selectors import parse_field_selector, parse_label_selector
+from controlplane.apiserver.serviceaccounts import SigningKey
 from controlplane.apiserver.watch import WatchRequest, WatchStream
 from controlplane.storage.watchcache import Entry
 
@@ -45,8 +47,9 @@ log = logging.getLogger("nodeagent.apiserver")
 class Handlers:
     """The resource endpoints; owns nothing but a reference to the object store."""
 
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, sa_key: SigningKey | None = None):
         self.store = store
+        self.sa_key = sa_key              # signs TokenRequests (None: no PKI, none served)
 
     # ---- dispatch ----
 
@@ -76,6 +79,8 @@ class Handlers:
             body = await read_body(request)
             if t.subresource == "binding":
                 return await self._bind(t, body, request)
+            if t.subresource == "token":
+                return self._token(t, body, request)
             return await self._evict(t, body, request)
         if m == "GET":
             if t.name:
@@ -401,6 +406,15 @@ class Handlers:
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Success", "code": 201}, 201)
 
+    def _token(self, t: Target, body, request: web.Request) -> web.Response:
+        """POST serviceaccounts/<sa>/token: a TokenRequest (serviceaccounts.py)."""
+        check_fields(t.rt, body, request, "io.k8s.api.authentication.v1.TokenRequest")
+        if self.sa_key is None:
+            raise method_not_allowed()
+        out = serviceaccounts.token_request(self.sa_key, self.store.cache, t.namespace or "default",
+                                            t.name, body)
+        return json_response(out, 201)
+
     def _review(self, t: Target, body, request: web.Request) -> web.Response:
         """The one identity we know (the admin token) may do everything, as system:masters may.
         Node identities and their authorization come with the node agent."""
@@ -410,6 +424,8 @@ class Handlers:
         if t.rt.kind == "SelfSubjectAccessReview":
             out["spec"] = body.get("spec") or {}
             out["status"] = {"allowed": True, "reason": "the admin token is in group system:masters"}
+        elif request.get("user"):  # a service-account token (server.py)
+            out["status"] = {"userInfo": request["user"]}
         else:
             out["status"] = {"userInfo": {"username": "kubernetes-admin",
                                           "groups": ["system:masters", "system:authenticated"]}}

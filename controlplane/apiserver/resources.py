@@ -93,7 +93,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     _core("ConfigMap", "configmaps", True, ["cm"], spec=False),
     _core("Secret", "secrets", True, spec=False),
     _core("Event", "events", True, ["ev"], spec=False),
-    _core("ServiceAccount", "serviceaccounts", True, ["sa"], spec=False),
+    _core("ServiceAccount", "serviceaccounts", True, ["sa"], sub=["token"], spec=False),
     _core("Binding", "bindings", True, spec=False, verbs=("create",)),  # the scheduler's verb
     _core("ReplicationController", "replicationcontrollers", True, ["rc"], ["all"], ["status", "scale"]),
     _core("PersistentVolume", "persistentvolumes", False, ["pv"], sub=["status"]),
@@ -155,9 +155,10 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 # The kinds that subresources take and return (scale: an autoscaling/v1 Scale).
 SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
-                     "eviction": ("policy", "v1", "Eviction")}
+                     "eviction": ("policy", "v1", "Eviction"),
+                     "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 # Subresources that are verbs (POST only) rather than views of the object.
-CREATE_ONLY_SUBRESOURCES = ("binding", "eviction")
+CREATE_ONLY_SUBRESOURCES = ("binding", "eviction", "token")
 
 # Group → served versions, in discovery order (core "" first, as the kube-apiserver lists them).
 GROUPS: dict[str, list[str]] = {}

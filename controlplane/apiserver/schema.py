@@ -30,6 +30,8 @@ _APIEXTENSIONS = Path(__file__).parent / "apiextensions" / "definitions.json.gz"
 def definitions() -> dict[str, dict]:
     defs = json.loads(gzip.decompress(_FILE.read_bytes()))
     defs.update(json.loads(gzip.decompress(_APIEXTENSIONS.read_bytes())))
+    from controlplane.apiserver.serviceaccounts import DEFINITIONS  # TokenRequest
+    defs.update(DEFINITIONS)
     return defs
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from controlplane.apiserver import (
-    apiextensions, bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy)
+    apiextensions, bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy, serviceaccounts)
 from controlplane.apiserver.errors import (
     APIError, forbidden, internal, not_acceptable, not_found_path, unauthorized)
 from controlplane.apiserver.handlers import Handlers
@@ -133,7 +133,8 @@ class APIServer:
     # ---- the app ----
 
     def make_app(self) -> web.Application:
-        h = Handlers(self.store)
+        sa_key = serviceaccounts.SigningKey.load(self.pki.sa_key) if self.pki else None
+        h = Handlers(self.store, sa_key)
         advertise = f"{self.config.host}:{self.port}"
         token = self.token
 
@@ -142,9 +143,14 @@ class APIServer:
             try:
                 if token is not None and request.path not in PUBLIC:
                     auth = request.headers.get("Authorization", "")
-                    if not (auth.startswith("Bearer ") and
-                            hmac.compare_digest(auth[7:].strip().encode(), token.encode())):
-                        raise unauthorized()
+                    bearer = auth[7:].strip() if auth.startswith("Bearer ") else ""
+                    if not (bearer and hmac.compare_digest(bearer.encode(), token.encode())):
+                        # else a service-account token (serviceaccounts.py), or 401
+                        user = bearer and sa_key and serviceaccounts.authenticate(
+                            sa_key, self.store.cache, bearer)
+                        if not user:
+                            raise unauthorized()
+                        request["user"] = user
                 _refuse_impersonation(request)
                 return await handler(request)
             except APIError as e:
@@ -167,9 +173,14 @@ class APIServer:
             return web.Response(text="ok")
 
         async def openapi_v2(request):
+            # As kube-openapi's handler: JSON, or gnostic protobuf for client-go (openapi/v2proto.py)
             accept = request.headers.get("Accept", "")
+            if any(t in accept for t in openapi.v2proto.MEDIA_TYPES):
+                return web.Response(body=openapi.v2_protobuf(),
+                                    content_type=openapi.v2proto.MEDIA_TYPES[1])
             if accept and "json" not in accept and "*/*" not in accept:
-                raise not_acceptable("only application/json is served for /openapi/v2")
+                raise not_acceptable("only application/json and "
+                                     f"{openapi.v2proto.MEDIA_TYPES[1]} are served for /openapi/v2")
             return web.Response(body=openapi.v2_document(), content_type="application/json")
 
         async def openapi_v3_index(request):

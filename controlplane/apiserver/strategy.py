@@ -24,7 +24,8 @@ from __future__ import annotations
 import base64
 import copy
 
-from controlplane.apiserver import admission, allocator, defaults, meta, validation
+from controlplane.apiserver import (
+    admission, allocator, defaults, meta, serviceaccounts, validation)
 from controlplane.apiserver.errors import FieldError
 from controlplane.apiserver.resources import RESOURCES, ResourceType
 from controlplane.storage.watchcache import WatchCache
@@ -105,6 +106,7 @@ class PodStrategy(Strategy):
 
     def admit(self, obj: dict, old: dict | None, cache: WatchCache) -> None:
         if old is None:
+            serviceaccounts.admit_pod(obj, cache)
             admission.pod_priority(obj, cache)
 
     def grace_period(self, obj: dict, opts) -> int:

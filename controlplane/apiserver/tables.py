@@ -80,50 +80,72 @@ def _images(spec: dict) -> tuple[str, str]:
     return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
 
 
+def _terminated_reason(t: dict, prefix: str = "") -> str:
+    if t.get("reason"):
+        return prefix + t["reason"]
+    return prefix + (f"Signal:{t['signal']}" if t.get("signal") else f"ExitCode:{t.get('exitCode', 0)}")
+
+
 def _pod_row(o: dict) -> list:
+    """The STATUS, READY and RESTARTS of `kubectl get pods`, as upstream's printPod
+    (pkg/printers/internalversion/printers.go) computes them: status.reason (Evicted, ...) over
+    the phase, then init containers, then containers; a deleted pod is Terminating unless its
+    phase is terminal (an evicted pod being deleted still says Evicted)."""
     spec, st, md = _spec(o), _status(o), _md(o)
-    total = len(spec.get("containers") or [])
-    ready = restarts = 0
-    reason = st.get("reason") or st.get("phase") or "Pending"
-    last_restart = None
+    phase = st.get("phase") or ""
+    reason = st.get("reason") or phase
+    conds = {c.get("type"): c for c in st.get("conditions") or [] if isinstance(c, dict)}
+    if (conds.get("PodScheduled") or {}).get("reason") == "SchedulingGated":
+        reason = "SchedulingGated"
+    # sidecars (init containers with restartPolicy Always) count as containers of the pod
+    sidecars = {c.get("name") for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    total = len(spec.get("containers") or []) + len(sidecars)
+    ready = restarts = sidecar_restarts = 0
+    last_restart = sidecar_last_restart = ""
+    initializing = False
     for i, cs in enumerate(st.get("initContainerStatuses") or []):
         restarts += cs.get("restartCount", 0)
+        last = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
+        last_restart = max(last_restart, last)
+        sidecar = cs.get("name") in sidecars
+        if sidecar:
+            sidecar_restarts += cs.get("restartCount", 0)
+            sidecar_last_restart = max(sidecar_last_restart, last)
         state = cs.get("state") or {}
         if "terminated" in state and state["terminated"].get("exitCode") == 0:
             continue
+        if sidecar and cs.get("started"):
+            ready += 1 if cs.get("ready") else 0
+            continue
         if "terminated" in state:
-            t = state["terminated"]
-            reason = "Init:" + (t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal")
-                                                   else f"ExitCode:{t.get('exitCode')}"))
-        elif "waiting" in state and state["waiting"].get("reason") not in (None, "", "PodInitializing"):
+            reason = _terminated_reason(state["terminated"], "Init:")
+        elif (state.get("waiting") or {}).get("reason") not in (None, "", "PodInitializing"):
             reason = "Init:" + state["waiting"]["reason"]
         else:
             reason = f"Init:{i}/{len(spec.get('initContainers') or [])}"
+        initializing = True
         break
-    else:
+    if not initializing or (conds.get("Initialized") or {}).get("status") == "True":
+        restarts, last_restart = sidecar_restarts, sidecar_last_restart
         has_running = False
         for cs in reversed(st.get("containerStatuses") or []):
             restarts += cs.get("restartCount", 0)
+            last = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
+            last_restart = max(last_restart, last)
             state = cs.get("state") or {}
-            last = (cs.get("lastState") or {}).get("terminated")
-            if last and last.get("finishedAt"):
-                last_restart = max(last_restart or "", last["finishedAt"])
             if (state.get("waiting") or {}).get("reason"):
                 reason = state["waiting"]["reason"]
             elif "terminated" in state:
-                t = state["terminated"]
-                reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal")
-                                             else f"ExitCode:{t.get('exitCode')}")
-            elif "running" in state and cs.get("ready"):
+                reason = _terminated_reason(state["terminated"])
+            elif cs.get("ready") and "running" in state:
                 has_running = True
                 ready += 1
-            elif "running" in state:
-                has_running = True
         if reason == "Completed" and has_running:
-            conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
-            reason = "Running" if conds.get("Ready") == "True" else "NotReady"
-    if md.get("deletionTimestamp"):
-        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
+            reason = "Running" if (conds.get("Ready") or {}).get("status") == "True" else "NotReady"
+    if md.get("deletionTimestamp") and st.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif md.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
     restarts_s = str(restarts)
     if restarts and last_restart:
         restarts_s = f"{restarts} ({age(last_restart)} ago)"
@@ -134,8 +156,10 @@ def _pod_row(o: dict) -> list:
         gates_s = f"{ok}/{len(gates)}"
     else:
         gates_s = "<none>"
+    ips = st.get("podIPs") or []
+    ip = (ips[0].get("ip") if ips and isinstance(ips[0], dict) else None) or st.get("podIP")
     return [md.get("name"), f"{ready}/{total}", reason, restarts_s, age(md.get("creationTimestamp")),
-            _none(st.get("podIP")), _none(spec.get("nodeName")),
+            _none(ip), _none(spec.get("nodeName")),
             _none(st.get("nominatedNodeName")), gates_s]
 
 
@@ -601,6 +625,12 @@ def column_definitions(kind: str) -> list[dict]:
 def row(kind: str, obj: dict, include_object: str = "Metadata") -> dict:
     _, fn = TABLES.get(kind, DEFAULT)
     r: dict[str, Any] = {"cells": fn(obj)}
+    if kind == "Pod" and _status(obj).get("phase") in ("Succeeded", "Failed"):
+        # printPod marks finished pods' rows Completed (podSuccessConditions/podFailedConditions)
+        phase = _status(obj)["phase"]
+        r["conditions"] = [{"type": "Completed", "status": "True", "reason": phase, "message":
+                            "The pod has completed successfully." if phase == "Succeeded"
+                            else "The pod failed."}]
     if include_object == "Object":
         r["object"] = obj
     elif include_object != "None":

@@ -9,8 +9,8 @@ kubectl uses these documents for three things:
 
 v3 is served per group-version (/openapi/v3/api/v1, /openapi/v3/apis/apps/v1) with an index at
 /openapi/v3 that names each document with a content hash, so clients can cache them. v2 is one
-document; we serve it as JSON only (the kube-apiserver prefers protobuf, which client-go asks for
-first — it then falls back to v3, which is what kubectl 1.37 uses anyway).
+document, served as JSON or, for client-go's discovery client, as gnostic protobuf (v2proto.py):
+kubectl validates a `kind: List` on the client against the v2 models.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import re
 
 from controlplane.apiserver import schema
+from controlplane.apiserver.openapi import v2proto
 from controlplane.apiserver.resources import (
     BUILTIN_GROUPS, CREATE_ONLY_SUBRESOURCES, GROUPS, REGISTRY, SUBRESOURCE_KINDS, ResourceType)
 
@@ -171,7 +172,7 @@ def _paths(rt: ResourceType, v3: bool) -> dict[str, dict]:
         cap = sub.capitalize()
         if sub in CREATE_ONLY_SUBRESOURCES:
             g, v, k = SUBRESOURCE_KINDS[sub]
-            sd = f"io.k8s.api.{'core' if not g else g}.{v}.{k}"
+            sd = f"io.k8s.api.{g.split('.')[0] or 'core'}.{v}.{k}"
             paths[subpath] = {"parameters": copy.deepcopy(common + [path_name]),
                               "post": _op(rt, "post", f"create{ver}{scope}{kindname}{cap}",
                                           f"create {sub} of a {kindname}", [_DRY, _FM, _FV],
@@ -244,6 +245,15 @@ def _custom_definitions(v3: bool) -> dict[str, dict]:
 # The documents change only when the set of resources does (CRDs): built once per generation.
 def v2_document() -> bytes:
     return _v2_document(REGISTRY.generation)
+
+
+def v2_protobuf() -> bytes:
+    return _v2_protobuf(REGISTRY.generation)
+
+
+@functools.lru_cache(maxsize=2)
+def _v2_protobuf(generation: int) -> bytes:
+    return v2proto.document(json.loads(_v2_document(generation)))
 
 
 def v3_documents() -> dict[str, bytes]:

@@ -45,9 +45,19 @@ class ProtobufError(APIError):
         super().__init__(400, "BadRequest", f"protobuf body could not be decoded: {message}")
 
 
+# The table takes field names from generated.proto, which lower-cases only the first letter of
+# the Go name; these three differ from their JSON tags (BoundObjectReference.UID is `uid`: a
+# TokenRequest from `kubectl create token --bound-object-uid` lost its uid).
+_JSON_NAMES = {"uID": "uid", "aPIGroup": "apiGroup"}
+
+
 @functools.cache
 def messages() -> dict[str, dict[str, list]]:
-    return json.loads(gzip.decompress((Path(__file__).parent / "messages.json.gz").read_bytes()))
+    table = json.loads(gzip.decompress((Path(__file__).parent / "messages.json.gz").read_bytes()))
+    for fields in table.values():
+        for f in fields.values():
+            f[0] = _JSON_NAMES.get(f[0], f[0])
+    return table
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:

@@ -202,14 +202,12 @@ def test_kube_api_access_volume_as_the_serviceaccount_admission_adds_it(node):
     ca = json.loads(node.kubectl("get", "configmap", "kube-root-ca.crt", "-o", "json").stdout)["data"]["ca.crt"]
     assert node.kubectl("exec", "sa", "--", "cat", f"{sa_dir}/ca.crt").stdout == ca
     assert node.kubectl("exec", "sa", "--", "cat", f"{sa_dir}/namespace").stdout == "default"
-    # The token comes from the API's TokenRequest; while our API server does not serve it (the
-    # TODO in nodeagent/volumes.py) the pod runs without one.
-    served = node.kubectl("create", "token", "default", check=False)
-    token = node.kubectl("exec", "sa", "--", "cat", f"{sa_dir}/token", check=False)
-    if served.returncode == 0:
-        assert token.returncode == 0 and token.stdout.count(".") == 2, token
-    else:
-        assert token.returncode != 0
+    # The token comes from the API's TokenRequest, bound to the pod: the API server takes it as
+    # the pod's service account (controlplane/apiserver/serviceaccounts.py)
+    token = node.kubectl("exec", "sa", "--", "cat", f"{sa_dir}/token").stdout
+    who = json.loads(node.kubectl("auth", "whoami", "-o", "json", f"--token={token}").stdout)
+    assert who["status"]["userInfo"]["username"] == "system:serviceaccount:default:default"
+    assert who["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"] == ["sa"]
     node.kubectl("delete", "pod", "sa", "--grace-period=0", "--force")
 
 

@@ -1,0 +1,185 @@
+"""Service-account tokens (TokenRequest), their authentication and the ServiceAccount admission,
+driven by the real kubectl and the kubernetes Python client (controlplane/apiserver/serviceaccounts.py)."""
+
+import base64
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from controlplane.apiserver.serviceaccounts import SigningKey
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.fixture(scope="module")
+def ns(kubectl):
+    # the bare test server runs no serviceaccount controller: we make the accounts ourselves
+    kubectl("create", "namespace", "tok")
+    kubectl("create", "serviceaccount", "default", "-n", "tok")
+    return "tok"
+
+
+def claims(token):
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+def whoami(kubectl, token):
+    return kubectl.run("auth", "whoami", "-o", "json", f"--token={token}", check=False)
+
+
+def pod(name, **spec):
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                       "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}})
+
+
+def test_create_token_authenticates_as_the_account(kubectl, ns):
+    token = kubectl("create", "token", "default", "-n", ns).strip()
+    c = claims(token)
+    assert c["sub"] == "system:serviceaccount:tok:default"
+    assert c["aud"] == ["https://kubernetes.default.svc.cluster.local"]
+    assert c["exp"] - c["iat"] == 3600                     # the default expirationSeconds
+    p = whoami(kubectl, token)
+    assert p.returncode == 0, p.stderr
+    user = json.loads(p.stdout)["status"]["userInfo"]
+    assert user["username"] == "system:serviceaccount:tok:default"
+    assert user["groups"] == ["system:serviceaccounts", "system:serviceaccounts:tok",
+                              "system:authenticated"]
+    assert kubectl("get", "ns", "tok", "-o", "name", f"--token={token}").strip() == "namespace/tok"
+
+
+def test_bad_requests(kubectl, ns):
+    p = kubectl.run("create", "token", "default", "-n", ns, "--duration=5m", check=False)
+    assert ("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than "
+            "10 minutes") in p.stderr
+    p = kubectl.run("create", "token", "nobody", "-n", ns, check=False)
+    assert 'serviceaccounts "nobody" not found' in p.stderr
+
+
+def test_refused_tokens(kubectl, ns, server):
+    key = SigningKey.load(server.data_dir / "pki" / "sa.key")
+    good = claims(kubectl("create", "token", "default", "-n", ns).strip())
+    now = int(time.time())
+    expired = key.sign({**good, "iat": now - 4000, "nbf": now - 4000, "exp": now - 400})
+    other_aud = key.sign({**good, "aud": ["vault"]})
+    forged = kubectl("create", "token", "default", "-n", ns).strip()
+    head, body, sig = forged.split(".")
+    forged = ".".join([head, base64.urlsafe_b64encode(json.dumps(
+        {**claims(forged), "sub": "system:serviceaccount:kube-system:x"}).encode()).decode().rstrip("="), sig])
+    for token in (expired, other_aud, forged, "not-a-jwt"):
+        p = whoami(kubectl, token)
+        assert p.returncode == 1 and "Unauthorized" in p.stderr
+    # a token's account, deleted and re-created, is another account (its uid differs)
+    kubectl("create", "serviceaccount", "short", "-n", ns)
+    token = kubectl("create", "token", "short", "-n", ns).strip()
+    assert whoami(kubectl, token).returncode == 0
+    kubectl("delete", "serviceaccount", "short", "-n", ns)
+    kubectl("create", "serviceaccount", "short", "-n", ns)
+    assert "Unauthorized" in whoami(kubectl, token).stderr
+
+
+def test_token_bound_to_a_pod_dies_with_it(kubectl, ns):
+    kubectl("create", "-n", ns, "-f", "-", input=pod("bound"))
+    uid = kubectl("get", "pod", "bound", "-n", ns, "-o", "jsonpath={.metadata.uid}")
+    p = kubectl.run("create", "token", "default", "-n", ns, "--bound-object-kind=Pod",
+                    "--bound-object-name=bound", f"--bound-object-uid={uuid.uuid4()}", check=False)
+    assert "does not match the UID in record" in p.stderr
+    token = kubectl("create", "token", "default", "-n", ns, "--bound-object-kind=Pod",
+                    "--bound-object-name=bound", f"--bound-object-uid={uid}").strip()
+    assert claims(token)["kubernetes.io"]["pod"] == {"name": "bound", "uid": uid}
+    extra = json.loads(whoami(kubectl, token).stdout)["status"]["userInfo"]["extra"]
+    assert extra["authentication.kubernetes.io/pod-name"] == ["bound"]
+    kubectl("delete", "pod", "bound", "-n", ns, "--grace-period=0", "--force")
+    assert "Unauthorized" in whoami(kubectl, token).stderr
+    kubectl("create", "-n", ns, "-f", "-", input=pod("bound"))   # same name, another pod
+    assert "Unauthorized" in whoami(kubectl, token).stderr
+
+
+def test_admission_mounts_kube_api_access(kubectl, ns):
+    kubectl("create", "-n", ns, "-f", "-", input=pod(
+        "auto", initContainers=[{"name": "i", "image": "busybox"}],
+        containers=[{"name": "a", "image": "busybox"},
+                    {"name": "b", "image": "busybox",
+                     "volumeMounts": [{"name": "own", "mountPath": SA_DIR}]}],
+        volumes=[{"name": "own", "emptyDir": {}}]))
+    spec = json.loads(kubectl("get", "pod", "auto", "-n", ns, "-o", "json"))["spec"]
+    assert spec["serviceAccountName"] == "default" and spec["serviceAccount"] == "default"
+    vol = spec["volumes"][-1]
+    assert vol["name"].startswith("kube-api-access-") and len(vol["name"]) == len("kube-api-access-") + 5
+    assert vol["projected"] == {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}
+    mount = {"name": vol["name"], "readOnly": True, "mountPath": SA_DIR}
+    assert spec["initContainers"][0]["volumeMounts"] == [mount]
+    assert spec["containers"][0]["volumeMounts"] == [mount]
+    assert spec["containers"][1]["volumeMounts"] == [{"name": "own", "mountPath": SA_DIR}]
+
+
+def test_automount_false_on_pod_or_account(kubectl, ns):
+    kubectl("create", "-n", ns, "-f", "-", input=pod("off", automountServiceAccountToken=False))
+    kubectl("create", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "quiet"},
+        "automountServiceAccountToken": False}))
+    kubectl("create", "-n", ns, "-f", "-", input=pod("quiet", serviceAccountName="quiet"))
+    kubectl("create", "-n", ns, "-f", "-", input=pod("loud", serviceAccountName="quiet",
+                                                     automountServiceAccountToken=True))
+    vols = {n: kubectl("get", "pod", n, "-n", ns, "-o", "jsonpath={.spec.volumes[*].name}")
+            for n in ("off", "quiet", "loud")}
+    assert vols["off"] == "" and vols["quiet"] == "" and vols["loud"].startswith("kube-api-access-")
+
+
+def test_python_client_token_for_a_pods_volume(server, ns, kubectl):
+    """What a node agent does for a kube-api-access volume: 3607 s bound to the pod, which the
+    server extends to a year (the status still says 3607 s) so old clients keep working."""
+    api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    v1 = client.CoreV1Api(api)
+    p = v1.create_namespaced_pod(ns, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="py"),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")])))
+    req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+        audiences=[], expiration_seconds=3607, bound_object_ref=client.V1BoundObjectReference(
+            kind="Pod", api_version="v1", name="py", uid=p.metadata.uid)))
+    before = time.time()
+    out = v1.create_namespaced_service_account_token("default", ns, req)
+    c = claims(out.status.token)
+    assert c["exp"] - c["iat"] == 365 * 24 * 3600 and c["kubernetes.io"]["warnafter"] == c["iat"] + 3607
+    assert abs(out.status.expiration_timestamp.timestamp() - (before + 3607)) < 5
+    cfg = client.Configuration()
+    cfg.host, cfg.ssl_ca_cert = server.url, str(server.data_dir / "pki" / "ca.crt")
+    cfg.api_key = {"authorization": "Bearer " + out.status.token}
+    review = client.AuthenticationV1Api(client.ApiClient(cfg)).create_self_subject_review(
+        client.V1SelfSubjectReview())
+    assert review.status.user_info.username == "system:serviceaccount:tok:default"
+    # a pod's token is only for the account the pod runs as
+    v1.create_namespaced_service_account(ns, client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="other")))
+    with pytest.raises(ApiException) as e:
+        v1.create_namespaced_service_account_token("other", ns, req)
+    assert e.value.status == 400 and "different serviceaccount name" in json.loads(e.value.body)["message"]
+
+
+def test_signature_is_standard_rs256(kubectl, ns, server, tmp_path):
+    """openssl, not our own code, checks the signature against the key's public half."""
+    head, body, sig = kubectl("create", "token", "default", "-n", ns).strip().split(".")
+    assert json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["alg"] == "RS256"
+    (tmp_path / "msg").write_text(f"{head}.{body}")
+    (tmp_path / "sig").write_bytes(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    pub = subprocess.run(["openssl", "rsa", "-in", str(server.data_dir / "pki" / "sa.key"), "-pubout",
+                          "-out", str(tmp_path / "pub.pem")], capture_output=True)
+    assert pub.returncode == 0, pub.stderr
+    p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(tmp_path / "pub.pem"),
+                        "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
+                       capture_output=True, text=True)
+    assert p.stdout.strip() == "Verified OK", p.stderr
+    (tmp_path / "msg").write_text(f"{head}.{body}x")
+    p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(tmp_path / "pub.pem"),
+                        "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
+                       capture_output=True, text=True)
+    assert "Verification failure" in p.stdout

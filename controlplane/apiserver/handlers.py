@@ -27,7 +27,7 @@ import yaml
 from aiohttp import web
 
 from controlplane.apiserver import (
-    conversion, fieldmanager, patch as patching, serviceaccounts, subresources, tables)
+    authorizer, conversion, fieldmanager, patch as patching, serviceaccounts, subresources, tables)
 from controlplane.apiserver.errors import (
     APIError, bad_request, forbidden_field, invalid_object, method_not_allowed, not_found_path,
     unsupported_media_type)
@@ -416,14 +416,19 @@ class Handlers:
         return json_response(out, 201)
 
     def _review(self, t: Target, body, request: web.Request) -> web.Response:
-        """The one identity we know (the admin token) may do everything, as system:masters may.
-        Node identities and their authorization come with the node agent."""
+        """The admin token may do everything, as system:masters may; a service account (a user
+        set by server.py) only what authorizer.py lets an unbound user do."""
         check_fields(t.rt, body, request)
         out = {"kind": t.rt.kind, "apiVersion": t.rt.api_version,
                "metadata": {"creationTimestamp": None}}
         if t.rt.kind == "SelfSubjectAccessReview":
             out["spec"] = body.get("spec") or {}
-            out["status"] = {"allowed": True, "reason": "the admin token is in group system:masters"}
+            if request.get("user"):
+                allowed = authorizer.allows(out["spec"])
+                out["status"] = {"allowed": allowed} if allowed else {"allowed": False}
+            else:
+                out["status"] = {"allowed": True,
+                                 "reason": "the admin token is in group system:masters"}
         elif request.get("user"):  # a service-account token (server.py)
             out["status"] = {"userInfo": request["user"]}
         else:

@@ -8,8 +8,9 @@ Startup order (each step needs the one before):
 
 Authentication: every request needs `Authorization: Bearer <admin token>`, except the public
 health and version endpoints (the kube-apiserver lets anonymous users read those too). Anything
-else gets 401 with a Status, like a real cluster with anonymous auth disabled. (Node identities
-and authorization arrive with the node agent; this is where they will plug in.)
+else gets 401 with a Status, like a real cluster with anonymous auth disabled. A service-account
+token (serviceaccounts.py) authenticates its account, which may then do only what upstream's
+bootstrap RBAC lets an unbound user do (authorizer.py): discovery, OpenAPI, self reviews.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from controlplane.apiserver import (
-    apiextensions, bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy, serviceaccounts)
+    apiextensions, authorizer, bootstrap, certs, discovery, kubeconfig, objects, openapi, proxy, serviceaccounts)
 from controlplane.apiserver.errors import (
     APIError, forbidden, internal, not_acceptable, not_found_path, unauthorized)
 from controlplane.apiserver.handlers import Handlers
@@ -151,6 +152,8 @@ class APIServer:
                         if not user:
                             raise unauthorized()
                         request["user"] = user
+                        # Not the admin: only what an unbound user may do (authorizer.py)
+                        authorizer.authorize(user, request.method, request.path, request.query)
                 _refuse_impersonation(request)
                 return await handler(request)
             except APIError as e:

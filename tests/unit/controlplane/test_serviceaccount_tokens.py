@@ -50,7 +50,34 @@ def test_create_token_authenticates_as_the_account(kubectl, ns):
     assert user["username"] == "system:serviceaccount:tok:default"
     assert user["groups"] == ["system:serviceaccounts", "system:serviceaccounts:tok",
                               "system:authenticated"]
-    assert kubectl("get", "ns", "tok", "-o", "name", f"--token={token}").strip() == "namespace/tok"
+
+def test_an_unbound_account_may_only_discover_and_ask(kubectl, ns):
+    """What a kubeadm cluster's bootstrap RBAC lets an account with no bindings do: discovery,
+    OpenAPI, whoami and can-i — every other request is 403 with upstream's message. A pod's
+    token must not carry the admin's rights."""
+    token = kubectl("create", "token", "default", "-n", ns).strip()
+    as_sa = [f"--token={token}"]
+    p = kubectl.run("get", "pods", "-n", ns, *as_sa, check=False)
+    assert p.returncode == 1
+    assert ('pods is forbidden: User "system:serviceaccount:tok:default" cannot list resource '
+            '"pods" in API group "" in the namespace "tok"') in p.stderr
+    p = kubectl.run("get", "ns", "tok", *as_sa, check=False)
+    assert ('namespaces "tok" is forbidden: User "system:serviceaccount:tok:default" cannot get '
+            'resource "namespaces" in API group "" in the namespace "tok"') in p.stderr
+    p = kubectl.run("get", "nodes", *as_sa, check=False)
+    assert 'cannot list resource "nodes" in API group "" at the cluster scope' in p.stderr
+    p = kubectl.run("create", "deployment", "x", "--image=busybox", "-n", ns, *as_sa, check=False)
+    assert p.returncode == 1 and 'cannot create resource "deployments" in API group "apps"' in p.stderr
+    assert kubectl("get", "deploy", "-n", ns, "-o", "name").strip() == ""  # nothing was created
+    # discovery and the schema: kubectl api-resources / explain work with the token
+    assert "pods" in kubectl("api-resources", "--api-group=", *as_sa)
+    # can-i answers as the requests themselves are answered
+    p = kubectl.run("auth", "can-i", "list", "pods", "-n", ns, *as_sa, check=False)
+    assert p.returncode == 1 and p.stdout.strip() == "no"
+    p = kubectl.run("auth", "can-i", "create", "selfsubjectreviews.authentication.k8s.io", *as_sa,
+                    check=False)
+    assert p.returncode == 0 and p.stdout.strip() == "yes"
+    assert kubectl("auth", "can-i", "list", "pods", "-n", ns).strip() == "yes"  # the admin
 
 
 def test_bad_requests(kubectl, ns):

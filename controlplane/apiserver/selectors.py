@@ -217,10 +217,9 @@ _EVENTS_V1_LABELS = {"regarding": "involvedObject", "reportingController": "repo
                      "deprecatedSource": "source"}
 
 
-def parse_field_selector(text: str | None, kind: str, api_version: str) -> FieldSelector:
-    if not text or not text.strip():
-        return FieldSelector((), kind)
-    terms = []
+def field_selector_terms(text: str):
+    """The `field op value` terms of a field selector's text, as written (op: =, == or !=);
+    a term that is none of these is refused as upstream's parser refuses it."""
     for part in text.split(","):
         part = part.strip()
         if not part:
@@ -228,7 +227,14 @@ def parse_field_selector(text: str | None, kind: str, api_version: str) -> Field
         m = re.match(r"^([^!=]+)(==|!=|=)(.*)$", part)
         if not m:
             raise bad_request(f'invalid selector: \'{text}\'; can\'t understand \'{part}\'')
-        field, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
+        yield m.group(1).strip(), m.group(2), m.group(3).strip()
+
+
+def parse_field_selector(text: str | None, kind: str, api_version: str) -> FieldSelector:
+    if not text or not text.strip():
+        return FieldSelector((), kind)
+    terms = []
+    for field, op, value in field_selector_terms(text):
         if api_version == "events.k8s.io/v1":
             head, dot, rest = field.partition(".")
             field = _EVENTS_V1_LABELS.get(head, head) + dot + rest

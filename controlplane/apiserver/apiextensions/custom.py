@@ -25,7 +25,7 @@ from typing import Any
 from controlplane.apiserver import validation
 from controlplane.apiserver.apiextensions import printer, structural, values
 from controlplane.apiserver.errors import APIError, FieldError, bad_request, invalid
-from controlplane.apiserver.selectors import FieldSelector, selector_string
+from controlplane.apiserver.selectors import FieldSelector, field_selector_terms, selector_string
 from controlplane.apiserver.strategy import Strategy
 from controlplane.storage.watchcache import WatchCache
 
@@ -113,14 +113,7 @@ class CustomResource:
         if not text or not text.strip():
             return FieldSelector((), self.kind)
         terms = []
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            m = re.match(r"^([^!=]+)(==|!=|=)(.*)$", part)
-            if not m:
-                raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
-            label, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
+        for label, op, value in field_selector_terms(text):
             if label not in ("metadata.name", "metadata.namespace") and label not in self.selectable:
                 raise bad_request(f'"{label}" is not a known field selector: only "metadata.name", '
                                   f'"metadata.namespace"')

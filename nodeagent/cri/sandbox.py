@@ -91,6 +91,31 @@ def resolv_conf(dns: DNSConfig, node_resolv: str = "/etc/resolv.conf") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_etc_files(d: Path, config: PodSandboxConfig, ip: str | None) -> None:
+    """The sandbox's /etc/hostname, /etc/hosts and /etc/resolv.conf, bind-mounted into every
+    container. A hostNetwork pod sees the node's hosts file, as under the kubelet."""
+    (d / "hostname").write_text(config.hostname + "\n")
+    if config.host_network:
+        try:
+            (d / "hosts").write_text(Path("/etc/hosts").read_text())
+        except OSError:
+            (d / "hosts").write_text(hosts_file(None, config.hostname))
+    else:
+        (d / "hosts").write_text(hosts_file(ip, config.hostname))
+    (d / "resolv.conf").write_text(resolv_conf(config.dns))
+
+
+def _step_failed(e: BaseException, step: str) -> BaseException:
+    """What a failed sandbox step raises: our own errors and non-Exceptions (cancellation,
+    KeyboardInterrupt) as they are; anything else as a SandboxError naming the step."""
+    if isinstance(e, Exception) and not isinstance(e, SandboxError):
+        err = SandboxError(f"{step}: {e}")
+        err.__cause__ = e  # as `raise ... from e`
+        err.__suppress_context__ = True
+        return err
+    return e
+
+
 def _pin(helper, directory: Path, types: list[str], hostname: str, sysctls: dict) -> None:
     """Pin new namespaces of `types` under `directory` (nshelper.py: a fresh fork does it)."""
     reply, fds = helper.request({"op": "pin", "dir": str(directory), "types": types,
@@ -186,15 +211,7 @@ class Sandboxes:
                 record["ips"] = [str(i.ip) for i in att.ips]
                 record["ip"] = str(att.ip.ip) if att.ip is not None else None
             step = "write /etc/hostname, /etc/hosts, /etc/resolv.conf"
-            (d / "hostname").write_text(config.hostname + "\n")
-            if config.host_network:
-                try:
-                    (d / "hosts").write_text(Path("/etc/hosts").read_text())
-                except OSError:
-                    (d / "hosts").write_text(hosts_file(None, config.hostname))
-            else:
-                (d / "hosts").write_text(hosts_file(record["ip"], config.hostname))
-            (d / "resolv.conf").write_text(resolv_conf(config.dns))
+            _write_etc_files(d, config, record["ip"])
             record["phase"] = "ready"
             self.store.put_sandbox(sid, record)
             return sid
@@ -204,11 +221,7 @@ class Sandboxes:
                     fn()
                 except Exception:  # noqa: BLE001 - the first failure is the one to report
                     pass
-            if isinstance(e, SandboxError):
-                raise
-            if isinstance(e, Exception):
-                raise SandboxError(f"{step}: {e}") from e
-            raise
+            raise _step_failed(e, step)
 
     def make_spare(self) -> str:
         """A spare (spares.py): a sandbox directory with its network namespace pinned and CNI
@@ -237,9 +250,7 @@ class Sandboxes:
                 self.remove(sid)          # the record says "creating": CNI DEL, unpin, drop
             except Exception:  # noqa: BLE001 - the first failure is the one to report
                 pass
-            if isinstance(e, Exception) and not isinstance(e, SandboxError):
-                raise SandboxError(f"spare sandbox: {step}: {e}") from e
-            raise
+            raise _step_failed(e, f"spare sandbox: {step}")
 
     def _finish_spare(self, sid: str, config: PodSandboxConfig) -> str:
         """Make spare `sid` the pod's sandbox: pin ipc and uts (with the hostname and the
@@ -264,9 +275,7 @@ class Sandboxes:
             names = {"ipc": "ipc", "uts": "uts"}
             record["namespaces"].update({names[t]: str(d / "ns" / t) for t in types})
             step = "write /etc/hostname, /etc/hosts, /etc/resolv.conf"
-            (d / "hostname").write_text(config.hostname + "\n")
-            (d / "hosts").write_text(hosts_file(record["ip"], config.hostname))
-            (d / "resolv.conf").write_text(resolv_conf(config.dns))
+            _write_etc_files(d, config, record["ip"])  # a spare is never hostNetwork
             record["phase"] = "ready"
             self.store.put_sandbox(sid, record)
             return sid
@@ -275,11 +284,7 @@ class Sandboxes:
                 self.remove(sid)
             except Exception:  # noqa: BLE001 - the first failure is the one to report
                 pass
-            if isinstance(e, SandboxError):
-                raise
-            if isinstance(e, Exception):
-                raise SandboxError(f"{step}: {e}") from e
-            raise
+            raise _step_failed(e, step)
 
     def _teardown(self, netns: str, sid: str) -> None:
         if self.network is not None:

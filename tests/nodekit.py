@@ -152,6 +152,28 @@ class Node:
         raise AssertionError(f"{kind} {namespace}/{name} still there after {timeout:.0f} s")
 
 
+BUSYBOX_IMAGE = "localhost/busybox:1"  # what busybox_node imports
+
+
+def create_pod(node: Node, name: str, containers: list[dict], policy: str = "Always",
+               grace: int = 30, **spec) -> None:
+    """`kubectl create` a pod bound to `node` (no scheduler needed); containers default to the
+    imported busybox, never pulled."""
+    for c in containers:
+        c.setdefault("image", BUSYBOX_IMAGE)
+        c.setdefault("imagePullPolicy", "Never")
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node.name, "restartPolicy": policy,
+                     "terminationGracePeriodSeconds": grace, "containers": containers, **spec}}
+    node.kubectl("create", "-f", "-", input=json.dumps(body))
+
+
+def container_status(pod: dict, name: str) -> dict:
+    """Container `name`'s status, or an empty one while the kubelet has reported none."""
+    return next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
+                 if c["name"] == name), {"state": {}, "restartCount": 0})
+
+
 def running(pod: dict) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running"
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.nodekit import Node, busybox_node, ready, running
+from tests.nodekit import (
+    BUSYBOX_IMAGE, Node, busybox_node, container_status, create_pod, ready, running)
 
-IMAGE = "localhost/busybox:1"
+IMAGE = BUSYBOX_IMAGE
 
 
 @pytest.fixture(scope="module")
@@ -30,24 +31,8 @@ def node(tmp_path_factory):
         n.down()
 
 
-def create(node: Node, name: str, containers: list[dict], policy: str = "Always", grace: int = 30,
-           **spec) -> None:
-    for c in containers:
-        c.setdefault("image", IMAGE)
-        c.setdefault("imagePullPolicy", "Never")
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node.name, "restartPolicy": policy,
-                     "terminationGracePeriodSeconds": grace, "containers": containers, **spec}}
-    node.kubectl("create", "-f", "-", input=json.dumps(body))
-
-
-def cstatus(pod: dict, name: str) -> dict:
-    return next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
-                 if c["name"] == name), {"state": {}, "restartCount": 0})
-
-
 def waiting_reason(pod: dict, name: str) -> str | None:
-    return cstatus(pod, name)["state"].get("waiting", {}).get("reason")
+    return container_status(pod, name)["state"].get("waiting", {}).get("reason")
 
 
 def pids_with(marker: str) -> list[int]:
@@ -84,7 +69,7 @@ def test_kubectl_run_busybox_running_ready_with_pod_ip(node):
     pod = node.wait_pod("web", lambda p: running(p) and ready(p))
     ip = pod["status"]["podIP"]
     assert ip.startswith("10.244.") and pod["status"]["podIPs"] == [{"ip": ip}]
-    cs = cstatus(pod, "web")
+    cs = container_status(pod, "web")
     assert cs["containerID"].startswith("nodeagent://") and cs["imageID"].startswith("sha256:")
     # the pod answers on its IP, from the node
     got = node.sh("busybox", "wget", "-qO-", f"http://{ip}:8080/index.html")
@@ -99,18 +84,18 @@ def test_kubectl_run_busybox_running_ready_with_pod_ip(node):
 def test_two_containers_share_ip_and_hostname(node):
     check = ('wget -qO- http://localhost:8080/index.html | grep -q "hello from a pod" && '
              'hostname > /dev/termination-log && exit 0; exit 1')
-    create(node, "two", [
+    create_pod(node, "two", [
         {"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"]},
         {"name": "side", "command": ["sh", "-c", f"sleep 1; {check}"]}], policy="Never")
-    pod = node.wait_pod("two", lambda p: "terminated" in cstatus(p, "side")["state"])
-    term = cstatus(pod, "side")["state"]["terminated"]
+    pod = node.wait_pod("two", lambda p: "terminated" in container_status(p, "side")["state"])
+    term = container_status(pod, "side")["state"]["terminated"]
     assert term["exitCode"] == 0 and term["reason"] == "Completed", term
     assert term.get("message") == "two\n"
-    assert "running" in cstatus(pod, "web")["state"] and pod["status"]["phase"] == "Running"
+    assert "running" in container_status(pod, "web")["state"] and pod["status"]["phase"] == "Running"
 
 
 def test_kubectl_logs_and_exec_through_the_kubelet_api(node):
-    create(node, "talk", [{"name": "c", "command": ["sh", "-c", "echo hello-logs; sleep 3600"]}])
+    create_pod(node, "talk", [{"name": "c", "command": ["sh", "-c", "echo hello-logs; sleep 3600"]}])
     node.wait_pod("talk", running)
     deadline = time.monotonic() + 10
     while "hello-logs" not in (out := node.kubectl("logs", "talk", check=False)).stdout \
@@ -128,7 +113,7 @@ def test_kubectl_logs_and_exec_through_the_kubelet_api(node):
 
 def test_configmap_and_emptydir_volumes(node):
     node.kubectl("create", "configmap", "appcfg", "--from-literal=greeting=hello from a configmap")
-    create(node, "vols", [
+    create_pod(node, "vols", [
         {"name": "writer", "command": ["sh", "-c", "echo shared > /data/note; sleep 3600"],
          "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
         {"name": "reader", "command": ["sleep", "3600"],
@@ -150,13 +135,13 @@ def test_http_readiness_probe(node):
     web = ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
     good = {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}
     bad = {"httpGet": {"path": "/nothing-here", "port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
-    create(node, "probe-ok", [{"name": "c", "command": web, "readinessProbe": good}])
-    create(node, "probe-404", [{"name": "c", "command": web, "readinessProbe": bad}])
+    create_pod(node, "probe-ok", [{"name": "c", "command": web, "readinessProbe": good}])
+    create_pod(node, "probe-404", [{"name": "c", "command": web, "readinessProbe": bad}])
     node.wait_pod("probe-ok", ready)
     pod = node.wait_pod("probe-404", running)
     time.sleep(2)                                 # a few probe periods: still not ready
     pod = node.get("pod", "probe-404")
-    assert not ready(pod) and not cstatus(pod, "c")["ready"]
+    assert not ready(pod) and not container_status(pod, "c")["ready"]
     events = json.loads(node.kubectl("get", "events", "--field-selector",
                                      "involvedObject.name=probe-404", "-o", "json").stdout)["items"]
     assert any(e["reason"] == "Unhealthy" and "statuscode: 404" in e["message"] for e in events)
@@ -164,16 +149,16 @@ def test_http_readiness_probe(node):
 
 
 def test_restart_policies_with_reasons_and_exit_codes(node):
-    create(node, "never", [{"name": "c", "command": ["sh", "-c", "exit 3"]}], policy="Never")
-    create(node, "onfailure", [{"name": "c", "command": ["true"]}], policy="OnFailure")
-    create(node, "always", [{"name": "c", "command": ["sh", "-c", "exit 1"]}], policy="Always")
+    create_pod(node, "never", [{"name": "c", "command": ["sh", "-c", "exit 3"]}], policy="Never")
+    create_pod(node, "onfailure", [{"name": "c", "command": ["true"]}], policy="OnFailure")
+    create_pod(node, "always", [{"name": "c", "command": ["sh", "-c", "exit 1"]}], policy="Always")
     pod = node.wait_pod("never", lambda p: p["status"].get("phase") == "Failed")
-    t = cstatus(pod, "c")["state"]["terminated"]
+    t = container_status(pod, "c")["state"]["terminated"]
     assert (t["exitCode"], t["reason"]) == (3, "Error")
     pod = node.wait_pod("onfailure", lambda p: p["status"].get("phase") == "Succeeded")
-    assert cstatus(pod, "c")["state"]["terminated"]["reason"] == "Completed"
+    assert container_status(pod, "c")["state"]["terminated"]["reason"] == "Completed"
     pod = node.wait_pod("always", lambda p: waiting_reason(p, "c") == "CrashLoopBackOff")
-    cs = cstatus(pod, "c")
+    cs = container_status(pod, "c")
     assert cs["restartCount"] >= 1 and cs["lastState"]["terminated"]["exitCode"] == 1
     # 10s after the second crash, 20s after the third... (a slow machine may show a later one)
     assert re.match(r"back-off (10|20|40)s restarting failed container=c pod=always_default\(",
@@ -199,10 +184,10 @@ def test_oom_killed_exit_137_restart_count_1_and_cgroup_values(node):
     # it was throttled in 517 of 654 periods.)
     hog = ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]
     res = {"limits": {"memory": "64Mi", "cpu": "250m"}, "requests": {"memory": "64Mi", "cpu": "250m"}}
-    create(node, "oom", [{"name": "hog", "command": hog, "resources": res}])
+    create_pod(node, "oom", [{"name": "hog", "command": hog, "resources": res}])
     # (120 s: the first pod of a fresh node under the vm tier's emulator took over 60 s to start)
-    pod = node.wait_pod("oom", lambda p: cstatus(p, "hog")["restartCount"] >= 1, timeout=120)
-    last = cstatus(pod, "hog")["lastState"]["terminated"]
+    pod = node.wait_pod("oom", lambda p: container_status(p, "hog")["restartCount"] >= 1, timeout=120)
+    last = container_status(pod, "hog")["lastState"]["terminated"]
     assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137)
     assert pod["status"]["qosClass"] == "Guaranteed"
     # the pod's cgroup (Guaranteed: straight below kubepods) holds the mapped values
@@ -244,9 +229,9 @@ def _last_before_delete(proc: subprocess.Popen) -> dict:
 def test_graceful_termination_trap_ignore_and_force(node):
     trap = 'trap "echo bye > /dev/termination-log; exit 0" TERM; while true; do sleep 0.2; done'
     ignore = 'trap "" TERM; while true; do sleep 0.2; done'
-    create(node, "trap", [{"name": "c", "command": ["sh", "-c", trap]}], grace=30)
-    create(node, "ignore", [{"name": "c", "command": ["sh", "-c", ignore]}], grace=3)
-    create(node, "force", [{"name": "c", "command": ["sleep", "3603"]}], grace=30)
+    create_pod(node, "trap", [{"name": "c", "command": ["sh", "-c", trap]}], grace=30)
+    create_pod(node, "ignore", [{"name": "c", "command": ["sh", "-c", ignore]}], grace=3)
+    create_pod(node, "force", [{"name": "c", "command": ["sleep", "3603"]}], grace=30)
     for name in ("trap", "ignore", "force"):
         node.wait_pod(name, running)
 
@@ -254,14 +239,14 @@ def test_graceful_termination_trap_ignore_and_force(node):
     t0 = time.monotonic()
     node.kubectl("delete", "pod", "trap", "--timeout=25s")          # gone well within its 30 s
     trap_took = time.monotonic() - t0
-    t = cstatus(_last_before_delete(w), "c")["state"]["terminated"]
+    t = container_status(_last_before_delete(w), "c")["state"]["terminated"]
     assert t["exitCode"] == 0 and t.get("message") == "bye\n", t
 
     w = _watch_last_status(node, "ignore")
     t0 = time.monotonic()
     node.kubectl("delete", "pod", "ignore", "--timeout=25s")
     ignore_took = time.monotonic() - t0
-    t = cstatus(_last_before_delete(w), "c")["state"]["terminated"]
+    t = container_status(_last_before_delete(w), "c")["state"]["terminated"]
     assert t["exitCode"] == 137, t                                    # SIGKILL at the grace period
     assert ignore_took >= 3 and trap_took < 25, (trap_took, ignore_took)
 
@@ -272,8 +257,8 @@ def test_graceful_termination_trap_ignore_and_force(node):
 
 
 def test_agent_kill_9_then_restart_adopts_containers(node):
-    create(node, "keep", [{"name": "c", "command": ["sleep", "3604"]}])
-    create(node, "dies", [{"name": "c", "command": ["sleep", "3605"]}], policy="Never")
+    create_pod(node, "keep", [{"name": "c", "command": ["sleep", "3604"]}])
+    create_pod(node, "dies", [{"name": "c", "command": ["sleep", "3605"]}], policy="Never")
     keep = node.wait_pod("keep", running)
     dies = node.wait_pod("dies", running)
     pid = int((node.data / "nodeagent.pid").read_text().split()[0])
@@ -285,13 +270,13 @@ def test_agent_kill_9_then_restart_adopts_containers(node):
         os.kill(p, signal.SIGKILL)                                   # an exit during the outage
     node.up()
     pod = node.wait_pod("dies", lambda p: p["status"].get("phase") == "Failed")
-    t = cstatus(pod, "c")["state"]["terminated"]
-    assert t["exitCode"] == 137 and cstatus(pod, "c")["containerID"] == cstatus(dies, "c")["containerID"]
+    t = container_status(pod, "c")["state"]["terminated"]
+    assert t["exitCode"] == 137 and container_status(pod, "c")["containerID"] == container_status(dies, "c")["containerID"]
     pod = node.wait_pod("keep", running)
-    assert cstatus(pod, "c")["containerID"] == cstatus(keep, "c")["containerID"]
-    assert cstatus(pod, "c")["restartCount"] == 0
-    assert cstatus(pod, "c")["state"]["running"]["startedAt"] == \
-        cstatus(keep, "c")["state"]["running"]["startedAt"]
+    assert container_status(pod, "c")["containerID"] == container_status(keep, "c")["containerID"]
+    assert container_status(pod, "c")["restartCount"] == 0
+    assert container_status(pod, "c")["state"]["running"]["startedAt"] == \
+        container_status(keep, "c")["state"]["running"]["startedAt"]
 
 
 def test_down_leaves_nothing(node):

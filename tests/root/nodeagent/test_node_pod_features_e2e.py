@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.nodekit import Node, busybox_node, running
+from tests.nodekit import (
+    BUSYBOX_IMAGE, Node, busybox_node, container_status, create_pod, running)
 
-IMAGE = "localhost/busybox:1"
+IMAGE = BUSYBOX_IMAGE
 LOOP = "while true; do sleep 0.2; done"
 
 
@@ -28,22 +29,6 @@ def node(tmp_path_factory):
     yield n
     if n.running:
         n.down()
-
-
-def create(node: Node, name: str, containers: list[dict], policy: str = "Always", grace: int = 30,
-           **spec) -> None:
-    for c in containers:
-        c.setdefault("image", IMAGE)
-        c.setdefault("imagePullPolicy", "Never")
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node.name, "restartPolicy": policy,
-                     "terminationGracePeriodSeconds": grace, "containers": containers, **spec}}
-    node.kubectl("create", "-f", "-", input=json.dumps(body))
-
-
-def cstatus(pod: dict, name: str) -> dict:
-    return next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
-                 if c["name"] == name), {"state": {}, "restartCount": 0})
 
 
 def events(node: Node, name: str) -> list[dict]:
@@ -88,7 +73,7 @@ class Watch:
 # --- lifecycle hooks ---------------------------------------------------------------------------------
 def test_post_start_exec_http_and_sleep_hooks_run(node):
     web = ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
-    create(node, "hooks", [
+    create_pod(node, "hooks", [
         {"name": "web", "command": web},
         {"name": "c", "command": ["sh", "-c", LOOP],
          "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo from-poststart > /tmp/mark"]}}}},
@@ -97,7 +82,7 @@ def test_post_start_exec_http_and_sleep_hooks_run(node):
         {"name": "nap", "command": ["sh", "-c", LOOP],
          "lifecycle": {"postStart": {"sleep": {"seconds": 1}}}}])
     node.wait_pod("hooks", lambda p: running(p) and all(
-        "running" in cstatus(p, n)["state"] for n in ("web", "c", "http", "nap")))
+        "running" in container_status(p, n)["state"] for n in ("web", "c", "http", "nap")))
     got = node.kubectl("exec", "hooks", "-c", "c", "--", "cat", "/tmp/mark").stdout
     assert got == "from-poststart\n"
     assert not [e for e in events(node, "hooks") if e["reason"] == "FailedPostStartHook"]
@@ -106,18 +91,18 @@ def test_post_start_exec_http_and_sleep_hooks_run(node):
 
 def test_failing_post_start_kills_the_container_with_the_kubelets_reasons(node):
     w = Watch(node, "badstart")
-    create(node, "badstart", [
+    create_pod(node, "badstart", [
         {"name": "c", "command": ["sh", "-c", f'trap "exit 1" TERM; {LOOP}'],
          "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo oops; exit 3"]}}}}],
         policy="OnFailure", grace=5)
-    pod = node.wait_pod("badstart", lambda p: cstatus(p, "c")["restartCount"] >= 1)
+    pod = node.wait_pod("badstart", lambda p: container_status(p, "c")["restartCount"] >= 1)
     seen = w.stop()
-    assert cstatus(pod, "c")["lastState"]["terminated"]["exitCode"] == 1    # its TERM trap ran
+    assert container_status(pod, "c")["lastState"]["terminated"]["exitCode"] == 1    # its TERM trap ran
     ev = wait_event(node, "badstart", "FailedPostStartHook")
     assert ev["type"] == "Warning" and ev["message"] == "PostStartHook failed"
     killing = wait_event(node, "badstart", "Killing")
     assert killing["message"] == "FailedPostStartHook"
-    waiting = [cstatus(e["object"], "c")["state"].get("waiting") for e in seen]
+    waiting = [container_status(e["object"], "c")["state"].get("waiting") for e in seen]
     hook_err = [wt for wt in waiting if wt and wt.get("reason") == "PostStartHookError"]
     assert hook_err, waiting
     uid = pod["metadata"]["uid"]
@@ -131,14 +116,14 @@ def test_failing_post_start_kills_the_container_with_the_kubelets_reasons(node):
 def test_pre_stop_runs_before_the_stop_signal_and_counts_against_the_grace_period(node):
     # the preStop hook and then the TERM trap append to the termination log: their order shows
     trap = 'trap "echo term >> /dev/termination-log; exit 0" TERM; ' + LOOP
-    create(node, "prestop", [{"name": "c", "command": ["sh", "-c", trap], "lifecycle": {
+    create_pod(node, "prestop", [{"name": "c", "command": ["sh", "-c", trap], "lifecycle": {
         "preStop": {"exec": {"command": ["sh", "-c", "echo prestop > /dev/termination-log"]}}}}])
     # a preStop that outlasts the grace period, in a container that ignores TERM: the hook gets
     # the whole 4 s, then the signal the 2 s minimum, then SIGKILL
-    create(node, "slowstop", [{"name": "c", "command": ["sh", "-c", f'trap "" TERM; {LOOP}'],
+    create_pod(node, "slowstop", [{"name": "c", "command": ["sh", "-c", f'trap "" TERM; {LOOP}'],
                                "lifecycle": {"preStop": {"exec": {"command": ["sleep", "60"]}}}}],
            grace=4)
-    create(node, "badstop", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}'],
+    create_pod(node, "badstop", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}'],
                               "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "exit 1"]}}}}])
     for name in ("prestop", "slowstop", "badstop"):
         node.wait_pod(name, running)
@@ -146,7 +131,7 @@ def test_pre_stop_runs_before_the_stop_signal_and_counts_against_the_grace_perio
     w = Watch(node, "prestop")
     node.kubectl("delete", "pod", "prestop", "--timeout=25s")
     before = [e["object"] for e in w.stop() if e["type"] != "DELETED"][-1]
-    t = cstatus(before, "c")["state"]["terminated"]
+    t = container_status(before, "c")["state"]["terminated"]
     assert (t["exitCode"], t.get("message")) == (0, "prestop\nterm\n"), t
 
     w = Watch(node, "slowstop")
@@ -154,7 +139,7 @@ def test_pre_stop_runs_before_the_stop_signal_and_counts_against_the_grace_perio
     node.kubectl("delete", "pod", "slowstop", "--timeout=25s")
     took = time.monotonic() - t0
     before = [e["object"] for e in w.stop() if e["type"] != "DELETED"][-1]
-    assert cstatus(before, "c")["state"]["terminated"]["exitCode"] == 137
+    assert container_status(before, "c")["state"]["terminated"]["exitCode"] == 137
     assert took >= 4 + 2, took               # the hook's 4 s, then the signal's minimum 2 s
 
     node.kubectl("delete", "pod", "badstop", "--wait=false")
@@ -165,7 +150,7 @@ def test_pre_stop_runs_before_the_stop_signal_and_counts_against_the_grace_perio
 
 # --- volumes -----------------------------------------------------------------------------------------
 def test_memory_emptydir_is_a_tmpfs_of_its_size_limit(node):
-    create(node, "memvol", [{"name": "c", "command": ["sh", "-c", LOOP],
+    create_pod(node, "memvol", [{"name": "c", "command": ["sh", "-c", LOOP],
                              "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
            volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}])
     pod = node.wait_pod("memvol", running)
@@ -195,7 +180,7 @@ def test_kube_api_access_volume_as_the_serviceaccount_admission_adds_it(node):
         {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
         {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
                                                                     "fieldPath": "metadata.namespace"}}]}}]}}
-    create(node, "sa", [{"name": "c", "command": ["sh", "-c", LOOP], "volumeMounts": [
+    create_pod(node, "sa", [{"name": "c", "command": ["sh", "-c", LOOP], "volumeMounts": [
         {"name": "kube-api-access-x7k2p", "mountPath": sa_dir, "readOnly": True}]}],
         volumes=[volume])
     node.wait_pod("sa", running)
@@ -213,7 +198,7 @@ def test_kube_api_access_volume_as_the_serviceaccount_admission_adds_it(node):
 
 # --- hostPort ----------------------------------------------------------------------------------------
 def _web_with_host_port(node: Node, name: str, host_port: int) -> None:
-    create(node, name, [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+    create_pod(node, name, [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
                          "ports": [{"containerPort": 8080, "hostPort": host_port}]}])
 
 
@@ -442,7 +427,7 @@ def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
         return out.stdout
 
     assert "localhost/spare" in images() and "localhost/busybox" in images()
-    create(node, "user", [{"name": "c", "command": ["sh", "-c", LOOP]}])
+    create_pod(node, "user", [{"name": "c", "command": ["sh", "-c", LOOP]}])
     node.wait_pod("user", running)
 
     # The whole node again, with image GC at any usage (high 1%, low 0%) and no minimum age: the
@@ -459,7 +444,7 @@ def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
 
 def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
     # a hard threshold no machine is above: the node is under memory pressure at once
-    create(node, "victim", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}']}])
+    create_pod(node, "victim", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}']}])
     node.wait_pod("victim", running)
     _restart(node, "--eviction-hard=memory.available<1000Ti")
 
@@ -478,11 +463,11 @@ def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
                                     "available: "), st["message"]
     target = next(c for c in st["conditions"] if c["type"] == "DisruptionTarget")
     assert (target["status"], target["reason"]) == ("True", "TerminationByKubelet")
-    assert "terminated" in cstatus(pod, "c")["state"]
+    assert "terminated" in container_status(pod, "c")["state"]
     assert wait_event(node, "victim", "Evicted")["type"] == "Warning"
 
     # while under pressure a new BestEffort pod is refused (the kubelet's eviction admission)
-    create(node, "late", [{"name": "c", "command": ["sh", "-c", LOOP]}])
+    create_pod(node, "late", [{"name": "c", "command": ["sh", "-c", LOOP]}])
     pod = node.wait_pod("late", lambda p: p["status"].get("phase") == "Failed")
     assert (pod["status"]["reason"], pod["status"]["message"]) == (
         "Evicted", "Pod was rejected: The node had condition: [MemoryPressure]. ")

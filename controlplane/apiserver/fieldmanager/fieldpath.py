@@ -65,15 +65,20 @@ def element_order(pe: str):
 _order = element_order
 
 
-def to_fields_v1(paths: Iterable[Path]) -> dict:
-    """The FieldsV1 tree of a set, keys in upstream's order."""
+def trie(paths: Iterable[Path]) -> dict:
+    """The set as a tree of path elements, "." marking where a path ends (FieldsV1's shape)."""
     tree: dict = {}
     for p in paths:
         node = tree
         for pe in p:
             node = node.setdefault(pe, {})
         node["."] = True
-    return _emit(tree)
+    return tree
+
+
+def to_fields_v1(paths: Iterable[Path]) -> dict:
+    """The FieldsV1 tree of a set, keys in upstream's order."""
+    return _emit(trie(paths))
 
 
 def _emit(node: dict) -> dict:

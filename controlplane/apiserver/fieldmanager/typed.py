@@ -342,21 +342,11 @@ def _merge_list(node: Node, lhs: list, rhs: list, path: Path) -> list:
 
 # ---- removal (RemoveItems) and EnsureNamedFieldsAreMembers ----
 
-def _trie(paths: set[Path]) -> dict:
-    root: dict = {}
-    for p in paths:
-        n = root
-        for pe in p:
-            n = n.setdefault(pe, {})
-        n["."] = True
-    return root
-
-
 def remove(node: Node, obj: Any, paths: set[Path]) -> Any:
     """`obj` without the fields and items in `paths` (each with everything under it)."""
     if not paths:
         return obj
-    return _remove(node, obj, _trie(paths))
+    return _remove(node, obj, fp.trie(paths))
 
 
 def _remove(node: Node, v: Any, trie: dict) -> Any:

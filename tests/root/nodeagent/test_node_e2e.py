@@ -22,6 +22,12 @@ from tests.nodekit import (
 
 IMAGE = BUSYBOX_IMAGE
 
+# Every test here runs twice: on this host (cgroup v1/hybrid) and in the vm tier (cgroup v2
+# unified, tests/harness/vmtier.py). Under the VM's emulator (TCG) the whole module takes about
+# 8 minutes: a node starts in ~45 s and the kill -9 test needs two starts. Timeouts below are
+# sized for that.
+pytestmark = pytest.mark.vm
+
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
@@ -56,12 +62,6 @@ def wait_until(cond, timeout: float = 30, what: str = "") -> None:
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
-# Not in the vm tier (cgroup v2) for now: under TCG a whole node (API server, scheduler,
-# controllers, agent) starts so slowly that its event loop stalled > 10 s (leases lost) and the
-# first pod missed a 60 s wait (seen 2026-12-06, with two VMs on the machine); ten tests took 19-41
-# minutes, more than CI's budget. The pod-level v2 paths (limits, OOM, stats, sandboxes) run there
-# through the CRI tests (tests/root/nodeagent/cri). The OOM and kill -9 tests below did pass in
-# the VM when run there on their own (dd hog, 120 s wait; the agent's first-listing race fixed).
 def test_kubectl_run_busybox_running_ready_with_pod_ip(node):
     node.kubectl("run", "web", f"--image={IMAGE}", "--image-pull-policy=Never",
                  f'--overrides={{"spec":{{"nodeName":"{node.name}"}}}}',

@@ -18,6 +18,9 @@ from tests.nodekit import Node, busybox_node, running
 
 IMAGE = "localhost/busybox:1"
 
+# In the vm tier too (cgroup v2): about 3 minutes there, most of it the node's start under TCG.
+pytestmark = pytest.mark.vm
+
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):

@@ -1,0 +1,190 @@
+"""The eviction manager's loop (pkg/kubelet/eviction/eviction_manager.go synchronize).
+
+Every 10 s (monitoringInterval), or sooner after an eviction has been cleaned up:
+
+    1. observe     the node's signals (stats.py)
+    2. met         the thresholds the observations cross, ignoring grace periods — and, with
+                   --eviction-minimum-reclaim, those met last time whose signal has not yet
+                   climbed back above threshold + minimum (so one eviction is not followed by
+                   another the moment the signal dips again)
+    3. conditions  each met threshold's condition (MemoryPressure, DiskPressure, PIDPressure).
+                   A condition stays True until it has gone unobserved for
+                   --eviction-pressure-transition-period (5m): a node hovering at its
+                   threshold does not flap between pressure and none, nor keep flipping its
+                   admission and the scheduler's taints
+    4. grace       a soft threshold acts only once it has been met continuously for its grace
+                   period (the first time it was seen is remembered; a pass that does not see it
+                   forgets it); a hard one acts at once
+    5. reclaim     memory first, then the others; for a disk signal, node-level reclaim before
+                   any pod: unused images (and their containers) go, and if the thresholds are
+                   then satisfied, no pod is evicted
+    6. evict       rank the active pods for the signal's resource (rank.py), kill the first that
+                   is not critical — hard: grace 1 s; soft: min(--eviction-max-pod-grace-period,
+                   the pod's own) — and report it Failed/Evicted with the kubelet's message. At
+                   most one pod per pass; the next pass waits (up to 30 s) until that pod is gone.
+
+Under pressure, admission (admit) refuses new pods: under MemoryPressure alone only BestEffort
+ones (unless they tolerate the node.kubernetes.io/memory-pressure taint), under any other
+condition every pod; critical pods are always admitted.
+
+Time comes from `clock` (time.monotonic) and observations from `observe_fn`, so a test drives
+grace periods and transition periods with a fake of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable
+
+from nodeagent.admission import Rejection
+from nodeagent.eviction.rank import eviction_grace, is_critical, message, rank
+from nodeagent.eviction.stats import Observation, PodUsage, observe_node
+from nodeagent.eviction.thresholds import EvictionConfig, Threshold
+from nodeagent.resources import qos_class
+
+log = logging.getLogger("nodeagent.eviction")
+
+MONITORING_INTERVAL = 10.0
+CLEANUP_TIMEOUT, CLEANUP_POLL = 30.0, 1.0      # podCleanupTimeout, podCleanupPollFreq
+REASON = "Evicted"
+MEMORY_SIGNALS = ("memory.available",)
+
+
+def thresholds_met(thresholds, obs: dict[str, Observation], enforce_min_reclaim: bool) -> list[Threshold]:
+    """thresholdsMet: observed below the threshold (plus its minimum reclaim, when enforced).
+    A signal with no observation meets nothing."""
+    out = []
+    for t in thresholds:
+        o = obs.get(t.signal)
+        if o is None:
+            continue
+        quantity = t.value.amount(o.capacity)
+        if enforce_min_reclaim and t.min_reclaim is not None:
+            quantity += t.min_reclaim.amount(o.capacity)
+        if o.available < quantity:
+            out.append(t)
+    return out
+
+
+def _tolerates_memory_pressure(pod: dict) -> bool:
+    for t in (pod.get("spec") or {}).get("tolerations") or []:
+        key, op, effect = t.get("key"), t.get("operator") or "Equal", t.get("effect")
+        if effect and effect != "NoSchedule":
+            continue
+        if (op == "Exists" and key in (None, "", "node.kubernetes.io/memory-pressure")) or \
+                (key == "node.kubernetes.io/memory-pressure" and not t.get("value")):
+            return True
+    return False
+
+
+class EvictionManager:
+    def __init__(self, config: EvictionConfig, data_dir: str,
+                 active_pods: Callable[[], list[dict]],
+                 evict: Callable[[dict, str, float], None],
+                 changed: Callable[[], None] = lambda: None, *,
+                 image_dir: str | None = None,
+                 pod_stats: Callable[[list[dict], bool], Awaitable[dict[str, PodUsage]]] | None = None,
+                 reclaim: Callable[[], Awaitable[None]] | None = None,
+                 node_event: Callable[[str, str, str], None] = lambda *a: None,
+                 cleaned_up: Callable[[dict], bool] = lambda pod: True,
+                 observe_fn=None, clock: Callable[[], float] = time.monotonic):
+        self.config, self.data_dir, self.image_dir = config, data_dir, image_dir
+        self.active_pods = active_pods          # admitted, not terminated pods
+        self.evict = evict                      # pod workers: kill it with this grace, report it
+        self.changed = changed                  # node status: write the conditions now
+        self.pod_stats = pod_stats              # stats.PodStatsSource; None: no pod stats
+        self.reclaim = reclaim                  # image GC's delete_unused (disk signals)
+        self.node_event = node_event
+        self.cleaned_up = cleaned_up            # has the evicted pod's worker finished?
+        self.observe = observe_fn or (lambda: observe_node(data_dir, image_dir))
+        self.clock = clock
+        # state, owned by synchronize()
+        self.conditions: set[str] = set()                 # the conditions now reported True
+        self.first_observed: dict[Threshold, float] = {}  # met threshold → since when
+        self.condition_last_seen: dict[str, float] = {}   # condition → last pass that saw it
+        self.met: list[Threshold] = []                    # met, grace periods satisfied
+
+    def under(self, condition: str) -> bool:
+        return condition in self.conditions
+
+    def admit(self, pod: dict) -> Rejection | None:
+        """The kubelet's eviction admission (managerImpl.Admit)."""
+        if not self.conditions or is_critical(pod):
+            return None
+        if self.conditions == {"MemoryPressure"}:
+            if qos_class(pod) != "BestEffort" or _tolerates_memory_pressure(pod):
+                return None
+        names = " ".join(sorted(self.conditions))
+        return Rejection(REASON, f"The node had condition: [{names}]. ")
+
+    async def _observe(self) -> dict[str, Observation]:
+        return await asyncio.to_thread(self.observe)
+
+    async def synchronize(self) -> dict | None:
+        """One pass; the pod evicted, if any."""
+        cfg = self.config
+        obs = await self._observe()
+        met = thresholds_met(cfg.thresholds, obs, False)
+        if self.met:
+            met += [t for t in thresholds_met(self.met, obs, True) if t not in met]
+        now = self.clock()
+        first = {t: self.first_observed.get(t, now) for t in met}
+        seen = {t.condition for t in met}
+        last_seen = {**self.condition_last_seen, **{c: now for c in seen}}
+        conditions = {c for c, at in last_seen.items() if now - at < cfg.pressure_transition_period}
+        acting = [t for t, since in first.items() if now - since >= t.grace_period]
+        self.first_observed, self.condition_last_seen, self.met = first, last_seen, acting
+        if conditions != self.conditions:
+            log.info("node pressure: %s", ", ".join(sorted(conditions)) or "none")
+            self.conditions = conditions
+            self.changed()
+        if not acting:
+            return None
+        # byEvictionPriority: memory before every other resource
+        threshold = sorted(acting, key=lambda t: t.signal not in MEMORY_SIGNALS)[0]
+        resource = threshold.resource
+        log.info("eviction: attempting to reclaim %s", resource)
+        self.node_event("Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
+        if resource in ("ephemeral-storage", "inodes") and self.reclaim is not None:
+            await self.reclaim()
+            if not thresholds_met(cfg.thresholds, await self._observe(), True):
+                log.info("eviction: reclaimed %s without evicting pods", resource)
+                return None
+        pods = self.active_pods()
+        if not pods:
+            log.info("eviction: thresholds met, but no pods are active to evict")
+            return None
+        stats = await self.pod_stats(pods, resource in ("ephemeral-storage", "inodes")) \
+            if self.pod_stats is not None else {}
+        for pod in rank(pods, resource, stats):
+            if is_critical(pod):
+                log.info("eviction: cannot evict a critical pod %s", pod["metadata"].get("name"))
+                continue
+            text = message(resource, pod, stats.get(pod["metadata"]["uid"]), acting, obs)
+            grace = eviction_grace(pod, threshold, cfg.max_pod_grace_period)
+            log.info("evicting pod %s/%s (grace %ss): %s", pod["metadata"].get("namespace"),
+                     pod["metadata"].get("name"), grace, text)
+            self.evict(pod, text, grace)
+            return pod
+        log.info("eviction: unable to evict any pods from the node")
+        return None
+
+    async def wait_cleanup(self, pod: dict) -> None:
+        """waitForPodsCleanup: until the evicted pod's worker is done, at most 30 s."""
+        deadline = self.clock() + CLEANUP_TIMEOUT
+        while not self.cleaned_up(pod) and self.clock() < deadline:
+            await asyncio.sleep(CLEANUP_POLL)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                evicted = await self.synchronize()
+            except OSError as e:
+                log.warning("eviction: %s", e)
+                evicted = None
+            if evicted is not None:
+                await self.wait_cleanup(evicted)
+            else:
+                await asyncio.sleep(MONITORING_INTERVAL)

@@ -471,3 +471,22 @@ def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
     pod = node.wait_pod("late", lambda p: p["status"].get("phase") == "Failed")
     assert (pod["status"]["reason"], pod["status"]["message"]) == (
         "Evicted", "Pod was rejected: The node had condition: [MemoryPressure]. ")
+
+    # A soft threshold: pressure at once, but eviction only once it has held for its grace
+    # period, and then with min(--eviction-max-pod-grace-period, the pod's own) — 4 s here, time
+    # for the TERM trap's 2 s (a hard eviction's 1 s would end in a SIGKILL, exit 137).
+    _restart(node, "--eviction-hard=memory.available<1Ki", "--eviction-soft=memory.available<1000Ti",
+             "--eviction-soft-grace-period=memory.available=5s", "--eviction-max-pod-grace-period=4")
+    create_pod(node, "soft", [{"name": "c", "command": ["sh", "-c", f'trap "sleep 2; exit 0" TERM; {LOOP}'],
+                               "resources": {"requests": {"memory": "1Mi"}}}])   # Burstable: admitted
+    pod = node.wait_pod("soft", lambda p: p["status"].get("reason") == "Evicted", timeout=90)
+    assert pod["status"]["message"].startswith(
+        "The node was low on resource: memory. Threshold quantity: 1000Ti, available: ")
+    assert container_status(pod, "c")["state"]["terminated"]["exitCode"] == 0
+    since = pressure(node.get("node", node.name, namespace=""))
+    assert since["status"] == "True"
+    target = next(c for c in pod["status"]["conditions"] if c["type"] == "DisruptionTarget")
+
+    def t(stamp: str) -> float:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    assert t(target["lastTransitionTime"]) - t(since["lastTransitionTime"]) >= 5

@@ -23,8 +23,6 @@ what was observed, then every container using more than it requested:
 
 from __future__ import annotations
 
-from typing import Callable
-
 from nodeagent.eviction.stats import Observation, PodUsage
 from nodeagent.eviction.thresholds import Threshold
 from nodeagent.resources import QuantityError, bytes_of, format_quantity, is_binary
@@ -112,7 +110,9 @@ def message(resource: str, pod: dict, usage: PodUsage | None, thresholds: list[T
     if usage is None:
         return text
     spec = pod.get("spec") or {}
-    containers = {c.get("name"): c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
+    # regular and init containers: ephemeral ones cannot ask for resources, so are never named
+    containers = {c.get("name"): c
+                  for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
     for cu in usage.containers:
         c = containers.get(cu.name)
         if c is None:
@@ -143,6 +143,3 @@ def eviction_grace(pod: dict, threshold: Threshold, max_pod_grace: int) -> float
     override = max_pod_grace if own is None else min(max_pod_grace, own)
     grace = override if override != 0 else (own or 0)
     return float(max(grace, 1))
-
-
-RankFunc = Callable[[list[dict], str, dict[str, PodUsage]], list[dict]]

@@ -24,12 +24,14 @@ its writable layer, its logs and its emptyDir volumes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from nodeagent.cri.api import CRIError
+from nodeagent.resources import format_quantity
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,6 @@ class Observation:
     binary: bool = True        # bytes print as Ki/Mi; counts (inodes, pids) in decimal
 
     def text(self) -> str:
-        from nodeagent.resources import format_quantity
         return format_quantity(self.available, self.binary)
 
 
@@ -141,7 +142,6 @@ class PodStatsSource:
         self.log_root, self.pods_dir, self.storage_dir = log_root, pods_dir, storage_dir
 
     async def __call__(self, pods: list[dict], disk: bool) -> dict[str, PodUsage]:
-        import asyncio
         out = {}
         for pod in pods:
             md = pod["metadata"]

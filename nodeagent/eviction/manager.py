@@ -39,6 +39,7 @@ import time
 from typing import Awaitable, Callable
 
 from nodeagent.admission import Rejection
+from nodeagent.cri.api import CRIError
 from nodeagent.eviction.rank import eviction_grace, is_critical, message, rank
 from nodeagent.eviction.stats import Observation, PodUsage, observe_node
 from nodeagent.eviction.thresholds import EvictionConfig, Threshold
@@ -181,7 +182,9 @@ class EvictionManager:
         while True:
             try:
                 evicted = await self.synchronize()
-            except OSError as e:
+            except (OSError, CRIError) as e:
+                # a failed observation or reclaim: logged, and the next pass tries again (the
+                # kubelet's loop does the same) — the agent must not stop over it
                 log.warning("eviction: %s", e)
                 evicted = None
             if evicted is not None:

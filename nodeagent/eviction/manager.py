@@ -70,12 +70,16 @@ def thresholds_met(thresholds, obs: dict[str, Observation], enforce_min_reclaim:
 
 
 def _tolerates_memory_pressure(pod: dict) -> bool:
+    """Does a toleration match the taint node.kubernetes.io/memory-pressure:NoSchedule
+    (Toleration.ToleratesTaint: effect and key match when given; Exists, or Equal to the
+    taint's empty value)?"""
     for t in (pod.get("spec") or {}).get("tolerations") or []:
-        key, op, effect = t.get("key"), t.get("operator") or "Equal", t.get("effect")
-        if effect and effect != "NoSchedule":
+        if t.get("effect") and t["effect"] != "NoSchedule":
             continue
-        if (op == "Exists" and key in (None, "", "node.kubernetes.io/memory-pressure")) or \
-                (key == "node.kubernetes.io/memory-pressure" and not t.get("value")):
+        if t.get("key") and t["key"] != "node.kubernetes.io/memory-pressure":
+            continue
+        op = t.get("operator") or "Equal"
+        if op == "Exists" or (op == "Equal" and not t.get("value")):
             return True
     return False
 

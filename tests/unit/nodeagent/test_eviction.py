@@ -314,6 +314,13 @@ def test_admission_under_pressure():
     tolerant = pod("be-tolerant", tolerations=[{"key": "node.kubernetes.io/memory-pressure",
                                                 "operator": "Exists", "effect": "NoSchedule"}])
     assert n.m.admit(tolerant) is None
+    everything = pod("be-all", tolerations=[{"operator": "Exists"}])
+    assert n.m.admit(everything) is None
+    for other in ({"key": "node.kubernetes.io/disk-pressure", "operator": "Exists"},
+                  {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists",
+                   "effect": "NoExecute"},
+                  {"key": "node.kubernetes.io/memory-pressure", "value": "x"}):
+        assert n.m.admit(pod("be-other", tolerations=[other])) is not None, other
     n = Node(nodefs_available=50 * Mi)                                   # 5% free < 10%
     n.sync()
     assert n.m.conditions == {"DiskPressure"}

@@ -77,6 +77,7 @@ class PodWorker:
         self.rejection = rejection              # set once, at admission: never runs
         self.evicted: str | None = None         # the eviction message, once evicted
         self.eviction_grace = EVICTION_GRACE    # the grace period eviction chose
+        self.disruption = True                  # report a DisruptionTarget condition with it
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -202,19 +203,21 @@ class PodWorker:
                                     runtime_name=self.workers.runtime_name, now=time.time(),
                                     prober=prober)
         if self.evicted and stopping:
-            status = _evicted(status, self.evicted)
+            status = _evicted(status, self.evicted, self.disruption)
         status_mgr.set_status(pod, status)
 
 
 EVICTION_GRACE = 1.0     # immediateEvictionGracePeriodSeconds: a hard threshold was met
 
 
-def _evicted(status: dict, message: str) -> dict:
-    """An evicted pod's status: Failed, reason Evicted, and DisruptionTarget (the kubelet's)."""
+def _evicted(status: dict, message: str, disruption: bool = True) -> dict:
+    """An evicted pod's status: Failed, reason Evicted, and — for node pressure, not for a local
+    storage limit — DisruptionTarget (the kubelet's)."""
     now = podstatus.rfc3339(time.time())
     conds = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-    conds.append({"type": "DisruptionTarget", "status": "True", "lastTransitionTime": now,
-                  "reason": "TerminationByKubelet", "message": message})
+    if disruption:
+        conds.append({"type": "DisruptionTarget", "status": "True", "lastTransitionTime": now,
+                      "reason": "TerminationByKubelet", "message": message})
     return dict(status, phase="Failed", reason="Evicted", message=message, conditions=conds)
 
 
@@ -264,13 +267,14 @@ class PodWorkers:
                 if w.rejection is None and not w.evicted and not w.kill_requested()
                 and w.state is WorkerState.SYNCING]
 
-    def evict(self, pod: dict, message: str, grace: float = EVICTION_GRACE) -> None:
+    def evict(self, pod: dict, message: str, grace: float = EVICTION_GRACE,
+              disruption: bool = True) -> None:
         """Kill the pod with this grace period and report it Evicted (the eviction manager's
-        choice); it stays in the API."""
+        choice), with a DisruptionTarget condition unless told not to; it stays in the API."""
         w = self.workers.get(pod["metadata"]["uid"])
         if w is None or w.evicted:
             return
-        w.evicted, w.eviction_grace = message, grace
+        w.evicted, w.eviction_grace, w.disruption = message, grace, disruption
         self.manager.recorder.event(w.pod, "Warning", "Evicted", message)
         w.wake()
 

@@ -9,6 +9,8 @@ pods one at a time, the ones using most beyond what they asked for first.
                     -minimum-reclaim, parsed as the kubelet parses them
     stats.py        what is measured: the node's signals, and what each pod uses
     rank.py         which pod goes first, its grace period, and the Evicted message
+    localstorage.py pods over an emptyDir sizeLimit or an ephemeral-storage limit, evicted
+                    whatever the node's signals say
     manager.py      the loop: conditions with their transition period, grace periods of soft
                     thresholds, reclaim, eviction; and the admission check under pressure
 
@@ -17,8 +19,9 @@ message and a DisruptionTarget condition (reason TerminationByKubelet); it stays
 an evicted pod does, until someone deletes it.
 
 Not here: allocatableMemory.available (enforce-node-allocatable), containerfs.* signals and a
-split image filesystem, local ephemeral-storage limit eviction (emptyDir sizeLimit, container
-ephemeral-storage limits), the memcg threshold notifier (we poll every 10 s).
+split image filesystem, the memcg threshold notifier (we poll every 10 s), the annotations
+(offending_containers, ...) on the Evicted event, and acting only on freshly updated stats
+(thresholdsUpdatedStats: ours are measured anew on every pass).
 """
 
 from nodeagent.eviction.manager import REASON, EvictionManager, thresholds_met

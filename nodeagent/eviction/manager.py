@@ -18,6 +18,7 @@ Every 10 s (monitoringInterval), or sooner after an eviction has been cleaned up
     5. reclaim     memory first, then the others; for a disk signal, node-level reclaim before
                    any pod: unused images (and their containers) go, and if the thresholds are
                    then satisfied, no pod is evicted
+    (local)        before 5, pods over a local storage limit are evicted (localstorage.py)
     6. evict       rank the active pods for the signal's resource (rank.py), kill the first that
                    is not critical — hard: grace 1 s; soft: min(--eviction-max-pod-grace-period,
                    the pod's own) — and report it Failed/Evicted with the kubelet's message. At
@@ -40,6 +41,7 @@ from typing import Awaitable, Callable
 
 from nodeagent.admission import Rejection
 from nodeagent.cri.api import CRIError
+from nodeagent.eviction import localstorage
 from nodeagent.eviction.rank import eviction_grace, is_critical, message, rank
 from nodeagent.eviction.stats import Observation, PodUsage, observe_node
 from nodeagent.eviction.thresholds import EvictionConfig, Threshold
@@ -87,7 +89,7 @@ def _tolerates_memory_pressure(pod: dict) -> bool:
 class EvictionManager:
     def __init__(self, config: EvictionConfig, data_dir: str,
                  active_pods: Callable[[], list[dict]],
-                 evict: Callable[[dict, str, float], None],
+                 evict: Callable[[dict, str, float, bool], None],
                  changed: Callable[[], None] = lambda: None, *,
                  image_dir: str | None = None,
                  pod_stats: Callable[[list[dict], bool], Awaitable[dict[str, PodUsage]]] | None = None,
@@ -97,7 +99,8 @@ class EvictionManager:
                  observe_fn=None, clock: Callable[[], float] = time.monotonic):
         self.config, self.data_dir, self.image_dir = config, data_dir, image_dir
         self.active_pods = active_pods          # admitted, not terminated pods
-        self.evict = evict                      # pod workers: kill it with this grace, report it
+        self.evict = evict                      # pod workers: kill it (message, grace, whether
+                                                # a DisruptionTarget condition goes with it)
         self.changed = changed                  # node status: write the conditions now
         self.pod_stats = pod_stats              # stats.PodStatsSource; None: no pod stats
         self.reclaim = reclaim                  # image GC's delete_unused (disk signals)
@@ -127,8 +130,8 @@ class EvictionManager:
     async def _observe(self) -> dict[str, Observation]:
         return await asyncio.to_thread(self.observe)
 
-    async def synchronize(self) -> dict | None:
-        """One pass; the pod evicted, if any."""
+    async def synchronize(self) -> list[dict]:
+        """One pass; the pods evicted (for node pressure at most one)."""
         cfg = self.config
         obs = await self._observe()
         met = thresholds_met(cfg.thresholds, obs, False)
@@ -145,8 +148,9 @@ class EvictionManager:
             log.info("node pressure: %s", ", ".join(sorted(conditions)) or "none")
             self.conditions = conditions
             self.changed()
-        if not acting:
-            return None
+        evicted = await self._local_storage_eviction()
+        if evicted or not acting:
+            return evicted
         # byEvictionPriority: memory before every other resource
         threshold = sorted(acting, key=lambda t: t.signal not in MEMORY_SIGNALS)[0]
         resource = threshold.resource
@@ -156,11 +160,11 @@ class EvictionManager:
             await self.reclaim()
             if not thresholds_met(cfg.thresholds, await self._observe(), True):
                 log.info("eviction: reclaimed %s without evicting pods", resource)
-                return None
+                return []
         pods = self.active_pods()
         if not pods:
             log.info("eviction: thresholds met, but no pods are active to evict")
-            return None
+            return []
         stats = await self.pod_stats(pods, resource in ("ephemeral-storage", "inodes")) \
             if self.pod_stats is not None else {}
         for pod in rank(pods, resource, stats):
@@ -171,15 +175,34 @@ class EvictionManager:
             grace = eviction_grace(pod, threshold, cfg.max_pod_grace_period)
             log.info("evicting pod %s/%s (grace %ss): %s", pod["metadata"].get("namespace"),
                      pod["metadata"].get("name"), grace, text)
-            self.evict(pod, text, grace)
-            return pod
+            self.evict(pod, text, grace, True)
+            return [pod]
         log.info("eviction: unable to evict any pods from the node")
-        return None
+        return []
 
-    async def wait_cleanup(self, pod: dict) -> None:
-        """waitForPodsCleanup: until the evicted pod's worker is done, at most 30 s."""
+    async def _local_storage_eviction(self) -> list[dict]:
+        """localStorageEviction: every pod over an emptyDir sizeLimit or an ephemeral-storage
+        limit goes (grace 1 s), before and whatever the node's signals say."""
+        pods = [p for p in self.active_pods() if localstorage.limited(p)]
+        if not pods or self.pod_stats is None:
+            return []
+        stats = await self.pod_stats(pods, True)
+        evicted = []
+        for pod in pods:
+            usage = stats.get(pod["metadata"]["uid"])
+            text = localstorage.violation(pod, usage) if usage is not None else None
+            if text is None or is_critical(pod):
+                continue
+            log.info("evicting pod %s/%s: %s", pod["metadata"].get("namespace"),
+                     pod["metadata"].get("name"), text)
+            self.evict(pod, text, 1.0, False)
+            evicted.append(pod)
+        return evicted
+
+    async def wait_cleanup(self, pods: list[dict]) -> None:
+        """waitForPodsCleanup: until the evicted pods' workers are done, at most 30 s."""
         deadline = self.clock() + CLEANUP_TIMEOUT
-        while not self.cleaned_up(pod) and self.clock() < deadline:
+        while not all(self.cleaned_up(p) for p in pods) and self.clock() < deadline:
             await asyncio.sleep(CLEANUP_POLL)
 
     async def run(self) -> None:
@@ -190,8 +213,8 @@ class EvictionManager:
                 # a failed observation or reclaim: logged, and the next pass tries again (the
                 # kubelet's loop does the same) — the agent must not stop over it
                 log.warning("eviction: %s", e)
-                evicted = None
-            if evicted is not None:
+                evicted = []
+            if evicted:
                 await self.wait_cleanup(evicted)
             else:
                 await asyncio.sleep(MONITORING_INTERVAL)

@@ -100,6 +100,7 @@ class PodUsage:
     processes: int | None = None
     disk: int | None = None          # writable layers + logs + emptyDir volumes, bytes
     inodes: int | None = None
+    volumes: tuple[tuple[str, int], ...] = ()     # (emptyDir volume, bytes)
 
     @property
     def memory(self) -> int | None:
@@ -175,5 +176,13 @@ class PodStatsSource:
             total, inodes = total + rootfs[0] + log[0], inodes + rootfs[1] + log[1]
             containers.append(ContainerUsage(c.name, c.memory, rootfs[0], log[0]))
         empty_dirs = os.path.join(self.pods_dir, md["uid"], "volumes", "kubernetes.io~empty-dir")
-        b, i = du(empty_dirs)
-        return PodUsage(tuple(containers), usage.processes, total + b, inodes + i)
+        volumes = []
+        for v in (pod.get("spec") or {}).get("volumes") or []:
+            if "emptyDir" in v:
+                # its own walk: a medium Memory volume is a tmpfs, another filesystem — measured
+                # for its sizeLimit, but not node disk (IsLocalEphemeralVolume says the same)
+                b, i = du(os.path.join(empty_dirs, v.get("name", "")))
+                if (v.get("emptyDir") or {}).get("medium") != "Memory":
+                    total, inodes = total + b, inodes + i
+                volumes.append((v.get("name", ""), b))
+        return PodUsage(tuple(containers), usage.processes, total, inodes, tuple(volumes))

@@ -52,7 +52,8 @@ class Node:
                     if p["metadata"]["uid"] in self.stats}
 
         self.m = EvictionManager(config or parse_config(), "/x", lambda: self.pods,
-                                 lambda p, msg, grace: self.evicted.append((p["metadata"]["name"], msg, grace)),
+                                 lambda p, msg, grace, disruption: self.evicted.append(
+                                     (p["metadata"]["name"], msg, grace) + (() if disruption else ("no condition",))),
                                  lambda: self.changes.append(1), pod_stats=pod_stats,
                                  node_event=lambda *e: self.events.append(e),
                                  observe_fn=lambda: dict(self.obs), clock=self.clock)
@@ -135,7 +136,7 @@ def test_quantities_print_as_resource_quantity_does():
 # --- hard thresholds, conditions and messages -------------------------------------------------------
 def test_no_pressure_no_eviction():
     n = Node(pods=[pod("a")])
-    assert n.sync() is None and not n.evicted and not n.m.conditions and not n.changes
+    assert n.sync() == [] and not n.evicted and not n.m.conditions and not n.changes
 
 
 def test_hard_memory_threshold_evicts_at_once_with_the_kubelets_message():
@@ -340,3 +341,38 @@ def test_message_without_stats_or_for_a_container_under_its_request():
         "The node was low on resource: memory. Threshold quantity: 100Mi, available: 52429312. ")
     assert message("memory", p, PodUsage((ContainerUsage("c", 10 * Mi),)), list(cfg.thresholds), obs) \
         .endswith("available: 52429312. ")
+
+
+# --- local storage limits ---------------------------------------------------------------------------
+def test_local_storage_limits_evict_whatever_the_node_signals_say():
+    """emptyDir sizeLimit, then the pod's summed ephemeral-storage limits, then a container's: each
+    pod over one goes at once (grace 1 s), without a DisruptionTarget condition; the node itself
+    is under no pressure at all."""
+    def limited(name, volumes=(), limits=None):
+        return pod(name, limits=limits, volumes=list(volumes))
+    pods = [limited("vol", [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]),
+            limited("podlimit", limits={"ephemeral-storage": "2Mi"}),
+            limited("fine", [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
+                    limits={"ephemeral-storage": "1Gi"}),
+            pod("unlimited")]
+    pods[1]["spec"]["containers"].append({"name": "d", "resources": {"limits": {"ephemeral-storage": "1Mi"}}})
+    stats = {"vol": PodUsage((ContainerUsage("c", 0, 0, 0),), disk=2 * Mi, volumes=(("scratch", 2 * Mi),)),
+             "podlimit": PodUsage((ContainerUsage("c", 0, Mi, 0), ContainerUsage("d", 0, 3 * Mi, 0)),
+                                  disk=4 * Mi),
+             "fine": PodUsage((ContainerUsage("c", 0, Mi, 0),), disk=2 * Mi, volumes=(("scratch", Mi),)),
+             "unlimited": PodUsage((ContainerUsage("c", 0, 10 * 2**30, 0),), disk=10 * 2**30)}
+    n = Node(pods=pods, stats=stats)
+    assert [p["metadata"]["name"] for p in n.sync()] == ["vol", "podlimit"]
+    assert n.evicted == [
+        ("vol", 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ', 1.0, "no condition"),
+        ("podlimit", "Pod ephemeral local storage usage exceeds the total limit of containers 3Mi. ",
+         1.0, "no condition")]
+    assert not n.m.conditions
+    # a container over its own limit while the pod as a whole is not
+    p = pod("one", limits={"ephemeral-storage": "1Mi"})
+    p["spec"]["containers"].append({"name": "d", "resources": {"limits": {"ephemeral-storage": "100Mi"}}})
+    n = Node(pods=[p], stats={"one": PodUsage((ContainerUsage("c", 0, Mi, Mi), ContainerUsage("d", 0, 0, 0)),
+                                              disk=2 * Mi)})
+    n.sync()
+    assert n.evicted == [("one", 'Container c exceeded its local ephemeral storage limit "1Mi". ',
+                          1.0, "no condition")]

@@ -36,7 +36,9 @@ class FakeRuntime:
 
 
 def test_pod_stats_from_the_runtime_and_the_pods_directories(tmp_path):
-    pod = {"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": {}}
+    pod = {"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+           "spec": {"volumes": [{"name": "scratch", "emptyDir": {}},
+                                {"name": "ram", "emptyDir": {"medium": "Memory"}}]}}
     status = {"containerStatuses": [
         {"name": "a", "containerID": "nodeagent://aaa", "state": {"running": {}}},
         {"name": "b", "containerID": "nodeagent://bbb", "state": {"running": {}}},
@@ -52,6 +54,8 @@ def test_pod_stats_from_the_runtime_and_the_pods_directories(tmp_path):
     empty = pods / "u1" / "volumes" / "kubernetes.io~empty-dir" / "scratch"
     empty.mkdir(parents=True)
     (empty / "f").write_bytes(b"z" * 4096)
+    (empty.parent / "ram").mkdir()
+    (empty.parent / "ram" / "g").write_bytes(b"r" * 4096)     # measured, not node disk
     src = PodStatsSource(runtime, {"u1": status}.get, str(logs), str(pods), str(storage))
     out = asyncio.run(src([pod, idle], disk=False))
     assert set(out) == {"u1"}                     # nothing runs in "idle": no stats, as upstream
@@ -60,8 +64,9 @@ def test_pod_stats_from_the_runtime_and_the_pods_directories(tmp_path):
     a = next(c for c in out.containers if c.name == "a")
     assert a.rootfs >= 65536 and a.logs >= 8192 and a.memory == 10 * Mi
     files = du(str(storage / "aaa" / "upper"))[0] + du(str(logs / "ns_p_u1" / "a"))[0] + \
-        du(str(pods / "u1" / "volumes" / "kubernetes.io~empty-dir"))[0]
-    assert out.disk == files and out.inodes == 4     # big, 0.log, scratch/ and f
+        du(str(empty))[0]
+    assert out.disk == files and out.inodes == 3     # big, 0.log and f
+    assert dict(out.volumes) == {"scratch": du(str(empty))[0], "ram": du(str(empty.parent / "ram"))[0]}
 
 
 def test_allocatable_keeps_back_the_hard_thresholds():

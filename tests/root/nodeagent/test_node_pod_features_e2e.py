@@ -442,6 +442,22 @@ def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
     assert node.get("pod", "user")["status"]["phase"] == "Running"
 
 
+def test_an_emptydir_over_its_size_limit_gets_the_pod_evicted(node):
+    """The kubelet's local storage limits: a disk emptyDir cannot be held to its sizeLimit by the
+    filesystem, so the eviction manager measures it and evicts the pod (grace 1 s, no
+    DisruptionTarget condition) — on a node under no pressure at all."""
+    create_pod(node, "filler", [{"name": "c", "command": [
+        "sh", "-c", f"dd if=/dev/zero of=/scratch/fill bs=1024 count=2048; {LOOP}"],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+        volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
+    pod = node.wait_pod("filler", lambda p: p["status"].get("reason") == "Evicted", timeout=60)
+    st = pod["status"]
+    assert (st["phase"], st["message"]) == (
+        "Failed", 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ')
+    assert not any(c["type"] == "DisruptionTarget" for c in st.get("conditions") or [])
+    assert wait_event(node, "filler", "Evicted")["message"] == st["message"]
+
+
 def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
     # a hard threshold no machine is above: the node is under memory pressure at once
     create_pod(node, "victim", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}']}])

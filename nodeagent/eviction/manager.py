@@ -15,11 +15,13 @@ Every 10 s (monitoringInterval), or sooner after an eviction has been cleaned up
     4. grace       a soft threshold acts only once it has been met continuously for its grace
                    period (the first time it was seen is remembered; a pass that does not see it
                    forgets it); a hard one acts at once
-    5. reclaim     memory first, then the others; for a disk signal, node-level reclaim before
+    5. limits      pods over a local storage limit (an emptyDir's sizeLimit, ephemeral-storage
+                   limits) are evicted whatever the signals say (localstorage.py); if any was,
+                   the pass ends there
+    6. reclaim     memory first, then the others; for a disk signal, node-level reclaim before
                    any pod: unused images (and their containers) go, and if the thresholds are
                    then satisfied, no pod is evicted
-    (local)        before 5, pods over a local storage limit are evicted (localstorage.py)
-    6. evict       rank the active pods for the signal's resource (rank.py), kill the first that
+    7. evict       rank the active pods for the signal's resource (rank.py), kill the first that
                    is not critical — hard: grace 1 s; soft: min(--eviction-max-pod-grace-period,
                    the pod's own) — and report it Failed/Evicted with the kubelet's message. At
                    most one pod per pass; the next pass waits (up to 30 s) until that pod is gone.

@@ -19,8 +19,9 @@ Every 10 s (monitoringInterval), or sooner after an eviction has been cleaned up
                    limits) are evicted whatever the signals say (localstorage.py); if any was,
                    the pass ends there
     6. reclaim     memory first, then the others; for a disk signal, node-level reclaim before
-                   any pod: unused images (and their containers) go, and if the thresholds are
-                   then satisfied, no pod is evicted
+                   any pod: every unused image goes (image GC's delete_unused; the kubelet
+                   removes dead containers first too, which ours do not keep), and if the
+                   thresholds are then satisfied, no pod is evicted
     7. evict       rank the active pods for the signal's resource (rank.py), kill the first that
                    is not critical — hard: grace 1 s; soft: min(--eviction-max-pod-grace-period,
                    the pod's own) — and report it Failed/Evicted with the kubelet's message. At

@@ -20,7 +20,7 @@ Every 10 s (monitoringInterval), or sooner after an eviction has been cleaned up
                    the pass ends there
     6. reclaim     memory first, then the others; for a disk signal, node-level reclaim before
                    any pod: every unused image goes (image GC's delete_unused; the kubelet
-                   removes dead containers first too, which ours do not keep), and if the
+                   first removes every dead container as well, not done here), and if the
                    thresholds are then satisfied, no pod is evicted
     7. evict       rank the active pods for the signal's resource (rank.py), kill the first that
                    is not critical — hard: grace 1 s; soft: min(--eviction-max-pod-grace-period,

@@ -12,7 +12,7 @@ The rooms, in the order a pod passes through them (each named after the kubelet'
 
     node.py          the agent assembled: run_node_agent (what `up` and `agent` run), clean_node
     nodestatus.py    the Node: registration, status and conditions, the Lease heartbeat
-    admission.py     may a new pod run here? (host ports; eviction.py adds node pressure)
+    admission.py     may a new pod run here? (host ports; eviction/ adds node pressure)
     podworkers.py    one task per pod: SYNCING → TERMINATING → TERMINATED
     kuberuntime/     SyncPod / KillPod: pod spec → CRI calls (configs, images, restarts, back-off,
                      lifecycle hooks)
@@ -22,7 +22,7 @@ The rooms, in the order a pod passes through them (each named after the kubelet'
     cm.py            the container manager: the kubepods cgroup tree
     prober.py        liveness, readiness and startup probes
     volumes.py       emptyDir (tmpfs for medium Memory), configMap, secret, downwardAPI, projected
-    eviction.py      node-pressure eviction (hard thresholds, MemoryPressure / DiskPressure)
+    eviction/        node-pressure eviction (hard and soft thresholds, the pressure conditions)
     imagegc.py       image garbage collection (high/low thresholds, least recently used first)
     podstatus.py     runtime state → the pod's status (phase, conditions, container states)
     status.py        the status manager: the only writer of pod status

@@ -58,7 +58,7 @@ class NodeConfig:
     controllers: str = "*"
     scheduler: bool = True
     image_gc: object = None          # nodeagent.imagegc.ImageGCPolicy; None: the kubelet's defaults
-    eviction_hard: tuple = ()        # nodeagent.eviction.Threshold...; (): the kubelet's defaults
+    eviction: object = None          # nodeagent.eviction.EvictionConfig; None: the kubelet's defaults
 
     def components(self):
         """The control-plane parts besides the API server (controlplane/components.py)."""

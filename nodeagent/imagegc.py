@@ -124,6 +124,13 @@ class ImageGC:
                             f"free {to_free} bytes, but only found {freed} bytes eligible to free.")
         return freed
 
+    async def delete_unused(self) -> int:
+        """DeleteUnusedImages: every image no container uses (and old enough), whatever the
+        thresholds — the eviction manager's node-level reclaim under disk pressure. The bytes
+        freed."""
+        now = time.time()
+        return await self._free(1 << 63, await self.detect(now), now)
+
     async def _free(self, to_free: int, in_use: set[str], now: float) -> int:
         candidates = sorted(((i, r) for i, r in self._records.items() if i not in in_use),
                             key=lambda ir: (ir[1].last_used, ir[1].first_detected))

@@ -56,7 +56,7 @@ class AgentConfig:
     cluster_ca: str | None = None           # the CA whose clients (the API server) it accepts
     cluster_ca_key: str | None = None       # all-in-one: sign our serving certificate with it
     image_gc: object = None                 # imagegc.ImageGCPolicy; None: the kubelet's defaults
-    eviction_hard: tuple = ()               # eviction.Threshold...; (): the kubelet's defaults
+    eviction: object = None                 # eviction.EvictionConfig; None: the kubelet's defaults
 
     @property
     def agent_dir(self) -> Path:
@@ -76,7 +76,7 @@ def _agent_config(config) -> AgentConfig:
                        pod_cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr,
                        cluster_ca=str(pki / "ca.crt"), cluster_ca_key=str(pki / "ca.key"),
                        image_gc=getattr(config, "image_gc", None),
-                       eviction_hard=getattr(config, "eviction_hard", ()))
+                       eviction=getattr(config, "eviction", None))
 
 
 # --- 1. who am I ------------------------------------------------------------------------------------
@@ -291,7 +291,9 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
         cm = ContainerManager(enabled=os.geteuid() == 0)
         await asyncio.to_thread(cm.start)
     runtime_name, _ = await runtime.version()
-    machine = await asyncio.to_thread(Machine.measure, cfg.data_dir)
+    from nodeagent.eviction import parse_config
+    eviction_cfg = cfg.eviction or parse_config()
+    machine = await asyncio.to_thread(Machine.measure, cfg.data_dir, eviction_cfg)
 
     recorder = EventRecorder(api, "kubelet", name)
     informer = Informer(api, PODS, field_selector=f"spec.nodeName={name}")
@@ -324,9 +326,16 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
 
         node = NodeStatus(api, NodeIdentity(name, ip, cfg.data_dir, cidr), machine, runtime.version,
                           not_ready, recorder)
-        from nodeagent.eviction import DEFAULT_HARD, EvictionManager, parse_eviction_hard
-        eviction = EvictionManager(cfg.eviction_hard or parse_eviction_hard(DEFAULT_HARD),
-                                   cfg.data_dir, workers.evictable_pods, workers.evict, node.changed)
+        from nodeagent.eviction import EvictionManager, PodStatsSource
+        from nodeagent.imagegc import ImageGC, ImageGCPolicy
+        image_gc = ImageGC(runtime, images, str(Path(cfg.data_dir) / "images"),
+                           cfg.image_gc or ImageGCPolicy(), node_event=node.event)
+        eviction = EvictionManager(
+            eviction_cfg, cfg.data_dir, workers.evictable_pods, workers.evict, node.changed,
+            image_dir=str(Path(cfg.data_dir) / "images"),
+            pod_stats=PodStatsSource(runtime, status.status, str(cfg.agent_dir / "logs"),
+                                     str(cfg.agent_dir / "pods"), str(cfg.agent_dir / "storage")),
+            reclaim=image_gc.delete_unused, node_event=node.event, cleaned_up=workers.cleaned_up)
         workers.admit_more = eviction.admit
         node.eviction = eviction
         await node.register()
@@ -345,9 +354,6 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                     for p in list(informer.cache.values())]
 
         kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
-        from nodeagent.imagegc import ImageGC, ImageGCPolicy
-        image_gc = ImageGC(runtime, images, str(Path(cfg.data_dir) / "images"),
-                           cfg.image_gc or ImageGCPolicy(), node_event=node.event)
         tasks += [asyncio.create_task(c, name=n) for n, c in (
             ("image gc", image_gc.run()), ("eviction", eviction.run()),
             ("pod informer", informer.run()), ("status manager", status.run()),

@@ -12,8 +12,12 @@ A node tells the cluster two things, at two speeds:
                   node whose Lease stops moving as NotReady / Unknown.
 
 Capacity is what the machine has; allocatable is capacity minus what the node keeps for itself —
-here the kubelet's default hard eviction thresholds (memory.available 100Mi, nodefs 10%), since
-pods that use those up would be evicted anyway. `pods` is 110, the kubelet's default.
+here the hard eviction thresholds on memory.available and nodefs.available (100Mi and 10% by
+default), since pods that use those up would be evicted anyway. `pods` is 110, the kubelet's
+default.
+
+The three pressure conditions are the eviction manager's (eviction/): a threshold met sets its
+condition, which stays True for the pressure transition period after the signal recovers.
 
 Conditions are written with the kubelet's own reasons and messages (KubeletReady "kubelet is
 posting ready status", KubeletHasSufficientMemory, ...), and a condition's lastTransitionTime only
@@ -43,7 +47,7 @@ LEASE_NAMESPACE = "kube-node-lease"
 MAX_PODS = 110
 KUBELET_PORT = 10250
 KUBELET_VERSION = "v1.37.0-nodeagent"
-EVICTION_MEMORY = 100 * 2**20          # memory.available<100Mi
+EVICTION_MEMORY = 100 * 2**20          # memory.available<100Mi (without an eviction manager)
 EVICTION_NODEFS = 0.10                 # nodefs.available<10%
 PID_RESERVE = 0.05                     # pid pressure when fewer than 5% of pid_max are free
 
@@ -86,17 +90,30 @@ class NodeIdentity:
 
 @dataclass(frozen=True)
 class Machine:
-    """Capacity, measured once (psutil)."""
+    """Capacity, measured once (psutil), and what hard eviction thresholds keep back from pods."""
     cpus: int
     memory: int
     disk: int
+    reserved_memory: int = EVICTION_MEMORY
+    reserved_disk: int | None = None       # None: EVICTION_NODEFS of the disk
 
     @classmethod
-    def measure(cls, data_dir: str) -> "Machine":
+    def measure(cls, data_dir: str, eviction=None) -> "Machine":
+        """`eviction`: an eviction.EvictionConfig, whose hard memory.available and
+        nodefs.available thresholds are kept out of allocatable (cm's hardEvictionReservation)."""
         import psutil
         os.makedirs(data_dir, exist_ok=True)
-        return cls(os.cpu_count() or 1, psutil.virtual_memory().total,
-                   psutil.disk_usage(data_dir).total)
+        memory, disk = psutil.virtual_memory().total, psutil.disk_usage(data_dir).total
+        if eviction is None:
+            return cls(os.cpu_count() or 1, memory, disk)
+        from nodeagent.eviction import hard_reservation
+        return cls(os.cpu_count() or 1, memory, disk,
+                   hard_reservation(eviction, "memory", "memory.available", memory),
+                   hard_reservation(eviction, "ephemeral-storage", "nodefs.available", disk))
+
+    @property
+    def _kept_disk(self) -> int:
+        return int(self.disk * EVICTION_NODEFS) if self.reserved_disk is None else self.reserved_disk
 
     def capacity(self) -> dict[str, str]:
         return {"cpu": str(self.cpus), "memory": f"{self.memory // 1024}Ki", "pods": str(MAX_PODS),
@@ -104,13 +121,13 @@ class Machine:
                 "hugepages-1Gi": "0"}
 
     def allocatable(self) -> dict[str, str]:
-        mem = max(0, self.memory - EVICTION_MEMORY)
-        disk = int(self.disk * (1 - EVICTION_NODEFS))
-        return {**self.capacity(), "memory": f"{mem // 1024}Ki", "ephemeral-storage": str(disk)}
+        n = self.allocatable_numbers()
+        return {**self.capacity(), "memory": f"{n['memory'] // 1024}Ki",
+                "ephemeral-storage": str(n["ephemeral-storage"])}
 
     def allocatable_numbers(self) -> dict[str, int]:
-        return {"cpu": self.cpus * 1000, "memory": max(0, self.memory - EVICTION_MEMORY),
-                "ephemeral-storage": int(self.disk * (1 - EVICTION_NODEFS))}
+        return {"cpu": self.cpus * 1000, "memory": max(0, self.memory - self.reserved_memory),
+                "ephemeral-storage": max(0, self.disk - self._kept_disk)}
 
 
 def pressure(data_dir: str) -> dict[str, bool]:
@@ -148,7 +165,7 @@ class NodeStatus:
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready     # None when ready, else why not (the Ready message)
         self.node_uid = ""
-        self.eviction = None                    # eviction.EvictionManager: memory/disk pressure
+        self.eviction = None                    # eviction.EvictionManager: the pressure conditions
         self._changed = asyncio.Event()
         self.writes = 0
 
@@ -228,7 +245,7 @@ class NodeStatus:
         conds = []
         flags = await asyncio.to_thread(pressure, self.ident.data_dir)
         if self.eviction is not None:          # the eviction manager's thresholds decide these
-            for cond in ("MemoryPressure", "DiskPressure"):
+            for cond in ("MemoryPressure", "DiskPressure", "PIDPressure"):
                 flags[cond] = self.eviction.under(cond)
         for type_, on in flags.items():
             reason, message = _CONDITION_TEXT[(type_, on)]

@@ -18,11 +18,12 @@ Rules the kubelet keeps, and so do we:
 - A shorter grace period wins: `kubectl delete --force --grace-period=0` during a 30 s graceful
   stop sends the containers SIGKILL at once.
 - Workers never write pod status themselves: they give it to the status manager (status.py).
-- A new pod is admitted first (admission.py: host ports free?; eviction.py: no node pressure?).
+- A new pod is admitted first (admission.py: host ports free?; eviction/: no node pressure?).
   A rejected pod gets a worker that goes straight to TERMINATED: it reports the rejection (phase
   Failed, reason NodePorts or Evicted), starts nothing, and waits for the pod's deletion like any
   finished pod.
-- An evicted pod (eviction.py) is killed with a 1 s grace period and ends Failed, reason Evicted,
+- An evicted pod (eviction/) is killed with the grace period eviction chose (1 s for a hard
+  threshold, at most --eviction-max-pod-grace-period for a soft one) and ends Failed, reason Evicted,
   with a DisruptionTarget condition; it stays in the API until someone deletes it.
 """
 
@@ -75,6 +76,8 @@ class PodWorker:
         self.workers = workers
         self.rejection = rejection              # set once, at admission: never runs
         self.evicted: str | None = None         # the eviction message, once evicted
+        self.eviction_grace = EVICTION_GRACE    # the grace period eviction chose
+        self.disruption = True                  # report a DisruptionTarget condition with it
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -161,8 +164,8 @@ class PodWorker:
         kill at once (the runtime's stop is idempotent and the shorter deadline wins)."""
         m = self.workers.manager
         self.grace = _grace(self.pod, self.removed) if self.kill_requested() else 0.0
-        if self.evicted and not self.kill_requested():
-            self.grace = EVICTION_GRACE
+        if self.evicted and (not self.kill_requested() or self.eviction_grace < self.grace):
+            self.grace = self.eviction_grace
         kills = {asyncio.create_task(m.kill_pod(self.pod, self.uid, self.grace))}
         while True:
             self._wake.clear()
@@ -200,19 +203,21 @@ class PodWorker:
                                     runtime_name=self.workers.runtime_name, now=time.time(),
                                     prober=prober)
         if self.evicted and stopping:
-            status = _evicted(status, self.evicted)
+            status = _evicted(status, self.evicted, self.disruption)
         status_mgr.set_status(pod, status)
 
 
 EVICTION_GRACE = 1.0     # immediateEvictionGracePeriodSeconds: a hard threshold was met
 
 
-def _evicted(status: dict, message: str) -> dict:
-    """An evicted pod's status: Failed, reason Evicted, and DisruptionTarget (the kubelet's)."""
+def _evicted(status: dict, message: str, disruption: bool = True) -> dict:
+    """An evicted pod's status: Failed, reason Evicted, and — for node pressure, not for a local
+    storage limit — DisruptionTarget (the kubelet's)."""
     now = podstatus.rfc3339(time.time())
     conds = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-    conds.append({"type": "DisruptionTarget", "status": "True", "lastTransitionTime": now,
-                  "reason": "TerminationByKubelet", "message": message})
+    if disruption:
+        conds.append({"type": "DisruptionTarget", "status": "True", "lastTransitionTime": now,
+                      "reason": "TerminationByKubelet", "message": message})
     return dict(status, phase="Failed", reason="Evicted", message=message, conditions=conds)
 
 
@@ -262,14 +267,21 @@ class PodWorkers:
                 if w.rejection is None and not w.evicted and not w.kill_requested()
                 and w.state is WorkerState.SYNCING]
 
-    def evict(self, pod: dict, message: str) -> None:
-        """Kill the pod and report it Evicted (eviction.py's choice); it stays in the API."""
+    def evict(self, pod: dict, message: str, grace: float = EVICTION_GRACE,
+              disruption: bool = True) -> None:
+        """Kill the pod with this grace period and report it Evicted (the eviction manager's
+        choice), with a DisruptionTarget condition unless told not to; it stays in the API."""
         w = self.workers.get(pod["metadata"]["uid"])
         if w is None or w.evicted:
             return
-        w.evicted = message
+        w.evicted, w.eviction_grace, w.disruption = message, grace, disruption
         self.manager.recorder.event(w.pod, "Warning", "Evicted", message)
         w.wake()
+
+    def cleaned_up(self, pod: dict) -> bool:
+        """Has an evicted pod's worker finished killing it (the eviction manager waits for it)?"""
+        w = self.workers.get(pod["metadata"]["uid"])
+        return w is None or w.state is WorkerState.TERMINATED
 
     def remove(self, pod: dict) -> None:
         """The pod has left the API (its final DELETE, or a force delete)."""

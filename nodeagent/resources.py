@@ -70,6 +70,27 @@ def bytes_of(value) -> int:
     return math.ceil(parse_quantity(value))
 
 
+def is_binary(text: str) -> bool:
+    """Was the quantity written with a binary suffix (Ki, Mi, ...)? resource.Quantity remembers
+    that (its Format) and prints the value back the same way."""
+    return str(text).strip()[-2:] in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+
+
+def format_quantity(n: int, binary: bool = True) -> str:
+    """An integer as resource.Quantity's String() prints it (CanonicalizeBytes): BinarySI with the
+    largest power of 1024 that divides it exactly ("51200Ki" is "50Mi", 1536 stays "1536"),
+    below 1024 plain; DecimalSI likewise with powers of 1000 ("1000" is "1k")."""
+    if n == 0:
+        return "0"
+    base, suffixes = (1024, ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")) if binary and abs(n) >= 1024 \
+        else (1000, ("", "k", "M", "G", "T", "P", "E"))
+    i = 0
+    while n % base == 0 and i < len(suffixes) - 1:
+        n //= base
+        i += 1
+    return f"{n}{suffixes[i]}"
+
+
 # --- per container ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Amounts:

@@ -4,14 +4,16 @@
    pkg/registry/core/serviceaccount/storage/token.go) issues a JWT signed RS256 with the
    server's service-account key (`<data-dir>/pki/sa.key`, made once by certs.py). Its claims are
    upstream's: `sub` system:serviceaccount:<ns>:<name>, `aud`, `exp`/`iat`/`nbf`, and
-   `kubernetes.io` naming the account and the object the token is bound to (a Pod or a Secret).
+   `kubernetes.io` naming the account and the object the token is bound to: a Pod (with the
+   Node it runs on, since 1.32), a Secret, or a Node (since 1.33).
    expirationSeconds defaults to 3600 and may not be under 600. A token asked for with 3607 s
    for a pod (what kube-api-access volumes ask) is valid for a year and carries `warnafter`
    (--service-account-extend-token-expiration, on by default), so old clients keep working.
 2. A bearer token that is not the admin token is checked here: signature, issuer, time, an
    audience of ours, and that the account and the bound object still exist with the uids named
-   in the token — deleting the pod revokes its tokens (upstream's legacy validator, with the
-   same 60 s of grace after a pod's deletionTimestamp). It becomes the user
+   in the token — deleting the pod (or the secret, or the Node a token is bound to) revokes its
+   tokens (upstream's validator, with its 60 s of leeway after a deletionTimestamp). A pod-bound
+   token's node claim is not checked: it only tells where the pod ran. It becomes the user
    system:serviceaccount:<ns>:<name> in system:serviceaccounts, system:serviceaccounts:<ns>
    and system:authenticated.
 3. The admission (plugin/pkg/admission/serviceaccount): pods get serviceAccountName `default`,
@@ -44,7 +46,7 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 API_AUDIENCES = (ISSUER,)               # --api-audiences defaults to the issuer
 MIN_EXPIRATION, DEFAULT_EXPIRATION = 600, 3600
 WARN_ONLY_EXPIRATION, EXTENDED_EXPIRATION = 3607, 365 * 24 * 3600
-DELETED_POD_GRACE = 60                  # a terminating pod's tokens stay valid this long
+DELETED_LEEWAY = 60                     # a bound object's tokens outlive its deletionTimestamp by this
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 VOLUME_PREFIX = "kube-api-access-"
 # DigestInfo prefix of SHA-256 for PKCS #1 v1.5 signatures (RFC 8017 section 9.2, note 1)
@@ -147,6 +149,57 @@ def _get(cache: WatchCache, key: str) -> dict | None:
     return e.obj if e is not None else None
 
 
+# kind → (plural, namespaced): the objects a token may be bound to (upstream's TokenREST.Create)
+_BINDABLE = {"Pod": ("pods", True), "Secret": ("secrets", True), "Node": ("nodes", False)}
+
+
+def _ref(obj: dict) -> dict:
+    """A `kubernetes.io` claim naming an object; like upstream's `ref` (omitempty), no "uid" key
+    when the uid is unknown."""
+    md = obj.get("metadata") or {}
+    return {"name": md.get("name", "")} | ({"uid": md["uid"]} if md.get("uid") else {})
+
+
+def _bound_objects(cache: WatchCache, ns: str, sa_name: str, ref: dict) -> tuple[dict | None, dict]:
+    """(the pod, or None; the `kubernetes.io` claims naming what the token is bound to).
+
+    Pod      the pod, and — since 1.32 (ServiceAccountTokenPodNodeInfo, GA) — the node it is
+             scheduled to: name and uid, or the name alone when that Node does not exist, so a
+             reader of the token still sees where the pod was assigned.
+    Secret   the secret.
+    Node     the node (1.33, ServiceAccountTokenNodeBinding GA): the token dies with the Node,
+             or when a Node of that name comes back with another uid.
+    """
+    kind, ref_name = ref.get("kind"), ref.get("name") or ""
+    group, _, version = (ref.get("apiVersion") or "").rpartition("/")
+    if kind not in _BINDABLE or group:
+        # upstream prints the GroupVersionKind: "/v1, Kind=ConfigMap", "apps/v1, Kind=Deployment"
+        raise bad_request(f"cannot bind token to object of type {group}/{version}, Kind={kind}")
+    plural, namespaced = _BINDABLE[kind]
+    obj = _get(cache, f"/registry/{plural}/{ns}/{ref_name}" if namespaced
+               else f"/registry/{plural}/{ref_name}")
+    if obj is None:
+        raise not_found(plural, "", ref_name)
+    uid = (obj.get("metadata") or {}).get("uid", "")
+    if ref.get("uid") and ref["uid"] != uid:
+        # upstream names the Kind where a resource would go: `Conflict: Operation cannot be
+        # fulfilled on Pod "p": the UID ...`
+        raise conflict(kind, "", ref_name, f"the UID in the bound object reference "
+                       f"({ref['uid']}) does not match the UID in record. The object might "
+                       "have been deleted and then recreated")
+    claims = {kind.lower(): {"name": ref_name, "uid": uid}}
+    if kind != "Pod":
+        return None, claims
+    if (obj.get("spec") or {}).get("serviceAccountName") != sa_name:
+        raise bad_request(f'cannot bind token for serviceaccount "{sa_name}" to pod running '
+                          'with different serviceaccount name.')
+    node_name = (obj.get("spec") or {}).get("nodeName")
+    if node_name:
+        claims["node"] = _ref(_get(cache, f"/registry/nodes/{node_name}")
+                              or {"metadata": {"name": node_name}})
+    return obj, claims
+
+
 def token_request(key: SigningKey, cache: WatchCache, ns: str, name: str, body: dict) -> dict:
     """The TokenRequest response for POST serviceaccounts/<name>/token (201)."""
     sa = _get(cache, f"/registry/serviceaccounts/{ns}/{name}")
@@ -174,32 +227,11 @@ def token_request(key: SigningKey, cache: WatchCache, ns: str, name: str, body: 
     ref = spec.get("boundObjectRef")
     pod = None
     if ref:
-        kind, ref_name = ref.get("kind"), ref.get("name") or ""
-        if kind not in ("Pod", "Secret"):
-            raise bad_request(f'cannot bind token for serviceaccount "{name}" to object of kind '
-                              f'"{kind}": only Pod and Secret are supported')
-        plural = "pods" if kind == "Pod" else "secrets"
-        obj = _get(cache, f"/registry/{plural}/{ns}/{ref_name}")
-        if obj is None:
-            raise not_found(plural, "", ref_name)
-        uid = (obj.get("metadata") or {}).get("uid", "")
-        if ref.get("uid") and ref["uid"] != uid:
-            raise conflict(plural, "", ref_name, f"the UID in the bound object reference "
-                           f"({ref['uid']}) does not match the UID in record. The object might "
-                           "have been deleted and then recreated")
-        if kind == "Pod":
-            pod = obj
-            if (obj.get("spec") or {}).get("serviceAccountName") != name:
-                raise bad_request(f'cannot bind token for serviceaccount "{name}" to pod running '
-                                  'with different serviceaccount name.')
-            node = (obj.get("spec") or {}).get("nodeName")
-            if node:
-                node_obj = _get(cache, f"/registry/minions/{node}") or \
-                    _get(cache, f"/registry/nodes/{node}")
-                private["node"] = {"name": node,
-                                   "uid": ((node_obj or {}).get("metadata") or {}).get("uid", "")}
-        private[kind.lower()] = {"name": ref_name, "uid": uid}
-        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": kind, "name": ref_name, "uid": uid}
+        pod, bound = _bound_objects(cache, ns, name, ref)
+        private.update(bound)
+        kind = ref.get("kind")
+        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": kind, "name": ref.get("name") or "",
+                                  "uid": bound[kind.lower()]["uid"]}
     now = int(time.time())
     lifetime = exp
     if pod is not None and exp == WARN_ONLY_EXPIRATION and set(audiences) <= set(API_AUDIENCES):
@@ -236,17 +268,21 @@ def authenticate(key: SigningKey, cache: WatchCache, token: str) -> dict | None:
     sa = _get(cache, f"/registry/serviceaccounts/{ns}/{sa_claim.get('name', '')}")
     if sa is None or (sa.get("metadata") or {}).get("uid") != sa_claim.get("uid"):
         return None
-    for kind, plural in (("pod", "pods"), ("secret", "secrets")):
+    for kind, plural in (("secret", "secrets"), ("pod", "pods"), ("node", "nodes")):
         bound = private.get(kind)
-        if not bound:
+        if not bound or (kind == "node" and private.get("pod")):
+            # a pod-bound token's node claim only says where the pod ran: it is not checked
+            # (upstream's validator reads it into the user's extra and nothing more)
             continue
-        obj = _get(cache, f"/registry/{plural}/{ns}/{bound.get('name', '')}")
+        key = f"/registry/{plural}/{bound.get('name', '')}" if kind == "node" else \
+            f"/registry/{plural}/{ns}/{bound.get('name', '')}"
+        obj = _get(cache, key)
         md = (obj or {}).get("metadata") or {}
         if obj is None or md.get("uid") != bound.get("uid"):
             return None
         deleted = md.get("deletionTimestamp")
         when = meta.parse_time(deleted) if deleted else None
-        if when is not None and when.timestamp() + DELETED_POD_GRACE < now:
+        if when is not None and when.timestamp() + DELETED_LEEWAY < now:
             return None
     name = sa_claim["name"]
     extra = {}
@@ -255,9 +291,11 @@ def authenticate(key: SigningKey, cache: WatchCache, token: str) -> dict | None:
         extra["authentication.kubernetes.io/pod-uid"] = [private["pod"]["uid"]]
     if claims.get("jti"):
         extra["authentication.kubernetes.io/credential-id"] = [f"JTI={claims['jti']}"]
-    if private.get("node"):
-        extra["authentication.kubernetes.io/node-name"] = [private["node"]["name"]]
-        extra["authentication.kubernetes.io/node-uid"] = [private["node"]["uid"]]
+    node = private.get("node") or {}
+    if node.get("name"):
+        extra["authentication.kubernetes.io/node-name"] = [node["name"]]
+        if node.get("uid"):
+            extra["authentication.kubernetes.io/node-uid"] = [node["uid"]]
     user = {"username": f"system:serviceaccount:{ns}:{name}", "uid": sa_claim["uid"],
             "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}",
                        "system:authenticated"]}

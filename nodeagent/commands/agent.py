@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster-dns", action="append", default=[],
                    help="the cluster DNS service IP for ClusterFirst pods (repeatable)")
     add_image_gc_flags(p)
+    add_eviction_flags(p)
     p.set_defaults(func=run)
 
 
@@ -44,8 +45,6 @@ def add_image_gc_flags(p: argparse.ArgumentParser) -> None:
                    help="image filesystem usage image GC brings it down to")
     p.add_argument("--minimum-image-ttl-duration", default="2m0s", metavar="DURATION",
                    help="how long an image is kept after it is first seen, unused (Go duration)")
-    p.add_argument("--eviction-hard", default="memory.available<100Mi,nodefs.available<10%",
-                   metavar="SIGNAL<QUANTITY,...", help="hard eviction thresholds (nodeagent/eviction.py)")
 
 
 def image_gc_policy(args: argparse.Namespace):
@@ -55,10 +54,33 @@ def image_gc_policy(args: argparse.Namespace):
                          parse_duration(args.minimum_image_ttl_duration, "--minimum-image-ttl-duration"))
 
 
-def eviction_thresholds(args: argparse.Namespace) -> tuple:
-    from nodeagent.eviction import parse_eviction_hard
+def add_eviction_flags(p: argparse.ArgumentParser) -> None:
+    """The kubelet's eviction flags (nodeagent/eviction/), shared with `nodeagent up`. The map
+    flags may be repeated; the first --eviction-hard replaces the default set."""
+    signals = "memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, " \
+              "imagefs.inodesFree, pid.available"
+    p.add_argument("--eviction-hard", action="append", metavar="SIGNAL<VALUE,...",
+                   help="thresholds that evict at once (default memory.available<100Mi,"
+                        "nodefs.available<10%%,nodefs.inodesFree<5%%,imagefs.available<15%%); "
+                        f"a VALUE is a quantity or a percentage; signals: {signals}")
+    p.add_argument("--eviction-soft", action="append", metavar="SIGNAL<VALUE,...",
+                   help="thresholds that evict once met for their grace period")
+    p.add_argument("--eviction-soft-grace-period", action="append", metavar="SIGNAL=DURATION,...",
+                   help="how long each soft threshold must hold (like memory.available=1m30s)")
+    p.add_argument("--eviction-minimum-reclaim", action="append", metavar="SIGNAL=VALUE,...",
+                   help="how far above its threshold a signal must climb before pressure ends")
+    p.add_argument("--eviction-max-pod-grace-period", type=int, default=0, metavar="SECONDS",
+                   help="the longest grace period a soft eviction gives a pod (0: the pod's own)")
+    p.add_argument("--eviction-pressure-transition-period", default="5m0s", metavar="DURATION",
+                   help="how long a pressure condition stays True after its signal recovers")
 
-    return parse_eviction_hard(args.eviction_hard)
+
+def eviction_config(args: argparse.Namespace):
+    from nodeagent.eviction import parse_config
+
+    return parse_config(args.eviction_hard, args.eviction_soft, args.eviction_soft_grace_period,
+                        args.eviction_minimum_reclaim, args.eviction_max_pod_grace_period,
+                        args.eviction_pressure_transition_period)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                          node_ip=args.node_ip, pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
                          cluster_dns=tuple(args.cluster_dns), wait_for_pod_cidr=30.0,
                          cluster_ca=str(ca_path) if ca_pem else None, image_gc=image_gc_policy(args),
-                         eviction_hard=eviction_thresholds(args))
+                         eviction=eviction_config(args))
 
     async def main() -> None:
         api = ApiClient(ClientConfig(server=args.server, ca_pem=ca_pem, token=args.token,

@@ -48,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--controllers", default="*", help="controllers to run (`*`, `*,-name`, `a,b`)")
     p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
-    from nodeagent.commands.agent import add_image_gc_flags
+    from nodeagent.commands.agent import add_eviction_flags, add_image_gc_flags
     add_image_gc_flags(p)
+    add_eviction_flags(p)
     p.add_argument("--netns", metavar="NAME|PATH",
                    help="run the node inside this network namespace (made if missing)")
     p.add_argument("--timeout", type=float, default=120.0,
@@ -60,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # --- up ---------------------------------------------------------------------------------------------
 def up(args: argparse.Namespace) -> int:
     from nodeagent import allinone
-    from nodeagent.commands.agent import eviction_thresholds, image_gc_policy
+    from nodeagent.commands.agent import eviction_config, image_gc_policy
     from nodeagent.errors import AgentError
 
     if os.geteuid() != 0:
@@ -71,7 +72,7 @@ def up(args: argparse.Namespace) -> int:
         pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cluster_ip_range, controllers=args.controllers,
         scheduler=not args.no_scheduler, image_gc=image_gc_policy(args),
-        eviction_hard=eviction_thresholds(args))
+        eviction=eviction_config(args))
     try:
         config.components().check()          # a bad flag is one line, before anything starts
     except ValueError as e:

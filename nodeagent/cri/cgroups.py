@@ -93,7 +93,8 @@ def usage(cg) -> dict:
     """CPU and memory use of a container's cgroup (a runtime.cgroups Cgroup), in CRI's terms:
     cpu_usage_core_nano_seconds (cumulative), memory_usage_bytes, memory_working_set_bytes
     (usage minus inactive file pages, what the kubelet evicts on) and memory_rss_bytes
-    (anonymous memory). A key is absent when the host does not account it."""
+    (anonymous memory), process_count (pids.current: the tasks in it, which the kubelet ranks
+    pods by under PID pressure). A key is absent when the host does not account it."""
     out: dict = {}
     dirs = {k: Path(v) for k, v in cg.dirs.items()}
 
@@ -112,6 +113,7 @@ def usage(cg) -> dict:
         mem = dict(line.split() for line in (read(d / "memory.stat") or "").splitlines() if line)
         inactive = int(mem.get("inactive_file", 0))
         rss = mem.get("anon")
+        pids = read(d / "pids.current")
     else:
         acct = dirs.get("cpuacct") or dirs.get("cpu,cpuacct") or next(
             (v for k, v in dirs.items() if "cpuacct" in k), None)
@@ -124,8 +126,12 @@ def usage(cg) -> dict:
                    if line) if md else {}
         inactive = int(mem.get("total_inactive_file", 0))
         rss = mem.get("total_rss")
+        pd = dirs.get("pids")
+        pids = read(pd / "pids.current") if pd else None
     if rss is not None:
         out["memory_rss_bytes"] = int(rss)
+    if pids:
+        out["process_count"] = int(pids)
     if current:
         used = int(current)
         out["memory_usage_bytes"] = used

@@ -447,6 +447,22 @@ def test_image_gc_removes_unused_images_and_keeps_used_ones(node, tmp_path):
     assert node.get("pod", "user")["status"]["phase"] == "Running"
 
 
+def test_an_emptydir_over_its_size_limit_gets_the_pod_evicted(node):
+    """The kubelet's local storage limits: a disk emptyDir cannot be held to its sizeLimit by the
+    filesystem, so the eviction manager measures it and evicts the pod (grace 1 s, no
+    DisruptionTarget condition) — on a node under no pressure at all."""
+    create_pod(node, "filler", [{"name": "c", "command": [
+        "sh", "-c", f"dd if=/dev/zero of=/scratch/fill bs=1024 count=2048; {LOOP}"],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+        volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
+    pod = node.wait_pod("filler", lambda p: p["status"].get("reason") == "Evicted", timeout=60)
+    st = pod["status"]
+    assert (st["phase"], st["message"]) == (
+        "Failed", 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ')
+    assert not any(c["type"] == "DisruptionTarget" for c in st.get("conditions") or [])
+    assert wait_event(node, "filler", "Evicted")["message"] == st["message"]
+
+
 def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
     # a hard threshold no machine is above: the node is under memory pressure at once
     create_pod(node, "victim", [{"name": "c", "command": ["sh", "-c", f'trap "exit 0" TERM; {LOOP}']}])
@@ -476,3 +492,22 @@ def test_memory_pressure_evicts_a_besteffort_pod_and_refuses_new_ones(node):
     pod = node.wait_pod("late", lambda p: p["status"].get("phase") == "Failed")
     assert (pod["status"]["reason"], pod["status"]["message"]) == (
         "Evicted", "Pod was rejected: The node had condition: [MemoryPressure]. ")
+
+    # A soft threshold: pressure at once, but eviction only once it has held for its grace
+    # period, and then with min(--eviction-max-pod-grace-period, the pod's own) — 4 s here, time
+    # for the TERM trap's 2 s (a hard eviction's 1 s would end in a SIGKILL, exit 137).
+    _restart(node, "--eviction-hard=memory.available<1Ki", "--eviction-soft=memory.available<1000Ti",
+             "--eviction-soft-grace-period=memory.available=5s", "--eviction-max-pod-grace-period=4")
+    create_pod(node, "soft", [{"name": "c", "command": ["sh", "-c", f'trap "sleep 2; exit 0" TERM; {LOOP}'],
+                               "resources": {"requests": {"memory": "1Mi"}}}])   # Burstable: admitted
+    pod = node.wait_pod("soft", lambda p: p["status"].get("reason") == "Evicted", timeout=90)
+    assert pod["status"]["message"].startswith(
+        "The node was low on resource: memory. Threshold quantity: 1000Ti, available: ")
+    assert container_status(pod, "c")["state"]["terminated"]["exitCode"] == 0
+    since = pressure(node.get("node", node.name, namespace=""))
+    assert since["status"] == "True"
+    target = next(c for c in pod["status"]["conditions"] if c["type"] == "DisruptionTarget")
+
+    def t(stamp: str) -> float:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    assert t(target["lastTransitionTime"]) - t(since["lastTransitionTime"]) >= 5

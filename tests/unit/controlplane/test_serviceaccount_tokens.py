@@ -210,3 +210,90 @@ def test_signature_is_standard_rs256(kubectl, ns, server, tmp_path):
                         "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
                        capture_output=True, text=True)
     assert "Verification failure" in p.stdout
+
+
+def node(name):
+    return json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+
+
+def test_a_pods_token_names_its_node(kubectl, ns, server):
+    """Since 1.32 (ServiceAccountTokenPodNodeInfo) a token bound to a scheduled pod carries the
+    node's name and uid; the user gets them as extra. The claim is not checked later: the node
+    may go and the token still works while the pod lives."""
+    kubectl("create", "-f", "-", input=node("tok-n1"))
+    node_uid = kubectl("get", "node", "tok-n1", "-o", "jsonpath={.metadata.uid}")
+    kubectl("create", "-n", ns, "-f", "-", input=pod("placed", nodeName="tok-n1"))
+    pod_uid = kubectl("get", "pod", "placed", "-n", ns, "-o", "jsonpath={.metadata.uid}")
+    token = kubectl("create", "token", "default", "-n", ns, "--bound-object-kind=Pod",
+                    "--bound-object-name=placed").strip()
+    assert claims(token)["kubernetes.io"] == {
+        "namespace": ns, "serviceaccount": claims(token)["kubernetes.io"]["serviceaccount"],
+        "pod": {"name": "placed", "uid": pod_uid}, "node": {"name": "tok-n1", "uid": node_uid}}
+    extra = json.loads(whoami(kubectl, token).stdout)["status"]["userInfo"]["extra"]
+    assert extra["authentication.kubernetes.io/node-name"] == ["tok-n1"]
+    assert extra["authentication.kubernetes.io/node-uid"] == [node_uid]
+    kubectl("delete", "node", "tok-n1")
+    assert whoami(kubectl, token).returncode == 0
+    # a pod assigned to a Node that does not exist: the name alone, no uid (upstream's claim)
+    token = kubectl("create", "token", "default", "-n", ns, "--bound-object-kind=Pod",
+                    "--bound-object-name=placed").strip()
+    assert claims(token)["kubernetes.io"]["node"] == {"name": "tok-n1"}
+    extra = json.loads(whoami(kubectl, token).stdout)["status"]["userInfo"]["extra"]
+    assert extra["authentication.kubernetes.io/node-name"] == ["tok-n1"]
+    assert "authentication.kubernetes.io/node-uid" not in extra
+    # an unscheduled pod's token has no node claim
+    kubectl("create", "-n", ns, "-f", "-", input=pod("floating"))
+    token = kubectl("create", "token", "default", "-n", ns, "--bound-object-kind=Pod",
+                    "--bound-object-name=floating").strip()
+    assert "node" not in claims(token)["kubernetes.io"]
+
+
+def test_token_bound_to_a_node_dies_with_it(kubectl, ns):
+    """1.33 (ServiceAccountTokenNodeBinding): `kubectl create token --bound-object-kind Node`; the
+    token is refused once the Node is deleted, and stays refused for a new Node of that name."""
+    kubectl("create", "-f", "-", input=node("tok-n2"))
+    uid = kubectl("get", "node", "tok-n2", "-o", "jsonpath={.metadata.uid}")
+    p = kubectl.run("create", "token", "default", "-n", ns, "--bound-object-kind=Node",
+                    "--bound-object-name=tok-n2", f"--bound-object-uid={uuid.uuid4()}", check=False)
+    assert p.returncode == 1 and "does not match the UID in record" in p.stderr
+    p = kubectl.run("create", "token", "default", "-n", ns, "--bound-object-kind=Node",
+                    "--bound-object-name=nowhere", check=False)
+    assert 'nodes "nowhere" not found' in p.stderr
+    token = kubectl("create", "token", "default", "-n", ns, "--bound-object-kind=Node",
+                    "--bound-object-name=tok-n2", f"--bound-object-uid={uid}").strip()
+    private = claims(token)["kubernetes.io"]
+    assert private["node"] == {"name": "tok-n2", "uid": uid} and "pod" not in private
+    assert "warnafter" not in private
+    user = json.loads(whoami(kubectl, token).stdout)["status"]["userInfo"]
+    assert user["username"] == "system:serviceaccount:tok:default"
+    assert user["extra"]["authentication.kubernetes.io/node-name"] == ["tok-n2"]
+    assert user["extra"]["authentication.kubernetes.io/node-uid"] == [uid]
+    kubectl("delete", "node", "tok-n2")
+    assert "Unauthorized" in whoami(kubectl, token).stderr
+    kubectl("create", "-f", "-", input=node("tok-n2"))          # same name, another Node
+    assert "Unauthorized" in whoami(kubectl, token).stderr
+
+
+def test_python_client_binds_to_a_node_and_not_to_other_kinds(server, ns, kubectl):
+    api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    v1 = client.CoreV1Api(api)
+    n = v1.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="tok-n3")))
+
+    def request(kind, name, api_version="v1", uid=None):
+        return client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+            audiences=[], bound_object_ref=client.V1BoundObjectReference(
+                kind=kind, api_version=api_version, name=name, uid=uid)))
+
+    out = v1.create_namespaced_service_account_token("default", ns, request("Node", "tok-n3"))
+    assert out.spec.bound_object_ref.uid == n.metadata.uid
+    assert claims(out.status.token)["kubernetes.io"]["node"] == {"name": "tok-n3", "uid": n.metadata.uid}
+    for kind, version, text in (("ConfigMap", "v1", "cannot bind token to object of type /v1, Kind=ConfigMap"),
+                                ("Deployment", "apps/v1",
+                                 "cannot bind token to object of type apps/v1, Kind=Deployment")):
+        with pytest.raises(ApiException) as e:
+            v1.create_namespaced_service_account_token("default", ns, request(kind, "x", version))
+        assert e.value.status == 400 and json.loads(e.value.body)["message"] == text
+    with pytest.raises(ApiException) as e:
+        v1.create_namespaced_service_account_token("default", ns, request("Node", "tok-n3", uid="0"))
+    assert e.value.status == 409 and json.loads(e.value.body)["message"].startswith(
+        'Operation cannot be fulfilled on Node "tok-n3": the UID in the bound object reference (0)')

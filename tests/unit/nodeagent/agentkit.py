@@ -92,7 +92,8 @@ class Agent:
 
 
 @contextlib.asynccontextmanager
-async def running_agent(server, fake: FakeRuntime | None = None, tmp_path=None, monkeypatch=None):
+async def running_agent(server, fake: FakeRuntime | None = None, tmp_path=None, monkeypatch=None,
+                        eviction=None):
     from nodeagent.node import AgentConfig, run_node_agent
 
     if monkeypatch is not None:
@@ -102,7 +103,7 @@ async def running_agent(server, fake: FakeRuntime | None = None, tmp_path=None, 
     cgroups = NullCgroups()
     api = ApiClient(load_kubeconfig(server.kubeconfig))
     cfg = AgentConfig(data_dir=str(tmp_path), node_name=NODE, node_ip="127.0.0.1",
-                      pod_cidr="10.244.0.0/24", kubelet_port=None)
+                      pod_cidr="10.244.0.0/24", kubelet_port=None, eviction=eviction)
     task = asyncio.create_task(run_node_agent(cfg, api, runtime=fake, images=fake, cm=cgroups))
     try:
         yield Agent(api, fake, cgroups, task)

@@ -29,6 +29,7 @@ from nodeagent.cri.api import (
 
 class FakeRuntime:
     def __init__(self):
+        self.working_set = 2 * 2**20          # container_stats' memory use of every container
         self.sandboxes: dict[str, PodSandboxStatus] = {}
         self.containers: dict[str, ContainerStatus] = {}
         self.configs: dict[str, ContainerConfig] = {}
@@ -155,6 +156,13 @@ class FakeRuntime:
                 return              # a shorter stop (a force delete) got there first
             await asyncio.sleep(0.02)
         self._exit(container_id, 137 if ignores else 143)
+
+    async def container_stats(self, container_id: str) -> dict:
+        """Every running container uses `working_set` bytes and one process (eviction ranks and
+        names containers by it)."""
+        if container_id not in self.containers:
+            raise NotFound(f"container {container_id} not found")
+        return {"id": container_id, "memory_working_set_bytes": self.working_set, "process_count": 1}
 
     async def remove_container(self, container_id: str) -> None:
         self.calls.append(("remove_container", container_id))

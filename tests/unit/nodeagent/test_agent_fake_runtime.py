@@ -516,3 +516,31 @@ def test_volumes_configmap_secret_downward_emptydir(server, tmp_path, monkeypatc
                 await a.wait_gone(name)
             await a.wait_for(lambda: not pod_dir.exists(), what="the pod's directory removed")
     run(main())
+
+
+def test_soft_eviction_after_its_grace_period_with_the_max_pod_grace(server, tmp_path, monkeypatch):
+    """A soft threshold every machine is under: MemoryPressure at once; after the 1 s grace period
+    the pod is stopped with min(--eviction-max-pod-grace-period 5, its own 30) and reported
+    Failed/Evicted with the kubelet's message, naming the container that uses more than it asked."""
+    from nodeagent.eviction import parse_config
+    monkeypatch.setattr("nodeagent.eviction.manager.MONITORING_INTERVAL", 0.1)
+    cfg = parse_config(["memory.available<1Ki"], ["memory.available<1000Ti"],
+                       ["memory.available=1s"], max_pod_grace=5)
+
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch,
+                                 eviction=cfg) as a:
+            await a.create_pod(pod("hog", ["sleep", "1d"], grace=30,
+                                   resources={"requests": {"memory": "1Mi"}}))
+            p = await a.wait_pod("hog", lambda p: (p.get("status") or {}).get("reason") == "Evicted")
+            assert phase(p) == "Failed"
+            msg = p["status"]["message"]
+            assert msg.startswith("The node was low on resource: memory. Threshold quantity: "
+                                  "1000Ti, available: ") and msg.endswith(
+                "Container main was using 2Mi, request is 1Mi, has larger consumption of memory. ")
+            assert condition(p, "DisruptionTarget")["reason"] == "TerminationByKubelet"
+            assert [c[2] for c in a.fake.calls if c[0] == "stop_container"][0] == 5.0
+            node = await a.api.get(NODES, NODE)
+            mp = next(c for c in node["status"]["conditions"] if c["type"] == "MemoryPressure")
+            assert (mp["status"], mp["reason"]) == ("True", "KubeletHasInsufficientMemory")
+    run(main())

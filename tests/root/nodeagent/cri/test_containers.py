@@ -277,6 +277,7 @@ def test_exec_with_stdin_with_a_tty_attach_and_stats(node):
     stats = out["stats"]
     assert stats["memory_usage_bytes"] >= stats["memory_working_set_bytes"] > 0
     assert stats["memory_rss_bytes"] >= 0 and stats["cpu_usage_core_nano_seconds"] > 0
+    assert stats["process_count"] >= 1          # pids.current: what PID-pressure ranking reads
 
 
 def test_fifty_create_remove_cycles_leave_nothing(node):

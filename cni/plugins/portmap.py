@@ -428,7 +428,8 @@ def cmd_status(args: CmdArgs, ctx: PluginContext) -> None:
 
 
 PLUGIN = Plugin(name="nodeagent-portmap",
-                about="nodeagent-portmap: hostPort DNAT (prerouting and output), masquerade of hairpin and localhost connections, via nftables",
+                about="nodeagent-portmap: hostPort DNAT (prerouting and output) and masquerade of "
+                      "hairpin and localhost connections, via nftables",
                 add=cmd_add, delete=cmd_del, check=cmd_check, gc=cmd_gc, status=cmd_status)
 
 

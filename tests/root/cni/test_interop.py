@@ -106,7 +106,7 @@ def hostport_node(request, tmp_path):
         sim.sh("node", "ip", "addr", "add", f"{NODE_IP}/24", "dev", "eth0")
         sim.sh("remote", "ip", "addr", "add", f"{REMOTE_IP}/24", "dev", "eth0")
         pods = {name: str(sim.add_ns(name)) for name in ("server", "client")}
-        yield sim, agent, pods
+        yield sim, agent, pods, request.param
     finally:
         sim.cleanup()
 
@@ -131,7 +131,7 @@ def test_a_host_port_is_reached_every_way_and_del_removes_it(hostport_node, brid
     same client address with either chain. (a) needs route_localnet and a masquerade of 127/8; (c)
     needs the masquerade of the pod subnet, which is why it also works without br_netfilter's
     bridge-nf-call-iptables (with it, conntrack would also catch the bridged reply)."""
-    sim, agent, pods = hostport_node
+    sim, agent, pods, chain = hostport_node
     sim.sh("node", "sysctl", "-qw", f"net.bridge.bridge-nf-call-iptables={bridge_nf}")
     ips = _setup_pods(sim, agent, pods)
     assert ips == {"server": "10.77.1.2", "client": "10.77.1.3"}
@@ -157,6 +157,11 @@ report(None); pn.close()
     # the sysctl stays as the reference plugin leaves it (other pods on the bridge may need it)
     assert sim.sh("node", "sysctl", "-n", "net.ipv4.conf.cni0.route_localnet").stdout.strip() == "1"
     assert sim.tcp_source_seen("node", "remote", NODE_IP, 8080) == REMOTE_IP   # the port is the node's again
+    if chain == "ours":   # `nodeagent down` / `net down`: the tables and the bridge (its sysctls with it)
+        sim.py("node", "from cni.podnet import teardown_node; teardown_node(); report(None)")
+        tables = sim.sh("node", "nft", "list", "tables").stdout
+        assert "nodeagent" not in tables, tables
+        assert sim.sh("node", "ip", "link", "show", "cni0", check=False).returncode != 0
 
 
 def udp_delivered(sim: SimNet, server_ns: str, client_ns: str, address: str, port: int,
@@ -187,7 +192,7 @@ def test_route_localnet_on_the_bridge_does_not_open_the_nodes_loopback_to_pods(h
     for 127.0.0.1 *from* the bridge: a pod that routes 127.0.0.1 to its gateway (a raw socket does as
     well) reaches a service the node binds to loopback only — CVE-2020-8558. The reference portmap
     plugin leaves that open; ours drops such packets in its input chain, as kube-proxy does."""
-    sim, agent, pods = hostport_node
+    sim, agent, pods, _ = hostport_node
     _setup_pods(sim, agent, pods)
     # the attacker pod: 127.0.0.1 is no longer local but behind the gateway
     for cmd in (["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"],

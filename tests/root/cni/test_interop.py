@@ -31,7 +31,8 @@ def reference_conflist(subnet: str, data_dir: str) -> dict:
 
 def install_chain(tmp_path, chain: str) -> tuple[str, str]:
     """Install `chain`'s conflist (pod subnet 10.77.1.0/24, gateway 10.77.1.1); return the Python
-    that makes `pn`, a PodNetwork running it, and the network's name."""
+    that makes `pn`, a PodNetwork running it, and the network's name. "ours-exec" runs our plugins
+    as executables, as any CNI runtime would, instead of in-process."""
     assert Path(REFERENCE_DIR, "bridge").exists(), "apt package containernetworking-plugins is missing"
     bin_dir, conf_dir, ipam = tmp_path / "bin", tmp_path / "net.d", tmp_path / "ipam"
     install_plugins(bin_dir)
@@ -44,7 +45,8 @@ def install_chain(tmp_path, chain: str) -> tuple[str, str]:
     agent = f"""
 from cni.podnet import PodNetwork, PodNetworkConfig
 pn = PodNetwork(PodNetworkConfig(conf_dir={str(conf_dir)!r}, bin_dirs=({str(bin_dir)!r}, {REFERENCE_DIR!r}),
-                                 cache_dir={str(tmp_path / "cache")!r}, loopback_type={loopback!r}))
+                                 cache_dir={str(tmp_path / "cache")!r}, loopback_type={loopback!r},
+                                 in_process={chain != "ours-exec"}))
 """
     return agent, network
 
@@ -120,10 +122,7 @@ pn.close()
 """)
 
 
-BOTH = pytest.mark.parametrize("hostport_node", ["reference", "ours"], indirect=True)
-
-
-@BOTH
+@pytest.mark.parametrize("hostport_node", ["reference", "ours", "ours-exec"], indirect=True)
 @pytest.mark.parametrize("bridge_nf", ["0", "1"], ids=["no-br-netfilter", "br-netfilter"])
 def test_a_host_port_is_reached_every_way_and_del_removes_it(hostport_node, bridge_nf):
     """(a) the node on 127.0.0.1, (b) the node on its own address, (c) another pod and the pod
@@ -157,7 +156,7 @@ report(None); pn.close()
     # the sysctl stays as the reference plugin leaves it (other pods on the bridge may need it)
     assert sim.sh("node", "sysctl", "-n", "net.ipv4.conf.cni0.route_localnet").stdout.strip() == "1"
     assert sim.tcp_source_seen("node", "remote", NODE_IP, 8080) == REMOTE_IP   # the port is the node's again
-    if chain == "ours":   # `nodeagent down` / `net down`: the tables and the bridge (its sysctls with it)
+    if chain != "reference":   # `nodeagent down` / `net down`: the tables and the bridge (its sysctls with it)
         sim.py("node", "from cni.podnet import teardown_node; teardown_node(); report(None)")
         tables = sim.sh("node", "nft", "list", "tables").stdout
         assert "nodeagent" not in tables, tables

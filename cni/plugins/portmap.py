@@ -367,7 +367,7 @@ def _remove_owned_by(nft: N.Nft, is_stale) -> list[Change]:
             continue
         if target:
             done = _delete_mapping(nft, name, parts, target)
-        else:
+        else:  # a plain set's element: the `hairpin` set of tables written by earlier versions
             try:
                 nft.run([{"delete": N.elements(FAMILY, TABLE, name, [{"concat": parts}])}], "remove element")
                 done = True
@@ -409,10 +409,18 @@ def cmd_check(args: CmdArgs, ctx: PluginContext) -> None:
     if pod_ip is None:
         raise CNIError(E.INVALID_NETWORK_CONFIG, "CHECK needs a prevResult with the pod's address")
     owner = attachment(args.container_id, args.ifname)
-    present = {(name, tuple(parts), target) for name, parts, target, _ in _elements_of(ctx.nft())}
+    nft = ctx.nft()
+    present = {(name, tuple(parts), target) for name, parts, target, _ in _elements_of(nft)}
     for m in mappings:
         if (m.map_name, tuple(m.key()["concat"]), chain_name(owner, m, pod_ip)) not in present:
             raise CNIError(E.INTERNAL, f"hostPort {m.shown()} -> {pod_ip}:{m.container_port} is not mapped")
+    if args.config.get("snat", True) is not False:  # the reference's CHECK counts its masquerade rules too
+        marking = {o["rule"]["chain"] for o in nft.list_table(FAMILY, TABLE) or []
+                   if "rule" in o and any("mangle" in e for e in o["rule"]["expr"])}
+        for m in mappings:
+            if chain_name(owner, m, pod_ip) not in marking:
+                raise CNIError(E.INTERNAL, f"hostPort {m.shown()} -> {pod_ip}:{m.container_port} has no "
+                                           "masquerade for hairpin and localhost connections")
 
 
 def cmd_gc(args: CmdArgs, ctx: PluginContext) -> None:

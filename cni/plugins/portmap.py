@@ -22,6 +22,8 @@ The rules, all in one nftables table `ip nodeagent_hostport`:
                         iifname != "lo" ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8
                         ct state != { established, related } ct status ! dnat drop }
 and, with snat, the sysctl net.ipv4.conf.<the interface that routes the pod, cni0>.route_localnet=1.
+After the rules are in, conntrack's entries for UDP flows to a new UDP hostPort are deleted, as the
+reference plugin does (network/conntrack.py says why).
 
 Why each piece:
   - DNAT in *prerouting* catches packets arriving from elsewhere (another node, a client, another
@@ -70,6 +72,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import ipaddress
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -81,7 +84,9 @@ from cni.skel import CmdArgs, Plugin, PluginContext
 from cni.skel import main as skel_main
 from network import nft as N
 from network.changes import Change
-from network.errors import NftError
+from network.errors import NetworkError, NftError
+
+log = logging.getLogger(__name__)
 
 TABLE = "nodeagent_hostport"
 FAMILY = "ip"
@@ -313,7 +318,28 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             "DNAT from the node's addresses to the pod (prerouting: from outside; output: from the node)"))
     if snat:
         ctx.changes.extend(_route_localnet(pod_ip))
+    ctx.changes.extend(_forget_udp_flows(mappings))
     return prev.with_version(args.cni_version)
+
+
+def _forget_udp_flows(mappings: list[PortMapping]) -> list[Change]:
+    """Delete conntrack's UDP entries to each UDP hostPort, now that its DNAT is in place (why:
+    network/conntrack.py). As in the reference plugin a failure only costs the old flows their
+    redirection, so it is logged, not fatal."""
+    from network.conntrack import delete_flows_to_port
+
+    changes = []
+    for port in sorted({m.host_port for m in mappings if m.protocol == "udp"}):
+        try:
+            n = delete_flows_to_port("udp", port)
+        except NetworkError as e:
+            log.warning("stale UDP flows to hostPort %d stay: %s", port, e)
+            continue
+        if n:
+            changes.append(Change("remove", f"{n} conntrack entries of UDP flows to port {port}",
+                                  f"conntrack -D -p udp --orig-port-dst {port}",
+                                  "flows that began before the hostPort existed would bypass its DNAT"))
+    return changes
 
 
 def _route_localnet(pod_ip) -> list[Change]:

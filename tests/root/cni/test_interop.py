@@ -202,3 +202,45 @@ def test_route_localnet_on_the_bridge_does_not_open_the_nodes_loopback_to_pods(h
     assert udp_delivered(sim, "node", "client", "127.0.0.1", 9999, listen="127.0.0.1") is opened
     # the node's own loopback traffic is untouched
     assert udp_delivered(sim, "node", "node", "127.0.0.1", 9998, listen="127.0.0.1")
+
+
+
+@pytest.mark.parametrize("hostport_node", ["reference", "ours"], indirect=True)
+def test_a_udp_flow_that_began_before_the_host_port_is_redirected_once_it_exists(hostport_node):
+    """conntrack decides NAT on a flow's first packet: a UDP sender that was already sending to the
+    port (to the node itself, nobody listening) keeps that decision while it keeps sending — unless
+    ADD deletes the flow's entry, which both plugins do."""
+    sim, agent, pods, _ = hostport_node
+
+    def send(text: str) -> None:  # always from the same source port: the same conntrack flow
+        sim.sh("remote", sys.executable, "-c", "import socket; s = socket.socket(socket.AF_INET, "
+               f"socket.SOCK_DGRAM); s.bind(('0.0.0.0', 40053)); s.sendto({text.encode()!r}, ({NODE_IP!r}, 5353))")
+
+    def flows() -> list[str]:
+        return sim.py("node", """
+from pyroute2 import Conntrack
+with Conntrack() as ct:
+    report([str(e) for e in ct.dump_entries() if "dport=5353" in str(e)])
+""")
+
+    sim.py("node", agent + f"""
+pn.setup({pods["client"]!r}, "cli"); report(None); pn.close()
+""")   # a pod network is there already (its nat rules turn conntrack on in the node)
+    send("early")
+    assert flows(), "the early datagram left no conntrack entry: the test would prove nothing"
+    server = sim.spawn("server", """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53)); s.settimeout(5)
+        print("ready", flush=True)
+        try:
+            print(s.recvfrom(64)[0].decode(), flush=True)
+        except TimeoutError:
+            print("nothing", flush=True)
+    """)
+    assert server.stdout.readline().strip() == "ready", server.stderr.read()
+    sim.py("node", agent + f"""
+pn.setup({pods["server"]!r}, "srv", port_mappings=[{{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}}])
+report(None); pn.close()
+""")
+    send("late")
+    assert server.stdout.readline().strip() == "late"

@@ -97,8 +97,8 @@ NODE_IP, REMOTE_IP, GATEWAY = "192.168.77.1", "192.168.77.2", "10.77.1.1"
 
 @pytest.fixture
 def hostport_node(request, tmp_path):
-    """A node (192.168.77.1 on eth0) wired to another machine, `remote` (192.168.77.2), with two pods
-    on the chain `request.param`: `server` maps hostPort 8080 to its port 80, `client` maps none."""
+    """A node (192.168.77.1 on eth0) wired to another machine, `remote` (192.168.77.2), whose pods
+    use the chain `request.param`; two pod namespaces, `server` and `client`, not yet set up."""
     agent, _ = install_chain(tmp_path, request.param)
     sim = SimNet()
     try:
@@ -114,6 +114,7 @@ def hostport_node(request, tmp_path):
 
 
 def _setup_pods(sim, agent, pods) -> dict:
+    """ADD both pods: `server` maps hostPort 8080 to its port 80, `client` maps none."""
     return sim.py("node", agent + f"""
 s = pn.setup({pods["server"]!r}, "srv", port_mappings=[{{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}}])
 c = pn.setup({pods["client"]!r}, "cli")
@@ -163,13 +164,20 @@ report(None); pn.close()
         assert sim.sh("node", "ip", "link", "show", "cni0", check=False).returncode != 0
 
 
-def udp_delivered(sim: SimNet, server_ns: str, client_ns: str, address: str, port: int,
-                  listen: str) -> bool:
-    """Whether one datagram from `client_ns` to address:port reaches a socket bound to listen:port
-    in `server_ns` (one way only: enough to show that a service is reachable)."""
+def send_udp(sim: SimNet, ns: str, address: str, port: int, text: str = "probe",
+             source_port: int = 0) -> None:
+    sim.sh(ns, sys.executable, "-c", "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           f"s.bind(('0.0.0.0', {source_port})); s.sendto({text.encode()!r}, ({address!r}, {port}))")
+
+
+def udp_delivered(sim: SimNet, server_ns: str, client_ns: str, address: str, port: int, listen: str,
+                  server_port: int | None = None, source_port: int = 0) -> bool:
+    """Whether one datagram from `client_ns` to address:port reaches a socket bound to
+    listen:server_port (default: port) in `server_ns` (one way only: enough to show reach)."""
     server = sim.spawn(server_ns, f"""
         import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(({listen!r}, {port})); s.settimeout(3)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(({listen!r}, {server_port or port}))
+        s.settimeout(3)
         print("ready", flush=True)
         try:
             print(s.recvfrom(64)[0].decode(), flush=True)
@@ -177,8 +185,7 @@ def udp_delivered(sim: SimNet, server_ns: str, client_ns: str, address: str, por
             print("nothing", flush=True)
     """)
     assert server.stdout.readline().strip() == "ready", server.stderr.read()
-    sim.sh(client_ns, sys.executable, "-c", f"import socket; socket.socket(socket.AF_INET, "
-           f"socket.SOCK_DGRAM).sendto(b'probe', ({address!r}, {port}))")
+    send_udp(sim, client_ns, address, port, source_port=source_port)
     got = server.stdout.readline().strip()
     server.wait(timeout=10)
     return got == "probe"
@@ -204,17 +211,12 @@ def test_route_localnet_on_the_bridge_does_not_open_the_nodes_loopback_to_pods(h
     assert udp_delivered(sim, "node", "node", "127.0.0.1", 9998, listen="127.0.0.1")
 
 
-
 @pytest.mark.parametrize("hostport_node", ["reference", "ours"], indirect=True)
 def test_a_udp_flow_that_began_before_the_host_port_is_redirected_once_it_exists(hostport_node):
     """conntrack decides NAT on a flow's first packet: a UDP sender that was already sending to the
     port (to the node itself, nobody listening) keeps that decision while it keeps sending — unless
     ADD deletes the flow's entry, which both plugins do."""
     sim, agent, pods, _ = hostport_node
-
-    def send(text: str) -> None:  # always from the same source port: the same conntrack flow
-        sim.sh("remote", sys.executable, "-c", "import socket; s = socket.socket(socket.AF_INET, "
-               f"socket.SOCK_DGRAM); s.bind(('0.0.0.0', 40053)); s.sendto({text.encode()!r}, ({NODE_IP!r}, 5353))")
 
     def flows() -> list[str]:
         return sim.py("node", """
@@ -226,21 +228,12 @@ with Conntrack() as ct:
     sim.py("node", agent + f"""
 pn.setup({pods["client"]!r}, "cli"); report(None); pn.close()
 """)   # a pod network is there already (its nat rules turn conntrack on in the node)
-    send("early")
+    send_udp(sim, "remote", NODE_IP, 5353, source_port=40053)       # nobody maps 5353 yet
     assert flows(), "the early datagram left no conntrack entry: the test would prove nothing"
-    server = sim.spawn("server", """
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53)); s.settimeout(5)
-        print("ready", flush=True)
-        try:
-            print(s.recvfrom(64)[0].decode(), flush=True)
-        except TimeoutError:
-            print("nothing", flush=True)
-    """)
-    assert server.stdout.readline().strip() == "ready", server.stderr.read()
     sim.py("node", agent + f"""
 pn.setup({pods["server"]!r}, "srv", port_mappings=[{{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}}])
 report(None); pn.close()
 """)
-    send("late")
-    assert server.stdout.readline().strip() == "late"
+    # the same flow (same source port) now reaches the pod
+    assert udp_delivered(sim, "server", "remote", NODE_IP, 5353, listen="0.0.0.0", server_port=53,
+                         source_port=40053)

@@ -225,10 +225,10 @@ def test_host_port_maps_and_a_second_pod_asking_for_it_is_rejected(node):
                                f"http://{ip}:18080/index.html", check=False)
             assert got.stdout == "hello from a pod\n", (pod, got.stderr)
         _from_another_machine(node, "198.51.100", 18080)              # (d)
-        node.kubectl("delete", "pod", "hpclient", "--grace-period=0", "--force")
         _host_port_checks(node, ip)                                   # (b), admission, reuse
     finally:                        # (a second address would make a restarted node ask which)
         node.sh("ip", "addr", "del", f"{ip}/32", "dev", "lo")
+        node.kubectl("delete", "pod", "hpclient", "--grace-period=0", "--force", check=False)
 
 
 def _from_another_machine(node: Node, lan: str, port: int) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from network.changes import Change
 from network.errors import NetworkError
-from network.links import LinkInfo
+from network.links import LinkInfo, get_link
 from network.rtnl import IPRoute, NetlinkError, call
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -131,6 +131,23 @@ def list_routes(ipr: IPRoute, family: int = socket.AF_INET, table: int = RT_TABL
         if proto is None or r.proto == proto:
             out.append(r)
     return out
+
+
+def route_interface(ipr: IPRoute, dst: IPAddress) -> str | None:
+    """The name of the interface the node would send a packet for `dst` out of (`ip route get
+    DST`), or None when nothing routes it."""
+    try:
+        msgs = ipr.route("get", dst=str(dst))
+    except NetlinkError as e:
+        if e.code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return None
+        raise NetworkError(f"ip route get {dst}", str(e), e.code) from e
+    for m in msgs:
+        oif = m.get_attr("RTA_OIF")
+        link = get_link(ipr, index=oif) if oif is not None else None
+        if link is not None:
+            return link.name
+    return None
 
 
 def ensure_route(ipr: IPRoute, dst: IPNetwork, gateway: IPAddress | None = None,

@@ -1,7 +1,7 @@
 """Netlink sessions (pyroute2 IPRoute) for the node's namespace and for a pod's.
 
-`import pyroute2` costs ~110 ms here, so it happens in this module only, and this module is imported
-only by code that really talks netlink (links, addresses, routes, vxlan) — never by the CNI
+`import pyroute2` costs ~110 ms here, so it happens in this module only (and in conntrack.py, for
+netfilter's netlink), and this module is imported only by code that really talks netlink (links, addresses, routes, vxlan) — never by the CNI
 executor, the IPAM plugin or the CLI's startup.
 
     with node_session() as ipr:                   # the namespace this process is in

@@ -35,7 +35,9 @@ NODE_SYSCTLS = (
 
 
 def sysctl_path(name: str, proc: Path = Path("/proc")) -> Path:
-    return proc / "sys" / name.replace(".", "/")
+    """`net.ipv4.ip_forward` or, as sysctl(8) also accepts, `net/ipv4/conf/eth0.100/route_localnet`:
+    the slash form is for keys with an interface name in them, which may itself contain dots."""
+    return proc / "sys" / (name if "/" in name else name.replace(".", "/"))
 
 
 def read_sysctl(name: str, proc: Path = Path("/proc")) -> str | None:

@@ -9,33 +9,62 @@ The rules, all in one nftables table `ip nodeagent_hostport`:
     map hostports        { inet_proto . inet_service : verdict }
                            tcp . 8080 comment "<container>/<ifname>" : goto hp-1a2b3c4d5e6f
     map hostip_hostports { ipv4_addr . inet_proto . inet_service : verdict }
-    chain hp-1a2b3c4d5e6f { meta l4proto tcp dnat to 10.244.1.5:80 }      # one per mapping
-    set hairpin          { ipv4_addr . ipv4_addr }          10.244.1.5 . 10.244.1.5
+    chain hp-1a2b3c4d5e6f {                                                  # one per mapping
+        ip saddr { 127.0.0.0/8, 10.244.1.0/24 } meta mark set meta mark | 0x2000   # snat only
+        meta l4proto tcp dnat to 10.244.1.5:80
+    }
     chain hostports  { ip daddr . meta l4proto . th dport vmap @hostip_hostports
                        meta l4proto . th dport vmap @hostports }
     chain prerouting  { type nat hook prerouting priority dstnat; fib daddr type local jump hostports }
     chain output      { type nat hook output priority -100;       fib daddr type local jump hostports }
-    chain postrouting { type nat hook postrouting priority srcnat; ip saddr . ip daddr @hairpin masquerade }
+    chain postrouting { type nat hook postrouting priority srcnat; meta mark & 0x2000 == 0x2000 masquerade }
+    chain input       { type filter hook input priority filter;
+                        iifname != "lo" ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8
+                        ct state != { established, related } ct status ! dnat drop }
+and, with snat, the sysctl net.ipv4.conf.<the interface that routes the pod, cni0>.route_localnet=1.
+After the rules are in, conntrack's entries for UDP flows to a new UDP hostPort are deleted, as the
+reference plugin does (network/conntrack.py says why).
 
 Why each piece:
-  - DNAT in *prerouting* catches packets arriving from elsewhere (another node, a client); in
-    *output* it catches connections the node itself opens. `fib daddr type local` limits both to
-    packets addressed to one of the node's own addresses. (nft 1.0.6 refuses the name `dstnat` on
-    the output hook, so the output chain says -100, which is the same number.)
+  - DNAT in *prerouting* catches packets arriving from elsewhere (another node, a client, another
+    pod); in *output* it catches connections the node itself opens. `fib daddr type local` limits
+    both to packets addressed to one of the node's own addresses, 127.0.0.1 included. (nft 1.0.6
+    refuses the name `dstnat` on the output hook, so the output chain says -100, the same number.)
   - One rule looks a packet up in a verdict map instead of one rule per port: the cost stays the
     same with many pods, and adding a pod is adding an element (and its small chain), not rewriting
     rules. (A map straight to "address . port" for `dnat` would be shorter, but nft 1.0.6 crashes
     on that statement in JSON; the verdict map with one chain per mapping is what kube-proxy's
     nftables mode does anyway.)
-  - Hairpin: when a pod connects to its *own* hostPort, DNAT sends the packet back to the pod with
-    the pod's own source address; the pod would answer itself directly and the connection breaks.
-    Masquerading (pod → pod) traffic makes the reply go back through the node, where conntrack
-    undoes both translations (SNAT for this is the `snat` option, on by default).
+  - Masquerade ("snat", on by default), exactly the two cases of the reference plugin's iptables
+    backend (plugins/meta/portmap/portmap_iptables.go, fillDnatRules: a "hairpin" and a "localhost"
+    rule jumping to CNI-HOSTPORT-SETMARK, mark bit 13 = 0x2000, masqueraded in CNI-HOSTPORT-MASQ):
+      * from the pod's own subnet — a pod on this node (or the pod itself) reaching a hostPort
+        through a node address. DNAT sends the packet to the server pod with the client's address,
+        on the same bridge: the server would answer the client directly, switched by the bridge,
+        and the client, which spoke to the node's address, drops the reply. Masquerading makes the
+        reply go back through the node, where conntrack undoes both translations. (br_netfilter
+        with bridge-nf-call-iptables=1 also sends such a bridged reply through conntrack, but a
+        node need not have it, and the reference does not rely on it either.)
+      * from 127.0.0.0/8 — the node reaching a hostPort on 127.0.0.1. After DNAT such a packet
+        leaves through the bridge with a loopback source, which the kernel drops as a martian
+        unless route_localnet=1 on that interface (the sysctl above), and the pod's reply would go
+        to the pod's own loopback; masquerading gives it the bridge's address instead. (The
+        reference matches 127.0.0.1 only; a client bound to 127.0.0.2 needs the same treatment.)
+    The mark is set only in a mapping's chain, so only hostPort traffic is masqueraded, never
+    plain pod-to-pod traffic (which, with br_netfilter, passes the postrouting hook too).
+  - The input guard: route_localnet=1 on the bridge also lets a *pod* send packets addressed to
+    127.0.0.1 to the node, which would deliver them to services listening on the node's loopback
+    only (CVE-2020-8558). kube-proxy, which sets route_localnet too, drops them with the same rule
+    (its KUBE-FIREWALL chain); the reference portmap plugin does not.
 
 A hostPort another pod already maps is refused (error 100) instead of silently shadowed: the map
 cannot hold the same key twice. A mapping's chain is named after a hash of (attachment, mapping,
 pod address), so DEL can remove exactly its own element and chain — the add-then-delete transaction
-of network/nft.py fails, and changes nothing, if the key leads to another pod's chain.
+of network/nft.py fails, and changes nothing, if the key leads to another pod's chain. Everything a
+pod adds lives in its map elements and their chains: DEL leaves only the shared, empty layout (as
+the reference leaves its top-level chains), which `nodeagent down` removes with the table.
+route_localnet stays 1 after DEL, as the reference leaves it (other pods on the bridge may need it;
+the bridge, and its sysctls with it, goes at `nodeagent down`).
 """
 
 from __future__ import annotations
@@ -43,6 +72,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import ipaddress
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -54,11 +84,17 @@ from cni.skel import CmdArgs, Plugin, PluginContext
 from cni.skel import main as skel_main
 from network import nft as N
 from network.changes import Change
-from network.errors import NftError
+from network.errors import NetworkError, NftError
+
+log = logging.getLogger(__name__)
 
 TABLE = "nodeagent_hostport"
 FAMILY = "ip"
 PROTOCOLS = ("tcp", "udp", "sctp")
+# The packet mark that asks postrouting to masquerade: the reference plugin's default markMasqBit
+# (13), so a node running both marks the same bit for the same reason.
+MASQ_MARK = 1 << 13
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 @dataclass(frozen=True)
@@ -112,13 +148,19 @@ def parse_mappings(conf: dict) -> list[PortMapping]:
     return out
 
 
-def _pod_ip(prev: Result | None) -> ipaddress.IPv4Address | None:
+def _pod_addr(prev: Result | None) -> ipaddress.IPv4Interface | None:
+    """The pod's IPv4 address with its prefix (10.244.1.5/24: the subnet is the masquerade's)."""
     if prev is None:
         return None
     for ip in prev.sandbox_ips() or list(prev.ips):
         if ip.address.version == 4:
-            return ip.address.ip
+            return ip.address
     return None
+
+
+def _pod_ip(prev: Result | None) -> ipaddress.IPv4Address | None:
+    addr = _pod_addr(prev)
+    return addr.ip if addr is not None else None
 
 
 def chain_name(owner: str, m: PortMapping, pod_ip) -> str:
@@ -134,11 +176,11 @@ def _base() -> list[dict]:
     guard = N.match(N.payload("ip", "protocol"), {"set": list(PROTOCOLS)})
     jump = [N.match({"fib": {"result": "type", "flags": ["daddr"]}}, "local"),
             {"jump": {"target": "hostports"}}]
+    loopback = N.prefix(LOOPBACK)
     return [
         {"add": N.table(FAMILY, TABLE)},
         {"add": N.map_(FAMILY, TABLE, "hostports", proto_port, "verdict")},
         {"add": N.map_(FAMILY, TABLE, "hostip_hostports", ["ipv4_addr", *proto_port], "verdict")},
-        {"add": N.set_(FAMILY, TABLE, "hairpin", ["ipv4_addr", "ipv4_addr"])},
         {"add": N.chain(FAMILY, TABLE, "hostports")},
         {"flush": N.chain(FAMILY, TABLE, "hostports")},
         {"add": N.rule(FAMILY, TABLE, "hostports", [guard, {"vmap": {
@@ -154,8 +196,15 @@ def _base() -> list[dict]:
         {"add": N.chain(FAMILY, TABLE, "postrouting", hook="postrouting", prio=100)},
         {"flush": N.chain(FAMILY, TABLE, "postrouting")},
         {"add": N.rule(FAMILY, TABLE, "postrouting", [
-            N.match({"concat": [N.payload("ip", "saddr"), N.payload("ip", "daddr")]}, "@hairpin"),
-            {"masquerade": None}])},
+            N.match({"&": [{"meta": {"key": "mark"}}, MASQ_MARK]}, MASQ_MARK), {"masquerade": None}])},
+        {"add": N.chain(FAMILY, TABLE, "input", hook="input", prio=0, kind="filter")},
+        {"flush": N.chain(FAMILY, TABLE, "input")},
+        {"add": N.rule(FAMILY, TABLE, "input", [
+            N.match({"meta": {"key": "iifname"}}, "lo", "!="),
+            N.match(N.payload("ip", "daddr"), loopback), N.match(N.payload("ip", "saddr"), loopback, "!="),
+            N.match({"ct": {"key": "state"}}, {"set": ["established", "related"]}, "!="),
+            N.match({"ct": {"key": "status"}}, "dnat", "!"), {"drop": None}],
+            comment="CVE-2020-8558: route_localnet must not open the node's loopback to pods")},
     ]
 
 
@@ -187,11 +236,20 @@ def _run_with_layout(nft: N.Nft, cmds: list[dict], what: str) -> None:
         _layout_written = True
 
 
-def _mapping_cmds(m: PortMapping, pod_ip, owner: str) -> list[dict]:
+def _mapping_cmds(m: PortMapping, pod: ipaddress.IPv4Interface, owner: str, snat: bool) -> list[dict]:
+    pod_ip = pod.ip
     chain = chain_name(owner, m, pod_ip)
+    masq = []
+    if snat:  # mark before the DNAT: postrouting masquerades what carries the mark (see above)
+        sources = {"set": [N.prefix(LOOPBACK), N.prefix(pod.network)]}
+        masq = [{"add": N.rule(FAMILY, TABLE, chain, [
+            N.match(N.payload("ip", "saddr"), sources),
+            {"mangle": {"key": {"meta": {"key": "mark"}},
+                        "value": {"|": [{"meta": {"key": "mark"}}, MASQ_MARK]}}}], comment=owner)}]
     return [
         {"add": N.chain(FAMILY, TABLE, chain)},
         {"flush": N.chain(FAMILY, TABLE, chain)},
+        *masq,
         {"add": N.rule(FAMILY, TABLE, chain, [N.match({"meta": {"key": "l4proto"}}, m.protocol),
                                                {"dnat": {"addr": str(pod_ip), "port": m.container_port}}],
                        comment=owner)},
@@ -230,16 +288,15 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
     mappings = parse_mappings(args.config)
     if not mappings:
         return prev.with_version(args.cni_version)
-    pod_ip = _pod_ip(prev)
-    if pod_ip is None:
+    pod = _pod_addr(prev)
+    if pod is None:
         raise CNIError(E.INVALID_NETWORK_CONFIG, "prevResult has no IPv4 address for the pod")
+    pod_ip = pod.ip
     owner = attachment(args.container_id, args.ifname)
+    snat = args.config.get("snat", True) is not False
     cmds = []
     for m in mappings:
-        cmds += _mapping_cmds(m, pod_ip, owner)
-    if args.config.get("snat", True):
-        cmds.append({"add": N.elements(FAMILY, TABLE, "hairpin", [
-            {"elem": {"val": {"concat": [str(pod_ip), str(pod_ip)]}, "comment": owner}}])})
+        cmds += _mapping_cmds(m, pod, owner, snat)
     nft = ctx.nft()
     try:
         _run_with_layout(nft, cmds, f"map host ports of {owner}")
@@ -259,7 +316,47 @@ def cmd_add(args: CmdArgs, ctx: PluginContext) -> Result:
             f"nft add element {FAMILY} {TABLE} {m.map_name} {{ {' . '.join(map(str, m.key()['concat']))}"
             f" : goto {chain_name(owner, m, pod_ip)} }}",
             "DNAT from the node's addresses to the pod (prerouting: from outside; output: from the node)"))
+    if snat:
+        ctx.changes.extend(_route_localnet(pod_ip))
+    ctx.changes.extend(_forget_udp_flows(mappings))
     return prev.with_version(args.cni_version)
+
+
+def _forget_udp_flows(mappings: list[PortMapping]) -> list[Change]:
+    """Delete conntrack's UDP entries to each UDP hostPort, now that its DNAT is in place (why:
+    network/conntrack.py). As in the reference plugin a failure only costs the old flows their
+    redirection, so it is logged, not fatal."""
+    from network.conntrack import delete_flows_to_port
+
+    changes = []
+    for port in sorted({m.host_port for m in mappings if m.protocol == "udp"}):
+        try:
+            n = delete_flows_to_port("udp", port)
+        except NetworkError as e:
+            log.warning("stale UDP flows to hostPort %d stay: %s", port, e)
+            continue
+        if n:
+            changes.append(Change("remove", f"{n} conntrack entries of UDP flows to port {port}",
+                                  f"conntrack -D -p udp --orig-port-dst {port}",
+                                  "flows that began before the hostPort existed would bypass its DNAT"))
+    return changes
+
+
+def _route_localnet(pod_ip) -> list[Change]:
+    """route_localnet=1 on the interface that routes the pod (the bridge), as the reference's
+    enableLocalnetRouting(getRoutableHostIF(podIP)) does: a connection to 127.0.0.1:<hostPort>,
+    DNATed to the pod, leaves through that interface with source 127.0.0.1 (masqueraded only at
+    postrouting, after the routing decision that would drop it as a martian)."""
+    from network.addrs import route_interface
+    from network.rtnl import node_session
+    from network.sysctl import ensure_sysctl
+
+    with node_session() as ipr:
+        ifname = route_interface(ipr, pod_ip)
+    if ifname is None:
+        return []
+    return ensure_sysctl(f"net/ipv4/conf/{ifname}/route_localnet", "1",
+                         "the node reaches the pod's hostPorts on 127.0.0.1")
 
 
 def _delete_mapping(nft: N.Nft, map_name: str, key_parts: list, chain: str) -> bool:
@@ -285,12 +382,6 @@ def _remove(nft: N.Nft, mappings: list[PortMapping], pod_ip, owner: str) -> list
             changes.append(Change("remove", f"hostPort {m.shown()} -> {pod_ip}:{m.container_port}",
                                   f"nft delete element {FAMILY} {TABLE} {m.map_name} "
                                   f"{{ {' . '.join(map(str, m.key()['concat']))} }}"))
-    try:
-        nft.run([{"delete": N.elements(FAMILY, TABLE, "hairpin", [{"concat": [str(pod_ip), str(pod_ip)]}])}],
-                "remove hairpin masquerade")
-    except NftError as e:
-        if e.errno != errno.ENOENT:
-            raise
     return changes
 
 
@@ -302,7 +393,7 @@ def _remove_owned_by(nft: N.Nft, is_stale) -> list[Change]:
             continue
         if target:
             done = _delete_mapping(nft, name, parts, target)
-        else:
+        else:  # a plain set's element: the `hairpin` set of tables written by earlier versions
             try:
                 nft.run([{"delete": N.elements(FAMILY, TABLE, name, [{"concat": parts}])}], "remove element")
                 done = True
@@ -344,10 +435,18 @@ def cmd_check(args: CmdArgs, ctx: PluginContext) -> None:
     if pod_ip is None:
         raise CNIError(E.INVALID_NETWORK_CONFIG, "CHECK needs a prevResult with the pod's address")
     owner = attachment(args.container_id, args.ifname)
-    present = {(name, tuple(parts), target) for name, parts, target, _ in _elements_of(ctx.nft())}
+    nft = ctx.nft()
+    present = {(name, tuple(parts), target) for name, parts, target, _ in _elements_of(nft)}
     for m in mappings:
         if (m.map_name, tuple(m.key()["concat"]), chain_name(owner, m, pod_ip)) not in present:
             raise CNIError(E.INTERNAL, f"hostPort {m.shown()} -> {pod_ip}:{m.container_port} is not mapped")
+    if args.config.get("snat", True) is not False:  # the reference's CHECK counts its masquerade rules too
+        marking = {o["rule"]["chain"] for o in nft.list_table(FAMILY, TABLE) or []
+                   if "rule" in o and any("mangle" in e for e in o["rule"]["expr"])}
+        for m in mappings:
+            if chain_name(owner, m, pod_ip) not in marking:
+                raise CNIError(E.INTERNAL, f"hostPort {m.shown()} -> {pod_ip}:{m.container_port} has no "
+                                           "masquerade for hairpin and localhost connections")
 
 
 def cmd_gc(args: CmdArgs, ctx: PluginContext) -> None:
@@ -363,7 +462,8 @@ def cmd_status(args: CmdArgs, ctx: PluginContext) -> None:
 
 
 PLUGIN = Plugin(name="nodeagent-portmap",
-                about="nodeagent-portmap: hostPort DNAT (prerouting and output) and hairpin SNAT via nftables",
+                about="nodeagent-portmap: hostPort DNAT (prerouting and output) and masquerade of "
+                      "hairpin and localhost connections, via nftables",
                 add=cmd_add, delete=cmd_del, check=cmd_check, gc=cmd_gc, status=cmd_status)
 
 

@@ -243,3 +243,17 @@ report([attempt(lambda: str(pn.setup(pods[0], "one", port_mappings=m("192.168.77
     assert node.sim.tcp_source_seen("p0", "node", "192.168.77.1", 8080, server_port=80)
     assert node.sim.tcp_source_seen("p1", "node", "192.168.77.2", 8080, server_port=80)
     assert node.sim.tcp_source_seen("p2", "node", "10.88.1.1", 8080, server_port=80)   # any other address
+
+
+@pytest.mark.parametrize("in_process", PATHS)
+def test_check_finds_a_host_port_without_its_masquerade_mark(node, in_process):
+    pod = node.pod("p0")
+    node.agent(f"""pn.setup({pod!r}, "c1", port_mappings=[{{"hostPort": 8080, "containerPort": 80}}])
+report(None)""", in_process)
+    table = json.loads(node.sim.sh("node", "nft", "-j", "list", "table", "ip", "nodeagent_hostport").stdout)
+    (mark,) = [o["rule"] for o in table["nftables"]
+               if "rule" in o and any("mangle" in e for e in o["rule"]["expr"])]
+    node.sim.sh("node", "nft", "delete", "rule", "ip", "nodeagent_hostport", mark["chain"],
+                "handle", str(mark["handle"]))
+    out = node.agent(f"report(attempt(pn.check, {pod!r}, 'c1'))", in_process)
+    assert out["ok"] is False and "no masquerade for hairpin and localhost" in out["error"], out

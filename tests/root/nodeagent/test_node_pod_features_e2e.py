@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.netsim import SimNet
 from tests.nodekit import (
     BUSYBOX_IMAGE, Node, busybox_node, container_status, create_pod, running)
 
@@ -204,16 +205,49 @@ def _web_with_host_port(node: Node, name: str, host_port: int) -> None:
 
 def test_host_port_maps_and_a_second_pod_asking_for_it_is_rejected(node):
     _web_with_host_port(node, "hp1", 18080)
+    create_pod(node, "hpclient", [{"name": "c", "command": ["sleep", "3600"]}], grace=0)
     node.wait_pod("hp1", running)
-    # The test node's only address is loopback; a host port is reached on the node's other
-    # addresses (hostPort through 127.0.0.1 needs route_localnet, which the CNI portmap plugin
-    # does not set): give the node's namespace one more (on lo: no dummy links in this kernel).
+    node.wait_pod("hpclient", running)
+    # (a) the node itself on 127.0.0.1, as with the CNI portmap plugin (snat): route_localnet=1 on
+    # the bridge and a masquerade of 127/8 to the bridge's address
+    got = node.sh("busybox", "wget", "-qO-", "http://127.0.0.1:18080/index.html")
+    assert got.stdout == "hello from a pod\n", got.stderr
+    assert node.sh("sysctl", "-n", "net.ipv4.conf.cni0.route_localnet").stdout.strip() == "1"
+    # The test node's only address is loopback: give its namespace one more (on lo: no dummy links
+    # in this kernel) for the node-address cases.
     ip = "192.0.2.1"
     assert node.sh("ip", "addr", "add", f"{ip}/32", "dev", "lo").returncode == 0
     try:
-        _host_port_checks(node, ip)
+        # (c) another pod, and the pod itself, through the node's address (masqueraded: the reply
+        # must come back through the node, not straight across the bridge)
+        for pod, container in (("hpclient", "c"), ("hp1", "web")):
+            got = node.kubectl("exec", pod, "-c", container, "--", "wget", "-qO-",
+                               f"http://{ip}:18080/index.html", check=False)
+            assert got.stdout == "hello from a pod\n", (pod, got.stderr)
+        _from_another_machine(node, "198.51.100", 18080)              # (d)
+        _host_port_checks(node, ip)                                   # (b), admission, reuse
     finally:                        # (a second address would make a restarted node ask which)
         node.sh("ip", "addr", "del", f"{ip}/32", "dev", "lo")
+        node.kubectl("delete", "pod", "hpclient", "--grace-period=0", "--force", check=False)
+
+
+def _from_another_machine(node: Node, lan: str, port: int) -> None:
+    """(d): a second machine — a namespace with a veth into the node's — reaches the hostPort on
+    the node's address on that link; the link goes again afterwards."""
+    sim = SimNet()
+    try:
+        sim.add_ns("remote")
+        sim.sh("remote", "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "hpremote",
+               "netns", node.netns)
+        sim.sh("remote", "ip", "addr", "add", f"{lan}.2/24", "dev", "eth0")
+        sim.sh("remote", "ip", "link", "set", "eth0", "up")
+        assert node.sh("ip", "addr", "add", f"{lan}.1/24", "dev", "hpremote").returncode == 0
+        assert node.sh("ip", "link", "set", "hpremote", "up").returncode == 0
+        got = sim.sh("remote", "busybox", "wget", "-qO-", f"http://{lan}.1:{port}/index.html", check=False)
+        assert got.stdout == "hello from a pod\n", got.stderr
+    finally:
+        sim.cleanup()                                  # the veth pair goes with the namespace
+        node.sh("ip", "link", "del", "hpremote")       # (if it has not yet)
 
 
 def _host_port_checks(node: Node, ip: str) -> None:

@@ -307,10 +307,15 @@ class PodWorkers:
 
     async def cleanup_orphans(self, known_uids: set[str]) -> None:
         """Pods the runtime has but the API no longer does (deleted while the agent was down):
-        kill and remove them, as the kubelet's HandlePodCleanups does."""
+        kill and remove them, as the kubelet's HandlePodCleanups does. Each container gets its
+        preStop hook and its pod's grace period, restored from what was stored with it when it
+        was made (kill_pod with no pod) — what the kubelet's container annotations (labels.go)
+        and killContainer's restoreSpecsFromContainerLabels were made for. (Today's kubelet
+        reaches this case through SyncTerminatingRuntimePod instead, which kills with a 1 s
+        override and a skeleton pod without hooks: we keep the hook, as the labels intend.)"""
         for uid in await self.manager.all_pod_uids() - known_uids - set(self.workers):
             log.info("removing pod %s: it is no longer in the API", uid)
-            await self.manager.kill_pod(None, uid, 0)
+            await self.manager.kill_pod(None, uid, None)
             await self.manager.remove_pod(uid)
 
     async def stop(self) -> None:

@@ -414,9 +414,14 @@ class RuntimeManager:
                     log.info("removing old container %s: %s", cs.id, e)
 
     # --- KillPod ------------------------------------------------------------------------------------
-    async def kill_pod(self, pod: dict | None, uid: str, grace: float) -> None:
-        """Stop every container in parallel (each: its stop signal, `grace` seconds, SIGKILL),
-        then the sandboxes."""
+    async def kill_pod(self, pod: dict | None, uid: str, grace: float | None) -> None:
+        """Stop every container in parallel (each: its preStop, its stop signal, `grace` seconds,
+        SIGKILL), then the sandboxes.
+
+        `pod` None: the pod is no longer to be had (deleted from the API while the agent was
+        down). Each container is then stopped as its own labels and annotations say
+        (cfg.restore_kill_specs, upstream's restoreSpecsFromContainerLabels): its preStop hook,
+        within its pod's grace period (`grace` None) or `grace` if given."""
         state = await self.observe(uid)
         running = [c for c in state.containers
                    if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
@@ -427,9 +432,14 @@ class RuntimeManager:
         pod_ip = _pod_ip(state.sandbox) if state.sandbox is not None else None
 
         async def stop_one(cs: ContainerStatus) -> None:
-            c, fp = specs.get(cs.metadata.name, (None, None))
+            if pod is None:
+                p, c = cfg.restore_kill_specs(cs.labels, cs.annotations)
+                fp = None
+            else:
+                p, (c, fp) = pod, specs.get(cs.metadata.name, (None, None))
+            g = cfg.kill_grace(p) if grace is None else grace
             try:
-                await self.kill_container(pod, c, cs.id, grace,
+                await self.kill_container(p, c, cs.id, g,
                                           f"Stopping container {cs.metadata.name}", pod_ip,
                                           fp=fp or f"spec.containers{{{cs.metadata.name}}}")
             except CRIError as e:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.nodekit import BUSYBOX_IMAGE, busybox_node
+from tests.nodekit import BUSYBOX_IMAGE, REPO, busybox_node
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,70 @@ def zygote_backlog(node) -> int | None:
         if sock in words:
             return int(words[2])
     return None
+
+
+def hook_pod(node, name: str, hooks: Path, grace: int) -> None:
+    """A pod whose preStop hook writes `hooks/<name>` on the host (a hostPath volume)."""
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node.name, "terminationGracePeriodSeconds": grace,
+                     "volumes": [{"name": "hooks", "hostPath": {"path": str(hooks),
+                                                                "type": "DirectoryOrCreate"}}],
+                     "containers": [{"name": "c", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                                     "command": ["sleep", f"36{grace:02d}"],
+                                     "volumeMounts": [{"name": "hooks", "mountPath": "/hooks"}],
+                                     "lifecycle": {"preStop": {"exec": {"command": [
+                                         "sh", "-c", f"echo stopped > /hooks/{name}"]}}}}]}}
+    node.kubectl("create", "-f", "-", input=json.dumps(body))
+
+
+def kill_agent(node) -> None:
+    """kill -9 the all-in-one process, and wait until it is gone."""
+    pid = int((node.data / "nodeagent.pid").read_text().split()[0])
+    pidfd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        assert select.select([pidfd], [], [], 30)[0], "the agent did not die"
+    finally:
+        os.close(pidfd)
+
+
+def test_pods_deleted_while_the_agent_was_down_get_their_pre_stop(node, tmp_path):
+    # The all-in-one is one process, so "the API changed while the agent was down" is made the way
+    # a cluster would see it: the agent is killed, the control plane alone (`nodeagent server` on
+    # the same store and address) takes the deletes, and then the whole node comes back.
+    #   gone      force-deleted: the restarted agent finds a container whose pod the API no
+    #             longer has — its preStop and grace period come from the container's own
+    #             annotations (restoreSpecsFromContainerLabels)
+    #   deleting  deleted gracefully (deletionTimestamp set, no kubelet to finish it): the
+    #             restarted agent stops it with the pod's spec, then makes the final DELETE
+    hooks = tmp_path / "hooks"
+    hook_pod(node, "gone", hooks, 7)
+    hook_pod(node, "deleting", hooks, 8)
+    for name in ("gone", "deleting"):
+        node.wait_pod(name, lambda p: (p.get("status") or {}).get("phase") == "Running")
+    kill_agent(node)
+    assert processes_naming("sleep 3607") and processes_naming("sleep 3608")
+    server = subprocess.Popen(["nsenter", f"--net={node.netns}", sys.executable, "-m", "nodeagent",
+                               "server", "--data-dir", str(node.data / "control-plane"),
+                               "--no-scheduler", "--controllers="],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: node.kubectl("get", "pods", check=False).returncode == 0, 60,
+                   "the control plane alone serving")
+        node.kubectl("delete", "pod", "gone", "--force", "--grace-period=0")
+        node.kubectl("delete", "pod", "deleting", "--wait=false")
+        assert node.get("pod", "deleting")["metadata"].get("deletionTimestamp")
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert not hooks.joinpath("gone").exists() and not hooks.joinpath("deleting").exists()
+    node.up()
+    for name in ("gone", "deleting"):
+        wait_until(lambda: hooks.joinpath(name).exists(), 60, f"the preStop of {name}")
+        assert hooks.joinpath(name).read_text() == "stopped\n"
+    node.wait_gone("pod", "deleting")
+    wait_until(lambda: not processes_naming("sleep 3607") and not processes_naming("sleep 3608"),
+               60, "both containers stopped")
 
 
 def test_down_during_a_burst_with_a_busy_zygote_leaves_nothing(node):

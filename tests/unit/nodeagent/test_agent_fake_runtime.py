@@ -360,6 +360,30 @@ def test_orphans_of_pods_deleted_while_down_are_removed(server, tmp_path, monkey
     run(main())
 
 
+def test_orphans_get_their_pre_stop_and_grace_period_from_their_annotations(server, tmp_path,
+                                                                             monkeypatch):
+    # The pod is gone when the agent comes back: what its container needs to be stopped — the
+    # preStop handler, the grace period — comes from what was stored with the container
+    # (restoreSpecsFromContainerLabels), not from the pod.
+    async def main():
+        fake = FakeRuntime()
+        hook = {"exec": {"command": ["sh", "-c", "echo bye > /hooks/done"]}}
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("orphan2", ["sleep", "1d"], grace=7, lifecycle={"preStop": hook}))
+            await a.wait_pod("orphan2", lambda p: phase(p) == "Running")
+        [cid] = list(fake.containers)
+        from apiclient import ApiClient, load_kubeconfig
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            await api.delete(PODS, "orphan2", "default", grace_period_seconds=0)
+        fake.calls.clear()
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.wait_for(lambda: not fake.containers, what="the orphan's container removed")
+        kills = [c for c in fake.calls if c[0] in ("exec_sync", "stop_container") and c[1] == cid]
+        assert kills[:2] == [("exec_sync", cid, ("sh", "-c", "echo bye > /hooks/done")),
+                             ("stop_container", cid, 7.0)]
+    run(main())
+
+
 def test_event_recorder_deduplicates_with_a_count(server):
     from apiclient import ApiClient, load_kubeconfig
     from nodeagent.events import WARNING, EventRecorder

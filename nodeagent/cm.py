@@ -100,17 +100,25 @@ class ContainerManager:
         return path
 
     def remove_pod(self, uid: str) -> None:
-        """Remove pod<uid> wherever its class put it (after its containers are gone)."""
+        """Remove pod<uid> wherever its class put it, with the cgroups of its exited containers
+        below it (the kubelet's pod container manager removes the whole subtree too: a runtime
+        may keep an exited container's cgroup until the container is removed, and ours does).
+        Once no process is left in it: a cgroup still busy raises CgroupError, to be retried."""
         if not self.enabled:
             return
         for qos in ("Guaranteed", "Burstable", "BestEffort"):
-            self._destroy(f"{self.qos_path(qos)}/pod{uid}")
+            self._destroy(f"{self.qos_path(qos)}/pod{uid}", subtree=True)
 
-    def _destroy(self, path: str) -> None:
+    def _destroy(self, path: str, subtree: bool = False) -> None:
+        import os
+
         from runtime.cgroups.base import load_cgroup
         dirs = [d for d in self._dirs(path) if d.is_dir()]
         if not dirs:
             return
+        if subtree:   # children before their parents: rmdir only takes an empty cgroup
+            dirs = [Path(below, name) for d in dirs for below, names, _ in os.walk(d, topdown=False)
+                    for name in names] + dirs
         from runtime.cgroups.layout import CgroupMode
         version = 2 if self.layout.mode is CgroupMode.V2 else 1
         state = {"version": version, "dirs": {str(i): str(d) for i, d in enumerate(dirs)}}

@@ -7,7 +7,8 @@
               new spec                                             TERMINATED ◄──────────────┘
                                                      remove containers, sandbox, cgroup; then the
                                                      final DELETE — or, for a finished pod still in
-                                                     the API, wait for its deletion
+                                                     the API, remove its cgroup and wait for its
+                                                     deletion
 
 Rules the kubelet keeps, and so do we:
 - Only the latest update matters: `deliver` replaces the pod the worker will look at next; a
@@ -80,6 +81,7 @@ class PodWorker:
         self.state = WorkerState.SYNCING        # owned by run()
         self.removed = False                    # the pod is no longer in the API
         self.grace: float | None = None         # the grace period of the kill in progress
+        self.cgroup_released = False            # a finished pod's cgroup removed (owned by run())
         self._wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -129,6 +131,9 @@ class PodWorker:
                 if not self.removed and self.rejection is None:
                     self._report(pod, state, SyncResult(), stopping=deleting or bool(self.evicted))
                 if not deleting:
+                    if not self.cgroup_released:  # a finished pod: nothing will run in it again
+                        self.cgroup_released = True
+                        await m.terminated(self.uid)
                     self._wake.clear()
                     await self._wake.wait()       # a finished pod: wait for its deletion
                     continue

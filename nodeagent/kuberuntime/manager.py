@@ -475,6 +475,15 @@ class RuntimeManager:
         if self._pods is not None:
             self._pods.pop(uid, None)
 
+    async def terminated(self, uid: str) -> None:
+        """A finished pod whose containers are all stopped (the kubelet's SyncTerminatedPod): its
+        cgroup goes now, not when the pod object is deleted — nothing will run in it again, and
+        a node with many finished Jobs' pods would otherwise keep a cgroup (kernel memory, and a
+        directory every stats and eviction pass walks) for each. Its containers stay, for their
+        status and `kubectl logs`; `remove_pod` takes them when the pod is deleted."""
+        if not await self._remove_cgroup(uid):
+            self._cgroups_left.add(uid)          # retried by housekeeping()
+
     async def _remove_cgroup(self, uid: str) -> bool:
         """The pod's cgroup, in a thread: a cgroup whose last process is still leaving is retried
         for a few seconds (rmdir's EBUSY), which must not stall the loop."""

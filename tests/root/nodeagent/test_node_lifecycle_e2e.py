@@ -77,6 +77,28 @@ def zygote_backlog(node) -> int | None:
     return None
 
 
+def test_a_finished_pod_loses_its_cgroup_and_keeps_its_status_logs_and_stats(node):
+    # SyncTerminatedPod: a pod that will never run again gives its cgroup back (with its exited
+    # containers' cgroups below it) when it finishes, not when the pod object is deleted.
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "done"},
+            "spec": {"nodeName": node.name, "restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                                     "command": ["sh", "-c", "echo finished"]}]}}
+    node.kubectl("create", "-f", "-", input=json.dumps(body))
+    pod = node.wait_pod("done", lambda p: (p.get("status") or {}).get("phase") == "Succeeded")
+    uid = pod["metadata"]["uid"]
+    wait_until(lambda: not pod_cgroups(uid), 30, "the finished pod's cgroup removed")
+    # the pod, its container's status and its log are all still there
+    state = node.get("pod", "done")["status"]["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] == 0 and state["terminated"]["reason"] == "Completed"
+    assert node.kubectl("logs", "done").stdout == "finished\n"
+    summary = json.loads(node.kubectl("get", "--raw",
+                                      f"/api/v1/nodes/{node.name}/proxy/stats/summary").stdout)
+    assert summary["node"]["nodeName"] == node.name
+    node.kubectl("delete", "pod", "done")
+    node.wait_gone("pod", "done")
+
+
 def hook_pod(node, name: str, hooks: Path, grace: int) -> None:
     """A pod whose preStop hook writes `hooks/<name>` on the host (a hostPath volume)."""
     body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},

@@ -179,6 +179,24 @@ def test_restart_policies_reasons_and_backoff(server, tmp_path, monkeypatch):
     run(main())
 
 
+def test_a_finished_pod_loses_its_cgroup_but_keeps_its_status(server, tmp_path, monkeypatch):
+    # SyncTerminatedPod: the cgroup of a pod that will never run again goes at once, not when
+    # the pod object is deleted; the container (status, logs) stays until then
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            created = await a.create_pod(pod("done", ["exit", "0"], policy="Never"))
+            uid = created["metadata"]["uid"]
+            await a.wait_pod("done", lambda p: phase(p) == "Succeeded")
+            await a.wait_for(lambda: uid in a.cgroups.removed, what="the finished pod's cgroup removed")
+            assert a.fake.containers                                  # kept, for status and logs
+            p = await a.get("done")
+            assert cstatus(p)["state"]["terminated"]["reason"] == "Completed"
+            await a.api.delete(PODS, "done", "default")
+            await a.wait_gone("done")
+            assert not a.fake.containers
+    run(main())
+
+
 def test_oom_killed_and_restarted(server, tmp_path, monkeypatch):
     async def main():
         async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:

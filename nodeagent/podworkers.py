@@ -317,11 +317,16 @@ class PodWorkers:
         was made (kill_pod with no pod) — what the kubelet's container annotations (labels.go)
         and killContainer's restoreSpecsFromContainerLabels were made for. (Today's kubelet
         reaches this case through SyncTerminatingRuntimePod instead, which kills with a 1 s
-        override and a skeleton pod without hooks: we keep the hook, as the labels intend.)"""
-        for uid in await self.manager.all_pod_uids() - known_uids - set(self.workers):
+        override and a skeleton pod without hooks: we keep the hook, as the labels intend.)
+        The pods are stopped in parallel, as each has a worker of its own upstream: one waiting
+        out its grace period must not hold up the others."""
+        async def clean(uid: str) -> None:
             log.info("removing pod %s: it is no longer in the API", uid)
             await self.manager.kill_pod(None, uid, None)
             await self.manager.remove_pod(uid)
+
+        orphans = await self.manager.all_pod_uids() - known_uids - set(self.workers)
+        await asyncio.gather(*(clean(uid) for uid in orphans))
 
     async def stop(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task]

@@ -135,13 +135,28 @@ class ContainerManager:
                     out |= {p.name[3:] for p in d.iterdir() if p.is_dir() and p.name.startswith("pod")}
         return out
 
-    def cleanup(self) -> list[str]:
-        """Remove every pod cgroup and the QoS tree (`nodeagent down`, after the pods are gone).
-        Cgroups still holding processes are left, and said."""
+    def cleanup(self, uids: set[str]) -> list[str]:
+        """Remove the cgroups of the pods `uids` — this node's: other nodes may share our cgroup
+        (several `nodeagent up` on one machine, as the tests run them) and their pods are not
+        ours to touch — then the QoS tree, unless other pods still live in it (`nodeagent down`,
+        after the pods are gone). Cgroups of ours still holding processes are left, and said."""
         from runtime.cgroups.base import CgroupError
         left = []
         if not self.enabled:
             return left
+        for uid in uids & self.pod_uids():
+            try:
+                self.remove_pod(uid)
+            except CgroupError as e:
+                left.append(str(e))
+        for path in (self.qos_path("Burstable"), self.qos_path("BestEffort"), self.root):
+            if any(child.is_dir() for d in self._dirs(path) if d.is_dir() for child in d.iterdir()):
+                continue          # another node's pods (or its QoS classes) are still below
+            try:
+                self._destroy(path)
+            except CgroupError as e:
+                left.append(str(e))
+        return left
         for uid in self.pod_uids():
             try:
                 self.remove_pod(uid)

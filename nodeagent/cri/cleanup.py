@@ -70,6 +70,27 @@ def cleanup(state_dir: str | os.PathLike, *, cni=None) -> list[str]:
     return problems
 
 
+def pod_uids(state_dir: str | os.PathLike) -> set[str]:
+    """The pods whose sandboxes or containers are under state_dir (PodSandboxMetadata.uid, and
+    the pod-uid label of containers whose sandbox record is gone): which pods a node made, read
+    before `cleanup` removes the records."""
+    from nodeagent.cri.store import Store
+
+    store = Store(state_dir)
+    out: set[str] = set()
+    if not store.root.exists():
+        return out
+    for sid in store.sandbox_ids():
+        uid = (((store.sandbox(sid) or {}).get("config") or {}).get("metadata") or {}).get("uid")
+        if uid:
+            out.add(uid)
+    for cid in store.container_ids():
+        uid = ((store.container(cid) or {}).get("labels") or {}).get("io.kubernetes.pod.uid")
+        if uid:
+            out.add(uid)
+    return out
+
+
 def _rmdir_default_parent() -> None:
     """The pod cgroups' common parent, if nothing else (another node in the same cgroup) uses it."""
     from nodeagent.cri import cgroups

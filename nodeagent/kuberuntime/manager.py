@@ -267,6 +267,10 @@ class RuntimeManager:
             for old in state.sandboxes:
                 await self.runtime.stop_pod_sandbox(old.id)
         try:
+            # the pod's directory before its cgroup: it is what tells `nodeagent down` the pod
+            # (and so its cgroup) is this node's, even if the agent dies before the sandbox exists
+            await asyncio.to_thread(volumes.pod_dir(self.node.pods_dir, pod["metadata"]["uid"]).mkdir,
+                                    parents=True, exist_ok=True)
             parent = await asyncio.to_thread(self.cm.ensure_pod, pod)
             config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent)
             sandbox_id = await self.runtime.run_pod_sandbox(config)

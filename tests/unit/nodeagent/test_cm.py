@@ -45,3 +45,18 @@ def test_a_cgroup_that_will_not_go_is_an_error_to_retry(tmp_path, monkeypatch):
     with pytest.raises(CgroupError):
         manager(SimpleNamespace(mode=CgroupMode.V2, unified=SimpleNamespace(own_dir=tmp_path))).remove_pod("u-1")
     assert pod.is_dir()
+
+
+def test_down_removes_this_nodes_pods_and_leaves_another_nodes_and_the_tree_they_need(tmp_path):
+    # two `nodeagent up` on one machine share our cgroup: down of one must not take the other's
+    # (an empty pod cgroup of a pod being started, or finished, would go with a plain rmdir)
+    qos = tmp_path / "kubepods" / "besteffort"
+    (qos / "podmine" / "c1").mkdir(parents=True)
+    (qos / "podtheirs").mkdir(parents=True)
+    (tmp_path / "kubepods" / "burstable").mkdir()
+    cm = manager(SimpleNamespace(mode=CgroupMode.V2, unified=SimpleNamespace(own_dir=tmp_path)))
+    assert cm.cleanup({"mine", "gone-already"}) == []
+    assert not (qos / "podmine").exists() and (qos / "podtheirs").is_dir()
+    assert not (tmp_path / "kubepods" / "burstable").exists()     # empty: ours to remove
+    assert qos.is_dir()                                           # the other node's pod is below
+    assert cm.cleanup({"theirs"}) == [] and not (tmp_path / "kubepods").exists()

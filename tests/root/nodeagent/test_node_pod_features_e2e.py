@@ -283,6 +283,9 @@ def _agent_fds(node: Node) -> tuple[int, int]:
     return sockets, len(targets) - sockets
 
 
+POD_UIDS: set[str] = set()   # every pod _batch made (whose cgroups node_objects counts)
+
+
 def node_objects(node: Node) -> dict[str, object]:
     """Everything a pod leaves on a node if it leaks, as a user could list it."""
     data = str(node.data)
@@ -312,7 +315,9 @@ def node_objects(node: Node) -> dict[str, object]:
 
     ipam = sorted(str(p.relative_to(node.data)) for p in (node.data / "cni" / "ipam").rglob("*")
                   if p.is_file() and p.name[:1].isdigit() and not spare_ip(p))
-    cgroups = sorted(str(d) for root in _own_cgroup_dirs() for d in (root / "kubepods").glob("**/pod*"))
+    # this node's pods only: other nodes on the machine may share our cgroup
+    cgroups = sorted(str(d) for root in _own_cgroup_dirs() for d in (root / "kubepods").glob("**/pod*")
+                     if d.name[3:] in POD_UIDS)
     agent = int((node.data / "nodeagent.pid").read_text().split()[0])
     sockets, files = _agent_fds(node)
     return {
@@ -344,6 +349,7 @@ def _batch(node: Node, names: list[str], while_running=None) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         items = json.loads(node.kubectl("get", "pods", *names, "-o", "json").stdout)["items"]
+        POD_UIDS.update(p["metadata"]["uid"] for p in items)
         if len(items) == len(names) and all(running(p) for p in items):
             break
         time.sleep(0.3)

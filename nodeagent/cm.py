@@ -24,6 +24,7 @@ keeps the paths and writes nothing.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from nodeagent.resources import pod_limits, qos_class
@@ -110,8 +111,6 @@ class ContainerManager:
             self._destroy(f"{self.qos_path(qos)}/pod{uid}", subtree=True)
 
     def _destroy(self, path: str, subtree: bool = False) -> None:
-        import os
-
         from runtime.cgroups.base import load_cgroup
         dirs = [d for d in self._dirs(path) if d.is_dir()]
         if not dirs:
@@ -152,17 +151,6 @@ class ContainerManager:
         for path in (self.qos_path("Burstable"), self.qos_path("BestEffort"), self.root):
             if any(child.is_dir() for d in self._dirs(path) if d.is_dir() for child in d.iterdir()):
                 continue          # another node's pods (or its QoS classes) are still below
-            try:
-                self._destroy(path)
-            except CgroupError as e:
-                left.append(str(e))
-        return left
-        for uid in self.pod_uids():
-            try:
-                self.remove_pod(uid)
-            except CgroupError as e:
-                left.append(str(e))
-        for path in (self.qos_path("Burstable"), self.qos_path("BestEffort"), self.root):
             try:
                 self._destroy(path)
             except CgroupError as e:

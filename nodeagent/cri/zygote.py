@@ -12,10 +12,11 @@ One zygote per state dir, at <state_dir>/runtime/zygote.sock. `ensure` starts on
 answers (double-forked by `runtime.process.zygote.start_detached` in a fresh Python process, so
 it is nobody's child but init's — a zygote the agent forked directly would stay its zombie when
 it ended). A zygote left by a previous agent is used again if it runs the same code
-(code_fingerprint), else replaced. A zygote is alive if its pid file names a process with the recorded start time
-(runtime.zygote.client.running) — never "if it answers": one busy under load may not. It runs in
-the agent's cgroup and network namespace (it inherits them), which is what containers' cgroup paths and hostNetwork
-pods are relative to. `stop` ends it (cleanup, `nodeagent down`).
+(code_fingerprint), else replaced. A zygote is alive if its pid file names a process with the
+recorded start time (runtime.zygote.client.running) — never "if it answers": one busy under load
+may not. It runs in the agent's cgroup and network namespace (it inherits them), which is what
+containers' cgroup paths and hostNetwork pods are relative to. `stop` ends it (cleanup,
+`nodeagent down`).
 """
 
 from __future__ import annotations

@@ -114,8 +114,9 @@ def stop(root: str, timeout: float = 10.0) -> int | None:
     supervisors of the containers they made, are separate processes and are not touched.
 
     The process signalled is the one the pid file names, if it still has the start time recorded
-    there (`running`); it is signalled through a pidfd opened before that check, so it cannot be
-    another process that took the pid meanwhile."""
+    there (`running`) — checked again once a pidfd of it is open, and signalled through that
+    pidfd, so it cannot be another process that took the pid meanwhile. No connection is made:
+    a busy zygote (its backlog full) is stopped all the same."""
     import select
     import signal
 

@@ -286,6 +286,16 @@ def _agent_fds(node: Node) -> tuple[int, int]:
 POD_UIDS: set[str] = set()   # every pod _batch made (whose cgroups node_objects counts)
 
 
+def _in_our_pods(pid: int) -> bool:
+    """Is the process in the cgroup of one of our pods? (The same test may run on another node of
+    the machine at once, with the same marker in its pods' command lines.)"""
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+    return any(f"pod{uid}" in cgroups for uid in POD_UIDS)
+
+
 def node_objects(node: Node) -> dict[str, object]:
     """Everything a pod leaves on a node if it leaks, as a user could list it."""
     data = str(node.data)
@@ -328,7 +338,7 @@ def node_objects(node: Node) -> dict[str, object]:
         "pod IPs": ipam,
         "nft lines": len(ruleset),
         "pod cgroups": cgroups,
-        "pod processes": _pids(MARK),
+        "pod processes": [pid for pid in _pids(MARK) if _in_our_pods(pid)],
         "processes under the data dir": len(_pids(data)),
         "agent sockets": sockets,
         "agent other fds": files,

@@ -24,6 +24,7 @@ keeps the paths and writes nothing.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from nodeagent.resources import pod_limits, qos_class
@@ -100,17 +101,23 @@ class ContainerManager:
         return path
 
     def remove_pod(self, uid: str) -> None:
-        """Remove pod<uid> wherever its class put it (after its containers are gone)."""
+        """Remove pod<uid> wherever its class put it, with the cgroups of its exited containers
+        below it (the kubelet's pod container manager removes the whole subtree too: a runtime
+        may keep an exited container's cgroup until the container is removed, and ours does).
+        Once no process is left in it: a cgroup still busy raises CgroupError, to be retried."""
         if not self.enabled:
             return
         for qos in ("Guaranteed", "Burstable", "BestEffort"):
-            self._destroy(f"{self.qos_path(qos)}/pod{uid}")
+            self._destroy(f"{self.qos_path(qos)}/pod{uid}", subtree=True)
 
-    def _destroy(self, path: str) -> None:
+    def _destroy(self, path: str, subtree: bool = False) -> None:
         from runtime.cgroups.base import load_cgroup
         dirs = [d for d in self._dirs(path) if d.is_dir()]
         if not dirs:
             return
+        if subtree:   # children before their parents: rmdir only takes an empty cgroup
+            dirs = [Path(below, name) for d in dirs for below, names, _ in os.walk(d, topdown=False)
+                    for name in names] + dirs
         from runtime.cgroups.layout import CgroupMode
         version = 2 if self.layout.mode is CgroupMode.V2 else 1
         state = {"version": version, "dirs": {str(i): str(d) for i, d in enumerate(dirs)}}
@@ -127,19 +134,23 @@ class ContainerManager:
                     out |= {p.name[3:] for p in d.iterdir() if p.is_dir() and p.name.startswith("pod")}
         return out
 
-    def cleanup(self) -> list[str]:
-        """Remove every pod cgroup and the QoS tree (`nodeagent down`, after the pods are gone).
-        Cgroups still holding processes are left, and said."""
+    def cleanup(self, uids: set[str]) -> list[str]:
+        """Remove the cgroups of the pods `uids` — this node's: other nodes may share our cgroup
+        (several `nodeagent up` on one machine, as the tests run them) and their pods are not
+        ours to touch — then the QoS tree, unless other pods still live in it (`nodeagent down`,
+        after the pods are gone). Cgroups of ours still holding processes are left, and said."""
         from runtime.cgroups.base import CgroupError
         left = []
         if not self.enabled:
             return left
-        for uid in self.pod_uids():
+        for uid in uids & self.pod_uids():
             try:
                 self.remove_pod(uid)
             except CgroupError as e:
                 left.append(str(e))
         for path in (self.qos_path("Burstable"), self.qos_path("BestEffort"), self.root):
+            if any(child.is_dir() for d in self._dirs(path) if d.is_dir() for child in d.iterdir()):
+                continue          # another node's pods (or its QoS classes) are still below
             try:
                 self._destroy(path)
             except CgroupError as e:

@@ -423,7 +423,13 @@ async def _clean(cfg: AgentConfig) -> list[str]:
     from nodeagent.volumes import unmount_all
 
     out: list[str] = []
+    uids: set[str] = set()      # this node's pods: only their cgroups are ours to remove (cm.py)
     if cfg.agent_dir.exists():
+        from nodeagent.cri.cleanup import pod_uids
+        uids = await asyncio.to_thread(pod_uids, str(cfg.agent_dir))
+        pods_dir = cfg.agent_dir / "pods"
+        uids |= {p.name for p in await asyncio.to_thread(
+            lambda: list(pods_dir.iterdir()) if pods_dir.is_dir() else [])}
         problems = await asyncio.to_thread(cleanup, str(cfg.agent_dir), cni=cni_config(cfg))
         # the pods' memory-backed volumes (tmpfs), in case a pod's own removal did not run
         problems += await asyncio.to_thread(unmount_all, cfg.agent_dir / "pods")
@@ -439,7 +445,7 @@ async def _clean(cfg: AgentConfig) -> list[str]:
                 out.append(f"removed the node's pod network (bridge, nftables tables: "
                            f"{len(changes)} objects)")
     cm = ContainerManager(enabled=os.geteuid() == 0)
-    for problem in await asyncio.to_thread(cm.cleanup):
+    for problem in await asyncio.to_thread(cm.cleanup, uids):
         out.append(f"cgroup left: {problem}")
     return out
 

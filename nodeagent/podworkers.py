@@ -7,7 +7,8 @@
               new spec                                             TERMINATED ◄──────────────┘
                                                      remove containers, sandbox, cgroup; then the
                                                      final DELETE — or, for a finished pod still in
-                                                     the API, wait for its deletion
+                                                     the API, remove its cgroup and wait for its
+                                                     deletion
 
 Rules the kubelet keeps, and so do we:
 - Only the latest update matters: `deliver` replaces the pod the worker will look at next; a
@@ -83,6 +84,7 @@ class PodWorker:
         self.state = WorkerState.SYNCING        # owned by run()
         self.removed = False                    # the pod is no longer in the API
         self.grace: float | None = None         # the grace period of the kill in progress
+        self.cgroup_released = False            # a finished pod's cgroup removed (owned by run())
         self._wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -132,6 +134,9 @@ class PodWorker:
                 if not self.removed and self.rejection is None:
                     self._report(pod, state, SyncResult(), stopping=deleting or bool(self.evicted))
                 if not deleting:
+                    if not self.cgroup_released:  # a finished pod: nothing will run in it again
+                        self.cgroup_released = True
+                        await m.terminated(self.uid)
                     self._wake.clear()
                     await self._wake.wait()       # a finished pod: wait for its deletion
                     continue
@@ -319,11 +324,21 @@ class PodWorkers:
 
     async def cleanup_orphans(self, known_uids: set[str]) -> None:
         """Pods the runtime has but the API no longer does (deleted while the agent was down):
-        kill and remove them, as the kubelet's HandlePodCleanups does."""
-        for uid in await self.manager.all_pod_uids() - known_uids - set(self.workers):
+        kill and remove them, as the kubelet's HandlePodCleanups does. Each container gets its
+        preStop hook and its pod's grace period, restored from what was stored with it when it
+        was made (kill_pod with no pod) — what the kubelet's container annotations (labels.go)
+        and killContainer's restoreSpecsFromContainerLabels were made for. (Today's kubelet
+        reaches this case through SyncTerminatingRuntimePod instead, which kills with a 1 s
+        override and a skeleton pod without hooks: we keep the hook, as the labels intend.)
+        The pods are stopped in parallel, as each has a worker of its own upstream: one waiting
+        out its grace period must not hold up the others."""
+        async def clean(uid: str) -> None:
             log.info("removing pod %s: it is no longer in the API", uid)
-            await self.manager.kill_pod(None, uid, 0)
+            await self.manager.kill_pod(None, uid, None)
             await self.manager.remove_pod(uid)
+
+        orphans = await self.manager.all_pod_uids() - known_uids - set(self.workers)
+        await asyncio.gather(*(clean(uid) for uid in orphans))
 
     async def stop(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task]

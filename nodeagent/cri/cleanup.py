@@ -3,13 +3,14 @@ nodeagent.node.clean_node) and for tests.
 
     cleanup(state_dir, cni=PodNetworkConfig(...))
 
-In order: every container (its processes through its cgroup, the cgroup, the overlay, the
-runtime's state — including containers the runtime has but no CRI record names, left by a crash
-between the two), then every sandbox (CNI DEL: the veth, the IP, the hostPort rules; the pinned
-namespaces; a pod cgroup of ours), then the runtime's zygote, the shared mount of the sandboxes'
-directory, and the directories themselves. The image store is kept (images are expensive to get
-again; remove it separately if wanted). Safe to call on a state dir that is partly or entirely
-gone; safe to call twice. Returns the problems it could not fix, as lines (empty: all clean).
+In order: the runtime's zygote (so that nothing new is created meanwhile), every container (its
+processes through its cgroup, the cgroup, the overlay, the runtime's state — including containers
+the runtime has but no CRI record names, left by a crash between the two), then every sandbox (CNI
+DEL: the veth, the IP, the hostPort rules; the pinned namespaces; a pod cgroup of ours), then the
+shared mount of the sandboxes' directory, and the directories themselves. The image store is
+kept (images are expensive to get again; remove it separately if wanted). Safe to call on a
+state dir that is partly or entirely gone; safe to call twice. Returns the problems it could not
+fix, as lines (empty: all clean).
 
 Blocking; call it with no RuntimeService of the same state dir in use.
 """
@@ -36,6 +37,9 @@ def cleanup(state_dir: str | os.PathLike, *, cni=None) -> list[str]:
     if not store.root.exists():
         return problems
     root = str(store.runtime_root)
+    # The zygote first: requests still queued on its socket (from an agent killed mid-burst) would
+    # otherwise create containers after the pass below has listed them.
+    zygote.stop(root)
     for cid in list_ids(root):
         try:
             delete(root, cid, force=True)
@@ -58,13 +62,33 @@ def cleanup(state_dir: str | os.PathLike, *, cni=None) -> list[str]:
         if network is not None and network is not cni:
             network.close()
     _rmdir_default_parent()
-    zygote.stop(root)
     _unmount(store.sandboxes)
     for d in (store.root / "cri", store.runtime_root, store.storage):
         shutil.rmtree(d, ignore_errors=True)
         if d.exists():
             problems.append(f"{d} could not be removed")
     return problems
+
+
+def pod_uids(state_dir: str | os.PathLike) -> set[str]:
+    """The pods whose sandboxes or containers are under state_dir (PodSandboxMetadata.uid, and
+    the pod-uid label of containers whose sandbox record is gone): which pods a node made, read
+    before `cleanup` removes the records."""
+    from nodeagent.cri.store import Store
+
+    store = Store(state_dir)
+    out: set[str] = set()
+    if not store.root.exists():
+        return out
+    for sid in store.sandbox_ids():
+        uid = (((store.sandbox(sid) or {}).get("config") or {}).get("metadata") or {}).get("uid")
+        if uid:
+            out.add(uid)
+    for cid in store.container_ids():
+        uid = ((store.container(cid) or {}).get("labels") or {}).get("io.kubernetes.pod.uid")
+        if uid:
+            out.add(uid)
+    return out
 
 
 def _rmdir_default_parent() -> None:

@@ -12,9 +12,11 @@ One zygote per state dir, at <state_dir>/runtime/zygote.sock. `ensure` starts on
 answers (double-forked by `runtime.process.zygote.start_detached` in a fresh Python process, so
 it is nobody's child but init's — a zygote the agent forked directly would stay its zombie when
 it ended). A zygote left by a previous agent is used again if it runs the same code
-(code_fingerprint), else replaced. It runs in the agent's cgroup
-and network namespace (it inherits them), which is what containers' cgroup paths and hostNetwork
-pods are relative to. `stop` ends it (cleanup, `nodeagent down`).
+(code_fingerprint), else replaced. A zygote is alive if its pid file names a process with the
+recorded start time (runtime.zygote.client.running) — never "if it answers": one busy under load
+may not. It runs in the agent's cgroup and network namespace (it inherits them), which is what
+containers' cgroup paths and hostNetwork pods are relative to. `stop` ends it (cleanup,
+`nodeagent down`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ _lock = threading.Lock()   # one start at a time in this process
 
 
 CODE_FILE = "zygote.code"
+# How long a create waits for a zygote that is alive but does not accept (its listen backlog is
+# full while it forks spares for a burst of creates on a loaded machine).
+BUSY_TIMEOUT = 60.0
 
 
 def code_fingerprint() -> str:
@@ -64,9 +69,11 @@ def ensure(root: str) -> None:
                 have = f.read()
         except OSError:
             have = None
-        ch = rz.connect(root)
-        if ch is not None:
-            ch.close()
+        # Alive is what the pid file and the process's start time say (rz.running), not whether
+        # it answered: a busy zygote does not answer for seconds, and starting a second one over
+        # its socket left the first running for nobody — the zygote and two spares that
+        # `nodeagent down` left behind after a burst of pods.
+        if rz.running(root) is not None:
             if have == want:
                 return
             stop(root)
@@ -86,8 +93,8 @@ def create(root: str, storage: str, cid: str, bundle: str, log_path: str, *,
     supervisor channel is closed at once (detached): start goes through <state>/shim.sock."""
     ch = rz.connect(root)
     if ch is None:
-        ensure(root)
-        ch = rz.connect(root)
+        ensure(root)   # starts one only if none is alive (a busy one is waited for, below)
+        ch = rz.connect(root, timeout=BUSY_TIMEOUT)
         if ch is None:
             raise RuntimeError(f"no zygote answers at {root}")
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)

@@ -12,7 +12,9 @@ how a restarted agent tells whose they are: the runtime's own state is the sourc
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,12 @@ RESTART_COUNT = "io.kubernetes.container.restartCount"
 TERMINATION_MESSAGE_PATH = "io.kubernetes.container.terminationMessagePath"
 TERMINATION_MESSAGE_POLICY = "io.kubernetes.container.terminationMessagePolicy"
 TERMINATION_LOG_HOST = "nodeagent.io/terminationLogHostPath"
+# ... and what stopping it needs when the pod is gone from the API (deleted while the agent was
+# down): restore_kill_specs below, upstream's restoreSpecsFromContainerLabels.
 GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
+DELETION_GRACE_PERIOD = "io.kubernetes.pod.deletionGracePeriod"
+PRE_STOP_HANDLER = "io.kubernetes.container.preStopHandler"
+CONTAINER_PORTS = "io.kubernetes.container.ports"
 INIT = "nodeagent.io/init"
 
 MAX_HOSTNAME = 63
@@ -229,7 +236,6 @@ async def container_config(pod: dict, container: dict, *, attempt: int, init: bo
     termlog.touch(mode=0o666, exist_ok=True)
     os.chmod(termlog, 0o666)
     mounts.append(Mount(container_path=msg_path, host_path=str(termlog)))
-    grace = spec.get("terminationGracePeriodSeconds")
     return ContainerConfig(
         metadata=ContainerMetadata(name, attempt),
         image=container.get("image", ""),
@@ -241,10 +247,73 @@ async def container_config(pod: dict, container: dict, *, attempt: int, init: bo
         annotations={RESTART_COUNT: str(attempt), TERMINATION_MESSAGE_PATH: msg_path,
                      TERMINATION_MESSAGE_POLICY: container.get("terminationMessagePolicy", "File"),
                      TERMINATION_LOG_HOST: str(termlog), INIT: "true" if init else "false",
-                     GRACE_PERIOD: str(30 if grace is None else grace)},
+                     **kill_annotations(pod, container)},
         log_path=f"{name}/{attempt}.log",
         stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),
         resources=container_resources(pod, container, node.memory_capacity, node.min_oom_score_adj),
         security=security_context(pod, container, image),
         stop_signal=((container.get("lifecycle") or {}).get("stopSignal")))
+
+
+# --- stopping a container whose pod is gone -------------------------------------------------------
+def kill_annotations(pod: dict, container: dict) -> dict[str, str]:
+    """What killing the container needs if its pod is no longer to be had (newContainerAnnotations
+    in kuberuntime/labels.go): the grace periods, the preStop handler and the ports a named
+    httpGet port refers to, as JSON as upstream writes them."""
+    md, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    out = {}
+    if md.get("deletionGracePeriodSeconds") is not None:
+        out[DELETION_GRACE_PERIOD] = str(int(md["deletionGracePeriodSeconds"]))
+    if spec.get("terminationGracePeriodSeconds") is not None:
+        out[GRACE_PERIOD] = str(int(spec["terminationGracePeriodSeconds"]))
+    pre_stop = (container.get("lifecycle") or {}).get("preStop")
+    if pre_stop:
+        out[PRE_STOP_HANDLER] = json.dumps(pre_stop, separators=(",", ":"))
+    if container.get("ports"):
+        out[CONTAINER_PORTS] = json.dumps(container["ports"], separators=(",", ":"))
+    return out
+
+
+def restore_kill_specs(labels: Mapping[str, str], annotations: Mapping[str, str]) -> tuple[dict, dict]:
+    """(pod, container) rebuilt from a container's labels and annotations — only the fields that
+    killing it reads (restoreSpecsFromContainerLabels): the pod's name, namespace, uid and grace
+    periods; the container's name, ports and preStop handler. An annotation that does not parse is
+    left out, as upstream logs and skips it."""
+    def number(key: str) -> int | None:
+        try:
+            return int(annotations[key])
+        except (KeyError, ValueError):
+            return None
+
+    def obj(key: str):
+        try:
+            return json.loads(annotations[key])
+        except (KeyError, ValueError):
+            return None
+
+    md = {"name": labels.get(POD_NAME, ""), "namespace": labels.get(POD_NAMESPACE, ""),
+          "uid": labels.get(POD_UID, "")}
+    if number(DELETION_GRACE_PERIOD) is not None:
+        md["deletionGracePeriodSeconds"] = number(DELETION_GRACE_PERIOD)
+    spec = {}
+    if number(GRACE_PERIOD) is not None:
+        spec["terminationGracePeriodSeconds"] = number(GRACE_PERIOD)
+    container: dict = {"name": labels.get(CONTAINER_NAME, "")}
+    if isinstance(obj(CONTAINER_PORTS), list):
+        container["ports"] = obj(CONTAINER_PORTS)
+    if isinstance(obj(PRE_STOP_HANDLER), dict):
+        container["lifecycle"] = {"preStop": obj(PRE_STOP_HANDLER)}
+    return {"metadata": md, "spec": spec}, container
+
+
+def kill_grace(pod: dict) -> float:
+    """setTerminationGracePeriod for a pod restored from labels: its deletion grace period if it
+    had one, else its terminationGracePeriodSeconds, else the minimum (2 s)."""
+    from nodeagent.kuberuntime.lifecycle import MIN_GRACE
+
+    md, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    for g in (md.get("deletionGracePeriodSeconds"), spec.get("terminationGracePeriodSeconds")):
+        if g is not None:
+            return float(g)
+    return float(MIN_GRACE)

@@ -267,6 +267,10 @@ class RuntimeManager:
             for old in state.sandboxes:
                 await self.runtime.stop_pod_sandbox(old.id)
         try:
+            # the pod's directory before its cgroup: it is what tells `nodeagent down` the pod
+            # (and so its cgroup) is this node's, even if the agent dies before the sandbox exists
+            await asyncio.to_thread(volumes.pod_dir(self.node.pods_dir, pod["metadata"]["uid"]).mkdir,
+                                    parents=True, exist_ok=True)
             parent = await asyncio.to_thread(self.cm.ensure_pod, pod)
             config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent)
             sandbox_id = await self.runtime.run_pod_sandbox(config)
@@ -414,9 +418,14 @@ class RuntimeManager:
                     log.info("removing old container %s: %s", cs.id, e)
 
     # --- KillPod ------------------------------------------------------------------------------------
-    async def kill_pod(self, pod: dict | None, uid: str, grace: float) -> None:
-        """Stop every container in parallel (each: its stop signal, `grace` seconds, SIGKILL),
-        then the sandboxes."""
+    async def kill_pod(self, pod: dict | None, uid: str, grace: float | None) -> None:
+        """Stop every container in parallel (each: its preStop, its stop signal, `grace` seconds,
+        SIGKILL), then the sandboxes.
+
+        `pod` None: the pod is no longer to be had (deleted from the API while the agent was
+        down). Each container is then stopped as its own labels and annotations say
+        (cfg.restore_kill_specs, upstream's restoreSpecsFromContainerLabels): its preStop hook,
+        within its pod's grace period (`grace` None) or `grace` if given."""
         state = await self.observe(uid)
         running = [c for c in state.containers
                    if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
@@ -427,9 +436,14 @@ class RuntimeManager:
         pod_ip = _pod_ip(state.sandbox) if state.sandbox is not None else None
 
         async def stop_one(cs: ContainerStatus) -> None:
-            c, fp = specs.get(cs.metadata.name, (None, None))
+            if pod is None:
+                p, c = cfg.restore_kill_specs(cs.labels, cs.annotations)
+                fp = None
+            else:
+                p, (c, fp) = pod, specs.get(cs.metadata.name, (None, None))
+            g = cfg.kill_grace(p) if grace is None else grace
             try:
-                await self.kill_container(pod, c, cs.id, grace,
+                await self.kill_container(p, c, cs.id, g,
                                           f"Stopping container {cs.metadata.name}", pod_ip,
                                           fp=fp or f"spec.containers{{{cs.metadata.name}}}")
             except CRIError as e:
@@ -464,6 +478,15 @@ class RuntimeManager:
         self.puller.backoff.forget(uid)
         if self._pods is not None:
             self._pods.pop(uid, None)
+
+    async def terminated(self, uid: str) -> None:
+        """A finished pod whose containers are all stopped (the kubelet's SyncTerminatedPod): its
+        cgroup goes now, not when the pod object is deleted — nothing will run in it again, and
+        a node with many finished Jobs' pods would otherwise keep a cgroup (kernel memory, and a
+        directory every stats and eviction pass walks) for each. Its containers stay, for their
+        status and `kubectl logs`; `remove_pod` takes them when the pod is deleted."""
+        if not await self._remove_cgroup(uid):
+            self._cgroups_left.add(uid)          # retried by housekeeping()
 
     async def _remove_cgroup(self, uid: str) -> bool:
         """The pod's cgroup, in a thread: a cgroup whose last process is still leaving is retried

@@ -15,14 +15,15 @@ PID_FILE = "zygote.pid"
 COMMAND_SOCKET_NAME = "command.sock"   # = cmdwire.SOCKET_NAME (served when the zygote runs commands)
 
 
-def connect(root: str) -> Channel | None:
-    """A connection to the zygote serving state root `root`, or None if there is none. (A command
-    worker asks its own zygote too: another warm worker then becomes the supervisor.)"""
+def connect(root: str, timeout: float = 2.0) -> Channel | None:
+    """A connection to the zygote serving state root `root`, or None if there is none — or if it
+    did not accept within `timeout` seconds (busy: use `running` to tell the two apart). (A
+    command worker asks its own zygote too: another warm worker then becomes the supervisor.)"""
     path = os.path.join(root, SOCKET_NAME)
     if not os.path.exists(path):
         return None
     try:
-        return Channel.connect(path, timeout=2)
+        return Channel.connect(path, timeout=timeout)
     except OSError:
         return None  # a stale socket: the zygote is gone
 
@@ -55,42 +56,89 @@ def _error_from(reply: dict) -> Exception:
     return errors.ContainerError(reply["error"])
 
 
+def pid_file_text(pid: int, start: int) -> str:
+    """What a zygote writes to <root>/zygote.pid: "<pid> <start time>" (statefiles: clock ticks
+    since boot). The start time tells the zygote from a process that has reused its pid since."""
+    return f"{pid} {start}\n"
+
+
+def _named(root: str) -> tuple[int, int | None] | None:
+    """(pid, start time) from the pid file; start time None in a file an older zygote wrote (its
+    pid only); None if there is no readable pid file."""
+    try:
+        with open(os.path.join(root, PID_FILE)) as f:
+            words = f.read().split()
+        return int(words[0]), (int(words[1]) if len(words) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def running(root: str) -> int | None:
+    """The pid of the zygote serving `root`, if it is alive — decided by its pid file and the
+    process's start time, never by whether it answers: a zygote busy forking under load can leave
+    a connect() waiting for seconds (its listen backlog full), and taking that for death started a
+    second zygote over the first one's socket, leaving the first running for nobody (nor for
+    `nodeagent down`, which found only the second).
+
+    A pid file without a start time (written by an older zygote) is believed only if that pid is
+    the process listening on zygote.sock (SO_PEERCRED of a connection to it names the process that
+    called listen())."""
+    from runtime.statefiles import process_start_time
+
+    named = _named(root)
+    if named is None:
+        return None
+    pid, start = named
+    if start is not None:
+        return pid if process_start_time(pid) == start else None
+    return pid if _listener(root) == pid else None
+
+
+def _listener(root: str) -> int | None:
+    import socket
+    import struct
+
+    conn = connect(root)
+    if conn is None:
+        return None
+    try:
+        creds = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", creds)[0]
+    finally:
+        conn.close()
+
+
 def stop(root: str, timeout: float = 10.0) -> int | None:
     """End the zygote serving state root `root` and remove its sockets and pid file; the pid it
     had, or None if none was running (stale files are removed all the same). Its workers, and the
     supervisors of the containers they made, are separate processes and are not touched.
 
-    The pid file alone is not trusted — its pid may have been reused since: the process signalled
-    is the one listening on zygote.sock (SO_PEERCRED of a connection to it names the process that
-    called listen()), and only if the pid file names that same process."""
+    The process signalled is the one the pid file names, if it still has the start time recorded
+    there (`running`) — checked again once a pidfd of it is open, and signalled through that
+    pidfd, so it cannot be another process that took the pid meanwhile. No connection is made:
+    a busy zygote (its backlog full) is stopped all the same."""
     import select
     import signal
-    import socket
-    import struct
 
-    pid = None
-    try:
-        with open(os.path.join(root, PID_FILE)) as f:
-            named = int(f.read().strip())
-    except (OSError, ValueError):
-        named = None
-    conn = connect(root)
-    if conn is not None:
-        try:
-            creds = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            listener = struct.unpack("3i", creds)[0]
-        finally:
-            conn.close()
-        if listener == named:
-            pid = named
+    from runtime.statefiles import process_start_time
+
+    pid = running(root)
     if pid is not None:
         try:
             pidfd = os.pidfd_open(pid)
-            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
+            pidfd = None
+        named = _named(root)
+        if pidfd is not None and named is not None and named[1] is not None and \
+                process_start_time(pid) != named[1]:
+            os.close(pidfd)     # it exited between running() and pidfd_open, and the pid was reused
             pidfd = None
         if pidfd is not None:
             try:   # readable once the process has exited: no polling loop, no sleep
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
                 if not select.select([pidfd], [], [], timeout)[0]:
                     raise OSError(f"the zygote (pid {pid}) did not exit within {timeout:.0f} s of SIGTERM")
             finally:

@@ -58,7 +58,8 @@ from collections.abc import Callable
 
 import localfs
 from runtime.process.channel import Channel, ChannelClosed, listen
-from runtime.zygote.client import PID_FILE, SOCKET_NAME, connect, request_create, stop  # noqa: F401
+from runtime.zygote.client import (PID_FILE, SOCKET_NAME, connect, pid_file_text,  # noqa: F401
+                                   request_create, running, stop)
 
 # --- server -------------------------------------------------------------------------------------------
 SPARES = 2  # workers kept forked and warm; a CLI command through command.sock uses two at once
@@ -107,9 +108,16 @@ def serve(root: str, ready_fd: int | None = None,
     gc.freeze()  # the imported modules stay shared with every worker (copy-on-write, untouched)
 
     os.makedirs(root, mode=0o711, exist_ok=True)
+    # One zygote per root: taking over the socket path of a live one would leave it running for
+    # nobody (no client can reach it; `stop` would find only us).
+    other = running(root)
+    if other is not None and other != os.getpid():
+        raise ContainerError(f"a zygote (pid {other}) already serves {root}")
     creates = _listen(os.path.join(root, SOCKET_NAME))
     commands = _listen(os.path.join(root, cmdwire.SOCKET_NAME)) if command else None
-    localfs.write_atomic(os.path.join(root, PID_FILE), str(os.getpid()), durable=False)
+    from runtime.statefiles import process_start_time
+    localfs.write_atomic(os.path.join(root, PID_FILE),
+                         pid_file_text(os.getpid(), process_start_time(os.getpid())), durable=False)
     _remove_files_on_sigterm(root)
     # Workers are our only children; let the kernel reap them (each worker resets this at once,
     # since the supervisor it becomes must be able to wait for its own children).
@@ -153,7 +161,7 @@ def _remove_files_on_sigterm(root: str) -> None:
         if os.getpid() == me:
             try:
                 with open(os.path.join(root, PID_FILE)) as f:
-                    ours = f.read().strip() == str(me)
+                    ours = f.read().split()[:1] == [str(me)]
             except OSError:
                 ours = False
             if ours:
@@ -378,7 +386,7 @@ def start_detached(root: str, command: Callable[[list[str]], int] | None = None,
     if ok != b"1":
         raise OSError("the zygote did not start")
     with open(os.path.join(root, PID_FILE)) as f:
-        return int(f.read())
+        return int(f.read().split()[0])
 
 
 def _serve_sealed(root: str, ready_fd: int, command, warm_up) -> None:

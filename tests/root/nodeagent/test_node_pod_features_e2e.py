@@ -320,6 +320,19 @@ def _agent_fds(node: Node) -> tuple[int, int]:
     return sockets, len(targets) - sockets
 
 
+POD_UIDS: set[str] = set()   # every pod _batch made (whose cgroups node_objects counts)
+
+
+def _in_our_pods(pid: int) -> bool:
+    """Is the process in the cgroup of one of our pods? (The same test may run on another node of
+    the machine at once, with the same marker in its pods' command lines.)"""
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+    return any(f"pod{uid}" in cgroups for uid in POD_UIDS)
+
+
 def node_objects(node: Node) -> dict[str, object]:
     """Everything a pod leaves on a node if it leaks, as a user could list it."""
     data = str(node.data)
@@ -349,7 +362,9 @@ def node_objects(node: Node) -> dict[str, object]:
 
     ipam = sorted(str(p.relative_to(node.data)) for p in (node.data / "cni" / "ipam").rglob("*")
                   if p.is_file() and p.name[:1].isdigit() and not spare_ip(p))
-    cgroups = sorted(str(d) for root in _own_cgroup_dirs() for d in (root / "kubepods").glob("**/pod*"))
+    # this node's pods only: other nodes on the machine may share our cgroup
+    cgroups = sorted(str(d) for root in _own_cgroup_dirs() for d in (root / "kubepods").glob("**/pod*")
+                     if d.name[3:] in POD_UIDS)
     agent = int((node.data / "nodeagent.pid").read_text().split()[0])
     sockets, files = _agent_fds(node)
     return {
@@ -360,7 +375,7 @@ def node_objects(node: Node) -> dict[str, object]:
         "pod IPs": ipam,
         "nft lines": len(ruleset),
         "pod cgroups": cgroups,
-        "pod processes": _pids(MARK),
+        "pod processes": [pid for pid in _pids(MARK) if _in_our_pods(pid)],
         "processes under the data dir": len(_pids(data)),
         "agent sockets": sockets,
         "agent other fds": files,
@@ -381,6 +396,7 @@ def _batch(node: Node, names: list[str], while_running=None) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         items = json.loads(node.kubectl("get", "pods", *names, "-o", "json").stdout)["items"]
+        POD_UIDS.update(p["metadata"]["uid"] for p in items)
         if len(items) == len(names) and all(running(p) for p in items):
             break
         time.sleep(0.3)

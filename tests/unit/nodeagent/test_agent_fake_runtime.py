@@ -179,6 +179,24 @@ def test_restart_policies_reasons_and_backoff(server, tmp_path, monkeypatch):
     run(main())
 
 
+def test_a_finished_pod_loses_its_cgroup_but_keeps_its_status(server, tmp_path, monkeypatch):
+    # SyncTerminatedPod: the cgroup of a pod that will never run again goes at once, not when
+    # the pod object is deleted; the container (status, logs) stays until then
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            created = await a.create_pod(pod("done", ["exit", "0"], policy="Never"))
+            uid = created["metadata"]["uid"]
+            await a.wait_pod("done", lambda p: phase(p) == "Succeeded")
+            await a.wait_for(lambda: uid in a.cgroups.removed, what="the finished pod's cgroup removed")
+            assert a.fake.containers                                  # kept, for status and logs
+            p = await a.get("done")
+            assert cstatus(p)["state"]["terminated"]["reason"] == "Completed"
+            await a.api.delete(PODS, "done", "default")
+            await a.wait_gone("done")
+            assert not a.fake.containers
+    run(main())
+
+
 def test_oom_killed_and_restarted(server, tmp_path, monkeypatch):
     async def main():
         async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
@@ -357,6 +375,30 @@ def test_orphans_of_pods_deleted_while_down_are_removed(server, tmp_path, monkey
         async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
             await a.wait_for(lambda: not fake.sandboxes and not fake.containers,
                              what="the orphan's sandbox removed")
+    run(main())
+
+
+def test_orphans_get_their_pre_stop_and_grace_period_from_their_annotations(server, tmp_path,
+                                                                             monkeypatch):
+    # The pod is gone when the agent comes back: what its container needs to be stopped — the
+    # preStop handler, the grace period — comes from what was stored with the container
+    # (restoreSpecsFromContainerLabels), not from the pod.
+    async def main():
+        fake = FakeRuntime()
+        hook = {"exec": {"command": ["sh", "-c", "echo bye > /hooks/done"]}}
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("orphan2", ["sleep", "1d"], grace=7, lifecycle={"preStop": hook}))
+            await a.wait_pod("orphan2", lambda p: phase(p) == "Running")
+        [cid] = list(fake.containers)
+        from apiclient import ApiClient, load_kubeconfig
+        async with ApiClient(load_kubeconfig(server.kubeconfig)) as api:
+            await api.delete(PODS, "orphan2", "default", grace_period_seconds=0)
+        fake.calls.clear()
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.wait_for(lambda: not fake.containers, what="the orphan's container removed")
+        kills = [c for c in fake.calls if c[0] in ("exec_sync", "stop_container") and c[1] == cid]
+        assert kills[:2] == [("exec_sync", cid, ("sh", "-c", "echo bye > /hooks/done")),
+                             ("stop_container", cid, 7.0)]
     run(main())
 
 

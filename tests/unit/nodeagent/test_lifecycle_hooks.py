@@ -79,3 +79,25 @@ def test_pre_stop_counts_against_the_grace_period_with_a_2_s_floor():
     left = run(HookRunner(Exec(code=1)).pre_stop(POD, bad, "cid", None, 30, failed.append))
     assert left == 30 and failed and failed[0].startswith("Exec lifecycle hook ([false])")
     assert run(HookRunner(Exec()).pre_stop(POD, {"name": "c"}, "cid", None, 0, failed.append)) == 0
+
+
+def test_what_killing_needs_survives_in_the_container_annotations():
+    # kuberuntime/labels.go: newContainerAnnotations writes it, restoreSpecsFromContainerLabels
+    # reads it back when the pod is gone
+    from nodeagent.kuberuntime import config as cfg
+
+    hook = {"httpGet": {"path": "/bye", "port": "http"}}
+    pod = {"metadata": {"name": "web", "namespace": "ns", "uid": "u-1"},
+           "spec": {"terminationGracePeriodSeconds": 45}}
+    c = {"name": "c", "ports": [{"name": "http", "containerPort": 8080}], "lifecycle": {"preStop": hook}}
+    labels = {**cfg.pod_labels(pod), cfg.CONTAINER_NAME: "c"}
+    restored_pod, restored_c = cfg.restore_kill_specs(labels, cfg.kill_annotations(pod, c))
+    assert restored_pod == {"metadata": {"name": "web", "namespace": "ns", "uid": "u-1"},
+                            "spec": {"terminationGracePeriodSeconds": 45}}
+    assert restored_c == c
+    assert cfg.kill_grace(restored_pod) == 45
+    deleting = dict(pod, metadata=dict(pod["metadata"], deletionGracePeriodSeconds=5))
+    assert cfg.kill_grace(cfg.restore_kill_specs(labels, cfg.kill_annotations(deleting, c))[0]) == 5
+    # nothing stored (or garbled): no hook, the 2 s minimum
+    bare_pod, bare_c = cfg.restore_kill_specs(labels, {cfg.PRE_STOP_HANDLER: "{not json"})
+    assert bare_c == {"name": "c"} and cfg.kill_grace(bare_pod) == 2

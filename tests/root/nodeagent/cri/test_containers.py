@@ -308,7 +308,7 @@ def test_a_zygote_running_older_code_is_replaced_and_its_containers_carry_on(nod
         sc = sandbox_config("z")
         sid = await rt.run_pod_sandbox(sc)
         c = await run_container(sid, sc, "c", "sleep", "1000")
-        report({"sid": sid, "c": c, "zygote": open(os.path.join(STATE, "runtime", "zygote.pid")).read()})
+        report({"sid": sid, "c": c, "zygote": open(os.path.join(STATE, "runtime", "zygote.pid")).read().split()[0]})
     ''')
     with open(os.path.join(zygote, "zygote.code"), "w") as f:
         f.write("code of an older agent")
@@ -317,7 +317,7 @@ def test_a_zygote_running_older_code_is_replaced_and_its_containers_carry_on(nod
         st = await rt.container_status({first["c"]!r})
         c2 = await run_container({first["sid"]!r}, sc, "c2", "sleep", "1000")
         report({{"state": st.state.name, "c2": (await rt.container_status(c2)).state.name,
-                 "zygote": open(os.path.join(STATE, "runtime", "zygote.pid")).read()}})
+                 "zygote": open(os.path.join(STATE, "runtime", "zygote.pid")).read().split()[0]}})
     ''')
     assert second["zygote"] != first["zygote"]
     assert not os.path.exists(f"/proc/{first['zygote']}/cmdline") or \

@@ -53,6 +53,7 @@ class NodeFacts:
     log_root: str = "/var/log/pods"
     pods_dir: str = "/var/lib/nodeagent/agent/pods"
     min_oom_score_adj: int = -1000
+    node_ips: tuple[str, ...] = ()      # the node's addresses: status.hostIP(s), hostNetwork pod IPs
 
 
 def pod_key(pod: dict) -> str:
@@ -214,12 +215,17 @@ async def _services(pod: dict, lookup: Lookup) -> list[dict]:
 
 async def container_config(pod: dict, container: dict, *, attempt: int, init: bool, node: NodeFacts,
                            lookup: Lookup, image: Image | None,
-                           volumes: dict[str, str] | None = None) -> ContainerConfig:
+                           volumes: dict[str, str] | None = None,
+                           pod_ips: tuple[str, ...] = ()) -> ContainerConfig:
     """Raises ConfigError (CreateContainerConfigError) for a config that cannot be made.
-    `volumes`: the pod's volumes (name → host path, volumes.make)."""
+    `volumes`: the pod's volumes (name → host path, volumes.make); `pod_ips`: the sandbox's
+    (the node's for a hostNetwork pod), as the kubelet passes them to makeEnvironmentVariables."""
     md, spec = pod["metadata"], pod.get("spec") or {}
     name = container["name"]
-    env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup))
+    if spec.get("hostNetwork") and not pod_ips:
+        pod_ips = node.node_ips
+    env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup),
+                            pod_ips=tuple(pod_ips), host_ips=node.node_ips)
     mounts: list[Mount] = volume_mounts(container, volumes or {})
     msg_path = container.get("terminationMessagePath") or "/dev/termination-log"
     termlog = termination_log_path(node, md["uid"], name, attempt)

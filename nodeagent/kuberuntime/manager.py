@@ -62,6 +62,11 @@ def _pod_ip(sb: PodSandboxStatus) -> str:
     return sb.ip or "127.0.0.1"
 
 
+def _pod_ips(sb: PodSandboxStatus) -> tuple[str, ...]:
+    """The sandbox's IPs, primary first (none for a hostNetwork pod: the config uses the node's)."""
+    return ((sb.ip,) if sb.ip else ()) + tuple(sb.additional_ips)
+
+
 def should_restart(policy: str, exit_code: int | None) -> bool:
     if policy == "Never":
         return False
@@ -318,7 +323,8 @@ class RuntimeManager:
             return
         try:
             config = await cfg.container_config(pod, c, attempt=attempt, init=init, node=self.node,
-                                                lookup=self.lookup, image=image, volumes=volumes or {})
+                                                lookup=self.lookup, image=image, volumes=volumes or {},
+                                                pod_ips=_pod_ips(sb))
         except (ConfigError, VolumeError) as e:
             result.waiting[name] = (ConfigError.reason, str(e))
             result.wake_at(time.time() + 10)

@@ -37,6 +37,7 @@ GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
 INIT = "nodeagent.io/init"
 
 MAX_HOSTNAME = 63
+MAX_FQDN = 64             # the kernel's nodename field (64 bytes with the NUL: 64 chars allowed)
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -50,6 +51,7 @@ class NodeFacts:
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = CLUSTER_DOMAIN
     resolv_conf: str = "/etc/resolv.conf"
+    hosts_file: str = "/etc/hosts"      # what a hostNetwork pod's /etc/hosts starts from
     log_root: str = "/var/log/pods"
     pods_dir: str = "/var/lib/nodeagent/agent/pods"
     min_oom_score_adj: int = -1000
@@ -128,6 +130,69 @@ def hostname(pod: dict, node: NodeFacts) -> str:
     return (spec.get("hostname") or pod["metadata"]["name"])[:MAX_HOSTNAME].rstrip("-.")
 
 
+def host_domain(pod: dict, node: NodeFacts) -> str:
+    """`<subdomain>.<namespace>.svc.<cluster domain>`, or "" without a subdomain
+    (GeneratePodHostNameAndDomain)."""
+    sub = (pod.get("spec") or {}).get("subdomain")
+    if not sub:
+        return ""
+    return f"{sub}.{pod['metadata'].get('namespace', 'default')}.svc.{node.cluster_domain}"
+
+
+def kernel_hostname(pod: dict, node: NodeFacts) -> str:
+    """The sandbox's UTS hostname: the FQDN with setHostnameAsFQDN and a subdomain, else the
+    short name (util.GetNodenameForKernel: the kernel's nodename holds 64 characters)."""
+    spec = pod.get("spec") or {}
+    name, domain = hostname(pod, node), host_domain(pod, node)
+    if spec.get("hostNetwork") or not domain or not spec.get("setHostnameAsFQDN"):
+        return name
+    fqdn = f"{name}.{domain}"
+    if len(fqdn) > MAX_FQDN:
+        raise ConfigError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN "
+                          f"{fqdn} is too long ({MAX_FQDN} characters is the max, {len(fqdn)} "
+                          "characters requested)")
+    return fqdn
+
+
+def managed_hosts(pod: dict, node: NodeFacts, pod_ips: tuple[str, ...]) -> str:
+    """The pod's /etc/hosts as the kubelet writes it (managedHostsFileContent, or
+    nodeHostsFileContent for a hostNetwork pod), hostAliases appended."""
+    spec = pod.get("spec") or {}
+    aliases = spec.get("hostAliases") or []
+    tail = ""
+    if aliases:
+        tail = "\n# Entries added by HostAliases.\n" + "".join(
+            f"{a.get('ip', '')}\t{chr(9).join(a.get('hostnames') or [])}\n" for a in aliases)
+    if spec.get("hostNetwork"):
+        try:
+            node_hosts = Path(node.hosts_file).read_text()
+        except OSError as e:
+            raise ConfigError(f"reading the node's hosts file: {e}") from e
+        return "# Kubernetes-managed hosts file (host network).\n" + node_hosts + tail
+    name, domain = hostname(pod, node), host_domain(pod, node)
+    text = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+            "fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+    for ip in pod_ips:
+        text += f"{ip}\t{name}.{domain}\t{name}\n" if domain else f"{ip}\t{name}\n"
+    return text + tail
+
+
+def _hosts_mount(pod: dict, container: dict, node: NodeFacts, pod_ips: tuple[str, ...]) -> Mount | None:
+    """<pod dir>/etc-hosts, bind-mounted read-write at /etc/hosts (makeHostsMount) — unless the
+    container mounts something there itself, or the pod has no IP yet and is not hostNetwork.
+    Written in place, not renamed over: a running container's bind mount holds the inode."""
+    spec = pod.get("spec") or {}
+    if not (pod_ips or spec.get("hostNetwork")) or \
+            any(vm.get("mountPath") == "/etc/hosts" for vm in container.get("volumeMounts") or []):
+        return None
+    path = Path(node.pods_dir) / pod["metadata"]["uid"] / "etc-hosts"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(managed_hosts(pod, node, pod_ips))
+    os.chmod(path, 0o644)
+    return Mount(container_path="/etc/hosts", host_path=str(path))
+
+
 def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str) -> PodSandboxConfig:
     md, spec = pod["metadata"], pod.get("spec") or {}
     ports = []
@@ -139,7 +204,7 @@ def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str)
     sc = spec.get("securityContext") or {}
     return PodSandboxConfig(
         metadata=PodSandboxMetadata(md["name"], md.get("namespace", "default"), md["uid"], attempt),
-        hostname=hostname(pod, node), log_directory=log_directory(node, pod),
+        hostname=kernel_hostname(pod, node), log_directory=log_directory(node, pod),
         dns=dns_config(pod, node), port_mappings=tuple(ports),
         labels={**(md.get("labels") or {}), **pod_labels(pod)},
         annotations=dict(md.get("annotations") or {}),
@@ -227,6 +292,9 @@ async def container_config(pod: dict, container: dict, *, attempt: int, init: bo
     env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup),
                             pod_ips=tuple(pod_ips), host_ips=node.node_ips)
     mounts: list[Mount] = volume_mounts(container, volumes or {})
+    hosts = _hosts_mount(pod, container, node, tuple(pod_ips))
+    if hosts is not None:
+        mounts.append(hosts)
     msg_path = container.get("terminationMessagePath") or "/dev/termination-log"
     termlog = termination_log_path(node, md["uid"], name, attempt)
     # The kubelet's side of the termination message: an empty file of ours, bind-mounted at

@@ -47,3 +47,70 @@ def test_env_from_passes_every_key_as_the_1_37_kubelet_does():
     env = dict(run(environment(_pod(containers=[c]), c, lookup, {}, [])))
     assert {k: env[k] for k in ("1bad", "a.b", "ok", "P_1bad", "P_a.b", "P_ok")} == {
         "1bad": "1", "a.b": "2", "ok": "3", "P_1bad": "1", "P_a.b": "2", "P_ok": "3"}
+
+
+# --- /etc/hosts and the hostname (kubelet_pods.go: managedHostsFileContent, GeneratePodHostNameAndDomain)
+def _node(tmp_path, **kw):
+    from nodeagent.kuberuntime.config import NodeFacts
+    return NodeFacts("n1", "nodehost", 2**30, pods_dir=str(tmp_path / "pods"), **kw)
+
+
+def test_hosts_file_has_the_fqdn_with_a_subdomain_and_the_host_aliases(tmp_path):
+    from nodeagent.kuberuntime.config import managed_hosts
+    p = _pod(hostname="web", subdomain="svc1",
+             hostAliases=[{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]},
+                          {"ip": "10.1.2.4", "hostnames": ["baz"]}])
+    assert managed_hosts(p, _node(tmp_path), ("10.244.0.9",)) == (
+        "# Kubernetes-managed hosts file.\n"
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+        "10.244.0.9\tweb.svc1.ns.svc.cluster.local\tweb\n"
+        "\n# Entries added by HostAliases.\n"
+        "10.1.2.3\tfoo.local\tbar.local\n10.1.2.4\tbaz\n")
+    assert managed_hosts(_pod(), _node(tmp_path), ("10.244.0.9",)).endswith("fe00::2\tip6-allrouters\n"
+                                                                               "10.244.0.9\tp\n")
+
+
+def test_hosts_file_of_a_host_network_pod_is_the_nodes_with_the_aliases(tmp_path):
+    from nodeagent.kuberuntime.config import managed_hosts
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n192.168.1.5 nodehost\n")
+    p = _pod(hostNetwork=True, hostAliases=[{"ip": "10.1.2.3", "hostnames": ["foo"]}])
+    assert managed_hosts(p, _node(tmp_path, hosts_file=str(hosts)), ()) == (
+        "# Kubernetes-managed hosts file (host network).\n"
+        "127.0.0.1 localhost\n192.168.1.5 nodehost\n"
+        "\n# Entries added by HostAliases.\n10.1.2.3\tfoo\n")
+
+
+def test_container_config_mounts_the_hosts_file_unless_the_container_brings_its_own(tmp_path):
+    from nodeagent.kuberuntime.config import container_config
+    p = _pod(hostAliases=[{"ip": "10.1.2.3", "hostnames": ["foo"]}])
+    node = _node(tmp_path)
+
+    async def make(c, volumes=None):
+        return await container_config(p, c, attempt=0, init=False, node=node, lookup=_no_objects,
+                                      image=None, volumes=volumes or {}, pod_ips=("10.244.0.9",))
+    cfg = run(make({"name": "c"}))
+    hosts = [m for m in cfg.mounts if m.container_path == "/etc/hosts"]
+    assert len(hosts) == 1 and not hosts[0].readonly
+    assert hosts[0].host_path == str(tmp_path / "pods" / "u1" / "etc-hosts")
+    assert "10.1.2.3\tfoo\n" in open(hosts[0].host_path).read()
+    (tmp_path / "v").mkdir()
+    own = run(make({"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/etc/hosts"}]},
+                   {"v": str(tmp_path / "v")}))
+    assert [m.host_path for m in own.mounts if m.container_path == "/etc/hosts"] == [str(tmp_path / "v")]
+
+
+def test_set_hostname_as_fqdn_makes_the_kernel_hostname_the_fqdn(tmp_path):
+    import pytest
+
+    from nodeagent.envvars import ConfigError
+    from nodeagent.kuberuntime.config import kernel_hostname
+    node = _node(tmp_path)
+    assert kernel_hostname(_pod(hostname="web", subdomain="s"), node) == "web"
+    assert kernel_hostname(_pod(hostname="web", subdomain="s", setHostnameAsFQDN=True), node) == \
+        "web.s.ns.svc.cluster.local"
+    assert kernel_hostname(_pod(hostname="web", setHostnameAsFQDN=True), node) == "web"   # no domain
+    with pytest.raises(ConfigError, match=r"FQDN w+\.s\.ns\.svc\.cluster\.local is too long \(64 characters is the max, 73 characters requested\)"):
+        kernel_hostname(_pod(hostname="w" * 50, subdomain="s", setHostnameAsFQDN=True), node)

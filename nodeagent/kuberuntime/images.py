@@ -70,7 +70,15 @@ class ImagePuller:
         self.backoff = backoff or Backoff()
 
     async def ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
-        """The image's Image record once it is present; raises ImageError."""
+        """The image's Image record once it is present; raises ImageError — after the Warning
+        `Failed` event "Error: <reason>" that startContainer records for every such failure."""
+        try:
+            return await self._ensure(pod, container, field_path, lookup)
+        except ImageError as e:
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {e.reason}", field_path)
+            raise
+
+    async def _ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         image = container.get("image") or ""
         policy = container.get("imagePullPolicy") or default_policy(image)
         try:
@@ -107,8 +115,8 @@ class ImagePuller:
             self.backoff.next(key)
             self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {e.message}',
                                 field_path)
-            self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", field_path)
-            raise ImageError("ErrImagePull", f'Failed to pull image "{image}": {e.message}') from e
+            # the waiting message is the runtime's error alone (evalCRIPullErr's fallback)
+            raise ImageError("ErrImagePull", e.message) from e
         if pulled is None:
             raise ImageError("ErrImagePull", f'image "{image}" is not in the store after its pull')
         took = time.monotonic() - t0

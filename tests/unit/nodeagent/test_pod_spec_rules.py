@@ -114,3 +114,57 @@ def test_set_hostname_as_fqdn_makes_the_kernel_hostname_the_fqdn(tmp_path):
     assert kernel_hostname(_pod(hostname="web", setHostnameAsFQDN=True), node) == "web"   # no domain
     with pytest.raises(ConfigError, match=r"FQDN w+\.s\.ns\.svc\.cluster\.local is too long \(64 characters is the max, 73 characters requested\)"):
         kernel_hostname(_pod(hostname="w" * 50, subdomain="s", setHostnameAsFQDN=True), node)
+
+
+# --- images (images/image_manager.go; kuberuntime_container.go's startContainer) ----------------------
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def event(self, obj, type_, reason, message, field_path=""):
+        self.events.append((type_, reason, message))
+
+
+class _Images:
+    def __init__(self, fail=None):
+        self.fail = fail
+
+    async def image_status(self, ref):
+        return None
+
+    async def pull_image(self, ref, auth):
+        from nodeagent.cri.api import ImagePullError
+        raise ImagePullError(self.fail)
+
+
+def test_image_failures_record_error_events_and_the_runtime_message():
+    """Every EnsureImageExists failure is also a Warning `Failed` event "Error: <reason>"
+    (startContainer), and ErrImagePull's waiting message is the runtime's error itself."""
+    import pytest
+
+    from nodeagent.kuberuntime.images import ImageError, ImagePuller
+    rec = _Recorder()
+    puller = ImagePuller(_Images("pull access denied"), rec)
+    p = _pod()
+    c = {"name": "c", "image": "127.0.0.1:5000/app:1", "imagePullPolicy": "IfNotPresent"}
+    with pytest.raises(ImageError) as e:
+        run(puller.ensure(p, c, "spec.containers{c}", _no_objects))
+    assert (e.value.reason, e.value.message) == ("ErrImagePull", "pull access denied")
+    assert rec.events == [
+        ("Normal", "Pulling", 'Pulling image "127.0.0.1:5000/app:1"'),
+        ("Warning", "Failed", 'Failed to pull image "127.0.0.1:5000/app:1": pull access denied'),
+        ("Warning", "Failed", "Error: ErrImagePull")]
+    rec.events.clear()
+    with pytest.raises(ImageError) as e:
+        run(puller.ensure(p, c, "spec.containers{c}", _no_objects))
+    assert (e.value.reason, e.value.message) == ("ImagePullBackOff",
+                                                 'Back-off pulling image "127.0.0.1:5000/app:1"')
+    assert rec.events == [("Normal", "BackOff", 'Back-off pulling image "127.0.0.1:5000/app:1"'),
+                          ("Warning", "Failed", "Error: ImagePullBackOff")]
+    rec.events.clear()
+    with pytest.raises(ImageError) as e:
+        run(puller.ensure(p, dict(c, imagePullPolicy="Never"), "spec.containers{c}", _no_objects))
+    assert rec.events == [
+        ("Warning", "ErrImageNeverPull",
+         'Container image "127.0.0.1:5000/app:1" is not present with pull policy of Never'),
+        ("Warning", "Failed", "Error: ErrImageNeverPull")]

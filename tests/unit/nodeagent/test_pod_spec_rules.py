@@ -168,3 +168,23 @@ def test_image_failures_record_error_events_and_the_runtime_message():
         ("Warning", "ErrImageNeverPull",
          'Container image "127.0.0.1:5000/app:1" is not present with pull policy of Never'),
         ("Warning", "Failed", "Error: ErrImageNeverPull")]
+
+
+# --- sysctls (sysctl/allowlist.go, safe_sysctls.go: the kubelet's SysctlForbidden admission) --------
+def test_unsafe_sysctls_are_rejected_at_admission_with_sysctl_forbidden():
+    from nodeagent.admission import admit
+
+    def with_sysctls(*names, **spec):
+        return _pod(containers=[{"name": "c"}], securityContext={
+            "sysctls": [{"name": n, "value": "1"} for n in names]}, **spec)
+    assert admit(with_sysctls("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+                              "net.ipv4.tcp_rmem", "net/ipv4/ping_group_range"), []) is None
+    r = admit(with_sysctls("kernel.shm_rmid_forced", "kernel.msgmax"), [])
+    assert r.status("BestEffort") == {
+        "phase": "Failed", "reason": "SysctlForbidden", "qosClass": "BestEffort",
+        "message": 'Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted'}
+    r = admit(with_sysctls("net.ipv4.tcp_syncookies", hostNetwork=True), [])
+    assert (r.reason, r.message) == (
+        "SysctlForbidden", 'forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host net enabled')
+    r = admit(with_sysctls("kernel.shm_rmid_forced", hostIPC=True), [])
+    assert r.message == 'forbidden sysctl: "kernel.shm_rmid_forced" not allowed with host ipc enabled'

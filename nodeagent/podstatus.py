@@ -38,6 +38,16 @@ def rfc3339(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_rfc3339(text: str | None) -> float | None:
+    """The inverse of rfc3339 (None for None or a malformed time)."""
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
 def _termination_message(cs: ContainerStatus) -> str:
     path = cs.annotations.get(TERMINATION_LOG_HOST)
     msg = ""

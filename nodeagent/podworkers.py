@@ -24,6 +24,9 @@ Rules the kubelet keeps, and so do we:
   finished pod.
 - An evicted pod (eviction.py) is killed with a 1 s grace period and ends Failed, reason Evicted,
   with a DisruptionTarget condition; it stays in the API until someone deletes it.
+- A pod past its activeDeadlineSeconds (counted from status.startTime, active_deadline.go) is
+  killed with its own grace period and ends Failed, reason DeadlineExceeded; a Normal event of
+  that reason says so. The worker wakes at the deadline to check.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class PodWorker:
         self.workers = workers
         self.rejection = rejection              # set once, at admission: never runs
         self.evicted: str | None = None         # the eviction message, once evicted
+        self.deadline_exceeded = False          # activeDeadlineSeconds has passed
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -108,7 +112,11 @@ class PodWorker:
                     self._reject()
                     self.state = WorkerState.TERMINATED
                     continue
-                if self.kill_requested() or self._finished_in_api() or self.evicted:
+                if self._past_deadline():
+                    self.deadline_exceeded = True
+                    m.recorder.event(self.pod, "Normal", DEADLINE_REASON, DEADLINE_MESSAGE)
+                if self.kill_requested() or self._finished_in_api() or self.evicted or \
+                        self.deadline_exceeded:
                     self.state = WorkerState.TERMINATING
                     continue
                 self._wake.clear()
@@ -118,7 +126,9 @@ class PodWorker:
                 if podstatus.terminal(pod, state):
                     self.state = WorkerState.TERMINATING   # finished: stop the sandbox
                     continue
-                await self._sleep(result.retry_at)
+                deadline = self._deadline()
+                await self._sleep(result.retry_at if deadline is None or result.retry_at is not None
+                                  and result.retry_at < deadline else deadline)
             elif self.state is WorkerState.TERMINATING:
                 await self._kill()
                 self.state = WorkerState.TERMINATED
@@ -127,7 +137,8 @@ class PodWorker:
                 state = await m.observe(self.uid)
                 deleting = self.kill_requested()
                 if not self.removed and self.rejection is None:
-                    self._report(pod, state, SyncResult(), stopping=deleting or bool(self.evicted))
+                    self._report(pod, state, SyncResult(),
+                                 stopping=deleting or bool(self.evicted) or self.deadline_exceeded)
                 if not deleting:
                     self._wake.clear()
                     await self._wake.wait()       # a finished pod: wait for its deletion
@@ -140,6 +151,18 @@ class PodWorker:
                 else:
                     await self.workers.status.delete_pod(pod)
                 return
+
+    def _deadline(self) -> float | None:
+        """When activeDeadlineSeconds runs out (wall time), or None: no deadline, or no startTime
+        yet (the kubelet counts from the start time it reported)."""
+        seconds = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        status = self.workers.status.status(self.uid) or self.pod.get("status") or {}
+        start = podstatus.parse_rfc3339(status.get("startTime"))
+        return None if seconds is None or start is None else start + int(seconds)
+
+    def _past_deadline(self) -> bool:
+        deadline = self._deadline()
+        return deadline is not None and time.time() >= deadline
 
     def _reject(self) -> None:
         """The kubelet's rejectPod: a Warning event named after the failed check, phase Failed."""
@@ -160,7 +183,8 @@ class PodWorker:
         """kill_pod with the pod's grace period; a shorter one delivered meanwhile starts a second
         kill at once (the runtime's stop is idempotent and the shorter deadline wins)."""
         m = self.workers.manager
-        self.grace = _grace(self.pod, self.removed) if self.kill_requested() else 0.0
+        killing = self.kill_requested() or self.deadline_exceeded
+        self.grace = _grace(self.pod, self.removed) if killing else 0.0
         if self.evicted and not self.kill_requested():
             self.grace = EVICTION_GRACE
         kills = {asyncio.create_task(m.kill_pod(self.pod, self.uid, self.grace))}
@@ -201,9 +225,13 @@ class PodWorker:
                                     prober=prober)
         if self.evicted and stopping:
             status = _evicted(status, self.evicted)
+        elif self.deadline_exceeded and stopping:
+            status = dict(status, phase="Failed", reason=DEADLINE_REASON, message=DEADLINE_MESSAGE)
         status_mgr.set_status(pod, status)
 
 
+DEADLINE_REASON = "DeadlineExceeded"
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 EVICTION_GRACE = 1.0     # immediateEvictionGracePeriodSeconds: a hard threshold was met
 
 

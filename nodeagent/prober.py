@@ -103,7 +103,9 @@ class Prober:
     def sync(self, pod: dict, running: dict[str, str], pod_ip: str | None) -> None:
         """running: container name → ID of its running instance. Start and stop probe tasks."""
         wanted = set()
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        spec = pod.get("spec") or {}
+        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        for c in (spec.get("containers") or []) + sidecars:     # sidecars are probed too
             cid = running.get(c["name"])
             if cid is None:
                 continue

@@ -67,6 +67,11 @@ def _pod_ips(sb: PodSandboxStatus) -> tuple[str, ...]:
     return ((sb.ip,) if sb.ip else ()) + tuple(sb.additional_ips)
 
 
+def is_sidecar(c: dict) -> bool:
+    """A restartable init container (KEP-753: `restartPolicy: Always` on an init container)."""
+    return c.get("restartPolicy") == "Always"
+
+
 def should_restart(policy: str, exit_code: int | None) -> bool:
     if policy == "Never":
         return False
@@ -223,9 +228,13 @@ class RuntimeManager:
             c = state.latest(name)
             return c if c is not None and c.pod_sandbox_id == sb.id else None
 
-        # 3. init containers, in order, each to success
+        # 3. init containers, in order, each to success — or, for a sidecar, started
         for c in spec.get("initContainers") or []:
             cs = current(c["name"])
+            if is_sidecar(c):
+                if await self._sidecar(pod, c, cs, state, sb, result, paths, stop):
+                    continue
+                return result, await self.observe(uid)
             if cs is not None and cs.state is ContainerState.EXITED and cs.exit_code == 0:
                 continue
             if cs is not None and cs.state in (ContainerState.RUNNING, ContainerState.CREATED):
@@ -264,6 +273,29 @@ class RuntimeManager:
         state = await self.observe(uid)
         await self._collect_garbage(state)
         return result, state
+
+    async def _sidecar(self, pod: dict, c: dict, cs: ContainerStatus | None, state: PodRuntimeState,
+                       sb: PodSandboxStatus, result: SyncResult, paths: dict[str, str],
+                       stop: Callable[[], bool]) -> bool:
+        """One sidecar's step (KEP-753): kept running — restarted after any exit, with back-off,
+        whatever the pod's restartPolicy; a failed liveness probe restarts it. True when the
+        init sequence may go on: it runs and has started (startupProbe), or it started once
+        before in this sandbox (a crash later does not hold back what follows)."""
+        if cs is not None and cs.state is ContainerState.RUNNING:
+            why = self.prober.failed_liveness(c, cs.id) if self.prober else None
+            if why is None:
+                return self.prober is None or self.prober.started(c, cs.id)
+            grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds") or \
+                (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            await self.kill_container(pod, c, cs.id, float(grace), why, _pod_ip(sb),
+                                      fp=f"spec.initContainers{{{c['name']}}}")
+            cs = (await self.observe(pod["metadata"]["uid"])).latest(c["name"])
+        if cs is not None and cs.state is ContainerState.CREATED:
+            await self._run(pod, c, cs.id, result, init=True, pod_ip=_pod_ip(sb), stop=stop)
+            return False
+        ran_before = cs is not None and cs.pod_sandbox_id == sb.id
+        await self._start(pod, c, state, sb, result, init=True, after=cs, volumes=paths, stop=stop)
+        return ran_before
 
     async def _new_sandbox(self, pod: dict, state: PodRuntimeState, result: SyncResult):
         if state.sandboxes:
@@ -441,7 +473,13 @@ class RuntimeManager:
             except CRIError as e:
                 log.warning("stopping container %s: %s", cs.id, e)
 
-        await asyncio.gather(*(stop_one(c) for c in running))
+        # regular containers first, then the sidecars one by one in reverse order, so that
+        # what they serve stays up while the app containers stop (KEP-753)
+        order = [c["name"] for c in ((pod or {}).get("spec") or {}).get("initContainers") or []
+                 if is_sidecar(c)]
+        await asyncio.gather(*(stop_one(c) for c in running if c.metadata.name not in order))
+        for name in reversed(order):
+            await asyncio.gather(*(stop_one(c) for c in running if c.metadata.name == name))
         for sb in state.sandboxes:
             try:
                 await self.runtime.stop_pod_sandbox(sb.id)

@@ -43,3 +43,50 @@ def test_active_deadline_fails_the_pod_with_deadline_exceeded(server, tmp_path, 
             await a.api.delete(PODS, "deadline", "default", grace_period_seconds=0)
             await a.wait_gone("deadline")
     asyncio.run(main())
+
+
+def _with_sidecar(name, app_command, policy):
+    body = pod(name, app_command, policy=policy, grace=0)
+    body["spec"]["initContainers"] = [
+        {"name": "side", "image": "localhost/busybox:1", "command": ["sleep", "1d"],
+         "restartPolicy": "Always"},
+        {"name": "one", "image": "localhost/busybox:1", "command": ["exit", "0"]}]
+    return body
+
+
+def test_sidecar_init_container_runs_beside_the_app_and_is_restarted(server, tmp_path, monkeypatch):
+    """KEP-753 (GA 1.33): an init container with restartPolicy Always is started, and the next
+    init container follows once it has *started* (not exited); it keeps running beside the app
+    containers, is restarted whenever it exits whatever the pod's restartPolicy, and counts in
+    Ready."""
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(_with_sidecar("sc", ["sleep", "1d"], "Never"))
+            p = await a.wait_pod("sc", lambda p: condition(p, "Ready").get("status") == "True")
+            assert [c[1] for c in a.fake.calls if c[0] == "create_container"] == ["side", "one", "main"]
+            side = cstatus(p, "side", init=True)
+            assert "running" in side["state"] and side["started"] is True and side["ready"] is True
+            assert cstatus(p, "one", init=True)["state"]["terminated"]["reason"] == "Completed"
+            assert condition(p, "Initialized")["status"] == "True" and phase(p) == "Running"
+            cid = side["containerID"].split("://")[1]
+            a.fake.exit(cid, 1)
+            p = await a.wait_pod("sc", lambda p: cstatus(p, "side", init=True).get("restartCount") == 1
+                                 and "running" in cstatus(p, "side", init=True)["state"])
+            assert phase(p) == "Running" and "running" in cstatus(p)["state"]
+            await a.api.delete(PODS, "sc", "default", grace_period_seconds=0)
+            await a.wait_gone("sc")
+    asyncio.run(main())
+
+
+def test_pod_with_a_sidecar_completes_when_its_app_containers_do(server, tmp_path, monkeypatch):
+    """A sidecar does not keep a restartPolicy Never pod alive: once every regular container has
+    exited the kubelet stops the sidecars and the phase follows the regular containers."""
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(_with_sidecar("scdone", ["exit", "0"], "Never"))
+            p = await a.wait_pod("scdone", lambda p: phase(p) == "Succeeded")
+            assert "terminated" in cstatus(p, "side", init=True)["state"]
+            assert cstatus(p)["state"]["terminated"]["exitCode"] == 0
+            await a.api.delete(PODS, "scdone", "default", grace_period_seconds=0)
+            await a.wait_gone("scdone")
+    asyncio.run(main())

@@ -19,6 +19,13 @@ that names it in volumeMounts (with subPath and readOnly); the runtime does the 
                   directory — what the ServiceAccount admission plugin adds to every pod as
                   `kube-api-access-*`: a token, ca.crt (ConfigMap kube-root-ca.crt), namespace
 
+configMap, secret, downwardAPI and projected volumes are always mounted read-only (the kubelet's
+mounters say ReadOnly for API data). With the pod's `fsGroup`, each volume but hostPath is given
+to that group as the kubelet's SetVolumeOwnership does: files g+r (API data) or g+rw, directories
+setgid and g+x, so that files the containers create there get the group too — an emptyDir once,
+when it is made (walking a full one on every sync would cost too much), API data files whenever
+they are written.
+
 Files are rewritten when their content changes (an edited ConfigMap reaches running pods on the
 next sync, as on a real node) and each write is atomic (a temporary file renamed over the old
 one): a program reading a key never sees half of it. A missing ConfigMap or Secret (not
@@ -55,6 +62,8 @@ PLUGIN_DIR = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io
               "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
               "projected": "kubernetes.io~projected"}
 DEFAULT_MODE = 0o644
+READ_ONLY_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+RO_MASK, RW_MASK = 0o440, 0o660     # volume_linux.go: what fsGroup adds to a file's mode
 
 log = logging.getLogger("nodeagent.volumes")
 
@@ -200,14 +209,30 @@ async def plan(pod: dict, lookup: Lookup, allocatable: dict[str, int],
 
 
 # --- making them (blocking: call in a thread) --------------------------------------------------------
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def _write_atomic(path: Path, data: bytes, mode: int, fs_group: int | None = None) -> None:
+    if fs_group is not None:
+        mode |= RO_MASK
     try:
-        if path.read_bytes() == data and (path.stat().st_mode & 0o7777) == mode:
+        st = path.stat()
+        if path.read_bytes() == data and (st.st_mode & 0o7777) == mode and \
+                (fs_group is None or st.st_gid == fs_group):
             return
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     localfs.write_atomic(path, data, mode)
+    if fs_group is not None:
+        os.chown(path, -1, fs_group)
+
+
+def _own_dir(d: Path, fs_group: int | None, mode: int) -> None:
+    """A volume's directory: `mode`, or with fsGroup that group, setgid and group access."""
+    if fs_group is None:
+        d.chmod(mode)
+        return
+    os.chown(d, -1, fs_group)
+    d.chmod(mode | 0o2000 | (RW_MASK if mode & 0o002 else RO_MASK) | 0o110)
 
 
 def _safe_rel(p: str) -> str:
@@ -217,8 +242,10 @@ def _safe_rel(p: str) -> str:
     return rel
 
 
-def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]]) -> dict[str, str]:
-    """Create every volume; volume name → host path."""
+def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]],
+         fs_group: int | None = None) -> dict[str, str]:
+    """Create every volume; volume name → host path. `fs_group`: the pod's securityContext
+    fsGroup (see the module's docstring)."""
     paths: dict[str, str] = {}
     base = pod_dir(pods_dir, uid) / "volumes"
     for name, (kind, what) in planned.items():
@@ -226,19 +253,25 @@ def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]]) -> dic
             paths[name] = _host_path(name, what)
             continue
         d = base / PLUGIN_DIR[kind] / name
+        new = not d.is_dir()
         d.mkdir(parents=True, exist_ok=True)
-        if kind == "emptyDir" and what:
-            _mount_tmpfs(d, what["tmpfs"])
-        elif kind != "emptyDir":
-            d.chmod(0o755)
+        if kind == "emptyDir":
+            if what:
+                _mount_tmpfs(d, what["tmpfs"])
+            if new or what:
+                _own_dir(d, fs_group, 0o777)
+        else:
+            _own_dir(d, fs_group, 0o755)
             wanted = {_safe_rel(rel): v for rel, v in (what or {}).items()}
             for rel, (data, mode) in wanted.items():
-                _write_atomic(d / rel, data, mode)
+                for parent in reversed((d / rel).relative_to(d).parents[:-1]):
+                    if not (d / parent).is_dir():
+                        (d / parent).mkdir()
+                        _own_dir(d / parent, fs_group, 0o755)
+                _write_atomic(d / rel, data, mode, fs_group)
             for f in d.rglob("*"):         # a key removed from the ConfigMap goes away too
                 if f.is_file() and str(f.relative_to(d)) not in wanted:
                     f.unlink()
-        else:
-            d.chmod(0o777)
         paths[name] = str(d)
     return paths
 
@@ -297,8 +330,10 @@ def _host_path(name: str, spec: dict) -> str:
     return path
 
 
-def mounts(container: dict, paths: dict[str, str]) -> list[Mount]:
-    """The container's volumeMounts as CRI mounts (subPath made inside the volume if missing)."""
+def mounts(container: dict, paths: dict[str, str], read_only: frozenset[str] = frozenset()) -> list[Mount]:
+    """The container's volumeMounts as CRI mounts (subPath made inside the volume if missing);
+    the volumes named in `read_only` (API data: read_only_volumes) are read-only whatever the
+    volumeMount says."""
     out = []
     for vm in container.get("volumeMounts") or []:
         src = paths.get(vm["name"])
@@ -311,8 +346,15 @@ def mounts(container: dict, paths: dict[str, str]) -> list[Mount]:
         prop = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
             vm.get("mountPropagation", ""), "private")
         out.append(Mount(container_path=vm["mountPath"], host_path=src,
-                         readonly=bool(vm.get("readOnly")), propagation=prop))
+                         readonly=bool(vm.get("readOnly")) or vm["name"] in read_only,
+                         propagation=prop))
     return out
+
+
+def read_only_volumes(pod: dict) -> frozenset[str]:
+    """The pod's volumes that hold API data (configMap, secret, downwardAPI, projected)."""
+    return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
+                     if any(k in v for k in READ_ONLY_KINDS))
 
 
 def remove(pods_dir: str, uid: str) -> None:

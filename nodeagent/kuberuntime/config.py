@@ -22,6 +22,7 @@ from nodeagent.cri.api import (
 from nodeagent.envvars import ConfigError, Lookup, environment, expand_command
 from nodeagent.resources import container_resources
 from nodeagent.volumes import mounts as volume_mounts
+from nodeagent.volumes import read_only_volumes
 
 # The labels the kubelet puts on every sandbox and container (pkg/kubelet/types/labels.go).
 POD_NAME = "io.kubernetes.pod.name"
@@ -291,7 +292,7 @@ async def container_config(pod: dict, container: dict, *, attempt: int, init: bo
         pod_ips = node.node_ips
     env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup),
                             pod_ips=tuple(pod_ips), host_ips=node.node_ips)
-    mounts: list[Mount] = volume_mounts(container, volumes or {})
+    mounts: list[Mount] = volume_mounts(container, volumes or {}, read_only_volumes(pod))
     hosts = _hosts_mount(pod, container, node, tuple(pod_ips))
     if hosts is not None:
         mounts.append(hosts)

@@ -218,7 +218,8 @@ class RuntimeManager:
         # the pod's volumes, made (or brought up to date) before any container needs them
         try:
             planned = await volumes.plan(pod, self.lookup, self.node.allocatable, self.tokens)
-            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned)
+            fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned, fs_group)
         except VolumeError as e:
             self.recorder.event(pod, WARNING, "FailedMount", str(e))
             result.wake_at(time.time() + 2)

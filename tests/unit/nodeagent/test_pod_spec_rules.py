@@ -188,3 +188,46 @@ def test_unsafe_sysctls_are_rejected_at_admission_with_sysctl_forbidden():
         "SysctlForbidden", 'forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host net enabled')
     r = admit(with_sysctls("kernel.shm_rmid_forced", hostIPC=True), [])
     assert r.message == 'forbidden sysctl: "kernel.shm_rmid_forced" not allowed with host ipc enabled'
+
+
+# --- volumes: read-only API data, fsGroup ownership (volume_linux.go SetVolumeOwnership) -------------
+def test_api_data_volumes_are_mounted_read_only_whatever_the_mount_says(tmp_path):
+    """configMap, secret, downwardAPI and projected volumes are read-only mounts
+    (the mounter's ReadOnly attribute: mustMountRO in makeMounts)."""
+    from nodeagent.kuberuntime.config import container_config
+    vols = [{"name": "cm", "configMap": {"name": "x"}}, {"name": "s", "secret": {"secretName": "y"}},
+            {"name": "d", "downwardAPI": {"items": []}}, {"name": "pj", "projected": {"sources": []}},
+            {"name": "e", "emptyDir": {}}]
+    c = {"name": "c", "volumeMounts": [{"name": v["name"], "mountPath": f"/{v['name']}"} for v in vols]}
+    paths = {}
+    for v in vols:
+        (tmp_path / v["name"]).mkdir()
+        paths[v["name"]] = str(tmp_path / v["name"])
+    cfg = run(container_config(_pod(containers=[c], volumes=vols), c, attempt=0, init=False,
+                               node=_node(tmp_path), lookup=_no_objects, image=None, volumes=paths))
+    assert {m.container_path: m.readonly for m in cfg.mounts if m.container_path != "/dev/termination-log"} \
+        == {"/cm": True, "/s": True, "/d": True, "/pj": True, "/e": False}
+
+
+def test_fs_group_owns_the_volumes_files_with_group_access(tmp_path):
+    """With fsGroup, a volume's files get that group and g+r (read-only API data: 0440 added),
+    its directories setgid so what the containers create there gets the group too; an emptyDir
+    is drwxrwsrwx."""
+    import os
+    import stat
+
+    from nodeagent.volumes import make
+    gid = os.getegid()
+    planned = {"cm": ("configMap", {"a": (b"1", 0o400), "sub/b": (b"2", 0o600)}),
+               "e": ("emptyDir", None)}
+    paths = make(str(tmp_path), "u1", planned, fs_group=gid)
+    a, b = os.stat(os.path.join(paths["cm"], "a")), os.stat(os.path.join(paths["cm"], "sub/b"))
+    assert (stat.S_IMODE(a.st_mode), a.st_gid) == (0o440, gid)
+    assert (stat.S_IMODE(b.st_mode), b.st_gid) == (0o640, gid)
+    for d in (paths["cm"], os.path.join(paths["cm"], "sub")):
+        st = os.stat(d)
+        assert st.st_gid == gid and st.st_mode & stat.S_ISGID and stat.S_IMODE(st.st_mode) & 0o050 == 0o050
+    e = os.stat(paths["e"])
+    assert (stat.S_IMODE(e.st_mode), e.st_gid) == (0o2777, gid)
+    no_group = make(str(tmp_path), "u2", {"cm": ("configMap", {"a": (b"1", 0o400)})})
+    assert stat.S_IMODE(os.stat(os.path.join(no_group["cm"], "a")).st_mode) == 0o400

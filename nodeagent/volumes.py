@@ -55,7 +55,7 @@ from typing import Awaitable, Callable
 
 import localfs
 from nodeagent.cri.api import Mount
-from nodeagent.envvars import Lookup, field_value, resource_value
+from nodeagent.envvars import ConfigError, Lookup, expand, field_value, resource_value
 from nodeagent.errors import AgentError
 
 PLUGIN_DIR = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
@@ -330,17 +330,41 @@ def _host_path(name: str, spec: dict) -> str:
     return path
 
 
-def mounts(container: dict, paths: dict[str, str], read_only: frozenset[str] = frozenset()) -> list[Mount]:
+def _sub_path(vm: dict, env: dict[str, str]) -> str:
+    """A volumeMount's subPath, or its subPathExpr expanded with the container's env
+    (ExpandContainerVolumeMounts), checked as makeMounts checks it. ConfigError: the container's
+    config cannot be made (CreateContainerConfigError), with upstream's words."""
+    sub = vm.get("subPath") or ""
+    if vm.get("subPathExpr"):
+        missing: set[str] = set()
+
+        def value(name: str) -> str:
+            if not env.get(name):
+                missing.add(name)
+            return env.get(name, "")
+        sub = expand(vm["subPathExpr"], value)
+        if missing:
+            raise ConfigError(f"missing value for {', '.join(sorted(missing))}")
+    if sub and os.path.isabs(sub):
+        raise ConfigError(f"error SubPath `{sub}` must not be an absolute path")
+    if ".." in sub.split("/"):
+        raise ConfigError(f"unable to provision SubPath `{sub}`: must not contain '..'")
+    return sub
+
+
+def mounts(container: dict, paths: dict[str, str], read_only: frozenset[str] = frozenset(),
+           env: dict[str, str] | None = None) -> list[Mount]:
     """The container's volumeMounts as CRI mounts (subPath made inside the volume if missing);
     the volumes named in `read_only` (API data: read_only_volumes) are read-only whatever the
-    volumeMount says."""
+    volumeMount says. `env`: the container's environment, for subPathExpr."""
     out = []
     for vm in container.get("volumeMounts") or []:
         src = paths.get(vm["name"])
         if src is None:
             raise VolumeError(f'volumeMount "{vm["name"]}" names no volume of the pod')
-        if vm.get("subPath"):
-            src = os.path.join(src, _safe_rel(vm["subPath"]))
+        sub = _sub_path(vm, env or {})
+        if sub:
+            src = os.path.join(src, sub)
             if not os.path.exists(src):
                 os.makedirs(src, exist_ok=True)
         prop = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(

@@ -292,7 +292,7 @@ async def container_config(pod: dict, container: dict, *, attempt: int, init: bo
         pod_ips = node.node_ips
     env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup),
                             pod_ips=tuple(pod_ips), host_ips=node.node_ips)
-    mounts: list[Mount] = volume_mounts(container, volumes or {}, read_only_volumes(pod))
+    mounts: list[Mount] = volume_mounts(container, volumes or {}, read_only_volumes(pod), dict(env))
     hosts = _hosts_mount(pod, container, node, tuple(pod_ips))
     if hosts is not None:
         mounts.append(hosts)

@@ -231,3 +231,29 @@ def test_fs_group_owns_the_volumes_files_with_group_access(tmp_path):
     assert (stat.S_IMODE(e.st_mode), e.st_gid) == (0o2777, gid)
     no_group = make(str(tmp_path), "u2", {"cm": ("configMap", {"a": (b"1", 0o400)})})
     assert stat.S_IMODE(os.stat(os.path.join(no_group["cm"], "a")).st_mode) == 0o400
+
+
+def test_sub_path_expr_is_expanded_from_the_containers_env(tmp_path):
+    """makeMounts: subPathExpr expands $(VAR) with the container's env (ExpandContainerVolumeMounts);
+    an unset or empty variable is "missing value for X"; subPath must be relative, without '..'."""
+    import pytest
+
+    from nodeagent.envvars import ConfigError
+    from nodeagent.kuberuntime.config import container_config
+    (tmp_path / "v").mkdir()
+    p = _pod(volumes=[{"name": "v", "emptyDir": {}}])
+
+    def make(mount, env=()):
+        c = {"name": "c", "env": list(env), "volumeMounts": [dict(mount, name="v", mountPath="/data")]}
+        return run(container_config(p, c, attempt=0, init=False, node=_node(tmp_path),
+                                    lookup=_no_objects, image=None, volumes={"v": str(tmp_path / "v")}))
+    pod_name = {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    cfg = make({"subPathExpr": "logs/$(POD)"}, [pod_name])
+    data = next(m for m in cfg.mounts if m.container_path == "/data")
+    assert data.host_path == str(tmp_path / "v" / "logs" / "p") and (tmp_path / "v/logs/p").is_dir()
+    with pytest.raises(ConfigError, match="^missing value for EMPTY, NOPE$"):
+        make({"subPathExpr": "$(NOPE)/$(EMPTY)/$(POD)"}, [pod_name, {"name": "EMPTY", "value": ""}])
+    with pytest.raises(ConfigError, match="^error SubPath `/abs` must not be an absolute path$"):
+        make({"subPath": "/abs"})
+    with pytest.raises(ConfigError, match="^unable to provision SubPath `a/../../b`: must not contain '..'$"):
+        make({"subPath": "a/../../b"})

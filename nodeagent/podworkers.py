@@ -112,9 +112,11 @@ class PodWorker:
                     self._reject()
                     self.state = WorkerState.TERMINATED
                     continue
-                if self._past_deadline():
+                if not self.deadline_exceeded and self._past_deadline():
                     self.deadline_exceeded = True
                     m.recorder.event(self.pod, "Normal", DEADLINE_REASON, DEADLINE_MESSAGE)
+                    # Failed at once, as the kubelet's status says, while the containers stop
+                    self._report(self.pod, await m.observe(self.uid), SyncResult(), stopping=True)
                 if self.kill_requested() or self._finished_in_api() or self.evicted or \
                         self.deadline_exceeded:
                     self.state = WorkerState.TERMINATING

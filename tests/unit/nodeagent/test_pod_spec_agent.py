@@ -27,13 +27,15 @@ def test_active_deadline_fails_the_pod_with_deadline_exceeded(server, tmp_path, 
     with reason DeadlineExceeded, its containers are killed, and a Normal event says why."""
     async def main():
         async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
-            body = pod("deadline", ["sleep", "1d"], grace=0)
+            body = pod("deadline", ["ignore-term"], grace=3)
             body["spec"]["activeDeadlineSeconds"] = 1
             await a.create_pod(body)
             p = await a.wait_pod("deadline", lambda p: phase(p) == "Failed", timeout=10)
             msg = "Pod was active on the node longer than the specified deadline"
             assert (p["status"]["reason"], p["status"]["message"]) == ("DeadlineExceeded", msg)
-            assert "terminated" in cstatus(p)["state"]
+            assert "running" in cstatus(p)["state"]       # Failed at once, still in its grace period
+            p = await a.wait_pod("deadline", lambda p: "terminated" in cstatus(p)["state"], timeout=10)
+            assert p["status"]["reason"] == "DeadlineExceeded"
             assert condition(p, "Ready")["status"] == "False"
             for _ in range(100):
                 if ("Normal", "DeadlineExceeded", msg) in await _events(a, "deadline"):

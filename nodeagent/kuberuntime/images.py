@@ -40,12 +40,19 @@ def default_policy(image: str) -> str:
     return "Always" if tag in ("", "latest") else "IfNotPresent"
 
 
-async def pull_secrets(pod: dict, lookup: Lookup) -> tuple[AuthConfig, ...]:
+async def pull_secrets(pod: dict, lookup: Lookup,
+                       missing: list[str] | None = None) -> tuple[AuthConfig, ...]:
+    """The pod's imagePullSecrets as AuthConfigs; the names of those that cannot be read are
+    appended to `missing` (entries with an empty name are skipped, as the kubelet skips them)."""
     ns = (pod.get("metadata") or {}).get("namespace", "default")
     out: list[AuthConfig] = []
     for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
-        secret = await lookup("secrets", ns, ref.get("name", ""))
+        if not ref.get("name"):
+            continue
+        secret = await lookup("secrets", ns, ref["name"])
         if secret is None:
+            if missing is not None:
+                missing.append(ref["name"])
             continue       # the kubelet goes on without it (and the pull may then fail)
         data = secret.get("data") or {}
         try:
@@ -106,7 +113,14 @@ class ImagePuller:
         self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', field_path)
         t0 = time.monotonic()
         try:
-            await self.images.pull_image(image, await pull_secrets(pod, lookup))
+            missing: list[str] = []
+            auth = await pull_secrets(pod, lookup, missing)
+            if missing:
+                self.recorder.event(pod, WARNING, "FailedToRetrieveImagePullSecret",
+                                    f"Unable to retrieve some image pull secrets "
+                                    f"({', '.join(missing)}); attempting to pull the image may "
+                                    "not succeed.")
+            await self.images.pull_image(image, auth)
             pulled = await self.images.image_status(image)
         except InvalidImageName as e:
             self.recorder.event(pod, WARNING, "InspectFailed", e.message, field_path)

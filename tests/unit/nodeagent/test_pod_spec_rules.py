@@ -257,3 +257,19 @@ def test_sub_path_expr_is_expanded_from_the_containers_env(tmp_path):
         make({"subPath": "/abs"})
     with pytest.raises(ConfigError, match="^unable to provision SubPath `a/../../b`: must not contain '..'$"):
         make({"subPath": "a/../../b"})
+
+
+def test_missing_pull_secrets_are_reported_once_per_attempt():
+    """getPullSecretsForPod: a Warning FailedToRetrieveImagePullSecret names the secrets that
+    could not be read; the pull goes on without them."""
+    import pytest
+
+    from nodeagent.kuberuntime.images import ImageError, ImagePuller
+    rec = _Recorder()
+    p = _pod(imagePullSecrets=[{"name": "gone"}, {"name": ""}, {"name": "also-gone"}])
+    c = {"name": "c", "image": "127.0.0.1:5000/app:1", "imagePullPolicy": "Always"}
+    with pytest.raises(ImageError):
+        run(ImagePuller(_Images("denied"), rec).ensure(p, c, "spec.containers{c}", _no_objects))
+    assert ("Warning", "FailedToRetrieveImagePullSecret",
+            "Unable to retrieve some image pull secrets (gone, also-gone); attempting to pull the "
+            "image may not succeed.") in rec.events

@@ -11,7 +11,9 @@ that names it in volumeMounts (with subPath and readOnly); the runtime does the 
                   memory limit, or the node's allocatable memory when neither is set (the
                   kubelet's calculateEmptyDirMemorySize) — its pages count as the writer's memory
     hostPath      the node's own path; DirectoryOrCreate / FileOrCreate make it, Directory / File
-                  / Socket insist it is there
+                  / Socket / CharDevice / BlockDevice insist it is there and of that kind (as do
+                  the ...OrCreate types for a path that exists); untyped, a missing path is made
+                  a directory (containerd's rule for a missing bind-mount source)
     configMap     one file per key (or per `items` entry), mode defaultMode (0644)
     secret        the same, from a Secret's decoded data
     downwardAPI   the pod's own fields (labels, annotations, name, ...) and resources, as files
@@ -49,6 +51,7 @@ import base64
 import logging
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -316,17 +319,36 @@ def unmount_all(root: str | os.PathLike) -> list[str]:
     return left
 
 
+# hostPath type → (is it that kind?, what the error calls it) — hostpath's checkTypeInternal
+_HOST_PATH_KINDS = {
+    "Directory": (stat.S_ISDIR, "a directory"), "File": (stat.S_ISREG, "a file"),
+    "Socket": (stat.S_ISSOCK, "a socket file"), "CharDevice": (stat.S_ISCHR, "a character device"),
+    "BlockDevice": (stat.S_ISBLK, "a block device")}
+
+
 def _host_path(name: str, spec: dict) -> str:
+    """A hostPath volume's path, checked (or made) by its type as the kubelet's hostPath plugin
+    does. No type: nothing is checked, and a missing path becomes a directory — what containerd
+    does for a bind-mount source that is not there."""
     path, type_ = spec.get("path", ""), spec.get("type", "")
     p = Path(path)
-    if type_ == "DirectoryOrCreate":
+    if type_ in ("", "DirectoryOrCreate") and not p.exists():
         p.mkdir(parents=True, exist_ok=True, mode=0o755)
-    elif type_ == "FileOrCreate":
+    elif type_ == "FileOrCreate" and not p.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.touch(mode=0o644, exist_ok=True)
-    elif type_ in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not p.exists():
-        raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : hostPath type check '
-                          f'failed: {path} is not a {type_.lower()}')
+    kind = _HOST_PATH_KINDS.get(type_.removesuffix("OrCreate")) if type_ else None
+    if type_ and kind is None:
+        raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {type_} is an invalid '
+                          "volume type")
+    if kind is not None:
+        try:
+            ok = kind[0](p.stat().st_mode)
+        except OSError:
+            ok = False
+        if not ok:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : hostPath type check '
+                              f'failed: {path} is not {kind[1]}')
     return path
 
 

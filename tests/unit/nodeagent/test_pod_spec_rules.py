@@ -273,3 +273,35 @@ def test_missing_pull_secrets_are_reported_once_per_attempt():
     assert ("Warning", "FailedToRetrieveImagePullSecret",
             "Unable to retrieve some image pull secrets (gone, also-gone); attempting to pull the "
             "image may not succeed.") in rec.events
+
+
+def test_host_path_types_are_checked_with_the_kubelets_messages(tmp_path):
+    """hostpath's checkType: the kind of the path, not only that it exists; an untyped path
+    that is missing is made a directory, as containerd makes a missing bind-mount source."""
+    import socket
+
+    import pytest
+
+    from nodeagent.volumes import VolumeError, make
+    f = tmp_path / "file"
+    f.write_text("x")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    try:
+        def check(path, type_):
+            return make(str(tmp_path / "pods"), "u1", {"v": ("hostPath", {"path": str(path), "type": type_})})
+        for path, type_, what in ((f, "Directory", "a directory"), (tmp_path, "File", "a file"),
+                                  (f, "Socket", "a socket file"), (f, "CharDevice", "a character device"),
+                                  (f, "BlockDevice", "a block device"), (f, "DirectoryOrCreate", "a directory"),
+                                  (tmp_path, "FileOrCreate", "a file"), (tmp_path / "no", "Directory", "a directory")):
+            with pytest.raises(VolumeError) as e:
+                check(path, type_)
+            assert str(e.value) == (f'MountVolume.SetUp failed for volume "v" : hostPath type check '
+                                    f'failed: {path} is not {what}')
+        check(tmp_path / "sock", "Socket")
+        check("/dev/null", "CharDevice")
+        check(f, "File")
+        check(tmp_path / "made" / "deep", "")
+        assert (tmp_path / "made" / "deep").is_dir()
+    finally:
+        sock.close()

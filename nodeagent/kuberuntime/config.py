@@ -241,7 +241,7 @@ def security_context(pod: dict, container: dict, image: Image | None) -> Securit
         if user is not None:
             if user == 0:
                 raise ConfigError(f"container's runAsUser breaks non-root policy ({name})")
-        elif image is not None and image.uid is None and image.username not in ("", "root"):
+        elif image is not None and image.uid is None and image.username:
             raise ConfigError(f"container has runAsNonRoot and image has non-numeric user "
                               f"({image.username}), cannot verify user is non-root ({name})")
         elif image is None or not image.uid:

@@ -305,3 +305,22 @@ def test_host_path_types_are_checked_with_the_kubelets_messages(tmp_path):
         assert (tmp_path / "made" / "deep").is_dir()
     finally:
         sock.close()
+
+
+def test_run_as_non_root_with_an_image_user_named_root_cannot_be_verified():
+    """verifyRunAsNonRoot: an image User that is a name — "root" too — is a non-numeric user
+    (containerd's ImageStatus reports names, not uids); no User at all runs as root."""
+    import pytest
+
+    from nodeagent.cri.api import Image
+    from nodeagent.envvars import ConfigError
+    from nodeagent.kuberuntime.config import security_context
+    p = _pod(securityContext={"runAsNonRoot": True})
+    with pytest.raises(ConfigError, match=r'^container has runAsNonRoot and image has non-numeric user '
+                                          r'\(root\), cannot verify user is non-root \(pod: "p_ns\(u1\)", '
+                                          r'container: c\)$'):
+        security_context(p, {"name": "c"}, Image("sha256:x", (), (), 0, uid=None, username="root"))
+    with pytest.raises(ConfigError, match=r"^container has runAsNonRoot and image will run as root"):
+        security_context(p, {"name": "c"}, Image("sha256:x", (), (), 0, uid=None, username=""))
+    with pytest.raises(ConfigError, match=r"^container's runAsUser breaks non-root policy"):
+        security_context(p, {"name": "c", "securityContext": {"runAsUser": 0}}, None)

@@ -83,9 +83,9 @@ def resolv_conf(dns: DNSConfig, node_resolv: str = "/etc/resolv.conf") -> str:
             return Path(node_resolv).read_text()
         except OSError:
             return ""
-    lines = [f"nameserver {s}" for s in dns.servers]
-    if dns.searches:
-        lines.append("search " + " ".join(dns.searches))
+    # containerd's layout (parseDNSOptions): search, nameservers, options
+    lines = ["search " + " ".join(dns.searches)] if dns.searches else []
+    lines += [f"nameserver {s}" for s in dns.servers]
     if dns.options:
         lines.append("options " + " ".join(dns.options))
     return "\n".join(lines) + "\n"

@@ -85,12 +85,14 @@ def _host_resolv(path: str) -> DNSConfig:
         words = line.split("#", 1)[0].split()
         if not words:
             continue
+        # parseResolvConf: nameservers accumulate; the last search and options lines win
+        # (a `domain` line is not read); a search domain's trailing dot is dropped
         if words[0] == "nameserver" and len(words) > 1:
             servers.append(words[1])
-        elif words[0] in ("search", "domain"):
-            searches = words[1:]
+        elif words[0] == "search":
+            searches = [w.removesuffix(".") for w in words[1:]]
         elif words[0] == "options":
-            options += words[1:]
+            options = words[1:]
     return DNSConfig(tuple(servers), tuple(searches), tuple(options))
 
 

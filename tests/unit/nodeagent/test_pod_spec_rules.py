@@ -324,3 +324,13 @@ def test_run_as_non_root_with_an_image_user_named_root_cannot_be_verified():
         security_context(p, {"name": "c"}, Image("sha256:x", (), (), 0, uid=None, username=""))
     with pytest.raises(ConfigError, match=r"^container's runAsUser breaks non-root policy"):
         security_context(p, {"name": "c", "securityContext": {"runAsUser": 0}}, None)
+
+
+def test_node_resolv_conf_is_read_as_parse_resolv_conf_reads_it(tmp_path):
+    from nodeagent.kuberuntime.config import NodeFacts, dns_config
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("domain corp.example\nnameserver 192.0.2.53\nsearch a.example. b.example\n"
+                      "options edns0\nnameserver 192.0.2.54\noptions rotate\n# comment\n")
+    d = dns_config(_pod(dnsPolicy="Default"), NodeFacts("n", "h", 2**30, resolv_conf=str(resolv)))
+    assert (d.servers, d.searches, d.options) == (("192.0.2.53", "192.0.2.54"),
+                                                 ("a.example", "b.example"), ("rotate",))

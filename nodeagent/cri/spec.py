@@ -27,7 +27,8 @@ The rules, with where Kubernetes states them:
               no swap, as the kubelet's default NoSwap), cpu shares/quota/period, pids; values the
               kernel would refuse are refused here first, naming the field
     namespaces a new pid, mount and cgroup namespace; net, ipc and uts joined by path from the
-              sandbox's pins (sandbox.py) — or the node's own for hostNetwork / hostIPC
+              sandbox's pins (sandbox.py) — or the node's own for hostNetwork / hostIPC; the
+              sandbox's pid namespace with shareProcessNamespace, the node's with hostPID
     mounts    the default kernel filesystems, then /etc/hostname, /etc/hosts, /etc/resolv.conf
               from the sandbox (unless the kubelet mounts its own there), then the volumes
 """
@@ -221,7 +222,9 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
     resources, oom_score_adj = map_resources(config.resources, Resources(devices=DEFAULT_DEVICE_RULES))
 
     namespaces = [Namespace("mount"), Namespace("cgroup")]
-    if not sandbox.host_pid:
+    if "pid" in sandbox.namespaces:          # shareProcessNamespace: the pause process's
+        namespaces.append(Namespace("pid", sandbox.namespaces["pid"]))
+    elif not sandbox.host_pid:
         namespaces.append(Namespace("pid"))
     for kind in ("network", "ipc", "uts"):
         if kind in sandbox.namespaces:

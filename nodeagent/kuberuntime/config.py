@@ -213,6 +213,7 @@ def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str)
         annotations=dict(md.get("annotations") or {}),
         host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
         host_pid=bool(spec.get("hostPID")), cgroup_parent=cgroup_parent,
+        share_pid=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"),
         sysctls={s["name"]: s.get("value", "") for s in sc.get("sysctls") or []})
 
 

@@ -334,3 +334,11 @@ def test_node_resolv_conf_is_read_as_parse_resolv_conf_reads_it(tmp_path):
     d = dns_config(_pod(dnsPolicy="Default"), NodeFacts("n", "h", 2**30, resolv_conf=str(resolv)))
     assert (d.servers, d.searches, d.options) == (("192.0.2.53", "192.0.2.54"),
                                                  ("a.example", "b.example"), ("rotate",))
+
+
+def test_sandbox_config_asks_for_a_shared_pid_namespace(tmp_path):
+    from nodeagent.kuberuntime.config import sandbox_config
+    node = _node(tmp_path)
+    assert sandbox_config(_pod(shareProcessNamespace=True), node, 0, "").share_pid
+    assert not sandbox_config(_pod(), node, 0, "").share_pid
+    assert not sandbox_config(_pod(shareProcessNamespace=True, hostPID=True), node, 0, "").share_pid

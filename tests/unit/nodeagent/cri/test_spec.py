@@ -163,3 +163,12 @@ def test_a_volume_must_exist_and_propagation_maps_to_mount_options(tmp_path):
                       SANDBOX, image_with_passwd(tmp_path), "/r")
     data = next(m for m in spec.mounts if m.destination == "/data")
     assert data.options == ("rbind", "rslave")
+
+
+def test_share_process_namespace_joins_the_sandbox_pid_namespace(tmp_path):
+    """shareProcessNamespace: the sandbox pins a pid namespace (held by its pause process) and
+    every container joins it by path instead of making its own."""
+    sandbox = SandboxView(namespaces={**SANDBOX.namespaces, "pid": "/pins/pid"},
+                          etc_files=SANDBOX.etc_files, cgroup_parent="p")
+    spec = build_spec("c3", config(), sandbox, image_with_passwd(tmp_path), "/r")
+    assert {n.type: n.path for n in spec.linux.namespaces}["pid"] == "/pins/pid"

@@ -95,7 +95,9 @@ class Containers:
                                       "/etc/resolv.conf": str(d / "resolv.conf")},
                            cgroup_parent=sbx["cgroup_parent"], host_pid=sandbox_config.host_pid)
         rootfs = os.path.join(self.storage, cid, "rootfs")
-        spec = build_spec(cid, config, view, image, rootfs)
+        from runtime.rootfs.devices import host_devices
+        spec = build_spec(cid, config, view, image, rootfs,
+                          host_devices() if config.security.privileged else ())
         sig = stop_signal(config.stop_signal or image.config.stop_signal or None)
         log_path = ""
         if config.log_path:

@@ -164,8 +164,8 @@ def container_spec(argv: tuple[str, ...], rootfs: str, *, layers: tuple[str, ...
                    no_new_privileges: bool = False, oom_score_adj: int | None = None,
                    resources: Resources | None = None, binds: tuple[Bind, ...] = (),
                    namespaces: tuple[Namespace, ...] | None = None, cgroups_path: str | None = None,
-                   annotations: tuple[tuple[str, str], ...] = (), privileged: bool = False
-                   ) -> ContainerSpec:
+                   annotations: tuple[tuple[str, str], ...] = (), privileged: bool = False,
+                   devices: tuple = ()) -> ContainerSpec:
     """The ContainerSpec for values already resolved and checked by the caller. None keeps the
     runtime's default (runtime.spec.defaults): env (just PATH), capabilities (its 14), resources
     (the default device rules), namespaces (all six new). `seccomp`: RuntimeDefault, following the
@@ -187,15 +187,18 @@ def container_spec(argv: tuple[str, ...], rootfs: str, *, layers: tuple[str, ...
     linux = dataclasses.replace(
         spec.linux, seccomp=runtime_default_seccomp(caps.bounding) if seccomp else None,
         resources=resources or spec.linux.resources, cgroups_path=cgroups_path,
-        namespaces=spec.linux.namespaces if namespaces is None else namespaces)
+        namespaces=spec.linux.namespaces if namespaces is None else namespaces,
+        devices=tuple(devices))
     spec = dataclasses.replace(spec, process=process, mounts=mounts, linux=linux,
                                annotations=annotations)
     return make_privileged(spec) if privileged else spec
 
 
-def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, rootfs: str
-               ) -> ContainerSpec:
-    """The container's OCI spec. `image`: a runtime.images ImageRecord (.config, .lowerdirs)."""
+def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, rootfs: str,
+               host_devices: tuple = ()) -> ContainerSpec:
+    """The container's OCI spec. `image`: a runtime.images ImageRecord (.config, .lowerdirs);
+    `host_devices`: the host's device nodes (runtime.rootfs.devices.host_devices), which a
+    privileged container gets in its /dev."""
     from runtime.spec.defaults import DEFAULT_DEVICE_RULES, DEFAULT_ENV, default_capabilities
 
     icfg = image.config
@@ -252,4 +255,5 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
         seccomp=sec.seccomp not in ("Unconfined", "unconfined"), no_new_privileges=sec.no_new_privs,
         oom_score_adj=oom_score_adj, resources=resources, binds=tuple(binds),
         namespaces=tuple(namespaces), cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
-        annotations=tuple(sorted(config.annotations.items())), privileged=sec.privileged)
+        annotations=tuple(sorted(config.annotations.items())), privileged=sec.privileged,
+        devices=host_devices if sec.privileged else ())

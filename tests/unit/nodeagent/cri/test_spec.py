@@ -172,3 +172,22 @@ def test_share_process_namespace_joins_the_sandbox_pid_namespace(tmp_path):
                           etc_files=SANDBOX.etc_files, cgroup_parent="p")
     spec = build_spec("c3", config(), sandbox, image_with_passwd(tmp_path), "/r")
     assert {n.type: n.path for n in spec.linux.namespaces}["pid"] == "/pins/pid"
+
+
+def test_a_privileged_container_gets_the_hosts_devices(tmp_path):
+    """privileged: every device node of the host's /dev is created in the container's (runc's
+    HostDevices, as containerd asks for them), beside the default ones; others get none."""
+    from runtime.rootfs.devices import host_devices
+    from runtime.spec.model import Device
+
+    found = host_devices("/dev")
+    paths = {d.path for d in found}
+    assert not paths & {"/dev/null", "/dev/tty", "/dev/ptmx"}    # the defaults are made anyway
+    assert not any(p.startswith(("/dev/pts/", "/dev/shm/", "/dev/mqueue/")) for p in paths)
+    assert all(d.type in ("c", "b") for d in found)
+    kmsg = Device("/dev/kmsg", "c", 1, 11)
+    priv = config(security=SecurityContext(privileged=True))
+    spec = build_spec("c4", priv, SANDBOX, image_with_passwd(tmp_path), "/r", host_devices=(kmsg,))
+    assert spec.linux.devices == (kmsg,)
+    plain = build_spec("c5", config(), SANDBOX, image_with_passwd(tmp_path), "/r", host_devices=(kmsg,))
+    assert plain.linux.devices == ()

@@ -90,6 +90,27 @@ async def _source(lookup: Lookup, kind: str, ns: str, name: str, optional: bool)
     return obj
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """Go's %q (strconv.Quote) of a string: what fieldpath.FormatMap writes for each value."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
 def field_value(pod: dict, path: str, pod_ips: tuple[str, ...] | None = None,
                 host_ips: tuple[str, ...] | None = None) -> str:
     """A fieldRef (the downward API's pod fields). The IPs are the kubelet's own knowledge when
@@ -113,7 +134,7 @@ def field_value(pod: dict, path: str, pod_ips: tuple[str, ...] | None = None,
         return simple[path] or ""
     if path in ("metadata.labels", "metadata.annotations"):
         items = md.get(path.split(".")[1]) or {}
-        return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
+        return "\n".join(f"{k}={go_quote(v)}" for k, v in sorted(items.items()))
     raise ConfigError(f"fieldRef {path!r} is not a supported field")
 
 

@@ -342,3 +342,11 @@ def test_sandbox_config_asks_for_a_shared_pid_namespace(tmp_path):
     assert sandbox_config(_pod(shareProcessNamespace=True), node, 0, "").share_pid
     assert not sandbox_config(_pod(), node, 0, "").share_pid
     assert not sandbox_config(_pod(shareProcessNamespace=True, hostPID=True), node, 0, "").share_pid
+
+
+def test_labels_and_annotations_files_quote_values_as_go_does():
+    """fieldpath.FormatMap: sorted `key=%q` lines — Go's quoting of `"`, `\\`, newlines, tabs."""
+    from nodeagent.envvars import field_value
+    p = {"metadata": {"annotations": {"b": 'say "hi"\n\tnow \\ é\x01'}, "labels": {"z": "1", "a": "x"}}}
+    assert field_value(p, "metadata.labels") == 'a="x"\nz="1"'
+    assert field_value(p, "metadata.annotations") == 'b="say \\"hi\\"\\n\\tnow \\\\ é\\x01"'

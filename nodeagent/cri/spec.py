@@ -16,7 +16,8 @@ The rules, with where Kubernetes states them:
               only args given    → Entrypoint + args (Cmd is dropped)
               neither            → Entrypoint + Cmd
               empty result       → CreateContainerError "no command specified" (containerd's words)
-    env       the image's Env (PATH defaulted if it has none), then the container's env; a name
+    env       (TERM=xterm for a tty, as containerd's WithTTY,) the image's Env (PATH defaulted
+              if it has none), then the container's env; a name
               given again replaces the earlier value in place (the kubelet has already expanded
               $(VAR) references and resolved ConfigMaps and Secrets)
     cwd       workingDir, else the image's WorkingDir, else /
@@ -207,7 +208,9 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
     if not argv:
         raise CreateContainerError(f"no command specified: image {config.image} has neither "
                                    "Entrypoint nor Cmd, and the container sets no command")
-    env = merge_env(icfg.env, config.envs, DEFAULT_ENV[0].partition("=")[2])
+    # a tty gets TERM=xterm first (containerd's WithTTY), so the image's or the pod's TERM wins
+    tty_env = ("TERM=xterm",) if config.tty else ()
+    env = merge_env(tty_env + tuple(icfg.env), config.envs, DEFAULT_ENV[0].partition("=")[2])
     cwd = config.working_dir or icfg.working_dir or "/"
     if not cwd.startswith("/"):
         raise CreateContainerError(f"workingDir {cwd!r} must be an absolute path")

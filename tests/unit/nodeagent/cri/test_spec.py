@@ -191,3 +191,13 @@ def test_a_privileged_container_gets_the_hosts_devices(tmp_path):
     assert spec.linux.devices == (kmsg,)
     plain = build_spec("c5", config(), SANDBOX, image_with_passwd(tmp_path), "/r", host_devices=(kmsg,))
     assert plain.linux.devices == ()
+
+
+def test_a_tty_container_gets_term_xterm_unless_it_sets_term(tmp_path):
+    """containerd's WithTTY: TERM=xterm, under the image's and the container's own env."""
+    img = image_with_passwd(tmp_path)
+    env = build_spec("t1", config(tty=True), SANDBOX, img, "/r").process.env
+    assert "TERM=xterm" in env
+    own = build_spec("t2", config(tty=True, envs=(("TERM", "vt100"),)), SANDBOX, img, "/r").process.env
+    assert "TERM=vt100" in own and "TERM=xterm" not in own
+    assert not any(e.startswith("TERM=") for e in build_spec("t3", config(), SANDBOX, img, "/r").process.env)

@@ -16,8 +16,8 @@ The rules, with where Kubernetes states them:
               only args given    → Entrypoint + args (Cmd is dropped)
               neither            → Entrypoint + Cmd
               empty result       → CreateContainerError "no command specified" (containerd's words)
-    env       (TERM=xterm for a tty, as containerd's WithTTY,) the image's Env (PATH defaulted
-              if it has none), then the container's env; a name
+    env       HOSTNAME (the sandbox's) and TERM=xterm for a tty, as containerd sets them, then
+              the image's Env (PATH defaulted if it has none), then the container's env; a name
               given again replaces the earlier value in place (the kubelet has already expanded
               $(VAR) references and resolved ConfigMaps and Secrets)
     cwd       workingDir, else the image's WorkingDir, else /
@@ -119,6 +119,7 @@ def check_id_range(name: str, value: int | None) -> None:
 
 
 def resolve_user(config: ContainerConfig, image_user: str, layers_top_first: tuple[str, ...]) -> User:
+    from runtime.spec.image_config import member_gids
     from runtime.spec.image_config import resolve_user as lookup
 
     sec = config.security
@@ -137,7 +138,11 @@ def resolve_user(config: ContainerConfig, image_user: str, layers_top_first: tup
     except SpecError as e:
         raise CreateContainerError(f"user {wanted!r}: {e.problem}") from None
     gid = sec.run_as_group if sec.run_as_group is not None else user.gid
-    return User(uid=user.uid, gid=gid, additional_gids=tuple(sec.supplemental_groups))
+    # the user's groups in the image first, then the pod's (containerd: WithAdditionalGIDs,
+    # then the supplemental groups — SupplementalGroupsPolicy Merge)
+    groups = member_gids(wanted or "0", layers_top_first)   # no user at all: root's
+    extra = tuple(dict.fromkeys(groups + tuple(sec.supplemental_groups)))
+    return User(uid=user.uid, gid=gid, additional_gids=extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +152,7 @@ class SandboxView:
     etc_files: dict                      # "/etc/hosts" → host path of the sandbox's file
     cgroup_parent: str                   # relative to the agent's own cgroup
     host_pid: bool = False
+    hostname: str = ""                   # the pod's (the node's for hostNetwork): $HOSTNAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,9 +214,11 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
     if not argv:
         raise CreateContainerError(f"no command specified: image {config.image} has neither "
                                    "Entrypoint nor Cmd, and the container sets no command")
-    # a tty gets TERM=xterm first (containerd's WithTTY), so the image's or the pod's TERM wins
-    tty_env = ("TERM=xterm",) if config.tty else ()
-    env = merge_env(tty_env + tuple(icfg.env), config.envs, DEFAULT_ENV[0].partition("=")[2])
+    # containerd's first entries — HOSTNAME, and TERM=xterm for a tty (WithTTY) — so that the
+    # image's or the pod's own values win
+    first = ((f"HOSTNAME={sandbox.hostname}",) if sandbox.hostname else ()) + \
+        (("TERM=xterm",) if config.tty else ())
+    env = merge_env(first + tuple(icfg.env), config.envs, DEFAULT_ENV[0].partition("=")[2])
     cwd = config.working_dir or icfg.working_dir or "/"
     if not cwd.startswith("/"):
         raise CreateContainerError(f"workingDir {cwd!r} must be an absolute path")

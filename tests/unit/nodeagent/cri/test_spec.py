@@ -201,3 +201,28 @@ def test_a_tty_container_gets_term_xterm_unless_it_sets_term(tmp_path):
     own = build_spec("t2", config(tty=True, envs=(("TERM", "vt100"),)), SANDBOX, img, "/r").process.env
     assert "TERM=vt100" in own and "TERM=xterm" not in own
     assert not any(e.startswith("TERM=") for e in build_spec("t3", config(), SANDBOX, img, "/r").process.env)
+
+
+def test_the_users_groups_in_the_image_are_added_before_supplemental_groups(tmp_path):
+    """containerd's WithAdditionalGIDs (SupplementalGroupsPolicy Merge, the default): the groups
+    of the image's /etc/group that list the user as a member — not the one named after it —
+    then the pod's supplementalGroups (and fsGroup)."""
+    img = image_with_passwd(tmp_path, user="app")
+    (tmp_path / "layer/etc/group").write_text(
+        "root:x:0:\napp:x:1001:app\nstaff:x:50:root,app\nwheel:x:10:root\naudio:x:29:bob\n")
+    assert build_spec("c", config(), SANDBOX, img, "/r").process.user.additional_gids == (50,)
+    sec = SecurityContext(run_as_user=0, supplemental_groups=(7,))
+    assert build_spec("c", config(security=sec), SANDBOX, img, "/r").process.user.additional_gids == \
+        (50, 10, 7)
+    sec = SecurityContext(run_as_user=4242, supplemental_groups=(7,))    # not in the image's passwd
+    assert build_spec("c", config(security=sec), SANDBOX, img, "/r").process.user.additional_gids == (7,)
+
+
+def test_every_container_gets_hostname_in_its_env(tmp_path):
+    """containerd sets HOSTNAME to the sandbox's hostname, under the image's and the pod's env."""
+    import dataclasses
+    img = image_with_passwd(tmp_path)
+    sandbox = dataclasses.replace(SANDBOX, hostname="web-1")
+    assert "HOSTNAME=web-1" in build_spec("h1", config(), sandbox, img, "/r").process.env
+    own = build_spec("h2", config(envs=(("HOSTNAME", "mine"),)), sandbox, img, "/r").process.env
+    assert "HOSTNAME=mine" in own and "HOSTNAME=web-1" not in own

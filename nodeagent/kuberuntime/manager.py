@@ -9,7 +9,9 @@ the end of a back-off). Each call looks at what the runtime has *now* and takes 
                        pod cgroup (cm.py), then RunPodSandbox (netns, CNI ADD, pod IP)
     3. init containers in order: the first that has not succeeded is started (or restarted, after
                        its back-off) and the pass ends there; a failed one with restartPolicy
-                       Never fails the pod
+                       Never fails the pod. A sidecar (an init container with restartPolicy
+                       Always, KEP-753) only has to have started; it is kept running beside
+                       the app containers and restarted whenever it exits
     4. app containers  each missing one is started; each exited one is restarted if the
                        restartPolicy says so (Always; OnFailure and exit code ≠ 0), unless it is
                        in its back-off — then it waits as CrashLoopBackOff
@@ -24,7 +26,8 @@ status will show (ErrImagePull, CreateContainerError, PostStartHookError...).
 Stopping one container (`kill_container`: pod deletion, failed liveness, failed postStart) is:
 the Killing event, the preStop hook within the grace period, then SIGTERM (or the image's
 StopSignal) and SIGKILL once the rest of the grace period is over. `kill_pod` stops every
-container that way, in parallel as the kubelet does, and then the sandbox; `remove_pod` removes them and the pod's
+container that way — the regular ones in parallel as the kubelet does, then the sidecars one
+by one in reverse order — and then the sandbox; `remove_pod` removes them and the pod's
 cgroup. Both are idempotent: the runtime's stop and remove succeed on what is already gone.
 """
 
@@ -454,8 +457,8 @@ class RuntimeManager:
 
     # --- KillPod ------------------------------------------------------------------------------------
     async def kill_pod(self, pod: dict | None, uid: str, grace: float) -> None:
-        """Stop every container in parallel (each: its stop signal, `grace` seconds, SIGKILL),
-        then the sandboxes."""
+        """Stop the regular containers in parallel, then the sidecars in reverse order (each: its
+        stop signal, `grace` seconds, SIGKILL), then the sandboxes."""
         state = await self.observe(uid)
         running = [c for c in state.containers
                    if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]

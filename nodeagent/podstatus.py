@@ -93,10 +93,21 @@ def _terminated(cs: ContainerStatus, runtime_name: str) -> dict:
 
 
 def container_status(spec: dict, state: PodRuntimeState, result: SyncResult, runtime_name: str,
-                     default_reason: str, prober=None) -> dict:
+                     default_reason: str, prober=None, old: dict | None = None) -> dict:
+    """`old`: this container's status as the pod has it now. One the runtime has no record of
+    keeps a terminated state from there, or else its restartCount and lastState (the kubelet's
+    convertToAPIContainerStatuses): a finished pod stays as it ended when its containers are
+    gone, e.g. after the node was taken down and up again."""
     name = spec["name"]
     instances = state.of(name)
     newest = instances[0] if instances else None
+    if newest is None and old:
+        if (old.get("state") or {}).get("terminated") and name not in result.waiting:
+            return old
+        kept = container_status(spec, state, result, runtime_name, default_reason, prober)
+        kept["restartCount"] = old.get("restartCount", 0)
+        kept["lastState"] = old.get("lastState") or {}
+        return kept
     out = {"name": name, "image": spec.get("image", ""), "imageID": "", "ready": False,
            "restartCount": newest.metadata.attempt if newest else 0, "started": False,
            "state": {}, "lastState": {}}
@@ -197,11 +208,15 @@ def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: 
     spec, old = pod.get("spec") or {}, pod.get("status") or {}
     has_sandbox_net = state.sandbox is not None and state.sandbox.state is SandboxState.READY
     init_specs = spec.get("initContainers") or []
+    before = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
+              for s in old.get(key) or []}
     init_statuses = [container_status(c, state, result, runtime_name, "PodInitializing",
-                                      prober if is_sidecar(c) else None) for c in init_specs]
+                                      prober if is_sidecar(c) else None, before.get(c["name"]))
+                     for c in init_specs]
     init_done = _init_done(pod, init_statuses)
     statuses = [container_status(c, state, result, runtime_name,
-                                 "ContainerCreating" if init_done else "PodInitializing", prober)
+                                 "ContainerCreating" if init_done else "PodInitializing", prober,
+                                 before.get(c["name"]))
                 for c in spec.get("containers") or []]
     sidecars = _sidecar_names(pod)
     for s in init_statuses:

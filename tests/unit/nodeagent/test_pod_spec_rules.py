@@ -350,3 +350,24 @@ def test_labels_and_annotations_files_quote_values_as_go_does():
     p = {"metadata": {"annotations": {"b": 'say "hi"\n\tnow \\ é\x01'}, "labels": {"z": "1", "a": "x"}}}
     assert field_value(p, "metadata.labels") == 'a="x"\nz="1"'
     assert field_value(p, "metadata.annotations") == 'b="say \\"hi\\"\\n\\tnow \\\\ é\\x01"'
+
+
+def test_a_terminated_status_the_runtime_no_longer_knows_is_kept():
+    """convertToAPIContainerStatuses: a container the runtime has no record of keeps its old
+    terminated state (a finished pod after the node's containers were removed), or at least its
+    restartCount and lastState — not "waiting: ContainerCreating" from scratch."""
+    from nodeagent.kuberuntime.manager import PodRuntimeState, SyncResult
+    from nodeagent.podstatus import generate
+    done = {"terminated": {"exitCode": 0, "reason": "Completed", "containerID": "nodeagent://x"}}
+    p = _pod(containers=[{"name": "c", "image": "i"}, {"name": "d", "image": "i"}])
+    p["status"] = {"phase": "Succeeded", "startTime": "2026-12-06T07:00:00Z", "containerStatuses": [
+        {"name": "c", "state": done, "lastState": {}, "restartCount": 2, "ready": False, "image": "i"},
+        {"name": "d", "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 3,
+         "lastState": done, "ready": False, "image": "i"}]}
+    st = generate(p, PodRuntimeState("u1"), SyncResult(), host_ip="10.0.0.1", runtime_name="nodeagent",
+                  now=0.0)
+    c, d = st["containerStatuses"]
+    assert c["state"] == done and c["restartCount"] == 2
+    assert d["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert (d["restartCount"], d["lastState"]) == (3, done)
+    assert st["phase"] == "Succeeded"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 from nodeagent.backoff import Backoff
@@ -30,6 +31,46 @@ class ImageError(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason, self.message = reason, message
+
+
+# distribution/reference's grammar (regexp.go), which the kubelet's parsers.ParseImageName uses
+_ALNUM = r"[a-z0-9]+"
+_PATH = rf"{_ALNUM}(?:(?:[._]|__|[-]+){_ALNUM})*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])"
+_REFERENCE = re.compile(
+    rf"^((?:{_HOST}(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*)(?::([\w][\w.-]{{0,127}}))?"
+    r"(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$")
+_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+
+
+def image_name_error(image: str) -> str | None:
+    """Why the kubelet cannot use `image` as a reference (InvalidImageName), in its words, or
+    None: ParseNormalizedNamed's checks, in its order."""
+    def bad(why: str) -> str:
+        return f'couldn\'t parse image name "{image}": {why}'
+    if _HEX64.match(image):
+        return bad(f"invalid repository name ({image}), cannot specify 64-byte hexadecimal strings")
+    first, slash, rest = image.partition("/")
+    if not slash or ("." not in first and ":" not in first and first != "localhost"
+                     and first.lower() == first):
+        domain, remainder = "docker.io", image
+    else:
+        domain, remainder = first, rest
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = "library/" + remainder
+    remote = remainder.split(":", 1)[0]
+    if remote.lower() != remote:
+        return bad(f"invalid reference format: repository name ({remote}) must be lowercase")
+    m = _REFERENCE.match(f"{domain}/{remainder}")
+    if m is None:
+        return bad("invalid reference format")
+    if len(m.group(1)) > 255:
+        return bad("invalid reference format: repository name must not be more than 255 characters")
+    digest = m.group(3)
+    if digest and digest.startswith("sha256:") and len(digest) != len("sha256:") + 64:
+        return bad("invalid checksum digest length")
+    return None
 
 
 def default_policy(image: str) -> str:
@@ -88,6 +129,11 @@ class ImagePuller:
     async def _ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         image = container.get("image") or ""
         policy = container.get("imagePullPolicy") or default_policy(image)
+        why = image_name_error(image)
+        if why is not None:                # applyDefaultImageTag, before the runtime is asked
+            msg = f'Failed to apply default image tag "{image}": {why}'
+            self.recorder.event(pod, WARNING, "InspectFailed", msg, field_path)
+            raise ImageError("InvalidImageName", msg)
         try:
             present = await self.images.image_status(image)
         except InvalidImageName as e:

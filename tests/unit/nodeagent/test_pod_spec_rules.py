@@ -371,3 +371,21 @@ def test_a_terminated_status_the_runtime_no_longer_knows_is_kept():
     assert d["state"] == {"waiting": {"reason": "ContainerCreating"}}
     assert (d["restartCount"], d["lastState"]) == (3, done)
     assert st["phase"] == "Succeeded"
+
+
+def test_image_names_are_parsed_as_the_kubelet_parses_them():
+    """parsers.ParseImageName (distribution's ParseNormalizedNamed): the kubelet's own words for a
+    reference it cannot use, before any runtime is asked."""
+    from nodeagent.kuberuntime.images import image_name_error
+    for ok in ("busybox", "busybox:1.36", "UPPER/case:1", "127.0.0.1:5000/a/b:1", "localhost/x",
+               "a.b/c_d__e-f/g:TAG_1.x", "busybox@sha256:" + "a" * 64, "[::1]:5000/x:1"):
+        assert image_name_error(ok) is None, ok
+    assert image_name_error("lower/UPPER:1") == \
+        'couldn\'t parse image name "lower/UPPER:1": invalid reference format: repository name ' \
+        '(lower/UPPER) must be lowercase'
+    assert image_name_error("Busybox") == 'couldn\'t parse image name "Busybox": invalid reference ' \
+                                          'format: repository name (library/Busybox) must be lowercase'
+    for bad in ("busybox:", "bad image", "busybox@sha256:abc", "-x/y", "a//b", "x:1:2"):
+        assert image_name_error(bad) == f'couldn\'t parse image name "{bad}": invalid reference format', bad
+    assert image_name_error("a" * 64) == (f'couldn\'t parse image name "{"a" * 64}": invalid repository '
+                                          f'name ({"a" * 64}), cannot specify 64-byte hexadecimal strings')

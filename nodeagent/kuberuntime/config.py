@@ -96,12 +96,34 @@ def _host_resolv(path: str) -> DNSConfig:
     return DNSConfig(tuple(servers), tuple(searches), tuple(options))
 
 
-def dns_config(pod: dict, node: NodeFacts) -> DNSConfig:
-    """dnsPolicy + dnsConfig → resolv.conf contents (pkg/kubelet/network/dns)."""
+MAX_NAMESERVERS = 3                       # validation.MaxDNSNameservers
+MAX_SEARCH_PATHS, MAX_SEARCH_CHARS = 32, 2048   # ...Expanded (ExpandedDNSConfig, GA)
+MAX_SEARCH_PATH_LEN = 253                 # a longer one makes some resolvers abort
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))     # omitDuplicates: the first of each, in order
+
+
+def _fit_searches(searches: list[str]) -> tuple[list[str], bool]:
+    """formDNSSearchFitsLimits: at most 32 paths, none over 253 characters, the line at most
+    2048 characters (cut from the end); True when something was left out."""
+    kept = [s for s in searches[:MAX_SEARCH_PATHS] if len(s) <= MAX_SEARCH_PATH_LEN]
+    cut = len(kept) < len(searches)
+    searches = kept
+    while searches and len(" ".join(searches)) > MAX_SEARCH_CHARS:
+        searches.pop()
+        cut = True
+    return searches, cut
+
+
+def dns_config(pod: dict, node: NodeFacts, warn=None) -> DNSConfig:
+    """dnsPolicy + dnsConfig → resolv.conf contents (pkg/kubelet/network/dns: GetPodDNS).
+    `warn(message)`: the DNSConfigForming warnings, when limits cut something."""
     spec = pod.get("spec") or {}
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     host = _host_resolv(node.resolv_conf)
-    if policy == "ClusterFirstWithHostNet" and spec.get("hostNetwork"):
+    if policy == "ClusterFirstWithHostNet":
         policy = "ClusterFirst"
     elif spec.get("hostNetwork") and policy == "ClusterFirst":
         policy = "Default"
@@ -110,20 +132,29 @@ def dns_config(pod: dict, node: NodeFacts) -> DNSConfig:
     if policy == "ClusterFirst":
         ns = (pod.get("metadata") or {}).get("namespace", "default")
         d = node.cluster_domain
-        base = DNSConfig(node.cluster_dns, (f"{ns}.svc.{d}", f"svc.{d}", d, *host.searches),
-                         ("ndots:5",))
+        base = DNSConfig(node.cluster_dns, tuple(_unique((f"{ns}.svc.{d}", f"svc.{d}", d,
+                                                          *host.searches))), ("ndots:5",))
     elif policy == "None":
         base = DNSConfig()
     else:
         base = host
     extra = spec.get("dnsConfig") or {}
-    servers = list(base.servers) + [s for s in extra.get("nameservers") or [] if s not in base.servers]
-    searches = list(base.searches) + [s for s in extra.get("searches") or [] if s not in base.searches]
+    servers = _unique([*base.servers, *(extra.get("nameservers") or [])])
+    searches = _unique([*base.searches, *(extra.get("searches") or [])])
     opts = {o.split(":")[0]: o for o in base.options}
     for o in extra.get("options") or []:
         name = o.get("name", "")
-        opts[name] = f"{name}:{o['value']}" if o.get("value") is not None else name
-    return DNSConfig(tuple(servers[:3]), tuple(searches[:32]), tuple(opts.values()))
+        opts[name] = f"{name}:{o['value']}" if o.get("value") else name
+    if len(servers) > MAX_NAMESERVERS:
+        servers = servers[:MAX_NAMESERVERS]
+        if warn is not None:
+            warn("Nameserver limits were exceeded, some nameservers have been omitted, the "
+                 f"applied nameserver line is: {' '.join(servers)}")
+    searches, cut = _fit_searches(searches)
+    if cut and warn is not None:
+        warn("Search Line limits were exceeded, some search paths have been omitted, the "
+             f"applied search line is: {' '.join(searches)}")
+    return DNSConfig(tuple(servers), tuple(searches), tuple(opts.values()))
 
 
 def hostname(pod: dict, node: NodeFacts) -> str:
@@ -196,7 +227,10 @@ def _hosts_mount(pod: dict, container: dict, node: NodeFacts, pod_ips: tuple[str
     return Mount(container_path="/etc/hosts", host_path=str(path))
 
 
-def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str) -> PodSandboxConfig:
+def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str,
+                   warn=None) -> PodSandboxConfig:
+    """`warn(message)`: DNSConfigForming warnings (given when a sandbox is made, not again for
+    each container)."""
     md, spec = pod["metadata"], pod.get("spec") or {}
     ports = []
     for c in spec.get("containers") or []:
@@ -208,7 +242,7 @@ def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str)
     return PodSandboxConfig(
         metadata=PodSandboxMetadata(md["name"], md.get("namespace", "default"), md["uid"], attempt),
         hostname=kernel_hostname(pod, node), log_directory=log_directory(node, pod),
-        dns=dns_config(pod, node), port_mappings=tuple(ports),
+        dns=dns_config(pod, node, warn), port_mappings=tuple(ports),
         labels={**(md.get("labels") or {}), **pod_labels(pod)},
         annotations=dict(md.get("annotations") or {}),
         host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),

@@ -309,7 +309,9 @@ class RuntimeManager:
                 await self.runtime.stop_pod_sandbox(old.id)
         try:
             parent = await asyncio.to_thread(self.cm.ensure_pod, pod)
-            config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent)
+            config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent,
+                                        lambda msg: self.recorder.event(pod, WARNING,
+                                                                        "DNSConfigForming", msg))
             sandbox_id = await self.runtime.run_pod_sandbox(config)
             self._made(pod["metadata"]["uid"], sandbox_id=sandbox_id)
             return await self.runtime.pod_sandbox_status(sandbox_id)

@@ -389,3 +389,27 @@ def test_image_names_are_parsed_as_the_kubelet_parses_them():
         assert image_name_error(bad) == f'couldn\'t parse image name "{bad}": invalid reference format', bad
     assert image_name_error("a" * 64) == (f'couldn\'t parse image name "{"a" * 64}": invalid repository '
                                           f'name ({"a" * 64}), cannot specify 64-byte hexadecimal strings')
+
+
+def test_dns_config_limits_duplicates_and_cluster_first_with_host_net(tmp_path):
+    """GetPodDNS: ClusterFirstWithHostNet is ClusterFirst on the pod network too; duplicates go
+    (omitDuplicates); more than 3 nameservers, or search paths over the limits, are cut with a
+    DNSConfigForming warning; an option with an empty value is the bare name."""
+    from nodeagent.kuberuntime.config import NodeFacts, dns_config
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 192.0.2.53\nsearch svc.cluster.local corp.example\n")
+    node = NodeFacts("n", "h", 2**30, resolv_conf=str(resolv), cluster_dns=("10.96.0.10",))
+    warnings = []
+    d = dns_config(_pod(dnsPolicy="ClusterFirstWithHostNet", dnsConfig={
+        "nameservers": ["1.1.1.1", "10.96.0.10", "8.8.8.8", "9.9.9.9"],
+        "searches": ["corp.example", "x" * 254, "y.example"],
+        "options": [{"name": "ndots", "value": ""}, {"name": "rotate"}]}), node, warnings.append)
+    assert d.servers == ("10.96.0.10", "1.1.1.1", "8.8.8.8")
+    assert d.searches == ("ns.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example",
+                          "y.example")
+    assert set(d.options) == {"ndots", "rotate"}
+    assert warnings == [
+        "Nameserver limits were exceeded, some nameservers have been omitted, the applied "
+        "nameserver line is: 10.96.0.10 1.1.1.1 8.8.8.8",
+        "Search Line limits were exceeded, some search paths have been omitted, the applied search "
+        "line is: ns.svc.cluster.local svc.cluster.local cluster.local corp.example y.example"]

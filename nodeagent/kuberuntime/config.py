@@ -230,8 +230,13 @@ def _hosts_mount(pod: dict, container: dict, node: NodeFacts, pod_ips: tuple[str
 def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str,
                    warn=None) -> PodSandboxConfig:
     """`warn(message)`: DNSConfigForming warnings (given when a sandbox is made, not again for
-    each container)."""
+    each container). ConfigError for `hostUsers: false`: this agent makes no user-namespace
+    mappings for pods, and says so as the kubelet does on such a runtime (FailedCreatePodSandBox)
+    rather than run the pod with the host's ids."""
     md, spec = pod["metadata"], pod.get("spec") or {}
+    if spec.get("hostUsers") is False:
+        raise ConfigError("can't set `spec.hostUsers: false`, runtime does not support user "
+                          "namespaces")
     ports = []
     for c in spec.get("containers") or []:
         for p in c.get("ports") or []:

@@ -413,3 +413,16 @@ def test_dns_config_limits_duplicates_and_cluster_first_with_host_net(tmp_path):
         "nameserver line is: 10.96.0.10 1.1.1.1 8.8.8.8",
         "Search Line limits were exceeded, some search paths have been omitted, the applied search "
         "line is: ns.svc.cluster.local svc.cluster.local cluster.local corp.example y.example"]
+
+
+def test_host_users_false_is_refused_not_ignored(tmp_path):
+    """No user-namespace mappings are made for pods here: `hostUsers: false` is refused the way
+    the kubelet refuses it on a runtime without user namespaces — never run with the host's ids."""
+    import pytest
+
+    from nodeagent.envvars import ConfigError
+    from nodeagent.kuberuntime.config import sandbox_config
+    with pytest.raises(ConfigError, match=r"^can't set `spec.hostUsers: false`, runtime does not "
+                                          r"support user namespaces$"):
+        sandbox_config(_pod(hostUsers=False), _node(tmp_path), 0, "")
+    assert sandbox_config(_pod(hostUsers=True), _node(tmp_path), 0, "")

@@ -73,6 +73,19 @@ def image_name_error(image: str) -> str | None:
     return None
 
 
+def go_millis(seconds: float) -> str:
+    """Go's Duration.String of `seconds` truncated to milliseconds (the Pulled event's form)."""
+    ms = int(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    sec = f"{rest // 1000}.{rest % 1000:03d}".rstrip("0").rstrip(".") + "s"
+    return f"{h}h{m}m{sec}" if h else f"{m}m{sec}" if m else sec
+
+
 def default_policy(image: str) -> str:
     last = image.rsplit("/", 1)[-1]
     if "@" in last:
@@ -179,10 +192,10 @@ class ImagePuller:
             raise ImageError("ErrImagePull", e.message) from e
         if pulled is None:
             raise ImageError("ErrImagePull", f'image "{image}" is not in the store after its pull')
-        took = time.monotonic() - t0
+        took = go_millis(time.monotonic() - t0)
         self.recorder.event(pod, NORMAL, "Pulled",
-                            f'Successfully pulled image "{image}" in {took:.3f}s '
-                            f'({took:.3f}s including waiting). Image size: {pulled.size} bytes.',
+                            f'Successfully pulled image "{image}" in {took} '
+                            f'({took} including waiting). Image size: {pulled.size} bytes.',
                             field_path)
         return pulled
 

@@ -426,3 +426,11 @@ def test_host_users_false_is_refused_not_ignored(tmp_path):
                                           r"support user namespaces$"):
         sandbox_config(_pod(hostUsers=False), _node(tmp_path), 0, "")
     assert sandbox_config(_pod(hostUsers=True), _node(tmp_path), 0, "")
+
+
+def test_pull_durations_read_as_go_prints_them():
+    """The Pulled event's durations are Go's time.Duration.String of a millisecond-truncated
+    value ("280ms", "1.234s", "1m2.5s")."""
+    from nodeagent.kuberuntime.images import go_millis
+    assert [go_millis(t) for t in (0.0, 0.2809, 1.0, 1.2345, 62.5, 3600.0)] == \
+        ["0s", "280ms", "1s", "1.234s", "1m2.5s", "1h0m0s"]

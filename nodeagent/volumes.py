@@ -15,7 +15,8 @@ that names it in volumeMounts (with subPath and readOnly); the runtime does the 
                   the ...OrCreate types for a path that exists); untyped, a missing path is made
                   a directory (containerd's rule for a missing bind-mount source)
     configMap     one file per key (or per `items` entry), mode defaultMode (0644)
-    secret        the same, from a Secret's decoded data
+    secret        the same, from a Secret's decoded data, on a tmpfs (as downwardAPI and
+                  projected are): sized as a memory emptyDir, never on the node's disk
     downwardAPI   the pod's own fields (labels, annotations, name, ...) and resources, as files
     projected     configMap, secret, downwardAPI and serviceAccountToken sources in one
                   directory — what the ServiceAccount admission plugin adds to every pod as
@@ -66,6 +67,7 @@ PLUGIN_DIR = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io
               "projected": "kubernetes.io~projected"}
 DEFAULT_MODE = 0o644
 READ_ONLY_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+MEMORY_BACKED = ("secret", "downwardAPI", "projected")    # on a tmpfs, as the kubelet's
 RO_MASK, RW_MASK = 0o440, 0o660     # volume_linux.go: what fsGroup adds to a file's mode
 
 log = logging.getLogger("nodeagent.volumes")
@@ -246,9 +248,12 @@ def _safe_rel(p: str) -> str:
 
 
 def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]],
-         fs_group: int | None = None) -> dict[str, str]:
+         fs_group: int | None = None, tmpfs_size: int | None = None) -> dict[str, str]:
     """Create every volume; volume name → host path. `fs_group`: the pod's securityContext
-    fsGroup (see the module's docstring)."""
+    fsGroup (see the module's docstring). `tmpfs_size`: secret, projected and downwardAPI
+    volumes are tmpfs mounts of that size, as the kubelet's (their plugins wrap a memory-backed
+    emptyDir: a Secret's bytes never reach the node's disk) — None, or an agent without root
+    (the unit tier's), keeps them on disk."""
     paths: dict[str, str] = {}
     base = pod_dir(pods_dir, uid) / "volumes"
     for name, (kind, what) in planned.items():
@@ -264,6 +269,8 @@ def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]],
             if new or what:
                 _own_dir(d, fs_group, 0o777)
         else:
+            if kind in MEMORY_BACKED and tmpfs_size is not None and os.geteuid() == 0:
+                _mount_tmpfs(d, tmpfs_size)
             _own_dir(d, fs_group, 0o755)
             wanted = {_safe_rel(rel): v for rel, v in (what or {}).items()}
             for rel, (data, mode) in wanted.items():

@@ -222,7 +222,8 @@ class RuntimeManager:
         try:
             planned = await volumes.plan(pod, self.lookup, self.node.allocatable, self.tokens)
             fs_group = (spec.get("securityContext") or {}).get("fsGroup")
-            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned, fs_group)
+            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned, fs_group,
+                                            volumes.memory_size(pod, {}, self.node.allocatable))
         except VolumeError as e:
             self.recorder.event(pod, WARNING, "FailedMount", str(e))
             result.wake_at(time.time() + 2)

@@ -110,24 +110,28 @@ def test_active_deadline_and_unsafe_sysctl(node):
 
 def test_fs_group_read_only_api_data_sub_path_expr_and_host_path_types(node, tmp_path):
     node.kubectl("create", "configmap", "vcm", "--from-literal=k=v")
+    node.kubectl("create", "secret", "generic", "vsec", "--from-literal=s=x")
     script = ("id -G; stat -c '%a %g' /ed /cm/k; touch /ed/f; stat -c '%g' /ed/f; "
-              "touch /cm/x 2>&1 | grep -o 'Read-only file system'; ls /logs; sleep 600")
+              "touch /cm/x 2>&1 | grep -o 'Read-only file system'; "
+              "grep -o ' /sec tmpfs ro' /proc/mounts; ls /logs; sleep 600")
     create_pod(node, "vols", [{"name": "c", "command": ["sh", "-c", script],
                                "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                                "volumeMounts": [{"name": "ed", "mountPath": "/ed"},
                                                 {"name": "cm", "mountPath": "/cm"},
+                                                {"name": "sec", "mountPath": "/sec"},
                                                 {"name": "ed", "mountPath": "/logs", "subPathExpr": "$(POD)"}]}],
                securityContext={"fsGroup": 2000},
                volumes=[{"name": "ed", "emptyDir": {}},
-                        {"name": "cm", "configMap": {"name": "vcm", "defaultMode": 0o400}}])
+                        {"name": "cm", "configMap": {"name": "vcm", "defaultMode": 0o400}},
+                        {"name": "sec", "secret": {"secretName": "vsec"}}])
     a_file = tmp_path / "file"
     a_file.write_text("x")
     create_pod(node, "badhost", [{"name": "c", "command": ["sleep", "600"],
                                   "volumeMounts": [{"name": "h", "mountPath": "/h"}]}],
                volumes=[{"name": "h", "hostPath": {"path": str(a_file), "type": "Directory"}}])
-    node.wait_pod("vols", lambda p: running(p) and "Read-only" in logs(node, "vols"))
+    node.wait_pod("vols", lambda p: running(p) and "tmpfs" in logs(node, "vols"))
     assert logs(node, "vols").splitlines() == ["0 2000", "2777 2000", "440 2000", "2000",
-                                               "Read-only file system"]
+                                               "Read-only file system", " /sec tmpfs ro"]
     assert node.kubectl("exec", "vols", "--", "ls", "/ed").stdout == "f\nvols\n"
     msg = wait_event(node, "badhost", "FailedMount")
     assert msg == (f'MountVolume.SetUp failed for volume "h" : hostPath type check failed: '
@@ -136,6 +140,7 @@ def test_fs_group_read_only_api_data_sub_path_expr_and_host_path_types(node, tmp
         "ContainerCreating"
     delete(node, "vols", "badhost")
     node.kubectl("delete", "configmap", "vcm")
+    node.kubectl("delete", "secret", "vsec")
 
 
 @pytest.mark.skipif(registry_available() is not None, reason=str(registry_available()))

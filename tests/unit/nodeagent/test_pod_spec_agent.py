@@ -92,3 +92,31 @@ def test_pod_with_a_sidecar_completes_when_its_app_containers_do(server, tmp_pat
             await a.api.delete(PODS, "scdone", "default", grace_period_seconds=0)
             await a.wait_gone("scdone")
     asyncio.run(main())
+
+
+def test_a_sidecars_startup_probe_holds_back_what_follows(server, tmp_path, monkeypatch):
+    """The next init container waits for the sidecar's startupProbe to succeed (started), and a
+    sidecar's readinessProbe decides its `ready` and the pod's Ready."""
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            probe = {"exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 1}
+            a.fake.healthy["side"] = False
+            body = _with_sidecar("scprobe", ["sleep", "1d"], "Always")
+            body["spec"]["initContainers"][0].update(startupProbe=dict(probe, failureThreshold=60),
+                                                     readinessProbe=probe)
+            await a.create_pod(body)
+            p = await a.wait_pod("scprobe", lambda p: "running" in cstatus(p, "side", init=True)
+                                 .get("state", {}))
+            await asyncio.sleep(1.5)                  # a probe period or so: still not started
+            p = await a.get("scprobe")
+            assert cstatus(p, "side", init=True)["started"] is False
+            assert [c[1] for c in a.fake.calls if c[0] == "create_container"] == ["side"]
+            a.fake.healthy["side"] = True
+            p = await a.wait_pod("scprobe", lambda p: condition(p, "Ready").get("status") == "True")
+            assert cstatus(p, "side", init=True)["ready"] is True
+            a.fake.healthy["side"] = False
+            p = await a.wait_pod("scprobe", lambda p: condition(p, "Ready").get("status") == "False")
+            assert condition(p, "ContainersReady")["message"] == "containers with unready status: [side]"
+            await a.api.delete(PODS, "scprobe", "default", grace_period_seconds=0)
+            await a.wait_gone("scprobe")
+    asyncio.run(main())

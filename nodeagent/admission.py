@@ -11,7 +11,10 @@ and its status becomes phase Failed with
     message  "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for
              the requested pod ports"
 
-Checked here: host ports (the NodePorts filter). A host port is (hostIP, protocol, port); an
+Checked here, in the kubelet's order: the pod's sysctls (the SysctlForbidden admit handler: only
+the safe, namespaced ones of sysctl/safe_sysctls.go — no --allowed-unsafe-sysctls here — and
+none of the host's own namespaces: a net.* sysctl of a hostNetwork pod, an IPC one of a hostIPC
+pod), then host ports (the NodePorts filter). A host port is (hostIP, protocol, port); an
 empty hostIP means 0.0.0.0, which takes the port on every address — so it conflicts with any use
 of that port and protocol, and a specific address conflicts with itself and with 0.0.0.0
 (the scheduler's HostPortInfo.CheckConflict).
@@ -42,6 +45,44 @@ class Rejection:
         return out
 
 
+SYSCTL_FORBIDDEN = "SysctlForbidden"
+# sysctl/safe_sysctls.go (every kernel version condition there is met by a kernel ≥ 4.15)
+SAFE_SYSCTLS = frozenset((
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem"))
+
+
+def _dotted(name: str) -> str:
+    """ConvertSysctlVariableToDotsSeparator: `net/ipv4/x.y` is `net.ipv4.x/y`."""
+    sep = next((ch for ch in name if ch in "./"), ".")
+    return name if sep == "." else name.translate(str.maketrans("./", "/."))
+
+
+def _namespace_of(name: str) -> str:
+    """The kernel namespace a sysctl belongs to (sysctl/namespace.go), or ""."""
+    if name == "kernel.sem" or name.startswith(("kernel.shm", "kernel.msg", "fs.mqueue.")):
+        return "ipc"
+    return "net" if name.startswith("net.") else ""
+
+
+def check_sysctls(pod: dict) -> Rejection | None:
+    spec = pod.get("spec") or {}
+    for s in ((spec.get("securityContext") or {}).get("sysctls") or []):
+        name = _dotted(s.get("name", ""))
+        if name not in SAFE_SYSCTLS:
+            why = f'"{name}" not allowlisted'
+        elif (ns := _namespace_of(name)) == "net" and spec.get("hostNetwork") or \
+                ns == "ipc" and spec.get("hostIPC"):
+            why = f'"{name}" not allowed with host {ns} enabled'
+        else:
+            continue
+        return Rejection(SYSCTL_FORBIDDEN, f"forbidden sysctl: {why}")
+    return None
+
+
 def host_ports(pod: dict) -> set[tuple[str, str, int]]:
     """(hostIP, protocol, hostPort) of every container port that asks for a host port."""
     spec = pod.get("spec") or {}
@@ -64,6 +105,9 @@ def _conflicts(want: tuple[str, str, int], used: set[tuple[str, str, int]]) -> b
 
 def admit(pod: dict, active: list[dict]) -> Rejection | None:
     """None if the pod may run beside `active` (the node's admitted, not terminated pods)."""
+    rejected = check_sysctls(pod)
+    if rejected is not None:
+        return rejected
     want = host_ports(pod)
     if want:
         used: set[tuple[str, str, int]] = set()

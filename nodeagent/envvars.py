@@ -3,7 +3,9 @@
 Order matters, because later entries may refer to earlier ones with `$(NAME)`:
 
     1. envFrom, source by source (configMapRef / secretRef, each key with the source's prefix);
-       a key that is not a valid variable name is skipped, as the kubelet skips it
+       every key is passed as it is: since RelaxedEnvironmentVariableValidation went GA (1.34)
+       the kubelet no longer skips names that are not C identifiers (nor records
+       InvalidEnvironmentVariableNames) — a shell may hide `a.b`, the program still gets it
     2. env, entry by entry: a `value` is expanded against everything defined so far; a
        `valueFrom` reads the pod (fieldRef), the container's resources (resourceFieldRef), or a
        ConfigMap/Secret key — a missing one is CreateContainerConfigError unless `optional`
@@ -28,8 +30,6 @@ from nodeagent.resources import amounts, parse_quantity
 # (kind, namespace, name) → the object, or None when it does not exist; with name "" → a list
 # of every object of that kind in the namespace (used for "services")
 Lookup = Callable[[str, str, str], Awaitable["dict | list | None"]]
-
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
 class ConfigError(AgentError):
@@ -90,9 +90,37 @@ async def _source(lookup: Lookup, kind: str, ns: str, name: str, optional: bool)
     return obj
 
 
-def field_value(pod: dict, path: str) -> str:
-    """A fieldRef (the downward API's pod fields)."""
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """Go's %q (strconv.Quote) of a string: what fieldpath.FormatMap writes for each value."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def field_value(pod: dict, path: str, pod_ips: tuple[str, ...] | None = None,
+                host_ips: tuple[str, ...] | None = None) -> str:
+    """A fieldRef (the downward API's pod fields). The IPs are the kubelet's own knowledge when
+    given (podFieldSelectorRuntimeValue: the sandbox's IPs, the node's addresses) — the pod's
+    status has none of them before its first container starts."""
     md, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    if pod_ips is not None and path in ("status.podIP", "status.podIPs"):
+        return (pod_ips[0] if pod_ips else "") if path == "status.podIP" else ",".join(pod_ips)
+    if host_ips is not None and path in ("status.hostIP", "status.hostIPs"):
+        return (host_ips[0] if host_ips else "") if path == "status.hostIP" else ",".join(host_ips)
     m = re.match(r"^metadata\.(labels|annotations)\['(.+)'\]$", path)
     if m:
         return (md.get(m.group(1)) or {}).get(m.group(2), "")
@@ -106,7 +134,7 @@ def field_value(pod: dict, path: str) -> str:
         return simple[path] or ""
     if path in ("metadata.labels", "metadata.annotations"):
         items = md.get(path.split(".")[1]) or {}
-        return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
+        return "\n".join(f"{k}={go_quote(v)}" for k, v in sorted(items.items()))
     raise ConfigError(f"fieldRef {path!r} is not a supported field")
 
 
@@ -183,9 +211,12 @@ def service_env(services: list[dict]) -> dict[str, str]:
 
 async def environment(pod: dict, container: dict, lookup: Lookup,
                       allocatable: dict[str, int],
-                      services: list[dict] | None = None) -> list[tuple[str, str]]:
+                      services: list[dict] | None = None, *,
+                      pod_ips: tuple[str, ...] | None = None,
+                      host_ips: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
     """The container's env as (name, value) pairs, in the order the kubelet produces them:
-    the pod's own variables, then the Services' (those the pod did not define itself)."""
+    the pod's own variables, then the Services' (those the pod did not define itself).
+    `pod_ips`, `host_ips`: what status.podIP(s) and status.hostIP(s) resolve to."""
     ns = (pod.get("metadata") or {}).get("namespace", "default")
     svc_env = service_env(services or [])
     env: dict[str, str] = {}
@@ -200,8 +231,7 @@ async def environment(pod: dict, container: dict, lookup: Lookup,
                 continue
             obj = await _source(lookup, field, ns, ref.get("name", ""), bool(ref.get("optional")))
             for k, v in (_data(obj, field) if obj else {}).items():
-                if _ENV_NAME.match(prefix + k):
-                    env[prefix + k] = v
+                env[prefix + k] = v
     for e in container.get("env") or []:
         name = e.get("name", "")
         if "valueFrom" not in e:
@@ -209,7 +239,7 @@ async def environment(pod: dict, container: dict, lookup: Lookup,
             continue
         vf = e["valueFrom"] or {}
         if "fieldRef" in vf:
-            env[name] = field_value(pod, vf["fieldRef"].get("fieldPath", ""))
+            env[name] = field_value(pod, vf["fieldRef"].get("fieldPath", ""), pod_ips, host_ips)
         elif "resourceFieldRef" in vf:
             env[name] = resource_value(pod, container, vf["resourceFieldRef"], allocatable)
         else:

@@ -301,7 +301,8 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
     facts = NodeFacts(name=name, hostname=socket.gethostname(), memory_capacity=machine.memory,
                       allocatable=machine.allocatable_numbers(), cluster_dns=cfg.cluster_dns,
                       log_root=str(cfg.agent_dir / "logs"), pods_dir=str(cfg.agent_dir / "pods"),
-                      min_oom_score_adj=await asyncio.to_thread(lowest_oom_score_adj))
+                      min_oom_score_adj=await asyncio.to_thread(lowest_oom_score_adj),
+                      node_ips=(ip,) if ip else ())
     services = Informer(api, SERVICES)
     tasks: list[asyncio.Task] = [asyncio.create_task(services.run(), name="service informer")]
     kubelet_api = None

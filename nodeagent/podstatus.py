@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from nodeagent.cri.api import ContainerState, ContainerStatus, SandboxState
 from nodeagent.kuberuntime.config import TERMINATION_LOG_HOST, TERMINATION_MESSAGE_POLICY
-from nodeagent.kuberuntime.manager import PodRuntimeState, SyncResult, should_restart
+from nodeagent.kuberuntime.manager import PodRuntimeState, SyncResult, is_sidecar, should_restart
 from nodeagent.resources import qos_class
 
 OWNED_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
@@ -36,6 +36,16 @@ def rfc3339(t: float | None) -> str | None:
     if t is None:
         return None
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    """The inverse of rfc3339 (None for None or a malformed time)."""
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 def _termination_message(cs: ContainerStatus) -> str:
@@ -83,10 +93,21 @@ def _terminated(cs: ContainerStatus, runtime_name: str) -> dict:
 
 
 def container_status(spec: dict, state: PodRuntimeState, result: SyncResult, runtime_name: str,
-                     default_reason: str, prober=None) -> dict:
+                     default_reason: str, prober=None, old: dict | None = None) -> dict:
+    """`old`: this container's status as the pod has it now. One the runtime has no record of
+    keeps a terminated state from there, or else its restartCount and lastState (the kubelet's
+    convertToAPIContainerStatuses): a finished pod stays as it ended when its containers are
+    gone, e.g. after the node was taken down and up again."""
     name = spec["name"]
     instances = state.of(name)
     newest = instances[0] if instances else None
+    if newest is None and old:
+        if (old.get("state") or {}).get("terminated") and name not in result.waiting:
+            return old
+        kept = container_status(spec, state, result, runtime_name, default_reason, prober)
+        kept["restartCount"] = old.get("restartCount", 0)
+        kept["lastState"] = old.get("lastState") or {}
+        return kept
     out = {"name": name, "image": spec.get("image", ""), "imageID": "", "ready": False,
            "restartCount": newest.metadata.attempt if newest else 0, "started": False,
            "state": {}, "lastState": {}}
@@ -115,16 +136,38 @@ def container_status(spec: dict, state: PodRuntimeState, result: SyncResult, run
     return out
 
 
+def _sidecar_names(pod: dict) -> set[str]:
+    return {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or [] if is_sidecar(c)}
+
+
+def _sidecar_up(s: dict) -> bool:
+    """A sidecar counts as started: running and past its startupProbe, or it has run before
+    (one that crashed later does not take the pod back to initializing)."""
+    if "running" in s["state"]:
+        return bool(s.get("started"))
+    return bool(s.get("lastState", {}).get("terminated") or s["state"].get("terminated"))
+
+
+def _init_done(pod: dict, init_statuses: list[dict]) -> bool:
+    sidecars = _sidecar_names(pod)
+    return all(_sidecar_up(s) if s["name"] in sidecars
+               else (s["state"].get("terminated") or {}).get("exitCode") == 0 for s in init_statuses)
+
+
 def phase(pod: dict, init_statuses: list[dict], statuses: list[dict]) -> str:
+    """getPhase. Sidecars (restartable init containers) never fail the pod nor finish it: a
+    running one counts as running, a terminated one is ignored."""
     spec = pod.get("spec") or {}
     policy = spec.get("restartPolicy") or "Always"
+    sidecars = _sidecar_names(pod)
     for s in init_statuses:
         term = s["state"].get("terminated")
-        if term and term["exitCode"] != 0 and policy == "Never":
+        if term and term["exitCode"] != 0 and policy == "Never" and s["name"] not in sidecars:
             return "Failed"
-    if not all((s["state"].get("terminated") or {}).get("exitCode") == 0 for s in init_statuses):
+    if not _init_done(pod, init_statuses):
         return "Pending"
     running = waiting = stopped = succeeded = 0
+    running += sum(1 for s in init_statuses if s["name"] in sidecars and "running" in s["state"])
     for s in statuses:
         st = s["state"]
         if "running" in st:
@@ -165,20 +208,30 @@ def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: 
     spec, old = pod.get("spec") or {}, pod.get("status") or {}
     has_sandbox_net = state.sandbox is not None and state.sandbox.state is SandboxState.READY
     init_specs = spec.get("initContainers") or []
-    init_statuses = [container_status(c, state, result, runtime_name, "PodInitializing")
+    before = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
+              for s in old.get(key) or []}
+    init_statuses = [container_status(c, state, result, runtime_name, "PodInitializing",
+                                      prober if is_sidecar(c) else None, before.get(c["name"]))
                      for c in init_specs]
-    init_done = all((s["state"].get("terminated") or {}).get("exitCode") == 0 for s in init_statuses)
+    init_done = _init_done(pod, init_statuses)
     statuses = [container_status(c, state, result, runtime_name,
-                                 "ContainerCreating" if init_done else "PodInitializing", prober)
+                                 "ContainerCreating" if init_done else "PodInitializing", prober,
+                                 before.get(c["name"]))
                 for c in spec.get("containers") or []]
-    for s in init_statuses:                   # an init container is "ready" once it succeeded
-        s["ready"] = (s["state"].get("terminated") or {}).get("exitCode") == 0
+    sidecars = _sidecar_names(pod)
+    for s in init_statuses:
+        if s["name"] in sidecars:             # a sidecar is ready as an app container is
+            s["ready"] = s["ready"] and "running" in s["state"]
+        else:                                 # an init container is "ready" once it succeeded
+            s["ready"] = (s["state"].get("terminated") or {}).get("exitCode") == 0
     ph = phase(pod, init_statuses, statuses)
     if old.get("phase") in ("Succeeded", "Failed"):
         ph = old["phase"]                     # terminal is terminal (the kubelet never goes back)
 
-    unready = [s["name"] for s in statuses if not s["ready"]]
-    pending_init = [s["name"] for s in init_statuses if not s["ready"]]
+    unready = [s["name"] for s in init_statuses + statuses
+               if not s["ready"] and (s["name"] in sidecars or s in statuses)]
+    pending_init = [s["name"] for s in init_statuses
+                    if not (_sidecar_up(s) if s["name"] in sidecars else s["ready"])]
     if ph == "Succeeded":
         ready_reason, ready_msg = "PodCompleted", ""
     else:
@@ -234,7 +287,7 @@ def terminal(pod: dict, state: PodRuntimeState) -> bool:
     for c in spec.get("initContainers") or []:
         cs = state.latest(c["name"])
         if cs is not None and cs.state is ContainerState.EXITED and cs.exit_code != 0 \
-                and policy == "Never":
+                and policy == "Never" and not is_sidecar(c):
             return True
     apps = spec.get("containers") or []
     for c in apps:

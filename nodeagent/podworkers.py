@@ -26,6 +26,9 @@ Rules the kubelet keeps, and so do we:
 - An evicted pod (eviction/) is killed with the grace period eviction chose (1 s for a hard
   threshold, at most --eviction-max-pod-grace-period for a soft one) and ends Failed, reason Evicted,
   with a DisruptionTarget condition; it stays in the API until someone deletes it.
+- A pod past its activeDeadlineSeconds (counted from status.startTime, active_deadline.go) is
+  killed with its own grace period and ends Failed, reason DeadlineExceeded; a Normal event of
+  that reason says so. The worker wakes at the deadline to check.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class PodWorker:
         self.evicted: str | None = None         # the eviction message, once evicted
         self.eviction_grace = EVICTION_GRACE    # the grace period eviction chose
         self.disruption = True                  # report a DisruptionTarget condition with it
+        self.deadline_exceeded = False          # activeDeadlineSeconds has passed
         self.uid = pod["metadata"]["uid"]
         self.pod = pod                          # the latest update; replaced by deliver()
         self.state = WorkerState.SYNCING        # owned by run()
@@ -113,7 +117,13 @@ class PodWorker:
                     self._reject()
                     self.state = WorkerState.TERMINATED
                     continue
-                if self.kill_requested() or self._finished_in_api() or self.evicted:
+                if not self.deadline_exceeded and self._past_deadline():
+                    self.deadline_exceeded = True
+                    m.recorder.event(self.pod, "Normal", DEADLINE_REASON, DEADLINE_MESSAGE)
+                    # Failed at once, as the kubelet's status says, while the containers stop
+                    self._report(self.pod, await m.observe(self.uid), SyncResult(), stopping=True)
+                if self.kill_requested() or self._finished_in_api() or self.evicted or \
+                        self.deadline_exceeded:
                     self.state = WorkerState.TERMINATING
                     continue
                 self._wake.clear()
@@ -123,7 +133,9 @@ class PodWorker:
                 if podstatus.terminal(pod, state):
                     self.state = WorkerState.TERMINATING   # finished: stop the sandbox
                     continue
-                await self._sleep(result.retry_at)
+                deadline = self._deadline()
+                await self._sleep(result.retry_at if deadline is None or result.retry_at is not None
+                                  and result.retry_at < deadline else deadline)
             elif self.state is WorkerState.TERMINATING:
                 await self._kill()
                 self.state = WorkerState.TERMINATED
@@ -132,7 +144,8 @@ class PodWorker:
                 state = await m.observe(self.uid)
                 deleting = self.kill_requested()
                 if not self.removed and self.rejection is None:
-                    self._report(pod, state, SyncResult(), stopping=deleting or bool(self.evicted))
+                    self._report(pod, state, SyncResult(),
+                                 stopping=deleting or bool(self.evicted) or self.deadline_exceeded)
                 if not deleting:
                     if not self.cgroup_released:  # a finished pod: nothing will run in it again
                         self.cgroup_released = True
@@ -148,6 +161,18 @@ class PodWorker:
                 else:
                     await self.workers.status.delete_pod(pod)
                 return
+
+    def _deadline(self) -> float | None:
+        """When activeDeadlineSeconds runs out (wall time), or None: no deadline, or no startTime
+        yet (the kubelet counts from the start time it reported)."""
+        seconds = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        status = self.workers.status.status(self.uid) or self.pod.get("status") or {}
+        start = podstatus.parse_rfc3339(status.get("startTime"))
+        return None if seconds is None or start is None else start + int(seconds)
+
+    def _past_deadline(self) -> bool:
+        deadline = self._deadline()
+        return deadline is not None and time.time() >= deadline
 
     def _reject(self) -> None:
         """The kubelet's rejectPod: a Warning event named after the failed check, phase Failed."""
@@ -168,8 +193,9 @@ class PodWorker:
         """kill_pod with the pod's grace period; a shorter one delivered meanwhile starts a second
         kill at once (the runtime's stop is idempotent and the shorter deadline wins)."""
         m = self.workers.manager
-        self.grace = _grace(self.pod, self.removed) if self.kill_requested() else 0.0
-        if self.evicted and (not self.kill_requested() or self.eviction_grace < self.grace):
+        killing = self.kill_requested() or self.deadline_exceeded
+        self.grace = _grace(self.pod, self.removed) if killing else 0.0
+        if self.evicted and (not killing or self.eviction_grace < self.grace):
             self.grace = self.eviction_grace
         kills = {asyncio.create_task(m.kill_pod(self.pod, self.uid, self.grace))}
         while True:
@@ -209,9 +235,13 @@ class PodWorker:
                                     prober=prober)
         if self.evicted and stopping:
             status = _evicted(status, self.evicted, self.disruption)
+        elif self.deadline_exceeded and stopping:
+            status = dict(status, phase="Failed", reason=DEADLINE_REASON, message=DEADLINE_MESSAGE)
         status_mgr.set_status(pod, status)
 
 
+DEADLINE_REASON = "DeadlineExceeded"
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 EVICTION_GRACE = 1.0     # immediateEvictionGracePeriodSeconds: a hard threshold was met
 
 

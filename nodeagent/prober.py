@@ -41,6 +41,7 @@ class _Result:
     successes: int = 0
     failures: int = 0
     message: str = ""
+    failed: bool = False       # failureThreshold failures in a row were reached
 
 
 def _port(container: dict, port) -> int:
@@ -95,7 +96,9 @@ class Prober:
         """Why the container must be restarted (liveness or startup failed), or None."""
         for kind in ("livenessProbe", "startupProbe"):
             r = self._results.get((cid, kind))
-            if kind in container and r is not None and not r.ok and r.failures:
+            # a startup probe is "not ok" from the start: only failureThreshold failures in a
+            # row fail it (one failure restarted the container before its time)
+            if kind in container and r is not None and not r.ok and r.failed:
                 return f"Container {container['name']} failed {WORDS[kind].lower()} probe, will be restarted"
         return None
 
@@ -103,7 +106,9 @@ class Prober:
     def sync(self, pod: dict, running: dict[str, str], pod_ip: str | None) -> None:
         """running: container name → ID of its running instance. Start and stop probe tasks."""
         wanted = set()
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        spec = pod.get("spec") or {}
+        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        for c in (spec.get("containers") or []) + sidecars:     # sidecars are probed too
             cid = running.get(c["name"])
             if cid is None:
                 continue
@@ -144,6 +149,7 @@ class Prober:
         await asyncio.sleep(int(spec.get("initialDelaySeconds") or 0))
         uid = pod["metadata"]["uid"]
         key = (cid, kind)
+        where = "initContainers" if c.get("restartPolicy") == "Always" else "containers"  # sidecar
         while True:
             if kind != "startupProbe" and "startupProbe" in c and not self.started(c, cid):
                 await asyncio.sleep(1)
@@ -152,11 +158,12 @@ class Prober:
             # before any result: alive (liveness), not ready, not started
             r = self._results.setdefault(key, _Result(ok=kind == "livenessProbe"))
             if ok:
-                r.successes, r.failures = r.successes + 1, 0
+                r.successes, r.failures, r.failed = r.successes + 1, 0, False
             else:
                 r.successes, r.failures = 0, r.failures + 1
+                r.failed = r.failures >= need_fail
                 self.recorder.event(pod, WARNING, "Unhealthy", f"{WORDS[kind]} probe failed: {message}",
-                                    f"spec.containers{{{c['name']}}}")
+                                    f"spec.{where}{{{c['name']}}}")
             now_ok = True if ok and r.successes >= need_ok else \
                 False if not ok and r.failures >= need_fail else r.ok
             if now_ok != r.ok:

@@ -11,13 +11,23 @@ that names it in volumeMounts (with subPath and readOnly); the runtime does the 
                   memory limit, or the node's allocatable memory when neither is set (the
                   kubelet's calculateEmptyDirMemorySize) — its pages count as the writer's memory
     hostPath      the node's own path; DirectoryOrCreate / FileOrCreate make it, Directory / File
-                  / Socket insist it is there
+                  / Socket / CharDevice / BlockDevice insist it is there and of that kind (as do
+                  the ...OrCreate types for a path that exists); untyped, a missing path is made
+                  a directory (containerd's rule for a missing bind-mount source)
     configMap     one file per key (or per `items` entry), mode defaultMode (0644)
-    secret        the same, from a Secret's decoded data
+    secret        the same, from a Secret's decoded data, on a tmpfs (as downwardAPI and
+                  projected are): sized as a memory emptyDir, never on the node's disk
     downwardAPI   the pod's own fields (labels, annotations, name, ...) and resources, as files
     projected     configMap, secret, downwardAPI and serviceAccountToken sources in one
                   directory — what the ServiceAccount admission plugin adds to every pod as
                   `kube-api-access-*`: a token, ca.crt (ConfigMap kube-root-ca.crt), namespace
+
+configMap, secret, downwardAPI and projected volumes are always mounted read-only (the kubelet's
+mounters say ReadOnly for API data). With the pod's `fsGroup`, each volume but hostPath is given
+to that group as the kubelet's SetVolumeOwnership does: files g+r (API data) or g+rw, directories
+setgid and g+x, so that files the containers create there get the group too — an emptyDir once,
+when it is made (walking a full one on every sync would cost too much), API data files whenever
+they are written.
 
 Files are rewritten when their content changes (an edited ConfigMap reaches running pods on the
 next sync, as on a real node) and each write is atomic (a temporary file renamed over the old
@@ -42,19 +52,23 @@ import base64
 import logging
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
 import localfs
 from nodeagent.cri.api import Mount
-from nodeagent.envvars import Lookup, field_value, resource_value
+from nodeagent.envvars import ConfigError, Lookup, expand, field_value, resource_value
 from nodeagent.errors import AgentError
 
 PLUGIN_DIR = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
               "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
               "projected": "kubernetes.io~projected"}
 DEFAULT_MODE = 0o644
+READ_ONLY_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+MEMORY_BACKED = ("secret", "downwardAPI", "projected")    # on a tmpfs, as the kubelet's
+RO_MASK, RW_MASK = 0o440, 0o660     # volume_linux.go: what fsGroup adds to a file's mode
 
 log = logging.getLogger("nodeagent.volumes")
 
@@ -200,14 +214,30 @@ async def plan(pod: dict, lookup: Lookup, allocatable: dict[str, int],
 
 
 # --- making them (blocking: call in a thread) --------------------------------------------------------
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def _write_atomic(path: Path, data: bytes, mode: int, fs_group: int | None = None) -> None:
+    if fs_group is not None:
+        mode |= RO_MASK
     try:
-        if path.read_bytes() == data and (path.stat().st_mode & 0o7777) == mode:
+        st = path.stat()
+        if path.read_bytes() == data and (st.st_mode & 0o7777) == mode and \
+                (fs_group is None or st.st_gid == fs_group):
             return
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     localfs.write_atomic(path, data, mode)
+    if fs_group is not None:
+        os.chown(path, -1, fs_group)
+
+
+def _own_dir(d: Path, fs_group: int | None, mode: int) -> None:
+    """A volume's directory: `mode`, or with fsGroup that group, setgid and group access."""
+    if fs_group is None:
+        d.chmod(mode)
+        return
+    os.chown(d, -1, fs_group)
+    d.chmod(mode | 0o2000 | (RW_MASK if mode & 0o002 else RO_MASK) | 0o110)
 
 
 def _safe_rel(p: str) -> str:
@@ -217,8 +247,13 @@ def _safe_rel(p: str) -> str:
     return rel
 
 
-def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]]) -> dict[str, str]:
-    """Create every volume; volume name → host path."""
+def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]],
+         fs_group: int | None = None, tmpfs_size: int | None = None) -> dict[str, str]:
+    """Create every volume; volume name → host path. `fs_group`: the pod's securityContext
+    fsGroup (see the module's docstring). `tmpfs_size`: secret, projected and downwardAPI
+    volumes are tmpfs mounts of that size, as the kubelet's (their plugins wrap a memory-backed
+    emptyDir: a Secret's bytes never reach the node's disk) — None, or an agent without root
+    (the unit tier's), keeps them on disk."""
     paths: dict[str, str] = {}
     base = pod_dir(pods_dir, uid) / "volumes"
     for name, (kind, what) in planned.items():
@@ -226,19 +261,27 @@ def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]]) -> dic
             paths[name] = _host_path(name, what)
             continue
         d = base / PLUGIN_DIR[kind] / name
+        new = not d.is_dir()
         d.mkdir(parents=True, exist_ok=True)
-        if kind == "emptyDir" and what:
-            _mount_tmpfs(d, what["tmpfs"])
-        elif kind != "emptyDir":
-            d.chmod(0o755)
+        if kind == "emptyDir":
+            if what:
+                _mount_tmpfs(d, what["tmpfs"])
+            if new or what:
+                _own_dir(d, fs_group, 0o777)
+        else:
+            if kind in MEMORY_BACKED and tmpfs_size is not None and os.geteuid() == 0:
+                _mount_tmpfs(d, tmpfs_size)
+            _own_dir(d, fs_group, 0o755)
             wanted = {_safe_rel(rel): v for rel, v in (what or {}).items()}
             for rel, (data, mode) in wanted.items():
-                _write_atomic(d / rel, data, mode)
+                for parent in reversed((d / rel).relative_to(d).parents[:-1]):
+                    if not (d / parent).is_dir():
+                        (d / parent).mkdir()
+                        _own_dir(d / parent, fs_group, 0o755)
+                _write_atomic(d / rel, data, mode, fs_group)
             for f in d.rglob("*"):         # a key removed from the ConfigMap goes away too
                 if f.is_file() and str(f.relative_to(d)) not in wanted:
                     f.unlink()
-        else:
-            d.chmod(0o777)
         paths[name] = str(d)
     return paths
 
@@ -283,36 +326,88 @@ def unmount_all(root: str | os.PathLike) -> list[str]:
     return left
 
 
+# hostPath type → (is it that kind?, what the error calls it) — hostpath's checkTypeInternal
+_HOST_PATH_KINDS = {
+    "Directory": (stat.S_ISDIR, "a directory"), "File": (stat.S_ISREG, "a file"),
+    "Socket": (stat.S_ISSOCK, "a socket file"), "CharDevice": (stat.S_ISCHR, "a character device"),
+    "BlockDevice": (stat.S_ISBLK, "a block device")}
+
+
 def _host_path(name: str, spec: dict) -> str:
+    """A hostPath volume's path, checked (or made) by its type as the kubelet's hostPath plugin
+    does. No type: nothing is checked, and a missing path becomes a directory — what containerd
+    does for a bind-mount source that is not there."""
     path, type_ = spec.get("path", ""), spec.get("type", "")
     p = Path(path)
-    if type_ == "DirectoryOrCreate":
+    if type_ in ("", "DirectoryOrCreate") and not p.exists():
         p.mkdir(parents=True, exist_ok=True, mode=0o755)
-    elif type_ == "FileOrCreate":
+    elif type_ == "FileOrCreate" and not p.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.touch(mode=0o644, exist_ok=True)
-    elif type_ in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not p.exists():
-        raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : hostPath type check '
-                          f'failed: {path} is not a {type_.lower()}')
+    kind = _HOST_PATH_KINDS.get(type_.removesuffix("OrCreate")) if type_ else None
+    if type_ and kind is None:
+        raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {type_} is an invalid '
+                          "volume type")
+    if kind is not None:
+        try:
+            ok = kind[0](p.stat().st_mode)
+        except OSError:
+            ok = False
+        if not ok:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : hostPath type check '
+                              f'failed: {path} is not {kind[1]}')
     return path
 
 
-def mounts(container: dict, paths: dict[str, str]) -> list[Mount]:
-    """The container's volumeMounts as CRI mounts (subPath made inside the volume if missing)."""
+def _sub_path(vm: dict, env: dict[str, str]) -> str:
+    """A volumeMount's subPath, or its subPathExpr expanded with the container's env
+    (ExpandContainerVolumeMounts), checked as makeMounts checks it. ConfigError: the container's
+    config cannot be made (CreateContainerConfigError), with upstream's words."""
+    sub = vm.get("subPath") or ""
+    if vm.get("subPathExpr"):
+        missing: set[str] = set()
+
+        def value(name: str) -> str:
+            if not env.get(name):
+                missing.add(name)
+            return env.get(name, "")
+        sub = expand(vm["subPathExpr"], value)
+        if missing:
+            raise ConfigError(f"missing value for {', '.join(sorted(missing))}")
+    if sub and os.path.isabs(sub):
+        raise ConfigError(f"error SubPath `{sub}` must not be an absolute path")
+    if ".." in sub.split("/"):
+        raise ConfigError(f"unable to provision SubPath `{sub}`: must not contain '..'")
+    return sub
+
+
+def mounts(container: dict, paths: dict[str, str], read_only: frozenset[str] = frozenset(),
+           env: dict[str, str] | None = None) -> list[Mount]:
+    """The container's volumeMounts as CRI mounts (subPath made inside the volume if missing);
+    the volumes named in `read_only` (API data: read_only_volumes) are read-only whatever the
+    volumeMount says. `env`: the container's environment, for subPathExpr."""
     out = []
     for vm in container.get("volumeMounts") or []:
         src = paths.get(vm["name"])
         if src is None:
             raise VolumeError(f'volumeMount "{vm["name"]}" names no volume of the pod')
-        if vm.get("subPath"):
-            src = os.path.join(src, _safe_rel(vm["subPath"]))
+        sub = _sub_path(vm, env or {})
+        if sub:
+            src = os.path.join(src, sub)
             if not os.path.exists(src):
                 os.makedirs(src, exist_ok=True)
         prop = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
             vm.get("mountPropagation", ""), "private")
         out.append(Mount(container_path=vm["mountPath"], host_path=src,
-                         readonly=bool(vm.get("readOnly")), propagation=prop))
+                         readonly=bool(vm.get("readOnly")) or vm["name"] in read_only,
+                         propagation=prop))
     return out
+
+
+def read_only_volumes(pod: dict) -> frozenset[str]:
+    """The pod's volumes that hold API data (configMap, secret, downwardAPI, projected)."""
+    return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
+                     if any(k in v for k in READ_ONLY_KINDS))
 
 
 def remove(pods_dir: str, uid: str) -> None:

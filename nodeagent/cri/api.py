@@ -138,6 +138,9 @@ class PodSandboxConfig:
     # with the sandbox (nodeagent/cri/cgroups.py).
     cgroup_parent: str = ""
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    # shareProcessNamespace: one pid namespace for all the pod's containers, held by a pause
+    # process (CRI's NamespaceMode POD for pid)
+    share_pid: bool = False
 
 
 class SandboxState(enum.Enum):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -93,9 +94,12 @@ class Containers:
                            etc_files={"/etc/hostname": str(d / "hostname"),
                                       "/etc/hosts": str(d / "hosts"),
                                       "/etc/resolv.conf": str(d / "resolv.conf")},
-                           cgroup_parent=sbx["cgroup_parent"], host_pid=sandbox_config.host_pid)
+                           cgroup_parent=sbx["cgroup_parent"], host_pid=sandbox_config.host_pid,
+                           hostname=sandbox_config.hostname or socket.gethostname())
         rootfs = os.path.join(self.storage, cid, "rootfs")
-        spec = build_spec(cid, config, view, image, rootfs)
+        from runtime.rootfs.devices import host_devices
+        spec = build_spec(cid, config, view, image, rootfs,
+                          host_devices() if config.security.privileged else ())
         sig = stop_signal(config.stop_signal or image.config.stop_signal or None)
         log_path = ""
         if config.log_path:

@@ -23,6 +23,14 @@ Requests (one JSON object per message; as argv[1] for a one-off run):
         namespace alive after this process exits, with a path the containers join by
         (`ip netns add` does the same for net). This is CRI-O's "pinns", in Python.
         On failure, whatever was pinned is unmounted again and the files removed.
+    {"op": "pause", "dir": D}
+        a pod's shared pid namespace (shareProcessNamespace): unshare(CLONE_NEWPID), fork its
+        first process — pid 1, "pause", which only reaps orphans and ends on SIGTERM/SIGINT — and
+        bind-mount its /proc/<pid>/ns/pid onto D/pid for the containers to join. Unlike the
+        other namespaces, a pid namespace cannot be held by a bind mount alone: once its pid 1
+        is gone no process can be created in it (fork fails with ENOMEM), so the pause process
+        *is* the holder, as in containerd's and CRI-O's pods. Reply: {"ok": true, "pid": P}
+        (P as the host sees it; it is reparented to init when this request's child exits).
     {"op": "connect", "netns": P, "port": N}
         setns(2) into P, connect a TCP socket to 127.0.0.1:N inside the pod, and pass it back
         (SCM_RIGHTS) — what port-forward needs. The socket keeps talking to the pod's namespace
@@ -84,6 +92,70 @@ def pin(req: dict, sys_) -> list[int]:
     return []
 
 
+def _pause_main(ready: int) -> None:
+    """pid 1 of a pod's pid namespace: reap whatever is reparented here, end on TERM or INT.
+    Signals are taken synchronously (sigwait), so no SIGCHLD is lost between two waits."""
+    import signal
+
+    os.setsid()
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write("pause")          # what `ps` shows when it has no argv to show
+    except OSError:
+        pass
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, ready)
+    os.closerange(ready + 1, os.sysconf("SC_OPEN_MAX"))
+    wanted = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    os.write(ready, b"1")
+    os.close(ready)
+    while True:
+        if signal.sigwait(wanted) != signal.SIGCHLD:
+            return
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+
+def pause(req: dict, sys_) -> dict:
+    from runtime.sys.consts import CLONE_NEWPID, MS_BIND
+
+    target = os.path.join(req["dir"], "pid")
+    try:
+        sys_.unshare(CLONE_NEWPID)    # our next child is born in it, as its pid 1
+    except OSError as e:
+        raise Failed(f"unshare the pid namespace: {e}") from None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            _pause_main(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        if os.read(r, 1) != b"1":
+            raise Failed("the pause process died before it was ready")
+        os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+        try:
+            sys_.mount(f"/proc/{pid}/ns/pid", target, None, MS_BIND)
+        except OSError as e:
+            os.unlink(target)
+            raise Failed(f"pin the pid namespace: {e}") from None
+    except BaseException:
+        os.kill(pid, 9)
+        raise
+    finally:
+        os.close(r)
+    return {"pid": pid}
+
+
 def connect(req: dict, sys_) -> list[int]:
     from runtime.sys.consts import CLONE_NEWNET
 
@@ -108,13 +180,16 @@ class Failed(Exception):
 
 
 def handle(req: dict, sys_) -> tuple[dict, list[int]]:
-    op = {"pin": pin, "connect": connect}.get(req.get("op"))
+    op = {"pin": pin, "connect": connect, "pause": pause}.get(req.get("op"))
     if op is None:
         return {"ok": False, "error": f"unknown request {req.get('op')!r}"}, []
     try:
-        return {"ok": True}, op(req, sys_)
+        got = op(req, sys_)
     except Failed as e:
         return {"ok": False, "error": str(e)}, []
+    if isinstance(got, dict):           # a reply with values (pause), no fds
+        return {"ok": True, **got}, []
+    return {"ok": True}, got
 
 
 def serve(sock: socket.socket) -> None:

@@ -17,15 +17,17 @@ runtime's per-container supervisors (runtime/process/shim.py), which also outliv
                 ipc of its own
              3. CNI ADD on the pinned netns (cni.podnet: the bridge, an IP, hostPorts → portmap)
              4. /etc/hostname, /etc/hosts (with the pod's IP), /etc/resolv.conf, for the
-                containers to bind-mount
+                containers to bind-mount; with shareProcessNamespace, the pod's pid namespace
+                and its pause process (nshelper.py: the one namespace a bind mount cannot hold)
              5. the record, complete: "ready"
          Each step registers its undo first, so a failure leaves nothing: no netns, no veth, no
          IP, no directory — and the error says which step failed.
          With spares (spares.py), a pod that may take one skips the network: its sandbox is a
          spare whose netns is pinned and attached already; step 2 pins only ipc and uts, 3 is
          done, 4 and 5 are the same.
-    stop     CNI DEL (frees the IP, removes the veth and the hostPort rules); the namespaces stay
-             pinned until remove, as CRI says (a stopped sandbox may still be inspected)
+    stop     CNI DEL (frees the IP, removes the veth and the hostPort rules), the pause process
+             killed; the namespaces stay pinned until remove, as CRI says (a stopped sandbox
+             may still be inspected)
     remove   CNI DEL again (idempotent), unpin (umount + unlink), the pod cgroup if it is ours,
              the directory
 
@@ -83,9 +85,9 @@ def resolv_conf(dns: DNSConfig, node_resolv: str = "/etc/resolv.conf") -> str:
             return Path(node_resolv).read_text()
         except OSError:
             return ""
-    lines = [f"nameserver {s}" for s in dns.servers]
-    if dns.searches:
-        lines.append("search " + " ".join(dns.searches))
+    # containerd's layout (parseDNSOptions): search, nameservers, options
+    lines = ["search " + " ".join(dns.searches)] if dns.searches else []
+    lines += [f"nameserver {s}" for s in dns.servers]
     if dns.options:
         lines.append("options " + " ".join(dns.options))
     return "\n".join(lines) + "\n"
@@ -126,13 +128,44 @@ def _pin(helper, directory: Path, types: list[str], hostname: str, sysctls: dict
         raise SandboxError(f"pinning the pod's namespaces: {reply.get('error')}")
 
 
+def _start_pause(helper, directory: Path, record: dict) -> None:
+    """The pod's shared pid namespace and its pause process (nshelper.py's "pause")."""
+    from runtime.statefiles import process_start_time
+
+    reply, fds = helper.request({"op": "pause", "dir": str(directory / "ns")})
+    for fd in fds:
+        os.close(fd)
+    if not reply.get("ok"):
+        raise SandboxError(f"starting the pod's pause process: {reply.get('error')}")
+    record["pause"] = {"pid": reply["pid"], "start": process_start_time(reply["pid"])}
+    record["namespaces"]["pid"] = str(directory / "ns" / "pid")
+
+
+def _pause_alive(record: dict) -> bool:
+    from runtime.statefiles import process_start_time
+
+    p = record.get("pause")
+    return p is None or (p.get("start") is not None and process_start_time(p["pid"]) == p["start"])
+
+
+def _stop_pause(record: dict) -> None:
+    """SIGKILL the pause process, if it is still the one we started (same start time: not a
+    reused pid). Its pid namespace dies with it, and every process left in it."""
+    p = record.get("pause")
+    if p is not None and _pause_alive(record):
+        try:
+            os.kill(p["pid"], 9)
+        except ProcessLookupError:
+            pass
+
+
 def unpin(directory: Path) -> None:
     """Unmount and remove every pinned namespace under `directory` (idempotent)."""
     from runtime.sys import real
     from runtime.sys.consts import MNT_DETACH
 
     sys_ = real()
-    for t in ("net", "ipc", "uts"):
+    for t in ("net", "ipc", "uts", "pid"):
         path = directory / t
         if not path.exists():
             continue
@@ -212,6 +245,10 @@ class Sandboxes:
                 record["ip"] = str(att.ip.ip) if att.ip is not None else None
             step = "write /etc/hostname, /etc/hosts, /etc/resolv.conf"
             _write_etc_files(d, config, record["ip"])
+            if config.share_pid:
+                step = "start the pod's pause process (shareProcessNamespace)"
+                undo.append(lambda: _stop_pause(record))
+                _start_pause(self.helper, d, record)
             record["phase"] = "ready"
             self.store.put_sandbox(sid, record)
             return sid
@@ -276,6 +313,9 @@ class Sandboxes:
             record["namespaces"].update({names[t]: str(d / "ns" / t) for t in types})
             step = "write /etc/hostname, /etc/hosts, /etc/resolv.conf"
             _write_etc_files(d, config, record["ip"])  # a spare is never hostNetwork
+            if config.share_pid:
+                step = "start the pod's pause process (shareProcessNamespace)"
+                _start_pause(self.helper, d, record)
             record["phase"] = "ready"
             self.store.put_sandbox(sid, record)
             return sid
@@ -302,6 +342,7 @@ class Sandboxes:
             except Exception as e:  # noqa: BLE001
                 raise SandboxError(f"tearing down the pod's network (CNI DEL): {e}") from e
             rec["network_attached"] = False
+        _stop_pause(rec)
         rec["phase"] = "stopped"
         self.store.put_sandbox(sid, rec)
 
@@ -320,6 +361,7 @@ class Sandboxes:
             except Exception as e:  # noqa: BLE001
                 if rec.get("network_attached"):
                     raise SandboxError(f"tearing down the pod's network (CNI DEL): {e}") from e
+        _stop_pause(rec)
         unpin(self.store.sandbox_dir(sid) / "ns")
         if rec.get("cgroup_owned"):
             try:
@@ -337,7 +379,8 @@ class Sandboxes:
         # Ready while every pinned namespace is still a namespace: after a reboot the files are
         # there but no longer bind mounts of nsfs (network/netns.py: namespace_id).
         alive = rec.get("phase") == "ready" and all(
-            namespace_id(p) is not None for p in rec.get("namespaces", {}).values())
+            namespace_id(p) is not None for p in rec.get("namespaces", {}).values()) and \
+            _pause_alive(rec)            # a pid namespace without its pid 1 takes no process
         ips = rec.get("ips") or []
         return PodSandboxStatus(
             id=sid, metadata=config.metadata,

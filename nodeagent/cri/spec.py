@@ -16,7 +16,8 @@ The rules, with where Kubernetes states them:
               only args given    → Entrypoint + args (Cmd is dropped)
               neither            → Entrypoint + Cmd
               empty result       → CreateContainerError "no command specified" (containerd's words)
-    env       the image's Env (PATH defaulted if it has none), then the container's env; a name
+    env       HOSTNAME (the sandbox's) and TERM=xterm for a tty, as containerd sets them, then
+              the image's Env (PATH defaulted if it has none), then the container's env; a name
               given again replaces the earlier value in place (the kubelet has already expanded
               $(VAR) references and resolved ConfigMaps and Secrets)
     cwd       workingDir, else the image's WorkingDir, else /
@@ -27,7 +28,8 @@ The rules, with where Kubernetes states them:
               no swap, as the kubelet's default NoSwap), cpu shares/quota/period, pids; values the
               kernel would refuse are refused here first, naming the field
     namespaces a new pid, mount and cgroup namespace; net, ipc and uts joined by path from the
-              sandbox's pins (sandbox.py) — or the node's own for hostNetwork / hostIPC
+              sandbox's pins (sandbox.py) — or the node's own for hostNetwork / hostIPC; the
+              sandbox's pid namespace with shareProcessNamespace, the node's with hostPID
     mounts    the default kernel filesystems, then /etc/hostname, /etc/hosts, /etc/resolv.conf
               from the sandbox (unless the kubelet mounts its own there), then the volumes
 """
@@ -117,6 +119,7 @@ def check_id_range(name: str, value: int | None) -> None:
 
 
 def resolve_user(config: ContainerConfig, image_user: str, layers_top_first: tuple[str, ...]) -> User:
+    from runtime.spec.image_config import member_gids
     from runtime.spec.image_config import resolve_user as lookup
 
     sec = config.security
@@ -135,7 +138,11 @@ def resolve_user(config: ContainerConfig, image_user: str, layers_top_first: tup
     except SpecError as e:
         raise CreateContainerError(f"user {wanted!r}: {e.problem}") from None
     gid = sec.run_as_group if sec.run_as_group is not None else user.gid
-    return User(uid=user.uid, gid=gid, additional_gids=tuple(sec.supplemental_groups))
+    # the user's groups in the image first, then the pod's (containerd: WithAdditionalGIDs,
+    # then the supplemental groups — SupplementalGroupsPolicy Merge)
+    groups = member_gids(wanted or "0", layers_top_first)   # no user at all: root's
+    extra = tuple(dict.fromkeys(groups + tuple(sec.supplemental_groups)))
+    return User(uid=user.uid, gid=gid, additional_gids=extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +152,7 @@ class SandboxView:
     etc_files: dict                      # "/etc/hosts" → host path of the sandbox's file
     cgroup_parent: str                   # relative to the agent's own cgroup
     host_pid: bool = False
+    hostname: str = ""                   # the pod's (the node's for hostNetwork): $HOSTNAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +171,8 @@ def container_spec(argv: tuple[str, ...], rootfs: str, *, layers: tuple[str, ...
                    no_new_privileges: bool = False, oom_score_adj: int | None = None,
                    resources: Resources | None = None, binds: tuple[Bind, ...] = (),
                    namespaces: tuple[Namespace, ...] | None = None, cgroups_path: str | None = None,
-                   annotations: tuple[tuple[str, str], ...] = (), privileged: bool = False
-                   ) -> ContainerSpec:
+                   annotations: tuple[tuple[str, str], ...] = (), privileged: bool = False,
+                   devices: tuple = ()) -> ContainerSpec:
     """The ContainerSpec for values already resolved and checked by the caller. None keeps the
     runtime's default (runtime.spec.defaults): env (just PATH), capabilities (its 14), resources
     (the default device rules), namespaces (all six new). `seccomp`: RuntimeDefault, following the
@@ -186,15 +194,18 @@ def container_spec(argv: tuple[str, ...], rootfs: str, *, layers: tuple[str, ...
     linux = dataclasses.replace(
         spec.linux, seccomp=runtime_default_seccomp(caps.bounding) if seccomp else None,
         resources=resources or spec.linux.resources, cgroups_path=cgroups_path,
-        namespaces=spec.linux.namespaces if namespaces is None else namespaces)
+        namespaces=spec.linux.namespaces if namespaces is None else namespaces,
+        devices=tuple(devices))
     spec = dataclasses.replace(spec, process=process, mounts=mounts, linux=linux,
                                annotations=annotations)
     return make_privileged(spec) if privileged else spec
 
 
-def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, rootfs: str
-               ) -> ContainerSpec:
-    """The container's OCI spec. `image`: a runtime.images ImageRecord (.config, .lowerdirs)."""
+def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, rootfs: str,
+               host_devices: tuple = ()) -> ContainerSpec:
+    """The container's OCI spec. `image`: a runtime.images ImageRecord (.config, .lowerdirs);
+    `host_devices`: the host's device nodes (runtime.rootfs.devices.host_devices), which a
+    privileged container gets in its /dev."""
     from runtime.spec.defaults import DEFAULT_DEVICE_RULES, DEFAULT_ENV, default_capabilities
 
     icfg = image.config
@@ -203,7 +214,11 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
     if not argv:
         raise CreateContainerError(f"no command specified: image {config.image} has neither "
                                    "Entrypoint nor Cmd, and the container sets no command")
-    env = merge_env(icfg.env, config.envs, DEFAULT_ENV[0].partition("=")[2])
+    # containerd's first entries — HOSTNAME, and TERM=xterm for a tty (WithTTY) — so that the
+    # image's or the pod's own values win
+    first = ((f"HOSTNAME={sandbox.hostname}",) if sandbox.hostname else ()) + \
+        (("TERM=xterm",) if config.tty else ())
+    env = merge_env(first + tuple(icfg.env), config.envs, DEFAULT_ENV[0].partition("=")[2])
     cwd = config.working_dir or icfg.working_dir or "/"
     if not cwd.startswith("/"):
         raise CreateContainerError(f"workingDir {cwd!r} must be an absolute path")
@@ -221,7 +236,9 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
     resources, oom_score_adj = map_resources(config.resources, Resources(devices=DEFAULT_DEVICE_RULES))
 
     namespaces = [Namespace("mount"), Namespace("cgroup")]
-    if not sandbox.host_pid:
+    if "pid" in sandbox.namespaces:          # shareProcessNamespace: the pause process's
+        namespaces.append(Namespace("pid", sandbox.namespaces["pid"]))
+    elif not sandbox.host_pid:
         namespaces.append(Namespace("pid"))
     for kind in ("network", "ipc", "uts"):
         if kind in sandbox.namespaces:
@@ -249,4 +266,5 @@ def build_spec(cid: str, config: ContainerConfig, sandbox: SandboxView, image, r
         seccomp=sec.seccomp not in ("Unconfined", "unconfined"), no_new_privileges=sec.no_new_privs,
         oom_score_adj=oom_score_adj, resources=resources, binds=tuple(binds),
         namespaces=tuple(namespaces), cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
-        annotations=tuple(sorted(config.annotations.items())), privileged=sec.privileged)
+        annotations=tuple(sorted(config.annotations.items())), privileged=sec.privileged,
+        devices=host_devices if sec.privileged else ())

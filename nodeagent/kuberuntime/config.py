@@ -24,6 +24,7 @@ from nodeagent.cri.api import (
 from nodeagent.envvars import ConfigError, Lookup, environment, expand_command
 from nodeagent.resources import container_resources
 from nodeagent.volumes import mounts as volume_mounts
+from nodeagent.volumes import read_only_volumes
 
 # The labels the kubelet puts on every sandbox and container (pkg/kubelet/types/labels.go).
 POD_NAME = "io.kubernetes.pod.name"
@@ -44,6 +45,7 @@ CONTAINER_PORTS = "io.kubernetes.container.ports"
 INIT = "nodeagent.io/init"
 
 MAX_HOSTNAME = 63
+MAX_FQDN = 64             # the kernel's nodename field (64 bytes with the NUL: 64 chars allowed)
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -57,9 +59,11 @@ class NodeFacts:
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = CLUSTER_DOMAIN
     resolv_conf: str = "/etc/resolv.conf"
+    hosts_file: str = "/etc/hosts"      # what a hostNetwork pod's /etc/hosts starts from
     log_root: str = "/var/log/pods"
     pods_dir: str = "/var/lib/nodeagent/agent/pods"
     min_oom_score_adj: int = -1000
+    node_ips: tuple[str, ...] = ()      # the node's addresses: status.hostIP(s), hostNetwork pod IPs
 
 
 def pod_key(pod: dict) -> str:
@@ -88,21 +92,45 @@ def _host_resolv(path: str) -> DNSConfig:
         words = line.split("#", 1)[0].split()
         if not words:
             continue
+        # parseResolvConf: nameservers accumulate; the last search and options lines win
+        # (a `domain` line is not read); a search domain's trailing dot is dropped
         if words[0] == "nameserver" and len(words) > 1:
             servers.append(words[1])
-        elif words[0] in ("search", "domain"):
-            searches = words[1:]
+        elif words[0] == "search":
+            searches = [w.removesuffix(".") for w in words[1:]]
         elif words[0] == "options":
-            options += words[1:]
+            options = words[1:]
     return DNSConfig(tuple(servers), tuple(searches), tuple(options))
 
 
-def dns_config(pod: dict, node: NodeFacts) -> DNSConfig:
-    """dnsPolicy + dnsConfig → resolv.conf contents (pkg/kubelet/network/dns)."""
+MAX_NAMESERVERS = 3                       # validation.MaxDNSNameservers
+MAX_SEARCH_PATHS, MAX_SEARCH_CHARS = 32, 2048   # ...Expanded (ExpandedDNSConfig, GA)
+MAX_SEARCH_PATH_LEN = 253                 # a longer one makes some resolvers abort
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))     # omitDuplicates: the first of each, in order
+
+
+def _fit_searches(searches: list[str]) -> tuple[list[str], bool]:
+    """formDNSSearchFitsLimits: at most 32 paths, none over 253 characters, the line at most
+    2048 characters (cut from the end); True when something was left out."""
+    kept = [s for s in searches[:MAX_SEARCH_PATHS] if len(s) <= MAX_SEARCH_PATH_LEN]
+    cut = len(kept) < len(searches)
+    searches = kept
+    while searches and len(" ".join(searches)) > MAX_SEARCH_CHARS:
+        searches.pop()
+        cut = True
+    return searches, cut
+
+
+def dns_config(pod: dict, node: NodeFacts, warn=None) -> DNSConfig:
+    """dnsPolicy + dnsConfig → resolv.conf contents (pkg/kubelet/network/dns: GetPodDNS).
+    `warn(message)`: the DNSConfigForming warnings, when limits cut something."""
     spec = pod.get("spec") or {}
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     host = _host_resolv(node.resolv_conf)
-    if policy == "ClusterFirstWithHostNet" and spec.get("hostNetwork"):
+    if policy == "ClusterFirstWithHostNet":
         policy = "ClusterFirst"
     elif spec.get("hostNetwork") and policy == "ClusterFirst":
         policy = "Default"
@@ -111,20 +139,29 @@ def dns_config(pod: dict, node: NodeFacts) -> DNSConfig:
     if policy == "ClusterFirst":
         ns = (pod.get("metadata") or {}).get("namespace", "default")
         d = node.cluster_domain
-        base = DNSConfig(node.cluster_dns, (f"{ns}.svc.{d}", f"svc.{d}", d, *host.searches),
-                         ("ndots:5",))
+        base = DNSConfig(node.cluster_dns, tuple(_unique((f"{ns}.svc.{d}", f"svc.{d}", d,
+                                                          *host.searches))), ("ndots:5",))
     elif policy == "None":
         base = DNSConfig()
     else:
         base = host
     extra = spec.get("dnsConfig") or {}
-    servers = list(base.servers) + [s for s in extra.get("nameservers") or [] if s not in base.servers]
-    searches = list(base.searches) + [s for s in extra.get("searches") or [] if s not in base.searches]
+    servers = _unique([*base.servers, *(extra.get("nameservers") or [])])
+    searches = _unique([*base.searches, *(extra.get("searches") or [])])
     opts = {o.split(":")[0]: o for o in base.options}
     for o in extra.get("options") or []:
         name = o.get("name", "")
-        opts[name] = f"{name}:{o['value']}" if o.get("value") is not None else name
-    return DNSConfig(tuple(servers[:3]), tuple(searches[:32]), tuple(opts.values()))
+        opts[name] = f"{name}:{o['value']}" if o.get("value") else name
+    if len(servers) > MAX_NAMESERVERS:
+        servers = servers[:MAX_NAMESERVERS]
+        if warn is not None:
+            warn("Nameserver limits were exceeded, some nameservers have been omitted, the "
+                 f"applied nameserver line is: {' '.join(servers)}")
+    searches, cut = _fit_searches(searches)
+    if cut and warn is not None:
+        warn("Search Line limits were exceeded, some search paths have been omitted, the "
+             f"applied search line is: {' '.join(searches)}")
+    return DNSConfig(tuple(servers), tuple(searches), tuple(opts.values()))
 
 
 def hostname(pod: dict, node: NodeFacts) -> str:
@@ -134,8 +171,79 @@ def hostname(pod: dict, node: NodeFacts) -> str:
     return (spec.get("hostname") or pod["metadata"]["name"])[:MAX_HOSTNAME].rstrip("-.")
 
 
-def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str) -> PodSandboxConfig:
+def host_domain(pod: dict, node: NodeFacts) -> str:
+    """`<subdomain>.<namespace>.svc.<cluster domain>`, or "" without a subdomain
+    (GeneratePodHostNameAndDomain)."""
+    sub = (pod.get("spec") or {}).get("subdomain")
+    if not sub:
+        return ""
+    return f"{sub}.{pod['metadata'].get('namespace', 'default')}.svc.{node.cluster_domain}"
+
+
+def kernel_hostname(pod: dict, node: NodeFacts) -> str:
+    """The sandbox's UTS hostname: the FQDN with setHostnameAsFQDN and a subdomain, else the
+    short name (util.GetNodenameForKernel: the kernel's nodename holds 64 characters)."""
+    spec = pod.get("spec") or {}
+    name, domain = hostname(pod, node), host_domain(pod, node)
+    if spec.get("hostNetwork") or not domain or not spec.get("setHostnameAsFQDN"):
+        return name
+    fqdn = f"{name}.{domain}"
+    if len(fqdn) > MAX_FQDN:
+        raise ConfigError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN "
+                          f"{fqdn} is too long ({MAX_FQDN} characters is the max, {len(fqdn)} "
+                          "characters requested)")
+    return fqdn
+
+
+def managed_hosts(pod: dict, node: NodeFacts, pod_ips: tuple[str, ...]) -> str:
+    """The pod's /etc/hosts as the kubelet writes it (managedHostsFileContent, or
+    nodeHostsFileContent for a hostNetwork pod), hostAliases appended."""
+    spec = pod.get("spec") or {}
+    aliases = spec.get("hostAliases") or []
+    tail = ""
+    if aliases:
+        tail = "\n# Entries added by HostAliases.\n" + "".join(
+            f"{a.get('ip', '')}\t{chr(9).join(a.get('hostnames') or [])}\n" for a in aliases)
+    if spec.get("hostNetwork"):
+        try:
+            node_hosts = Path(node.hosts_file).read_text()
+        except OSError as e:
+            raise ConfigError(f"reading the node's hosts file: {e}") from e
+        return "# Kubernetes-managed hosts file (host network).\n" + node_hosts + tail
+    name, domain = hostname(pod, node), host_domain(pod, node)
+    text = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+            "fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+    for ip in pod_ips:
+        text += f"{ip}\t{name}.{domain}\t{name}\n" if domain else f"{ip}\t{name}\n"
+    return text + tail
+
+
+def _hosts_mount(pod: dict, container: dict, node: NodeFacts, pod_ips: tuple[str, ...]) -> Mount | None:
+    """<pod dir>/etc-hosts, bind-mounted read-write at /etc/hosts (makeHostsMount) — unless the
+    container mounts something there itself, or the pod has no IP yet and is not hostNetwork.
+    Written in place, not renamed over: a running container's bind mount holds the inode."""
+    spec = pod.get("spec") or {}
+    if not (pod_ips or spec.get("hostNetwork")) or \
+            any(vm.get("mountPath") == "/etc/hosts" for vm in container.get("volumeMounts") or []):
+        return None
+    path = Path(node.pods_dir) / pod["metadata"]["uid"] / "etc-hosts"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(managed_hosts(pod, node, pod_ips))
+    os.chmod(path, 0o644)
+    return Mount(container_path="/etc/hosts", host_path=str(path))
+
+
+def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str,
+                   warn=None) -> PodSandboxConfig:
+    """`warn(message)`: DNSConfigForming warnings (given when a sandbox is made, not again for
+    each container). ConfigError for `hostUsers: false`: this agent makes no user-namespace
+    mappings for pods, and says so as the kubelet does on such a runtime (FailedCreatePodSandBox)
+    rather than run the pod with the host's ids."""
     md, spec = pod["metadata"], pod.get("spec") or {}
+    if spec.get("hostUsers") is False:
+        raise ConfigError("can't set `spec.hostUsers: false`, runtime does not support user "
+                          "namespaces")
     ports = []
     for c in spec.get("containers") or []:
         for p in c.get("ports") or []:
@@ -145,12 +253,13 @@ def sandbox_config(pod: dict, node: NodeFacts, attempt: int, cgroup_parent: str)
     sc = spec.get("securityContext") or {}
     return PodSandboxConfig(
         metadata=PodSandboxMetadata(md["name"], md.get("namespace", "default"), md["uid"], attempt),
-        hostname=hostname(pod, node), log_directory=log_directory(node, pod),
-        dns=dns_config(pod, node), port_mappings=tuple(ports),
+        hostname=kernel_hostname(pod, node), log_directory=log_directory(node, pod),
+        dns=dns_config(pod, node, warn), port_mappings=tuple(ports),
         labels={**(md.get("labels") or {}), **pod_labels(pod)},
         annotations=dict(md.get("annotations") or {}),
         host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
         host_pid=bool(spec.get("hostPID")), cgroup_parent=cgroup_parent,
+        share_pid=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"),
         sysctls={s["name"]: s.get("value", "") for s in sc.get("sysctls") or []})
 
 
@@ -181,7 +290,7 @@ def security_context(pod: dict, container: dict, image: Image | None) -> Securit
         if user is not None:
             if user == 0:
                 raise ConfigError(f"container's runAsUser breaks non-root policy ({name})")
-        elif image is not None and image.uid is None and image.username not in ("", "root"):
+        elif image is not None and image.uid is None and image.username:
             raise ConfigError(f"container has runAsNonRoot and image has non-numeric user "
                               f"({image.username}), cannot verify user is non-root ({name})")
         elif image is None or not image.uid:
@@ -221,13 +330,21 @@ async def _services(pod: dict, lookup: Lookup) -> list[dict]:
 
 async def container_config(pod: dict, container: dict, *, attempt: int, init: bool, node: NodeFacts,
                            lookup: Lookup, image: Image | None,
-                           volumes: dict[str, str] | None = None) -> ContainerConfig:
+                           volumes: dict[str, str] | None = None,
+                           pod_ips: tuple[str, ...] = ()) -> ContainerConfig:
     """Raises ConfigError (CreateContainerConfigError) for a config that cannot be made.
-    `volumes`: the pod's volumes (name → host path, volumes.make)."""
+    `volumes`: the pod's volumes (name → host path, volumes.make); `pod_ips`: the sandbox's
+    (the node's for a hostNetwork pod), as the kubelet passes them to makeEnvironmentVariables."""
     md, spec = pod["metadata"], pod.get("spec") or {}
     name = container["name"]
-    env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup))
-    mounts: list[Mount] = volume_mounts(container, volumes or {})
+    if spec.get("hostNetwork") and not pod_ips:
+        pod_ips = node.node_ips
+    env = await environment(pod, container, lookup, node.allocatable, await _services(pod, lookup),
+                            pod_ips=tuple(pod_ips), host_ips=node.node_ips)
+    mounts: list[Mount] = volume_mounts(container, volumes or {}, read_only_volumes(pod), dict(env))
+    hosts = _hosts_mount(pod, container, node, tuple(pod_ips))
+    if hosts is not None:
+        mounts.append(hosts)
     msg_path = container.get("terminationMessagePath") or "/dev/termination-log"
     termlog = termination_log_path(node, md["uid"], name, attempt)
     # The kubelet's side of the termination message: an empty file of ours, bind-mounted at

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 from nodeagent.backoff import Backoff
@@ -32,6 +33,59 @@ class ImageError(Exception):
         self.reason, self.message = reason, message
 
 
+# distribution/reference's grammar (regexp.go), which the kubelet's parsers.ParseImageName uses
+_ALNUM = r"[a-z0-9]+"
+_PATH = rf"{_ALNUM}(?:(?:[._]|__|[-]+){_ALNUM})*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])"
+_REFERENCE = re.compile(
+    rf"^((?:{_HOST}(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*)(?::([\w][\w.-]{{0,127}}))?"
+    r"(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$")
+_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+
+
+def image_name_error(image: str) -> str | None:
+    """Why the kubelet cannot use `image` as a reference (InvalidImageName), in its words, or
+    None: ParseNormalizedNamed's checks, in its order."""
+    def bad(why: str) -> str:
+        return f'couldn\'t parse image name "{image}": {why}'
+    if _HEX64.match(image):
+        return bad(f"invalid repository name ({image}), cannot specify 64-byte hexadecimal strings")
+    first, slash, rest = image.partition("/")
+    if not slash or ("." not in first and ":" not in first and first != "localhost"
+                     and first.lower() == first):
+        domain, remainder = "docker.io", image
+    else:
+        domain, remainder = first, rest
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = "library/" + remainder
+    remote = remainder.split(":", 1)[0]
+    if remote.lower() != remote:
+        return bad(f"invalid reference format: repository name ({remote}) must be lowercase")
+    m = _REFERENCE.match(f"{domain}/{remainder}")
+    if m is None:
+        return bad("invalid reference format")
+    if len(m.group(1)) > 255:
+        return bad("invalid reference format: repository name must not be more than 255 characters")
+    digest = m.group(3)
+    if digest and digest.startswith("sha256:") and len(digest) != len("sha256:") + 64:
+        return bad("invalid checksum digest length")
+    return None
+
+
+def go_millis(seconds: float) -> str:
+    """Go's Duration.String of `seconds` truncated to milliseconds (the Pulled event's form)."""
+    ms = int(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    sec = f"{rest // 1000}.{rest % 1000:03d}".rstrip("0").rstrip(".") + "s"
+    return f"{h}h{m}m{sec}" if h else f"{m}m{sec}" if m else sec
+
+
 def default_policy(image: str) -> str:
     last = image.rsplit("/", 1)[-1]
     if "@" in last:
@@ -40,12 +94,19 @@ def default_policy(image: str) -> str:
     return "Always" if tag in ("", "latest") else "IfNotPresent"
 
 
-async def pull_secrets(pod: dict, lookup: Lookup) -> tuple[AuthConfig, ...]:
+async def pull_secrets(pod: dict, lookup: Lookup,
+                       missing: list[str] | None = None) -> tuple[AuthConfig, ...]:
+    """The pod's imagePullSecrets as AuthConfigs; the names of those that cannot be read are
+    appended to `missing` (entries with an empty name are skipped, as the kubelet skips them)."""
     ns = (pod.get("metadata") or {}).get("namespace", "default")
     out: list[AuthConfig] = []
     for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
-        secret = await lookup("secrets", ns, ref.get("name", ""))
+        if not ref.get("name"):
+            continue
+        secret = await lookup("secrets", ns, ref["name"])
         if secret is None:
+            if missing is not None:
+                missing.append(ref["name"])
             continue       # the kubelet goes on without it (and the pull may then fail)
         data = secret.get("data") or {}
         try:
@@ -70,9 +131,22 @@ class ImagePuller:
         self.backoff = backoff or Backoff()
 
     async def ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
-        """The image's Image record once it is present; raises ImageError."""
+        """The image's Image record once it is present; raises ImageError — after the Warning
+        `Failed` event "Error: <reason>" that startContainer records for every such failure."""
+        try:
+            return await self._ensure(pod, container, field_path, lookup)
+        except ImageError as e:
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {e.reason}", field_path)
+            raise
+
+    async def _ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         image = container.get("image") or ""
         policy = container.get("imagePullPolicy") or default_policy(image)
+        why = image_name_error(image)
+        if why is not None:                # applyDefaultImageTag, before the runtime is asked
+            msg = f'Failed to apply default image tag "{image}": {why}'
+            self.recorder.event(pod, WARNING, "InspectFailed", msg, field_path)
+            raise ImageError("InvalidImageName", msg)
         try:
             present = await self.images.image_status(image)
         except InvalidImageName as e:
@@ -98,7 +172,14 @@ class ImagePuller:
         self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', field_path)
         t0 = time.monotonic()
         try:
-            await self.images.pull_image(image, await pull_secrets(pod, lookup))
+            missing: list[str] = []
+            auth = await pull_secrets(pod, lookup, missing)
+            if missing:
+                self.recorder.event(pod, WARNING, "FailedToRetrieveImagePullSecret",
+                                    f"Unable to retrieve some image pull secrets "
+                                    f"({', '.join(missing)}); attempting to pull the image may "
+                                    "not succeed.")
+            await self.images.pull_image(image, auth)
             pulled = await self.images.image_status(image)
         except InvalidImageName as e:
             self.recorder.event(pod, WARNING, "InspectFailed", e.message, field_path)
@@ -107,14 +188,14 @@ class ImagePuller:
             self.backoff.next(key)
             self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {e.message}',
                                 field_path)
-            self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", field_path)
-            raise ImageError("ErrImagePull", f'Failed to pull image "{image}": {e.message}') from e
+            # the waiting message is the runtime's error alone (evalCRIPullErr's fallback)
+            raise ImageError("ErrImagePull", e.message) from e
         if pulled is None:
             raise ImageError("ErrImagePull", f'image "{image}" is not in the store after its pull')
-        took = time.monotonic() - t0
+        took = go_millis(time.monotonic() - t0)
         self.recorder.event(pod, NORMAL, "Pulled",
-                            f'Successfully pulled image "{image}" in {took:.3f}s '
-                            f'({took:.3f}s including waiting). Image size: {pulled.size} bytes.',
+                            f'Successfully pulled image "{image}" in {took} '
+                            f'({took} including waiting). Image size: {pulled.size} bytes.',
                             field_path)
         return pulled
 

@@ -9,7 +9,9 @@ the end of a back-off). Each call looks at what the runtime has *now* and takes 
                        pod cgroup (cm.py), then RunPodSandbox (netns, CNI ADD, pod IP)
     3. init containers in order: the first that has not succeeded is started (or restarted, after
                        its back-off) and the pass ends there; a failed one with restartPolicy
-                       Never fails the pod
+                       Never fails the pod. A sidecar (an init container with restartPolicy
+                       Always, KEP-753) only has to have started; it is kept running beside
+                       the app containers and restarted whenever it exits
     4. app containers  each missing one is started; each exited one is restarted if the
                        restartPolicy says so (Always; OnFailure and exit code ≠ 0), unless it is
                        in its back-off — then it waits as CrashLoopBackOff
@@ -24,7 +26,8 @@ status will show (ErrImagePull, CreateContainerError, PostStartHookError...).
 Stopping one container (`kill_container`: pod deletion, failed liveness, failed postStart) is:
 the Killing event, the preStop hook within the grace period, then SIGTERM (or the image's
 StopSignal) and SIGKILL once the rest of the grace period is over. `kill_pod` stops every
-container that way, in parallel as the kubelet does, and then the sandbox; `remove_pod` removes them and the pod's
+container that way — the regular ones in parallel as the kubelet does, then the sidecars one
+by one in reverse order — and then the sandbox; `remove_pod` removes them and the pod's
 cgroup. Both are idempotent: the runtime's stop and remove succeed on what is already gone.
 """
 
@@ -60,6 +63,16 @@ def go_duration(seconds: float) -> str:
 def _pod_ip(sb: PodSandboxStatus) -> str:
     """Where a hook's httpGet goes: the pod IP (a hostNetwork pod is on the node: loopback)."""
     return sb.ip or "127.0.0.1"
+
+
+def _pod_ips(sb: PodSandboxStatus) -> tuple[str, ...]:
+    """The sandbox's IPs, primary first (none for a hostNetwork pod: the config uses the node's)."""
+    return ((sb.ip,) if sb.ip else ()) + tuple(sb.additional_ips)
+
+
+def is_sidecar(c: dict) -> bool:
+    """A restartable init container (KEP-753: `restartPolicy: Always` on an init container)."""
+    return c.get("restartPolicy") == "Always"
 
 
 def should_restart(policy: str, exit_code: int | None) -> bool:
@@ -208,7 +221,9 @@ class RuntimeManager:
         # the pod's volumes, made (or brought up to date) before any container needs them
         try:
             planned = await volumes.plan(pod, self.lookup, self.node.allocatable, self.tokens)
-            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned)
+            fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+            paths = await asyncio.to_thread(volumes.make, self.node.pods_dir, uid, planned, fs_group,
+                                            volumes.memory_size(pod, {}, self.node.allocatable))
         except VolumeError as e:
             self.recorder.event(pod, WARNING, "FailedMount", str(e))
             result.wake_at(time.time() + 2)
@@ -218,9 +233,13 @@ class RuntimeManager:
             c = state.latest(name)
             return c if c is not None and c.pod_sandbox_id == sb.id else None
 
-        # 3. init containers, in order, each to success
+        # 3. init containers, in order, each to success — or, for a sidecar, started
         for c in spec.get("initContainers") or []:
             cs = current(c["name"])
+            if is_sidecar(c):
+                if await self._sidecar(pod, c, cs, state, sb, result, paths, stop):
+                    continue
+                return result, await self.observe(uid)
             if cs is not None and cs.state is ContainerState.EXITED and cs.exit_code == 0:
                 continue
             if cs is not None and cs.state in (ContainerState.RUNNING, ContainerState.CREATED):
@@ -260,6 +279,29 @@ class RuntimeManager:
         await self._collect_garbage(state)
         return result, state
 
+    async def _sidecar(self, pod: dict, c: dict, cs: ContainerStatus | None, state: PodRuntimeState,
+                       sb: PodSandboxStatus, result: SyncResult, paths: dict[str, str],
+                       stop: Callable[[], bool]) -> bool:
+        """One sidecar's step (KEP-753): kept running — restarted after any exit, with back-off,
+        whatever the pod's restartPolicy; a failed liveness probe restarts it. True when the
+        init sequence may go on: it runs and has started (startupProbe), or it started once
+        before in this sandbox (a crash later does not hold back what follows)."""
+        if cs is not None and cs.state is ContainerState.RUNNING:
+            why = self.prober.failed_liveness(c, cs.id) if self.prober else None
+            if why is None:
+                return self.prober is None or self.prober.started(c, cs.id)
+            grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds") or \
+                (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            await self.kill_container(pod, c, cs.id, float(grace), why, _pod_ip(sb),
+                                      fp=f"spec.initContainers{{{c['name']}}}")
+            cs = (await self.observe(pod["metadata"]["uid"])).latest(c["name"])
+        if cs is not None and cs.state is ContainerState.CREATED:
+            await self._run(pod, c, cs.id, result, init=True, pod_ip=_pod_ip(sb), stop=stop)
+            return False
+        ran_before = cs is not None and cs.pod_sandbox_id == sb.id
+        await self._start(pod, c, state, sb, result, init=True, after=cs, volumes=paths, stop=stop)
+        return ran_before
+
     async def _new_sandbox(self, pod: dict, state: PodRuntimeState, result: SyncResult):
         if state.sandboxes:
             self.recorder.event(pod, NORMAL, "SandboxChanged",
@@ -272,7 +314,9 @@ class RuntimeManager:
             await asyncio.to_thread(volumes.pod_dir(self.node.pods_dir, pod["metadata"]["uid"]).mkdir,
                                     parents=True, exist_ok=True)
             parent = await asyncio.to_thread(self.cm.ensure_pod, pod)
-            config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent)
+            config = cfg.sandbox_config(pod, self.node, len(state.sandboxes), parent,
+                                        lambda msg: self.recorder.event(pod, WARNING,
+                                                                        "DNSConfigForming", msg))
             sandbox_id = await self.runtime.run_pod_sandbox(config)
             self._made(pod["metadata"]["uid"], sandbox_id=sandbox_id)
             return await self.runtime.pod_sandbox_status(sandbox_id)
@@ -322,7 +366,8 @@ class RuntimeManager:
             return
         try:
             config = await cfg.container_config(pod, c, attempt=attempt, init=init, node=self.node,
-                                                lookup=self.lookup, image=image, volumes=volumes or {})
+                                                lookup=self.lookup, image=image, volumes=volumes or {},
+                                                pod_ips=_pod_ips(sb))
         except (ConfigError, VolumeError) as e:
             result.waiting[name] = (ConfigError.reason, str(e))
             result.wake_at(time.time() + 10)
@@ -419,8 +464,8 @@ class RuntimeManager:
 
     # --- KillPod ------------------------------------------------------------------------------------
     async def kill_pod(self, pod: dict | None, uid: str, grace: float | None) -> None:
-        """Stop every container in parallel (each: its preStop, its stop signal, `grace` seconds,
-        SIGKILL), then the sandboxes.
+        """Stop the regular containers in parallel, then the sidecars one by one in reverse order
+        (each: its preStop, its stop signal, `grace` seconds, SIGKILL), then the sandboxes.
 
         `pod` None: the pod is no longer to be had (deleted from the API while the agent was
         down). Each container is then stopped as its own labels and annotations say
@@ -449,7 +494,13 @@ class RuntimeManager:
             except CRIError as e:
                 log.warning("stopping container %s: %s", cs.id, e)
 
-        await asyncio.gather(*(stop_one(c) for c in running))
+        # regular containers first, then the sidecars one by one in reverse order, so that
+        # what they serve stays up while the app containers stop (KEP-753)
+        order = [c["name"] for c in ((pod or {}).get("spec") or {}).get("initContainers") or []
+                 if is_sidecar(c)]
+        await asyncio.gather(*(stop_one(c) for c in running if c.metadata.name not in order))
+        for name in reversed(order):
+            await asyncio.gather(*(stop_one(c) for c in running if c.metadata.name == name))
         for sb in state.sandboxes:
             try:
                 await self.runtime.stop_pod_sandbox(sb.id)

@@ -36,6 +36,35 @@ SYMLINKS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Not device nodes of the host's to copy: other filesystems, and the container's own (runc's
+# devices.HostDevices skips the same)
+_HOST_SKIP = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev", "console")
+
+
+def host_devices(root: str = "/dev") -> tuple[Device, ...]:
+    """Every character and block device under the host's /dev — what a privileged container gets
+    (runc's HostDevices, which containerd adds for `privileged`) — but those /dev always has."""
+    defaults = {f"/dev/{name}" for name, _, _ in DEFAULT_DEVICES} | {f"/dev/{n}" for _, n in SYMLINKS}
+    out: list[Device] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not (dirpath == root and d in _HOST_SKIP)]
+        for name in filenames:
+            if dirpath == root and name in _HOST_SKIP:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue                        # gone meanwhile
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
+            container_path = "/dev" + path[len(root):]
+            if kind is None or container_path in defaults:
+                continue
+            out.append(Device(container_path, kind, os.major(st.st_rdev), os.minor(st.st_rdev),
+                              stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+    return tuple(out)
+
+
 def populate_dev(sys: Syscalls, rootfd: int, extra: tuple[Device, ...] = (),
                  defaults: bool = True, bind: bool = False) -> None:
     """Create the default nodes and links (when /dev is our tmpfs) and the spec's extra devices.

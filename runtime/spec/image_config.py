@@ -29,6 +29,19 @@ def resolve_user(spec: str, layers_top_first: tuple[str, ...]) -> User:
     return User(uid, gid)
 
 
+def member_gids(user: str, layers_top_first: tuple[str, ...]) -> tuple[int, ...]:
+    """The gids of the image's /etc/group entries that list `user` (a name, or a uid looked up
+    in the image's /etc/passwd) as a member, except the group named after it — containerd's
+    WithAdditionalGIDs. A uid the image does not know has none."""
+    name = user.partition(":")[0]
+    if name.isdigit():
+        name = next((f[0] for f in _entries("etc/passwd", layers_top_first) if f[2] == name), "")
+    if not name:
+        return ()
+    return tuple(int(f[2]) for f in _entries("etc/group", layers_top_first)
+                 if f[0] != name and name in f[3].split(","))
+
+
 def _lookup(name: str, table: str, layers: tuple[str, ...], spec: str) -> tuple[int, int | None]:
     """(id, primary gid or None) of `name` in the image's passwd or group file. Every ID is
     checked (runtime.spec.model.MAX_ID says why), whether the image's User gave it or its

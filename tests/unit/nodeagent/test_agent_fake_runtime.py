@@ -193,7 +193,7 @@ def test_a_finished_pod_loses_its_cgroup_but_keeps_its_status(server, tmp_path, 
             assert cstatus(p)["state"]["terminated"]["reason"] == "Completed"
             await a.api.delete(PODS, "done", "default")
             await a.wait_gone("done")
-            assert not a.fake.containers
+            await a.wait_for(lambda: not a.fake.containers, what="the deleted pod's containers removed")
     run(main())
 
 
@@ -528,7 +528,8 @@ def test_volumes_configmap_secret_downward_emptydir(server, tmp_path, monkeypatc
             await a.wait_pod("vols", lambda p: phase(p) == "Running")
             cfg = config_of(a.fake, "vols")
             m = {x.container_path: x for x in cfg.mounts}
-            assert m["/etc/app"].readonly and not m["/var/run/sec"].readonly
+            # API data is read-only even where the volumeMount does not say so (as the kubelet's)
+            assert m["/etc/app"].readonly and m["/var/run/sec"].readonly and not m["/scratch"].readonly
             from pathlib import Path
             assert Path(m["/etc/app"].host_path, "app.conf").read_text() == "color=blue\n"
             assert not Path(m["/etc/app"].host_path, "other").exists()     # only the items asked for

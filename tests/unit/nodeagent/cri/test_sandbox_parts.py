@@ -36,8 +36,9 @@ def test_hosts_file_names_the_pod_ip_as_the_kubelet_writes_it():
 
 def test_resolv_conf_from_the_dns_config_or_the_nodes_own(tmp_path):
     dns = DNSConfig(("10.96.0.10",), ("default.svc.cluster.local", "svc.cluster.local"), ("ndots:5",))
-    assert resolv_conf(dns) == ("nameserver 10.96.0.10\n"
-                                "search default.svc.cluster.local svc.cluster.local\n"
+    # containerd's order (parseDNSOptions): search, then nameservers, then options
+    assert resolv_conf(dns) == ("search default.svc.cluster.local svc.cluster.local\n"
+                                "nameserver 10.96.0.10\n"
                                 "options ndots:5\n")
     node = tmp_path / "resolv.conf"
     node.write_text("nameserver 192.0.2.53\n")

@@ -163,3 +163,66 @@ def test_a_volume_must_exist_and_propagation_maps_to_mount_options(tmp_path):
                       SANDBOX, image_with_passwd(tmp_path), "/r")
     data = next(m for m in spec.mounts if m.destination == "/data")
     assert data.options == ("rbind", "rslave")
+
+
+def test_share_process_namespace_joins_the_sandbox_pid_namespace(tmp_path):
+    """shareProcessNamespace: the sandbox pins a pid namespace (held by its pause process) and
+    every container joins it by path instead of making its own."""
+    sandbox = SandboxView(namespaces={**SANDBOX.namespaces, "pid": "/pins/pid"},
+                          etc_files=SANDBOX.etc_files, cgroup_parent="p")
+    spec = build_spec("c3", config(), sandbox, image_with_passwd(tmp_path), "/r")
+    assert {n.type: n.path for n in spec.linux.namespaces}["pid"] == "/pins/pid"
+
+
+def test_a_privileged_container_gets_the_hosts_devices(tmp_path):
+    """privileged: every device node of the host's /dev is created in the container's (runc's
+    HostDevices, as containerd asks for them), beside the default ones; others get none."""
+    from runtime.rootfs.devices import host_devices
+    from runtime.spec.model import Device
+
+    found = host_devices("/dev")
+    paths = {d.path for d in found}
+    assert not paths & {"/dev/null", "/dev/tty", "/dev/ptmx"}    # the defaults are made anyway
+    assert not any(p.startswith(("/dev/pts/", "/dev/shm/", "/dev/mqueue/")) for p in paths)
+    assert all(d.type in ("c", "b") for d in found)
+    kmsg = Device("/dev/kmsg", "c", 1, 11)
+    priv = config(security=SecurityContext(privileged=True))
+    spec = build_spec("c4", priv, SANDBOX, image_with_passwd(tmp_path), "/r", host_devices=(kmsg,))
+    assert spec.linux.devices == (kmsg,)
+    plain = build_spec("c5", config(), SANDBOX, image_with_passwd(tmp_path), "/r", host_devices=(kmsg,))
+    assert plain.linux.devices == ()
+
+
+def test_a_tty_container_gets_term_xterm_unless_it_sets_term(tmp_path):
+    """containerd's WithTTY: TERM=xterm, under the image's and the container's own env."""
+    img = image_with_passwd(tmp_path)
+    env = build_spec("t1", config(tty=True), SANDBOX, img, "/r").process.env
+    assert "TERM=xterm" in env
+    own = build_spec("t2", config(tty=True, envs=(("TERM", "vt100"),)), SANDBOX, img, "/r").process.env
+    assert "TERM=vt100" in own and "TERM=xterm" not in own
+    assert not any(e.startswith("TERM=") for e in build_spec("t3", config(), SANDBOX, img, "/r").process.env)
+
+
+def test_the_users_groups_in_the_image_are_added_before_supplemental_groups(tmp_path):
+    """containerd's WithAdditionalGIDs (SupplementalGroupsPolicy Merge, the default): the groups
+    of the image's /etc/group that list the user as a member — not the one named after it —
+    then the pod's supplementalGroups (and fsGroup)."""
+    img = image_with_passwd(tmp_path, user="app")
+    (tmp_path / "layer/etc/group").write_text(
+        "root:x:0:\napp:x:1001:app\nstaff:x:50:root,app\nwheel:x:10:root\naudio:x:29:bob\n")
+    assert build_spec("c", config(), SANDBOX, img, "/r").process.user.additional_gids == (50,)
+    sec = SecurityContext(run_as_user=0, supplemental_groups=(7,))
+    assert build_spec("c", config(security=sec), SANDBOX, img, "/r").process.user.additional_gids == \
+        (50, 10, 7)
+    sec = SecurityContext(run_as_user=4242, supplemental_groups=(7,))    # not in the image's passwd
+    assert build_spec("c", config(security=sec), SANDBOX, img, "/r").process.user.additional_gids == (7,)
+
+
+def test_every_container_gets_hostname_in_its_env(tmp_path):
+    """containerd sets HOSTNAME to the sandbox's hostname, under the image's and the pod's env."""
+    import dataclasses
+    img = image_with_passwd(tmp_path)
+    sandbox = dataclasses.replace(SANDBOX, hostname="web-1")
+    assert "HOSTNAME=web-1" in build_spec("h1", config(), sandbox, img, "/r").process.env
+    own = build_spec("h2", config(envs=(("HOSTNAME", "mine"),)), sandbox, img, "/r").process.env
+    assert "HOSTNAME=mine" in own and "HOSTNAME=web-1" not in own

@@ -13,20 +13,21 @@ exponential backoff (queue.py) — one broken object never stops the controller 
 `tick()` is an optional periodic hook (node lifecycle's monitor, pod GC's sweep).
 
 Events (`self.events.emit`) are core/v1 Events like the ones `kubectl describe` shows
-("SuccessfulCreate  Created pod: web-6b9f-x2x8z"); recording them is best effort.
+("SuccessfulCreate  Created pod: web-6b9f-x2x8z"), from a recorder named after the controller
+(events.py); recording them is best effort.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from dataclasses import dataclass, field
 
-from apiclient import EVENTS, ApiClient, ApiError, Conflict, NotFound, Resource
+from apiclient import ApiClient, ApiError, Conflict, NotFound, Resource
 
+from controlplane.controllers.events import SOURCES, EventRecorder
 from controlplane.controllers.informers import SharedInformers
-from controlplane.controllers.meta import key_of, now_rfc3339
+from controlplane.controllers.meta import key_of
 from controlplane.controllers.queue import ShutDown, WorkQueue
 
 log = logging.getLogger("nodeagent.controllers")
@@ -88,34 +89,6 @@ class DiscoveredResource:
         return f"{self.res.group}/{self.res.version}" if self.res.group else self.res.version
 
 
-class EventRecorder:
-    def __init__(self, api: ApiClient, component: str = "kube-controller-manager"):
-        self.api, self.component = api, component
-        self._tasks: set[asyncio.Task] = set()
-
-    def emit(self, obj: dict, type_: str, reason: str, message: str) -> None:
-        md = obj.get("metadata") or {}
-        ns = md.get("namespace") or "default"
-        now = now_rfc3339()
-        ev = {"apiVersion": "v1", "kind": "Event",
-              "metadata": {"name": f"{md.get('name', '')}.{secrets.token_hex(8)}", "namespace": ns},
-              "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-                                 "name": md.get("name"), "namespace": md.get("namespace"),
-                                 "uid": md.get("uid"), "resourceVersion": md.get("resourceVersion")},
-              "reason": reason, "message": message, "type": type_, "count": 1,
-              "firstTimestamp": now, "lastTimestamp": now,
-              "source": {"component": self.component}, "reportingComponent": self.component}
-        t = asyncio.ensure_future(self._send(ev, ns))
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
-
-    async def _send(self, ev: dict, ns: str) -> None:
-        try:
-            await self.api.create(EVENTS, ev, ns)
-        except ApiError as e:
-            log.debug("event %s not recorded: %s", ev["reason"], e)
-
-
 class Controller:
     name = ""
     workers = 0  # 0: ctx.options.workers
@@ -125,7 +98,7 @@ class Controller:
         self.ctx = ctx
         self.api = ctx.api
         self.options = ctx.options
-        self.events = ctx.events
+        self.events = ctx.events.for_component(SOURCES.get(self.name, self.name))
         self.queue = WorkQueue()
         self.log = logging.getLogger(f"nodeagent.controllers.{self.name}")
         self.synced_keys = 0  # how many syncs succeeded (tests, metrics)

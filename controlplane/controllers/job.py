@@ -299,8 +299,9 @@ class JobController(Controller):
             for type_ in ("FailureTarget", "Failed") if target is None else ("Failed",):
                 conds.append({"type": type_, "status": "True", "reason": failure[0], "message": failure[1],
                               "lastProbeTime": t, "lastTransitionTime": t})
-            self.events.emit(job, "Warning", failure[0], failure[1])
             await self.finish_status(job, st)
+            # after the write: a sync that loses a conflict and runs again must not say it twice
+            self.events.emit(job, "Warning", failure[0], failure[1])
             return
         completions = spec.get("completions")
         succeeded = st.get("succeeded", 0) + len(unc.get("succeeded") or [])
@@ -321,8 +322,8 @@ class JobController(Controller):
                               "message": "Reached expected number of succeeded pods",
                               "lastProbeTime": t, "lastTransitionTime": t})
             st["completionTime"] = t
-            self.events.emit(job, "Normal", "Completed", "Job completed")
             await self.finish_status(job, st)
+            self.events.emit(job, "Normal", "Completed", "Job completed")
             return
         # suspend
         suspended = any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conds)
@@ -333,9 +334,10 @@ class JobController(Controller):
                 st["conditions"] = [c for c in conds if c.get("type") != "Suspended"] + [{
                     "type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended",
                     "lastProbeTime": t, "lastTransitionTime": t}]
-                self.events.emit(job, "Normal", "Suspended", "Job suspended")
             st.pop("startTime", None)
             await self.finish_status(job, st)
+            if not suspended:
+                self.events.emit(job, "Normal", "Suspended", "Job suspended")
             return
         if suspended:
             t = now_rfc3339()

@@ -124,6 +124,7 @@ async def run_term(api: ApiClient, names: list[str], options: ControllerOptions,
             started.set()
         await asyncio.gather(*(c.run() for c in controllers))
     finally:
+        ctx.events.close()
         await informers.stop()
 
 

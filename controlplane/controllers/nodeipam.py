@@ -124,7 +124,7 @@ class NodeIpamController(Controller):
         if cidr is None:
             if key not in self.waiting:
                 self.waiting.add(key)
-                self.events.emit({**node, "metadata": {**node["metadata"], "namespace": "default"}}, "Normal",
+                self.events.emit(node, "Normal",
                                  "CIDRNotAvailable", f"Node {key} status is now: CIDRNotAvailable")
                 self.log.warning("node %s: no free /%d left in %s; it waits for a node to be deleted",
                                  key, self.cidrs.mask, self.cidrs.net)

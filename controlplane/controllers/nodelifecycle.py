@@ -98,6 +98,9 @@ class NodeLifecycleController(Controller):
         self.probe: dict[str, tuple[float, str, str]] = {}  # node → (our time, heartbeat, lease renew)
         self.zone_tokens: dict[str, tuple[float, float]] = {}  # zone → (tokens, last refill)
         self.started = False
+        self.known: set[str] = set()   # nodes this term has announced (RegisteredNode); tick() owns it
+        # taint eviction is its own controller upstream (since 1.29), with its own event source
+        self.eviction_events = ctx.events.for_component("taint-eviction-controller")
         self.nodes.add_handler(self._node_event)
         self.leases.add_handler(self._lease_event)
         self.pods.add_handler(self._pod_event)
@@ -154,7 +157,7 @@ class NodeLifecycleController(Controller):
             await self.api.delete(PODS, name, ns, uid=pod["metadata"]["uid"])
         except (NotFound, Conflict):
             return
-        self.events.emit(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key}")
+        self.eviction_events.emit(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key}")
 
     # ---- the monitor ----
 
@@ -163,13 +166,30 @@ class NodeLifecycleController(Controller):
         grace = self.options.node_monitor_grace_period
         ready: dict[str, str | None] = {}
         current: list[dict] = []  # as this tick left them: the informer may not show our writes yet
-        for node in self.nodes.list():
+        nodes = self.nodes.list()
+        self.announce(nodes)
+        for node in nodes:
             name = node["metadata"]["name"]
             node = await self.update_health(node, now, grace)
             ready[name] = ready_status(node)
             node = await self.no_schedule_taints(node)
             current.append(node)
         await self.no_execute_taints(ready, current)
+
+    def announce(self, nodes: list[dict]) -> None:
+        """RegisteredNode for a node seen for the first time this term, RemovingNode for one gone
+        (monitorNodeHealth's classifyNodes): what `kubectl describe node` lists from node-controller."""
+        names = {n["metadata"]["name"] for n in nodes}
+        for node in nodes:
+            name = node["metadata"]["name"]
+            if name not in self.known:
+                self.known.add(name)
+                self.events.emit(node, "Normal", "RegisteredNode",
+                                 f"Node {name} event: Registered Node {name} in Controller")
+        for name in self.known - names:
+            self.known.discard(name)
+            self.events.emit({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}, "Normal",
+                             "RemovingNode", f"Node {name} event: Removing Node {name} from Controller")
 
     def next_tick_in(self) -> float:
         """The monitor period, or sooner if a node's grace period runs out sooner: a node that
@@ -223,7 +243,7 @@ class NodeLifecycleController(Controller):
         except (Conflict, NotFound):
             return node  # changed meanwhile (maybe it came back): next tick
         self.log.info("node %s: Ready=Unknown (no status or lease for %.0fs)", node["metadata"]["name"], grace)
-        self.events.emit({**node, "metadata": {**node["metadata"], "namespace": "default"}}, "Normal",
+        self.events.emit(node, "Normal",
                          "NodeNotReady", f"Node {node['metadata']['name']} status is now: NodeNotReady")
         if was_ready:
             await self.mark_pods_not_ready(node["metadata"]["name"])

@@ -145,3 +145,29 @@ def test_ttl_after_finished(kubectl, start_controllers):
     kubectl("wait", "--for=condition=complete", "job/ttl", "--timeout=30s")
     kubectl("wait", "--for=delete", "job/ttl", "--timeout=30s")
     wait_until(lambda: not job_pods(kubectl, "ttl"), what="its pods collected with it")
+
+
+def test_events_come_from_job_controller_once(kubectl):
+    """`kubectl describe job` shows From job-controller (upstream's event source), and the
+    Completed event once — even when the finishing status write had to be retried."""
+    kubectl("apply", "-f", "-", input=job("evs", completions=2, parallelism=2))
+    k = Kubelet(kubectl, "evs")
+    k.start()
+    try:
+        kubectl("wait", "--for=condition=complete", "job/evs", "--timeout=60s")
+    finally:
+        k.stop.set()
+        k.join()
+
+    def evs():
+        return [e for e in items(kubectl, "events", "--field-selector", "involvedObject.name=evs")
+                if e["involvedObject"]["kind"] == "Job"]
+    wait_until(lambda: any(e["reason"] == "Completed" for e in evs()), what="a Completed event")
+    got = evs()
+    assert {e["source"]["component"] for e in got} == {"job-controller"}
+    assert {e["reportingComponent"] for e in got} == {"job-controller"}
+    completed = [e for e in got if e["reason"] == "Completed"]
+    assert len(completed) == 1 and completed[0]["count"] == 1, completed
+    assert sum(e["reason"] == "SuccessfulCreate" for e in got) == 2
+    out = kubectl("describe", "job", "evs")
+    assert "job-controller" in out and "kube-controller-manager" not in out

@@ -119,3 +119,18 @@ def test_all_nodes_down_is_not_evicted(kubectl, nodes):
         assert ("node.kubernetes.io/unreachable", "NoExecute") not in taints_of(kubectl, n), n
     for n in ("n1", "n2", "n3"):
         nodes.start(n)
+
+
+def test_registered_node_event_shown_by_describe(kubectl, nodes):
+    """node-controller's RegisteredNode: about the Node with no namespace in involvedObject (in
+    namespace default), which is what `kubectl describe node` searches for."""
+    def registered():
+        return [e for e in json.loads(kubectl("get", "events", "-A", "-o", "json"))["items"]
+                if e["reason"] == "RegisteredNode" and e["involvedObject"]["name"] == "n2"]
+    ev = wait_until(registered, what="a RegisteredNode event for n2")[0]
+    assert ev["metadata"]["namespace"] == "default"
+    assert "namespace" not in ev["involvedObject"] and ev["involvedObject"]["kind"] == "Node"
+    assert ev["source"]["component"] == "node-controller"
+    assert ev["message"] == "Node n2 event: Registered Node n2 in Controller"
+    out = kubectl("describe", "node", "n2")
+    assert "RegisteredNode" in out and "node-controller" in out

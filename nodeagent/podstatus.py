@@ -113,6 +113,7 @@ def container_status(spec: dict, state: PodRuntimeState, result: SyncResult, run
            "state": {}, "lastState": {}}
     previous = [c for c in instances[1:] if c.state is ContainerState.EXITED]
     if newest is not None:
+        out["image"] = newest.image or out["image"]   # what it runs (an update may be pending)
         out["imageID"] = newest.image_ref
         out["containerID"] = f"{runtime_name}://{newest.id}"
     waiting = result.waiting.get(name)

@@ -75,6 +75,13 @@ def is_sidecar(c: dict) -> bool:
     return c.get("restartPolicy") == "Always"
 
 
+def definition_changed(c: dict, cs: ContainerStatus) -> bool:
+    """The kubelet's containerChanged: the hash of the container's name and image (since 1.31
+    nothing else — the image is all of a container an update may change) differs from the one
+    it was started with. Our runtime keeps the image reference as it was given."""
+    return bool(cs.image) and cs.image != c.get("image", "")
+
+
 def should_restart(policy: str, exit_code: int | None) -> bool:
     if policy == "Never":
         return False
@@ -256,20 +263,27 @@ class RuntimeManager:
                 break
             cs = current(c["name"])
             latest = state.latest(c["name"])
+            changed = False
             if cs is not None and cs.state is ContainerState.RUNNING:
-                why = self.prober.failed_liveness(c, cs.id) if self.prober else None
-                if why is None:
-                    continue
-                # liveness (or startup) failed: stop it, then the restart policy decides
-                grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds") or \
-                    spec.get("terminationGracePeriodSeconds", 30)
+                grace = spec.get("terminationGracePeriodSeconds", 30)
+                if definition_changed(c, cs):
+                    # computePodActions: the spec changed (its image: the one container field a
+                    # pod may change) — restart it whatever the restart policy says
+                    changed = True
+                    why = f"Container {c['name']} definition changed, will be restarted"
+                else:
+                    why = self.prober.failed_liveness(c, cs.id) if self.prober else None
+                    if why is None:
+                        continue
+                    # liveness (or startup) failed: stop it, then the restart policy decides
+                    grace = (c.get("livenessProbe") or {}).get("terminationGracePeriodSeconds") or grace
                 await self.kill_container(pod, c, cs.id, float(grace), why, _pod_ip(sb))
                 state = await self.observe(uid)
                 latest = state.latest(c["name"])
             if cs is not None and cs.state is ContainerState.CREATED:
                 await self._run(pod, c, cs.id, result, init=False, pod_ip=_pod_ip(sb), stop=stop)
                 continue
-            if latest is not None and latest.state is not ContainerState.RUNNING \
+            if latest is not None and latest.state is not ContainerState.RUNNING and not changed \
                     and not should_restart(policy, latest.exit_code):
                 continue                    # done for good (Never; OnFailure after success)
             await self._start(pod, c, state, sb, result, init=False, after=latest, volumes=paths,

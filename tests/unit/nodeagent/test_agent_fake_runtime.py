@@ -587,3 +587,33 @@ def test_soft_eviction_after_its_grace_period_with_the_max_pod_grace(server, tmp
             mp = next(c for c in node["status"]["conditions"] if c["type"] == "MemoryPressure")
             assert (mp["status"], mp["reason"]) == ("True", "KubeletHasInsufficientMemory")
     run(main())
+
+
+def test_image_update_restarts_the_container(server, tmp_path, monkeypatch):
+    """`kubectl set image pod/...` (the one container field a pod may change): the kubelet sees
+    the container's definition changed, kills it and starts one from the new image — whatever
+    the restart policy — and the status names the image each instance runs."""
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("img", ["sleep", "1d"], policy="Never", grace=3))
+            p = await a.wait_pod("img", lambda p: "running" in cstatus(p).get("state", {}))
+            first = cstatus(p)["containerID"]
+            await a.api.patch(PODS, "img", {"spec": {"containers": [
+                {"name": "main", "image": "localhost/busybox:2"}]}}, "default", type="strategic")
+            p = await a.wait_pod("img", lambda p: "running" in cstatus(p).get("state", {}) and
+                                 cstatus(p)["containerID"] != first)
+            cs = cstatus(p)
+            assert cs["image"] == "localhost/busybox:2" and cs["restartCount"] == 1
+            assert phase(p) == "Running"
+            created = [c for c in a.fake.containers.values() if c.metadata.name == "main"]
+            assert sorted(c.image for c in created)[-1] == "localhost/busybox:2"
+            for _ in range(100):
+                evs = (await a.api.list(EVENTS, "default", field_selector="involvedObject.name=img"))["items"]
+                if any(e["reason"] == "Killing" for e in evs):
+                    break
+                await asyncio.sleep(0.05)
+            killing = [e for e in evs if e["reason"] == "Killing"]
+            assert killing and killing[0]["message"] == "Container main definition changed, will be restarted"
+            await a.api.delete(PODS, "img", "default", grace_period_seconds=0)
+            await a.wait_gone("img")
+    run(main())

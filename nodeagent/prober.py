@@ -22,11 +22,13 @@ Results are kept by container ID, so a restarted container starts from scratch.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from dataclasses import dataclass
 from typing import Callable
 
-from nodeagent.cri.api import CRIError, RuntimeService
+from nodeagent.cri.api import CRIError, ExecTimeout, RuntimeService
 from nodeagent.events import WARNING, EventRecorder
 
 log = logging.getLogger("nodeagent.prober")
@@ -53,14 +55,61 @@ def _port(container: dict, port) -> int:
     raise ValueError(f"port {port!r} is not a named port of the container")
 
 
+# What a failed probe says is what the kubelet's Go code says (pkg/probe/{http,tcp,exec}): the
+# text of a net/http or net.Dial error, or the command's output. `kubectl describe` shows it.
+MAX_OUTPUT = 10 * 1024          # pkg/probe's maxReadLength
+_ERRNO_WORDS = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
+                errno.ENETUNREACH: "network is unreachable", errno.ECONNRESET: "connection reset by peer",
+                errno.ETIMEDOUT: "connection timed out"}
+
+
+def _addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _dial_error(host: str, port: int, e: BaseException) -> str:
+    """net.Dial's error text: `dial tcp 10.244.0.5:8080: connect: connection refused`."""
+    if isinstance(e, asyncio.TimeoutError):
+        return f"dial tcp {_addr(host, port)}: i/o timeout"
+    err = getattr(e, "errno", None)
+    words = _ERRNO_WORDS.get(err) or (os.strerror(err).lower() if err else str(e))
+    return f"dial tcp {_addr(host, port)}: connect: {words}"
+
+
+async def _connect(host: str, port: int, timeout: float):
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError) as e:
+        raise _ProbeError(_dial_error(host, port, e)) from None
+
+
+class _ProbeError(Exception):
+    """A probe that failed with this message (Go's words)."""
+
+
 async def _http_get(host: str, port: int, path: str, headers: list[dict], timeout: float) -> tuple[bool, str]:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    url = f"http://{_addr(host, port)}{path or '/'}"
+    try:
+        return await asyncio.wait_for(_http_exchange(host, port, path, headers, timeout), timeout)
+    except _ProbeError as e:
+        return False, f'Get "{url}": {e}'
+    except asyncio.TimeoutError:
+        return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+    except OSError as e:
+        return False, f'Get "{url}": read tcp {_addr(host, port)}: {os.strerror(e.errno).lower() if e.errno else e}'
+
+
+async def _http_exchange(host: str, port: int, path: str, headers: list[dict],
+                         timeout: float) -> tuple[bool, str]:
+    reader, writer = await _connect(host, port, timeout)
     try:
         extra = "".join(f"{h['name']}: {h['value']}\r\n" for h in headers)
         writer.write(f"GET {path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\n"
                      f"Accept: */*\r\nConnection: close\r\n{extra}\r\n".encode())
         await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout)
+        line = await reader.readline()
+        if not line:
+            raise _ProbeError("EOF")
         parts = line.decode(errors="replace").split()
         code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
         if 200 <= code < 400:
@@ -177,9 +226,12 @@ class Prober:
                      pod_ip: str | None) -> tuple[bool, str]:
         try:
             if "exec" in spec:
-                out, err, code = await self.runtime.exec_sync(cid, list(spec["exec"].get("command") or []),
-                                                              timeout)
-                return code == 0, (out + err).decode(errors="replace").strip()[:1024] or f"exit code {code}"
+                cmd = list(spec["exec"].get("command") or [])
+                try:
+                    out, err, code = await self.runtime.exec_sync(cid, cmd, timeout)
+                except ExecTimeout:
+                    return False, f'command "{" ".join(cmd)}" timed out'
+                return code == 0, (out + err)[:MAX_OUTPUT].decode(errors="replace")
             if "httpGet" in spec:
                 h = spec["httpGet"]
                 host = h.get("host") or pod_ip or "127.0.0.1"
@@ -189,10 +241,12 @@ class Prober:
                 t = spec["tcpSocket"]
                 host = t.get("host") or pod_ip or "127.0.0.1"
                 port = _port(c, t.get("port"))
-                _, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+                _, w = await _connect(host, port, timeout)
                 w.close()
                 return True, ""
             return False, "probe type not supported (exec, httpGet and tcpSocket are)"
+        except _ProbeError as e:
+            return False, str(e)
         except asyncio.TimeoutError:
             return False, f"timeout after {timeout}s"
         except (OSError, ValueError, CRIError) as e:

@@ -128,6 +128,11 @@ class PodWorker:
                     continue
                 self._wake.clear()
                 pod = self.pod
+                if self.workers.status.status(self.uid) is None and \
+                        not (pod.get("status") or {}).get("containerStatuses"):
+                    # the kubelet's SyncPod sets the status before it makes anything: Pending,
+                    # ContainerCreating, while the sandbox and the image take their time
+                    self._report(pod, await m.observe(self.uid), SyncResult())
                 result, state = await m.sync_pod(pod, self.kill_requested)
                 self._report(pod, state, result)
                 if podstatus.terminal(pod, state):

@@ -617,3 +617,21 @@ def test_image_update_restarts_the_container(server, tmp_path, monkeypatch):
             await a.api.delete(PODS, "img", "default", grace_period_seconds=0)
             await a.wait_gone("img")
     run(main())
+
+
+def test_first_status_is_container_creating_before_the_sandbox_is_up(server, tmp_path, monkeypatch):
+    """SyncPod writes the pod's status before it makes anything (generateAPIPodStatus, then the
+    runtime's SyncPod): `kubectl get pods` shows ContainerCreating while the sandbox is made."""
+    async def main():
+        fake = FakeRuntime()
+        fake.sandbox_delay = 2.0
+        async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("slow", ["sleep", "1d"]))
+            p = await a.wait_pod("slow", lambda p: cstatus(p).get("state"), timeout=1.8)
+            assert phase(p) == "Pending"
+            assert cstatus(p)["state"] == {"waiting": {"reason": "ContainerCreating"}}
+            assert condition(p, "PodReadyToStartContainers")["status"] == "False"
+            await a.wait_pod("slow", lambda p: "running" in cstatus(p).get("state", {}))
+            await a.api.delete(PODS, "slow", "default", grace_period_seconds=0)
+            await a.wait_gone("slow")
+    run(main())

@@ -38,6 +38,15 @@ log = logging.getLogger("nodeagent.apiserver")
 
 PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
 
+# The checks kube-apiserver's /livez, /readyz and /healthz list with ?verbose (and serve one by
+# one at /<kind>/<check>) — those that mean something here: storage ("etcd": our SQLite log) is
+# open and the post-start steps have run before the server listens, so each holds while it serves.
+_LIVE = ("ping", "log", "etcd", "poststarthook/start-apiextensions-informers",
+         "poststarthook/crd-informer-synced", "poststarthook/bootstrap-controller",
+         "poststarthook/scheduling/bootstrap-system-priority-classes")
+HEALTH_CHECKS = {"livez": _LIVE, "healthz": _LIVE,
+                 "readyz": _LIVE[:3] + ("etcd-readiness", "informer-sync") + _LIVE[3:] + ("shutdown",)}
+
 
 @dataclass
 class ServerConfig:
@@ -173,7 +182,18 @@ class APIServer:
         app = web.Application(middlewares=[errors_and_auth], client_max_size=8 * 1024 * 1024)
 
         async def health(request):
-            return web.Response(text="ok")
+            kind = request.path.strip("/").split("/")[0]
+            checks = HEALTH_CHECKS[kind]
+            one = request.match_info.get("check")
+            if one is not None:
+                if one not in checks:
+                    raise not_found_path()
+                return web.Response(text="ok")
+            if "verbose" not in request.query:
+                return web.Response(text="ok")
+            excluded = set(request.query.getall("exclude", []))
+            lines = [f"[+]{c} excluded: ok" if c in excluded else f"[+]{c} ok" for c in checks]
+            return web.Response(text="\n".join(lines + [f"{kind} check passed", ""]))
 
         async def openapi_v2(request):
             # As kube-openapi's handler: JSON, or gnostic protobuf for client-go (openapi/v2proto.py)
@@ -203,6 +223,7 @@ class APIServer:
         r = app.router
         for p in ("/healthz", "/livez", "/readyz"):
             r.add_get(p, health)
+            r.add_get(p + "/{check:.+}", health)
         r.add_get("/version", discovery.version)
         r.add_get("/api", lambda request: discovery.api(request, advertise))
         r.add_get("/apis", discovery.apis)

@@ -172,3 +172,18 @@ def test_drain_evicts_pods_from_a_node(kubectl, server):
     assert "evicting pod default/on-d" in out.stderr + out.stdout and "node/node-d drained" in out.stdout
     assert kubectl.run("get", "pod", "on-d", check=False).returncode == 1
     kubectl("delete", "node", "node-d")
+
+
+def test_health_endpoints_verbose_and_per_check(kubectl):
+    """kube-apiserver's /livez, /readyz, /healthz: "ok", or with ?verbose one line per check and
+    "<kind> check passed"; each check has its own path; an unknown one is a 404."""
+    assert kubectl("get", "--raw", "/readyz") == "ok"
+    for kind in ("livez", "readyz", "healthz"):
+        lines = kubectl("get", "--raw", f"/{kind}?verbose").splitlines()
+        assert lines[0] == "[+]ping ok" and "[+]etcd ok" in lines
+        assert lines[-1] == f"{kind} check passed"
+    assert kubectl("get", "--raw", "/livez/etcd") == "ok"
+    assert kubectl("get", "--raw", "/readyz/ping") == "ok"
+    assert "[+]etcd excluded: ok" in kubectl("get", "--raw", "/readyz?verbose&exclude=etcd")
+    p = kubectl.run("get", "--raw", "/readyz/nosuchcheck", check=False)
+    assert p.returncode != 0 and "NotFound" in p.stderr

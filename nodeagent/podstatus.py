@@ -253,6 +253,15 @@ def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: 
                     "containerStatuses": statuses}
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
+    if spec.get("ephemeralContainers"):
+        # kubectl debug's containers: never ready, no probes, not part of the phase
+        olds = {s.get("name"): s for s in (old.get("ephemeralContainerStatuses") or [])}
+        ephemeral = [container_status(c, state, result, runtime_name, "ContainerCreating",
+                                      old=olds.get(c["name"])) for c in spec["ephemeralContainers"]]
+        for s in ephemeral:
+            s["ready"] = False
+            s.pop("started", None)
+        status["ephemeralContainerStatuses"] = ephemeral
     sb = state.sandbox
     if spec.get("hostNetwork"):
         status["podIP"], status["podIPs"] = host_ip, [{"ip": host_ip}]

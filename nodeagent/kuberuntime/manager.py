@@ -75,6 +75,12 @@ def is_sidecar(c: dict) -> bool:
     return c.get("restartPolicy") == "Always"
 
 
+def field_path(name: str, init: bool, ephemeral: bool = False) -> str:
+    """The container's place in the pod, as events name it (involvedObject.fieldPath)."""
+    kind = "ephemeralContainers" if ephemeral else "initContainers" if init else "containers"
+    return f"spec.{kind}{{{name}}}"
+
+
 def definition_changed(c: dict, cs: ContainerStatus) -> bool:
     """The kubelet's containerChanged: the hash of the container's name and image (since 1.31
     nothing else — the image is all of a container an update may change) differs from the one
@@ -240,6 +246,15 @@ class RuntimeManager:
             c = state.latest(name)
             return c if c is not None and c.pod_sandbox_id == sb.id else None
 
+        # ephemeral containers (kubectl debug): first, as the kubelet starts them — they may be
+        # there to debug a pod stuck in its init containers — each once, never restarted
+        for c in spec.get("ephemeralContainers") or []:
+            if stop():
+                return result, state
+            if state.latest(c["name"]) is None:
+                await self._start(pod, c, state, sb, result, init=False, after=None, volumes=paths,
+                                  stop=stop, ephemeral=True)
+
         # 3. init containers, in order, each to success — or, for a sidecar, started
         for c in spec.get("initContainers") or []:
             cs = current(c["name"])
@@ -346,11 +361,11 @@ class RuntimeManager:
     async def _start(self, pod: dict, c: dict, state: PodRuntimeState, sb: PodSandboxStatus,
                      result: SyncResult, *, init: bool, after: ContainerStatus | None,
                      volumes: dict[str, str] | None = None,
-                     stop: Callable[[], bool] = lambda: False) -> None:
+                     stop: Callable[[], bool] = lambda: False, ephemeral: bool = False) -> None:
         """Start container c (again, if `after` is its previous instance), honouring back-off."""
         md = pod["metadata"]
         name = c["name"]
-        fp = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
+        fp = field_path(name, init, ephemeral)
         attempt = 0 if after is None else after.metadata.attempt + 1
         if after is not None and after.state is ContainerState.EXITED:
             key = f"{md['uid']}/{name}"
@@ -399,11 +414,12 @@ class RuntimeManager:
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e.message}", fp)
             return
         self.recorder.event(pod, NORMAL, "Created", f"Created container: {name}", fp)
-        await self._run(pod, c, cid, result, init=init, pod_ip=_pod_ip(sb), stop=stop)
+        await self._run(pod, c, cid, result, init=init, pod_ip=_pod_ip(sb), stop=stop, fp=fp)
 
     async def _run(self, pod: dict, c: dict, cid: str, result: SyncResult, *, init: bool,
-                   pod_ip: str | None = None, stop: Callable[[], bool] = lambda: False) -> None:
-        fp = f"spec.{'initContainers' if init else 'containers'}{{{c['name']}}}"
+                   pod_ip: str | None = None, stop: Callable[[], bool] = lambda: False,
+                   fp: str = "") -> None:
+        fp = fp or field_path(c["name"], init)
         try:
             await self.runtime.start_container(cid)
         except CRIError as e:

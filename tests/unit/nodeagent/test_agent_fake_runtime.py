@@ -635,3 +635,43 @@ def test_first_status_is_container_creating_before_the_sandbox_is_up(server, tmp
             await a.api.delete(PODS, "slow", "default", grace_period_seconds=0)
             await a.wait_gone("slow")
     run(main())
+
+
+def test_ephemeral_container_runs_once_and_reports_its_status(server, tmp_path, monkeypatch):
+    """`kubectl debug -it POD --image=...` adds an ephemeral container (pods/ephemeralcontainers):
+    the kubelet starts it in the pod's sandbox with its stdin and tty, reports it under
+    ephemeralContainerStatuses, and never restarts it when it ends."""
+    async def main():
+        async with running_agent(server, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
+            await a.create_pod(pod("dbg", ["sleep", "1d"]))
+            p = await a.wait_pod("dbg", lambda p: "running" in cstatus(p).get("state", {}))
+            p["spec"]["ephemeralContainers"] = [{
+                "name": "debugger", "image": "localhost/busybox:1", "command": ["sh"],
+                "stdin": True, "tty": True, "targetContainerName": "main",
+                "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}]
+            await a.api.update(PODS, p, "default", subresource="ephemeralcontainers")
+
+            def eph(p):
+                return ((p.get("status") or {}).get("ephemeralContainerStatuses") or [{}])[0]
+            p = await a.wait_pod("dbg", lambda p: "running" in eph(p).get("state", {}))
+            es = eph(p)
+            assert es["name"] == "debugger" and es["containerID"].startswith("fakecri://")
+            assert es["image"] == "localhost/busybox:1" and not es["ready"] and es["restartCount"] == 0
+            cid = es["containerID"].split("://")[1]
+            cfg = a.fake.configs[cid]
+            assert cfg.stdin and cfg.tty and cfg.command == ("sh",)
+            assert a.fake.containers[cid].pod_sandbox_id == a.fake.containers[
+                cstatus(p)["containerID"].split("://")[1]].pod_sandbox_id
+            a.fake.exit(cid, 0)
+            p = await a.wait_pod("dbg", lambda p: "terminated" in eph(p).get("state", {}))
+            await asyncio.sleep(1.0)       # a restart would have happened by now
+            p = await a.get("dbg")
+            assert "terminated" in eph(p)["state"] and phase(p) == "Running"
+            assert [c.metadata.name for c in a.fake.containers.values()].count("debugger") == 1
+            evs = (await a.api.list(EVENTS, "default", field_selector="involvedObject.name=dbg"))["items"]
+            assert any(e["reason"] == "Started" and
+                       e["involvedObject"].get("fieldPath") == "spec.ephemeralContainers{debugger}"
+                       for e in evs)
+            await a.api.delete(PODS, "dbg", "default", grace_period_seconds=0)
+            await a.wait_gone("dbg")
+    run(main())

@@ -125,3 +125,20 @@ def test_describe_node_lists_registered_node(node):
                    and "RegisteredNode" in o and o, "RegisteredNode in describe node")
     assert f"node-controller  Node {node.name} event: Registered Node {node.name} in Controller" in out
     assert "Non-terminated Pods:" in out and "Allocated resources:" in out
+
+
+def test_kubectl_debug_runs_an_ephemeral_container(node):
+    node.kubectl("run", "dbg", f"--image={BUSYBOX_IMAGE}", "--image-pull-policy=Never",
+                 "--command", "--", "sh", "-c", LOOP)
+    node.kubectl("wait", "--for=condition=Ready", "pod/dbg", "--timeout=60s")
+    node.kubectl("debug", "dbg", f"--image={BUSYBOX_IMAGE}", "--image-pull-policy=Never",
+                 "--container=dbgr", "--", "sh", "-c", "echo from-debug; hostname", timeout=60)
+
+    def finished():
+        st = (node.get("pod", "dbg")["status"].get("ephemeralContainerStatuses") or [{}])[0]
+        return st if "terminated" in st.get("state", {}) else None
+    st = wait_for(finished, "the debug container to finish")
+    assert st["name"] == "dbgr" and st["state"]["terminated"]["exitCode"] == 0
+    assert node.kubectl("logs", "dbg", "-c", "dbgr").stdout == "from-debug\ndbg\n"
+    assert "Ephemeral Containers:" in node.kubectl("describe", "pod", "dbg").stdout
+    node.kubectl("delete", "pod", "dbg", "--now")

@@ -377,7 +377,9 @@ class JobController(Controller):
         n = want - len(active)
         if n <= 0:
             return None
-        failed = st.get("failed", 0)
+        # counted failures and those still on their way through the tracking finalizer: the
+        # back-off starts with the first failure, not once it has been counted
+        failed = st.get("failed", 0) + len((st.get("uncountedTerminatedPods") or {}).get("failed") or [])
         if failed:
             seen = self.last_failure.get(key)
             if seen is None or seen[0] != failed:

@@ -171,3 +171,14 @@ def test_events_come_from_job_controller_once(kubectl):
     assert sum(e["reason"] == "SuccessfulCreate" for e in got) == 2
     out = kubectl("describe", "job", "evs")
     assert "job-controller" in out and "kube-controller-manager" not in out
+
+
+def test_replacement_waits_the_backoff_after_the_first_failure(kubectl):
+    """The pod-failure back-off starts with the first failure (10 s upstream, 0.2 s here), even
+    while that failure is still being counted through the tracking finalizer."""
+    kubectl("apply", "-f", "-", input=job("slowretry", backoffLimit=3))
+    first = wait_until(lambda: job_pods(kubectl, "slowretry"), what="the first pod")[0]
+    finish(kubectl, first, "Failed", 1)
+    failed_at = time.monotonic()
+    wait_until(lambda: len(job_pods(kubectl, "slowretry")) == 2, interval=0.01, what="a replacement")
+    assert time.monotonic() - failed_at >= 0.18

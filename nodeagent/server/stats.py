@@ -39,6 +39,40 @@ def _node_cpu_ns() -> int:
                 getattr(t, "steal", 0) + t.nice) * 1e9)
 
 
+class CpuRates:
+    """usageNanoCores: the CPU used per second (in nanocores) over the window since the previous
+    sample of the same thing — what cAdvisor derives from two of its samples and metrics-server
+    (so `kubectl top`) reads. A thing seen for the first time has no rate yet (omitted, as before
+    cAdvisor's second sample)."""
+
+    def __init__(self):
+        self._last: dict[str, tuple[float, int]] = {}     # key → (monotonic time, core ns)
+
+    def rate(self, key: str, core_ns: int, now: float | None = None) -> int | None:
+        now = time.monotonic() if now is None else now
+        prev = self._last.get(key)
+        self._last[key] = (now, core_ns)
+        if prev is None or now <= prev[0] or core_ns < prev[1]:
+            return None
+        return int((core_ns - prev[1]) / (now - prev[0]))
+
+    def keep_only(self, keys: set[str]) -> None:
+        for k in [k for k in self._last if k not in keys]:
+            del self._last[k]
+
+
+_RATES = CpuRates()
+
+
+def _with_rate(cpu: dict, key: str, seen: set[str]) -> dict:
+    seen.add(key)
+    if "usageCoreNanoSeconds" in cpu:
+        r = _RATES.rate(key, cpu["usageCoreNanoSeconds"])
+        if r is not None:
+            cpu["usageNanoCores"] = r
+    return cpu
+
+
 def _mem(s: dict) -> dict:
     out = {"time": _now()}
     for key, name in (("memory_working_set_bytes", "workingSetBytes"), ("memory_usage_bytes", "usageBytes"),
@@ -95,6 +129,13 @@ async def summary(runtime: RuntimeService, pods: PodsProvider, node_name: str) -
         entry["containers"].append(c)
         entry["cpu"]["usageCoreNanoSeconds"] += c["cpu"].get("usageCoreNanoSeconds", 0)
         entry["memory"]["workingSetBytes"] += c["memory"].get("workingSetBytes", 0)
+    seen: set[str] = set()
+    _with_rate(node["cpu"], "node", seen)
+    for uid, entry in by_pod.items():
+        _with_rate(entry["cpu"], f"pod/{uid}", seen)
+        for c in entry["containers"]:
+            _with_rate(c["cpu"], f"pod/{uid}/{c['name']}", seen)
+    _RATES.keep_only(seen)
     return {"node": node, "pods": list(by_pod.values())}
 
 

@@ -75,6 +75,19 @@ def test_pods_metrics_and_summary_through_nodes_proxy(cluster, kubectl):
     assert web["containers"][0]["name"] == "app"
     assert web["containers"][0]["cpu"]["usageCoreNanoSeconds"] == 1_500_000_000
     assert web["memory"]["workingSetBytes"] == 4 << 20
+    # usageNanoCores (what metrics-server reads) from the second sample on: the fake's cpu stands still
+    again = json.loads(kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/stats/summary"))
+    assert again["node"]["cpu"]["usageNanoCores"] >= 0
+    web = next(p for p in again["pods"] if p["podRef"]["name"] == "web")
+    assert web["cpu"]["usageNanoCores"] == 0 and web["containers"][0]["cpu"]["usageNanoCores"] == 0
+
+
+def test_cpu_rate_over_the_sample_window():
+    from nodeagent.server.stats import CpuRates
+    r = CpuRates()
+    assert r.rate("x", 1_000_000_000, now=10.0) is None           # first sample: no rate yet
+    assert r.rate("x", 1_500_000_000, now=12.0) == 250_000_000     # 0.5 s of CPU in 2 s: 250m
+    assert r.rate("x", 100, now=13.0) is None                      # counter went back: restarted
 
 
 def test_kubelet_errors_reach_kubectl_as_status(cluster, kubectl):

@@ -244,8 +244,8 @@ def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: 
                    "PodCompleted" if ph == "Succeeded" else "ContainersNotInitialized",
                    "" if ph == "Succeeded" else
                    f"containers with incomplete status: [{' '.join(pending_init)}]"),
-        _condition("ContainersReady", not unready and ph != "Succeeded", ready_reason, ready_msg),
         _condition("Ready", not unready and ph != "Succeeded", ready_reason, ready_msg),
+        _condition("ContainersReady", not unready and ph != "Succeeded", ready_reason, ready_msg),
     ]
     status: dict = {"phase": ph, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}] if host_ip else [],
                     "qosClass": qos_class(pod),
@@ -275,18 +275,22 @@ def generate(pod: dict, state: PodRuntimeState, result: SyncResult, *, host_ip: 
 
 
 def merge_conditions(old: list[dict], ours: list[dict], now: float, spec: dict) -> list[dict]:
-    """Ours replace our types; others' (PodScheduled, readiness gates...) stay. A condition whose
-    status did not change keeps its lastTransitionTime."""
+    """Ours replace our types; others' (readiness gates, DisruptionTarget...) stay. A condition
+    whose status did not change keeps its lastTransitionTime. The order is the kubelet's
+    (generateAPIPodStatus): others', then PodReadyToStartContainers, Initialized, Ready,
+    ContainersReady, then PodScheduled (the scheduler's, as it wrote it)."""
     before = {c.get("type"): c for c in old}
-    out = [c for c in old if c.get("type") not in OWNED_CONDITIONS]
-    if "PodScheduled" not in before and spec.get("nodeName"):
-        out.insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                       "lastTransitionTime": rfc3339(now)})
+    out = [c for c in old if c.get("type") not in OWNED_CONDITIONS and c.get("type") != "PodScheduled"]
     for c in ours:
         prev = before.get(c["type"])
         keep = prev is not None and prev.get("status") == c["status"] and prev.get("lastTransitionTime")
         c["lastTransitionTime"] = prev["lastTransitionTime"] if keep else rfc3339(now)
         out.append(c)
+    if "PodScheduled" in before:
+        out.append(before["PodScheduled"])
+    elif spec.get("nodeName"):
+        out.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                    "lastTransitionTime": rfc3339(now)})
     return out
 
 

@@ -220,3 +220,50 @@ def test_image_pull_secrets_become_auth_configs():
     auths = asyncio.run(pull_secrets(p, lookup))
     assert [(a.server, a.username, a.password, a.auth) for a in auths] == [
         ("registry.example:5000", "u", "p", "dTpw"), ("other.example", "o", "q", "")]
+
+
+def test_status_keeps_a_terminated_container_the_runtime_no_longer_has():
+    """convertToAPIContainerStatuses: a container whose runtime record is gone (removed with the
+    finished pod's sandbox, or by `nodeagent down` before a restart) keeps its old terminated
+    status — a Completed Job pod must not turn back into ContainerCreating — and a waiting one
+    keeps its restart count and last state."""
+    from nodeagent.kuberuntime.manager import PodRuntimeState, SyncResult
+    from nodeagent.podstatus import generate
+    term = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-01-01T00:00:00Z",
+                           "finishedAt": "2026-01-01T00:00:01Z", "containerID": "x://1"}}
+    old_cs = {"name": "c", "image": "img", "imageID": "sha256:ab", "containerID": "x://1", "ready": False,
+              "restartCount": 0, "started": False, "state": term, "lastState": {}}
+    pod = {"metadata": {"name": "p", "namespace": "d", "uid": "u"},
+           "spec": {"nodeName": "n", "restartPolicy": "Never", "containers": [{"name": "c", "image": "img"}]},
+           "status": {"phase": "Succeeded", "containerStatuses": [old_cs]}}
+    st = generate(pod, PodRuntimeState("u"), SyncResult(), host_ip="1.2.3.4", runtime_name="x", now=0)
+    assert st["phase"] == "Succeeded" and st["containerStatuses"] == [old_cs]
+    # a container restarted before (Always) and now gone: waiting, but its count and last exit stay
+    last = {"terminated": {**term["terminated"], "exitCode": 1, "reason": "Error"}}
+    pod["spec"]["restartPolicy"] = "Always"
+    pod["status"] = {"phase": "Running", "containerStatuses": [
+        {**old_cs, "state": {"running": {"startedAt": "2026-01-01T00:00:02Z"}}, "restartCount": 3,
+         "lastState": last}]}
+    cs = generate(pod, PodRuntimeState("u"), SyncResult(), host_ip="1.2.3.4", runtime_name="x",
+                  now=0)["containerStatuses"][0]
+    assert cs["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert cs["restartCount"] == 3 and cs["lastState"] == last
+
+
+def test_conditions_in_the_kubelets_order():
+    """generateAPIPodStatus: others' conditions first, then PodReadyToStartContainers, Initialized,
+    Ready, ContainersReady, and the scheduler's PodScheduled last — the order `kubectl describe`
+    and `-o yaml` show."""
+    from nodeagent.kuberuntime.manager import PodRuntimeState, SyncResult
+    from nodeagent.podstatus import generate
+    sched = {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    gate = {"type": "example.com/gate", "status": "False"}
+    pod = {"metadata": {"name": "p", "namespace": "d", "uid": "u"},
+           "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "img"}]},
+           "status": {"phase": "Pending", "conditions": [sched, gate]}}
+    st = generate(pod, PodRuntimeState("u"), SyncResult(), host_ip="1.2.3.4", runtime_name="x", now=0)
+    assert [c["type"] for c in st["conditions"]] == [
+        "example.com/gate", "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+        "PodScheduled"]
+    assert st["conditions"][-1] == sched

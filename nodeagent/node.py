@@ -354,7 +354,8 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
             return [dict(p, status=status.status(p["metadata"]["uid"]) or p.get("status") or {})
                     for p in list(informer.cache.values())]
 
-        kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip)
+        kubelet_api = await _serve_kubelet_api(cfg, runtime, pods, name, ip, kubelet_configuration(
+            cfg, facts, cidr, eviction_cfg, cfg.image_gc or ImageGCPolicy()))
         tasks += [asyncio.create_task(c, name=n) for n, c in (
             ("image gc", image_gc.run()), ("eviction", eviction.run()),
             ("pod informer", informer.run()), ("status manager", status.run()),
@@ -384,7 +385,50 @@ async def run_node_agent(config, api: ApiClient, *, runtime=None, images=None, c
                 await r
 
 
-async def _serve_kubelet_api(cfg: AgentConfig, runtime, pods, name: str, ip: str):
+def _go_duration(seconds: float) -> str:
+    """Go's time.Duration text for whole seconds: 40s, 2m0s, 1h0m0s."""
+    s = int(seconds)
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    return f"{h}h{m}m{sec}s" if h else f"{m}m{sec}s" if m else f"{sec}s"
+
+
+def kubelet_configuration(cfg: AgentConfig, facts: NodeFacts, pod_cidr: str, eviction,
+                          image_gc) -> dict:
+    """What /configz shows (the kubelet's KubeletConfiguration, kubelet.config.k8s.io/v1beta1):
+    only the settings this agent has and honours, with the values it uses."""
+    from nodeagent.nodestatus import LEASE_DURATION, MAX_PODS
+    out = {"kind": "KubeletConfiguration", "apiVersion": "kubelet.config.k8s.io/v1beta1",
+           "enableServer": cfg.kubelet_port is not None, "address": "0.0.0.0",
+           "port": cfg.kubelet_port or 0,
+           "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
+                              "x509": {"clientCAFile": cfg.cluster_ca or ""}},
+           "clusterDomain": facts.cluster_domain, "clusterDNS": list(facts.cluster_dns),
+           "resolvConf": facts.resolv_conf, "podLogsDir": facts.log_root, "podCIDR": pod_cidr,
+           "maxPods": MAX_PODS, "cgroupsPerQOS": True, "cgroupDriver": "cgroupfs",
+           "nodeLeaseDurationSeconds": LEASE_DURATION,
+           "evictionHard": _thresholds(eviction, hard=True),
+           "evictionSoft": _thresholds(eviction, hard=False),
+           "evictionMaxPodGracePeriod": eviction.max_pod_grace_period,
+           "imageGCHighThresholdPercent": image_gc.high_threshold,
+           "imageGCLowThresholdPercent": image_gc.low_threshold,
+           "imageMinimumGCAge": _go_duration(image_gc.min_age)}
+    return out
+
+
+def _thresholds(eviction, *, hard: bool) -> dict[str, str]:
+    """The thresholds as the flags spell them: a quantity, or a percentage of capacity."""
+    from nodeagent.resources import format_quantity
+    out = {}
+    for t in eviction.thresholds:
+        if t.hard == hard:
+            v = t.value
+            out[t.signal] = (format_quantity(v.quantity, v.binary) if v.quantity is not None
+                             else f"{v.fraction * 100:.6g}%")
+    return out
+
+
+async def _serve_kubelet_api(cfg: AgentConfig, runtime, pods, name: str, ip: str,
+                             configz: dict | None = None):
     """The kubelet API on :10250 (nodeagent/server): logs, exec, attach, port-forward, stats."""
     if cfg.kubelet_port is None:
         return None
@@ -398,7 +442,8 @@ async def _serve_kubelet_api(cfg: AgentConfig, runtime, pods, name: str, ip: str
     tls = await asyncio.to_thread(kubelet_tls, cfg.agent_dir / "pki", name, [ip],
                                   Path(cfg.cluster_ca),
                                   Path(cfg.cluster_ca_key) if cfg.cluster_ca_key else None)
-    return await serve_kubelet_api(runtime, pods, tls, cfg.kubelet_port, node_name=name)
+    return await serve_kubelet_api(runtime, pods, tls, cfg.kubelet_port, node_name=name,
+                                   configz=configz)
 
 
 # --- nodeagent down ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Routes (the kubelet's own paths, pkg/kubelet/server/server.go):
     GET|POST /attach/{namespace}/{pod}/{container}       remotecommand.py (WebSocket)
     GET|POST /portForward/{namespace}/{pod}              portforward.py (WebSocket-tunnelled SPDY, SPDY)
     GET  /stats/summary, /metrics, /metrics/resource     stats.py
+    GET  /configz                                        the agent's KubeletConfiguration
 Errors are plain text with an HTTP status, as the kubelet writes them; the API server turns them
 into a Status for kubectl.
 """
@@ -33,8 +34,9 @@ PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"   # the text exposition 
 class KubeletServer:
     def __init__(self, runtime: RuntimeService, pods: podlookup.PodsProvider, *,
                  tls: KubeletTLS | None, host: str = "0.0.0.0", port: int = 10250,
-                 node_name: str = ""):
+                 node_name: str = "", configz: dict | None = None):
         self.runtime = runtime
+        self.configz = configz or {}          # the agent's KubeletConfiguration, for /configz
         self.pods = pods
         self.tls = tls
         self.host = host
@@ -86,6 +88,7 @@ class KubeletServer:
         r.add_get("/stats/summary", self.stats_summary)
         r.add_get("/metrics", self.metrics)
         r.add_get("/metrics/resource", self.resource_metrics)
+        r.add_get("/configz", self.config)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -141,6 +144,10 @@ class KubeletServer:
         return web.Response(body=(await stats.metrics(self.runtime, self.pods, self.node_name)).encode(),
                             headers={"Content-Type": PROMETHEUS, "X-Content-Type-Options": "nosniff"})
 
+    async def config(self, request: web.Request) -> web.Response:
+        """The kubelet's /configz: {"kubeletconfig": <its KubeletConfiguration>}."""
+        return web.json_response({"kubeletconfig": self.configz})
+
     async def resource_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=(await stats.resource_metrics(self.runtime, self.pods)).encode(),
                             headers={"Content-Type": PROMETHEUS})
@@ -148,8 +155,9 @@ class KubeletServer:
 
 async def serve_kubelet_api(runtime: RuntimeService, pods_provider: podlookup.PodsProvider,
                             tls: KubeletTLS | None, port: int = 10250, *, host: str = "0.0.0.0",
-                            node_name: str = "") -> KubeletServer:
+                            node_name: str = "", configz: dict | None = None) -> KubeletServer:
     """Start the kubelet API (the agent calls this once; `await server.stop()` at shutdown)."""
-    server = KubeletServer(runtime, pods_provider, tls=tls, host=host, port=port, node_name=node_name)
+    server = KubeletServer(runtime, pods_provider, tls=tls, host=host, port=port, node_name=node_name,
+                           configz=configz)
     await server.start()
     return server

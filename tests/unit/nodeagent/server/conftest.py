@@ -117,7 +117,8 @@ def cluster(tmp_path_factory):
 
     loop = asyncio.new_event_loop()
     kubelet = KubeletServer(runtime, lambda: pods, tls=tls,
-                            host="127.0.0.1", port=0, node_name=NODE)
+                            host="127.0.0.1", port=0, node_name=NODE,
+                            configz={"kind": "KubeletConfiguration", "maxPods": 110})
     started = threading.Event()
 
     def run() -> None:

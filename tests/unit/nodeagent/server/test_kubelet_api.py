@@ -82,6 +82,32 @@ def test_pods_metrics_and_summary_through_nodes_proxy(cluster, kubectl):
     assert web["cpu"]["usageNanoCores"] == 0 and web["containers"][0]["cpu"]["usageNanoCores"] == 0
 
 
+def test_configz_through_nodes_proxy(cluster, kubectl):
+    """`kubectl get --raw /api/v1/nodes/<n>/proxy/configz`: the kubelet's configuration."""
+    got = json.loads(kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/configz"))
+    assert got == {"kubeletconfig": {"kind": "KubeletConfiguration", "maxPods": 110}}
+
+
+def test_kubelet_configuration_says_what_the_agent_uses(tmp_path):
+    from nodeagent.eviction import parse_config
+    from nodeagent.imagegc import ImageGCPolicy
+    from nodeagent.kuberuntime import NodeFacts
+    from nodeagent.node import AgentConfig, kubelet_configuration
+    c = kubelet_configuration(AgentConfig(data_dir=str(tmp_path), cluster_ca="/ca.crt"),
+                              NodeFacts(name="n", hostname="n", memory_capacity=1 << 30,
+                                        cluster_dns=("10.96.0.10",)),
+                              "10.244.1.0/24", parse_config(), ImageGCPolicy())
+    assert c["kind"] == "KubeletConfiguration" and c["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
+    # the kubelet's default hard thresholds (eviction_manager's DefaultEvictionHard), no soft ones
+    assert c["evictionHard"] == {"memory.available": "100Mi", "nodefs.available": "10%",
+                                 "nodefs.inodesFree": "5%", "imagefs.available": "15%"}
+    assert c["evictionSoft"] == {} and c["evictionMaxPodGracePeriod"] == 0
+    assert (c["imageGCHighThresholdPercent"], c["imageGCLowThresholdPercent"]) == (85, 80)
+    assert c["imageMinimumGCAge"] == "2m0s" and c["maxPods"] == 110 and c["port"] == 10250
+    assert c["clusterDNS"] == ["10.96.0.10"] and c["clusterDomain"] == "cluster.local"
+    assert c["podCIDR"] == "10.244.1.0/24" and c["authentication"]["x509"]["clientCAFile"] == "/ca.crt"
+
+
 def test_cpu_rate_over_the_sample_window():
     from nodeagent.server.stats import CpuRates
     r = CpuRates()

@@ -94,9 +94,11 @@ async def _http_get(host: str, port: int, path: str, headers: list[dict], timeou
     except _ProbeError as e:
         return False, f'Get "{url}": {e}'
     except asyncio.TimeoutError:
-        return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        return False, (f'Get "{url}": context deadline exceeded '
+                       "(Client.Timeout exceeded while awaiting headers)")
     except OSError as e:
-        return False, f'Get "{url}": read tcp {_addr(host, port)}: {os.strerror(e.errno).lower() if e.errno else e}'
+        why = _ERRNO_WORDS.get(e.errno) or (os.strerror(e.errno).lower() if e.errno else str(e))
+        return False, f'Get "{url}": read tcp {_addr(host, port)}: read: {why}'
 
 
 async def _http_exchange(host: str, port: int, path: str, headers: list[dict],

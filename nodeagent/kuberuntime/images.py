@@ -129,6 +129,9 @@ class ImagePuller:
     def __init__(self, images: ImageService, recorder: EventRecorder, backoff: Backoff | None = None):
         self.images, self.recorder = images, recorder
         self.backoff = backoff or Backoff()
+        # back-off key → the last pull's error, which the ImagePullBackOff message carries
+        # (image_manager.go's prevPullErrMsg); forgotten with the key's back-off entry
+        self._prev_error: dict[str, str] = {}
 
     async def ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         """The image's Image record once it is present; raises ImageError — after the Warning
@@ -168,7 +171,9 @@ class ImagePuller:
         if self.backoff.in_backoff_since_update(key):
             msg = f'Back-off pulling image "{image}"'
             self.recorder.event(pod, NORMAL, "BackOff", msg, field_path)
-            raise ImageError("ImagePullBackOff", msg)
+            prev = self._prev_error.get(key)
+            raise ImageError("ImagePullBackOff", f"{msg}: {prev}" if prev else msg)
+        self._prev_error.pop(key, None)
         self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', field_path)
         t0 = time.monotonic()
         try:
@@ -189,6 +194,9 @@ class ImagePuller:
             self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {e.message}',
                                 field_path)
             # the waiting message is the runtime's error alone (evalCRIPullErr's fallback)
+            if len(self._prev_error) >= 1024:
+                self._prev_error.pop(next(iter(self._prev_error)))   # oldest first
+            self._prev_error[key] = f"ErrImagePull: {e.message}"
             raise ImageError("ErrImagePull", e.message) from e
         if pulled is None:
             raise ImageError("ErrImagePull", f'image "{image}" is not in the store after its pull')

@@ -259,13 +259,21 @@ def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
 
             await a.create_pod(pod("noimage", ["sleep", "1"], image="registry.example/missing:1"))
             # ErrImagePull, then (within the pull back-off) ImagePullBackOff
-            await a.wait_pod("noimage", lambda p: cstatus(p).get("state", {}).get("waiting", {})
-                             .get("reason") == "ImagePullBackOff")
-            evs = (await a.api.list(EVENTS, "default"))["items"]
-            failed = [e["message"] for e in evs if e["involvedObject"]["name"] == "noimage"
-                      and e["reason"] == "Failed"]
+            p = await a.wait_pod("noimage", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                                 .get("reason") == "ImagePullBackOff")
+            # image_manager.go: the back-off's message carries the pull's error
+            assert cstatus(p)["state"]["waiting"]["message"] == (
+                'Back-off pulling image "registry.example/missing:1": ErrImagePull: '
+                "registry.example/missing:1: manifest unknown")
+            for _ in range(100):
+                evs = (await a.api.list(EVENTS, "default"))["items"]
+                failed = [e["message"] for e in evs if e["involvedObject"]["name"] == "noimage"
+                          and e["reason"] == "Failed"]
+                if "Error: ImagePullBackOff" in failed:
+                    break
+                await asyncio.sleep(0.05)
             assert any("manifest unknown" in m for m in failed), failed
-            assert "Error: ErrImagePull" in failed
+            assert "Error: ErrImagePull" in failed and "Error: ImagePullBackOff" in failed
             await a.create_pod(pod("badname", ["sleep", "1"], image="Bad!Name"))
             await a.wait_pod("badname", lambda p: cstatus(p).get("state", {}).get("waiting", {})
                              .get("reason") == "InvalidImageName")

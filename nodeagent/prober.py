@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from nodeagent.cri.api import CRIError, ExecTimeout, RuntimeService
+from nodeagent.cri.api import ContainerState, CRIError, ExecTimeout, RuntimeService
 from nodeagent.events import WARNING, EventRecorder
 
 log = logging.getLogger("nodeagent.prober")
@@ -208,6 +208,14 @@ class Prober:
             ok, message = await self._probe(pod, c, cid, spec, timeout, pod_ip)
             # before any result: alive (liveness), not ready, not started
             r = self._results.setdefault(key, _Result(ok=kind == "livenessProbe"))
+            if ok is None:
+                # the probe could not be run (the runtime failed it: e.g. the container is
+                # stopping): the worker throws the result away (doProbe), the event says so
+                self.recorder.event(pod, WARNING, "Unhealthy",
+                                    f"{WORDS[kind]} probe errored and resulted in unknown state: {message}",
+                                    f"spec.containers{{{c['name']}}}")
+                await asyncio.sleep(period)
+                continue
             if ok:
                 r.successes, r.failures, r.failed = r.successes + 1, 0, False
             else:
@@ -224,8 +232,15 @@ class Prober:
                 return                      # a startup probe ends with its first success
             await asyncio.sleep(period)
 
+    async def _running(self, cid: str) -> bool:
+        try:
+            return (await self.runtime.container_status(cid)).state is ContainerState.RUNNING
+        except CRIError:
+            return False
+
     async def _probe(self, pod: dict, c: dict, cid: str, spec: dict, timeout: float,
-                     pod_ip: str | None) -> tuple[bool, str]:
+                     pod_ip: str | None) -> tuple[bool | None, str]:
+        """(success, message); success None: the probe errored rather than failed."""
         try:
             if "exec" in spec:
                 cmd = list(spec["exec"].get("command") or [])
@@ -233,6 +248,11 @@ class Prober:
                     out, err, code = await self.runtime.exec_sync(cid, cmd, timeout)
                 except ExecTimeout:
                     return False, f'command "{" ".join(cmd)}" timed out'
+                except CRIError as e:
+                    # a command that cannot start in a running container fails the probe (as
+                    # containerd's exec error does); one the runtime cannot run because the
+                    # container is going or gone is an error, thrown away
+                    return (False if await self._running(cid) else None), e.message
                 return code == 0, (out + err)[:MAX_OUTPUT].decode(errors="replace")
             if "httpGet" in spec:
                 h = spec["httpGet"]

@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from nodeagent.cri.api import ExecTimeout
+from nodeagent.cri.api import CRIError, ExecTimeout
 from nodeagent.prober import Prober
 
 
 class _Runtime:
-    def __init__(self, result):
-        self.result = result
+    def __init__(self, result, running: bool = True):
+        self.result, self.running = result, running
+
+    async def container_status(self, cid):
+        from nodeagent.cri.api import ContainerState
+        return type("S", (), {"state": ContainerState.RUNNING if self.running else ContainerState.EXITED})()
 
     async def exec_sync(self, cid, cmd, timeout):
         if isinstance(self.result, Exception):
@@ -58,3 +62,13 @@ def test_exec_probe_failure_is_its_output_and_a_timeout_names_the_command():
                  _Runtime((b"no\n", b"", 1))) == (False, "no\n")
     assert probe({"exec": {"command": ["sleep", "9"]}}, _Runtime(ExecTimeout("x"))) == (
         False, 'command "sleep 9" timed out')
+
+
+def test_an_exec_the_runtime_cannot_run_is_an_error_not_a_failure():
+    """A container that is stopping cannot run the probe's command: the kubelet says the probe
+    errored ("... probe errored and resulted in unknown state: ...") and counts nothing."""
+    assert probe({"exec": {"command": ["true"]}},
+                 _Runtime(CRIError("container is stopping"), running=False)) == (None, "container is stopping")
+    # ... but a command that cannot start in a running container fails it (and liveness restarts)
+    assert probe({"exec": {"command": ["nosuch"]}}, _Runtime(CRIError("executable 'nosuch' not found"))) == (
+        False, "executable 'nosuch' not found")

@@ -197,6 +197,9 @@ class NodeStatus:
     async def register(self) -> dict:
         """POST the Node with its status; if it exists (a restart, or a re-join), reconcile our
         labels onto it — the status loop then brings its status up to date."""
+        # first, as the kubelet's own start says it: before the conditions' events that
+        # building the status records (kubectl get events lists them in that order)
+        self._event("Normal", "Starting", "Starting kubelet.")
         body = await self.initial_node()
         while True:
             try:
@@ -222,7 +225,6 @@ class NodeStatus:
                 await asyncio.sleep(1)
         self.node_uid = node["metadata"]["uid"]
         log.info("registered node %s", self.ident.name)
-        self._event("Normal", "Starting", "Starting kubelet.")
         return node
 
     def event(self, type_: str, reason: str, message: str) -> None:

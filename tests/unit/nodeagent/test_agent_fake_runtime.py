@@ -58,6 +58,8 @@ def test_node_registers_ready_with_capacity_and_lease(server, tmp_path, monkeypa
                     break
                 await asyncio.sleep(0.05)
             assert reasons.get("Starting") == "Starting kubelet."
+            # the kubelet's first word, before its conditions' (names are <node>.<hex nanoseconds>)
+            assert min(evs, key=lambda e: e["metadata"]["name"])["reason"] == "Starting"
             assert reasons.get("NodeReady") == f"Node {NODE} status is now: NodeReady"
             assert "NodeHasSufficientMemory" in reasons
             lease = await a.api.get(LEASES, NODE, "kube-node-lease")

@@ -143,7 +143,7 @@ class RuntimeManager:
                  runtime_name: str = "nodeagent"):
         self.runtime, self.cm, self.recorder, self.lookup, self.node = runtime, cm, recorder, lookup, node
         self.runtime_name = runtime_name
-        self.backoff = Backoff()                     # container restarts, keyed "<uid>/<name>"
+        self.backoff = Backoff()                     # container restarts, keyed "<uid>/<name>/<image>"
         self.puller = ImagePuller(images, recorder)  # image pulls, keyed "<uid>_<image>"
         self._pods: dict[str, tuple[set[str], set[str]]] | None = None   # uid → (sandboxes, containers)
         self._first_listing = asyncio.Lock()         # one listing at startup, awaited by all
@@ -368,7 +368,9 @@ class RuntimeManager:
         fp = field_path(name, init, ephemeral)
         attempt = 0 if after is None else after.metadata.attempt + 1
         if after is not None and after.state is ContainerState.EXITED:
-            key = f"{md['uid']}/{name}"
+            # GetStableKey: the container's hash (its image) is part of the key, so a container
+            # whose image was updated starts afresh rather than in the old one's back-off
+            key = f"{md['uid']}/{name}/{c.get('image', '')}"
             finished = after.finished_at or time.time()
             if self.backoff.in_backoff_since(key, finished):
                 delay = self.backoff.delay(key)

@@ -81,8 +81,10 @@ class _Sink:
             item = await self.queue.get()
             try:
                 await self._write(*item)
-            except ApiError as e:
-                log.debug("event %s not recorded: %s", item[3], e)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - best effort: a lost event must not stop the writer
+                log.debug("event %s not recorded: %s", item[3], e if isinstance(e, ApiError) else repr(e))
             finally:
                 self.queue.task_done()
 

@@ -161,7 +161,8 @@ class ImagePuller:
             present = None
         if present is not None and policy != "Always":
             self.recorder.event(pod, NORMAL, "Pulled",
-                                f'Container image "{image}" already present on machine', field_path)
+                                f'Container image "{image}" already present on machine and can be '
+                                'accessed by the pod', field_path)
             return present
         if policy == "Never":
             msg = f'Container image "{image}" is not present with pull policy of Never'

@@ -415,7 +415,8 @@ class RuntimeManager:
             result.wake_at(time.time() + 10)
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e.message}", fp)
             return
-        self.recorder.event(pod, NORMAL, "Created", f"Created container: {name}", fp)
+        # the current kubelet's words (kuberuntime_container.go startContainer)
+        self.recorder.event(pod, NORMAL, "Created", "Container created", fp)
         await self._run(pod, c, cid, result, init=init, pod_ip=_pod_ip(sb), stop=stop, fp=fp)
 
     async def _run(self, pod: dict, c: dict, cid: str, result: SyncResult, *, init: bool,
@@ -429,7 +430,7 @@ class RuntimeManager:
             result.wake_at(time.time() + 10)
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e.message}", fp)
             return
-        self.recorder.event(pod, NORMAL, "Started", f"Started container {c['name']}", fp)
+        self.recorder.event(pod, NORMAL, "Started", "Container started", fp)
         hook = (c.get("lifecycle") or {}).get("postStart")
         if hook:
             await self._post_start(pod, c, cid, hook, result, pod_ip, stop, fp)

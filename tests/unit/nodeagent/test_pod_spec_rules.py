@@ -157,8 +157,10 @@ def test_image_failures_record_error_events_and_the_runtime_message():
     rec.events.clear()
     with pytest.raises(ImageError) as e:
         run(puller.ensure(p, c, "spec.containers{c}", _no_objects))
-    assert (e.value.reason, e.value.message) == ("ImagePullBackOff",
-                                                 'Back-off pulling image "127.0.0.1:5000/app:1"')
+    # the waiting message wraps the last pull's error (image_manager.go's prevPullErrMsg)
+    assert (e.value.reason, e.value.message) == (
+        "ImagePullBackOff",
+        'Back-off pulling image "127.0.0.1:5000/app:1": ErrImagePull: pull access denied')
     assert rec.events == [("Normal", "BackOff", 'Back-off pulling image "127.0.0.1:5000/app:1"'),
                           ("Warning", "Failed", "Error: ImagePullBackOff")]
     rec.events.clear()

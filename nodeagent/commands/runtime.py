@@ -100,7 +100,6 @@ def main(args: argparse.Namespace) -> int:
 def _create_or_run(args: argparse.Namespace) -> int:
     import os
 
-    from runtime.process import sealed
     from runtime.zygote import client as zygote
 
     if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
@@ -108,6 +107,8 @@ def _create_or_run(args: argparse.Namespace) -> int:
         # from a sealed interpreter (runtime/process/sealed.py). Done before anything else, since
         # the command starts again from the beginning (one more interpreter start-up, ~25 ms
         # here, for a CLI without a zygote; a zygote paid it once for all its containers).
+        from runtime.process import sealed
+
         sealed.ensure_sealed()
     from runtime.container.run import signals_held
 

@@ -100,6 +100,8 @@ class CriLog:
 # --- reading ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Record:
+    """One line of a CRI log, as read back."""
+
     time: str           # as written, RFC3339Nano
     stream: str         # stdout | stderr
     partial: bool

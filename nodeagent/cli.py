@@ -59,7 +59,8 @@ def _parser_type():
 _parsers: dict = {}  # built once per process, by `only`
 
 
-def build_parser(only: str | None = None, verb: str | None = None) -> "argparse.ArgumentParser":  # noqa: F821
+def build_parser(only: str | None = None,
+                 verb: str | None = None) -> "argparse.ArgumentParser":  # noqa: F821
     """The parser for every command, or for `only` one of them (what `run` uses when the command
     is named: a command module's imports then cost nothing to the others), and, for `runtime`,
     for its `verb` only (nodeagent/commands/runtime.py, verb_of).

@@ -237,8 +237,8 @@ def _work(conn: Channel, request: dict, fds: list[int], supervise=None) -> None:
 
 # --- lean supervisors ------------------------------------------------------------------------------
 # A supervisor lives as long as its container, so its memory is paid per container for hours; the
-# create before it lasts milliseconds. A worker that both creates and supervises keeps every page the
-# create wrote (Python writes a page whenever it touches an object on it, if only to count a
+# create before it lasts milliseconds. A worker that both creates and supervises keeps every page
+# the create wrote (Python writes a page whenever it touches an object on it, if only to count a
 # reference): ~4.3 MiB private per supervisor, measured (smaps_rollup: Private_Dirty), of which
 # ~3.3 MiB are the create's. So a lean worker — a cold spare, which has touched ~0.7 MiB — has a
 # *preparer* do the create (bundle, state directory, seccomp, overlay, cgroup: everything up to the
@@ -257,6 +257,12 @@ def _work(conn: Channel, request: dict, fds: list[int], supervise=None) -> None:
 # pods). The supervisor stays as lean as before (measured: 3.2-3.7 MiB Private_Dirty either way):
 # the preparer's pages are its own and die with it, and the spare it becomes never ran the warm-up.
 # An idle preparer dies with its spare (PR_SET_PDEATHSIG).
+#
+# What lean supervisors still cost a start, against a warm worker that creates and supervises
+# itself (bench/container_start.py's last row, load ~1: ~12 ms then, ~15 now): the cold spare's
+# first receive (~1 ms; warming it costs each supervisor ~0.6 MiB, measured, so it stays cold),
+# the request's hop to the preparer (~0.5), the plan's pickling and unpickling (~1), the finish's
+# round trip (~1).
 #
 #     zygote ──fork──► spare (cold) ──fork──► preparer: warm up, wait
 #     client ──► spare: the request and the client's fds ──► preparer: create up to the plan
@@ -294,7 +300,7 @@ def _prepare(channel: Channel, spare: int, root: str, warm_up: Callable[[str], N
     # what we inherited is never collected here, so no finalizer closes an fd number reused since.
     gc.freeze()
     os.closerange(3, channel.fileno())
-    os.closerange(channel.fileno() + 1, 1 << 20)  # (close_range(2): one syscall, whatever the bound)
+    os.closerange(channel.fileno() + 1, 1 << 20)  # (one close_range(2), whatever the bound)
     warm_up(root)
     try:
         message, fds = channel.recv()     # {"request": ...}, [client connection, client's fds...]

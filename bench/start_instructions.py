@@ -10,11 +10,13 @@ mounts, forks, is not in them) for the processes `nodeagent runtime run` of one 
                   sealed interpreter (runtime/process/sealed.py). Valgrind cannot execute a file
                   descriptor (fexecve), so the process ends there, with an error: exactly the
                   part to count, since nothing of it survives the re-execution.
-  cli, sealed     the same command in a process that counts as sealed already (a private mount
-                  namespace where the interpreter is a read-only bind mount), until the
-                  supervisor it forks calls pidfd_open, a syscall valgrind 3.19 does not know:
-                  the create fails there and undoes itself. So: the interpreter's start, the
-                  imports, the bundle, the create's steps up to the fork.
+  cli, sealed     the process the first one becomes, sealed (here: in a private mount namespace
+                  where the interpreter is a read-only bind mount), which resumes the command
+                  with the arguments already parsed (nodeagent/commands/runtime.py,
+                  resume_command; a checkout without it ran the whole command line again),
+                  until the supervisor it forks calls pidfd_open, a syscall valgrind 3.19 does
+                  not know: the create fails there and undoes itself. So: the interpreter's
+                  start, the imports, the bundle, the create's steps up to the fork.
   zygote client   with a zygote serving the state root: the whole client process (the zygote
                   itself runs outside valgrind).
 
@@ -38,11 +40,12 @@ from pathlib import Path
 from container_start import REPO, cgroup_dirs, make_bundle, own_cgroup, remove_new_cgroups
 
 
-def callgrind(argv: list[str], out: Path, wrap: list[str] | None = None) -> int:
+def callgrind(argv: list[str], out: Path, wrap: list[str] | None = None,
+              env: dict[str, str] | None = None) -> int:
     """Instructions of the process `argv` starts (not of its children), from callgrind's files."""
     for old in out.parent.glob(out.name + ".*"):
         old.unlink()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(env or os.environ, PYTHONPATH=str(REPO))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     vg = ["valgrind", "-q", "--tool=callgrind", "--trace-children=yes",
           f"--callgrind-out-file={out}.%p"]
@@ -63,6 +66,19 @@ def sealed_namespace() -> list[str]:
     script = "; ".join(f"mount --bind {p} {p} && mount -o remount,bind,ro {p} {p}"
                        for p in (python, tools)) + '; exec "$@"'
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
+def sealed_process(command: list[str], out: Path) -> int:
+    """Instructions of the sealed process the CLI `command` re-executes itself as."""
+    from nodeagent import cli
+    from nodeagent.commands import runtime
+
+    resume_command = getattr(runtime, "resume_command", None)
+    if resume_command is None:  # (an older checkout: the whole command line again)
+        return callgrind(command, out, sealed_namespace())
+    args = cli.build_parser("runtime").parse_args(command[3:])
+    python_args, env = resume_command(args)
+    return callgrind([sys.executable, *python_args], out, sealed_namespace(), env)
 
 
 def main() -> int:
@@ -90,8 +106,7 @@ def main() -> int:
         zygote_pid = zygote.start_detached(str(base / "zstate"))
         for i in range(args.runs):
             rows["cli, first"].append(callgrind(run(base / "state", f"a{i}"), base / "cg"))
-            rows["cli, sealed"].append(callgrind(run(base / "state", f"b{i}"), base / "cg",
-                                                 sealed_namespace()))
+            rows["cli, sealed"].append(sealed_process(run(base / "state", f"b{i}"), base / "cg"))
             rows["zygote client"].append(callgrind(run(base / "zstate", f"z{i}"), base / "cg"))
     finally:
         if zygote_pid:

@@ -106,7 +106,12 @@ def run(argv: list[str]) -> int:
     if only == "runtime" and (only, None) not in _parsers:  # (a zygote's workers have it all)
         from nodeagent.commands.runtime import verb_of
         verb = verb_of(argv)
-    args = build_parser(only, verb).parse_args(argv)
+    return run_args(build_parser(only, verb).parse_args(argv))
+
+
+def run_args(args) -> int:
+    """Run a parsed command line (argparse's namespace, or one with the same attributes: the
+    sealed re-execution of `runtime create/run` resumes here, nodeagent/commands/runtime.py)."""
     try:
         return args.func(args)
     except KeyboardInterrupt:

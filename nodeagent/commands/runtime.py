@@ -29,7 +29,8 @@ line on stderr when something is wrong, as runc (the rule: nodeagent/commands/__
 
 from __future__ import annotations
 
-import argparse
+# (argparse is imported by register, not here: the sealed re-execution of create/run resumes in
+# this module with its arguments already parsed — see _reexec_sealed — and never loads it.)
 
 DEFAULT_ROOT = "/run/nodeagent/runtime"
 DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
@@ -37,6 +38,8 @@ DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
 
 def register(sub: argparse._SubParsersAction, only_verb: str | None = None) -> None:
     """The `runtime` parser; with `only_verb`, that verb's alone (see verb_of)."""
+    import argparse
+
     p = sub.add_parser("runtime", help="the container runtime, runc-style, over OCI bundles",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=DEFAULT_ROOT, help=f"state directory (default {DEFAULT_ROOT})")
@@ -144,16 +147,59 @@ def _create_or_run(args: argparse.Namespace) -> int:
 
     if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
         # No zygote: this process will fork the container's supervisor itself, so it must run
-        # from a sealed interpreter (runtime/process/sealed.py). Done before anything else, since
-        # the command starts again from the beginning (one more interpreter start-up, ~25 ms
-        # here, for a CLI without a zygote; a zygote paid it once for all its containers).
+        # from a sealed interpreter (runtime/process/sealed.py). Done before anything else: one
+        # more interpreter start-up for a CLI without a zygote (a zygote paid it once for all
+        # its containers), which resumes here rather than starting the command again.
         from runtime.process import sealed
 
-        sealed.ensure_sealed()
+        if not sealed.is_sealed():
+            _reexec_sealed(args)
     from runtime.container.run import signals_held
 
     with signals_held():  # a ^C or SIGTERM now goes to the container once it runs (run.py)
         return _create_or_run_held(args)
+
+
+_RESUME = "_NODEAGENT_RUNTIME_ARGS"   # the parsed arguments, for the sealed interpreter
+
+
+def _reexec_sealed(args) -> None:
+    """Become a sealed interpreter that goes on from here with the same parsed arguments
+    (resume). Not the same command line again, as sealed.ensure_sealed does: that would start,
+    import and build the parser a second time — argparse and `site` alone are ~40 million
+    instructions, ~5 ms here. (Interpreter options such as -X importtime are not carried over.)
+    Returns only by raising."""
+    from runtime.process import sealed
+
+    python_args, env = resume_command(args)
+    sealed.exec_sealed(python_args, env=env)
+
+
+def resume_command(args) -> tuple[list[str], dict[str, str]]:
+    """The interpreter arguments and environment that resume the parsed `args` (_reexec_sealed;
+    bench/start_instructions.py counts that process's instructions)."""
+    import json
+
+    from runtime.process import sealed
+
+    env = sealed.python_path_env()  # (this checkout's nodeagent and runtime, first on the path)
+    env[_RESUME] = json.dumps({k: v for k, v in vars(args).items() if k != "func"})
+    return ["-c", "import sys; from nodeagent.commands.runtime import resume; sys.exit(resume())"], env
+
+
+def resume() -> int:
+    """In the sealed interpreter _reexec_sealed started: the same create or run, from where the
+    first process left it (errors and exit status by the CLI's one rule, as before)."""
+    import json
+    import os
+    from types import SimpleNamespace
+
+    from nodeagent import cli
+    from runtime.process import sealed
+
+    sealed.ensure_sealed()  # (not sealed after all: an error, never a loop of re-executions)
+    args = SimpleNamespace(**json.loads(os.environ.pop(_RESUME)), func=main)
+    return cli.run_args(args)
 
 
 def _create_or_run_held(args: argparse.Namespace) -> int:

@@ -21,9 +21,9 @@ the request, so a foreground container still writes straight to the user's termi
 
 A zygote that serves creates only (the node's) trades those first-write copies the other way: a
 supervisor lives as long as its container, so the pages it keeps matter more than the ~ms they
-cost once. Its spares stay cold and each has a warm child, forked ahead, prepare the container;
-the spare becomes a *lean* supervisor of the plan it is handed (see "lean supervisors" below):
-2.8 MiB of private pages per container instead of 4.3.
+cost once. Its spares stay cold and each worker has a child prepare the container and becomes a
+*lean* supervisor of the plan it is handed (see "lean supervisors" below): 2.8 MiB of private
+pages per container instead of 4.3.
 
 A supervisor is thus the zygote's child. The zygote ignores SIGCHLD, so the kernel reaps its
 children itself and the zygote never waits for one; if the zygote is stopped, its supervisors are
@@ -116,14 +116,11 @@ def serve(root: str, ready_fd: int | None = None,
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 
     # A zygote that only creates containers (the node's) keeps its spares cold and has each
-    # container prepared by a warm child, forked ahead: its workers become lean supervisors (see
-    # _work_lean).
+    # container prepared in a child: its workers become lean supervisors (see _work_lean).
     lean = command is None
-    preparer: list[tuple[Channel, int]] = []   # a lean spare's own preparer, once forked
 
     def warm() -> None:
         if lean:
-            preparer.append(_fork_preparer(root, warm_up_create))
             return
         warm_up_create(root)
         if warm_up is not None:
@@ -132,7 +129,7 @@ def serve(root: str, ready_fd: int | None = None,
     def serve_one(conn: socket.socket, listener: socket.socket) -> None:
         """In a spare that has just accepted `conn`: the request's whole life, then exit."""
         if listener is creates:
-            _serve_create(Channel(conn), preparer[0] if preparer else None)
+            _serve_create(Channel(conn), lean)
         else:
             _serve_command(conn, command)
 
@@ -180,15 +177,12 @@ def _listen(path: str) -> socket.socket:
     return listen(path)
 
 
-def _serve_create(conn: Channel, preparer: tuple[Channel, int] | None = None) -> None:
+def _serve_create(conn: Channel, lean: bool = False) -> None:
     try:
         request, fds = conn.recv()
     except (ChannelClosed, OSError):
         return
-    if preparer is not None:
-        _work_lean(conn, request, fds, preparer)
-    else:
-        _work(conn, request, fds)
+    (_work_lean if lean else _work)(conn, request, fds)
 
 
 def _serve_command(conn: socket.socket, command) -> None:
@@ -240,96 +234,50 @@ def _work(conn: Channel, request: dict, fds: list[int], supervise=None) -> None:
 # create before it lasts milliseconds. A worker that both creates and supervises keeps every page
 # the create wrote (Python writes a page whenever it touches an object on it, if only to count a
 # reference): ~4.3 MiB private per supervisor, measured (smaps_rollup: Private_Dirty), of which
-# ~3.3 MiB are the create's. So a lean worker — a cold spare, which has touched ~0.7 MiB — has a
-# *preparer* do the create (bundle, state directory, seccomp, overlay, cgroup: everything up to the
-# plan) and hand the plan over, pickled in a memfd; the worker unpickles it and becomes the
-# supervisor (forks the container's init, as always). The create's pages die with the preparer.
-# The two steps that need the create's own state stay with the preparer, which the supervisor asks
-# over a channel: `finish` (state.json once the init is ready) and `undo` (if the init fails). The
-# preparer exits once either has run; the supervisor reaps it.
+# ~3.3 MiB are the create's. So a lean worker — a cold spare, which has touched ~0.7 MiB — forks
+# a *preparer* that does the create (bundle, state directory, seccomp, overlay, cgroup: everything
+# up to the plan) and hands the plan over, pickled in a memfd; the worker unpickles it and becomes
+# the supervisor (forks the container's init, as always). The create's pages die with the
+# preparer. The two steps that need the create's own state stay with the preparer, which the
+# supervisor asks over a channel: `finish` (state.json once the init is ready) and `undo` (if the
+# init fails). The preparer exits once either has run; the supervisor reaps it.
 #
-# The preparer is forked by the spare as the spare starts, *before* the spare has touched
-# anything, and warms itself up (runtime/container/warmup.py) while both wait; a request finds it
-# ready. The trade: the pages a create writes are copied ahead of time instead of while the user
-# waits. Forked on request, a preparer paid for the fork and ~600 page faults in the create itself:
-# request to plan took 4.7 ms, now 2.8 (medians of 25, load ~2.6). It costs ~3.5 MiB of private
-# pages per idle spare (two spares: ~7 MiB for the whole node, measured, whatever its number of
-# pods). The supervisor stays as lean as before (measured: 3.2-3.7 MiB Private_Dirty either way):
-# the preparer's pages are its own and die with it, and the spare it becomes never ran the warm-up.
-# An idle preparer dies with its spare (PR_SET_PDEATHSIG).
-#
-# What lean supervisors still cost a start, against a warm worker that creates and supervises
-# itself (bench/container_start.py's last row, load ~1: ~12 ms then, ~15 now): the cold spare's
-# first receive (~1 ms; warming it costs each supervisor ~0.6 MiB, measured, so it stays cold),
-# the request's hop to the preparer (~0.5), the plan's pickling and unpickling (~1), the finish's
-# round trip (~1).
-#
-#     zygote ──fork──► spare (cold) ──fork──► preparer: warm up, wait
-#     client ──► spare: the request and the client's fds ──► preparer: create up to the plan
-#                preparer ──plan──► worker: become the supervisor, fork the init
-#                worker ── the init's report ──► preparer: finish (state.json)
+#     client ──► worker (lean) ──fork──► preparer: create up to the plan ──plan──► worker
+#                worker: become the supervisor, fork the init ── report ──► preparer: finish
 #                preparer: {"created": record} ──► worker ──► client; preparer exits
-def _fork_preparer(root: str, warm_up: Callable[[str], None]) -> tuple[Channel, int]:
-    """In a lean spare, before anything else: fork its preparer (see above). Our end of the
-    channel to it, and its pid."""
-    spare = os.getpid()
-    ours, theirs = Channel.pair()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ours.close()
-            _prepare(theirs, spare, root, warm_up)
-        finally:
-            os._exit(0)
-    theirs.close()
-    return ours, pid
-
-
-def _prepare(channel: Channel, spare: int, root: str, warm_up: Callable[[str], None]) -> None:
-    """The preparer's life: warm up, wait for the request its spare takes, create up to the plan,
-    then hand it over (_hand_over, which never returns)."""
-    import gc
-    from runtime.sys import real
-
-    calls = real()
-    calls.set_pdeathsig(signal.SIGKILL)   # idle, we go with our spare (the zygote's stop kills it)
-    if os.getppid() != spare:
-        return                            # it died before we could ask to follow it
-    # Only the channel is ours: the listening socket and the spare's pipe to the zygote stay with
-    # the spare (a spare's death is seen by the zygote as its pipe's EOF). As in become_supervisor:
-    # what we inherited is never collected here, so no finalizer closes an fd number reused since.
-    gc.freeze()
-    os.closerange(3, channel.fileno())
-    os.closerange(channel.fileno() + 1, 1 << 20)  # (one close_range(2), whatever the bound)
-    warm_up(root)
-    try:
-        message, fds = channel.recv()     # {"request": ...}, [client connection, client's fds...]
-    except (ChannelClosed, OSError):
-        return                            # our spare exited without a request
-    # From now on our spare is the container's supervisor: if it dies, we undo (_hand_over).
-    calls.set_pdeathsig(0)
-    conn = Channel(socket.socket(fileno=fds[0]))
-    for target, fd in enumerate(fds[1:4]):
-        os.dup2(fd, target)               # the client's stdio, as the spare has it
-    _work(conn, message["request"], fds[1:], supervise=lambda plan, client, finish, undo:
-          _hand_over(channel, plan, finish, undo))
-
-
-def _work_lean(conn: Channel, request: dict, fds: list[int], preparer: tuple[Channel, int]) -> None:
+#
+# What this costs a start, against a warm worker that creates and supervises itself (measured
+# 2026-12-06 with probes in these processes, load ~1; bench/container_start.py's last row went
+# from ~12 to ~16 ms): the cold worker's first receive (~1 ms), the fork of the preparer and the
+# ~600 pages its cold create copies (~2 ms), the plan's pickling and unpickling (~1 ms), the
+# finish's round trip (~1 ms). Tried, and not kept, because the per-container memory is the point:
+# - a warm preparer forked by each spare ahead of its request (request to plan 4.7 -> 2.8 ms):
+#   the supervisors of the node's containers (created as nodeagent/cri/zygote.py creates them)
+#   then kept ~0.5 MiB more private pages each (Private_Dirty 3.26 -> 3.78 MiB, 12 containers,
+#   both checked out at the same path).
+# A supervisor's private pages are mostly those of the zygote's heap it writes to (reference
+# counts, and in 3.11 the bytecode of every function it runs, which the interpreter rewrites as
+# it specialises), so they depend on where things sit in that heap: the same code checked out
+# under a path of another length has given supervisors 0.5 MiB more or less. Compare memory
+# between versions from the same path.
+def _work_lean(conn: Channel, request: dict, fds: list[int]) -> None:
     import pickle
 
     from runtime.process.shim import become_supervisor
 
     for target, fd in enumerate(fds[:3]):
-        os.dup2(fd, target)                 # the supervisor's stdio (stdio "inherit")
+        os.dup2(fd, target)                 # (the preparer inherits them: stdio "inherit")
     explain_fd = fds[3] if len(fds) > 3 else None
-    ours, pid = preparer
-    try:
-        ours.send({"request": request}, [conn.fileno(), *fds])
-    except OSError as e:                    # it died (killed by someone) before our request
-        conn.send({"error": f"zygote worker: the container's preparer is gone ({e.strerror})",
-                   "type": "ContainerError"})
-        return
+    ours, theirs = Channel.pair()
+    pid = os.fork()
+    if pid == 0:                            # the preparer
+        try:
+            ours.close()
+            _work(conn, request, fds, supervise=lambda plan, client, finish, undo:
+                  _hand_over(theirs, plan, finish, undo))
+        finally:
+            os._exit(0)
+    theirs.close()
     try:
         message, plan_fds = ours.recv()
     except ChannelClosed:                   # the create failed: the preparer told the client
@@ -340,9 +288,9 @@ def _work_lean(conn: Channel, request: dict, fds: list[int], preparer: tuple[Cha
     if plan.explain_fd is not None:         # the preparer's own dup of it: use ours
         import dataclasses
         plan = dataclasses.replace(plan, explain_fd=explain_fd)
-    supervisor_side = _Preparer(ours, pid)
+    preparer = _Preparer(ours, pid)
     os.setsid()  # a session of its own, as every supervisor has
-    become_supervisor(plan, conn, finish=supervisor_side.finish, undo=supervisor_side.undo,
+    become_supervisor(plan, conn, finish=preparer.finish, undo=preparer.undo,
                       keep_fds=(ours.fileno(),))
 
 

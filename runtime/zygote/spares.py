@@ -7,9 +7,9 @@ touches ~750 such pages in the worker: ~2 ms, plus ~0.6 ms for the fork itself, 
 user waits. A spare is forked ahead of time and runs `warm_up` — the request path's pure steps on
 sample data (runtime/container/warmup.py) — so that those pages are already its own when a
 request comes; then it waits. Android's zygote keeps such a pool for apps (its "USAP pool":
-unspecialized app processes). (The node's zygote warms a child of each spare instead: its
-workers become long-lived supervisors, whose every private page is paid per container —
-server.py, "lean supervisors".)
+unspecialized app processes). (The node's zygote passes no warm-up: its workers become
+long-lived supervisors, whose every private page is paid per container — server.py, "lean
+supervisors".)
 
 How. The zygote stops accepting connections itself. Each spare waits on the listening sockets
 (`selectors`); the one that wins `accept` (they are non-blocking: the others get EAGAIN and wait

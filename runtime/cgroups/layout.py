@@ -47,8 +47,6 @@ class Hierarchy:
 
 @dataclass(frozen=True)
 class CgroupLayout:
-    """Which cgroup filesystems this host mounts, and where we are in each."""
-
     mode: CgroupMode
     v1: dict[str, Hierarchy] = field(default_factory=dict)  # controller name → its hierarchy
     unified: Hierarchy | None = None                         # the cgroup2 mount, if any

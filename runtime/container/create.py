@@ -34,8 +34,6 @@ from runtime.spec.model import ContainerSpec
 
 @dataclass(frozen=True)
 class CreateOptions:
-    """How to create a container: where its state lives, its stdio, its cgroup parent."""
-
     root: str = DEFAULT_ROOT               # state directories
     storage: str = DEFAULT_STORAGE         # overlay upper/work directories
     bundle: str = ""                       # recorded in the state, as runc does
@@ -57,8 +55,6 @@ class CreateOptions:
 
 @dataclass
 class Created:
-    """A container in the "created" state, and the channel to its supervisor."""
-
     state: ContainerState
     channel: Channel                       # to the supervisor; close it to detach
 

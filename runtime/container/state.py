@@ -58,8 +58,6 @@ def alive(pid: int | None, start: int | None) -> bool:
 
 @dataclass(frozen=True)
 class ContainerState:
-    """A container's state as `state` reports it (OCI state, plus exit details)."""
-
     id: str
     status: str
     bundle: str

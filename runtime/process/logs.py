@@ -100,8 +100,6 @@ class CriLog:
 # --- reading ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Record:
-    """One line of a CRI log, as read back."""
-
     time: str           # as written, RFC3339Nano
     stream: str         # stdout | stderr
     partial: bool

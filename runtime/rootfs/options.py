@@ -52,8 +52,6 @@ PER_MOUNT_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS
 
 @dataclass(frozen=True)
 class MountOptions:
-    """A mount's options as mount(2) takes them: flags, data, propagation."""
-
     flags: int = 0
     data: str | None = None
     propagation: int = 0

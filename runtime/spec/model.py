@@ -20,10 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Each class has a docstring, if only a line naming its config.json object: a dataclass without
-# one is given one at import, built with inspect.signature (~0.2 million instructions a class,
-# on every start of a CLI that imports the spec, before it does anything).
-
 # Namespace types as config.json names them, and their /proc/<pid>/ns/<name> file names.
 NAMESPACE_TYPES: dict[str, str] = {
     "pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
@@ -56,8 +52,6 @@ def id_problem(value: object, kind: str = "uid") -> str | None:
 
 @dataclass(frozen=True)
 class User:
-    """process.user: the ids and umask the container's first process runs with."""
-
     uid: int = 0
     gid: int = 0
     additional_gids: tuple[int, ...] = ()
@@ -85,8 +79,6 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Rlimit:
-    """One of process.rlimits: a resource limit set with setrlimit before execve."""
-
     type: str      # "RLIMIT_NOFILE"
     soft: int      # -1: unlimited (config.json writes 2**64-1)
     hard: int
@@ -94,8 +86,6 @@ class Rlimit:
 
 @dataclass(frozen=True)
 class Process:
-    """process: the container's first program and how it runs."""
-
     args: tuple[str, ...]
     env: tuple[str, ...] = ()          # "KEY=value"
     cwd: str = "/"
@@ -116,8 +106,6 @@ class Process:
 
 @dataclass(frozen=True)
 class Root:
-    """root: the container's root filesystem (see the module docstring for `layers`)."""
-
     path: str                          # absolute (bundle.py resolves it against the bundle dir)
     readonly: bool = False
     layers: tuple[str, ...] = ()       # overlay lowerdirs, topmost first; empty: use `path` as is
@@ -125,8 +113,6 @@ class Root:
 
 @dataclass(frozen=True)
 class Mount:
-    """One of mounts: mounted in the container's mount namespace, in order."""
-
     destination: str
     type: str | None = None
     source: str | None = None
@@ -135,16 +121,12 @@ class Mount:
 
 @dataclass(frozen=True)
 class Namespace:
-    """One of linux.namespaces: created for the container, or joined by `path`."""
-
     type: str                          # a key of NAMESPACE_TYPES
     path: str | None = None            # join this namespace (e.g. /proc/<pid>/ns/net) instead of a new one
 
 
 @dataclass(frozen=True)
 class Memory:
-    """linux.resources.memory (cgroup memory controller)."""
-
     limit: int | None = None           # bytes; memory.max / memory.limit_in_bytes
     reservation: int | None = None     # bytes; memory.low / memory.soft_limit_in_bytes
     swap: int | None = None            # OCI: memory *plus* swap, as v1's memsw; -1 unlimited
@@ -156,8 +138,6 @@ class Memory:
 
 @dataclass(frozen=True)
 class Cpu:
-    """linux.resources.cpu (cgroup cpu and cpuset controllers)."""
-
     shares: int | None = None          # v1 cpu.shares (2..262144); v2 cpu.weight by conversion
     quota: int | None = None           # microseconds per period; -1 unlimited
     period: int | None = None          # microseconds
@@ -169,30 +149,22 @@ class Cpu:
 
 @dataclass(frozen=True)
 class Pids:
-    """linux.resources.pids (cgroup pids controller)."""
-
     limit: int                          # -1 or 0: unlimited
 
 
 @dataclass(frozen=True)
 class BlockIO:
-    """linux.resources.blockIO (cgroup blkio / io controller)."""
-
     weight: int | None = None          # 10..1000 (OCI); v2 io.weight by conversion
 
 
 @dataclass(frozen=True)
 class HugepageLimit:
-    """One of linux.resources.hugepageLimits (cgroup hugetlb controller)."""
-
     page_size: str                     # "2MB", "1GB": the size in the hugetlb file names
     limit: int                         # bytes
 
 
 @dataclass(frozen=True)
 class Network:
-    """linux.resources.network (cgroup net_cls and net_prio controllers)."""
-
     class_id: int | None = None        # net_cls.classid
     priorities: tuple[tuple[str, int], ...] = ()   # net_prio.ifpriomap: (interface, priority)
 
@@ -210,8 +182,6 @@ class DeviceRule:
 
 @dataclass(frozen=True)
 class Resources:
-    """linux.resources: the limits written to the container's cgroup before it runs."""
-
     memory: Memory | None = None
     cpu: Cpu | None = None
     pids: Pids | None = None
@@ -223,8 +193,6 @@ class Resources:
 
 @dataclass(frozen=True)
 class SeccompArg:
-    """One condition of a seccomp rule, on one syscall argument."""
-
     index: int
     op: str                            # "SCMP_CMP_MASKED_EQ"
     value: int
@@ -233,8 +201,6 @@ class SeccompArg:
 
 @dataclass(frozen=True)
 class SeccompRule:
-    """One of linux.seccomp.syscalls: an action for these syscalls (if `args` hold)."""
-
     names: tuple[str, ...]
     action: str                        # "SCMP_ACT_ALLOW"
     errno_ret: int | None = None
@@ -243,8 +209,6 @@ class SeccompRule:
 
 @dataclass(frozen=True)
 class Seccomp:
-    """linux.seccomp: the filter installed right before execve (confine/seccomp.py)."""
-
     default_action: str
     default_errno_ret: int | None = None
     architectures: tuple[str, ...] = ()
@@ -276,8 +240,6 @@ class IDMapping:
 
 @dataclass(frozen=True)
 class Linux:
-    """linux: namespaces, cgroup, /proc masks, seccomp, devices, ID mappings."""
-
     namespaces: tuple[Namespace, ...] = ()
     resources: Resources = field(default_factory=Resources)
     cgroups_path: str | None = None
@@ -306,8 +268,6 @@ class Hook:
 
 @dataclass(frozen=True)
 class Hooks:
-    """hooks: the programs run at each point of the container's life (hooks.py)."""
-
     prestart: tuple[Hook, ...] = ()          # deprecated by the spec; run with createRuntime
     create_runtime: tuple[Hook, ...] = ()    # create, runtime namespace, before pivot_root
     create_container: tuple[Hook, ...] = ()  # create, container namespace, before pivot_root
@@ -322,8 +282,6 @@ class Hooks:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """A whole config.json: what one container is."""
-
     process: Process
     root: Root
     hostname: str | None = None

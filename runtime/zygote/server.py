@@ -255,11 +255,12 @@ def _work(conn: Channel, request: dict, fds: list[int], supervise=None) -> None:
 #   the supervisors of the node's containers (created as nodeagent/cri/zygote.py creates them)
 #   then kept ~0.5 MiB more private pages each (Private_Dirty 3.26 -> 3.78 MiB, 12 containers,
 #   both checked out at the same path).
-# A supervisor's private pages are mostly those of the zygote's heap it writes to (reference
-# counts, and in 3.11 the bytecode of every function it runs, which the interpreter rewrites as
-# it specialises), so they depend on where things sit in that heap: the same code checked out
-# under a path of another length has given supervisors 0.5 MiB more or less. Compare memory
-# between versions from the same path.
+# The difference was in the supervisors' [heap] (smaps): pages of the zygote's heap a supervisor
+# writes to (reference counts; probably also the bytecode it runs, which 3.11 rewrites as it
+# specialises). Which pages those are depends on where things sit in that heap, which we do not
+# steer: the same code checked out under a path of another length, or three harmless changes
+# together, each harmless alone, have moved supervisors by 0.5 MiB either way. Compare memory
+# between versions checked out at the same path, and more than once.
 def _work_lean(conn: Channel, request: dict, fds: list[int]) -> None:
     import pickle
 

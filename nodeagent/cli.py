@@ -59,14 +59,16 @@ def _parser_type():
 _parsers: dict = {}  # built once per process, by `only`
 
 
-def build_parser(only: str | None = None) -> "argparse.ArgumentParser":  # noqa: F821
+def build_parser(only: str | None = None,
+                 verb: str | None = None) -> "argparse.ArgumentParser":  # noqa: F821
     """The parser for every command, or for `only` one of them (what `run` uses when the command
-    is named: a command module's imports then cost nothing to the others).
+    is named: a command module's imports then cost nothing to the others), and, for `runtime`,
+    for its `verb` only (nodeagent/commands/runtime.py, verb_of).
 
-    Built once per process and then reused: a zygote builds the `runtime` parser before it forks
-    its command workers, which would otherwise spend 2.5 ms each building it again."""
-    if only in _parsers:
-        return _parsers[only]
+    Built once per process and then reused: a zygote builds the whole `runtime` parser before it
+    forks its command workers, which would otherwise spend 2.5 ms each building it again."""
+    if (only, verb) in _parsers:
+        return _parsers[only, verb]
     import importlib
 
     parser = _parser_type()(
@@ -74,12 +76,16 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":  # noqa:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     modules = dict.fromkeys(COMMANDS.values() if only is None else [COMMANDS[only]])
     for module in modules:
-        importlib.import_module(f"nodeagent.commands.{module}").register(sub)
+        command = importlib.import_module(f"nodeagent.commands.{module}")
+        if verb is None:
+            command.register(sub)
+        else:
+            command.register(sub, verb)
     for name, command_parser in sub.choices.items():
         # The command's name, for its error lines and exit status (args.command may be taken: it
         # is also the dest of `run CMD...`).
         command_parser.set_defaults(cli_command=name)
-    _parsers[only] = parser
+    _parsers[only, verb] = parser
     return parser
 
 
@@ -95,7 +101,17 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str]) -> int:
     """Run the command in this process (a command server's worker calls this too)."""
     named = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(named if named in COMMANDS else None).parse_args(argv)
+    only = named if named in COMMANDS else None
+    verb = None
+    if only == "runtime" and (only, None) not in _parsers:  # (a zygote's workers have it all)
+        from nodeagent.commands.runtime import verb_of
+        verb = verb_of(argv)
+    return run_args(build_parser(only, verb).parse_args(argv))
+
+
+def run_args(args) -> int:
+    """Run a parsed command line (argparse's namespace, or one with the same attributes: the
+    sealed re-execution of `runtime create/run` resumes here, nodeagent/commands/runtime.py)."""
     try:
         return args.func(args)
     except KeyboardInterrupt:

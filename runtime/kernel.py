@@ -19,7 +19,6 @@ Every function takes a `HostPaths`, so unit tests point it at a fake /proc and /
 from __future__ import annotations
 
 import enum
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +67,10 @@ def release(paths: HostPaths) -> str:
 
 def _read_config(paths: HostPaths) -> tuple[dict[str, str], str] | None:
     """The kernel build config as {CONFIG_X: "y"|"m"|value}, and the file it came from."""
+    # Only `nodeagent doctor` asks; every container start imports this module (for HostPaths,
+    # through the cgroup layout), and gzip with zlib would cost each of them ~0.5 ms.
+    import gzip
+
     candidates = [paths.proc / "config.gz"]
     try:
         candidates.append(paths.boot / f"config-{release(paths)}")

@@ -29,19 +29,26 @@ line on stderr when something is wrong, as runc (the rule: nodeagent/commands/__
 
 from __future__ import annotations
 
-import argparse
+# (argparse is imported by register, not here: the sealed re-execution of create/run resumes in
+# this module with its arguments already parsed — see _reexec_sealed — and never loads it.)
 
 DEFAULT_ROOT = "/run/nodeagent/runtime"
 DEFAULT_STORAGE = "/var/lib/nodeagent/runtime"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, only_verb: str | None = None) -> None:
+    """The `runtime` parser; with `only_verb`, that verb's alone (see verb_of)."""
+    import argparse
+
     p = sub.add_parser("runtime", help="the container runtime, runc-style, over OCI bundles",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=DEFAULT_ROOT, help=f"state directory (default {DEFAULT_ROOT})")
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help=f"overlay upper/work directories (default {DEFAULT_STORAGE})")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def wanted(name: str) -> bool:
+        return only_verb is None or name == only_verb
 
     def verb(name: str, help_: str, id_arg: bool = True) -> argparse.ArgumentParser:
         v = verbs.add_parser(name, help=help_)
@@ -51,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     for name, help_ in (("create", "create a container from a bundle (it waits for start)"),
                         ("run", "create and start a container, and wait for it unless -d")):
+        if not wanted(name):
+            continue
         v = verb(name, help_)
         v.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
         v.add_argument("--log", help="write stdout/stderr to this CRI log file instead of passing "
@@ -64,33 +73,67 @@ def register(sub: argparse._SubParsersAction) -> None:
             v.add_argument("-d", "--detach", action="store_true", help="do not wait; log the output")
             v.add_argument("--keep", action="store_true",
                            help="keep the stopped container (by default it is deleted, as runc does)")
-    verb("start", "start a created container")
-    verb("state", "print a container's state as JSON")
-    v = verb("kill", "send a signal to a container's init")
-    v.add_argument("signal", nargs="?", default="TERM")
-    v.add_argument("-a", "--all", action="store_true", help="signal every process in the container")
-    v = verb("delete", "delete a container")
-    v.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
-    v = verb("exec", "run a command in a running container")
-    v.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
-    v.add_argument("--cwd", help="working directory inside the container")
-    v.add_argument("-u", "--user", help="UID[:GID]")
-    v.add_argument("command", nargs=argparse.REMAINDER)
-    v = verb("list", "list containers", id_arg=False)
-    v.add_argument("-q", "--quiet", action="store_true", help="ids only")
-    v.add_argument("--format", choices=("table", "json"), default="table")
-    v = verb("zygote", "serve create requests from a pre-imported process (faster starts)",
-             id_arg=False)
-    v.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    v.add_argument("--stop", action="store_true",
-                   help="stop the zygote serving --root, and remove its sockets and pid file")
-    v = verb("spec", "write a default config.json (our defaults: 14 caps, RuntimeDefault seccomp)",
-             id_arg=False)
-    v.add_argument("-b", "--bundle", default=".")
-    v.add_argument("--rootfs", default="rootfs", help="root filesystem, relative to the bundle")
-    v.add_argument("args", nargs="*", default=["sh"])
+    if wanted("start"):
+        verb("start", "start a created container")
+    if wanted("state"):
+        verb("state", "print a container's state as JSON")
+    if wanted("kill"):
+        v = verb("kill", "send a signal to a container's init")
+        v.add_argument("signal", nargs="?", default="TERM")
+        v.add_argument("-a", "--all", action="store_true", help="signal every process in the container")
+    if wanted("delete"):
+        v = verb("delete", "delete a container")
+        v.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
+    if wanted("exec"):
+        v = verb("exec", "run a command in a running container")
+        v.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+        v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+        v.add_argument("--cwd", help="working directory inside the container")
+        v.add_argument("-u", "--user", help="UID[:GID]")
+        v.add_argument("command", nargs=argparse.REMAINDER)
+    if wanted("list"):
+        v = verb("list", "list containers", id_arg=False)
+        v.add_argument("-q", "--quiet", action="store_true", help="ids only")
+        v.add_argument("--format", choices=("table", "json"), default="table")
+    if wanted("zygote"):
+        v = verb("zygote", "serve create requests from a pre-imported process (faster starts)",
+                 id_arg=False)
+        v.add_argument("-d", "--detach", action="store_true", help="run in the background")
+        v.add_argument("--stop", action="store_true",
+                       help="stop the zygote serving --root, and remove its sockets and pid file")
+    if wanted("spec"):
+        v = verb("spec", "write a default config.json (our defaults: 14 caps, RuntimeDefault seccomp)",
+                 id_arg=False)
+        v.add_argument("-b", "--bundle", default=".")
+        v.add_argument("--rootfs", default="rootfs", help="root filesystem, relative to the bundle")
+        v.add_argument("args", nargs="*", default=["sh"])
     p.set_defaults(func=main)
+
+
+# The runtime parser's own options that take a value (verb_of skips them and their values).
+_VALUE_OPTIONS = ("--root", "--storage")
+
+
+def verb_of(argv: list[str]) -> str | None:
+    """The verb of the command line `argv` (`runtime [--root DIR] [--storage DIR] VERB ...`), if it
+    can be told without argparse; None for anything else (help, an abbreviated option, ...).
+
+    Why: building every verb's parser costs a CLI call ~3.5 ms here (argparse makes a help
+    formatter per argument, and looks for translations of its messages on disk each time), ~20
+    million instructions; a `runtime run` needs one verb's. The CLI builds the whole parser
+    whenever this says None, so a command line it does not understand is parsed as before."""
+    if not argv or argv[0] != "runtime":
+        return None
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        if word in _VALUE_OPTIONS:
+            i += 2
+        elif word.startswith(tuple(f"{o}=" for o in _VALUE_OPTIONS)):
+            i += 1
+        else:
+            return word if word in _VERBS else None
+    return None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -100,19 +143,63 @@ def main(args: argparse.Namespace) -> int:
 def _create_or_run(args: argparse.Namespace) -> int:
     import os
 
-    from runtime.process import sealed
     from runtime.zygote import client as zygote
 
     if not os.path.exists(os.path.join(args.root, zygote.SOCKET_NAME)):
         # No zygote: this process will fork the container's supervisor itself, so it must run
-        # from a sealed interpreter (runtime/process/sealed.py). Done before anything else, since
-        # the command starts again from the beginning (one more interpreter start-up, ~25 ms
-        # here, for a CLI without a zygote; a zygote paid it once for all its containers).
-        sealed.ensure_sealed()
+        # from a sealed interpreter (runtime/process/sealed.py). Done before anything else: one
+        # more interpreter start-up for a CLI without a zygote (a zygote paid it once for all
+        # its containers), which resumes here rather than starting the command again.
+        from runtime.process import sealed
+
+        if not sealed.is_sealed():
+            _reexec_sealed(args)
     from runtime.container.run import signals_held
 
     with signals_held():  # a ^C or SIGTERM now goes to the container once it runs (run.py)
         return _create_or_run_held(args)
+
+
+_RESUME = "_NODEAGENT_RUNTIME_ARGS"   # the parsed arguments, for the sealed interpreter
+
+
+def _reexec_sealed(args) -> None:
+    """Become a sealed interpreter that goes on from here with the same parsed arguments
+    (resume). Not the same command line again, as sealed.ensure_sealed does: that would start,
+    import and build the parser a second time — argparse and `site` alone are ~40 million
+    instructions, ~5 ms here. (Interpreter options such as -X importtime are not carried over.)
+    Returns only by raising."""
+    from runtime.process import sealed
+
+    python_args, env = resume_command(args)
+    sealed.exec_sealed(python_args, env=env)
+
+
+def resume_command(args) -> tuple[list[str], dict[str, str]]:
+    """The interpreter arguments and environment that resume the parsed `args` (_reexec_sealed;
+    bench/start_instructions.py counts that process's instructions)."""
+    import json
+
+    from runtime.process import sealed
+
+    env = sealed.python_path_env()  # (this checkout's nodeagent and runtime, first on the path)
+    env[_RESUME] = json.dumps({k: v for k, v in vars(args).items() if k != "func"})
+    return ["-c", "import sys; from nodeagent.commands.runtime import resume; sys.exit(resume())"], env
+
+
+def resume() -> int:
+    """In the sealed interpreter _reexec_sealed started: the same create or run, from where the
+    first process left it (errors and exit status by the CLI's one rule, as before)."""
+    import json
+    import os
+    from types import SimpleNamespace
+
+    from nodeagent import cli
+    from runtime.process import sealed
+
+    sealed.ensure_sealed()  # (not sealed after all: an error, never a loop of re-executions)
+    args = SimpleNamespace(**json.loads(os.environ.pop(_RESUME)), func=main)
+    return cli.run_args(args)
 
 
 def _create_or_run_held(args: argparse.Namespace) -> int:

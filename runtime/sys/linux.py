@@ -19,7 +19,6 @@ import signal
 from collections.abc import Callable, Sequence
 
 from runtime.sys import consts
-from runtime.sys.caps import CapSets
 from runtime.sys.errors import SyscallError, named
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -200,6 +199,12 @@ class LinuxSyscalls:
         hdr = _CapHeader(consts._LINUX_CAPABILITY_VERSION_3, pid)
         data = _CapDataPair()
         _check(_capget(ctypes.byref(hdr), data), "capget", (pid,))
+        # Imported here, not at the top: CapSets is a dataclass, and the sealing step of a CLI
+        # needs this module without dataclasses (runtime/sys/__init__.py says why). Our caller
+        # (runtime.confine.caps, in a container's init) has imported it already, so this is a
+        # dictionary look-up even after pivot_root, where nothing could be loaded any more.
+        from runtime.sys.caps import CapSets
+
         return CapSets(
             effective=data[0].effective | data[1].effective << 32,
             permitted=data[0].permitted | data[1].permitted << 32,

@@ -253,6 +253,22 @@ def _work(conn: Channel, request: dict, fds: list[int], supervise=None) -> None:
 #     client ──► worker (lean) ──fork──► preparer: create up to the plan ──plan──► worker
 #                worker: become the supervisor, fork the init ── report ──► preparer: finish
 #                preparer: {"created": record} ──► worker ──► client; preparer exits
+#
+# What this costs a start, against a warm worker that creates and supervises itself (measured
+# 2026-12-06 with probes in these processes, load ~1; bench/container_start.py's last row went
+# from ~12 to ~16 ms): the cold worker's first receive (~1 ms), the fork of the preparer and the
+# ~600 pages its cold create copies (~2 ms), the plan's pickling and unpickling (~1 ms), the
+# finish's round trip (~1 ms). Tried, and not kept, because the per-container memory is the point:
+# - a warm preparer forked by each spare ahead of its request (request to plan 4.7 -> 2.8 ms):
+#   the supervisors of the node's containers (created as nodeagent/cri/zygote.py creates them)
+#   then kept ~0.5 MiB more private pages each (Private_Dirty 3.26 -> 3.78 MiB, 12 containers,
+#   both checked out at the same path).
+# The difference was in the supervisors' [heap] (smaps): pages of the zygote's heap a supervisor
+# writes to (reference counts; probably also the bytecode it runs, which 3.11 rewrites as it
+# specialises). Which pages those are depends on where things sit in that heap, which we do not
+# steer: the same code checked out under a path of another length, or three harmless changes
+# together, each harmless alone, have moved supervisors by 0.5 MiB either way. Compare memory
+# between versions checked out at the same path, and more than once.
 def _work_lean(conn: Channel, request: dict, fds: list[int]) -> None:
     import pickle
 

@@ -6,8 +6,11 @@
                      Never         never pull; absent → ErrImageNeverPull
     default          Always for `:latest` or no tag, else IfNotPresent (the API server's rule)
 
-A failed pull is ErrImagePull; the next attempts within the back-off (10 s doubling to 300 s, per
-pod and image) are ImagePullBackOff without asking the registry. Credentials come from the pod's
+A failed pull is ErrImagePull, its message the runtime's error; the next attempts within the
+back-off (10 s doubling to 300 s, per pod and image) are ImagePullBackOff without asking the
+registry, their message 'Back-off pulling image "<image>": ErrImagePull: <that error>' (upstream
+keeps the last pull error per back-off key, prevPullErrMsg, so the status still says why). Each
+failure is also the event Failed "Error: <reason>", as kuberuntime's startContainer records it. Credentials come from the pod's
 imagePullSecrets (kubernetes.io/dockerconfigjson or the older kubernetes.io/dockercfg), decoded
 here and handed to the image service as AuthConfigs — the runtime never reads Secrets.
 """
@@ -68,9 +71,23 @@ class ImagePuller:
     def __init__(self, images: ImageService, recorder: EventRecorder, backoff: Backoff | None = None):
         self.images, self.recorder = images, recorder
         self.backoff = backoff or Backoff()
+        self._last_error: dict[str, str] = {}   # back-off key → "ErrImagePull: <error>"
 
     async def ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         """The image's Image record once it is present; raises ImageError."""
+        try:
+            return await self._ensure(pod, container, field_path, lookup)
+        except ImageError as e:
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {e.reason}", field_path)
+            raise
+
+    def forget(self, uid: str) -> None:
+        """The pod has gone: its back-off and last errors with it (keys start with its uid)."""
+        self.backoff.forget(uid)
+        for k in [k for k in self._last_error if k.startswith(uid)]:
+            del self._last_error[k]
+
+    async def _ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         image = container.get("image") or ""
         policy = container.get("imagePullPolicy") or default_policy(image)
         try:
@@ -94,7 +111,10 @@ class ImagePuller:
         if self.backoff.in_backoff_since_update(key):
             msg = f'Back-off pulling image "{image}"'
             self.recorder.event(pod, NORMAL, "BackOff", msg, field_path)
+            if key in self._last_error:
+                msg = f"{msg}: {self._last_error[key]}"
             raise ImageError("ImagePullBackOff", msg)
+        self._last_error.pop(key, None)
         self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', field_path)
         t0 = time.monotonic()
         try:
@@ -107,8 +127,8 @@ class ImagePuller:
             self.backoff.next(key)
             self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {e.message}',
                                 field_path)
-            self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", field_path)
-            raise ImageError("ErrImagePull", f'Failed to pull image "{image}": {e.message}') from e
+            self._last_error[key] = f"ErrImagePull: {e.message}"
+            raise ImageError("ErrImagePull", e.message) from e
         if pulled is None:
             raise ImageError("ErrImagePull", f'image "{image}" is not in the store after its pull')
         took = time.monotonic() - t0

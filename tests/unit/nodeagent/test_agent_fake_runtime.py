@@ -259,13 +259,18 @@ def test_env_from_api_and_config_errors(server, tmp_path, monkeypatch):
 
             await a.create_pod(pod("noimage", ["sleep", "1"], image="registry.example/missing:1"))
             # ErrImagePull, then (within the pull back-off) ImagePullBackOff
-            await a.wait_pod("noimage", lambda p: cstatus(p).get("state", {}).get("waiting", {})
-                             .get("reason") == "ImagePullBackOff")
+            p = await a.wait_pod("noimage", lambda p: cstatus(p).get("state", {}).get("waiting", {})
+                                 .get("reason") == "ImagePullBackOff")
             evs = (await a.api.list(EVENTS, "default"))["items"]
             failed = [e["message"] for e in evs if e["involvedObject"]["name"] == "noimage"
                       and e["reason"] == "Failed"]
-            assert any("manifest unknown" in m for m in failed), failed
-            assert "Error: ErrImagePull" in failed
+            pulled = [m for m in failed if m.startswith('Failed to pull image "registry.example/missing:1": ')]
+            assert pulled and "manifest unknown" in pulled[0], failed
+            assert "Error: ErrImagePull" in failed and "Error: ImagePullBackOff" in failed
+            # the back-off still says why (upstream's prevPullErrMsg): the pull's own error
+            err = pulled[0].split(": ", 1)[1]
+            assert cstatus(p)["state"]["waiting"]["message"] == \
+                f'Back-off pulling image "registry.example/missing:1": ErrImagePull: {err}'
             await a.create_pod(pod("badname", ["sleep", "1"], image="Bad!Name"))
             await a.wait_pod("badname", lambda p: cstatus(p).get("state", {}).get("waiting", {})
                              .get("reason") == "InvalidImageName")

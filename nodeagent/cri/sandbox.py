@@ -202,7 +202,7 @@ class Sandboxes:
             names = {"net": "network", "ipc": "ipc", "uts": "uts"}
             record["namespaces"] = {names[t]: str(d / "ns" / t) for t in types}
             if not config.host_network and self.network is not None:
-                step = "set up the pod's network (CNI ADD)"
+                step = f'failed to setup network for sandbox "{sid}"'   # containerd's words
                 netns = record["namespaces"]["network"]
                 undo.append(lambda: self._teardown(netns, sid))
                 att = self.network.setup(netns, container_id=sid, port_mappings=_port_maps(config),
@@ -238,7 +238,7 @@ class Sandboxes:
             step = "pin the pod's network namespace"
             _pin(self.helper, d / "ns", ["net"], "", {})
             netns = record["namespaces"]["network"] = str(d / "ns" / "net")
-            step = "set up the pod's network (CNI ADD)"
+            step = f'failed to setup network for sandbox "{sid}"'
             from nodeagent.cri.spares import SPARE_CNI_ARGS
             att = self.network.setup(netns, container_id=sid, cni_args=SPARE_CNI_ARGS)
             record.update(phase="spare", network_attached=True, ips=[str(i.ip) for i in att.ips],

@@ -127,6 +127,13 @@ def waiting(pod: dict, c: str = "c") -> dict:
     return container_status(pod, c)["state"].get("waiting") or {}
 
 
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace").replace("\0", " ")
+    except OSError as e:
+        return str(e)
+
+
 @pytest.fixture
 def case(node):
     """The census and the healthy pod's start before a case; after it (its pods deleted by the
@@ -139,8 +146,10 @@ def case(node):
     if leftover := [n for n in MADE if f"pod/{n}" in left]:     # (a case that failed half-way)
         delete(node, *leftover)
     after = settled_census(node, before)
+    extra = [(pid, _read(f"/proc/{pid}/cgroup"), _read(f"/proc/{pid}/cmdline"))
+             for pid in set(after["pod processes"]) - set(before["pod processes"])]
     assert after == before, ({k: (before[k], after[k]) for k in before if before[k] != after[k]},
-                             node.log_tail())
+                             extra, node.log_tail())
     healthy_unaffected(node, started)
 
 

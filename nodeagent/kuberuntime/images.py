@@ -10,9 +10,11 @@ A failed pull is ErrImagePull, its message the runtime's error; the next attempt
 back-off (10 s doubling to 300 s, per pod and image) are ImagePullBackOff without asking the
 registry, their message 'Back-off pulling image "<image>": ErrImagePull: <that error>' (upstream
 keeps the last pull error per back-off key, prevPullErrMsg, so the status still says why). Each
-failure is also the event Failed "Error: <reason>", as kuberuntime's startContainer records it. Credentials come from the pod's
-imagePullSecrets (kubernetes.io/dockerconfigjson or the older kubernetes.io/dockercfg), decoded
-here and handed to the image service as AuthConfigs — the runtime never reads Secrets.
+failure is also the event Failed "Error: <reason>", as kuberuntime's startContainer records it.
+
+Credentials come from the pod's imagePullSecrets (kubernetes.io/dockerconfigjson or the older
+kubernetes.io/dockercfg), decoded here and handed to the image service as AuthConfigs — the
+runtime never reads Secrets.
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ def test_invalid_image_name(node, case):
     image = "localhost/UPPER:1"
     make_pod(node, "badname", [{"name": "c", "image": image}])
     pod = node.wait_pod("badname", lambda p: waiting(p).get("reason") == "InvalidImageName")
-    want = f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": invalid reference format'
+    want = (f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": '
+            'invalid reference format')
     assert waiting(pod)["message"].startswith(want) and "lowercase" in waiting(pod)["message"]
     want = waiting(pod)["message"]
     ev = wait_event(node, "badname", "InspectFailed")
@@ -231,7 +232,8 @@ def test_missing_config_map_key_and_secret_then_they_appear(node, case):
     pod = node.wait_pod("needsec", lambda p: waiting(p).get("reason") == "CreateContainerConfigError")
     assert waiting(pod)["message"] == 'secret "sec" not found'
     assert ("Warning", "Failed", 'Error: secret "sec" not found') in reasons(node, "needsec")
-    assert ("Warning", "Failed", "Error: couldn't find key k in ConfigMap default/cfg") in reasons(node, "needcm")
+    assert ("Warning", "Failed", "Error: couldn't find key k in ConfigMap default/cfg") in \
+        reasons(node, "needcm")
 
     node.kubectl("create", "configmap", "cfg2", "--from-literal=k=v")      # (not the one it needs)
     node.kubectl("patch", "configmap", "cfg", "-p", '{"data": {"k": "from-cm"}}')
@@ -322,8 +324,9 @@ def test_out_of_pod_ips_waits_in_sandbox_creation_until_one_is_freed(node, case)
         raise AssertionError("the range never ran out")
     starved = names[-1]
     msg = evs[0]
-    assert msg.startswith("Failed to create pod sandbox: ") and "failed to setup network for sandbox" in msg, msg
-    assert f"failed to allocate for range 0: no IP addresses available in range set: {first}-{last}" in msg, msg
+    assert msg.startswith("Failed to create pod sandbox: failed to setup network for sandbox "), msg
+    assert (f"failed (add): failed to allocate for range 0: no IP addresses available in range set: "
+            f"{first}-{last}") in msg, msg
     pod = node.get("pod", starved)
     assert pod["status"]["phase"] == "Pending" and not pod["status"].get("podIP"), pod["status"]
     assert waiting(pod).get("reason") in (None, "ContainerCreating"), pod["status"]

@@ -295,10 +295,12 @@ def test_host_port_held_by_another_pod_is_rejected_at_admission(node, case):
 
 # --- 6. no pod address left --------------------------------------------------------------------------
 def test_out_of_pod_ips_waits_in_sandbox_creation_until_one_is_freed(node, case):
-    """A full range: CNI ADD fails, the kubelet's event is FailedCreatePodSandBox 'Failed to create
-    pod sandbox: ... failed to setup network for sandbox "<id>": plugin type="host-local" failed
-    (add): failed to allocate for range 0: no IP addresses available in range set: <first>-<last>',
-    the pod stays Pending (ContainerCreating) and retries; when a pod goes, it gets the address."""
+    """A full range: CNI ADD fails. With containerd the kubelet's event is FailedCreatePodSandBox
+    'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for
+    sandbox "<id>": plugin type="bridge" name="..." failed (add): failed to allocate for range 0:
+    no IP addresses available in range set: <first>-<last>'; ours has no gRPC wrapping, names our
+    bridge plugin (its IPAM is host-local's, in-process) and adds the CNI error's details. The pod
+    stays Pending (ContainerCreating) and retries; when a pod goes, it gets the address."""
     net = ipaddress.ip_network(POD_CIDR)
     first, last = net.network_address + 1, net.broadcast_address - 1   # (.1, the bridge, is never handed out)
     names = []

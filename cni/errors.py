@@ -56,7 +56,8 @@ class PluginFailed(CNIError):
         super().__init__(code, msg, details)
 
     def __str__(self) -> str:
-        text = f"plugin type={self.plugin!r} failed ({self.command.lower()}): {self.msg}"
+        # libcni's words: `plugin type="bridge" ... failed (add): <the plugin's msg>`
+        text = f'plugin type="{self.plugin}" failed ({self.command.lower()}): {self.msg}'
         if self.details:
             text += f": {self.details}"
         return text + f" [CNI code {self.code}]"

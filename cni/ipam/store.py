@@ -199,7 +199,9 @@ class Store:
                 return rng, ip
         total = sum(r.size() for r in ranges)
         raise CNIError(TRY_AGAIN_LATER,
-                       f"no IP addresses available in range set {', '.join(str(r) for r in ranges)}",
+                       # host-local's words (allocator.go, and main.go's "for range %d" prefix)
+                       f"failed to allocate for range {set_index}: no IP addresses available in "
+                       f"range set: {','.join(str(r) for r in ranges)}",
                        f"all {total} addresses are allocated; delete pods or use a larger subnet")
 
     def free_count(self, ranges: tuple[Range, ...]) -> int:

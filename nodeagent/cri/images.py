@@ -17,6 +17,11 @@ import base64
 from nodeagent.cri.api import AuthConfig, CRIError, Image, ImagePullError, InvalidImageName
 
 
+def _invalid(ref: str, e: BadReference) -> InvalidImageName:
+    # the kubelet's parsers.ParseImageName words it, around distribution/reference's error
+    return InvalidImageName(f'couldn\'t parse image name "{ref}": invalid reference format: {e.why}')
+
+
 def _keychain(auth: tuple[AuthConfig, ...]):
     from runtime.images.auth import Credentials, Keychain
 
@@ -68,7 +73,7 @@ class Images:
         try:
             parsed = parse_reference(ref)
         except BadReference as e:
-            raise InvalidImageName(str(e)) from None
+            raise _invalid(ref, e) from None
         try:
             rec = await Puller(self.store, keychain=_keychain(auth),
                                config=self.registry_config).pull(parsed)
@@ -89,7 +94,7 @@ class Images:
         try:
             return self.store.get(ref)
         except BadReference as e:
-            raise InvalidImageName(str(e)) from None
+            raise _invalid(ref, e) from None
         except ImageError:
             return None
 

@@ -24,7 +24,9 @@ runtime's per-container supervisors (runtime/process/shim.py), which also outliv
          IP, no directory — and the error says which step failed.
          With spares (spares.py), a pod that may take one skips the network: its sandbox is a
          spare whose netns is pinned and attached already; step 2 pins only ipc and uts, 3 is
-         done, 4 and 5 are the same.
+         done, 4 and 5 are the same. A pod that may not take one and finds the pod range full
+         (host-local's "no IP addresses available") gets a spare's address: that spare is
+         removed and steps 1-5 are tried once more — spares speed pods up, never keep one out.
     stop     CNI DEL (frees the IP, removes the veth and the hostPort rules), the pause process
              killed; the namespaces stay pinned until remove, as CRI says (a stopped sandbox
              may still be inspected)
@@ -118,6 +120,16 @@ def _step_failed(e: BaseException, step: str) -> BaseException:
     return e
 
 
+def _out_of_addresses(e: BaseException) -> bool:
+    """Did CNI ADD fail because the pod range has no free address (host-local's error, CNI code
+    11 "try again later")?"""
+    from cni.errors import TRY_AGAIN_LATER, CNIError
+
+    cause = e.__cause__
+    return isinstance(cause, CNIError) and cause.code == TRY_AGAIN_LATER and \
+        "no IP addresses available" in str(cause)
+
+
 def _pin(helper, directory: Path, types: list[str], hostname: str, sysctls: dict) -> None:
     """Pin new namespaces of `types` under `directory` (nshelper.py: a fresh fork does it)."""
     reply, fds = helper.request({"op": "pin", "dir": str(directory), "types": types,
@@ -207,6 +219,21 @@ class Sandboxes:
             sid = self.spares.take()
             if sid is not None:
                 return self._finish_spare(sid, config)
+        try:
+            return self._run_new(config)
+        except SandboxError as e:
+            # A spare holds an address no pod uses yet. A pod that may not take one (hostPorts,
+            # net.* sysctls, a third-party plugin) and finds the range full gets a spare's
+            # address instead: spares make pods start sooner, they must never stop one starting.
+            spare = self.spares.take() if self.spares is not None and _out_of_addresses(e) else None
+            if spare is None:
+                raise
+        self.remove(spare)                # CNI DEL: its address goes back to host-local
+        return self._run_new(config)
+
+    def _run_new(self, config: PodSandboxConfig) -> str:
+        """A sandbox made from nothing: its namespaces, CNI ADD, the /etc files; all undone on
+        failure."""
         sid = new_id()
         d = self.store.sandbox_dir(sid)
         owned_cgroup = not config.cgroup_parent
@@ -235,7 +262,7 @@ class Sandboxes:
             names = {"net": "network", "ipc": "ipc", "uts": "uts"}
             record["namespaces"] = {names[t]: str(d / "ns" / t) for t in types}
             if not config.host_network and self.network is not None:
-                step = "set up the pod's network (CNI ADD)"
+                step = f'failed to setup network for sandbox "{sid}"'   # containerd's words
                 netns = record["namespaces"]["network"]
                 undo.append(lambda: self._teardown(netns, sid))
                 att = self.network.setup(netns, container_id=sid, port_mappings=_port_maps(config),
@@ -275,7 +302,7 @@ class Sandboxes:
             step = "pin the pod's network namespace"
             _pin(self.helper, d / "ns", ["net"], "", {})
             netns = record["namespaces"]["network"] = str(d / "ns" / "net")
-            step = "set up the pod's network (CNI ADD)"
+            step = f'failed to setup network for sandbox "{sid}"'
             from nodeagent.cri.spares import SPARE_CNI_ARGS
             att = self.network.setup(netns, container_id=sid, cni_args=SPARE_CNI_ARGS)
             record.update(phase="spare", network_attached=True, ips=[str(i.ip) for i in att.ips],

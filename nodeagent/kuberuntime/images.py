@@ -6,10 +6,15 @@
                      Never         never pull; absent → ErrImageNeverPull
     default          Always for `:latest` or no tag, else IfNotPresent (the API server's rule)
 
-A failed pull is ErrImagePull; the next attempts within the back-off (10 s doubling to 300 s, per
-pod and image) are ImagePullBackOff without asking the registry. Credentials come from the pod's
-imagePullSecrets (kubernetes.io/dockerconfigjson or the older kubernetes.io/dockercfg), decoded
-here and handed to the image service as AuthConfigs — the runtime never reads Secrets.
+A failed pull is ErrImagePull, its message the runtime's error; the next attempts within the
+back-off (10 s doubling to 300 s, per pod and image) are ImagePullBackOff without asking the
+registry, their message 'Back-off pulling image "<image>": ErrImagePull: <that error>' (upstream
+keeps the last pull error per back-off key, prevPullErrMsg, so the status still says why). Each
+failure is also the event Failed "Error: <reason>", as kuberuntime's startContainer records it.
+
+Credentials come from the pod's imagePullSecrets (kubernetes.io/dockerconfigjson or the older
+kubernetes.io/dockercfg), decoded here and handed to the image service as AuthConfigs — the
+runtime never reads Secrets.
 """
 
 from __future__ import annotations
@@ -141,6 +146,12 @@ class ImagePuller:
         except ImageError as e:
             self.recorder.event(pod, WARNING, "Failed", f"Error: {e.reason}", field_path)
             raise
+
+    def forget(self, uid: str) -> None:
+        """The pod has gone: its back-off and last errors with it (keys start with its uid)."""
+        self.backoff.forget(uid)
+        for k in [k for k in self._prev_error if k.startswith(uid)]:
+            del self._prev_error[k]
 
     async def _ensure(self, pod: dict, container: dict, field_path: str, lookup: Lookup):
         image = container.get("image") or ""

@@ -559,7 +559,7 @@ class RuntimeManager:
         if not await self._remove_cgroup(uid):
             self._cgroups_left.add(uid)          # retried by housekeeping()
         self.backoff.forget(uid)
-        self.puller.backoff.forget(uid)
+        self.puller.forget(uid)
         if self._pods is not None:
             self._pods.pop(uid, None)
 

@@ -339,7 +339,9 @@ def node_objects(node: Node) -> dict[str, object]:
     # The node keeps pre-made sandboxes (nodeagent/cri/spares.py) whose addresses are held while
     # no pod exists: by design, not a leak. Their IDs are in their records ("spare": true).
     spares = set()
-    for rec in node.data.rglob("cri/sandboxes/*/sandbox.json"):
+    # (globbed where the records are: a walk of the whole data dir races with containers'
+    # upper directories coming and going, FileNotFoundError)
+    for rec in (node.data / "agent" / "cri" / "sandboxes").glob("*/sandbox.json"):
         try:
             if json.loads(rec.read_text()).get("spare"):
                 spares.add(rec.parent.name)

@@ -492,7 +492,8 @@ def test_pod_deleted_while_its_sandbox_is_made_is_cleaned_up(server, tmp_path, m
 def test_sandbox_failure_is_reported_and_retried(server, tmp_path, monkeypatch):
     async def main():
         fake = FakeRuntime()
-        fake.fail_sandbox = "set up the pod's network (CNI ADD): no IP addresses left in 10.244.0.0/24"
+        fake.fail_sandbox = ('failed to setup network for sandbox "x": failed to allocate for range 0: '
+                             "no IP addresses available in range set: 10.244.0.1-10.244.0.254")
         async with running_agent(server, fake, tmp_path=tmp_path, monkeypatch=monkeypatch) as a:
             await a.create_pod(pod("nonet", ["sleep", "1d"]))
             p = await a.wait_pod("nonet", lambda p: condition(p, "PodReadyToStartContainers")
@@ -506,7 +507,7 @@ def test_sandbox_failure_is_reported_and_retried(server, tmp_path, monkeypatch):
                 if await failed_event():
                     break
                 await asyncio.sleep(0.05)
-            assert "no IP addresses left" in (await failed_event())[0]["message"]
+            assert "no IP addresses available in range set: " in (await failed_event())[0]["message"]
             fake.fail_sandbox = None                           # the cause goes away: it recovers
             await a.wait_pod("nonet", lambda p: phase(p) == "Running", timeout=20)
             await a.api.delete(PODS, "nonet", "default", grace_period_seconds=0)

@@ -62,8 +62,26 @@ class Server:
                 self.proc.wait()
 
 
+class PortTaken(RuntimeError):
+    """The server could not bind its port: someone took it after free_port() let it go."""
+
+
 def start_server(data_dir: Path, port: int | None = None, *extra: str, bare: bool = True) -> Server:
-    port = port or free_port()
+    if port is not None:
+        return _start_server(data_dir, port, extra, bare)
+    # free_port() closes its socket before the server binds the port: in that gap another process
+    # — a test in another xdist worker, or any outgoing connection's ephemeral port — may take it.
+    for attempt in range(3):
+        try:
+            return _start_server(data_dir, free_port(), extra, bare)
+        except PortTaken:
+            if attempt == 2:
+                raise
+            # The next start writes it anew for its port; till then, no stale one to be read.
+            (data_dir / "admin.kubeconfig").unlink(missing_ok=True)
+
+
+def _start_server(data_dir: Path, port: int, extra, bare: bool) -> Server:
     log = data_dir.parent / f"{data_dir.name}-{port}.log"
     out = open(log, "ab")
     # A bare API server unless the test asks for the whole control plane (bare=False): the
@@ -77,7 +95,10 @@ def start_server(data_dir: Path, port: int | None = None, *extra: str, bare: boo
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
+            text = log.read_text()
+            if "address already in use" in text:
+                raise PortTaken(f"server exited: {text}")
+            raise RuntimeError(f"server exited: {text}")
         if srv.kubeconfig.exists():
             try:
                 urllib.request.urlopen(f"{srv.url}/readyz", context=srv.ssl_context(), timeout=2)

@@ -12,6 +12,7 @@ NODEAGENT_STRICT=1 (CI), fails: CI must never go green because a tier quietly di
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def pytest_collection_modifyitems(config, items):
         if tier is None:
             raise pytest.UsageError(f"{rel}: tests live in tests/unit, tests/root or tests/vm")
         item.add_marker(getattr(pytest.mark, tier))
+    # The unit tier runs on pytest-xdist, which hands work out by node id: of tests that share one,
+    # only the first would run, silently (test_fuzz_openapi.py says how that happened once).
+    twice = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
+    if twice:
+        raise pytest.UsageError("tests that share a node id (give each its own): " + ", ".join(twice[:5]))
 
 
 def _cannot_run(reason: str) -> None:

@@ -127,7 +127,9 @@ class Handlers:
         if t.subresource:
             raise method_not_allowed()
         labels, fields = self._selectors(t, request)
-        limit = as_int(request.query, "limit") or 0
+        # Upstream pages only when limit > 0 (etcd3 store: `paging := Limit > 0`); a negative one is
+        # no limit, not an error (it was a 500 here: found by test_fuzz_openapi.py).
+        limit = max(as_int(request.query, "limit") or 0, 0)
         rv = request.query.get("resourceVersion", "")
         if rv not in ("", "0"):
             try:

@@ -34,6 +34,17 @@ def cm(name, labels=None):
     return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data={"k": "v"})
 
 
+# ---- LIST ----
+
+def test_a_negative_limit_is_no_limit(server):
+    for name in ("neg-limit-a", "neg-limit-b"):
+        assert raw(server, "POST", "/api/v1/namespaces/default/configmaps",
+                   {"metadata": {"name": name}, "data": {"k": "v"}})[0] == 201
+    status, body = raw(server, "GET", "/api/v1/namespaces/default/configmaps?limit=-219")
+    assert status == 200 and "continue" not in body["metadata"]
+    assert {"neg-limit-a", "neg-limit-b"} <= {i["metadata"]["name"] for i in body["items"]}
+
+
 # ---- DeleteOptions: body and query ----
 
 def test_kubectl_server_dry_run_delete_keeps_the_object(kubectl):

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,8 +141,12 @@ def test_signals_sent_to_the_client_reach_the_command(command_server):
         signal.signal(signal.SIGUSR1, lambda *_: sys.exit(44))
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(43))
         print("ready", flush=True)
+        # Not signal.pause(): a signal that lands between the last check for pending handlers and
+        # the pause() call runs its handler only after a *second* signal, so the test hung when
+        # the client's SIGTERM came that early (seen on a loaded machine). A sleep returns on its
+        # own, and the handler runs at the latest then.
         while True:
-            signal.pause()
+            time.sleep(0.05)
 
     with command_server(command) as argv:
         client = subprocess.Popen([sys.executable, "-S", "-c", CLIENT, *argv, "run"],

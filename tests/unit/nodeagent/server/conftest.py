@@ -150,6 +150,7 @@ def cluster(tmp_path_factory):
     yield Cluster(server, runtime, kubelet, loop, kubectl, http_port)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    runtime.stop_mains()
     web.shutdown()
     web.server_close()
     server.stop()

@@ -131,6 +131,18 @@ class FakeRuntime:
                     c.listeners.remove(w)
         loop.add_reader(fd, readable)
 
+    def stop_mains(self) -> None:
+        """End the main processes (after the server's loop has stopped). Left alone they would live
+        as long as the pytest process does — with the unit tier on pytest-xdist, a worker's whole
+        run — since they end only when their stdin closes."""
+        for c in self.containers.values():
+            if c.main is not None and c.main.poll() is None:
+                c.main.kill()
+                c.main.wait()
+            if c.main is not None:
+                c.main.stdin.close()
+                c.main.stdout.close()
+
     # ---- RuntimeService ----
     async def container_status(self, cid: str) -> ContainerStatus:
         c = self.containers.get(cid)

@@ -271,19 +271,31 @@ def make(pods_dir: str, uid: str, planned: dict[str, tuple[str, object]],
         else:
             if kind in MEMORY_BACKED and tmpfs_size is not None and os.geteuid() == 0:
                 _mount_tmpfs(d, tmpfs_size)
-            _own_dir(d, fs_group, 0o755)
-            wanted = {_safe_rel(rel): v for rel, v in (what or {}).items()}
-            for rel, (data, mode) in wanted.items():
-                for parent in reversed((d / rel).relative_to(d).parents[:-1]):
-                    if not (d / parent).is_dir():
-                        (d / parent).mkdir()
-                        _own_dir(d / parent, fs_group, 0o755)
-                _write_atomic(d / rel, data, mode, fs_group)
-            for f in d.rglob("*"):         # a key removed from the ConfigMap goes away too
-                if f.is_file() and str(f.relative_to(d)) not in wanted:
-                    f.unlink()
+            try:
+                _fill(d, what, fs_group)
+            except OSError as e:
+                # e.g. ENOSPC: the tmpfs is sized by the pod's memory limit, as the kubelet sizes
+                # it, and a tiny limit cannot hold the files — FailedMount, the containers wait
+                why = e.strerror or str(e)
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : write '
+                                  f'{e.filename or d}: {why[:1].lower()}{why[1:]}') from e
         paths[name] = str(d)
     return paths
+
+
+def _fill(d: Path, what: dict | None, fs_group: int | None) -> None:
+    """Volume directory d holds exactly the files of `what` ({relative path: (bytes, mode)})."""
+    _own_dir(d, fs_group, 0o755)
+    wanted = {_safe_rel(rel): v for rel, v in (what or {}).items()}
+    for rel, (data, mode) in wanted.items():
+        for parent in reversed((d / rel).relative_to(d).parents[:-1]):
+            if not (d / parent).is_dir():
+                (d / parent).mkdir()
+                _own_dir(d / parent, fs_group, 0o755)
+        _write_atomic(d / rel, data, mode, fs_group)
+    for f in d.rglob("*"):         # a key removed from the ConfigMap goes away too
+        if f.is_file() and str(f.relative_to(d)) not in wanted:
+            f.unlink()
 
 
 def _mount_tmpfs(d: Path, size: int) -> None:

@@ -257,8 +257,10 @@ def test_memory_limit_too_low_to_start(node, case):
     <cgroup>: cannot allocate memory' (and the container then exited, StartError). Our runtime
     makes the cgroup at CreateContainer: CreateContainerError naming the cgroup and the errno,
     retried (see the report: the reason differs from upstream's)."""
+    # (no service-account token volume: its tmpfs is sized by the same 8Ki, as the kubelet sizes
+    # it, and three files do not fit in two pages — FailedMount first; the next test has that)
     make_pod(node, "tiny", [{"name": "c", "resources": {"limits": {"memory": "8Ki"}}}],
-             restartPolicy="Never")
+             restartPolicy="Never", automountServiceAccountToken=False)
     pod = node.wait_pod("tiny", lambda p: waiting(p).get("reason") not in (None, "ContainerCreating")
                         or "terminated" in container_status(p, "c")["state"], timeout=60)
     w = waiting(pod)
@@ -268,6 +270,25 @@ def test_memory_limit_too_low_to_start(node, case):
     assert ("Warning", "Failed", f"Error: {w['message']}") in reasons(node, "tiny")
     assert pod["status"]["phase"] == "Pending"
     delete(node, "tiny")
+
+
+def test_api_volume_too_big_for_the_memory_limit_is_failed_mount(node, case):
+    """The kube-api-access volume is a tmpfs sized by the pod's memory limit (the kubelet's
+    calculateEmptyDirMemorySize): at 8Ki its three files do not fit — FailedMount naming the volume
+    and ENOSPC, the pod waits in ContainerCreating, and nothing is left once it is deleted."""
+    make_pod(node, "tinyvol", [{"name": "c", "resources": {"limits": {"memory": "8Ki"}}}],
+             restartPolicy="Never")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        mounts = [m for (t, r, m) in reasons(node, "tinyvol") if r == "FailedMount"]
+        if mounts:
+            break
+        time.sleep(0.5)
+    assert mounts and mounts[0].startswith('MountVolume.SetUp failed for volume "kube-api-access-') \
+        and mounts[0].endswith(": no space left on device"), reasons(node, "tinyvol")
+    pod = node.get("pod", "tinyvol")
+    assert waiting(pod).get("reason") == "ContainerCreating" and pod["status"]["phase"] == "Pending"
+    delete(node, "tinyvol")
 
 
 # --- 5. a hostPort another pod holds -----------------------------------------------------------------

@@ -178,7 +178,9 @@ def test_pull_secrets_against_a_registry_with_basic_auth(node, tmp_path):
         node.wait_pod("pull-good", running)
         pod = node.wait_pod("pull-bad", lambda p: container_status(p, "c")["state"].get("waiting", {})
                             .get("reason") == "ImagePullBackOff")
-        assert container_status(pod, "c")["state"]["waiting"]["message"] == f'Back-off pulling image "{image}"'
+        # the waiting message carries the last pull's error (image_manager.go's prevPullErrMsg)
+        assert container_status(pod, "c")["state"]["waiting"]["message"].startswith(
+            f'Back-off pulling image "{image}": ErrImagePull: ')
         got = event_reasons(node, "pull-bad")
         assert got["BackOff"] == f'Back-off pulling image "{image}"'
         assert got["Failed"] in ("Error: ErrImagePull", "Error: ImagePullBackOff")

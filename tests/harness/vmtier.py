@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SKIP = 77
 KVM_PROBE_SECONDS = 8
-BOOT_TIMEOUT_SECONDS = 35 * 60
+BOOT_TIMEOUT_SECONDS = 30 * 60
 
 
 def log(msg: str) -> None:

@@ -62,3 +62,17 @@ class Lines:
     def text(self) -> str:
         with self._cond:
             return "".join(self.lines)
+
+
+def poll_until(cond, timeout: float = 30, what: str = "", interval: float = 0.1):
+    """Call cond() every `interval` seconds until it returns something truthy, and return that;
+    AssertionError naming `what` and the last value when `timeout` seconds pass first. For state
+    no event announces (an API object's status, a file appearing)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout} s: {what}; last: {last!r}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import poll_until
 from tests.nodekit import (
     BUSYBOX_IMAGE, Node, busybox_node, container_status, create_pod, ready, running)
 
@@ -51,15 +52,6 @@ def pids_with(marker: str) -> list[int]:
             except OSError:
                 pass
     return out
-
-
-def wait_until(cond, timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_kubectl_run_busybox_running_ready_with_pod_ip(node):
@@ -123,7 +115,7 @@ def test_configmap_and_emptydir_volumes(node):
     node.wait_pod("vols", running)
     got = node.kubectl("exec", "vols", "-c", "reader", "--", "cat", "/etc/cfg/greeting").stdout
     assert got == "hello from a configmap"
-    wait_until(lambda: node.kubectl("exec", "vols", "-c", "reader", "--", "cat", "/data/note",
+    poll_until(lambda: node.kubectl("exec", "vols", "-c", "reader", "--", "cat", "/data/note",
                                     check=False).stdout == "shared\n", 10, "the emptyDir shared")
     ro = node.kubectl("exec", "vols", "-c", "reader", "--", "sh", "-c", "echo x > /etc/cfg/new",
                       check=False)
@@ -252,7 +244,7 @@ def test_graceful_termination_trap_ignore_and_force(node):
 
     assert pids_with("sleep 3603")
     node.kubectl("delete", "pod", "force", "--force", "--grace-period=0")
-    wait_until(lambda: not pids_with("sleep 3603"), 10, "the force-deleted pod's process gone")
+    poll_until(lambda: not pids_with("sleep 3603"), 10, "the force-deleted pod's process gone")
     node.wait_gone("pod", "force")
 
 
@@ -263,7 +255,7 @@ def test_agent_kill_9_then_restart_adopts_containers(node):
     dies = node.wait_pod("dies", running)
     pid = int((node.data / "nodeagent.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not Path(f"/proc/{pid}").exists() or
+    poll_until(lambda: not Path(f"/proc/{pid}").exists() or
                "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], 10, "the agent dead")
     assert pids_with("sleep 3604"), "the containers outlive the agent"
     for p in pids_with("sleep 3605"):

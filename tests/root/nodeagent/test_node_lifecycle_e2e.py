@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import poll_until
 from tests.nodekit import BUSYBOX_IMAGE, REPO, busybox_node
 
 
@@ -57,16 +58,6 @@ def pod_cgroups(uid: str) -> list[Path]:
     return [d for base in own_cgroup_dirs() for d in (base / "kubepods").glob(f"**/pod{uid}")]
 
 
-def wait_until(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def zygote_backlog(node) -> int | None:
     """Connections waiting on the zygote's listening socket (`ss`: Recv-Q of a listener)."""
     sock = str(node.data / "agent" / "runtime" / "zygote.sock")
@@ -87,7 +78,7 @@ def test_a_finished_pod_loses_its_cgroup_and_keeps_its_status_logs_and_stats(nod
     node.kubectl("create", "-f", "-", input=json.dumps(body))
     pod = node.wait_pod("done", lambda p: (p.get("status") or {}).get("phase") == "Succeeded")
     uid = pod["metadata"]["uid"]
-    wait_until(lambda: not pod_cgroups(uid), 30, "the finished pod's cgroup removed")
+    poll_until(lambda: not pod_cgroups(uid), 30, "the finished pod's cgroup removed")
     # the pod, its container's status and its log are all still there
     state = node.get("pod", "done")["status"]["containerStatuses"][0]["state"]
     assert state["terminated"]["exitCode"] == 0 and state["terminated"]["reason"] == "Completed"
@@ -145,7 +136,7 @@ def test_pods_deleted_while_the_agent_was_down_get_their_pre_stop(node, tmp_path
                                "--no-scheduler", "--controllers="],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: node.kubectl("get", "pods", check=False).returncode == 0, 60,
+        poll_until(lambda: node.kubectl("get", "pods", check=False).returncode == 0, 60,
                    "the control plane alone serving")
         node.kubectl("delete", "pod", "gone", "--force", "--grace-period=0")
         node.kubectl("delete", "pod", "deleting", "--wait=false")
@@ -156,10 +147,10 @@ def test_pods_deleted_while_the_agent_was_down_get_their_pre_stop(node, tmp_path
     assert not hooks.joinpath("gone").exists() and not hooks.joinpath("deleting").exists()
     node.up()
     for name in ("gone", "deleting"):
-        wait_until(lambda: hooks.joinpath(name).exists(), 60, f"the preStop of {name}")
+        poll_until(lambda: hooks.joinpath(name).exists(), 60, f"the preStop of {name}")
         assert hooks.joinpath(name).read_text() == "stopped\n"
     node.wait_gone("pod", "deleting")
-    wait_until(lambda: not processes_naming("sleep 3607") and not processes_naming("sleep 3608"),
+    poll_until(lambda: not processes_naming("sleep 3607") and not processes_naming("sleep 3608"),
                60, "both containers stopped")
 
 
@@ -180,7 +171,7 @@ def test_down_during_a_burst_with_a_busy_zygote_leaves_nothing(node):
                                           "command": ["sleep", "3611"]}]}} for i in range(n)]
         node.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                              "items": pods}))
-        wait_until(lambda: (zygote_backlog(node) or 0) >= 16, 120, "the zygote's backlog full")
+        poll_until(lambda: (zygote_backlog(node) or 0) >= 16, 120, "the zygote's backlog full")
         # the point where the old agent gave up on it (connect's 2 s timeout), with room to spare
         time.sleep(6)
         assert int((runtime_dir / "zygote.pid").read_text().split()[0]) == zygote

@@ -9,10 +9,10 @@ describe`, a failed probe's message, the node-controller's RegisteredNode in `de
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from tests.waits import poll_until
 from tests.nodekit import BUSYBOX_IMAGE, Node, busybox_image, busybox_node, container_status, ready
 
 IMAGE2 = "localhost/busybox:2"
@@ -32,17 +32,6 @@ def node(tmp_path_factory):
 
 def apply(node: Node, *objs: dict) -> None:
     node.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objs))
-
-
-def wait_for(pred, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def test_set_image_on_a_pod_restarts_its_container(node):
@@ -96,7 +85,7 @@ def test_job_completes_and_describe_shows_its_controller_once(node):
                                       "involvedObject.kind=Job,involvedObject.name=hello",
                                       "-o", "json").stdout)["items"]
         return evs if any(e["reason"] == "Completed" for e in evs) else None
-    evs = wait_for(events, "the Job's Completed event")
+    evs = poll_until(events, 60, "the Job's Completed event", interval=0.3)
     assert {e["source"]["component"] for e in evs} == {"job-controller"}
     assert [e["count"] for e in evs if e["reason"] == "Completed"] == [1]
     described = node.kubectl("describe", "job", "hello").stdout
@@ -116,13 +105,15 @@ def test_failed_readiness_probe_says_connection_refused(node):
     ip = pod["status"]["podIP"]
     want = (f'Readiness probe failed: Get "http://{ip}:8080/ready": dial tcp {ip}:8080: '
             "connect: connection refused")
-    wait_for(lambda: want in node.kubectl("describe", "pod", "probed").stdout, "the probe's event")
+    poll_until(lambda: want in node.kubectl("describe", "pod", "probed").stdout, 60, "the probe's event",
+               interval=0.3)
     node.kubectl("delete", "pod", "probed", "--now")
 
 
 def test_describe_node_lists_registered_node(node):
-    out = wait_for(lambda: (o := node.kubectl("describe", "node", node.name).stdout)
-                   and "RegisteredNode" in o and o, "RegisteredNode in describe node")
+    out = poll_until(lambda: (o := node.kubectl("describe", "node", node.name).stdout)
+                   and "RegisteredNode" in o and o, 60, "RegisteredNode in describe node",
+                     interval=0.3)
     assert f"node-controller  Node {node.name} event: Registered Node {node.name} in Controller" in out
     assert "Non-terminated Pods:" in out and "Allocated resources:" in out
 
@@ -137,7 +128,7 @@ def test_kubectl_debug_runs_an_ephemeral_container(node):
     def finished():
         st = (node.get("pod", "dbg")["status"].get("ephemeralContainerStatuses") or [{}])[0]
         return st if "terminated" in st.get("state", {}) else None
-    st = wait_for(finished, "the debug container to finish")
+    st = poll_until(finished, 60, "the debug container to finish", interval=0.3)
     assert st["name"] == "dbgr" and st["state"]["terminated"]["exitCode"] == 0
     assert node.kubectl("logs", "dbg", "-c", "dbgr").stdout == "from-debug\ndbg\n"
     assert "Ephemeral Containers:" in node.kubectl("describe", "pod", "dbg").stdout
